@@ -1,0 +1,149 @@
+// Control-plane configuration from EE_* environment variables (seed 002/003 defaults, DESIGN §7).
+// Pure: reads only the `env` argument, so tests and embedders can pass their own.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { LevelWithSilent } from 'pino';
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(message);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+export interface ControlPlaneConfig {
+  readonly control_bind: string;
+  readonly control_port: number; // 0 = ephemeral
+  readonly proxy_bind: string;
+  readonly proxy_port: number; // 0 = ephemeral
+  readonly db_path: string; // ":memory:" allowed
+  readonly database_url: string | undefined; // when set, PostgreSQL is used instead of db_path
+  readonly admin_token: string | undefined;
+  readonly launcher_token: string | undefined;
+  readonly uptime_token: string | undefined;
+  readonly github_token: string | undefined;
+  readonly allowlist_asset: string;
+  readonly pccs_url: string | undefined;
+  readonly attest_interval_ms: number;
+  readonly attest_deadline_ms: number;
+  readonly health_timeout_ms: number;
+  readonly registration_ttl_ms: number;
+  readonly registration_warn_ms: number;
+  readonly app_domain: string | undefined; // lowercase, no leading dot
+  readonly proxy_timeout_ms: number; // until response headers
+  readonly proxy_idle_timeout_ms: number;
+  readonly max_streams_per_agent: number;
+  readonly max_body_bytes: number; // 0 = unlimited
+  readonly max_header_bytes: number;
+  readonly max_handshakes: number;
+  readonly drain_timeout_ms: number;
+  readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
+  readonly log_level: LevelWithSilent;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+// Node timers overflow above 2^31-1 ms (the callback then fires after 1 ms), so every value
+// that ends up in a setTimeout is capped there.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_SEC = Math.floor(MAX_TIMER_MS / 1000);
+const DAY_MS = 86_400_000;
+
+// Plain decimal only: no sign, exponent, hex, or surrounding whitespace.
+const INT_RE = /^[0-9]+$/;
+const DEC_RE = /^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$/;
+const LABEL_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+const int = (min: number, max: number) =>
+  z.string().regex(INT_RE).transform(Number).pipe(z.number().int().min(min).max(max));
+const secToMs = (min: number) => int(min, MAX_TIMER_SEC).transform((s) => s * 1000);
+const daysToMs = (min: number, exclusive: boolean) =>
+  z.string().regex(DEC_RE).transform(Number)
+    .pipe(exclusive ? z.number().gt(min) : z.number().gte(min))
+    .pipe(z.number().max(100 * 365)) // keeps the ms value a safe integer, far beyond any real TTL
+    .transform((d) => Math.round(d * DAY_MS));
+const host = z.string().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v));
+// HTTP strips surrounding whitespace from header values, so such a token could never match.
+const token = (minLength: number) => z.string().min(minLength).refine((v) => v.trim() === v);
+const httpUrl = z.string().refine((v) => {
+  if (!URL.canParse(v)) return false;
+  const p = new URL(v).protocol;
+  return p === 'https:' || p === 'http:';
+});
+const pgUrl = z.string().refine((v) => /^postgres(?:ql)?:\/\//.test(v) && URL.canParse(v));
+const dnsSuffix = z.string()
+  .transform((v) => v.toLowerCase().replace(/^\./, ''))
+  .refine((v) => v.length <= 253 && v.split('.').every((l) => LABEL_RE.test(l)));
+
+interface Spec<T> {
+  readonly env: string;
+  readonly expect: string; // completes "<VAR> must be ..."
+  readonly schema: z.ZodType<T, string>;
+  readonly fallback?: string; // default, as the raw string, so it goes through the same parser
+  readonly secret?: boolean; // never echo the value in errors
+}
+const spec = <T>(env: string, expect: string, schema: z.ZodType<T, string>, more: { fallback?: string; secret?: boolean } = {}): Spec<T> =>
+  ({ env, expect, schema, ...more });
+
+const PORT = 'an integer from 0 to 65535 (0 = ephemeral)';
+const SEC = (min: number) => `a whole number of seconds from ${min} to ${MAX_TIMER_SEC}`;
+
+const SPECS = {
+  control_bind: spec('EE_CONTROL_BIND', 'an IP address or host name', host, { fallback: '0.0.0.0' }),
+  control_port: spec('EE_CONTROL_PORT', PORT, int(0, 65535), { fallback: '8088' }),
+  proxy_bind: spec('EE_PROXY_BIND', 'an IP address or host name', host, { fallback: '0.0.0.0' }),
+  proxy_port: spec('EE_PROXY_PORT', PORT, int(0, 65535), { fallback: '9090' }),
+  db_path: spec('EE_DB_PATH', 'a file path or ":memory:"', z.string().min(1), { fallback: 'control_plane/data/control-plane.db' }),
+  database_url: spec('EE_DATABASE_URL', 'a URL starting with postgres:// or postgresql://', pgUrl, { secret: true }),
+  admin_token: spec('EE_ADMIN_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), { secret: true }),
+  launcher_token: spec('EE_LAUNCHER_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
+  uptime_token: spec('EE_UPTIME_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
+  github_token: spec('EE_GITHUB_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
+  allowlist_asset: spec('EE_ALLOWLIST_ASSET', 'a file or release asset name', z.string().min(1), { fallback: 'agent-attestation-allowlist.json' }),
+  pccs_url: spec('EE_PCCS_URL', 'an http:// or https:// URL', httpUrl),
+  attest_interval_ms: spec('EE_ATTEST_INTERVAL_SEC', SEC(1), secToMs(1), { fallback: '3600' }),
+  attest_deadline_ms: spec('EE_ATTEST_DEADLINE_SEC', SEC(1), secToMs(1), { fallback: '30' }),
+  health_timeout_ms: spec('EE_HEALTH_TIMEOUT_SEC', SEC(1), secToMs(1), { fallback: '120' }),
+  registration_ttl_ms: spec('EE_REGISTRATION_TTL_DAYS', 'a number of days greater than 0 (fractions allowed)', daysToMs(0, true), { fallback: '30' }),
+  registration_warn_ms: spec('EE_REGISTRATION_WARN_DAYS', 'a number of days of at least 0 (fractions allowed)', daysToMs(0, false), { fallback: '3' }),
+  app_domain: spec('EE_APP_DOMAIN', 'a DNS suffix such as "app.example.com" or "localhost"', dnsSuffix),
+  proxy_timeout_ms: spec('EE_PROXY_TIMEOUT_SEC', SEC(1), secToMs(1), { fallback: '60' }),
+  proxy_idle_timeout_ms: spec('EE_PROXY_IDLE_TIMEOUT_SEC', SEC(1), secToMs(1), { fallback: '60' }),
+  max_streams_per_agent: spec('EE_MAX_STREAMS_PER_AGENT', 'an integer from 1 to 65535', int(1, 65535), { fallback: '256' }),
+  max_body_bytes: spec('EE_MAX_BODY_BYTES', 'a whole number of bytes (0 = unlimited)', int(0, Number.MAX_SAFE_INTEGER), { fallback: '0' }),
+  max_header_bytes: spec('EE_MAX_HEADER_BYTES', 'a whole number of bytes from 1024 to 1048576', int(1024, 1_048_576), { fallback: '16384' }),
+  max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', 'an integer from 1 to 1000000', int(1, 1_000_000), { fallback: '256' }),
+  drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
+  queue_timeout_ms: spec('EE_QUEUE_TIMEOUT_MS', `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`, int(0, MAX_TIMER_MS), { fallback: '2000' }),
+  log_level: spec('EE_LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`, z.enum(LOG_LEVELS), { fallback: 'info' }),
+} satisfies { [K in keyof ControlPlaneConfig]-?: Spec<NonNullable<ControlPlaneConfig[K]>> };
+
+/** Every variable this loader reads. Other EE_* names are ignored: other tools share the namespace. */
+export const CONTROL_PLANE_ENV_VARS: readonly string[] = Object.values(SPECS).map((s) => s.env);
+
+function read<T>(env: Readonly<Record<string, string | undefined>>, s: Spec<T>): T | undefined {
+  const given = env[s.env];
+  const raw = given === undefined || given === '' ? s.fallback : given; // empty string = unset
+  if (raw === undefined) return undefined;
+  const r = s.schema.safeParse(raw);
+  if (r.success) return r.data;
+  const got = s.secret ? `a value of ${raw.length} characters` : JSON.stringify(raw);
+  throw new ConfigError(s.env, `${s.env} must be ${s.expect}, got ${got}`);
+}
+
+export function loadControlPlaneConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): ControlPlaneConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SPECS)) out[key] = read(env, s as Spec<unknown>);
+  const cfg = out as unknown as ControlPlaneConfig;
+
+  if (cfg.attest_deadline_ms >= cfg.attest_interval_ms) {
+    throw new ConfigError('EE_ATTEST_DEADLINE_SEC',
+      `EE_ATTEST_DEADLINE_SEC must be less than EE_ATTEST_INTERVAL_SEC (${cfg.attest_interval_ms / 1000}), got ${cfg.attest_deadline_ms / 1000}`);
+  }
+  if (cfg.registration_warn_ms >= cfg.registration_ttl_ms) {
+    throw new ConfigError('EE_REGISTRATION_WARN_DAYS',
+      `EE_REGISTRATION_WARN_DAYS must be less than EE_REGISTRATION_TTL_DAYS (${cfg.registration_ttl_ms / DAY_MS}), got ${cfg.registration_warn_ms / DAY_MS}`);
+  }
+  return Object.freeze(cfg);
+}

@@ -1,0 +1,123 @@
+// JSON control messages carried as WebSocket text frames. The seed's four messages (`register`,
+// `attest_request`, `attest_response`, `health`) keep their exact field names; we add optional fields and a
+// few messages of our own (`registered`, `attest_result`, `error`). Strict objects: unknown fields are rejected
+// so a typo never silently changes meaning.
+
+import { z } from 'zod';
+import { MAX_CONTROL_MESSAGE_BYTES } from './limits.js';
+
+const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
+const name = z.string().min(1).max(128);
+
+export const APP_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** App names are DNS labels: they become `{app}.{EE_APP_DOMAIN}` hosts. */
+export const AppName = z.string().regex(APP_NAME_RE, 'app_name must be a DNS label: a-z, 0-9 and inner hyphens, at most 63 characters');
+/** `owner/repo`, as on GitHub. */
+export const RepoName = z.string().max(200).regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'repo must look like owner/name');
+export const AgentId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'agent_id must be 8-64 characters of A-Z a-z 0-9 _ -');
+
+export const Keyset = z.strictObject({ hpke_public_key: hex(32), receipt_public_key: hex(32) });
+
+export const RegisterMessage = z.strictObject({
+  type: z.literal('register'),
+  repo: RepoName,
+  release_tag: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'release_tag must be printable ASCII without spaces'),
+  app_name: AppName,
+  network: name,
+  agent_id: AgentId,
+  /** Ours: the agent's software version, for operators. */
+  agent_version: z.string().max(64).optional(),
+});
+
+export const AttestRequestMessage = z.strictObject({
+  type: z.literal('attest_request'),
+  nonce: hex(32),
+  deadline_s: z.number().int().positive(),
+  reason: z.enum(['register', 'interval', 'policy', 'client']),
+});
+
+export const AttestResponseMessage = z.strictObject({
+  type: z.literal('attest_response'),
+  nonce: hex(32),
+  quote: z.string().min(1).max(40_000).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'quote must be base64'),
+  report_data: hex(64),
+  measurements: z.record(z.string(), z.string().max(256)),
+  /** Ours: the per-boot keyset bound into report_data (DESIGN.md §3). */
+  keyset: Keyset.optional(),
+});
+
+export const HealthMessage = z.strictObject({
+  type: z.literal('health'),
+  status: z.enum(['pass', 'fail']),
+  /** Ours: why it failed, e.g. "backend unreachable: ECONNREFUSED". */
+  detail: z.string().max(512).optional(),
+});
+
+export const RegisteredMessage = z.strictObject({
+  type: z.literal('registered'),
+  app_name: AppName,
+  agent_id: AgentId,
+  expires_at: z.string(),
+  status: z.string(),
+});
+
+export const AttestResultMessage = z.strictObject({
+  type: z.literal('attest_result'),
+  nonce: hex(32),
+  ok: z.boolean(),
+  reasons: z.array(z.string().max(512)).max(32),
+});
+
+export const ErrorMessage = z.strictObject({
+  type: z.literal('error'),
+  code: z.string().max(64),
+  message: z.string().max(1024),
+});
+
+export const AgentToControl = z.discriminatedUnion('type', [RegisterMessage, AttestResponseMessage, HealthMessage]);
+export const ControlToAgent = z.discriminatedUnion('type', [AttestRequestMessage, RegisteredMessage, AttestResultMessage, ErrorMessage]);
+
+export type RegisterMessage = z.infer<typeof RegisterMessage>;
+export type AttestRequestMessage = z.infer<typeof AttestRequestMessage>;
+export type AttestResponseMessage = z.infer<typeof AttestResponseMessage>;
+export type HealthMessage = z.infer<typeof HealthMessage>;
+export type RegisteredMessage = z.infer<typeof RegisteredMessage>;
+export type AttestResultMessage = z.infer<typeof AttestResultMessage>;
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+export type AgentToControl = z.infer<typeof AgentToControl>;
+export type ControlToAgent = z.infer<typeof ControlToAgent>;
+
+export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
+
+function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
+  if (text.length > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, error: `control message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes` };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'control message is not valid JSON' };
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return { ok: false, error: `invalid control message: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown'}` };
+  }
+  return { ok: true, message: r.data };
+}
+
+export const parseAgentMessage = (text: string) => parseWith(AgentToControl, text);
+export const parseControlMessage = (text: string) => parseWith(ControlToAgent, text);
+
+/** WebSocket close codes we use (4000-4999 is the application range). */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL: 1011,
+  REGISTRATION_REFUSED: 4001,
+  ATTESTATION_FAILED: 4002,
+  NOT_REGISTERED: 4003,
+  DEAD_PEER: 4004,
+  REPLACED: 4005,
+} as const;
