@@ -67,7 +67,7 @@ function assertStreamId(stream_id: number): void {
 
 export function encodeHeaders(stream_id: number, head: Buffer, end_stream: boolean): Buffer {
   assertStreamId(stream_id);
-  if (head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`head too large: ${head.length}`);
+  if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`head size out of range: ${head.length}`);
   const buf = header(FrameType.HEADERS, end_stream ? FrameFlag.END_STREAM : 0, stream_id, head.length);
   head.copy(buf, FRAME_HEADER_BYTES);
   return buf;
@@ -77,7 +77,7 @@ export function encodeHeaders(stream_id: number, head: Buffer, end_stream: boole
 export function encodeData(stream_id: number, data: Buffer, end_stream: boolean, start = 0, end = data.length): Buffer {
   assertStreamId(stream_id);
   const len = end - start;
-  if (len < 0 || len > MAX_DATA_FRAME_BYTES) throw new RangeError(`data frame size out of range: ${len}`);
+  if (start < 0 || end > data.length || len < 0 || len > MAX_DATA_FRAME_BYTES) throw new RangeError(`data frame range out of bounds: [${start}, ${end}) of ${data.length}`);
   const buf = header(FrameType.DATA, end_stream ? FrameFlag.END_STREAM : 0, stream_id, len);
   data.copy(buf, FRAME_HEADER_BYTES, start, end);
   return buf;
@@ -85,7 +85,7 @@ export function encodeData(stream_id: number, data: Buffer, end_stream: boolean,
 
 export function encodeTrailers(stream_id: number, head: Buffer): Buffer {
   assertStreamId(stream_id);
-  if (head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`trailers too large: ${head.length}`);
+  if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`trailers size out of range: ${head.length}`);
   const buf = header(FrameType.TRAILERS, FrameFlag.END_STREAM, stream_id, head.length);
   head.copy(buf, FRAME_HEADER_BYTES);
   return buf;

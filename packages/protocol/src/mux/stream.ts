@@ -44,7 +44,8 @@ export class MuxStream {
   /** @internal */ recv_window = INITIAL_STREAM_WINDOW_BYTES;
   /** @internal */ unconsumed = 0;
   /** @internal */ credit_pending = 0;
-  /** @internal */ remote_ended = false;
+  /** The peer has ended its side (END_STREAM or trailers received). */
+  remote_ended = false;
   /** Whether the response head has been sent (acceptor) or received (opener). */
   head_done = false;
   received_bytes = 0;

@@ -1,0 +1,289 @@
+// The agent: dials the control plane (never listens), registers, answers attestation challenges, sends
+// health heartbeats and serves proxied streams against its backend. It reconnects forever with full-jitter
+// backoff, and on the control plane's GOAWAY it dials a fresh connection at once while the old one drains.
+
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { WebSocket } from 'ws';
+import { pino, type Logger } from 'pino';
+import type { Pool } from 'undici';
+import {
+  CloseCode,
+  DEAD_AFTER_MS,
+  MAX_WS_MESSAGE_BYTES,
+  MuxSession,
+  PING_INTERVAL_MS,
+  RECONNECT_RESET_AFTER_MS,
+  parseControlMessage,
+  type AgentToControl,
+  type AttestRequestMessage,
+  type RequestHead,
+  type MuxStream,
+} from '@easyenclave/protocol';
+import {
+  computeReportData,
+  generateKeyset,
+  networkPolicy,
+  publicKeyset,
+  SandboxQuoteProvider,
+  type AgentKeys,
+  type QuoteProvider,
+} from '@easyenclave/attestation';
+import type { AgentConfig } from './config.js';
+import { fullJitterDelay } from './backoff.js';
+import { forwardToBackend, newBackendPool } from './forwarder.js';
+import { forwardUpgradeToBackend } from './upgrade.js';
+
+export const AGENT_VERSION = '0.1.0';
+const BINARY = { binary: true } as const;
+const zeroMask = (mask: Buffer) => void mask.fill(0); // masking protects browsers' intermediaries, not us: skip the XOR
+const LIVENESS_TICK_MS = 5_000;
+const HEALTH_CHECK_TIMEOUT_MS = 2_000;
+
+interface Conn {
+  ws: WebSocket;
+  session: MuxSession;
+  opened_at: number;
+  registered: boolean;
+  last_seen: number;
+}
+
+export interface AgentOptions {
+  logger?: Logger;
+  quote_provider?: QuoteProvider;
+}
+
+export class Agent extends EventEmitter {
+  readonly log: Logger;
+  readonly keys: AgentKeys = generateKeyset();
+  private readonly provider: QuoteProvider;
+  private readonly pool: Pool;
+  private current: Conn | null = null;
+  private readonly draining = new Set<Conn>();
+  private attempt = 0;
+  private reconnect_timer: NodeJS.Timeout | null = null;
+  private health_timer: NodeJS.Timeout | null = null;
+  private liveness_timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  attested = false;
+
+  constructor(readonly config: AgentConfig, opts: AgentOptions = {}) {
+    super();
+    this.log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'agent', app: config.app_name, agent_id: config.agent_id } });
+    this.pool = newBackendPool(config.backend_url, config.max_streams);
+    const sealed = networkPolicy(config.network)?.sealed ?? true;
+    if (opts.quote_provider) {
+      this.provider = opts.quote_provider;
+    } else {
+      // No TDX quote provider is configured: say so. Sandbox evidence is refused by sealed networks.
+      if (sealed) this.log.error({ network: config.network }, 'no TDX quote provider: this network is sealed and will refuse sandbox evidence');
+      else this.log.warn({ network: config.network }, 'no TDX: using SANDBOX attestation (software key, development only)');
+      this.provider = new SandboxQuoteProvider({ repo: config.repo, release_tag: config.release_tag });
+    }
+  }
+
+  start(): void {
+    this.connect();
+    this.health_timer = setInterval(() => void this.sendHealth(), this.config.health_interval_ms);
+    this.liveness_timer = setInterval(() => this.checkLiveness(), LIVENESS_TICK_MS);
+  }
+
+  /** Graceful stop: GOAWAY, let in-flight streams finish (bounded by the drain timeout), then close. */
+  async stop(drain_timeout_ms = this.config.drain_timeout_ms): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of [this.reconnect_timer, this.health_timer, this.liveness_timer]) if (t) clearTimeout(t);
+    const conns = [...this.draining, ...(this.current ? [this.current] : [])];
+    for (const c of conns) c.session.goaway();
+    const deadline = Date.now() + drain_timeout_ms;
+    while (Date.now() < deadline && conns.some((c) => c.session.activeStreams > 0 && c.ws.readyState === WebSocket.OPEN)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const c of conns) c.ws.close(CloseCode.GOING_AWAY, 'agent stopping');
+    await this.pool.close().catch(() => {});
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const ws = new WebSocket(this.config.control_ws, {
+      perMessageDeflate: false,
+      maxPayload: MAX_WS_MESSAGE_BYTES,
+      handshakeTimeout: 10_000,
+      generateMask: zeroMask,
+    });
+    const conn: Conn = {
+      ws,
+      session: new MuxSession({
+        role: 'acceptor',
+        send: (frame, cb) => ws.send(frame, BINARY, cb),
+        max_streams: this.config.max_streams,
+        onStream: (stream, head) => this.serve(stream, head),
+        onGoaway: () => this.onGoaway(conn),
+        onProtocolError: (err) => {
+          this.log.error({ err: err.message }, 'protocol error from control plane');
+          ws.close(CloseCode.PROTOCOL_ERROR, err.message.slice(0, 120));
+        },
+      }),
+      opened_at: Date.now(),
+      registered: false,
+      last_seen: Date.now(),
+    };
+    this.current = conn;
+    let busy = false;
+    ws.on('open', () => {
+      conn.opened_at = Date.now();
+      conn.last_seen = Date.now();
+      this.emit('connected');
+      this.send(conn, {
+        type: 'register', repo: this.config.repo, release_tag: this.config.release_tag, app_name: this.config.app_name,
+        network: this.config.network, agent_id: this.config.agent_id, agent_version: AGENT_VERSION,
+      });
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      conn.last_seen = Date.now();
+      if (isBinary) conn.session.handleFrame(data);
+      else void this.onControl(conn, data.toString('utf8'));
+    });
+    ws.on('pong', () => (conn.last_seen = Date.now()));
+    ws.on('unexpected-response', (_req, res) => {
+      // The control plane is up but busy (handshake cap, draining): retry soon, without escalating.
+      busy = res.statusCode === 503;
+      this.log.debug({ status: res.statusCode }, 'tunnel handshake refused');
+      ws.terminate();
+    });
+    ws.on('error', (err) => this.log.debug({ err: err.message }, 'tunnel socket error'));
+    ws.on('close', (code, reason) => {
+      conn.session.destroy();
+      this.draining.delete(conn);
+      if (this.current !== conn) return;
+      this.current = null;
+      this.attested = false;
+      if (conn.registered) this.log.warn({ code, reason: reason.toString() }, 'tunnel closed');
+      this.emit('disconnected', code, reason.toString());
+      if (Date.now() - conn.opened_at >= RECONNECT_RESET_AFTER_MS || conn.registered) this.attempt = 0;
+      this.scheduleReconnect(busy ? Math.floor(Math.random() * 1000) : undefined);
+    });
+  }
+
+  private scheduleReconnect(delay_ms?: number): void {
+    if (this.stopped || this.reconnect_timer) return;
+    const delay = delay_ms ?? fullJitterDelay(this.attempt++);
+    this.reconnect_timer = setTimeout(() => {
+      this.reconnect_timer = null;
+      this.connect();
+    }, delay);
+  }
+
+  /** The control plane is going away: keep the old connection for in-flight streams, dial a new one now. */
+  private onGoaway(conn: Conn): void {
+    if (this.current !== conn) return;
+    this.log.info('control plane sent GOAWAY: reconnecting');
+    this.draining.add(conn);
+    this.current = null;
+    this.attested = false;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  private send(conn: Conn, msg: AgentToControl): void {
+    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify(msg));
+  }
+
+  private async onControl(conn: Conn, text: string): Promise<void> {
+    const parsed = parseControlMessage(text);
+    if (!parsed.ok) {
+      this.log.error({ error: parsed.error }, 'bad control message from control plane');
+      return;
+    }
+    const msg = parsed.message;
+    switch (msg.type) {
+      case 'registered':
+        conn.registered = true;
+        this.log.info({ status: msg.status, expires_at: msg.expires_at }, 'registered');
+        this.emit('registered', msg);
+        await this.sendHealth();
+        return;
+      case 'attest_request':
+        return this.answerChallenge(conn, msg);
+      case 'attest_result':
+        if (msg.ok) {
+          if (!this.attested) this.log.info('attested');
+          this.attested = true;
+          this.emit('attested');
+        } else {
+          this.attested = false;
+          this.log.error({ reasons: msg.reasons }, 'attestation refused by the control plane');
+          this.emit('attest_failed', msg.reasons);
+        }
+        return;
+      case 'error':
+        this.log.error({ code: msg.code }, `control plane error: ${msg.message}`);
+        this.emit('refused', msg.code, msg.message);
+        return;
+    }
+  }
+
+  private async answerChallenge(conn: Conn, req: AttestRequestMessage): Promise<void> {
+    const keyset = publicKeyset(this.keys);
+    const report_data = computeReportData(Buffer.from(req.nonce, 'hex'), keyset);
+    try {
+      const quote = await this.provider.getQuote(report_data);
+      const m = (this.provider as { measurements?: Record<string, string> }).measurements ?? {};
+      this.send(conn, {
+        type: 'attest_response', nonce: req.nonce, quote: quote.toString('base64'), report_data: report_data.toString('hex'),
+        measurements: { ...m }, keyset,
+      });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'could not produce a quote');
+    }
+  }
+
+  /** Backend reachability decides pass/fail: an HTTP GET of EE_HEALTH_PATH (< 500), else a TCP connect. */
+  async checkBackend(): Promise<{ ok: boolean; detail?: string }> {
+    const url = new URL(this.config.backend_url);
+    if (this.config.health_path) {
+      try {
+        const res = await this.pool.request({ method: 'GET', path: this.config.health_path, headersTimeout: HEALTH_CHECK_TIMEOUT_MS, bodyTimeout: HEALTH_CHECK_TIMEOUT_MS });
+        await res.body.dump();
+        return res.statusCode < 500 ? { ok: true } : { ok: false, detail: `backend health answered ${res.statusCode}` };
+      } catch (err) {
+        return { ok: false, detail: `backend unreachable: ${(err as Error).message}` };
+      }
+    }
+    return new Promise((resolve) => {
+      const sock = net.connect({ host: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) });
+      const done = (r: { ok: boolean; detail?: string }) => {
+        sock.destroy();
+        resolve(r);
+      };
+      sock.setTimeout(HEALTH_CHECK_TIMEOUT_MS, () => done({ ok: false, detail: 'backend connect timeout' }));
+      sock.once('connect', () => done({ ok: true }));
+      sock.once('error', (err: Error & { code?: string }) => done({ ok: false, detail: `backend unreachable: ${err.code ?? err.message}` }));
+    });
+  }
+
+  private async sendHealth(): Promise<void> {
+    const conn = this.current;
+    if (!conn?.registered) return;
+    const r = await this.checkBackend();
+    this.send(conn, r.ok ? { type: 'health', status: 'pass' } : { type: 'health', status: 'fail', detail: r.detail!.slice(0, 500) });
+  }
+
+  private checkLiveness(): void {
+    const now = Date.now();
+    for (const conn of [this.current, ...this.draining]) {
+      if (!conn || conn.ws.readyState !== WebSocket.OPEN) continue;
+      if (now - conn.last_seen > DEAD_AFTER_MS) {
+        this.log.warn('control plane silent for too long: reconnecting');
+        conn.ws.terminate();
+      } else if (now - conn.last_seen > PING_INTERVAL_MS) {
+        conn.ws.ping();
+      }
+    }
+  }
+
+  private serve(stream: MuxStream, head: RequestHead): void {
+    if (head.upgrade) forwardUpgradeToBackend(this.config.backend_url, stream, head);
+    else forwardToBackend(this.pool, stream, head);
+  }
+}

@@ -1,0 +1,145 @@
+// Serves one tunnel stream against the backend through an undici keep-alive pool: request body streamed
+// from the tunnel (credit returned as undici takes each chunk), response streamed back with backpressure
+// (undici pauses while the stream's send queue is full). Failures become reset codes that name the cause.
+
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import {
+  BACKEND_DEADLINE_MARGIN_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  HOP_BY_HOP,
+  ResetCode,
+  type HeaderList,
+  type MuxStream,
+  type RequestHead,
+} from '@easyenclave/protocol';
+
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+// Headers the agent never passes to undici: hop-by-hop (re-added per hop), host (the backend's own),
+// and expect (undici does not support 100-continue; the control plane already answered it).
+const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'expect']);
+
+export function newBackendPool(backend_url: string, connections: number): Pool {
+  return new Pool(new URL(backend_url).origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 5_000 } });
+}
+
+/** Maps an undici/socket error to the reset code that tells the control plane what happened. */
+export function backendErrorCode(err: Error): number {
+  const e = err as Error & { code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code ?? '';
+  if (CONNECT_ERRORS.has(code)) return ResetCode.BACKEND_UNREACHABLE;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return ResetCode.BACKEND_TIMEOUT;
+  return ResetCode.BACKEND_ERROR;
+}
+
+/** The request body as an async iterable: credit for a chunk returns when undici asks for the next one,
+ *  i.e. once it has written the previous chunk to the backend socket. */
+class TunnelBody implements AsyncIterable<Buffer> {
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+  private failed: Error | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly stream: MuxStream) {
+    stream.onData = (chunk) => {
+      this.chunks.push(chunk);
+      this.notify();
+    };
+    stream.onEnd = () => {
+      this.ended = true;
+      this.notify();
+    };
+  }
+
+  fail(err: Error): void {
+    this.failed = err;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk) {
+        yield chunk;
+        this.stream.consumed(chunk.length);
+        continue;
+      }
+      if (this.failed) throw this.failed;
+      if (this.ended) return;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
+function toList(raw: Buffer[] | string[] | Record<string, string | string[] | undefined> | null | undefined): HeaderList {
+  const out: HeaderList = [];
+  if (!raw) return out;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const k = raw[i]!.toString();
+      if (HOP_BY_HOP.has(k.toLowerCase())) continue;
+      out.push([k, raw[i + 1]!.toString()]);
+    }
+    return out;
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined || HOP_BY_HOP.has(k)) continue;
+    if (Array.isArray(v)) for (const x of v) out.push([k, x]);
+    else out.push([k, v]);
+  }
+  return out;
+}
+
+export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHead): void {
+  const headers: string[] = [];
+  for (const [k, v] of head.headers) if (!DROP_REQUEST.has(k.toLowerCase())) headers.push(k, v);
+  const body = stream.remote_ended ? null : new TunnelBody(stream);
+  let controller: Dispatcher.DispatchController | null = null;
+  let responded = false;
+
+  stream.onReset = () => {
+    const err = new Error('stream reset by the control plane');
+    body?.fail(err);
+    controller?.abort(err);
+  };
+  stream.onDrain = () => controller?.resume();
+
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(c) {
+      controller = c;
+    },
+    onResponseStart(c, status, parsed) {
+      responded = true;
+      stream.respond({ status, headers: toList(c.rawHeaders ?? parsed) });
+    },
+    onResponseData(c, chunk) {
+      if (!stream.write(chunk)) c.pause();
+    },
+    onResponseEnd(c, trailers) {
+      const list = toList(c.rawTrailers ?? trailers);
+      stream.end(list.length > 0 ? list : undefined);
+    },
+    onResponseError(_c, err) {
+      if (stream.closed) return;
+      stream.reset(responded ? ResetCode.BACKEND_ERROR : backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
+    },
+  };
+  const headers_timeout = Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS);
+  pool.dispatch(
+    {
+      method: head.method as Dispatcher.HttpMethod,
+      path: head.path,
+      headers,
+      body: body as Dispatcher.DispatchOptions['body'],
+      headersTimeout: headers_timeout,
+      bodyTimeout: DEFAULT_IDLE_TIMEOUT_MS,
+    },
+    handler,
+  );
+}

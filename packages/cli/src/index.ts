@@ -1,0 +1,1 @@
+export { fail, onShutdownSignals } from './process.js';

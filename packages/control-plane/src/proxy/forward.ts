@@ -1,0 +1,188 @@
+// Forwards one HTTP request over the tunnel: opens a stream on a chosen agent, streams the body up with
+// backpressure, streams the response down with credit returned only once the client socket took the bytes,
+// maps resets and timeouts to clear HTTP errors, and retries on another agent only when the request
+// certainly never reached a backend.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { headersFromRaw, resetToHttp, ResetCode, type HeaderList, type MuxStream, type RequestHead } from '@easyenclave/protocol';
+import { sendRawError, type ApiError } from '../http-errors.js';
+import type { TunnelHub } from '../tunnel/hub.js';
+import type { AgentLink } from '../tunnel/link.js';
+import type { ProxyMetrics } from '../metrics.js';
+
+export interface ForwardOptions {
+  app_name: string;
+  /** Path and query to send to the backend. */
+  path: string;
+  /** How the request arrived, for X-Forwarded-* headers. */
+  forwarded_host: string | undefined;
+  forwarded_proto: string;
+}
+
+const MAX_ATTEMPTS = 3;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** True when the request carries no body, so it can be replayed on another agent. */
+function hasNoBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
+}
+
+export function buildHead(req: IncomingMessage, opts: ForwardOptions, timeout_ms: number, upgrade: boolean): RequestHead {
+  const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined);
+  const xff = req.headers['x-forwarded-for'];
+  const peer = req.socket.remoteAddress ?? '';
+  headers.push(['x-forwarded-for', xff ? `${xff}, ${peer}` : peer]);
+  headers.push(['x-forwarded-proto', opts.forwarded_proto]);
+  if (opts.forwarded_host) headers.push(['x-forwarded-host', opts.forwarded_host]);
+  const head: RequestHead = { method: req.method ?? 'GET', path: opts.path, headers, timeout_ms };
+  if (upgrade) head.upgrade = true;
+  return head;
+}
+const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
+
+export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions, metrics: ProxyMetrics): Promise<void> {
+  const { config } = hub.deps;
+  const max_body = config.max_body_bytes;
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (max_body > 0 && declared > max_body) {
+    metrics.done(413);
+    req.resume();
+    return sendRawError(res, { status: 413, code: 'body_too_large', message: `request body of ${declared} bytes exceeds the limit of ${max_body}` });
+  }
+  const replayable = hasNoBody(req);
+  const tried = new Set<AgentLink>();
+  for (let attempt = 1; ; attempt++) {
+    const got = hub.acquire(opts.app_name, tried.size > 0 ? tried : null);
+    const link = got instanceof Promise ? await got : got;
+    if (!('session' in link)) {
+      metrics.done(link.status);
+      req.resume();
+      return sendRawError(res, link);
+    }
+    if (res.destroyed) return; // the client left while we waited
+    tried.add(link);
+    const outcome = await attemptOnce(hub, link, req, res, opts, replayable);
+    hub.wake(opts.app_name); // a stream slot is free again
+    if (outcome === 'done') {
+      metrics.done(res.statusCode);
+      return;
+    }
+    // Never reached a backend: another agent may take it, if the body can be replayed.
+    if (!replayable || attempt >= MAX_ATTEMPTS) {
+      metrics.done(outcome.status);
+      return sendRawError(res, outcome);
+    }
+  }
+}
+
+type Outcome = 'done' | ApiError;
+
+function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions, replayable: boolean): Promise<Outcome> {
+  const { config } = hub.deps;
+  return new Promise<Outcome>((resolve) => {
+    let stream: MuxStream;
+    try {
+      stream = link.session.openStream(buildHead(req, opts, config.proxy_timeout_ms, false), replayable);
+    } catch {
+      return resolve({ status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 });
+    }
+    let settled = false;
+    let body_bytes = 0;
+    let timer: NodeJS.Timeout | null = setTimeout(() => {
+      timer = null;
+      stream.reset(ResetCode.CANCEL, 'response timeout');
+      finish({ status: 504, code: 'agent_timeout', message: `no response from the agent within ${Math.round(config.proxy_timeout_ms / 1000)} s` });
+    }, config.proxy_timeout_ms + 1000); // the agent's own backend deadline fires first and names the cause
+    // After the response head, the deadline becomes an idle timer, refreshed by every data frame.
+    const armIdle = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        stream.reset(ResetCode.IDLE_TIMEOUT, 'idle timeout');
+        res.destroy(new Error('idle timeout'));
+        finish('done');
+      }, config.proxy_idle_timeout_ms);
+    };
+    const finish = (o: Outcome) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      cleanup();
+      resolve(o);
+    };
+
+    // Request body: client → tunnel, pausing the client while the stream's queue is full.
+    const onReqData = (chunk: Buffer) => {
+      body_bytes += chunk.length;
+      if (config.max_body_bytes > 0 && body_bytes > config.max_body_bytes) {
+        stream.reset(ResetCode.TOO_LARGE, 'request body too large');
+        finish({ status: 413, code: 'body_too_large', message: `request body exceeds the limit of ${config.max_body_bytes} bytes` });
+        return;
+      }
+      if (!stream.write(chunk)) req.pause();
+    };
+    const onReqEnd = () => stream.end();
+    stream.onDrain = () => req.resume();
+    if (!replayable) {
+      req.on('data', onReqData);
+      req.on('end', onReqEnd);
+    }
+    // Client went away: cancel the stream so the backend stops too.
+    const onClose = () => {
+      if (!res.writableFinished) {
+        stream.reset(ResetCode.CANCEL, 'client disconnected');
+        finish('done');
+      }
+    };
+    res.on('close', onClose);
+    const cleanup = () => {
+      req.off('data', onReqData);
+      req.off('end', onReqEnd);
+      res.off('close', onClose);
+    };
+
+    stream.onHeaders = (head) => {
+      const flat: string[] = [];
+      for (const [k, v] of head.headers) flat.push(k, v);
+      res.writeHead(head.status, flat);
+      if (req.method === 'HEAD' || head.status === 204 || head.status === 304) res.flushHeaders();
+      armIdle();
+    };
+    stream.onData = (chunk) => {
+      timer?.refresh();
+      const n = chunk.length;
+      res.write(chunk, () => stream.consumed(n));
+    };
+    stream.onTrailers = (trailers) => {
+      try {
+        res.addTrailers(trailers);
+      } catch {
+        // Trailers only travel with chunked responses; otherwise they are dropped, as HTTP/1.1 requires.
+      }
+    };
+    stream.onEnd = () => {
+      if (!stream.head_done) return;
+      res.end();
+      if (!replayable && !req.complete) req.resume(); // backend answered early: discard the rest of the upload
+      finish('done');
+    };
+    stream.onReset = (code, reason) => {
+      if (res.headersSent) {
+        // Mid-response: the client must see a broken response, never a silently truncated one.
+        res.destroy(new Error(`tunnel stream reset: ${reason}`));
+        return finish('done');
+      }
+      const m = resetToHttp(code);
+      // A tunnel lost before any response byte: a bodiless idempotent request is safe to send elsewhere.
+      const lost = link.session.closed && replayable && IDEMPOTENT.has(req.method ?? '');
+      const never_reached = (m.retryable || lost) && (replayable || body_bytes === 0);
+      const err: ApiError = { status: m.status, code: m.code, message: reason || m.code };
+      if (m.status === 503) err.retry_after_s = 1;
+      if (never_reached) return finish(err);
+      sendRawError(res, err);
+      finish('done');
+    };
+  });
+}

@@ -1,0 +1,31 @@
+// SQLite via better-sqlite3 (synchronous; Kysely's SqliteDialect serialises queries on the one connection).
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+
+export function openSqlite(path: string): Kysely<Database> {
+  // better-sqlite3 treats "" as an anonymous temporary database: never what a config meant.
+  if (path === '') throw new Error('SQLite db_path must not be empty');
+  const memory = path === ':memory:';
+  // The default path (control_plane/data/...) does not exist in a fresh checkout.
+  if (!memory) mkdirSync(dirname(path), { recursive: true });
+
+  const sqlite = new BetterSqlite3(path, { timeout: 5000 });
+  try {
+    if (!memory) {
+      // WAL: readers do not block the writer. Checked, because SQLite silently keeps the old mode
+      // when it cannot switch (e.g. on some network file systems).
+      const mode = sqlite.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new Error(`SQLite refused journal_mode=WAL for ${path} (got ${String(mode)})`);
+    }
+    sqlite.pragma('synchronous = FULL'); // a committed transaction survives power loss (ledger data)
+    sqlite.pragma('foreign_keys = ON'); // off by default in SQLite, always on in PostgreSQL
+    sqlite.pragma('busy_timeout = 5000'); // wait for another process's write lock instead of failing
+  } catch (err) {
+    sqlite.close();
+    throw err;
+  }
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+}

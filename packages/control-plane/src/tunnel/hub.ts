@@ -1,0 +1,367 @@
+// The tunnel hub: accepts agent WebSockets, runs registration and the attestation challenge flow, tracks
+// liveness and health, and hands the proxy a routable agent for an app (power of two choices on in-flight
+// streams), making requests wait briefly when an app's agents are reconnecting or at their stream limit.
+
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import {
+  CloseCode,
+  DEAD_AFTER_MS,
+  MAX_WS_MESSAGE_BYTES,
+  MuxSession,
+  PING_INTERVAL_MS,
+  ResetCode,
+  parseAgentMessage,
+  type ControlToAgent,
+} from '@easyenclave/protocol';
+import type { EvidenceVerifier } from '@easyenclave/attestation';
+import type { Clock } from '../clock.js';
+import type { ControlPlaneConfig } from '../config.js';
+import type { Store } from '../store/index.js';
+import type { ApiError } from '../http-errors.js';
+import { rawErrorResponse } from '../http-errors.js';
+import { appStatus, type AppStatusView } from '../app-status.js';
+import { AgentLink } from './link.js';
+import { handleRegister } from './registration.js';
+import { challenge, handleAttestResponse } from './attestation-flow.js';
+
+export interface HubDeps {
+  store: Store;
+  verifier: EvidenceVerifier;
+  clock: Clock;
+  config: ControlPlaneConfig;
+  log: Logger;
+}
+
+interface Waiter {
+  exclude: ReadonlySet<AgentLink> | null;
+  resolve: (r: AgentLink | ApiError) => void;
+  timer: NodeJS.Timeout;
+}
+
+const SWEEP_INTERVAL_MS = 1000;
+const MAX_WAITERS_PER_APP = 4096;
+const BINARY = { binary: true } as const;
+
+export class TunnelHub {
+  readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
+  readonly links = new Set<AgentLink>();
+  readonly byApp = new Map<string, Set<AgentLink>>();
+  readonly byAgentId = new Map<string, AgentLink>();
+  /** App name → owning repo, mirrored from the store so the hot path never queries the database. */
+  readonly knownApps = new Map<string, { repo: string; network: string }>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  private handshakes = 0;
+  private sweeper: NodeJS.Timeout | null = null;
+  draining = false;
+
+  constructor(readonly deps: HubDeps) {}
+
+  async start(): Promise<void> {
+    const { store, clock } = this.deps;
+    await store.markAllAgentsDisconnected(clock.now());
+    for (const app of await store.listApps()) this.knownApps.set(app.app_name, { repo: app.repo, network: app.network });
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  /** HTTP upgrade on /v1/tunnel. Caps concurrent handshakes so a restart does not stampede. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.draining) {
+      socket.end(rawErrorResponse({ status: 503, code: 'draining', message: 'control plane is shutting down', retry_after_s: 1 }));
+      return;
+    }
+    if (this.handshakes >= this.deps.config.max_handshakes) {
+      socket.end(rawErrorResponse({ status: 503, code: 'too_many_handshakes', message: 'too many agents connecting at once', retry_after_s: 1 }));
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const now = this.deps.clock.now();
+    let link!: AgentLink;
+    const session = new MuxSession({
+      role: 'opener',
+      send: (frame, cb) => ws.send(frame, BINARY, cb),
+      max_header_bytes: this.deps.config.max_header_bytes,
+      onGoaway: () => {
+        link.draining = true; // the agent is shutting down: no new streams
+        this.deps.log.info({ agent_id: link.agent_id }, 'agent draining');
+      },
+      onProtocolError: (err) => this.closeLink(link, CloseCode.PROTOCOL_ERROR, err.message),
+    });
+    link = new AgentLink(ws, session, req.socket.remoteAddress ?? null, now);
+    this.links.add(link);
+    this.handshakes++;
+    let in_handshake = true;
+    const endHandshake = () => {
+      if (in_handshake) {
+        in_handshake = false;
+        this.handshakes--;
+      }
+    };
+    (link as { endHandshake?: () => void }).endHandshake = endHandshake;
+
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      link.last_seen_wall_ms = Date.now();
+      if (isBinary) {
+        if (link.reg === null) return this.closeLink(link, CloseCode.NOT_REGISTERED, 'register before sending frames');
+        session.handleFrame(data);
+        return;
+      }
+      void this.onControl(link, data.toString('utf8'));
+    });
+    ws.on('pong', () => {
+      link.last_seen_wall_ms = Date.now();
+    });
+    ws.on('error', (err) => this.deps.log.debug({ err: err.message, agent_id: link.agent_id }, 'agent socket error'));
+    ws.on('close', (code, reason) => {
+      endHandshake();
+      this.onClosed(link, code, reason.toString('utf8'));
+    });
+  }
+
+  private async onControl(link: AgentLink, text: string): Promise<void> {
+    const parsed = parseAgentMessage(text);
+    if (!parsed.ok) return this.closeLink(link, CloseCode.PROTOCOL_ERROR, parsed.error);
+    const msg = parsed.message;
+    try {
+      if (msg.type === 'register') {
+        if (link.reg !== null) return this.closeLink(link, CloseCode.PROTOCOL_ERROR, 'already registered');
+        await handleRegister(this, link, msg);
+      } else if (link.reg === null) {
+        this.closeLink(link, CloseCode.NOT_REGISTERED, `send register before ${msg.type}`);
+      } else if (msg.type === 'attest_response') {
+        await handleAttestResponse(this, link, msg);
+      } else {
+        await this.onHealth(link, msg.status, msg.detail);
+      }
+    } catch (err) {
+      this.deps.log.error({ err, agent_id: link.agent_id }, 'control message handling failed');
+      this.closeLink(link, CloseCode.INTERNAL, 'internal error');
+    }
+  }
+
+  private async onHealth(link: AgentLink, status: 'pass' | 'fail', detail: string | undefined): Promise<void> {
+    const now = this.deps.clock.now();
+    const transition = link.health !== status || link.health_missed;
+    link.health = status;
+    link.last_health_ms = now;
+    if (status === 'pass') {
+      link.last_pass_ms = now;
+      link.health_missed = false;
+    }
+    if (transition || now - link.last_health_persist_ms >= 30_000) {
+      link.last_health_persist_ms = now;
+      const reg = link.reg!;
+      await this.deps.store.recordHealth({ agent_id: reg.agent_id, app_name: reg.app_name, status, now_ms: now, event: transition, ...(detail ? { detail } : {}) });
+    }
+    if (status === 'pass') this.wake(link.reg!.app_name);
+  }
+
+  send(link: AgentLink, msg: ControlToAgent): void {
+    if (link.ws.readyState === link.ws.OPEN) link.ws.send(JSON.stringify(msg));
+  }
+
+  /** Called once a link has registered; indexes it for routing. */
+  index(link: AgentLink): void {
+    const reg = link.reg!;
+    const prev = this.byAgentId.get(reg.agent_id);
+    if (prev && prev !== link) this.retire(prev);
+    this.byAgentId.set(reg.agent_id, link);
+    let set = this.byApp.get(reg.app_name);
+    if (!set) this.byApp.set(reg.app_name, (set = new Set()));
+    set.add(link);
+  }
+
+  /** A reconnect with the same agent id replaces the old socket: let its streams finish, then close it. */
+  private retire(old: AgentLink): void {
+    old.draining = true;
+    if (old.session.activeStreams === 0) this.closeLink(old, CloseCode.REPLACED, 'replaced by a newer connection');
+  }
+
+  endHandshake(link: AgentLink): void {
+    (link as { endHandshake?: () => void }).endHandshake?.();
+  }
+
+  closeLink(link: AgentLink, code: number, reason: string): void {
+    if (link.closed) return;
+    if (code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY && code !== CloseCode.REPLACED) {
+      this.deps.log.warn({ agent_id: link.agent_id, app_name: link.reg?.app_name, code, reason }, 'closing agent connection');
+    }
+    link.ws.close(code, reason.slice(0, 120));
+    // A peer that ignores the close handshake is cut off.
+    setTimeout(() => link.ws.terminate(), 2000).unref();
+    this.detach(link, reason);
+  }
+
+  private onClosed(link: AgentLink, code: number, reason: string): void {
+    this.deps.log.info({ agent_id: link.agent_id, app_name: link.reg?.app_name, code, reason }, 'agent disconnected');
+    this.detach(link, reason || `closed ${code}`);
+  }
+
+  /** Removes a link from routing and fails its streams. Idempotent. */
+  private detach(link: AgentLink, reason: string): void {
+    if (link.closed) return;
+    link.closed = true;
+    this.endHandshake(link);
+    if (link.challenge) clearTimeout(link.challenge.timer);
+    link.challenge?.on_evidence?.(Buffer.alloc(0), undefined, false, ['agent disconnected']);
+    link.challenge = null;
+    this.links.delete(link);
+    link.session.destroy(ResetCode.INTERNAL_ERROR, 'agent disconnected');
+    const reg = link.reg;
+    if (!reg) return;
+    this.byApp.get(reg.app_name)?.delete(link);
+    if (this.byApp.get(reg.app_name)?.size === 0) this.byApp.delete(reg.app_name);
+    if (this.byAgentId.get(reg.agent_id) === link) {
+      this.byAgentId.delete(reg.agent_id);
+      this.deps.store.markAgentDisconnected(reg.agent_id, this.deps.clock.now(), reason).catch((err) => {
+        this.deps.log.error({ err }, 'failed to record disconnect');
+      });
+    }
+  }
+
+  // ---- Routing ----
+
+  status(app_name: string): AppStatusView {
+    return appStatus(this.byApp.get(app_name) ?? [], this.deps.clock.now(), this.deps.config);
+  }
+
+  /** Power of two choices on in-flight streams among routable agents with a free stream slot. */
+  pick(app_name: string, exclude: ReadonlySet<AgentLink> | null): AgentLink | null {
+    const set = this.byApp.get(app_name);
+    if (!set) return null;
+    const now = this.deps.clock.now();
+    const { health_timeout_ms, max_streams_per_agent } = this.deps.config;
+    let a: AgentLink | null = null;
+    let b: AgentLink | null = null;
+    let seen = 0;
+    for (const l of set) {
+      if (exclude?.has(l) || !l.routable(now, health_timeout_ms) || l.session.activeStreams >= max_streams_per_agent) continue;
+      // Reservoir-sample two distinct candidates in one pass.
+      seen++;
+      if (seen === 1) a = l;
+      else if (seen === 2) b = l;
+      else if (Math.random() * seen < 2) {
+        if (Math.random() < 0.5) a = l;
+        else b = l;
+      }
+    }
+    if (a === null || b === null) return a;
+    return a.session.activeStreams <= b.session.activeStreams ? a : b;
+  }
+
+  /** A routable agent now, or after waiting up to queue_timeout_ms for one; otherwise the error to send. */
+  acquire(app_name: string, exclude: ReadonlySet<AgentLink> | null): AgentLink | ApiError | Promise<AgentLink | ApiError> {
+    const link = this.pick(app_name, exclude);
+    if (link) return link;
+    if (!this.knownApps.has(app_name)) return { status: 404, code: 'unknown_app', message: `no app named "${app_name}"` };
+    const view = this.status(app_name);
+    if (view.status === 'expired' && view.connected_agents > 0) {
+      return { status: 403, code: 'registration_expired', message: `the registration of "${app_name}" has expired` };
+    }
+    let list = this.waiters.get(app_name);
+    if (!list) this.waiters.set(app_name, (list = []));
+    if (list.length >= MAX_WAITERS_PER_APP) return this.unavailable(app_name, exclude);
+    return new Promise((resolve) => {
+      const w: Waiter = {
+        exclude,
+        resolve,
+        timer: setTimeout(() => {
+          const l = this.waiters.get(app_name);
+          const i = l ? l.indexOf(w) : -1;
+          if (i >= 0) l!.splice(i, 1);
+          resolve(this.unavailable(app_name, exclude));
+        }, this.deps.config.queue_timeout_ms),
+      };
+      list.push(w);
+    });
+  }
+
+  /** The error for "no agent could take it": names the reason the app is not serving. */
+  unavailable(app_name: string, exclude: ReadonlySet<AgentLink> | null): ApiError {
+    const view = this.status(app_name);
+    if (view.status === 'active' || view.status === 'expiring') {
+      const why = exclude && exclude.size > 0 ? 'no other agent could take the request' : 'all agents are at their stream limit';
+      return { status: 503, code: 'agent_overloaded', message: why, retry_after_s: 1 };
+    }
+    const messages: Record<string, ApiError> = {
+      offline: { status: 503, code: 'no_agent', message: `no agent of "${app_name}" is connected`, retry_after_s: 5 },
+      draining: { status: 503, code: 'agent_draining', message: `the agents of "${app_name}" are draining`, retry_after_s: 1 },
+      unhealthy: { status: 503, code: 'unhealthy', message: `no agent of "${app_name}" is passing health checks`, retry_after_s: 5 },
+      unattested: { status: 403, code: 'not_attested', message: `no agent of "${app_name}" holds a valid attestation` },
+      expired: { status: 403, code: 'registration_expired', message: `the registration of "${app_name}" has expired` },
+    };
+    return messages[view.status]!;
+  }
+
+  /** Something changed that may let waiting requests through (agent ready, stream finished). */
+  wake(app_name: string): void {
+    const list = this.waiters.get(app_name);
+    if (!list) return;
+    while (list.length > 0) {
+      const w = list[0]!;
+      const link = this.pick(app_name, w.exclude);
+      if (!link) break;
+      list.shift();
+      clearTimeout(w.timer);
+      w.resolve(link);
+    }
+    if (list.length === 0) this.waiters.delete(app_name);
+  }
+
+  // ---- Periodic work: liveness, attestation interval, health timeout ----
+
+  sweep(): void {
+    const now = this.deps.clock.now();
+    const { health_timeout_ms } = this.deps.config;
+    for (const link of this.links) {
+      const silent = Date.now() - link.last_seen_wall_ms;
+      if (silent > DEAD_AFTER_MS) {
+        this.closeLink(link, CloseCode.DEAD_PEER, 'no traffic or pong for too long');
+        link.ws.terminate();
+        continue;
+      }
+      if (silent > PING_INTERVAL_MS) link.ws.ping();
+      const reg = link.reg;
+      if (!reg) continue;
+      if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');
+      const last_ok = link.last_pass_ms ?? link.connected_at_ms;
+      if (!link.health_missed && link.attested && now - last_ok > health_timeout_ms) {
+        link.health_missed = true;
+        this.deps.log.warn({ agent_id: reg.agent_id, app_name: reg.app_name }, 'health timeout: agent gets no traffic');
+        this.deps.store
+          .recordHealth({ agent_id: reg.agent_id, app_name: reg.app_name, status: 'missed', now_ms: now, event: true, detail: `no passing health for ${Math.round(health_timeout_ms / 1000)} s` })
+          .catch((err) => this.deps.log.error({ err }, 'failed to record missed health'));
+      }
+    }
+  }
+
+  /** Graceful shutdown: GOAWAY to every agent, wait for in-flight streams (bounded), then close. */
+  async drain(timeout_ms: number): Promise<void> {
+    this.draining = true;
+    for (const link of this.links) link.session.goaway(ResetCode.NO_ERROR);
+    const deadline = Date.now() + timeout_ms;
+    while (Date.now() < deadline && [...this.links].some((l) => l.session.activeStreams > 0)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.close();
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const list of this.waiters.values()) {
+      for (const w of list) {
+        clearTimeout(w.timer);
+        w.resolve({ status: 503, code: 'shutting_down', message: 'control plane is shutting down', retry_after_s: 1 });
+      }
+    }
+    this.waiters.clear();
+    for (const link of [...this.links]) this.closeLink(link, CloseCode.GOING_AWAY, 'control plane shutting down');
+  }
+}

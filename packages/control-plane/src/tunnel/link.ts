@@ -1,0 +1,94 @@
+// One connected agent as the control plane sees it: its socket, its stream session, and the live state that
+// decides whether it may receive traffic (registered, attested, healthy, not expired, not draining).
+
+import type { WebSocket } from 'ws';
+import type { MuxSession } from '@easyenclave/protocol';
+import type { Keyset } from '@easyenclave/attestation';
+
+export interface LinkRegistration {
+  app_name: string;
+  repo: string;
+  release_tag: string;
+  network: string;
+  sealed: boolean;
+  agent_id: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+}
+
+export interface PendingChallenge {
+  nonce_hex: string;
+  reason: 'register' | 'interval' | 'policy' | 'client';
+  issued_at_ms: number;
+  timer: NodeJS.Timeout;
+  /** For client-relayed challenges: who is waiting for the evidence. */
+  on_evidence?: (quote: Buffer, keyset: Keyset | undefined, ok: boolean, reasons: string[]) => void;
+}
+
+export type HealthStatus = 'pass' | 'fail';
+
+export class AgentLink {
+  reg: LinkRegistration | null = null;
+  attested = false;
+  last_attest_ms: number | null = null;
+  attest_failure: string | null = null;
+  evidence_type: string | null = null;
+  keyset: Keyset | null = null;
+  challenge: PendingChallenge | null = null;
+  next_attest_at_ms = Number.POSITIVE_INFINITY;
+
+  health: HealthStatus | null = null;
+  last_health_ms: number | null = null;
+  last_pass_ms: number | null = null;
+  health_missed = false;
+  last_health_persist_ms = 0;
+
+  /** Wall-clock time of the last message or pong (liveness uses real time, never the injected clock). */
+  last_seen_wall_ms = Date.now();
+  draining = false;
+  closed = false;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly session: MuxSession,
+    readonly remote_addr: string | null,
+    readonly connected_at_ms: number,
+  ) {}
+
+  get agent_id(): string | null {
+    return this.reg?.agent_id ?? null;
+  }
+
+  /** Healthy: a passing heartbeat within the health timeout. */
+  healthy(now_ms: number, health_timeout_ms: number): boolean {
+    return this.health === 'pass' && this.last_pass_ms !== null && now_ms - this.last_pass_ms <= health_timeout_ms;
+  }
+
+  expired(now_ms: number): boolean {
+    return this.reg !== null && now_ms >= this.reg.expires_at_ms;
+  }
+
+  /** Everything that must hold for a new stream to be opened toward this agent. */
+  routable(now_ms: number, health_timeout_ms: number): boolean {
+    return (
+      this.reg !== null &&
+      !this.closed &&
+      !this.draining &&
+      this.attested &&
+      !this.session.closed &&
+      !this.session.goaway_received &&
+      !this.expired(now_ms) &&
+      this.healthy(now_ms, health_timeout_ms)
+    );
+  }
+
+  /** Why this agent gets no traffic (first reason), or null when routable. */
+  blocker(now_ms: number, health_timeout_ms: number): 'offline' | 'draining' | 'unattested' | 'expired' | 'unhealthy' | null {
+    if (this.closed || this.session.closed || this.reg === null) return 'offline';
+    if (this.draining || this.session.goaway_received) return 'draining';
+    if (!this.attested) return 'unattested';
+    if (this.expired(now_ms)) return 'expired';
+    if (!this.healthy(now_ms, health_timeout_ms)) return 'unhealthy';
+    return null;
+  }
+}

@@ -1,0 +1,69 @@
+// The `register` message: network check, app-name ownership (first repo wins), the release's registration
+// and its TTL, then the first attestation challenge. The agent gets no traffic until that challenge passes.
+
+import { CloseCode, type RegisterMessage } from '@easyenclave/protocol';
+import { networkPolicy } from '@easyenclave/attestation';
+import type { TunnelHub } from './hub.js';
+import type { AgentLink } from './link.js';
+import { challenge } from './attestation-flow.js';
+
+export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: RegisterMessage): Promise<void> {
+  const { store, clock, config, log } = hub.deps;
+  const now = clock.now();
+  const refuse = (code: string, message: string) => {
+    log.warn({ app_name: msg.app_name, repo: msg.repo, agent_id: msg.agent_id, code }, `registration refused: ${message}`);
+    hub.send(link, { type: 'error', code, message });
+    hub.closeLink(link, CloseCode.REGISTRATION_REFUSED, message);
+  };
+  if (hub.draining) return refuse('draining', 'control plane is shutting down');
+  const network = networkPolicy(msg.network);
+  if (!network) return refuse('unknown_network', `unknown network "${msg.network}"`);
+
+  const claim = await store.claimApp({ app_name: msg.app_name, repo: msg.repo, network: msg.network, now_ms: now });
+  if (!claim.ok) {
+    return refuse('app_name_taken', `app "${msg.app_name}" belongs to repo "${claim.owner_repo}", not "${msg.repo}"`);
+  }
+  if (claim.app.network !== msg.network) {
+    return refuse('network_mismatch', `app "${msg.app_name}" is registered on network "${claim.app.network}", not "${msg.network}"`);
+  }
+  hub.knownApps.set(msg.app_name, { repo: claim.app.repo, network: claim.app.network });
+  const registration = await store.ensureRegistration({
+    app_name: msg.app_name,
+    release_tag: msg.release_tag,
+    repo: msg.repo,
+    network: msg.network,
+    now_ms: now,
+    ttl_ms: config.registration_ttl_ms,
+  });
+  if (link.closed) return; // the socket went away while we were writing
+  await store.upsertAgentConnected({
+    agent_id: msg.agent_id,
+    app_name: msg.app_name,
+    repo: msg.repo,
+    release_tag: msg.release_tag,
+    network: msg.network,
+    remote_addr: link.remote_addr,
+    now_ms: now,
+  });
+  link.reg = {
+    app_name: msg.app_name,
+    repo: msg.repo,
+    release_tag: msg.release_tag,
+    network: msg.network,
+    sealed: network.sealed,
+    agent_id: msg.agent_id,
+    created_at_ms: registration.created_at_ms,
+    expires_at_ms: registration.expires_at_ms,
+  };
+  hub.index(link);
+  const expired = now >= registration.expires_at_ms;
+  hub.send(link, {
+    type: 'registered',
+    app_name: msg.app_name,
+    agent_id: msg.agent_id,
+    expires_at: new Date(registration.expires_at_ms).toISOString(),
+    status: expired ? 'expired' : now >= registration.expires_at_ms - config.registration_warn_ms ? 'expiring' : 'active',
+  });
+  log.info({ app_name: msg.app_name, repo: msg.repo, release_tag: msg.release_tag, agent_id: msg.agent_id, network: msg.network }, 'agent registered');
+  challenge(hub, link, 'register');
+}

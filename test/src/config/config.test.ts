@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CONTROL_PLANE_ENV_VARS, ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
+
+const DAY_MS = 86_400_000;
+
+/** Asserts that env is refused with a ConfigError naming `variable` (in .variable and the message). */
+function refused(env: Record<string, string>, variable: string, message?: RegExp): ConfigError {
+  try {
+    loadControlPlaneConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    assert.equal(err.variable, variable);
+    assert.ok(err.message.startsWith(`${variable} must be`), err.message);
+    if (message) assert.match(err.message, message);
+    return err;
+  }
+  assert.fail(`${JSON.stringify(env)} was accepted`);
+}
+
+test('defaults match the seed (control-plane README) and the brief', () => {
+  assert.deepEqual({ ...loadControlPlaneConfig({}) }, {
+    control_bind: '0.0.0.0', control_port: 8088, proxy_bind: '0.0.0.0', proxy_port: 9090,
+    db_path: 'control_plane/data/control-plane.db', database_url: undefined,
+    admin_token: undefined, launcher_token: undefined, uptime_token: undefined, github_token: undefined,
+    allowlist_asset: 'agent-attestation-allowlist.json', pccs_url: undefined,
+    attest_interval_ms: 3_600_000, attest_deadline_ms: 30_000, health_timeout_ms: 120_000,
+    registration_ttl_ms: 30 * DAY_MS, registration_warn_ms: 3 * DAY_MS, app_domain: undefined,
+    proxy_timeout_ms: 60_000, proxy_idle_timeout_ms: 60_000, max_streams_per_agent: 256, max_body_bytes: 0,
+    max_header_bytes: 16_384, max_handshakes: 256, drain_timeout_ms: 30_000, queue_timeout_ms: 2000, log_level: 'info',
+  });
+});
+
+test('the config is frozen', () => {
+  const cfg = loadControlPlaneConfig({});
+  assert.ok(Object.isFrozen(cfg));
+});
+
+test('values are parsed and converted to ms', () => {
+  const cfg = loadControlPlaneConfig({
+    EE_CONTROL_BIND: '127.0.0.1', EE_CONTROL_PORT: '0', EE_PROXY_BIND: '::', EE_PROXY_PORT: '0',
+    EE_DB_PATH: ':memory:', EE_DATABASE_URL: 'postgresql://u:p@db:5432/ee', EE_ADMIN_TOKEN: 'x'.repeat(16),
+    EE_LAUNCHER_TOKEN: 'l', EE_UPTIME_TOKEN: 'u', EE_GITHUB_TOKEN: 'ghp_x', EE_PCCS_URL: 'https://pccs.example.com:8081/sgx/',
+    EE_ATTEST_INTERVAL_SEC: '60', EE_ATTEST_DEADLINE_SEC: '59', EE_HEALTH_TIMEOUT_SEC: '5',
+    EE_APP_DOMAIN: '.App.Example.COM', EE_PROXY_TIMEOUT_SEC: '7', EE_PROXY_IDLE_TIMEOUT_SEC: '8',
+    EE_MAX_STREAMS_PER_AGENT: '65535', EE_MAX_BODY_BYTES: '1073741824', EE_MAX_HEADER_BYTES: '32768',
+    EE_MAX_CONCURRENT_HANDSHAKES: '10', EE_DRAIN_TIMEOUT_SEC: '0', EE_QUEUE_TIMEOUT_MS: '0', EE_LOG_LEVEL: 'silent',
+  });
+  assert.equal(cfg.control_port, 0);
+  assert.equal(cfg.proxy_port, 0);
+  assert.equal(cfg.proxy_bind, '::');
+  assert.equal(cfg.db_path, ':memory:');
+  assert.equal(cfg.database_url, 'postgresql://u:p@db:5432/ee');
+  assert.equal(cfg.attest_interval_ms, 60_000);
+  assert.equal(cfg.attest_deadline_ms, 59_000);
+  assert.equal(cfg.health_timeout_ms, 5000);
+  assert.equal(cfg.app_domain, 'app.example.com');
+  assert.equal(cfg.proxy_timeout_ms, 7000);
+  assert.equal(cfg.proxy_idle_timeout_ms, 8000);
+  assert.equal(cfg.max_streams_per_agent, 65_535);
+  assert.equal(cfg.max_body_bytes, 1_073_741_824);
+  assert.equal(cfg.drain_timeout_ms, 0);
+  assert.equal(cfg.queue_timeout_ms, 0);
+  assert.equal(cfg.log_level, 'silent');
+  assert.equal(loadControlPlaneConfig({ EE_APP_DOMAIN: 'localhost' }).app_domain, 'localhost');
+});
+
+test('fractional days are allowed for the registration TTL and warning', () => {
+  const cfg = loadControlPlaneConfig({ EE_REGISTRATION_TTL_DAYS: '0.5', EE_REGISTRATION_WARN_DAYS: '0.25' });
+  assert.equal(cfg.registration_ttl_ms, 12 * 3_600_000);
+  assert.equal(cfg.registration_warn_ms, 6 * 3_600_000);
+  assert.equal(loadControlPlaneConfig({ EE_REGISTRATION_WARN_DAYS: '0' }).registration_warn_ms, 0);
+  assert.equal(loadControlPlaneConfig({ EE_REGISTRATION_TTL_DAYS: '.5', EE_REGISTRATION_WARN_DAYS: '0' }).registration_ttl_ms, DAY_MS / 2);
+});
+
+test('an empty string means unset', () => {
+  const cfg = loadControlPlaneConfig({ EE_CONTROL_PORT: '', EE_ADMIN_TOKEN: '', EE_APP_DOMAIN: '', EE_LOG_LEVEL: '' });
+  assert.equal(cfg.control_port, 8088);
+  assert.equal(cfg.admin_token, undefined);
+  assert.equal(cfg.app_domain, undefined);
+  assert.equal(cfg.log_level, 'info');
+});
+
+test('unknown EE_* variables are ignored, and the known names are exported', () => {
+  assert.doesNotThrow(() => loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }));
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 27);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 27);
+  for (const name of ['EE_CONTROL_PORT', 'EE_DB_PATH', 'EE_QUEUE_TIMEOUT_MS', 'EE_MAX_CONCURRENT_HANDSHAKES', 'EE_LOG_LEVEL']) {
+    assert.ok(CONTROL_PLANE_ENV_VARS.includes(name), name);
+  }
+  assert.ok(!CONTROL_PLANE_ENV_VARS.some((n) => /INSECURE/.test(n)));
+});
+
+test('numbers must be plain decimal', () => {
+  const err = refused({ EE_CONTROL_PORT: 'abc' }, 'EE_CONTROL_PORT', /from 0 to 65535.*got "abc"/);
+  assert.equal(err.name, 'ConfigError');
+  for (const bad of ['1e3', ' 5', '5 ', '0x10', '-1', '+5', '80.0', '65536', '١٢']) refused({ EE_PROXY_PORT: bad }, 'EE_PROXY_PORT');
+  for (const bad of ['1e1', '-1', '1,5', 'NaN', 'Infinity', '1.', ' 1']) refused({ EE_REGISTRATION_TTL_DAYS: bad }, 'EE_REGISTRATION_TTL_DAYS');
+  refused({ EE_MAX_BODY_BYTES: '99999999999999999999' }, 'EE_MAX_BODY_BYTES');
+});
+
+test('each invalid value is refused with an error naming its variable', () => {
+  const cases: Array<[string, string]> = [
+    ['EE_CONTROL_BIND', 'not a host!'], ['EE_PROXY_BIND', 'a b'], ['EE_PROXY_PORT', '70000'],
+    ['EE_DATABASE_URL', 'mysql://db/ee'], ['EE_DATABASE_URL', 'postgres:/nope'], ['EE_ADMIN_TOKEN', 'short'],
+    ['EE_ADMIN_TOKEN', ' 0123456789abcdef'], ['EE_LAUNCHER_TOKEN', 'tok '], ['EE_PCCS_URL', 'pccs.example.com'],
+    ['EE_PCCS_URL', 'ftp://pccs.example.com'], ['EE_ATTEST_INTERVAL_SEC', '0'], ['EE_ATTEST_DEADLINE_SEC', '0'],
+    ['EE_ATTEST_INTERVAL_SEC', '1.5'], ['EE_ATTEST_INTERVAL_SEC', '2147484'], ['EE_HEALTH_TIMEOUT_SEC', '0'],
+    ['EE_REGISTRATION_TTL_DAYS', '0'], ['EE_REGISTRATION_WARN_DAYS', '-1'], ['EE_APP_DOMAIN', 'bad_domain.com'],
+    ['EE_APP_DOMAIN', 'a..b'], ['EE_APP_DOMAIN', 'https://app.example.com'], ['EE_PROXY_TIMEOUT_SEC', '0'],
+    ['EE_PROXY_IDLE_TIMEOUT_SEC', 'x'], ['EE_MAX_STREAMS_PER_AGENT', '0'], ['EE_MAX_STREAMS_PER_AGENT', '65536'],
+    ['EE_MAX_BODY_BYTES', '-1'], ['EE_MAX_HEADER_BYTES', '10'], ['EE_MAX_CONCURRENT_HANDSHAKES', '0'],
+    ['EE_DRAIN_TIMEOUT_SEC', 'soon'], ['EE_QUEUE_TIMEOUT_MS', '2s'], ['EE_LOG_LEVEL', 'verbose'], ['EE_LOG_LEVEL', 'INFO'],
+  ];
+  for (const [name, value] of cases) refused({ [name]: value }, name);
+});
+
+test('secrets are never echoed in errors', () => {
+  const err = refused({ EE_ADMIN_TOKEN: 'hunter2' }, 'EE_ADMIN_TOKEN', /at least 16 characters/);
+  assert.ok(!err.message.includes('hunter2'));
+  const url = refused({ EE_DATABASE_URL: 'mysql://root:s3cret@db/ee' }, 'EE_DATABASE_URL');
+  assert.ok(!url.message.includes('s3cret'));
+});
+
+test('the attestation deadline must be shorter than the interval', () => {
+  refused({ EE_ATTEST_INTERVAL_SEC: '30', EE_ATTEST_DEADLINE_SEC: '30' }, 'EE_ATTEST_DEADLINE_SEC', /less than EE_ATTEST_INTERVAL_SEC/);
+  refused({ EE_ATTEST_INTERVAL_SEC: '10' }, 'EE_ATTEST_DEADLINE_SEC'); // default deadline 30 ≥ 10
+  assert.equal(loadControlPlaneConfig({ EE_ATTEST_INTERVAL_SEC: '31' }).attest_interval_ms, 31_000);
+});
+
+test('the registration warning must be shorter than the TTL', () => {
+  refused({ EE_REGISTRATION_TTL_DAYS: '3' }, 'EE_REGISTRATION_WARN_DAYS', /less than EE_REGISTRATION_TTL_DAYS/);
+  refused({ EE_REGISTRATION_TTL_DAYS: '1', EE_REGISTRATION_WARN_DAYS: '1.5' }, 'EE_REGISTRATION_WARN_DAYS');
+});
