@@ -15,6 +15,7 @@ import {
   PING_INTERVAL_MS,
   RECONNECT_RESET_AFTER_MS,
   parseControlMessage,
+  tickBatched,
   type AgentToControl,
   type AttestRequestMessage,
   type RequestHead,
@@ -111,11 +112,14 @@ export class Agent extends EventEmitter {
       handshakeTimeout: 10_000,
       generateMask: zeroMask,
     });
+    let sendFrame = (frame: Buffer, cb: (err?: Error | null) => void) => ws.send(frame, BINARY, cb);
+    // Once the socket exists, batch each tick's frames into one write (see tickBatched).
+    ws.once('upgrade', (res) => (sendFrame = tickBatched(res.socket, sendFrame)));
     const conn: Conn = {
       ws,
       session: new MuxSession({
         role: 'acceptor',
-        send: (frame, cb) => ws.send(frame, BINARY, cb),
+        send: (frame, cb) => sendFrame(frame, cb),
         max_streams: this.config.max_streams,
         onStream: (stream, head) => this.serve(stream, head),
         onGoaway: () => this.onGoaway(conn),
@@ -271,6 +275,10 @@ export class Agent extends EventEmitter {
 
   private checkLiveness(): void {
     const now = Date.now();
+    // Connections left behind by a GOAWAY close once their last stream is done.
+    for (const conn of this.draining) {
+      if (conn.session.activeStreams === 0) conn.ws.close(CloseCode.GOING_AWAY, 'drained');
+    }
     for (const conn of [this.current, ...this.draining]) {
       if (!conn || conn.ws.readyState !== WebSocket.OPEN) continue;
       if (now - conn.last_seen > DEAD_AFTER_MS) {

@@ -52,9 +52,17 @@ export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerR
   }
   const replayable = hasNoBody(req);
   const tried = new Set<AgentLink>();
+  let last_error: ApiError | null = null;
   for (let attempt = 1; ; attempt++) {
-    const got = hub.acquire(opts.app_name, tried.size > 0 ? tried : null);
-    const link = got instanceof Promise ? await got : got;
+    // A retry takes another agent only if one is free right now; otherwise the first error stands
+    // (a backend that refused connections is a 502, not a 503 after a wait).
+    let link: AgentLink | ApiError;
+    if (last_error === null) {
+      const got = hub.acquire(opts.app_name, null);
+      link = got instanceof Promise ? await got : got;
+    } else {
+      link = hub.pick(opts.app_name, tried) ?? last_error;
+    }
     if (!('session' in link)) {
       metrics.done(link.status);
       req.resume();
@@ -63,7 +71,7 @@ export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerR
     if (res.destroyed) return; // the client left while we waited
     tried.add(link);
     const outcome = await attemptOnce(hub, link, req, res, opts, replayable);
-    hub.wake(opts.app_name); // a stream slot is free again
+    hub.streamDone(link, opts.app_name);
     if (outcome === 'done') {
       metrics.done(res.statusCode);
       return;
@@ -73,6 +81,7 @@ export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerR
       metrics.done(outcome.status);
       return sendRawError(res, outcome);
     }
+    last_error = outcome;
   }
 }
 
@@ -153,7 +162,9 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
     stream.onData = (chunk) => {
       timer?.refresh();
       const n = chunk.length;
-      res.write(chunk, () => stream.consumed(n));
+      // The last chunk (END_STREAM on this frame) goes out with the response's end: one write, not two.
+      if (stream.remote_ended) res.end(chunk, () => stream.consumed(n));
+      else res.write(chunk, () => stream.consumed(n));
     };
     stream.onTrailers = (trailers) => {
       try {
@@ -164,7 +175,7 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
     };
     stream.onEnd = () => {
       if (!stream.head_done) return;
-      res.end();
+      if (!res.writableEnded) res.end();
       if (!replayable && !req.complete) req.resume(); // backend answered early: discard the rest of the upload
       finish('done');
     };

@@ -50,7 +50,7 @@ export async function forwardUpgrade(hub: TunnelHub, req: IncomingMessage, socke
   socket.on('close', () => {
     clear();
     stream.reset(ResetCode.CANCEL, 'client disconnected');
-    hub.wake(opts.app_name);
+    hub.streamDone(link, opts.app_name);
   });
   stream.onHeaders = (head) => {
     clear();

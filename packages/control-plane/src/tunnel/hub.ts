@@ -14,6 +14,7 @@ import {
   PING_INTERVAL_MS,
   ResetCode,
   parseAgentMessage,
+  tickBatched,
   type ControlToAgent,
 } from '@easyenclave/protocol';
 import type { EvidenceVerifier } from '@easyenclave/attestation';
@@ -83,9 +84,10 @@ export class TunnelHub {
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const now = this.deps.clock.now();
     let link!: AgentLink;
+    const send = tickBatched(req.socket, (frame: Buffer, cb: (err?: Error | null) => void) => ws.send(frame, BINARY, cb));
     const session = new MuxSession({
       role: 'opener',
-      send: (frame, cb) => ws.send(frame, BINARY, cb),
+      send,
       max_header_bytes: this.deps.config.max_header_bytes,
       onGoaway: () => {
         link.draining = true; // the agent is shutting down: no new streams
@@ -112,6 +114,7 @@ export class TunnelHub {
         session.handleFrame(data);
         return;
       }
+      if (!link.takeControlToken(Date.now())) return this.closeLink(link, CloseCode.POLICY_VIOLATION, 'too many control messages');
       void this.onControl(link, data.toString('utf8'));
     });
     ws.on('pong', () => {
@@ -297,6 +300,14 @@ export class TunnelHub {
       expired: { status: 403, code: 'registration_expired', message: `the registration of "${app_name}" has expired` },
     };
     return messages[view.status]!;
+  }
+
+  /** A proxied stream on `link` finished: its slot is free, and a retired link may now close. */
+  streamDone(link: AgentLink, app_name: string): void {
+    if (link.draining && !link.closed && link.session.activeStreams === 0 && this.byAgentId.get(link.agent_id ?? '') !== link) {
+      this.closeLink(link, CloseCode.REPLACED, 'replaced by a newer connection');
+    }
+    this.wake(app_name);
   }
 
   /** Something changed that may let waiting requests through (agent ready, stream finished). */

@@ -27,6 +27,10 @@ export interface PendingChallenge {
 
 export type HealthStatus = 'pass' | 'fail';
 
+/** Control messages an agent may send: a burst of 50, refilled at 20 per second. */
+export const CONTROL_BURST = 50;
+export const CONTROL_PER_SECOND = 20;
+
 export class AgentLink {
   reg: LinkRegistration | null = null;
   attested = false;
@@ -47,6 +51,20 @@ export class AgentLink {
   last_seen_wall_ms = Date.now();
   draining = false;
   closed = false;
+  // Token bucket for JSON control messages: an agent needs a handful per interval; a flood is an attack.
+  private control_tokens = CONTROL_BURST;
+  private control_refill_ms = Date.now();
+
+  takeControlToken(now_wall_ms: number): boolean {
+    const refill = Math.floor(((now_wall_ms - this.control_refill_ms) * CONTROL_PER_SECOND) / 1000);
+    if (refill > 0) {
+      this.control_tokens = Math.min(CONTROL_BURST, this.control_tokens + refill);
+      this.control_refill_ms = now_wall_ms;
+    }
+    if (this.control_tokens <= 0) return false;
+    this.control_tokens--;
+    return true;
+  }
 
   constructor(
     readonly ws: WebSocket,

@@ -271,10 +271,20 @@ export class MuxSession implements StreamHost {
   // ---- StreamHost ----
 
   scheduleData(s: MuxStream): void {
-    if (s.closed || s.send_window <= 0 && s.queued_bytes > 0) return;
+    if (s.closed || (s.send_window <= 0 && s.queued_bytes > 0)) return;
     this.ready.add(s);
-    this.pump();
+    // Deferred to the end of the current job: a write() followed by end() in the same tick (the usual small
+    // response) leaves as one DATA frame carrying END_STREAM instead of two frames.
+    if (!this.pump_scheduled) {
+      this.pump_scheduled = true;
+      queueMicrotask(this.runScheduledPump);
+    }
   }
+  private pump_scheduled = false;
+  private readonly runScheduledPump = (): void => {
+    this.pump_scheduled = false;
+    this.pump();
+  };
 
   sendEnd(s: MuxStream): void {
     if (s.local_ended) return;
