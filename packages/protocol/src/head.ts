@@ -30,6 +30,9 @@ export class HeadError extends Error {
 }
 
 const METHOD_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Node's own rule (http.validateHeaderValue): no control characters but horizontal tab, no DEL.
+const INVALID_VALUE_RE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_PATH_BYTES = 8 * 1024;
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 
@@ -48,9 +51,10 @@ function checkHeaders(value: unknown, max_header_bytes: number): HeaderList {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
       throw new HeadError('each header must be a [name, value] pair of strings');
     }
-    if (pair[0].length === 0) throw new HeadError('empty header name');
-    // CR/LF/NUL would let a peer smuggle extra header lines into the HTTP message written onward.
-    if (/[\r\n\0]/.test(pair[0]) || /[\r\n\0]/.test(pair[1])) throw new HeadError('header contains CR, LF or NUL');
+    // Names must be HTTP tokens and values free of control characters (RFC 9110 §5): anything else could
+    // smuggle header lines into the message written onward, and Node's writeHead would throw on it.
+    if (!TOKEN_RE.test(pair[0])) throw new HeadError('header name is not an HTTP token');
+    if (INVALID_VALUE_RE.test(pair[1])) throw new HeadError('header value contains a control character');
     bytes += pair[0].length + pair[1].length;
   }
   if (bytes > max_header_bytes) throw new HeadError(`header block of ${bytes} bytes exceeds ${max_header_bytes}`, true);

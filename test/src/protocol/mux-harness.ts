@@ -121,13 +121,13 @@ export async function until(pred: () => boolean, what = 'condition', ms = 10_000
   }
 }
 
-/** Waits until both links have been idle for a few turns of the event loop. */
+/** Waits until both links have been idle (empty, paused or manual) for a few turns of the event loop. */
 export async function settle(p: Pair): Promise<void> {
   let quiet = 0;
   while (quiet < 5) {
     await tick();
-    quiet = p.up.queue.length === 0 && p.down.queue.length === 0 ? quiet + 1 : 0;
-    if (p.up.paused || p.down.paused) quiet++;
+    const idle = (l: Link): boolean => l.paused || l.manual || l.queue.length === 0;
+    quiet = idle(p.up) && idle(p.down) ? quiet + 1 : 0;
   }
 }
 

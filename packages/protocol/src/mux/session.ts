@@ -314,17 +314,23 @@ export class MuxSession implements StreamHost {
     if (this.closed) return;
     this.recv_window += n;
     this.credit_pending += n;
-    if (this.credit_pending >= CONNECTION_CREDIT_THRESHOLD) {
+    // Flush when enough credit has piled up, or when the peer's view of the window (granted minus what it
+    // has sent) is nearly exhausted: stalled streams may hold the rest, and waiting for the threshold
+    // would then deadlock the connection.
+    if (this.credit_pending >= CONNECTION_CREDIT_THRESHOLD || this.recv_window - this.credit_pending < CONNECTION_CREDIT_THRESHOLD) {
       this.sendControl(encodeWindowUpdate(0, this.credit_pending));
       this.credit_pending = 0;
     }
-    if (s === null || s.closed || s.remote_ended) return;
-    s.recv_window += n;
-    s.credit_pending += n;
-    if (s.credit_pending >= STREAM_CREDIT_THRESHOLD) {
-      this.sendControl(encodeWindowUpdate(s.id, s.credit_pending));
-      s.credit_pending = 0;
+    if (s === null || s.closed) return;
+    if (!s.remote_ended) {
+      s.recv_window += n;
+      s.credit_pending += n;
+      if (s.credit_pending >= STREAM_CREDIT_THRESHOLD || s.recv_window - s.credit_pending < STREAM_CREDIT_THRESHOLD) {
+        this.sendControl(encodeWindowUpdate(s.id, s.credit_pending));
+        s.credit_pending = 0;
+      }
     }
+    if (s.unconsumed === 0) this.maybeClose(s);
   }
 
   closeStream(s: MuxStream): void {
@@ -342,12 +348,10 @@ export class MuxSession implements StreamHost {
     }
   }
 
+  /** A stream ended both ways closes once its owner has consumed everything it was handed: until then its
+   *  bytes still count against the connection window, which is what bounds buffering behind slow readers. */
   private maybeClose(s: MuxStream): void {
     if (s.local_ended && s.remote_ended && s.unconsumed === 0) this.closeStream(s);
-    else if (s.local_ended && s.remote_ended) {
-      // Keep it until the owner has consumed what it was given, so stream credit bookkeeping stays exact.
-      this.closeStream(s);
-    }
   }
 
   // ---- Sending ----

@@ -106,7 +106,7 @@ export class MuxStream {
 
   /** Acknowledges that n bytes handed to onData were written onward. */
   consumed(n: number): void {
-    if (n <= 0) return;
+    if (!Number.isSafeInteger(n) || n <= 0) return; // NaN or fractions would poison the window arithmetic
     if (n > this.unconsumed) n = this.unconsumed; // after close the session already credited what was left
     if (n === 0) return;
     this.unconsumed -= n;
