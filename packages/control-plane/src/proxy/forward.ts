@@ -155,7 +155,15 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
     stream.onHeaders = (head) => {
       const flat: string[] = [];
       for (const [k, v] of head.headers) flat.push(k, v);
-      res.writeHead(head.status, flat);
+      try {
+        // Informational statuses never answer a plain request (undici consumes 100-continue at the agent).
+        if (head.status < 200) throw new Error(`status ${head.status} on a non-upgrade request`);
+        res.writeHead(head.status, flat);
+      } catch (err) {
+        stream.reset(ResetCode.PROTOCOL_ERROR, 'invalid response head');
+        sendRawError(res, { status: 502, code: 'bad_response', message: `the agent sent an invalid response head: ${(err as Error).message}` });
+        return finish('done');
+      }
       if (req.method === 'HEAD' || head.status === 204 || head.status === 304) res.flushHeaders();
       armIdle();
     };
