@@ -103,7 +103,21 @@ export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHea
   let controller: Dispatcher.DispatchController | null = null;
   let responded = false;
 
+  // The response deadline is our own timer: undici's headersTimeout runs on a coarse ~0.5 s clock, which
+  // would cut short deadlines early or late. It fires just before the control plane's so we name the cause.
+  let deadline: NodeJS.Timeout | null = setTimeout(() => {
+    deadline = null;
+    const err = new Error('backend did not answer in time');
+    stream.reset(ResetCode.BACKEND_TIMEOUT, `backend: no response within ${head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS} ms`);
+    body?.fail(err);
+    controller?.abort(err);
+  }, Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS));
+  const clearDeadline = () => {
+    if (deadline) clearTimeout(deadline);
+    deadline = null;
+  };
   stream.onReset = () => {
+    clearDeadline();
     const err = new Error('stream reset by the control plane');
     body?.fail(err);
     controller?.abort(err);
@@ -116,6 +130,7 @@ export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHea
     },
     onResponseStart(c, status, parsed) {
       responded = true;
+      clearDeadline();
       stream.respond({ status, headers: toList(c.rawHeaders ?? parsed) });
     },
     onResponseData(c, chunk) {
@@ -126,18 +141,18 @@ export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHea
       stream.end(list.length > 0 ? list : undefined);
     },
     onResponseError(_c, err) {
+      clearDeadline();
       if (stream.closed) return;
       stream.reset(responded ? ResetCode.BACKEND_ERROR : backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
     },
   };
-  const headers_timeout = Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS);
   pool.dispatch(
     {
       method: head.method as Dispatcher.HttpMethod,
       path: head.path,
       headers,
       body: body as Dispatcher.DispatchOptions['body'],
-      headersTimeout: headers_timeout,
+      headersTimeout: 0,
       bodyTimeout: DEFAULT_IDLE_TIMEOUT_MS,
     },
     handler,

@@ -29,7 +29,11 @@ function hasNoBody(req: IncomingMessage): boolean {
 }
 
 export function buildHead(req: IncomingMessage, opts: ForwardOptions, timeout_ms: number, upgrade: boolean): RequestHead {
-  const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined);
+  // The client's own X-Forwarded-Proto/Host are claims we cannot check: drop them and state what we saw.
+  // X-Forwarded-For keeps the client's chain with the peer we saw appended (the usual proxy convention).
+  const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
+    ([k]) => !(k.length >= 15 && k.toLowerCase().startsWith('x-forwarded-')),
+  );
   const xff = req.headers['x-forwarded-for'];
   const peer = req.socket.remoteAddress ?? '';
   headers.push(['x-forwarded-for', xff ? `${xff}, ${peer}` : peer]);

@@ -255,7 +255,10 @@ export class TunnelHub {
       }
     }
     if (a === null || b === null) return a;
-    return a.session.activeStreams <= b.session.activeStreams ? a : b;
+    const la = a.session.activeStreams;
+    const lb = b.session.activeStreams;
+    if (la !== lb) return la < lb ? a : b;
+    return Math.random() < 0.5 ? a : b; // ties at random, so light sequential traffic spreads too
   }
 
   /** A routable agent now, or after waiting up to queue_timeout_ms for one; otherwise the error to send. */
