@@ -331,8 +331,12 @@ class DcapCore {
       return { reasons, status: null, advisory_ids: [] };
     }
     if (sigReason === null) {
-      const [lo, hi] = this.#window(q, c);
-      if (lo <= now_ms && now_ms <= hi) this.#dcap.set(key, { status: result.status, advisory_ids: [...result.advisory_ids], lo_ms: lo, hi_ms: hi });
+      try {
+        const [lo, hi] = this.#window(q, c);
+        if (lo <= now_ms && now_ms <= hi) this.#dcap.set(key, { status: result.status, advisory_ids: [...result.advisory_ids], lo_ms: lo, hi_ms: hi });
+      } catch {
+        // A certificate we cannot parse ourselves: the verdict stands, it is just not cached.
+      }
     }
     return { reasons, status: result.status, advisory_ids: [...result.advisory_ids] };
   }
@@ -593,6 +597,17 @@ async function pipeline(
   return finish();
 }
 
+/** Fail closed: an unexpected exception anywhere in the pipeline becomes a rejection with its message. */
+async function guarded(policy: Policy | undefined, run: () => Promise<QuoteReport>): Promise<QuoteReport> {
+  try {
+    return await run();
+  } catch (err) {
+    const report = emptyReport(policy);
+    report.reasons = [`verifier error: ${errorText(err)}`];
+    return report;
+  }
+}
+
 /**
  * The TDX/DCAP EvidenceVerifier. Collateral comes from `collateral` (a PCCS client or a file), never from
  * the agent. Refuses any root CA but Intel's unless `allow_non_intel_root` is set (tests; logged loudly).
@@ -629,7 +644,7 @@ export class DcapVerifier implements EvidenceVerifier {
 
   /** The detailed report for one quote, with collateral from this verifier's source. */
   async report(quote: Buffer, now_ms: number, ctx: { subject?: AttestationSubject; nonce?: Buffer; keyset?: Keyset } = {}): Promise<QuoteReport> {
-    return pipeline(this.#core, quote, (pck) => this.#getCollateral(pck), now_ms, { ...ctx, policy: this.#policy, bind: false });
+    return guarded(this.#policy, () => pipeline(this.#core, quote, (pck) => this.#getCollateral(pck), now_ms, { ...ctx, policy: this.#policy, bind: false }));
   }
 
   async #getCollateral(pck: PckInfo): Promise<Collateral> {
@@ -637,13 +652,15 @@ export class DcapVerifier implements EvidenceVerifier {
   }
 
   async verify(req: VerifyRequest): Promise<Verdict> {
-    const report = await pipeline(this.#core, req.quote, (pck) => this.#getCollateral(pck), req.now_ms, {
-      policy: this.#policy,
-      subject: req.subject,
-      nonce: req.nonce,
-      keyset: req.keyset,
-      bind: true,
-    });
+    const report = await guarded(this.#policy, () =>
+      pipeline(this.#core, req.quote, (pck) => this.#getCollateral(pck), req.now_ms, {
+        policy: this.#policy,
+        subject: req.subject,
+        nonce: req.nonce,
+        keyset: req.keyset,
+        bind: true,
+      }),
+    );
     if (!report.ok) return { ok: false, evidence_type: report.evidence_type, reasons: report.reasons };
     return {
       ok: true,
@@ -674,5 +691,5 @@ export async function verifyQuote(quote: Buffer, collateral: DcapCollateral | Co
   if (opts.subject !== undefined) ctx.subject = opts.subject;
   if (opts.nonce !== undefined) ctx.nonce = opts.nonce;
   if (opts.keyset !== undefined) ctx.keyset = opts.keyset;
-  return pipeline(core, quote, async () => normalizeCollateral(collateral), now_s * 1000, ctx);
+  return guarded(opts.policy, () => pipeline(core, quote, async () => normalizeCollateral(collateral), now_s * 1000, ctx));
 }

@@ -373,14 +373,17 @@ export class TestRootOfTrust {
     return Math.floor(this.now_ms / 1000);
   }
 
-  /** A PCK leaf with chosen SGX extension contents, issued by one of the PCK CAs (e.g. a malformed one). */
-  async issuePck(ca: 'platform' | 'processor', ext: SgxExtensionParams | Buffer, leafKey?: TestKey): Promise<TestCert> {
-    const issuer = ca === 'platform' ? this.platformCa : this.processorCa;
+  /**
+   * A PCK-like leaf with chosen SGX extension contents, issued by one of the PCK CAs (e.g. a malformed one),
+   * or by any test certificate's key (e.g. a PCK leaf, to forge a longer chain).
+   */
+  async issuePck(ca: 'platform' | 'processor' | TestCert, ext: SgxExtensionParams | Buffer, leafKey?: TestKey): Promise<TestCert> {
+    const issuer = ca === 'platform' ? this.platformCa : ca === 'processor' ? this.processorCa : ca;
     const value = Buffer.isBuffer(ext) ? ext : encodeSgxExtension(ext);
     return makeCert(
       leafKey ?? (await newKey()),
       TEST_NAMES.pck,
-      { name: ca === 'platform' ? TEST_NAMES.platform : TEST_NAMES.processor, key: issuer },
+      { name: issuer.cert.subject, key: issuer },
       false,
       new Date(this.now_ms - 365 * DAY),
       new Date(this.now_ms + 5 * 365 * DAY),
