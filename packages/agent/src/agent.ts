@@ -15,6 +15,7 @@ import {
   PING_INTERVAL_MS,
   RECONNECT_RESET_AFTER_MS,
   parseControlMessage,
+  closeReason,
   tickBatched,
   type AgentToControl,
   type AttestRequestMessage,
@@ -46,6 +47,7 @@ interface Conn {
   session: MuxSession;
   opened_at: number;
   registered: boolean;
+  attested: boolean;
   last_seen: number;
 }
 
@@ -125,11 +127,12 @@ export class Agent extends EventEmitter {
         onGoaway: () => this.onGoaway(conn),
         onProtocolError: (err) => {
           this.log.error({ err: err.message }, 'protocol error from control plane');
-          ws.close(CloseCode.PROTOCOL_ERROR, err.message.slice(0, 120));
+          ws.close(CloseCode.PROTOCOL_ERROR, closeReason(err.message));
         },
       }),
       opened_at: Date.now(),
       registered: false,
+      attested: false,
       last_seen: Date.now(),
     };
     this.current = conn;
@@ -164,7 +167,9 @@ export class Agent extends EventEmitter {
       this.attested = false;
       if (conn.registered) this.log.warn({ code, reason: reason.toString() }, 'tunnel closed');
       this.emit('disconnected', code, reason.toString());
-      if (Date.now() - conn.opened_at >= RECONNECT_RESET_AFTER_MS || conn.registered) this.attempt = 0;
+      // Only a connection that proved good (attested, or up for a while) resets the backoff: an agent the
+      // control plane keeps refusing must not redial in a tight loop.
+      if (Date.now() - conn.opened_at >= RECONNECT_RESET_AFTER_MS || conn.attested) this.attempt = 0;
       this.scheduleReconnect(busy ? Math.floor(Math.random() * 1000) : undefined);
     });
   }
@@ -213,6 +218,7 @@ export class Agent extends EventEmitter {
         if (msg.ok) {
           if (!this.attested) this.log.info('attested');
           this.attested = true;
+          conn.attested = true;
           this.emit('attested');
         } else {
           this.attested = false;

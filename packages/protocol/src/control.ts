@@ -23,7 +23,7 @@ export const RegisterMessage = z.strictObject({
   repo: RepoName,
   release_tag: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'release_tag must be printable ASCII without spaces'),
   app_name: AppName,
-  network: name,
+  network: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'network must be a short lowercase name like forge-1'),
   agent_id: AgentId,
   /** Ours: the agent's software version, for operators. */
   agent_version: z.string().max(64).optional(),
@@ -41,7 +41,7 @@ export const AttestResponseMessage = z.strictObject({
   nonce: hex(32),
   quote: z.string().min(1).max(40_000).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'quote must be base64'),
   report_data: hex(64),
-  measurements: z.record(z.string(), z.string().max(256)),
+  measurements: z.record(z.string().max(32), z.string().max(256)).refine((m) => Object.keys(m).length <= 16, 'at most 16 measurements'),
   /** Ours: the per-boot keyset bound into report_data (DESIGN.md §3). */
   keyset: Keyset.optional(),
 });
@@ -90,7 +90,7 @@ export type ControlToAgent = z.infer<typeof ControlToAgent>;
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 
 function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
-  if (text.length > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, error: `control message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes` };
+  if (Buffer.byteLength(text, 'utf8') > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, error: `control message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes` };
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -100,13 +100,21 @@ function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
   const r = schema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
-    return { ok: false, error: `invalid control message: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown'}` };
+    // Unknown keys are peer-supplied text: name the problem, not the key.
+    const what = issue?.code === 'unrecognized_keys' ? 'unknown field' : `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
+    return { ok: false, error: closeReason(`invalid control message: ${what}`) };
   }
   return { ok: true, message: r.data };
 }
 
 export const parseAgentMessage = (text: string) => parseWith(AgentToControl, text);
 export const parseControlMessage = (text: string) => parseWith(ControlToAgent, text);
+
+/** A WebSocket close reason: at most 123 UTF-8 bytes by RFC 6455 (ws throws beyond that), printable
+ *  ASCII only so a peer-supplied string can never smuggle anything into logs or break the limit. */
+export function closeReason(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
+}
 
 /** WebSocket close codes we use (4000-4999 is the application range). */
 export const CloseCode = {

@@ -9,7 +9,9 @@ import type { Logger } from 'pino';
 import {
   CloseCode,
   DEAD_AFTER_MS,
+  MAX_CONTROL_MESSAGE_BYTES,
   MAX_WS_MESSAGE_BYTES,
+  closeReason,
   MuxSession,
   PING_INTERVAL_MS,
   ResetCode,
@@ -47,7 +49,8 @@ const MAX_WAITERS_PER_APP = 4096;
 const BINARY = { binary: true } as const;
 
 export class TunnelHub {
-  readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
+  // ws's own cap closes with a bare 1009; ours (below) closes with a reason, so ws's is set higher.
+  readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_WS_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
   readonly links = new Set<AgentLink>();
   readonly byApp = new Map<string, Set<AgentLink>>();
   readonly byAgentId = new Map<string, AgentLink>();
@@ -109,6 +112,8 @@ export class TunnelHub {
 
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       link.last_seen_wall_ms = Date.now();
+      const limit = isBinary ? MAX_WS_MESSAGE_BYTES : MAX_CONTROL_MESSAGE_BYTES;
+      if (data.length > limit) return this.closeLink(link, CloseCode.MESSAGE_TOO_BIG, `${isBinary ? 'binary' : 'text'} message of ${data.length} bytes exceeds ${limit}`);
       if (isBinary) {
         if (link.reg === null) return this.closeLink(link, CloseCode.NOT_REGISTERED, 'register before sending frames');
         session.handleFrame(data);
@@ -128,10 +133,14 @@ export class TunnelHub {
   }
 
   private async onControl(link: AgentLink, text: string): Promise<void> {
-    const parsed = parseAgentMessage(text);
-    if (!parsed.ok) return this.closeLink(link, CloseCode.PROTOCOL_ERROR, parsed.error);
-    const msg = parsed.message;
     try {
+      const parsed = parseAgentMessage(text);
+      if (!parsed.ok) {
+        // Tell an agent that has not registered yet why, so its operator sees it in the agent's log.
+        if (link.reg === null) this.send(link, { type: 'error', code: 'invalid_message', message: parsed.error });
+        return this.closeLink(link, CloseCode.PROTOCOL_ERROR, parsed.error);
+      }
+      const msg = parsed.message;
       if (msg.type === 'register') {
         if (link.reg !== null) return this.closeLink(link, CloseCode.PROTOCOL_ERROR, 'already registered');
         await handleRegister(this, link, msg);
@@ -195,7 +204,11 @@ export class TunnelHub {
     if (code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY && code !== CloseCode.REPLACED) {
       this.deps.log.warn({ agent_id: link.agent_id, app_name: link.reg?.app_name, code, reason }, 'closing agent connection');
     }
-    link.ws.close(code, reason.slice(0, 120));
+    try {
+      link.ws.close(code, closeReason(reason));
+    } catch {
+      link.ws.terminate();
+    }
     // A peer that ignores the close handshake is cut off.
     setTimeout(() => link.ws.terminate(), 2000).unref();
     this.detach(link, reason);

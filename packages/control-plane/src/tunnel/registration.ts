@@ -12,7 +12,7 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   const now = clock.now();
   const refuse = (code: string, message: string) => {
     log.warn({ app_name: msg.app_name, repo: msg.repo, agent_id: msg.agent_id, code }, `registration refused: ${message}`);
-    hub.send(link, { type: 'error', code, message });
+    hub.send(link, { type: 'error', code, message: message.slice(0, 1000) });
     hub.closeLink(link, CloseCode.REGISTRATION_REFUSED, message);
   };
   if (hub.draining) return refuse('draining', 'control plane is shutting down');
