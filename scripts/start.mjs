@@ -289,6 +289,23 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.exit(130);
   });
 }
+// Under npm, `kill <pid of npm>` makes npm signal only its `sh -c` wrapper, which dies without passing the
+// signal on: there, losing the parent process is that same request to stop. (Run directly, e.g. with nohup,
+// a parent that exits is no reason to stop.)
+if (process.env.npm_lifecycle_event) {
+  const original_ppid = process.ppid;
+  const parent_watch = setInterval(() => {
+    if (process.ppid !== original_ppid && !shuttingDown) {
+      say('the parent process (npm) is gone: stopping');
+      void shutdown(0);
+    }
+  }, 500);
+  parent_watch.unref();
+}
+// A reader of our output that went away must not interrupt a graceful stop.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+
 // Last resort: never leave children behind, whatever ends this process (an exception included).
 process.on('exit', () => {
   for (const c of children.values()) {

@@ -100,8 +100,10 @@ function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
   const r = schema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
-    // Unknown keys are peer-supplied text: name the problem, not the key.
-    const what = issue?.code === 'unrecognized_keys' ? 'unknown field' : `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
+    // Unknown keys are peer-supplied text: name the first one, bounded and reduced to printable ASCII.
+    const what = issue?.code === 'unrecognized_keys'
+      ? `unknown field "${closeReason(String((issue as { keys?: unknown[] }).keys?.[0] ?? '')).slice(0, 40)}"`
+      : `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
     return { ok: false, error: closeReason(`invalid control message: ${what}`) };
   }
   return { ok: true, message: r.data };
