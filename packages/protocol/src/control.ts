@@ -102,7 +102,7 @@ function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
     const issue = r.error.issues[0];
     // Unknown keys are peer-supplied text: name the first one, bounded and reduced to printable ASCII.
     const what = issue?.code === 'unrecognized_keys'
-      ? `unknown field "${closeReason(String((issue as { keys?: unknown[] }).keys?.[0] ?? '')).slice(0, 40)}"`
+      ? `unknown field "${closeReason([...issue.path, String((issue as { keys?: unknown[] }).keys?.[0] ?? '')].join('.')).slice(0, 60)}"`
       : `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
     return { ok: false, error: closeReason(`invalid control message: ${what}`) };
   }
