@@ -10,6 +10,7 @@ import type { Pool } from 'undici';
 import {
   CloseCode,
   DEAD_AFTER_MS,
+  MAX_HEAD_FRAME_BYTES,
   MAX_WS_MESSAGE_BYTES,
   MuxSession,
   PING_INTERVAL_MS,
@@ -22,19 +23,12 @@ import {
   type RequestHead,
   type MuxStream,
 } from '@easyenclave/protocol';
-import {
-  computeReportData,
-  generateKeyset,
-  networkPolicy,
-  publicKeyset,
-  SandboxQuoteProvider,
-  type AgentKeys,
-  type QuoteProvider,
-} from '@easyenclave/attestation';
+import { computeReportData, generateKeyset, publicKeyset, type AgentKeys, type QuoteProvider } from '@easyenclave/attestation';
 import type { AgentConfig } from './config.js';
 import { fullJitterDelay } from './backoff.js';
 import { forwardToBackend, newBackendPool } from './forwarder.js';
 import { forwardUpgradeToBackend } from './upgrade.js';
+import { selectQuoteProvider } from './quote-configfs.js';
 
 export const AGENT_VERSION = '0.1.0';
 const BINARY = { binary: true } as const;
@@ -73,16 +67,10 @@ export class Agent extends EventEmitter {
   constructor(readonly config: AgentConfig, opts: AgentOptions = {}) {
     super();
     this.log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'agent', app: config.app_name, agent_id: config.agent_id } });
+    // Without an injected provider: configfs-tsm on TDX, the sandbox on sandbox-1, and on a sealed network
+    // without TDX a NoTdxError here (logged), so `ee agent` exits non-zero instead of falling back.
+    this.provider = opts.quote_provider ?? selectQuoteProvider(config, this.log);
     this.pool = newBackendPool(config.backend_url, config.max_streams);
-    const sealed = networkPolicy(config.network)?.sealed ?? true;
-    if (opts.quote_provider) {
-      this.provider = opts.quote_provider;
-    } else {
-      // No TDX quote provider is configured: say so. Sandbox evidence is refused by sealed networks.
-      if (sealed) this.log.error({ network: config.network }, 'no TDX quote provider: this network is sealed and will refuse sandbox evidence');
-      else this.log.warn({ network: config.network }, 'no TDX: using SANDBOX attestation (software key, development only)');
-      this.provider = new SandboxQuoteProvider({ repo: config.repo, release_tag: config.release_tag });
-    }
   }
 
   start(): void {
@@ -102,7 +90,25 @@ export class Agent extends EventEmitter {
     while (Date.now() < deadline && conns.some((c) => c.session.activeStreams > 0 && c.ws.readyState === WebSocket.OPEN)) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const c of conns) c.ws.close(CloseCode.GOING_AWAY, 'agent stopping');
+    // Close and wait (bounded) for the control plane's close frame, so it sees 1001 and not a dropped socket.
+    await Promise.all(
+      conns.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.ws.readyState === WebSocket.CLOSED) return resolve();
+            const t = setTimeout(() => {
+              c.ws.terminate();
+              resolve();
+            }, 1000);
+            c.ws.once('close', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            if (c.ws.readyState === WebSocket.CONNECTING) c.ws.terminate();
+            else c.ws.close(CloseCode.GOING_AWAY, 'agent stopping');
+          }),
+      ),
+    );
     await this.pool.close().catch(() => {});
   }
 
@@ -123,6 +129,8 @@ export class Agent extends EventEmitter {
         role: 'acceptor',
         send: (frame, cb) => sendFrame(frame, cb),
         max_streams: this.config.max_streams,
+        // The control plane enforces the client-facing header limit; the agent only bounds the frame.
+        max_header_bytes: MAX_HEAD_FRAME_BYTES,
         onStream: (stream, head) => this.serve(stream, head),
         onGoaway: () => this.onGoaway(conn),
         onProtocolError: (err) => {

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AgentId, AppName, RepoName } from '@easyenclave/protocol';
+import { DEFAULT_TSM_REPORT_PATH } from '@easyenclave/attestation';
 
 export interface AgentConfig {
   control_ws: string;
@@ -21,6 +22,8 @@ export interface AgentConfig {
   drain_timeout_ms: number;
   max_streams: number;
   log_level: string;
+  /** configfs-tsm report directory (EE_TSM_PATH): present on TDX guests. Default /sys/kernel/config/tsm/report. */
+  tsm_path?: string;
 }
 
 export class AgentConfigError extends Error {
@@ -85,6 +88,12 @@ export function resolveAgentId(env: Env, app_name: string, state_dir: string): s
   return id;
 }
 
+function tsmPath(env: Env): string {
+  const v = get(env, 'EE_TSM_PATH') ?? DEFAULT_TSM_REPORT_PATH;
+  if (!v.startsWith('/')) throw new AgentConfigError('EE_TSM_PATH', `must be an absolute path, got "${v}"`);
+  return v;
+}
+
 export function loadAgentConfig(env: Env): AgentConfig {
   const app_name = checked('EE_APP_NAME', required(env, 'EE_APP_NAME'), AppName);
   const state_dir = get(env, 'EE_AGENT_STATE_DIR') ?? join(homedir(), '.easyenclave', 'agent');
@@ -104,5 +113,6 @@ export function loadAgentConfig(env: Env): AgentConfig {
     drain_timeout_ms: int(env, 'EE_DRAIN_TIMEOUT_SEC', 30, 0, 3600) * 1000,
     max_streams: int(env, 'EE_MAX_STREAMS', 256, 1, 65535),
     log_level: get(env, 'EE_LOG_LEVEL') ?? 'info',
+    tsm_path: tsmPath(env),
   };
 }
