@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { runMigrations, STORE_MIGRATIONS, type StoreDialect } from './migrations.js';
 import { openPostgres } from './postgres.js';
 import * as q from './queries.js';
+import { GroupCommitter } from './group-commit.js';
 import type { AgentRow, AppRow, AttestationRow, Database, HealthEventRow, RegistrationRow } from './schema.js';
 import { openSqlite } from './sqlite.js';
 
@@ -22,6 +23,9 @@ export interface Store {
   close(): Promise<void>;
   /** Atomically claims app_name for repo if unclaimed. `ok:false` with owner_repo when another repo owns it. */
   claimApp(a: { app_name: string; repo: string; network: string; now_ms: number }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
+  /** claimApp + ensureRegistration + upsertAgentConnected in one write. `ok:false` with the owning app row
+   *  when another repo owns the name or it lives on another network (nothing else is written then). */
+  registerAgent(a: { agent_id: string; app_name: string; repo: string; release_tag: string; network: string; remote_addr: string | null; now_ms: number; ttl_ms: number }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
   ensureRegistration(r: { app_name: string; release_tag: string; repo: string; network: string; now_ms: number; ttl_ms: number }): Promise<RegistrationRow>;
   getApp(app_name: string): Promise<AppRow | undefined>;
@@ -47,22 +51,27 @@ export interface Store {
 
 class KyselyStore implements Store {
   #closed: Promise<void> | undefined;
-  constructor(readonly db: Kysely<Database>, readonly dialect: StoreDialect) {}
+  /** Writes go through group commit: one transaction per event-loop turn. */
+  readonly #writes: GroupCommitter;
+  constructor(readonly db: Kysely<Database>, readonly dialect: StoreDialect) {
+    this.#writes = new GroupCommitter(db);
+  }
 
   close(): Promise<void> {
     this.#closed ??= this.db.destroy();
     return this.#closed;
   }
-  claimApp(a: Parameters<Store['claimApp']>[0]) { return q.claimApp(this.db, a); }
-  ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) { return q.ensureRegistration(this.db, r); }
+  claimApp(a: Parameters<Store['claimApp']>[0]) { return this.#writes.submit((tx) => q.claimApp(tx, a)); }
+  registerAgent(a: Parameters<Store['registerAgent']>[0]) { return this.#writes.submit((tx) => q.registerAgent(tx, a)); }
+  ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) { return this.#writes.submit((tx) => q.ensureRegistration(tx, r)); }
   getApp(app_name: string) { return q.getApp(this.db, app_name); }
   listApps() { return q.listApps(this.db); }
   listRegistrations(app_name: string) { return q.listRegistrations(this.db, app_name); }
-  upsertAgentConnected(a: Parameters<Store['upsertAgentConnected']>[0]) { return q.upsertAgentConnected(this.db, a); }
-  markAgentDisconnected(agent_id: string, now_ms: number, detail?: string) { return q.markAgentDisconnected(this.db, agent_id, now_ms, detail); }
+  upsertAgentConnected(a: Parameters<Store['upsertAgentConnected']>[0]) { return this.#writes.submit((tx) => q.upsertAgentConnected(tx, a)); }
+  markAgentDisconnected(agent_id: string, now_ms: number, detail?: string) { return this.#writes.submit((tx) => q.markAgentDisconnected(tx, agent_id, now_ms, detail)); }
   markAllAgentsDisconnected(now_ms: number) { return q.markAllAgentsDisconnected(this.db, now_ms); }
-  recordHealth(h: Parameters<Store['recordHealth']>[0]) { return q.recordHealth(this.db, h); }
-  recordAttestation(a: Parameters<Store['recordAttestation']>[0]) { return q.recordAttestation(this.db, a); }
+  recordHealth(h: Parameters<Store['recordHealth']>[0]) { return this.#writes.submit((tx) => q.recordHealth(tx, h)); }
+  recordAttestation(a: Parameters<Store['recordAttestation']>[0]) { return this.#writes.submit((tx) => q.recordAttestation(tx, a)); }
   getAgent(agent_id: string) { return q.getAgent(this.db, agent_id); }
   listAgents(app_name?: string) { return q.listAgents(this.db, app_name); }
   listAttestations(f: q.EventQuery) { return q.listAttestations(this.db, f); }

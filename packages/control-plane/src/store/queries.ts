@@ -1,6 +1,7 @@
 // The query layer: one implementation for both dialects (Kysely compiles it per dialect).
-// Statements that write more than one row run in a transaction, and every transaction writes before it
-// reads, so a SQLite writer takes the lock up front instead of failing to upgrade a stale read snapshot.
+// Writes that touch more than one row expect to run inside a transaction: the store submits them through
+// the group committer (group-commit.ts). Every write writes before it reads, so a SQLite writer takes the
+// lock up front instead of failing to upgrade a stale read snapshot.
 import type { Kysely } from 'kysely';
 import type {
   AgentRow, AgentsTable, AppRow, AttestationRow, AttestationsTable, Database, HealthEventRow, Int01, RegistrationRow,
@@ -69,29 +70,25 @@ export async function upsertAgentConnected(db: Db, a: { agent_id: string; app_na
     last_connected_ms: now, connected: 1, remote_addr: a.remote_addr,
     health_status: null, attest_ok: 0, attest_evidence_type: null, attest_failure: null,
   } as const;
-  await db.transaction().execute(async (tx) => {
-    await tx.insertInto('agents')
-      .values({ agent_id: a.agent_id, ...identity, ...session, first_seen_ms: now })
-      .onConflict((oc) => oc.column('agent_id').doUpdateSet({ ...identity, ...session }))
-      .execute();
-    await tx.insertInto('health_events')
-      .values({ agent_id: a.agent_id, app_name: a.app_name, at_ms: now, kind: 'connected', detail: a.remote_addr })
-      .execute();
-  });
+  await db.insertInto('agents')
+    .values({ agent_id: a.agent_id, ...identity, ...session, first_seen_ms: now })
+    .onConflict((oc) => oc.column('agent_id').doUpdateSet({ ...identity, ...session }))
+    .execute();
+  await db.insertInto('health_events')
+    .values({ agent_id: a.agent_id, app_name: a.app_name, at_ms: now, kind: 'connected', detail: a.remote_addr })
+    .execute();
 }
 
 export async function markAgentDisconnected(db: Db, agent_id: string, now_ms: number, detail?: string): Promise<void> {
   const now = ms('now_ms', now_ms);
-  await db.transaction().execute(async (tx) => {
-    // Only a connected agent gets a 'disconnected' event, so repeated calls do not duplicate it.
-    const row = await tx.updateTable('agents').set({ connected: 0, last_disconnected_ms: now })
-      .where('agent_id', '=', agent_id).where('connected', '=', 1)
-      .returning(['app_name']).executeTakeFirst();
-    if (!row) return;
-    await tx.insertInto('health_events')
-      .values({ agent_id, app_name: row.app_name, at_ms: now, kind: 'disconnected', detail: detail ?? null })
-      .execute();
-  });
+  // Only a connected agent gets a 'disconnected' event, so repeated calls do not duplicate it.
+  const row = await db.updateTable('agents').set({ connected: 0, last_disconnected_ms: now })
+    .where('agent_id', '=', agent_id).where('connected', '=', 1)
+    .returning(['app_name']).executeTakeFirst();
+  if (!row) return;
+  await db.insertInto('health_events')
+    .values({ agent_id, app_name: row.app_name, at_ms: now, kind: 'disconnected', detail: detail ?? null })
+    .execute();
 }
 
 export async function markAllAgentsDisconnected(db: Db, now_ms: number): Promise<number> {
@@ -117,34 +114,30 @@ export async function recordHealth(db: Db, h: { agent_id: string; app_name: stri
   const set = h.status === 'pass' ? { health_status: 'pass' as const, last_health_ms: now, last_health_pass_ms: now }
     : h.status === 'fail' ? { health_status: 'fail' as const, last_health_ms: now }
     : { health_status: 'fail' as const };
-  await db.transaction().execute(async (tx) => {
-    const res = await tx.updateTable('agents').set(set).where('agent_id', '=', h.agent_id).executeTakeFirst();
-    if (res.numUpdatedRows === 0n) throw new Error(`recordHealth: unknown agent ${h.agent_id}`);
-    if (!h.event) return;
-    await tx.insertInto('health_events')
-      .values({ agent_id: h.agent_id, app_name: h.app_name, at_ms: now, kind: h.status, detail: h.detail ?? null })
-      .execute();
-  });
+  const res = await db.updateTable('agents').set(set).where('agent_id', '=', h.agent_id).executeTakeFirst();
+  if (res.numUpdatedRows === 0n) throw new Error(`recordHealth: unknown agent ${h.agent_id}`);
+  if (!h.event) return;
+  await db.insertInto('health_events')
+    .values({ agent_id: h.agent_id, app_name: h.app_name, at_ms: now, kind: h.status, detail: h.detail ?? null })
+    .execute();
 }
 
 export async function recordAttestation(db: Db, a: { agent_id: string; app_name: string; now_ms: number; reason: string; ok: boolean; missed: boolean; evidence_type: string; evidence_hash: string | null; policy_version: string | null; failure: string | null }): Promise<void> {
   const now = ms('now_ms', a.now_ms);
   if (a.ok && a.missed) throw new Error('recordAttestation: an attestation cannot be both ok and missed');
-  await db.transaction().execute(async (tx) => {
-    const res = await tx.updateTable('agents')
-      .set({
-        attest_ok: b01(a.ok), attest_evidence_type: a.evidence_type, attest_failure: a.ok ? null : a.failure,
-        ...(a.ok ? { last_attest_ms: now } : {}), // last_attest_ms = last *successful* attestation
-      })
-      .where('agent_id', '=', a.agent_id).executeTakeFirst();
-    if (res.numUpdatedRows === 0n) throw new Error(`recordAttestation: unknown agent ${a.agent_id}`);
-    await tx.insertInto('attestations')
-      .values({
-        agent_id: a.agent_id, app_name: a.app_name, at_ms: now, reason: a.reason, ok: b01(a.ok), missed: b01(a.missed),
-        evidence_type: a.evidence_type, evidence_hash: a.evidence_hash, policy_version: a.policy_version, failure: a.failure,
-      })
-      .execute();
-  });
+  const res = await db.updateTable('agents')
+    .set({
+      attest_ok: b01(a.ok), attest_evidence_type: a.evidence_type, attest_failure: a.ok ? null : a.failure,
+      ...(a.ok ? { last_attest_ms: now } : {}), // last_attest_ms = last *successful* attestation
+    })
+    .where('agent_id', '=', a.agent_id).executeTakeFirst();
+  if (res.numUpdatedRows === 0n) throw new Error(`recordAttestation: unknown agent ${a.agent_id}`);
+  await db.insertInto('attestations')
+    .values({
+      agent_id: a.agent_id, app_name: a.app_name, at_ms: now, reason: a.reason, ok: b01(a.ok), missed: b01(a.missed),
+      evidence_type: a.evidence_type, evidence_hash: a.evidence_hash, policy_version: a.policy_version, failure: a.failure,
+    })
+    .execute();
 }
 
 export async function getAgent(db: Db, agent_id: string): Promise<AgentRow | undefined> {
@@ -175,4 +168,19 @@ export async function listHealthEvents(db: Db, f: EventQuery): Promise<HealthEve
   if (f.app_name !== undefined) q = q.where('app_name', '=', f.app_name);
   if (f.since_ms !== undefined) q = q.where('at_ms', '>=', ms('since_ms', f.since_ms));
   return q.orderBy('at_ms', 'desc').orderBy('id', 'desc').limit(positiveInt('limit', f.limit)).execute();
+}
+
+/** One registration in one write: claim the name (first repo wins, on its first network), ensure the
+ *  release's registration (its TTL counts from the first time) and mark the agent connected. */
+export async function registerAgent(db: Db, a: { agent_id: string; app_name: string; repo: string; release_tag: string; network: string; remote_addr: string | null; now_ms: number; ttl_ms: number }):
+  Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }> {
+  await db.insertInto('apps')
+    .values({ app_name: a.app_name, repo: a.repo, network: a.network, created_at_ms: ms('now_ms', a.now_ms) })
+    .onConflict((oc) => oc.column('app_name').doNothing())
+    .execute();
+  const app = await db.selectFrom('apps').selectAll().where('app_name', '=', a.app_name).executeTakeFirstOrThrow();
+  if (app.repo !== a.repo || app.network !== a.network) return { ok: false, app };
+  const registration = await ensureRegistration(db, a);
+  await upsertAgentConnected(db, a);
+  return { ok: true, app, registration };
 }

@@ -19,24 +19,7 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   const network = networkPolicy(msg.network);
   if (!network) return refuse('unknown_network', `unknown network "${msg.network}"`);
 
-  const claim = await store.claimApp({ app_name: msg.app_name, repo: msg.repo, network: msg.network, now_ms: now });
-  if (!claim.ok) {
-    return refuse('app_name_taken', `app "${msg.app_name}" belongs to repo "${claim.owner_repo}", not "${msg.repo}"`);
-  }
-  if (claim.app.network !== msg.network) {
-    return refuse('network_mismatch', `app "${msg.app_name}" is registered on network "${claim.app.network}", not "${msg.network}"`);
-  }
-  hub.knownApps.set(msg.app_name, { repo: claim.app.repo, network: claim.app.network });
-  const registration = await store.ensureRegistration({
-    app_name: msg.app_name,
-    release_tag: msg.release_tag,
-    repo: msg.repo,
-    network: msg.network,
-    now_ms: now,
-    ttl_ms: config.registration_ttl_ms,
-  });
-  if (link.closed) return; // the socket went away while we were writing
-  await store.upsertAgentConnected({
+  const result = await store.registerAgent({
     agent_id: msg.agent_id,
     app_name: msg.app_name,
     repo: msg.repo,
@@ -44,7 +27,20 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     network: msg.network,
     remote_addr: link.remote_addr,
     now_ms: now,
+    ttl_ms: config.registration_ttl_ms,
   });
+  if (!result.ok) {
+    const owner = result.app;
+    if (owner.repo !== msg.repo) return refuse('app_name_taken', `app "${msg.app_name}" belongs to repo "${owner.repo}", not "${msg.repo}"`);
+    return refuse('network_mismatch', `app "${msg.app_name}" is registered on network "${owner.network}", not "${msg.network}"`);
+  }
+  const registration = result.registration;
+  hub.knownApps.set(msg.app_name, { repo: result.app.repo, network: result.app.network });
+  if (link.closed) {
+    // The socket went away while we were writing: undo the 'connected' we just recorded.
+    await store.markAgentDisconnected(msg.agent_id, clock.now(), 'disconnected during registration');
+    return;
+  }
   link.reg = {
     app_name: msg.app_name,
     repo: msg.repo,
