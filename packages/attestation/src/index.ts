@@ -82,3 +82,6 @@ export {
   QuoteParseError,
   tdReportReasons,
 } from './quote.js';
+// configfs-tsm quote provider (agents and the control plane on TDX).
+export type { ConfigfsQuoteProviderOptions } from './configfs-tsm.js';
+export { ConfigfsQuoteProvider, DEFAULT_TSM_REPORT_PATH, hasConfigfsTsm, TSM_TDX_PROVIDER } from './configfs-tsm.js';

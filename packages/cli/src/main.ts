@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
+import { registerQuote } from './commands/quote.js';
 
 const program = new Command();
 program
@@ -13,6 +14,7 @@ program
   .showHelpAfterError();
 registerControlPlane(program);
 registerAgent(program);
+registerQuote(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -26,6 +26,13 @@ export interface ControlPlaneConfig {
   readonly github_token: string | undefined;
   readonly allowlist_asset: string;
   readonly pccs_url: string | undefined;
+  /** Offline DCAP collateral (dcap-qvl getCollateral JSON) instead of a PCCS; exclusive with pccs_url. */
+  readonly collateral_file: string | undefined;
+  /** DER or PEM root CA for DCAP instead of Intel's SGX Root CA: tests only, needs attest_allow_non_intel_root. */
+  readonly attest_root_ca_file: string | undefined;
+  readonly attest_allow_non_intel_root: boolean;
+  /** configfs-tsm report directory, for the control plane's own quotes (GET /v1/attestation). */
+  readonly tsm_path: string;
   readonly attest_interval_ms: number;
   readonly attest_deadline_ms: number;
   readonly health_timeout_ms: number;
@@ -102,6 +109,10 @@ const SPECS = {
   github_token: spec('EE_GITHUB_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
   allowlist_asset: spec('EE_ALLOWLIST_ASSET', 'a file or release asset name', z.string().min(1), { fallback: 'agent-attestation-allowlist.json' }),
   pccs_url: spec('EE_PCCS_URL', 'an http:// or https:// URL', httpUrl),
+  collateral_file: spec('EE_COLLATERAL_FILE', 'a file path', z.string().min(1)),
+  attest_root_ca_file: spec('EE_ATTEST_ROOT_CA_FILE', 'a file path', z.string().min(1)),
+  attest_allow_non_intel_root: spec('EE_ATTEST_ALLOW_NON_INTEL_ROOT', '0 or 1', z.enum(['0', '1']).transform((v) => v === '1'), { fallback: '0' }),
+  tsm_path: spec('EE_TSM_PATH', 'an absolute path', z.string().regex(/^\//), { fallback: '/sys/kernel/config/tsm/report' }),
   attest_interval_ms: spec('EE_ATTEST_INTERVAL_SEC', SEC(1), secToMs(1), { fallback: '3600' }),
   attest_deadline_ms: spec('EE_ATTEST_DEADLINE_SEC', SEC(1), secToMs(1), { fallback: '30' }),
   health_timeout_ms: spec('EE_HEALTH_TIMEOUT_SEC', SEC(1), secToMs(1), { fallback: '120' }),
@@ -144,6 +155,14 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv | Record<string, s
   if (cfg.registration_warn_ms >= cfg.registration_ttl_ms) {
     throw new ConfigError('EE_REGISTRATION_WARN_DAYS',
       `EE_REGISTRATION_WARN_DAYS must be less than EE_REGISTRATION_TTL_DAYS (${cfg.registration_ttl_ms / DAY_MS}), got ${cfg.registration_warn_ms / DAY_MS}`);
+  }
+  if (cfg.collateral_file !== undefined && cfg.pccs_url !== undefined) {
+    throw new ConfigError('EE_COLLATERAL_FILE',
+      'EE_COLLATERAL_FILE must be unset when EE_PCCS_URL is set: collateral comes from one source (a PCCS, or a file for offline verification)');
+  }
+  if (cfg.attest_allow_non_intel_root && cfg.attest_root_ca_file === undefined) {
+    throw new ConfigError('EE_ATTEST_ALLOW_NON_INTEL_ROOT',
+      'EE_ATTEST_ALLOW_NON_INTEL_ROOT must be 0 unless EE_ATTEST_ROOT_CA_FILE names the root CA to allow (tests only)');
   }
   return Object.freeze(cfg);
 }

@@ -2,11 +2,11 @@
 // handlers for the proxy and the tunnel) and the host-routed app proxy. Returns a handle for graceful shutdown.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
 import { pino, type Logger } from 'pino';
-import { EvidenceRouter, SandboxVerifier, type EvidenceVerifier } from '@easyenclave/attestation';
+import type { EvidenceVerifier } from '@easyenclave/attestation';
 import type { ControlPlaneConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { openStore, type Store } from './store/index.js';
@@ -17,8 +17,13 @@ import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.
 import { routes } from './http/routes.js';
 import { rawErrorResponse, sendRawError } from './http-errors.js';
 import { ProxyMetrics } from './metrics.js';
+import { ConnectionTracker } from './http/connection-drain.js';
+import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
+import { attestationRoutes } from './http/attestation-routes.js';
 
 export interface ControlPlaneOptions {
+  /** Listening sockets inherited from a predecessor process (see handoff.ts). */
+  listen_fds?: { api: number; proxy: number };
   clock?: Clock;
   verifier?: EvidenceVerifier;
   logger?: Logger;
@@ -31,18 +36,44 @@ export interface ControlPlane {
   readonly proxy_port: number;
   readonly hub: TunnelHub;
   readonly store: Store;
+  /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
+  listening_fds(): { api: number; proxy: number };
+  readonly verifier: EvidenceVerifier;
+  /**
+   * Re-reads the attestation policy (and the collateral file); on a change every connected agent is re-attested
+   * (reason 'policy'). The file watcher calls the same; a bad policy is logged loudly and the one in force stays.
+   * (SIGHUP restarts the whole process, see handoff.ts: the successor loads the policy afresh, or fails to start
+   * and this process keeps serving with the policy in force.)
+   */
+  reloadPolicy(): Promise<ReloadResult>;
   /** Graceful: stop accepting, GOAWAY to agents, let in-flight requests finish (bounded), then close. */
   shutdown(drain_timeout_ms?: number): Promise<void>;
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
+/** Listens on a port, or on a listening socket inherited from a predecessor (zero-downtime handoff). */
+function listen(server: http.Server, port: number, host: string, fd: number | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    const done = () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
-    });
+    };
+    if (fd !== undefined) server.listen({ fd }, done);
+    else server.listen(port, host, done);
   });
+}
+
+/** Stops accepting new connections WITHOUT closing idle keep-alive ones (http.Server#close would): a
+ *  client may be writing its next request on one right now. While draining, responses carry
+ *  `Connection: close`, so every client moves to the successor after its next answer. */
+function stopAccepting(server: http.Server): Promise<void> {
+  return new Promise((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+}
+
+function handleFd(server: http.Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('listening socket has no file descriptor');
+  return fd;
 }
 
 function urlHost(bind: string): string {
@@ -53,9 +84,18 @@ function urlHost(bind: string): string {
 export async function startControlPlane(config: ControlPlaneConfig, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'control-plane' } });
   const clock = opts.clock ?? systemClock;
-  const store = await openStore(config.database_url ? { database_url: config.database_url } : { db_path: config.db_path });
-  const verifier = opts.verifier ?? new EvidenceRouter({ sandbox: new SandboxVerifier() });
+  // Configuration problems (root CA, collateral, policy) surface here as ConfigError, before anything is opened.
+  const cpVerifier: ControlPlaneVerifier | null = opts.verifier ? null : createVerifier(config, log);
+  const verifier = opts.verifier ?? cpVerifier!;
+  let store: Store;
+  try {
+    store = await openStore(config.database_url ? { database_url: config.database_url } : { db_path: config.db_path });
+  } catch (err) {
+    cpVerifier?.close();
+    throw err;
+  }
   const hub = new TunnelHub({ store, verifier, clock, config, log });
+  cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const metrics = new ProxyMetrics(true);
   const started_at_ms = Date.now();
@@ -77,6 +117,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
       const server = http.createServer(serverOptions, (req, res) => {
+        if (hub.draining) res.shouldKeepAlive = false;
         if (req.url!.startsWith(PROXY_PREFIX)) return proxyViaPath(req, res);
         handler(req, res);
       });
@@ -97,14 +138,19 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     reply.code(status).send({ error: { code: status >= 500 ? 'internal' : (err.code ?? 'bad_request').toLowerCase(), message: status >= 500 ? 'internal error' : err.message } });
   });
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
+  await fastify.register(attestationRoutes, { config, log });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
+  const connections = new ConnectionTracker();
+  connections.track(api_server);
 
   const proxy_server = http.createServer(serverOptions, (req, res) => {
+    if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name) return sendRawError(res, { status: 404, code: 'unknown_host', message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured' });
     void forward(hub, req, res, { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) }, metrics);
   });
+  connections.track(proxy_server);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name) return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }));
@@ -114,10 +160,11 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   let api_port: number;
   let proxy_port: number;
   try {
-    api_port = await listen(api_server, config.control_port, config.control_bind);
-    proxy_port = await listen(proxy_server, config.proxy_port, config.proxy_bind);
+    api_port = await listen(api_server, config.control_port, config.control_bind, opts.listen_fds?.api);
+    proxy_port = await listen(proxy_server, config.proxy_port, config.proxy_bind, opts.listen_fds?.proxy);
   } catch (err) {
     hub.close();
+    cpVerifier?.close();
     api_server.close();
     await store.close();
     throw err;
@@ -130,18 +177,23 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     proxy_url: `http://${urlHost(config.proxy_bind)}:${proxy_port}`,
     api_port,
     proxy_port,
+    listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),
     hub,
     store,
+    verifier,
+    reloadPolicy() {
+      if (cpVerifier === null) return Promise.resolve({ ok: false, changed: false, policy_version: null, error: 'an injected verifier has no policy to reload' });
+      return cpVerifier.reload('reload');
+    },
     shutdown(drain_timeout_ms = config.drain_timeout_ms) {
       shutting ??= (async () => {
         log.info('shutting down: draining agents and in-flight requests');
-        const closed = Promise.all([
-          new Promise((r) => api_server.close(r)),
-          new Promise((r) => proxy_server.close(r)),
-        ]);
-        await hub.drain(drain_timeout_ms);
-        api_server.closeAllConnections();
-        proxy_server.closeAllConnections();
+        cpVerifier?.close();
+        const deadline = Date.now() + drain_timeout_ms;
+        const closed = Promise.all([stopAccepting(api_server), stopAccepting(proxy_server)]);
+        hub.beginDrain(); // GOAWAY: agents dial the successor; our tunnels stay up for our own clients
+        await connections.drain(deadline); // keep-alive clients move on after their next answer
+        await hub.drain(Math.max(0, deadline - Date.now())); // tunnelled WebSockets and other long streams
         await closed;
         await store.close();
         log.info('control plane stopped');

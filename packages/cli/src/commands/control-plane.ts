@@ -1,13 +1,20 @@
 import type { Command } from 'commander';
 import { ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
 import { startControlPlane } from '@easyenclave/control-plane/server';
+import { announceReady, inheritedListenFds, spawnSuccessor } from '@easyenclave/control-plane/handoff';
 import { fail, onShutdownSignals } from '../process.js';
 
 export function registerControlPlane(program: Command): void {
   program
     .command('control-plane')
     .description('run the control plane (API on EE_CONTROL_PORT, app proxy on EE_PROXY_PORT); configured by EE_* environment variables')
-    .addHelpText('after', '\nConfiguration: see the table in README.md (EE_CONTROL_PORT, EE_PROXY_PORT, EE_DB_PATH, EE_DATABASE_URL, EE_ADMIN_TOKEN, ...).\nSIGTERM/SIGINT drain in-flight requests (GOAWAY to agents) before exiting.')
+    .addHelpText(
+      'after',
+      '\nConfiguration: see the table in README.md (EE_CONTROL_PORT, EE_PROXY_PORT, EE_DB_PATH, EE_DATABASE_URL, EE_ADMIN_TOKEN, ...).' +
+        '\nSignals: SIGTERM/SIGINT drain in-flight requests (GOAWAY to agents) and exit.' +
+        '\n         SIGHUP restarts with zero downtime: a new process (the program on disk now) inherits the listening' +
+        '\n         sockets, and this one drains and exits once the new one is serving.',
+    )
     .action(async () => {
       let config;
       try {
@@ -16,8 +23,32 @@ export function registerControlPlane(program: Command): void {
         if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`, 2);
         throw err;
       }
-      const cp = await startControlPlane(config);
-      process.stderr.write(`easyenclave control plane: api ${cp.api_url}  app proxy ${cp.proxy_url}\n`);
+      const listen_fds = inheritedListenFds();
+      // Attestation configuration (root CA override, collateral file, policy file) is checked at start-up: exit 2.
+      const cp = await startControlPlane(config, listen_fds ? { listen_fds } : {}).catch((err: unknown) => {
+        if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`, 2);
+        throw err;
+      });
+      process.stderr.write(`easyenclave control plane: api ${cp.api_url}  app proxy ${cp.proxy_url}${listen_fds ? ' (inherited sockets)' : ''}\n`);
+      announceReady();
       onShutdownSignals(() => cp.shutdown());
+      let restarting = false;
+      process.on('SIGHUP', () => {
+        if (restarting) return;
+        restarting = true;
+        process.stderr.write('ee: SIGHUP: starting a successor on the same sockets\n');
+        spawnSuccessor(cp.listening_fds()).then(
+          async (pid) => {
+            process.stderr.write(`ee: successor ${pid} is serving; draining this process\n`);
+            await cp.shutdown();
+            process.exit(0);
+          },
+          (err: Error) => {
+            // The old process keeps serving: a failed restart must not take the service down.
+            restarting = false;
+            process.stderr.write(`ee: restart failed, still serving: ${err.message}\n`);
+          },
+        );
+      });
     });
 }

@@ -55,6 +55,9 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
     return fail(hub, link, c, [`attest_response carries no valid keyset: ${(err as Error).message}`], false, 'unknown', null);
   }
   const quote = Buffer.from(msg.quote, 'base64');
+  // The policy generation this evidence is checked under: if the policy changes while we verify, the agent is
+  // challenged again under the new one (see TunnelHub.reattestAll and the sweep).
+  const generation = hub.policy_generation;
   const verdict = await verifier.verify({
     subject: { agent_id: reg.agent_id, repo: reg.repo, release_tag: reg.release_tag, app_name: reg.app_name, network: reg.network },
     nonce: Buffer.from(c.nonce_hex, 'hex'),
@@ -76,6 +79,7 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   link.last_attest_ms = now;
   link.evidence_type = verdict.evidence_type;
   link.keyset = keyset;
+  link.policy_generation = generation;
   const { attest_interval_ms } = hub.deps.config;
   // Spread re-attestations (±10%) so agents that connected together do not all answer at once.
   link.next_attest_at_ms = now + attest_interval_ms - Math.floor(attest_interval_ms / 10) + randomInt(Math.floor(attest_interval_ms / 5) + 1);

@@ -58,6 +58,8 @@ export class TunnelHub {
   readonly knownApps = new Map<string, { repo: string; network: string }>();
   private readonly waiters = new Map<string, Waiter[]>();
   private handshakes = 0;
+  /** Bumped by reattestAll (attestation policy changes); links attested under an older one are re-challenged. */
+  policy_generation = 0;
   private sweeper: NodeJS.Timeout | null = null;
   draining = false;
 
@@ -341,6 +343,21 @@ export class TunnelHub {
     if (list.length === 0) this.waiters.delete(app_name);
   }
 
+  /**
+   * The attestation policy changed: challenge every attested agent now (reason 'policy'). An agent with a
+   * challenge already pending is judged under the new policy when it answers; one whose evidence was being
+   * verified during the change is challenged again by the sweep. Returns how many challenges were sent now.
+   */
+  reattestAll(): number {
+    this.policy_generation++;
+    let sent = 0;
+    for (const link of this.links) {
+      if (link.attested && !link.closed && !link.challenge && challenge(this, link, 'policy')) sent++;
+    }
+    this.deps.log.info({ challenged: sent, generation: this.policy_generation }, 're-attesting connected agents after a policy change');
+    return sent;
+  }
+
   // ---- Periodic work: liveness, attestation interval, health timeout ----
 
   sweep(): void {
@@ -356,7 +373,8 @@ export class TunnelHub {
       if (silent > PING_INTERVAL_MS) link.ws.ping();
       const reg = link.reg;
       if (!reg) continue;
-      if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');
+      if (link.attested && !link.challenge && link.policy_generation < this.policy_generation) challenge(this, link, 'policy');
+      else if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');
       const last_ok = link.last_pass_ms ?? link.connected_at_ms;
       if (!link.health_missed && link.attested && now - last_ok > health_timeout_ms) {
         link.health_missed = true;
@@ -369,9 +387,15 @@ export class TunnelHub {
   }
 
   /** Graceful shutdown: GOAWAY to every agent, wait for in-flight streams (bounded), then close. */
-  async drain(timeout_ms: number): Promise<void> {
+  /** No new agents; GOAWAY tells connected ones to dial again (a successor, after a handoff). Idempotent. */
+  beginDrain(): void {
+    if (this.draining) return;
     this.draining = true;
     for (const link of this.links) link.session.goaway(ResetCode.NO_ERROR);
+  }
+
+  async drain(timeout_ms: number): Promise<void> {
+    this.beginDrain();
     const deadline = Date.now() + timeout_ms;
     while (Date.now() < deadline && [...this.links].some((l) => l.session.activeStreams > 0)) {
       await new Promise((r) => setTimeout(r, 20));

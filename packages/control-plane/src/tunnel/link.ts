@@ -40,6 +40,8 @@ export class AgentLink {
   keyset: Keyset | null = null;
   challenge: PendingChallenge | null = null;
   next_attest_at_ms = Number.POSITIVE_INFINITY;
+  /** The hub's policy generation when the evidence of the last successful attestation was verified. */
+  policy_generation = 0;
 
   health: HealthStatus | null = null;
   last_health_ms: number | null = null;
