@@ -83,6 +83,13 @@ export function encodeData(stream_id: number, data: Buffer, end_stream: boolean,
   return buf;
 }
 
+/** Allocates a DATA frame of `len` payload bytes with its header written; the caller fills the payload. */
+export function allocDataFrame(stream_id: number, len: number, end_stream: boolean): Buffer {
+  assertStreamId(stream_id);
+  if (!Number.isInteger(len) || len < 0 || len > MAX_DATA_FRAME_BYTES) throw new RangeError(`data frame size out of range: ${len}`);
+  return header(FrameType.DATA, end_stream ? FrameFlag.END_STREAM : 0, stream_id, len);
+}
+
 export function encodeTrailers(stream_id: number, head: Buffer): Buffer {
   assertStreamId(stream_id);
   if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`trailers size out of range: ${head.length}`);

@@ -4,8 +4,10 @@
 // function whose callback fires once the bytes are handed to the socket.
 
 import {
+  allocDataFrame,
   decodeFrame,
   encodeData,
+  FRAME_HEADER_BYTES,
   encodeGoaway,
   encodeHeaders,
   encodeReset,
@@ -389,17 +391,22 @@ export class MuxSession implements StreamHost {
           }
           continue; // stream blocked on its own window; WINDOW_UPDATE re-schedules it
         }
-        const head = s.queue[0]!;
-        const avail = head.length - s.queue_offset;
-        const n = Math.min(avail, budget);
-        const last_chunk = n === avail && s.queue.length === 1;
-        const fin = last_chunk && s.end_pending && s.pending_trailers === null;
-        const frame = encodeData(s.id, head, fin, s.queue_offset, s.queue_offset + n);
-        if (n === avail) {
-          s.queue.shift();
-          s.queue_offset = 0;
-        } else {
-          s.queue_offset += n;
+        // One frame carries as many queued chunks as the budget allows (coalesced: the frame is a copy anyway).
+        const n = Math.min(s.queued_bytes, budget);
+        const fin = n === s.queued_bytes && s.end_pending && s.pending_trailers === null;
+        const frame = allocDataFrame(s.id, n, fin);
+        let filled = 0;
+        while (filled < n) {
+          const chunk = s.queue[0]!;
+          const take = Math.min(chunk.length - s.queue_offset, n - filled);
+          chunk.copy(frame, FRAME_HEADER_BYTES + filled, s.queue_offset, s.queue_offset + take);
+          filled += take;
+          if (s.queue_offset + take === chunk.length) {
+            s.queue.shift();
+            s.queue_offset = 0;
+          } else {
+            s.queue_offset += take;
+          }
         }
         s.queued_bytes -= n;
         s.send_window -= n;
