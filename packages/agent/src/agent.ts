@@ -120,7 +120,9 @@ export class Agent extends EventEmitter {
       handshakeTimeout: 10_000,
       generateMask: zeroMask,
     });
-    let sendFrame = (frame: Buffer, cb: (err?: Error | null) => void) => ws.send(frame, BINARY, cb);
+    // A frame for a socket that is not open (stopping while dialling) is dropped, never thrown.
+    let sendFrame = (frame: Buffer, cb: (err?: Error | null) => void) =>
+      ws.readyState === WebSocket.OPEN ? ws.send(frame, BINARY, cb) : cb(new Error('tunnel not open'));
     // Once the socket exists, batch each tick's frames into one write (see tickBatched).
     ws.once('upgrade', (res) => (sendFrame = tickBatched(res.socket, sendFrame)));
     const conn: Conn = {

@@ -1,5 +1,5 @@
 // Prometheus metrics. One registry per control plane instance so tests can run several in one process.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -7,7 +7,6 @@ export class ProxyMetrics {
   readonly agents = new Gauge({ name: 'ee_agents_connected', help: 'Agent tunnels currently connected', registers: [this.registry] });
   readonly streams = new Gauge({ name: 'ee_streams_active', help: 'Proxied streams in flight', registers: [this.registry] });
   readonly attestations = new Counter({ name: 'ee_attestations_total', help: 'Attestation verdicts', labelNames: ['result'], registers: [this.registry] });
-  readonly store_latency = new Histogram({ name: 'ee_store_seconds', help: 'Database call latency', buckets: [0.001, 0.005, 0.02, 0.1, 0.5], registers: [this.registry] });
   private readonly by_class = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => this.requests.labels(c));
 
   constructor(default_metrics = false) {

@@ -94,10 +94,10 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     cpVerifier?.close();
     throw err;
   }
-  const hub = new TunnelHub({ store, verifier, clock, config, log });
+  const metrics = new ProxyMetrics(true);
+  const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
-  const metrics = new ProxyMetrics(true);
   const started_at_ms = Date.now();
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
@@ -148,7 +148,10 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name) return sendRawError(res, { status: 404, code: 'unknown_host', message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured' });
-    void forward(hub, req, res, { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) }, metrics);
+    void forward(hub, req, res, { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) }, metrics).catch((err) => {
+      log.error({ err }, 'proxy failure');
+      sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
+    });
   });
   connections.track(proxy_server);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -23,7 +23,8 @@ test('defaults match the seed (control-plane README) and the brief', () => {
     control_bind: '0.0.0.0', control_port: 8088, proxy_bind: '0.0.0.0', proxy_port: 9090,
     db_path: 'control_plane/data/control-plane.db', database_url: undefined,
     admin_token: undefined, launcher_token: undefined, uptime_token: undefined, github_token: undefined,
-    allowlist_asset: 'agent-attestation-allowlist.json', pccs_url: undefined,
+    allowlist_asset: 'agent-attestation-allowlist.json', pccs_url: undefined, collateral_file: undefined,
+    attest_root_ca_file: undefined, attest_allow_non_intel_root: false, tsm_path: '/sys/kernel/config/tsm/report',
     attest_interval_ms: 3_600_000, attest_deadline_ms: 30_000, health_timeout_ms: 120_000,
     registration_ttl_ms: 30 * DAY_MS, registration_warn_ms: 3 * DAY_MS, app_domain: undefined,
     proxy_timeout_ms: 60_000, proxy_idle_timeout_ms: 60_000, max_streams_per_agent: 256, max_body_bytes: 0,
@@ -83,8 +84,8 @@ test('an empty string means unset', () => {
 
 test('unknown EE_* variables are ignored, and the known names are exported', () => {
   assert.doesNotThrow(() => loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }));
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 27);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 27);
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 31);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 31);
   for (const name of ['EE_CONTROL_PORT', 'EE_DB_PATH', 'EE_QUEUE_TIMEOUT_MS', 'EE_MAX_CONCURRENT_HANDSHAKES', 'EE_LOG_LEVEL']) {
     assert.ok(CONTROL_PLANE_ENV_VARS.includes(name), name);
   }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { afterEach, describe, test } from 'node:test';
-import { generateKeyset, publicKeyset, SANDBOX_REASONS, type Keyset } from '@easyenclave/attestation';
+import { generateKeyset, publicKeyset, SANDBOX_REASONS, SandboxQuoteProvider, type Keyset } from '@easyenclave/attestation';
 import type { AttestResponseMessage } from '@easyenclave/protocol';
 import { closeAll, sleep, startAgent, startBackend, startCp, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
 import { newAgentId, RawAgent, type AnswerOptions } from './raw-agent.js';
@@ -17,6 +17,9 @@ afterEach(() => closeAll());
 
 const NONCE_RE = /^[0-9a-f]{64}$/;
 const otherKeyset = (): Keyset => publicKeyset(generateKeyset());
+// Without TDX an agent refuses to start on a sealed network (see attestation-e2e); these tests force sandbox
+// evidence onto forge-1 to check that the control plane refuses it.
+const forcedSandbox = () => new SandboxQuoteProvider({ repo: 'acme/demo', release_tag: 'v1.0.0' });
 
 describe('attestation', () => {
   test('challenge on register: 64-hex nonce, deadline_s and reason; only a correct answer makes the app routable', async () => {
@@ -219,7 +222,7 @@ describe('attestation', () => {
   test('sealed network forge-1: a real agent with sandbox evidence is refused and never routable', async () => {
     const backend = await startBackend();
     const cp = await startCp({ EE_QUEUE_TIMEOUT_MS: '200' });
-    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' });
+    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' }, { quote_provider: forcedSandbox() });
     let attested = false;
     agent.on('attested', () => (attested = true));
     const [reasons] = (await within(once(agent, 'attest_failed'), 5000, 'the sealed network to refuse the agent')) as [string[]];
@@ -249,7 +252,7 @@ describe('attestation', () => {
     // about 4-5 attempts in 3 s; 10 or more is (p < 1e-3) a retry loop that never backs off.
     const backend = await startBackend();
     const cp = await startCp();
-    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' });
+    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' }, { quote_provider: forcedSandbox() });
     let refusals = 0;
     agent.on('attest_failed', () => refusals++);
     await waitFor(() => refusals >= 1, 5000, 'the first refusal');

@@ -13,7 +13,8 @@ export function registerControlPlane(program: Command): void {
       '\nConfiguration: see the table in README.md (EE_CONTROL_PORT, EE_PROXY_PORT, EE_DB_PATH, EE_DATABASE_URL, EE_ADMIN_TOKEN, ...).' +
         '\nSignals: SIGTERM/SIGINT drain in-flight requests (GOAWAY to agents) and exit.' +
         '\n         SIGHUP restarts with zero downtime: a new process (the program on disk now) inherits the listening' +
-        '\n         sockets, and this one drains and exits once the new one is serving.',
+        '\n         sockets, and this one drains and exits once the new one is serving.' +
+        '\n         SIGUSR2 reloads the attestation policy (EE_ALLOWLIST_ASSET) in place and re-attests every agent.',
     )
     .action(async () => {
       let config;
@@ -32,6 +33,12 @@ export function registerControlPlane(program: Command): void {
       process.stderr.write(`easyenclave control plane: api ${cp.api_url}  app proxy ${cp.proxy_url}${listen_fds ? ' (inherited sockets)' : ''}\n`);
       announceReady();
       onShutdownSignals(() => cp.shutdown());
+      // SIGUSR2: re-read the attestation policy in place (writing the file does the same); every connected
+      // agent is re-attested against it. A policy that fails to parse is logged and the old one stays.
+      process.on('SIGUSR2', () => {
+        process.stderr.write('ee: SIGUSR2: reloading the attestation policy\n');
+        void Promise.resolve(cp.reloadPolicy()).catch((err: Error) => process.stderr.write(`ee: policy reload failed: ${err.message}\n`));
+      });
       let restarting = false;
       process.on('SIGHUP', () => {
         if (restarting) return;

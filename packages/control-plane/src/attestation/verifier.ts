@@ -200,7 +200,7 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
       }
       log.info({ policy_file: policy_path, policy_version: policy.version, releases: policy.measurements.length }, 'attestation policy loaded');
     } else {
-      log.error(
+      log.warn(
         { policy_file: policy_path },
         `${NO_POLICY_REASON}: ${policy_path} does not exist, so sealed networks (forge-1) reject every agent; the sandbox network still works. ` +
           'Create the file (it is picked up when written) or set EE_ALLOWLIST_ASSET.',

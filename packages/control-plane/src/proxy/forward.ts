@@ -4,7 +4,7 @@
 // certainly never reached a backend.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { headersFromRaw, resetToHttp, ResetCode, type HeaderList, type MuxStream, type RequestHead } from '@easyenclave/protocol';
+import { HeadError, headersFromRaw, resetToHttp, ResetCode, type HeaderList, type MuxStream, type RequestHead } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import type { AgentLink } from '../tunnel/link.js';
@@ -29,10 +29,10 @@ function hasNoBody(req: IncomingMessage): boolean {
 }
 
 export function buildHead(req: IncomingMessage, opts: ForwardOptions, timeout_ms: number, upgrade: boolean): RequestHead {
-  // The client's own X-Forwarded-Proto/Host are claims we cannot check: drop them and state what we saw.
+  // The client's own X-Forwarded-* are claims we cannot check: drop them all and state what we saw.
   // X-Forwarded-For keeps the client's chain with the peer we saw appended (the usual proxy convention).
   const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
-    ([k]) => !(k.length >= 15 && k.toLowerCase().startsWith('x-forwarded-')),
+    ([k]) => !(k.length > 12 && k.toLowerCase().startsWith('x-forwarded-')),
   );
   const xff = req.headers['x-forwarded-for'];
   const peer = req.socket.remoteAddress ?? '';
@@ -97,7 +97,8 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
     let stream: MuxStream;
     try {
       stream = link.session.openStream(buildHead(req, opts, config.proxy_timeout_ms, false), replayable);
-    } catch {
+    } catch (err) {
+      if (err instanceof HeadError) return resolve({ status: 431, code: 'headers_too_large', message: err.message });
       return resolve({ status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 });
     }
     let settled = false;

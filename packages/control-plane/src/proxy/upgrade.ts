@@ -3,7 +3,7 @@
 
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
+import { HeadError, ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
 import { rawErrorResponse } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import { buildHead, type ForwardOptions } from './forward.js';
@@ -29,8 +29,10 @@ export async function forwardUpgrade(hub: TunnelHub, req: IncomingMessage, socke
   let stream: MuxStream;
   try {
     stream = link.session.openStream(buildHead(req, opts, hub.deps.config.proxy_timeout_ms, true), false);
-  } catch {
-    socket.end(rawErrorResponse({ status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 }));
+  } catch (err) {
+    socket.end(rawErrorResponse(err instanceof HeadError
+      ? { status: 431, code: 'headers_too_large', message: err.message }
+      : { status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 }));
     return;
   }
   let timer: NodeJS.Timeout | null = setTimeout(() => {

@@ -87,6 +87,7 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
     agent_id: reg.agent_id, app_name: reg.app_name, now_ms: now, reason: c.reason, ok: true, missed: false,
     evidence_type: verdict.evidence_type, evidence_hash: verdict.evidence_hash, policy_version: verdict.policy_version, failure: null,
   });
+  hub.deps.metrics?.attestations.labels('ok').inc();
   hub.send(link, { type: 'attest_result', nonce: c.nonce_hex, ok: true, reasons: [] });
   hub.endHandshake(link);
   c.on_evidence?.(quote, keyset, true, []);
@@ -107,6 +108,7 @@ async function fail(
   const reg = link.reg!;
   const now = hub.deps.clock.now();
   link.attested = false; // stop routing before anything else can interleave
+  hub.deps.metrics?.attestations.labels(missed ? 'missed' : 'failed').inc();
   link.attest_failure = reasons.join('; ');
   hub.deps.log.warn({ agent_id: reg.agent_id, app_name: reg.app_name, reasons, missed }, 'attestation failed');
   c.on_evidence?.(quote ?? Buffer.alloc(0), keyset, false, reasons);

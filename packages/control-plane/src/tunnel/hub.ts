@@ -27,6 +27,7 @@ import type { ApiError } from '../http-errors.js';
 import { rawErrorResponse } from '../http-errors.js';
 import { appStatus, type AppStatusView } from '../app-status.js';
 import { AgentLink } from './link.js';
+import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
 import { challenge, handleAttestResponse } from './attestation-flow.js';
 
@@ -36,6 +37,7 @@ export interface HubDeps {
   clock: Clock;
   config: ControlPlaneConfig;
   log: Logger;
+  metrics?: ProxyMetrics;
 }
 
 interface Waiter {

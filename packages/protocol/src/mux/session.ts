@@ -25,6 +25,7 @@ import {
   INITIAL_CONNECTION_WINDOW_BYTES,
   INITIAL_STREAM_WINDOW_BYTES,
   MAX_DATA_FRAME_BYTES,
+  MAX_HEAD_FRAME_BYTES,
   MAX_STREAM_ID,
   MAX_WINDOW_BYTES,
   SOCKET_HIGH_WATER_BYTES,
@@ -87,6 +88,9 @@ export class MuxSession implements StreamHost {
     if (this.opts.role !== 'opener') throw new Error('only the opener creates streams');
     if (this.closed || this.goaway_received) throw new Error('session is not accepting new streams');
     if (this.next_stream_id > MAX_STREAM_ID) throw new Error('stream ids exhausted');
+    // Encode first: a head too large for one frame must fail before the stream exists (no leaked slot).
+    const encoded = encodeHead(head);
+    if (encoded.length > MAX_HEAD_FRAME_BYTES) throw new HeadError(`request head of ${encoded.length} bytes exceeds ${MAX_HEAD_FRAME_BYTES}`, true);
     const stream = new MuxStream(this.next_stream_id++, this);
     this.highest_stream_id = stream.id;
     this.streams.set(stream.id, stream);
@@ -94,7 +98,7 @@ export class MuxSession implements StreamHost {
       stream.end_pending = true;
       stream.local_ended = true;
     }
-    this.sendControl(encodeHeaders(stream.id, encodeHead(head), end_stream));
+    this.sendControl(encodeHeaders(stream.id, encoded, end_stream));
     return stream;
   }
 
