@@ -30,7 +30,7 @@ import { snapshotBuild } from '../bench/snapshot.mjs';
 
 // ---------- Arguments ----------
 
-const ALL = ['small', 'large', 'mixed', 'idle', 'restart', 'profile', 'graceful']; // run in this order
+const ALL = ['small', 'large', 'mixed', 'idle', 'restart', 'profile', 'graceful', 'attestation']; // run in this order
 const argv = process.argv.slice(2);
 const flags = new Set(argv.filter((a) => a.startsWith('--')));
 const quick = flags.has('--quick');
@@ -507,6 +507,26 @@ async function benchIdleQuiet(fl, N) {
   await waitFor(async () => (await routableSum(fl.cp.api_url)).routable === N, 30_000, `${N} routable agents`, 100);
 }
 
+// ---------- 7. attestation ----------
+
+/** Quote verifications per second: ours (DcapVerifier, warm per-platform cache) against plain dcap-qvl. */
+async function benchAttestation() {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(process.execPath, [join(REPO_ROOT, 'bench/attestation.mjs'), '--json', ...(quick ? ['--seconds', '1', '--quotes', '50'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = JSON.parse(out.slice(out.indexOf('{')));
+  const rows = [];
+  for (const [name, x] of Object.entries(r.results)) {
+    rows.push([name === 'fixture' ? 'real Intel quote (fixture), inside its window' : 'generated quotes, one platform (test root of trust)', f0(x.ours.per_s), f0(x.qvl.per_s), `${f1(x.ratio)}×`]);
+    goals.push({ goal: `quote verifications/s, ${name}: ≥ ${r.goal}× plain @phala/dcap-qvl`, measured: `${f1(x.ratio)}× (${f0(x.ours.per_s)} vs ${f0(x.qvl.per_s)} /s)`, met: x.ratio >= r.goal });
+  }
+  section(
+    'Attestation: quote verification rate',
+    '`node bench/attestation.mjs` in its own process: full DCAP verification (chain, CRLs, TCB, quote signature) of repeated quotes from one platform, ours (`DcapVerifier`: per-platform work cached within its validity window, the quote signature checked every time with node:crypto) against plain `@phala/dcap-qvl` `verify` on the same quotes, same run.\n\n' +
+      table(['quotes', 'ours /s', 'dcap-qvl /s', 'ratio'], rows),
+  );
+  return r;
+}
+
 // ---------- 6. graceful ----------
 
 async function gracefulOnce(backend, mode) {
@@ -763,7 +783,7 @@ async function main() {
   if (!nginxBin && selected.some((s) => ['small', 'large'].includes(s))) {
     console.log(`\nNOTE: ${NGINX_INSTALL_HINT}. The nginx column is skipped in this run.\n`);
   }
-  const run = { small: benchSmall, large: benchLarge, mixed: benchMixed, idle: benchIdle, restart: benchRestart, graceful: benchGraceful, profile: benchProfile };
+  const run = { attestation: benchAttestation, small: benchSmall, large: benchLarge, mixed: benchMixed, idle: benchIdle, restart: benchRestart, graceful: benchGraceful, profile: benchProfile };
   const failures = [];
   for (const s of selected) {
     sectionLoad = loadNow();
