@@ -125,7 +125,8 @@ export function childPids(pid) {
  * it may hold thousands of sockets. Keeps the last 256 KiB of its output.
  */
 export function spawnProc(name, cmd, args, { env = {}, ulimit = false, cwd = REPO_ROOT, onLine, stopSignal = 'SIGKILL' } = {}) {
-  const fullEnv = { PATH: process.env.PATH, HOME: process.env.HOME, EE_BENCH_CODE_ROOT: CODE_ROOT, ...env };
+  // GLIBC_TUNABLES passes through, to measure allocator settings (e.g. the mmap threshold) on the real processes.
+  const fullEnv = { PATH: process.env.PATH, HOME: process.env.HOME, EE_BENCH_CODE_ROOT: CODE_ROOT, ...(process.env.GLIBC_TUNABLES ? { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES } : {}), ...env };
   const child = ulimit
     ? spawn('bash', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`, 'bash', cmd, ...args], { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(cmd, args, { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
