@@ -11,28 +11,13 @@
 // After a failure a worker pauses error_pause_ms so a dead port does not turn into a busy loop.
 
 import http from 'node:http';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runJsonChild } from './json-child.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
 export function runHttpLoad(opts) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SELF, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err = (err + d).slice(-8000)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ((opts.duration_s ?? 5) + 40) * 1000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()));
-      } catch {
-        reject(new Error(`http-load child failed (exit ${code}): ${err || out}`));
-      }
-    });
-  });
+  return runJsonChild(SELF, opts, ((opts.duration_s ?? 5) + 40) * 1000, 'http-load child');
 }
 
 function request(agent, u, headers, timeout_ms) {

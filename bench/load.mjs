@@ -8,8 +8,8 @@
 // the child also records every 2xx response time (float ms, from autocannon's hrtime measurement) and
 // computes exact percentiles. Errors and non-2xx responses are counted with their kinds and times.
 
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runJsonChild } from './json-child.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const MAX_SAMPLES = 4_000_000; // 32 MiB of float64: bounds memory; beyond it, reservoir sampling
@@ -22,25 +22,8 @@ export function percentile(sorted, p) {
 
 /** Runs autocannon in a child process; resolves with its JSON result. Bounded by duration + 30 s. */
 export function runLoad(opts) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SELF, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err = (err + d).slice(-8000)));
-    const limit = ((opts.duration_s ?? 5) + (opts.warmup_s ?? 0) + 30) * 1000;
-    const timer = setTimeout(() => child.kill('SIGKILL'), limit);
-    opts.onSpawn?.(child);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const line = out.trim().split('\n').pop();
-      try {
-        resolve(JSON.parse(line));
-      } catch {
-        reject(new Error(`load generator failed (exit ${code}): ${err || out}`));
-      }
-    });
-  });
+  const limit = ((opts.duration_s ?? 5) + (opts.warmup_s ?? 0) + 30) * 1000;
+  return runJsonChild(SELF, opts, limit, 'load generator', opts.onSpawn);
 }
 
 async function main() {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpDir } from './procs.mjs';
+import { runJsonChild } from './json-child.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const CHUNK = Buffer.alloc(64 * 1024, 0x62);
@@ -86,23 +87,8 @@ async function curlTransfers(o) {
 
 export function runTransfers(opts) {
   if ((opts.client ?? (haveCurl() ? 'curl' : 'node')) === 'curl') return curlTransfers(opts);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SELF, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err = (err + d).slice(-8000)));
-    const bound = opts.until_ms ? Math.max(0, opts.until_ms - Date.now()) + 70_000 : (opts.repeat ?? 1) * 70_000;
-    const timer = setTimeout(() => child.kill('SIGKILL'), bound);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()));
-      } catch {
-        reject(new Error(`transfer child failed (exit ${code}): ${err || out}`));
-      }
-    });
-  });
+  const bound = opts.until_ms ? Math.max(0, opts.until_ms - Date.now()) + 70_000 : (opts.repeat ?? 1) * 70_000;
+  return runJsonChild(SELF, opts, bound, 'transfer child');
 }
 
 function once(agent, o) {
