@@ -547,7 +547,7 @@ async function gracefulOnce(backend, mode) {
   });
   await sleep(sigAfter);
   const tSig = Date.now();
-  if (mode === 'handoff') return gracefulHandoff({ cp, agent, api_port, loadP, tSig });
+  if (mode === 'handoff') return gracefulHandoff({ cp, agent, loadP, tSig });
   cp.kill('SIGTERM');
   let tFree = NaN;
   if (mode === 'port-free') {
@@ -582,7 +582,7 @@ async function gracefulOnce(backend, mode) {
 }
 
 /** SIGHUP: the control plane hands its listening sockets to a successor it spawns, then drains and exits. */
-async function gracefulHandoff({ cp, agent, api_port, loadP, tSig }) {
+async function gracefulHandoff({ cp, agent, loadP, tSig }) {
   cp.kill('SIGHUP');
   let successor = NaN;
   let tListen = NaN;
@@ -603,7 +603,6 @@ async function gracefulHandoff({ cp, agent, api_port, loadP, tSig }) {
   } catch {
     // already gone
   }
-  void api_port;
   return { mode: 'handoff', tSig, tFree: NaN, tOldExit: old?.at ?? NaN, tListen, tRoutable: tListen, load, oldOut, old_exit: old };
 }
 
@@ -616,7 +615,6 @@ async function benchGraceful() {
   }
   const rows = [];
   const detail = [];
-  let worst = 0;
   for (const r of runs) {
     const rel = (t) => (Number.isFinite(t) ? `+${((t - r.tSig) / 1000).toFixed(3)} s` : 'n/a');
     let ok = 0;
@@ -625,7 +623,6 @@ async function benchGraceful() {
       ok += s.ok;
       failed += s.failed;
     }
-    worst = Math.max(worst, failed);
     const fs = r.load.failures;
     const first = fs.length ? Math.min(...fs.map((x) => x.t0)) : NaN;
     const last = fs.length ? Math.max(...fs.map((x) => x.t1)) : NaN;
@@ -666,7 +663,6 @@ async function benchGraceful() {
     measured: runs.map((r) => `${r.mode}: ${failedOf(r)} failed`).join('; '),
     met: handoff !== undefined && failedOf(handoff) === 0,
   });
-  void worst;
   section(
     'Graceful restart under load',
     `20 request-level workers (10 via /v1/proxy/demo, 10 via Host routing), one GET /small at a time each, keep-alive, no client retries, for ${quick ? 4 : 8} s; the control plane gets the signal ${quick ? 1 : 2.5} s in. Mode *handoff*: SIGHUP — the running control plane spawns its successor with the listening sockets inherited, waits until it serves, then stops accepting, answers its remaining keep-alive requests with \`Connection: close\` and drains (\`packages/control-plane/src/handoff.ts\`); "new listening" is when the successor reported ready. Mode *after-exit* (SIGTERM): the new \`ee control-plane\` (same ports, same SQLite file) is started when the old process has exited. Mode *port-free*: it is started as soon as both ports refuse connections (the old one may still be draining). Times are relative to the SIGTERM. A failure is any request that ended in a transport error or a non-2xx status (a worker pauses 10 ms after each failure, so a refused port does not become a busy loop: the count depends on that pace; the window is the robust figure).\n\n` +
