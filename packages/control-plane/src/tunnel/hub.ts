@@ -105,14 +105,7 @@ export class TunnelHub {
     link = new AgentLink(ws, session, req.socket.remoteAddress ?? null, now);
     this.links.add(link);
     this.handshakes++;
-    let in_handshake = true;
-    const endHandshake = () => {
-      if (in_handshake) {
-        in_handshake = false;
-        this.handshakes--;
-      }
-    };
-    (link as { endHandshake?: () => void }).endHandshake = endHandshake;
+    link.in_handshake = true;
 
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       link.last_seen_wall_ms = Date.now();
@@ -131,7 +124,7 @@ export class TunnelHub {
     });
     ws.on('error', (err) => this.deps.log.debug({ err: err.message, agent_id: link.agent_id }, 'agent socket error'));
     ws.on('close', (code, reason) => {
-      endHandshake();
+      this.endHandshake(link);
       this.onClosed(link, code, reason.toString('utf8'));
     });
   }
@@ -199,8 +192,11 @@ export class TunnelHub {
     if (old.session.activeStreams === 0) this.closeLink(old, CloseCode.REPLACED, 'replaced by a newer connection');
   }
 
+  /** The link finished its first attestation (or went away): it no longer counts against the handshake cap. */
   endHandshake(link: AgentLink): void {
-    (link as { endHandshake?: () => void }).endHandshake?.();
+    if (!link.in_handshake) return;
+    link.in_handshake = false;
+    this.handshakes--;
   }
 
   closeLink(link: AgentLink, code: number, reason: string): void {

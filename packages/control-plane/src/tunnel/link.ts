@@ -53,6 +53,8 @@ export class AgentLink {
   last_seen_wall_ms = Date.now();
   draining = false;
   closed = false;
+  /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
+  in_handshake = false;
   // Token bucket for JSON control messages: an agent needs a handful per interval; a flood is an attack.
   private control_tokens = CONTROL_BURST;
   private control_refill_ms = Date.now();
