@@ -12,7 +12,7 @@
 //     serials are not on the root CA CRL.
 // The result is split into a time-independent part (cacheable per platform and collateral) and the date
 // checks, evaluated on every call.
-import type { Collateral } from './collateral.js';
+import type { Collateral } from './collateral-normalize.js';
 import { caFromIssuerCn, commonName, PCK_PLATFORM_CA_CN, PCK_PROCESSOR_CA_CN } from './pck.js';
 import { normalizeSerial, splitPemChain, x509 } from './x509.js';
 

@@ -10,7 +10,7 @@
 // platform matched — i.e. the TCB recovery that made it OutOfDate. If the matched level is the newest one
 // listed, its own tcbDate is used. Neither the matched level's own tcbDate (years old for an OutOfDate
 // level: the grace would always be over) nor the collateral's issueDate (re-issued monthly: the grace would
-// never end) measures how long the platform has been out of date. dcap.ts computes grace_start.
+// never end) measures how long the platform has been out of date. dcap-tcb.ts computes grace_start.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { AttestationSubject } from './evidence.js';

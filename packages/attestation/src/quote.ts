@@ -1,7 +1,7 @@
 // Our own strict parser for Intel TDX DCAP quotes, v4 (TD 1.0 report) and v5 (TD 1.0 or TD 1.5 report).
 // It runs before any cryptography, so a malformed or oversized input is refused cheaply with a specific
 // reason, and so that the fields we act on (measurements, report_data) come from our parse, not from a
-// library's. dcap-qvl parses the same bytes again when it checks signatures; dcap.ts cross-checks the two.
+// library's. dcap-qvl parses the same bytes again when it checks signatures; dcap-core.ts cross-checks the two.
 //
 // Layout (all integers little-endian):
 //   header (48)      version u16 | att. key type u16 | TEE type u32 | QE SVN u16 | PCE SVN u16 | QE vendor id 16 | user data 20

@@ -9,7 +9,7 @@
 // Every knob that produces a bad case is explicit. A DcapVerifier accepts these only through
 // DcapVerifier.newWithRootCa, which logs loudly that the root is not Intel's.
 import { createHash, KeyObject, randomBytes, sign as cryptoSign, webcrypto } from 'node:crypto';
-import type { DcapCollateral } from '../collateral.js';
+import type { DcapCollateral } from '../collateral-schema.js';
 import { derToPem, x509 } from '../x509.js';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
