@@ -204,8 +204,13 @@ function startChild(role) {
   const proc = spawn(process.execPath, spec.args, { cwd: ROOT, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const prefix = paint(spec.color, `[${role}]`);
   const hidden = role === 'agent' ? AGENT_HIDDEN : HIDDEN;
+  let successor = 0; // a SIGHUP handoff announces the new control plane's pid on this (inherited) output
   for (const stream of [proc.stdout, proc.stderr]) {
-    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => process.stdout.write(`${prefix} ${readable(line, hidden)}\n`));
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      const m = /successor (\d+) is serving/.exec(line);
+      if (m) successor = Number(m[1]);
+      process.stdout.write(`${prefix} ${readable(line, hidden)}\n`);
+    });
   }
   const child = { proc, done: false, code: null, signal: null };
   child.exited = new Promise((resolve) => {
@@ -214,6 +219,11 @@ function startChild(role) {
       child.code = code;
       child.signal = signal;
       resolve({ code, signal });
+      if (!shuttingDown && code === 0 && successor > 0) {
+        say(`${role} handed off to a successor (pid ${successor}) after SIGHUP`);
+        adoptSuccessor(role, successor, () => successor);
+        return;
+      }
       if (!shuttingDown) {
         say(`${role} exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}): stopping the rest`);
         void shutdown(1);
@@ -223,6 +233,33 @@ function startChild(role) {
   proc.on('error', (err) => say(`${role}: ${err.message}`));
   children.set(role, child);
   return child;
+}
+
+/** A SIGHUP successor is not our child: track it by pid (polling), and follow it through further handoffs. */
+function adoptSuccessor(role, pid, latestSuccessor) {
+  const child = { proc: { pid, kill: (sig) => process.kill(pid, sig) }, done: false, code: null, signal: null };
+  child.exited = new Promise((resolve) => {
+    const poll = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+        return; // still running
+      } catch {
+        clearInterval(poll);
+      }
+      child.done = true;
+      child.code = 0; // not our child: its exit status is not ours to read
+      resolve({ code: 0, signal: null });
+      const next = latestSuccessor();
+      if (!shuttingDown && next !== pid && next > 0) {
+        say(`${role} handed off again (pid ${next})`);
+        adoptSuccessor(role, next, latestSuccessor);
+      } else if (!shuttingDown) {
+        say(`${role} (pid ${pid}) exited: stopping the rest`);
+        void shutdown(1);
+      }
+    }, 250);
+  });
+  children.set(role, child);
 }
 
 /** SIGTERM, wait up to grace_ms, then SIGKILL. Resolves true when the process exited 0 on its own. */
