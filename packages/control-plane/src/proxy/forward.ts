@@ -45,6 +45,12 @@ export function buildHead(req: IncomingMessage, opts: ForwardOptions, timeout_ms
 }
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 
+/** Why a stream could not be opened: a head too large for one frame, or an agent that takes no new streams. */
+export function openStreamError(err: unknown): ApiError {
+  if (err instanceof HeadError) return { status: 431, code: 'headers_too_large', message: err.message };
+  return { status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 };
+}
+
 export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions, metrics: ProxyMetrics): Promise<void> {
   const { config } = hub.deps;
   const max_body = config.max_body_bytes;
@@ -98,8 +104,7 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
     try {
       stream = link.session.openStream(buildHead(req, opts, config.proxy_timeout_ms, false), replayable);
     } catch (err) {
-      if (err instanceof HeadError) return resolve({ status: 431, code: 'headers_too_large', message: err.message });
-      return resolve({ status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 });
+      return resolve(openStreamError(err));
     }
     let settled = false;
     let body_bytes = 0;

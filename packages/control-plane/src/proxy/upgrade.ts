@@ -3,10 +3,10 @@
 
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HeadError, ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
+import { ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
 import { rawErrorResponse } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
-import { buildHead, type ForwardOptions } from './forward.js';
+import { buildHead, openStreamError, type ForwardOptions } from './forward.js';
 
 function statusBlock(head: ResponseHead, extra: string): string {
   let s = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? ''}\r\n`;
@@ -30,9 +30,7 @@ export async function forwardUpgrade(hub: TunnelHub, req: IncomingMessage, socke
   try {
     stream = link.session.openStream(buildHead(req, opts, hub.deps.config.proxy_timeout_ms, true), false);
   } catch (err) {
-    socket.end(rawErrorResponse(err instanceof HeadError
-      ? { status: 431, code: 'headers_too_large', message: err.message }
-      : { status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 }));
+    socket.end(rawErrorResponse(openStreamError(err)));
     return;
   }
   let timer: NodeJS.Timeout | null = setTimeout(() => {
