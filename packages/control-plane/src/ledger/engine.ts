@@ -21,7 +21,9 @@
 import { MAX_AMOUNT_MICRO } from './amount.js';
 import { Overlay } from './overlay.js';
 import {
+  MAX_COUNTER_MICRO,
   MAX_MEMO_LENGTH,
+  REFERENCE_PATTERN,
   TRANSFER_ID_PATTERN,
   TRANSIENT_RESULTS,
   type LedgerState,
@@ -54,7 +56,8 @@ function sameRequest(existing: Transfer, input: TransferInput): boolean {
     keys.every((k) => existing.flags[k] === flags[k]) &&
     existing.pending_id === input.pending_id &&
     existing.timeout_ms === input.timeout_ms &&
-    existing.memo === input.memo
+    existing.memo === input.memo &&
+    existing.reference === input.reference
   );
 }
 
@@ -72,6 +75,7 @@ function newTransfer(input: TransferInput, flags: Required<TransferFlags>, amoun
   if (input.timeout_ms !== undefined) transfer.timeout_ms = input.timeout_ms;
   if (input.timeout_ms !== undefined && input.timeout_ms > 0) transfer.expires_at_ms = now_ms + input.timeout_ms;
   if (input.memo !== undefined) transfer.memo = input.memo;
+  if (input.reference !== undefined) transfer.reference = input.reference;
   return transfer;
 }
 
@@ -88,6 +92,9 @@ function execute(ov: Overlay, input: TransferInput, now_ms: number): TransferRes
   if (phases > 1 || (flags.balancing_debit && resolving)) return 'flags_are_mutually_exclusive';
   if (input.memo !== undefined && (typeof input.memo !== 'string' || input.memo.length > MAX_MEMO_LENGTH)) {
     return 'memo_invalid';
+  }
+  if (input.reference !== undefined && (typeof input.reference !== 'string' || !REFERENCE_PATTERN.test(input.reference))) {
+    return 'reference_invalid';
   }
   if (input.amount !== undefined) {
     if (typeof input.amount !== 'bigint' || input.amount < 0n || input.amount > MAX_AMOUNT_MICRO) return 'amount_invalid';
@@ -128,6 +135,10 @@ function move(ov: Overlay, input: TransferInput, flags: Required<TransferFlags>,
   ) {
     return 'exceeds_debits';
   }
+  const debitCounter = flags.pending ? debit.debits_pending : debit.debits_posted;
+  if (debitCounter + amount > MAX_COUNTER_MICRO) return 'overflows_debits';
+  const creditCounter = flags.pending ? credit.credits_pending : credit.credits_posted;
+  if (creditCounter + amount > MAX_COUNTER_MICRO) return 'overflows_credits';
 
   const d = ov.mutableAccount(input.debit_account);
   const c = ov.mutableAccount(input.credit_account);
@@ -173,6 +184,13 @@ function resolvePending(
   }
 
   // No overdraft check needed: the pending transfer already reserved pending.amount >= amount.
+  if (flags.post_pending) {
+    const debit = ov.account(pending.debit_account);
+    const credit = ov.account(pending.credit_account);
+    if (!debit || !credit) return 'account_not_found';
+    if (debit.debits_posted + amount > MAX_COUNTER_MICRO) return 'overflows_debits';
+    if (credit.credits_posted + amount > MAX_COUNTER_MICRO) return 'overflows_credits';
+  }
   const d = ov.mutableAccount(pending.debit_account);
   const c = ov.mutableAccount(pending.credit_account);
   d.debits_pending -= pending.amount;

@@ -11,6 +11,14 @@ export const TRANSFER_ID_PATTERN = /^[A-Za-z0-9:_-]{1,64}$/;
 export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9:_-]{1,128}$/;
 /** Memos are free text for humans; bounded so a journal row has a bounded size. */
 export const MAX_MEMO_LENGTH = 256;
+/** External references (a payment id, a lease-period) are machine strings; same alphabet as ids, a little longer. */
+export const REFERENCE_PATTERN = /^[A-Za-z0-9:_.@\/-]{1,128}$/;
+/**
+ * Every account counter stays <= 2^53 - 1 micro-USD (~$9 billion): it then survives JSON numbers, JavaScript
+ * numbers and both databases' 64-bit integers exactly. A transfer that would push a counter past it fails with
+ * 'overflows_debits' / 'overflows_credits' instead of wrapping or rounding.
+ */
+export const MAX_COUNTER_MICRO = 2n ** 53n - 1n;
 
 export interface AccountFlags {
   /** No overdraft: debits_pending + debits_posted may never exceed credits_posted. */
@@ -60,6 +68,8 @@ export interface TransferInput {
   /** Pending transfers only: milliseconds after creation at which it is voided automatically; absent/0 = never. */
   timeout_ms?: number;
   memo?: string;
+  /** An external reference (e.g. a payment id); part of the request for idempotency. */
+  reference?: string;
 }
 
 /** A transfer as recorded in the journal. */
@@ -77,6 +87,7 @@ export interface Transfer {
   /** timestamp_ms + timeout_ms for pending transfers with a timeout. */
   expires_at_ms?: number;
   memo?: string;
+  reference?: string;
   /** The injected clock's time when the transfer was applied. */
   timestamp_ms: number;
 }
@@ -119,6 +130,7 @@ export const TRANSFER_RESULTS = [
   'linked_event_chain_open',
   'flags_are_mutually_exclusive',
   'memo_invalid',
+  'reference_invalid',
   'amount_must_not_be_zero',
   'amount_invalid',
   'accounts_must_be_different',
@@ -130,6 +142,8 @@ export const TRANSFER_RESULTS = [
   'timeout_invalid',
   'exceeds_credits',
   'exceeds_debits',
+  'overflows_debits',
+  'overflows_credits',
   'pending_transfer_not_found',
   'pending_transfer_not_pending',
   'pending_transfer_already_posted',
