@@ -20,6 +20,9 @@ import { ProxyMetrics } from './metrics.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
+import { ledgerRoutes } from './http/ledger-routes.js';
+import { IdempotencyKeys } from './http/idempotency.js';
+import { LedgerStore } from './ledger-store/ledger-store.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -36,6 +39,7 @@ export interface ControlPlane {
   readonly proxy_port: number;
   readonly hub: TunnelHub;
   readonly store: Store;
+  readonly ledger: LedgerStore;
   /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
   listening_fds(): { api: number; proxy: number };
   readonly verifier: EvidenceVerifier;
@@ -81,6 +85,8 @@ function urlHost(bind: string): string {
   return h.includes(':') ? `[${h}]` : h;
 }
 
+const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+
 export async function startControlPlane(config: ControlPlaneConfig, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'control-plane' } });
   const clock = opts.clock ?? systemClock;
@@ -88,12 +94,24 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   const cpVerifier: ControlPlaneVerifier | null = opts.verifier ? null : createVerifier(config, log);
   const verifier = opts.verifier ?? cpVerifier!;
   let store: Store;
+  let ledger: LedgerStore;
   try {
     store = await openStore(config.database_url ? { database_url: config.database_url } : { db_path: config.db_path });
   } catch (err) {
     cpVerifier?.close();
     throw err;
   }
+  try {
+    ledger = await LedgerStore.open(store.db, store.dialect, () => clock.now());
+  } catch (err) {
+    cpVerifier?.close();
+    await store.close();
+    throw err;
+  }
+  const idempotency = new IdempotencyKeys(ledger.db);
+  const pruneTimer = setInterval(() => {
+    idempotency.prune(clock.now()).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
+  }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
   const metrics = new ProxyMetrics(true);
   const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
   cpVerifier?.onChange(() => hub.reattestAll());
@@ -139,6 +157,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   });
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
   await fastify.register(attestationRoutes, { config, log });
+  await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -168,7 +187,9 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   } catch (err) {
     hub.close();
     cpVerifier?.close();
+    clearInterval(pruneTimer);
     api_server.close();
+    await ledger.close();
     await store.close();
     throw err;
   }
@@ -183,6 +204,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),
     hub,
     store,
+    ledger,
     verifier,
     reloadPolicy() {
       if (cpVerifier === null) return Promise.resolve({ ok: false, changed: false, policy_version: null, error: 'an injected verifier has no policy to reload' });
@@ -198,6 +220,8 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
         await connections.drain(deadline); // keep-alive clients move on after their next answer
         await hub.drain(Math.max(0, deadline - Date.now())); // tunnelled WebSockets and other long streams
         await closed;
+        clearInterval(pruneTimer);
+        await ledger.close(); // every acknowledged write is committed before the connection closes
         await store.close();
         log.info('control plane stopped');
       })();

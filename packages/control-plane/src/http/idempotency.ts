@@ -1,0 +1,97 @@
+// Idempotency-Key with Stripe's semantics for every POST that changes money:
+// - the first request with a key runs, and its response is stored in the same transaction as its effect;
+// - a retry with the same key and the same request gets the stored response and `Idempotent-Replayed: true`;
+// - the same key with a different request is refused (400 idempotency_key_reused), nothing runs;
+// - a retry while the first is still running is refused (409 idempotency_key_in_use);
+// - keys are remembered for IDEMPOTENCY_RETENTION_MS; after that the ledger's own transfer ids (derived from
+//   the key) still make a late retry harmless: the engine answers 'exists' / 'exists_with_different_fields'.
+// Keys are scoped to the caller, so two accounts can never collide on one.
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { ExtraWrites } from '../ledger-store/batch.js';
+import type { LedgerDatabase } from '../ledger-store/schema.js';
+import { apiError } from './routes.js';
+
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** Requests with a key running at once on this replica; beyond that a new key gets 503 (bounded memory). */
+export const MAX_IN_FLIGHT_KEYS = 65_536;
+
+/** JSON with object keys sorted, so `{a,b}` and `{b,a}` are the same request. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+}
+
+/** What a route gets to run an idempotent request. */
+export interface IdempotentRun {
+  /** A transfer id derived from (caller, key) when a key was given; random otherwise. */
+  derivedId(prefix: string, fallback: () => string): string;
+  /** Call inside the ledger operation: stores the response with the operation's effect. */
+  record(writes: ExtraWrites, now_ms: number, response: StoredResponse): void;
+}
+
+export class IdempotencyKeys {
+  readonly #inFlight = new Set<string>();
+
+  constructor(private readonly db: Kysely<LedgerDatabase>) {}
+
+  /**
+   * Runs `run` under the request's Idempotency-Key (if any) and sends its response; replays, mismatches and
+   * concurrent duplicates are answered here without running it.
+   */
+  async handle(req: FastifyRequest, reply: FastifyReply, principal: string, run: (ctx: IdempotentRun) => Promise<StoredResponse>): Promise<FastifyReply> {
+    const header = req.headers['idempotency-key'];
+    if (header === undefined) {
+      const response = await run({ derivedId: (_p, fallback) => fallback(), record: () => undefined });
+      return reply.code(response.status).send(response.body);
+    }
+    if (typeof header !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(header)) {
+      return apiError(reply, 400, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 printable ASCII characters');
+    }
+    const key = header;
+    const request_hash = createHash('sha256').update(canonical([req.method, req.routeOptions.url, req.params, req.body])).digest('hex');
+    const slot = `${principal}\n${key}`;
+    if (this.#inFlight.has(slot)) {
+      return apiError(reply, 409, 'idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed; retry later');
+    }
+    if (this.#inFlight.size >= MAX_IN_FLIGHT_KEYS) return apiError(reply, 503, 'busy', 'too many requests in flight; retry later');
+    this.#inFlight.add(slot);
+    try {
+      const stored = await this.db.selectFrom('ee_idempotency').select(['request_hash', 'status_code', 'response'])
+        .where('principal', '=', principal).where('key', '=', key).executeTakeFirst();
+      if (stored) {
+        if (stored.request_hash !== request_hash) {
+          return apiError(reply, 400, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request; use a new key');
+        }
+        return reply.code(stored.status_code).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').send(stored.response);
+      }
+      const digest = createHash('sha256').update(slot).digest('hex').slice(0, 40);
+      const response = await run({
+        derivedId: (prefix) => `${prefix}${digest}`,
+        record: (writes, now_ms, r) => {
+          writes.idempotency.push({ principal, key, request_hash, status_code: r.status, response: JSON.stringify(r.body), created_ms: now_ms });
+        },
+      });
+      return reply.code(response.status).send(response.body);
+    } finally {
+      this.#inFlight.delete(slot);
+    }
+  }
+
+  /** Forgets keys older than the retention window. Returns how many were removed. */
+  async prune(now_ms: number): Promise<number> {
+    const r = await this.db.deleteFrom('ee_idempotency').where('created_ms', '<', now_ms - IDEMPOTENCY_RETENTION_MS).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}
