@@ -26,6 +26,14 @@ type Tx = Transaction<LedgerDatabase>;
 export interface ExtraWrites {
   identities: Selectable<EeAccountsTable>[];
   idempotency: EeIdempotencyTable[];
+  /** Other features' rows (e.g. the market's), written after the ledger rows, before COMMIT. */
+  after: ((tx: Transaction<any>) => Promise<void>)[];
+}
+
+/** What `prepare` adds to an operation's working set after reading inside the transaction. */
+export interface PreparedNeeds {
+  accounts?: readonly string[];
+  transfers?: readonly string[];
 }
 
 export interface ApplyContext {
@@ -41,6 +49,12 @@ export interface LedgerOp<T> {
   readonly accounts: readonly string[];
   /** Transfer ids it may create or resolve (its own ids and every pending_id). */
   readonly transfers: readonly string[];
+  /**
+   * Optional: runs inside the transaction before the ledger rows are loaded, to read (and on PostgreSQL lock,
+   * with SELECT … FOR UPDATE) another feature's rows the operation depends on — e.g. a node's status, or the
+   * open locks to void — and to add what it found to the working set. Runs again if the batch is retried.
+   */
+  prepare?(tx: Transaction<any>, dialect: StoreDialect): Promise<PreparedNeeds | void>;
   apply(ctx: ApplyContext): T;
 }
 
@@ -94,6 +108,9 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
   for (const op of ops) {
     for (const id of op.accounts) accountIds.add(id);
     for (const id of op.transfers) transferIds.add(id);
+    const more = op.prepare ? await op.prepare(tx as Transaction<any>, dialect) : undefined;
+    for (const id of more?.accounts ?? []) accountIds.add(id);
+    for (const id of more?.transfers ?? []) transferIds.add(id);
   }
   // Journal rows are immutable, so reading them before locking is safe; their accounts join the lock set (a
   // pending transfer being resolved or expired needs both of its accounts in the working set).
@@ -203,6 +220,8 @@ async function persist(tx: Tx, ws: WorkingSet, writes: ExtraWrites, now_ms: numb
     await tx.insertInto('ee_idempotency').values(part).onConflict((oc) => oc.columns(['principal', 'key']).doNothing()).execute();
   }
 
+  for (const write of writes.after) await write(tx as Transaction<any>);
+
   if (audit.length === 0) return;
   const chained = extendChain(ws.head, audit, now_ms);
   for (const part of chunks(chained.rows, INSERT_CHUNK_ROWS)) await tx.insertInto('ledger_audit').values(part).execute();
@@ -233,7 +252,7 @@ export async function runBatch(db: LedgerDb, dialect: StoreDialect, ops: readonl
     const ws = await load(tx, dialect, ops, now_ms);
     // Due locks are released before anything else runs, so no operation in the batch sees them as held.
     expirePending(ws.state, now_ms);
-    const writes: ExtraWrites = { identities: [], idempotency: [] };
+    const writes: ExtraWrites = { identities: [], idempotency: [], after: [] };
     const results = ops.map((op) => op.apply({ state: ws.state, now_ms, writes }));
     await persist(tx, ws, writes, now_ms);
     return results;

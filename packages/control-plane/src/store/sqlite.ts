@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 
 export function openSqlite(path: string): Kysely<Database> {
@@ -27,5 +27,34 @@ export function openSqlite(path: string): Kysely<Database> {
     sqlite.close();
     throw err;
   }
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+}
+
+/** Prepared write statements kept per SQL text; parsing a multi-row INSERT costs more than running it. */
+export const STATEMENT_CACHE_SIZE = 128;
+
+/**
+ * Kysely's SQLite driver prepares every query anew. Write statements (never iterated, so never "busy") are
+ * cached by their SQL text in a small LRU; readers are left alone because a streamed reader may still be
+ * iterating when the same SQL runs again.
+ */
+function withStatementCache(db: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string) {
+      const hit = cache.get(sql);
+      if (hit) {
+        cache.delete(sql); // re-insert: Map order is the LRU order
+        cache.set(sql, hit);
+        return hit;
+      }
+      const stmt = db.prepare(sql);
+      if (!stmt.reader) {
+        cache.set(sql, stmt);
+        if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      return stmt;
+    },
+  } as SqliteDatabase;
 }
