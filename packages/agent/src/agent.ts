@@ -154,6 +154,7 @@ export class Agent extends EventEmitter {
       this.send(conn, {
         type: 'register', repo: this.config.repo, release_tag: this.config.release_tag, app_name: this.config.app_name,
         network: this.config.network, agent_id: this.config.agent_id, agent_version: AGENT_VERSION,
+        ...(this.config.node_token !== undefined ? { node_token: this.config.node_token } : {}),
       });
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {

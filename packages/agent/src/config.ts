@@ -19,6 +19,8 @@ export interface AgentConfig {
   health_interval_ms: number;
   /** When set, health is an HTTP GET of this path (status < 500 passes); otherwise a TCP connect. */
   health_path: string | null;
+  /** EE_NODE_TOKEN: the market node this agent runs on (sandbox networks; docs/market.md). */
+  node_token?: string;
   drain_timeout_ms: number;
   max_streams: number;
   log_level: string;
@@ -110,6 +112,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     state_dir,
     health_interval_ms: int(env, 'EE_HEALTH_INTERVAL_SEC', 10, 1, 3600) * 1000,
     health_path,
+    ...(get(env, 'EE_NODE_TOKEN') !== undefined ? { node_token: get(env, 'EE_NODE_TOKEN')! } : {}),
     drain_timeout_ms: int(env, 'EE_DRAIN_TIMEOUT_SEC', 30, 0, 3600) * 1000,
     max_streams: int(env, 'EE_MAX_STREAMS', 256, 1, 65535),
     log_level: get(env, 'EE_LOG_LEVEL') ?? 'info',

@@ -79,6 +79,7 @@ export class DcapVerifier implements EvidenceVerifier {
       evidence_hash: report.evidence_hash as string,
       policy_version: report.policy_version,
       tcb_status: report.tcb_status as string,
+      ...(typeof report.ppid === 'string' ? { ppid: report.ppid } : {}),
     };
   }
 }

@@ -46,6 +46,8 @@ export type Verdict =
       evidence_hash: string;
       policy_version: string | null;
       tcb_status?: string;
+      /** TDX: the platform's PPID (hex) from the PCK certificate, which identifies the machine (market node binding). */
+      ppid?: string;
     }
   | {
       ok: false;

@@ -48,6 +48,18 @@ export interface ControlPlaneConfig {
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
+  /** Market (docs/market.md): settlement period, whole hours, epoch-aligned. */
+  readonly settlement_period_ms: number;
+  /** A lock never finalized is voided this long after its period ends (the ledger's pending timeout). */
+  readonly settlement_grace_ms: number;
+  /** Automatic finalize waits this long after a period ends, for late evidence (uptime reports). */
+  readonly settlement_delay_ms: number;
+  /** Unstake needs this long since the node's last locked period ended. */
+  readonly unstake_cooldown_ms: number;
+  /** A single outage longer than this slashes the tier penalty. */
+  readonly outage_threshold_premium_ms: number;
+  readonly outage_threshold_standard_ms: number;
+  readonly outage_threshold_economy_ms: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -70,6 +82,14 @@ const daysToMs = (min: number, exclusive: boolean) =>
     .pipe(exclusive ? z.number().gt(min) : z.number().gte(min))
     .pipe(z.number().max(100 * 365)) // keeps the ms value a safe integer, far beyond any real TTL
     .transform((d) => Math.round(d * DAY_MS));
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
+/** "90s", "5m", "24h", "7d": a whole number and one unit, from min_ms to max_ms. */
+const duration = (min_ms: number, max_ms: number) => z.string().regex(/^[0-9]{1,9}[smhd]$/)
+  .transform((v) => Number(v.slice(0, -1)) * DURATION_UNITS[v.slice(-1)]!)
+  .pipe(z.number().int().min(min_ms).max(max_ms));
+/** Whole hours: "1h", "2h" or a bare "3". */
+const wholeHours = z.string().regex(/^[0-9]{1,4}h?$/).transform((v) => Number(v.replace(/h$/, ''))).pipe(z.number().int().min(1).max(8760))
+  .transform((h) => h * 3_600_000);
 const host = z.string().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v));
 // HTTP strips surrounding whitespace from header values, so such a token could never match.
 const token = (minLength: number) => z.string().min(minLength).refine((v) => v.trim() === v);
@@ -127,6 +147,13 @@ const SPECS = {
   max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', 'an integer from 1 to 1000000', int(1, 1_000_000), { fallback: '256' }),
   drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
   queue_timeout_ms: spec('EE_QUEUE_TIMEOUT_MS', `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`, int(0, MAX_TIMER_MS), { fallback: '2000' }),
+  settlement_period_ms: spec('EE_SETTLEMENT_PERIOD', 'a whole number of hours from 1 to 8760, like "1h"', wholeHours, { fallback: '1h' }),
+  settlement_grace_ms: spec('EE_SETTLEMENT_GRACE', 'a duration like "7d", "12h" (1 minute to 365 days)', duration(60_000, 365 * DAY_MS), { fallback: '7d' }),
+  settlement_delay_ms: spec('EE_SETTLEMENT_DELAY', 'a duration like "5m" (0s to 1 day)', duration(0, DAY_MS), { fallback: '5m' }),
+  unstake_cooldown_ms: spec('EE_UNSTAKE_COOLDOWN', 'a duration like "24h" (0s to 365 days)', duration(0, 365 * DAY_MS), { fallback: '24h' }),
+  outage_threshold_premium_ms: spec('EE_OUTAGE_THRESHOLD_PREMIUM', 'a duration like "5m" (1 second to 30 days)', duration(1000, 30 * DAY_MS), { fallback: '5m' }),
+  outage_threshold_standard_ms: spec('EE_OUTAGE_THRESHOLD_STANDARD', 'a duration like "30m" (1 second to 30 days)', duration(1000, 30 * DAY_MS), { fallback: '30m' }),
+  outage_threshold_economy_ms: spec('EE_OUTAGE_THRESHOLD_ECONOMY', 'a duration like "2h" (1 second to 30 days)', duration(1000, 30 * DAY_MS), { fallback: '2h' }),
   log_level: spec('EE_LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`, z.enum(LOG_LEVELS), { fallback: 'info' }),
 } satisfies { [K in keyof ControlPlaneConfig]-?: Spec<NonNullable<ControlPlaneConfig[K]>> };
 
@@ -163,6 +190,9 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv | Record<string, s
   if (cfg.attest_allow_non_intel_root && cfg.attest_root_ca_file === undefined) {
     throw new ConfigError('EE_ATTEST_ALLOW_NON_INTEL_ROOT',
       'EE_ATTEST_ALLOW_NON_INTEL_ROOT must be 0 unless EE_ATTEST_ROOT_CA_FILE names the root CA to allow (tests only)');
+  }
+  if (cfg.settlement_delay_ms >= cfg.settlement_grace_ms) {
+    throw new ConfigError('EE_SETTLEMENT_DELAY', 'EE_SETTLEMENT_DELAY must be shorter than EE_SETTLEMENT_GRACE: locks must be finalized before they expire');
   }
   return Object.freeze(cfg);
 }

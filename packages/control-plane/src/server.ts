@@ -23,6 +23,11 @@ import { attestationRoutes } from './http/attestation-routes.js';
 import { ledgerRoutes } from './http/ledger-routes.js';
 import { IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
+import { Market } from './market/market.js';
+import { MarketScheduler } from './market/scheduler.js';
+import { marketNodeRoutes } from './http/market-nodes.js';
+import { marketLeaseRoutes } from './http/market-leases.js';
+import { marketSettlementRoutes } from './http/market-settlement.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -40,6 +45,9 @@ export interface ControlPlane {
   readonly hub: TunnelHub;
   readonly store: Store;
   readonly ledger: LedgerStore;
+  /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
+  readonly market: Market;
+  readonly scheduler: MarketScheduler;
   /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
   listening_fds(): { api: number; proxy: number };
   readonly verifier: EvidenceVerifier;
@@ -114,6 +122,19 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
   const metrics = new ProxyMetrics(true);
   const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
+  let market: Market;
+  try {
+    market = await Market.open({ ledger, store, hub, clock, config, log });
+  } catch (err) {
+    clearInterval(pruneTimer);
+    cpVerifier?.close();
+    await ledger.close();
+    await store.close();
+    throw err;
+  }
+  hub.market = market;
+  const scheduler = new MarketScheduler(market);
+  scheduler.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const started_at_ms = Date.now();
@@ -158,6 +179,10 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
+  const marketOpts = { market, idempotency, admin_token: config.admin_token, launcher_token: config.launcher_token, uptime_token: config.uptime_token };
+  await fastify.register(marketNodeRoutes, marketOpts);
+  await fastify.register(marketLeaseRoutes, marketOpts);
+  await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -188,6 +213,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     hub.close();
     cpVerifier?.close();
     clearInterval(pruneTimer);
+    await scheduler.stop();
     api_server.close();
     await ledger.close();
     await store.close();
@@ -205,6 +231,8 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     hub,
     store,
     ledger,
+    market,
+    scheduler,
     verifier,
     reloadPolicy() {
       if (cpVerifier === null) return Promise.resolve({ ok: false, changed: false, policy_version: null, error: 'an injected verifier has no policy to reload' });
@@ -221,6 +249,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
         await hub.drain(Math.max(0, deadline - Date.now())); // tunnelled WebSockets and other long streams
         await closed;
         clearInterval(pruneTimer);
+        await scheduler.stop();
         await ledger.close(); // every acknowledged write is committed before the connection closes
         await store.close();
         log.info('control plane stopped');

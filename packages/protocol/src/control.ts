@@ -27,6 +27,8 @@ export const RegisterMessage = z.strictObject({
   agent_id: AgentId,
   /** Ours: the agent's software version, for operators. */
   agent_version: z.string().max(64).optional(),
+  /** Ours: the token of the market node this agent runs on (EE_NODE_TOKEN; docs/market.md). */
+  node_token: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'node_token must be printable ASCII').optional(),
 });
 
 export const AttestRequestMessage = z.strictObject({

@@ -29,6 +29,9 @@ test('defaults match the seed (control-plane README) and the brief', () => {
     registration_ttl_ms: 30 * DAY_MS, registration_warn_ms: 3 * DAY_MS, app_domain: undefined,
     proxy_timeout_ms: 60_000, proxy_idle_timeout_ms: 60_000, max_streams_per_agent: 256, max_body_bytes: 0,
     max_header_bytes: 16_384, max_handshakes: 256, drain_timeout_ms: 30_000, queue_timeout_ms: 2000, log_level: 'info',
+    settlement_period_ms: 3_600_000, settlement_grace_ms: 7 * DAY_MS, settlement_delay_ms: 300_000,
+    unstake_cooldown_ms: DAY_MS, outage_threshold_premium_ms: 300_000, outage_threshold_standard_ms: 1_800_000,
+    outage_threshold_economy_ms: 7_200_000,
   });
 });
 

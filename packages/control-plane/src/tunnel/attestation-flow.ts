@@ -90,6 +90,8 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   hub.deps.metrics?.attestations.labels('ok').inc();
   hub.send(link, { type: 'attest_result', nonce: c.nonce_hex, ok: true, reasons: [] });
   hub.endHandshake(link);
+  if (hub.market?.onAttested) await hub.market.onAttested(link, verdict.ppid);
+  if (link.closed) return;
   c.on_evidence?.(quote, keyset, true, []);
   if (!was_attested) hub.deps.log.info({ agent_id: reg.agent_id, app_name: reg.app_name, evidence_type: verdict.evidence_type }, 'agent attested');
   hub.wake(reg.app_name);

@@ -31,6 +31,19 @@ import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
 import { challenge, handleAttestResponse } from './attestation-flow.js';
 
+/** What the market (docs/market.md) plugs into the tunnel: agent-to-node binding and the routing order. */
+export interface MarketHooks {
+  /** A `register` carrying a node token: bind the agent to the token's node, or refuse. */
+  bindToken(a: { agent_id: string; network: string; app_name: string }, node_token: string): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }>;
+  /** A successful attestation (sealed networks bind agents by the PPID of the verified quote here). */
+  onAttested?(link: AgentLink, ppid: string | undefined): Promise<void>;
+  /** Routing order of a node's agents, lower first; undefined = the node may receive no traffic. O(1): a cache. */
+  rank(node_id: string): number | undefined;
+}
+
+/** Agents not bound to any node come after every eligible node (and share one rank: today's behaviour). */
+const UNBOUND_RANK = Number.MAX_SAFE_INTEGER;
+
 export interface HubDeps {
   store: Store;
   verifier: EvidenceVerifier;
@@ -64,6 +77,8 @@ export class TunnelHub {
   policy_generation = 0;
   private sweeper: NodeJS.Timeout | null = null;
   draining = false;
+  /** Set by the control plane once the market is open. */
+  market: MarketHooks | null = null;
 
   constructor(readonly deps: HubDeps) {}
 
@@ -247,17 +262,35 @@ export class TunnelHub {
     return appStatus(this.byApp.get(app_name) ?? [], this.deps.clock.now(), this.deps.config);
   }
 
-  /** Power of two choices on in-flight streams among routable agents with a free stream slot. */
+  /**
+   * Among routable agents with a free stream slot, those of the best-ranked market node (lowest effective
+   * price among eligible nodes; agents of ineligible nodes are skipped, unbound agents come last), then power
+   * of two choices on in-flight streams. A full or excluded node fails over to the next one.
+   */
   pick(app_name: string, exclude: ReadonlySet<AgentLink> | null): AgentLink | null {
     const set = this.byApp.get(app_name);
     if (!set) return null;
     const now = this.deps.clock.now();
     const { health_timeout_ms, max_streams_per_agent } = this.deps.config;
+    const market = this.market;
     let a: AgentLink | null = null;
     let b: AgentLink | null = null;
     let seen = 0;
+    let best = Number.POSITIVE_INFINITY;
     for (const l of set) {
       if (exclude?.has(l) || !l.routable(now, health_timeout_ms) || l.session.activeStreams >= max_streams_per_agent) continue;
+      let rank = UNBOUND_RANK;
+      if (l.node_id !== null) {
+        const r = market?.rank(l.node_id);
+        if (r === undefined) continue;
+        rank = r;
+      }
+      if (rank > best) continue;
+      if (rank < best) {
+        best = rank;
+        seen = 0;
+        a = b = null;
+      }
       // Reservoir-sample two distinct candidates in one pass.
       seen++;
       if (seen === 1) a = l;
@@ -305,6 +338,7 @@ export class TunnelHub {
   unavailable(app_name: string, exclude: ReadonlySet<AgentLink> | null): ApiError {
     const view = this.status(app_name);
     if (view.status === 'active' || view.status === 'expiring') {
+      if (this.onlyIneligibleNodes(app_name)) return { status: 503, code: 'no_eligible_node', message: `no agent of "${app_name}" runs on an eligible node`, retry_after_s: 5 };
       const why = exclude && exclude.size > 0 ? 'no other agent could take the request' : 'all agents are at their stream limit';
       return { status: 503, code: 'agent_overloaded', message: why, retry_after_s: 1 };
     }
@@ -316,6 +350,23 @@ export class TunnelHub {
       expired: { status: 403, code: 'registration_expired', message: `the registration of "${app_name}" has expired` },
     };
     return messages[view.status]!;
+  }
+
+  /** Every routable agent of the app is bound to a node the market gives no traffic. */
+  private onlyIneligibleNodes(app_name: string): boolean {
+    const now = this.deps.clock.now();
+    let any = false;
+    for (const l of this.byApp.get(app_name) ?? []) {
+      if (!l.routable(now, this.deps.config.health_timeout_ms)) continue;
+      if (l.node_id === null || this.market?.rank(l.node_id) !== undefined) return false;
+      any = true;
+    }
+    return any;
+  }
+
+  /** The routing order changed (stake, slash, ban, trust): let waiting requests try again. */
+  wakeAll(): void {
+    for (const app of [...this.waiters.keys()]) this.wake(app);
   }
 
   /** A proxied stream on `link` finished: its slot is free, and a retired link may now close. */

@@ -33,6 +33,8 @@ export const CONTROL_PER_SECOND = 20;
 
 export class AgentLink {
   reg: LinkRegistration | null = null;
+  /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
+  node_id: string | null = null;
   attested = false;
   last_attest_ms: number | null = null;
   attest_failure: string | null = null;

@@ -19,6 +19,15 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   const network = networkPolicy(msg.network);
   if (!network) return refuse('unknown_network', `unknown network "${msg.network}"`);
 
+  let node_id: string | null = null;
+  if (msg.node_token !== undefined) {
+    if (!hub.market) return refuse('market_unavailable', 'this control plane does not bind agents to market nodes');
+    const bound = await hub.market.bindToken({ agent_id: msg.agent_id, network: msg.network, app_name: msg.app_name }, msg.node_token);
+    if (!bound.ok) return refuse(bound.code, bound.message);
+    node_id = bound.node_id;
+  }
+  if (link.closed) return;
+
   const result = await store.registerAgent({
     agent_id: msg.agent_id,
     app_name: msg.app_name,
@@ -51,6 +60,7 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     created_at_ms: registration.created_at_ms,
     expires_at_ms: registration.expires_at_ms,
   };
+  link.node_id = node_id;
   hub.index(link);
   const expired = now >= registration.expires_at_ms;
   hub.send(link, {
