@@ -87,12 +87,27 @@ test('an empty string means unset', () => {
 
 test('unknown EE_* variables are ignored, and the known names are exported', () => {
   assert.doesNotThrow(() => loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }));
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 31);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 31);
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 38);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 38);
   for (const name of ['EE_CONTROL_PORT', 'EE_DB_PATH', 'EE_QUEUE_TIMEOUT_MS', 'EE_MAX_CONCURRENT_HANDSHAKES', 'EE_LOG_LEVEL']) {
     assert.ok(CONTROL_PLANE_ENV_VARS.includes(name), name);
   }
   assert.ok(!CONTROL_PLANE_ENV_VARS.some((n) => /INSECURE/.test(n)));
+});
+
+test('market settings: whole-hour periods, durations with a unit, delay shorter than the grace', () => {
+  const cfg = loadControlPlaneConfig({ EE_SETTLEMENT_PERIOD: '2h', EE_SETTLEMENT_GRACE: '12h', EE_SETTLEMENT_DELAY: '90s', EE_UNSTAKE_COOLDOWN: '0s', EE_OUTAGE_THRESHOLD_PREMIUM: '1m' });
+  assert.equal(cfg.settlement_period_ms, 7_200_000);
+  assert.equal(cfg.settlement_grace_ms, 43_200_000);
+  assert.equal(cfg.settlement_delay_ms, 90_000);
+  assert.equal(cfg.unstake_cooldown_ms, 0);
+  assert.equal(cfg.outage_threshold_premium_ms, 60_000);
+  assert.equal(loadControlPlaneConfig({ EE_SETTLEMENT_PERIOD: '3' }).settlement_period_ms, 3 * 3_600_000);
+  refused({ EE_SETTLEMENT_PERIOD: '1.5h' }, 'EE_SETTLEMENT_PERIOD', /whole number of hours/);
+  refused({ EE_SETTLEMENT_PERIOD: '30m' }, 'EE_SETTLEMENT_PERIOD');
+  refused({ EE_SETTLEMENT_GRACE: '7 days' }, 'EE_SETTLEMENT_GRACE');
+  refused({ EE_OUTAGE_THRESHOLD_ECONOMY: '0s' }, 'EE_OUTAGE_THRESHOLD_ECONOMY');
+  refused({ EE_SETTLEMENT_GRACE: '10m', EE_SETTLEMENT_DELAY: '10m' }, 'EE_SETTLEMENT_DELAY', /shorter than EE_SETTLEMENT_GRACE/);
 });
 
 test('numbers must be plain decimal', () => {
