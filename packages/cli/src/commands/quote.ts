@@ -6,7 +6,6 @@
 // Exit codes: 0 the quote verifies (and the policy, if given, allows it); 1 it does not (reasons printed);
 // 2 usage errors (bad arguments, unreadable files).
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import {
   evaluateMeasurements,
@@ -19,7 +18,7 @@ import {
   type Policy,
   type QuoteReport,
 } from '@easyenclave/attestation';
-import { readCertificateFile } from '@easyenclave/control-plane/attestation/verifier';
+import { readRootOverride } from '../root-ca.js';
 import { fail } from '../process.js';
 
 export type QuoteFileFormat = 'binary' | 'hex' | 'base64';
@@ -107,18 +106,10 @@ async function verifyCommand(file: string, o: VerifyOptions): Promise<void> {
   const collateral: Collateral = readOrUsage('collateral file', o.collateral, (p) => normalizeCollateral(JSON.parse(readFileSync(p, 'utf8'))));
   const policy = o.policy === undefined ? undefined : readOrUsage('policy file', o.policy, (p) => loadPolicy(p));
 
-  let root: Buffer | undefined;
-  if (o.rootCa !== undefined) {
-    root = readOrUsage('root CA file', o.rootCa, (p) => readCertificateFile(p));
-    if (!root.equals(INTEL_SGX_ROOT_CA_DER)) {
-      process.stderr.write(
-        `ee: WARNING: --root-ca ${o.rootCa} is NOT Intel's SGX Root CA (sha256 ${createHash('sha256').update(root).digest('hex')}).\n` +
-          'ee: WARNING: a quote that verifies against it proves nothing about real TDX hardware. --root-ca is for testing only.\n',
-      );
-    }
-  }
+  const override = readRootOverride(o.rootCa);
+  const root = override?.der;
   const report = await verifyQuote(quote, collateral, at, {
-    ...(root !== undefined ? { root_ca_der: root, allow_non_intel_root: true, logger: { warn: (m: string) => void process.stderr.write(`ee: ${m}\n`) } } : {}),
+    ...(override !== undefined ? override.verifier_options : {}),
     ...(policy !== undefined ? { policy } : {}),
   });
   const verdict = policy === undefined ? null : measurementVerdict(policy, report, o);
