@@ -7,6 +7,8 @@ import { registerQuote } from './commands/quote.js';
 import { registerHealth } from './commands/health.js';
 import { registerApps } from './commands/apps.js';
 import { registerAttestation } from './commands/attestation.js';
+import { registerAccounts } from './commands/accounts.js';
+import { registerCredits } from './commands/credits.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -29,6 +31,8 @@ registerQuote(program);
 registerHealth(program);
 registerApps(program);
 registerAttestation(program);
+registerAccounts(program);
+registerCredits(program);
 program.addHelpText(
   'after',
   [
