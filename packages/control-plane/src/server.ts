@@ -20,6 +20,7 @@ import { ProxyMetrics } from './metrics.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
+import { appAttestationRoutes } from './http/app-attestation-routes.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -139,6 +140,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   });
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
   await fastify.register(attestationRoutes, { config, log });
+  await fastify.register(appAttestationRoutes, { hub });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
