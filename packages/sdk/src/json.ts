@@ -3,6 +3,7 @@
 // Micro-USD amounts are JSON integers that may exceed 2^53, so fields named `*_micro_usd` are read as
 // strings before JSON.parse and turned into bigint by the schemas (MicroUsd).
 import { z } from 'zod';
+import { newNonceHex } from './bytes.js';
 import { errorFromResponse, InvalidResponseError } from './errors.js';
 import type { Deadline, SendRequest, Transport } from './http.js';
 
@@ -12,13 +13,12 @@ export const MAX_JSON_BODY_BYTES = 8 * 1024 * 1024;
 /** A micro-USD amount from the wire: an integer (as a JSON number or a digit string), as bigint. */
 export const MicroUsd = z.union([z.string().regex(/^-?\d+$/), z.number().int()]).transform((v) => BigInt(v));
 
-const BIG = '\u0000bigint:';
-
 /** JSON.stringify that writes bigints as exact JSON integers. */
 export function stringifyJson(value: unknown): string {
-  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${BIG}${v.toString()}` : v));
-  // JSON.stringify escapes the NUL marker, so it can never collide with a user's string.
-  return text.replace(/"\\u0000bigint:(-?\d+)"/g, '$1');
+  // Bigints go through a marker string that is random per call, so no string of the caller can match it.
+  const tag = `\u0000${newNonceHex()}:`;
+  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${tag}${v.toString()}` : v));
+  return text.replace(new RegExp(`"\\\\u0000${tag.slice(1)}(-?\\d+)"`, 'g'), '$1');
 }
 
 /** JSON.parse that keeps every `*_micro_usd` integer exact (as a digit string for the schema). */
