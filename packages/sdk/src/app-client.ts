@@ -55,7 +55,7 @@ export class AppClient {
     const { res, deadline } = await this.transport.send({
       ...rest,
       method: init.method ?? 'GET',
-      path: `/v1/proxy/${this.app}${p}`,
+      path: `/v1/proxy/${encodeURIComponent(this.app)}${p}`,
       ...(key !== undefined ? { idempotency_key: key } : {}),
     });
     // The deadline covers the response head; the body streams for as long as it takes (the caller's signal

@@ -8,7 +8,6 @@
 // - Ledger calls (ledger.ts) and a few read calls (resolve, apps).
 // Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
 import { networkPolicy } from '@easyenclave/attestation/network';
-import { APP_NAME_RE } from '@easyenclave/protocol/control';
 import { AppClient } from './app-client.js';
 import { newNonceHex } from './bytes.js';
 import { AttestationError } from './errors.js';
@@ -178,7 +177,8 @@ export class EasyEnclave {
   }
 }
 
+/** The app's path segment; the control plane decides which names exist (404 unknown_app). */
 function checkApp(app: string): string {
-  if (typeof app !== 'string' || !APP_NAME_RE.test(app)) throw new TypeError(`invalid app name "${String(app).slice(0, 80)}": a DNS label (a-z, 0-9, inner hyphens)`);
-  return app;
+  if (typeof app !== 'string' || app === '') throw new TypeError('app must be a non-empty app name');
+  return encodeURIComponent(app);
 }
