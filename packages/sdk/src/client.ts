@@ -51,7 +51,8 @@ export interface ConnectOptions extends CallOptions {
 export class EasyEnclave {
   readonly transport: Transport;
   readonly #o: EasyEnclaveOptions;
-  readonly #verifiers = new Map<string, Promise<LocalVerifier>>();
+  #base: Promise<LocalVerifier> | undefined;
+  readonly #byOverride = new WeakMap<TrustOptions, Promise<LocalVerifier>>();
 
   constructor(options: EasyEnclaveOptions) {
     if (typeof options?.url !== 'string' || !/^https?:\/\//.test(options.url)) throw new TypeError('url must be an http(s) URL of the control plane');
@@ -67,17 +68,17 @@ export class EasyEnclave {
     return { ...(this.#o.apiKey !== undefined ? { api_key: this.#o.apiKey } : {}), ...(this.#o.adminToken !== undefined ? { admin_token: this.#o.adminToken } : {}) };
   }
 
-  /** The client's trust options merged with per-call ones; verifiers are cached per distinct options. */
+  /** The client's trust options merged with per-call ones; verifiers (and their DCAP caches) are kept per
+   *  options object, so reusing one object (as AppClient.verify does) reuses its verifier. */
   private verifier(override?: TrustOptions): Promise<LocalVerifier> {
+    const cached = override === undefined ? this.#base : this.#byOverride.get(override);
+    if (cached !== undefined) return cached;
     const trust: TrustOptions = { ...this.#o.trust, ...(this.#o.policy !== undefined ? { policy: this.#o.policy } : {}), ...override };
-    const key = override === undefined ? '' : JSON.stringify(override, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : typeof v === 'function' ? String(v) : v));
-    let v = this.#verifiers.get(key);
-    if (v === undefined) {
-      // Node-only code, loaded only now (see the header comment).
-      v = import('./verify.js').then((m) => m.createVerifier(trust, this.#o.network));
-      v.catch(() => this.#verifiers.delete(key));
-      this.#verifiers.set(key, v);
-    }
+    // Node-only code, loaded only now (see the header comment).
+    const v = import('./verify.js').then((m) => m.createVerifier(trust, this.#o.network));
+    if (override === undefined) this.#base = v;
+    else this.#byOverride.set(override, v);
+    v.catch(() => (override === undefined ? (this.#base = undefined) : this.#byOverride.delete(override)));
     return v;
   }
 
