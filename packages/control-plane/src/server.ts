@@ -23,6 +23,7 @@ import { attestationRoutes } from './http/attestation-routes.js';
 import { ledgerRoutes } from './http/ledger-routes.js';
 import { IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
+import { appAttestationRoutes } from './http/app-attestation-routes.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -158,6 +159,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
+  await fastify.register(appAttestationRoutes, { hub });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
