@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
 import { registerQuote } from './commands/quote.js';
+import { registerLedger } from './commands/ledger.js';
 
 const program = new Command();
 program
@@ -15,6 +16,7 @@ program
 registerControlPlane(program);
 registerAgent(program);
 registerQuote(program);
+registerLedger(program);
 
 try {
   await program.parseAsync(process.argv);

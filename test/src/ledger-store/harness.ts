@@ -1,6 +1,7 @@
 // LedgerStore on each backend the control plane supports: SQLite file, SQLite :memory:, PostgreSQL (a throwaway
 // database; skipped only under pg.ts's rules). Each run gets a fresh database and an injected clock.
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import { sql, type Kysely } from 'kysely';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
 import { verifyLedger, type LedgerVerifyReport } from '@easyenclave/control-plane/ledger-store/verify';
@@ -9,6 +10,7 @@ import { openPostgres } from '@easyenclave/control-plane/store/postgres';
 import { openSqlite } from '@easyenclave/control-plane/store/sqlite';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { ISSUANCE, USER_FLAGS } from '../ledger/model.js';
 
 export const START_MS = 1_000_000;
 
@@ -85,3 +87,30 @@ export const BACKENDS: Backend[] = [
       fn((inner) => inFreshSchema(url, `ledger_${seq++}`, (schemaUrl) => run(openPostgres(schemaUrl), 'postgres', schemaUrl, inner)))),
   },
 ];
+
+export const U0 = 'user:t0';
+export const U1 = 'user:t1';
+
+/** A small ledger with every kind of row: accounts, plain and pending transfers, a failed id. */
+export async function populate(l: LedgerUnderTest): Promise<void> {
+  assert.deepEqual(await l.ledger.createAccounts([{ id: U0, flags: USER_FLAGS }, { id: U1, flags: USER_FLAGS }]), ['ok', 'ok']);
+  const results = await l.ledger.createTransfers([
+    { id: 'mint', debit_account: ISSUANCE, credit_account: U0, amount: 100n },
+    { id: 'pay', debit_account: U0, credit_account: U1, amount: 30n },
+    { id: 'lock', debit_account: U0, credit_account: U1, amount: 20n, flags: { pending: true } },
+    { id: 'too-much', debit_account: U1, credit_account: U0, amount: 1_000n },
+  ]);
+  assert.deepEqual(results, ['ok', 'ok', 'ok', 'exceeds_credits']);
+  const report = await l.verify();
+  assert.deepEqual(report.errors, []);
+}
+
+/** Drops the triggers that make `table` append-only, as someone tampering with the database would. */
+export async function dropAppendOnly(db: Kysely<any>, dialect: StoreDialect, table: string): Promise<void> {
+  if (dialect === 'sqlite') {
+    await sql.raw(`DROP TRIGGER ${table}_no_update`).execute(db);
+    await sql.raw(`DROP TRIGGER ${table}_no_delete`).execute(db);
+  } else {
+    await sql.raw(`DROP TRIGGER ${table}_append_only ON ${table}`).execute(db);
+  }
+}

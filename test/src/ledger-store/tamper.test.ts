@@ -2,36 +2,9 @@
 // caught by verifyLedger: each kind of tampering below must be named in its report.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { sql, type Kysely } from 'kysely';
-import type { StoreDialect } from '@easyenclave/control-plane/store/migrations';
-import { ISSUANCE, USER_FLAGS } from '../ledger/model.js';
-import { BACKENDS, type LedgerUnderTest } from './harness.js';
-
-const U0 = 'user:t0';
-const U1 = 'user:t1';
-
-/** A small ledger with every kind of row: accounts, plain and pending transfers, a failed id. */
-async function populate(l: LedgerUnderTest): Promise<void> {
-  assert.deepEqual(await l.ledger.createAccounts([{ id: U0, flags: USER_FLAGS }, { id: U1, flags: USER_FLAGS }]), ['ok', 'ok']);
-  const results = await l.ledger.createTransfers([
-    { id: 'mint', debit_account: ISSUANCE, credit_account: U0, amount: 100n },
-    { id: 'pay', debit_account: U0, credit_account: U1, amount: 30n },
-    { id: 'lock', debit_account: U0, credit_account: U1, amount: 20n, flags: { pending: true } },
-    { id: 'too-much', debit_account: U1, credit_account: U0, amount: 1_000n },
-  ]);
-  assert.deepEqual(results, ['ok', 'ok', 'ok', 'exceeds_credits']);
-  const report = await l.verify();
-  assert.deepEqual(report.errors, []);
-}
-
-async function dropAppendOnly(db: Kysely<any>, dialect: StoreDialect, table: string): Promise<void> {
-  if (dialect === 'sqlite') {
-    await sql.raw(`DROP TRIGGER ${table}_no_update`).execute(db);
-    await sql.raw(`DROP TRIGGER ${table}_no_delete`).execute(db);
-  } else {
-    await sql.raw(`DROP TRIGGER ${table}_append_only ON ${table}`).execute(db);
-  }
-}
+import { sql } from 'kysely';
+import { ISSUANCE } from '../ledger/model.js';
+import { BACKENDS, dropAppendOnly, populate, U0, U1, type LedgerUnderTest } from './harness.js';
 
 async function errorsAfter(l: LedgerUnderTest, tamper: string[], drop: string[] = []): Promise<string[]> {
   for (const table of drop) await dropAppendOnly(l.db, l.dialect, table);
