@@ -138,6 +138,16 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
       loadedPending.set(r.id, r.status);
     }
   }
+  const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
+    .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
+  // What happened to our ids is read only now: the head lock serialises every batch, so READ COMMITTED sees
+  // every batch committed before ours. The row locks above do not cover a replica that used one of our ids
+  // with other accounts (a retry with a different body): reading earlier let it record the id as failed while
+  // another applied it, or record it failed twice.
+  if (lock && transferIds.size > 0) {
+    const now = await selectJournal(tx, [...transferIds]);
+    if (now.length !== journal.length) throw new BatchConflictError('an id of this batch was committed meanwhile');
+  }
   const loadedFailed = new Set<string>();
   for (const part of chunks([...transferIds], SELECT_CHUNK_IDS)) {
     for (const r of await tx.selectFrom('ledger_failed').select(['id', 'result']).where('id', 'in', part).execute()) {
@@ -145,8 +155,6 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
       loadedFailed.add(r.id);
     }
   }
-  const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
-    .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
   return { state, loadedCounters, loadedPending, loadedFailed, head: { seq: Number(head.seq), hash: head.hash } };
 }
 
