@@ -144,8 +144,8 @@ describe('LedgerStore on PostgreSQL: concurrent replicas', { skip: await pgSkipR
       assert.deepEqual(await a!.createTransfers([{ id: 'seed', debit_account: ISSUANCE, credit_account: USERS[2]!, amount: 100n }]), ['ok']);
       const on = (id: string, d: number, c: number, amount: bigint): TransferInput => ({ id, debit_account: USERS[d]!, credit_account: USERS[c]!, amount });
       for (let i = 0; i < RACE_ROUNDS; i++) {
-        // Even rounds: a failing body against a good one; odd rounds: two bodies failing with different codes.
-        const second = i % 2 === 0 ? on(`r${i}`, 2, 3, 1n) : on(`r${i}`, 3, 2, 1n);
+        // Even rounds: a failing body against a good one; odd rounds: two failing bodies (more than anyone holds).
+        const second = i % 2 === 0 ? on(`r${i}`, 2, 3, 1n) : on(`r${i}`, 3, 2, 1_000_000n);
         const [r1, r2] = await Promise.all([a!.createTransfers([on(`r${i}`, 0, 1, 5n)]), b!.createTransfers([second])]);
         const outcome = [r1[0], r2[0]].sort().join('/');
         const allowed = i % 2 === 0 ? ['exceeds_credits/id_already_failed', 'exists_with_different_fields/ok'] : ['exceeds_credits/id_already_failed'];
