@@ -9,6 +9,7 @@ import { registerApps } from './commands/apps.js';
 import { registerAttestation } from './commands/attestation.js';
 import { registerAccounts } from './commands/accounts.js';
 import { registerCredits } from './commands/credits.js';
+import { registerLedger } from './commands/ledger.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -33,11 +34,12 @@ registerApps(program);
 registerAttestation(program);
 registerAccounts(program);
 registerCredits(program);
+registerLedger(program);
 program.addHelpText(
   'after',
   [
     '',
-    'Connection (health, apps, attestation): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
+    'Connection (health, apps, attestation, accounts, credits): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
     '  --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY; flags win. Read commands take --json.',
     'Exit codes: 0 ok, 1 failure (server error, unreachable, a check failed), 2 usage (bad flags or arguments).',
     '',
@@ -47,6 +49,8 @@ program.addHelpText(
     '  ee apps resolve demo --json',
     '  ee attestation verify --policy agent-attestation-allowlist.json',
     '  ee quote verify quote.bin --collateral collateral.json',
+    '  EE_API_KEY=ee_user_… ee credits transfer --to user:… --amount \'$12.50\'',
+    '  ee ledger verify --db .easyenclave/control-plane.db',
     '  ee <command> --help',
   ].join('\n'),
 );

@@ -129,13 +129,21 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
     state.pending.set(r.id, r.status);
     loadedPending.set(r.id, r.status);
   }
+  const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
+    .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
+  // What happened to our ids is read only now: the head lock serialises every batch, so READ COMMITTED sees
+  // every batch committed before ours. The row locks above do not cover a replica that used one of our ids
+  // with other accounts (a retry with a different body): reading earlier let it record the id as failed while
+  // another applied it, or record it failed twice.
+  if (lock && transferIds.size > 0) {
+    const now = await selectJournal(tx, dialect, transferList);
+    if (now.length !== journal.length) throw new BatchConflictError('an id of this batch was committed meanwhile');
+  }
   const loadedFailed = new Set<string>();
   for (const r of await selectFailed(tx, dialect, transferList)) {
     state.failed.set(r.id, r.result as TransferResult);
     loadedFailed.add(r.id);
   }
-  const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
-    .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
   return { state, loadedCounters, loadedPending, loadedFailed, head: { seq: Number(head.seq), hash: head.hash } };
 }
 
