@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { closeAll, sleep, spawnCp, type CpEnv } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { balance, call, createAccount } from './client.js';
-import { verifyDatabase } from './verify.js';
+import { ee, show } from '../cli/util.js';
 
 const IN_FLIGHT = 32;
 const AMOUNT = 1_000; // micro-USD per transfer
@@ -71,8 +71,11 @@ describe('ledger crash safety', () => {
 
     cp.kill('SIGTERM');
     await cp.exited;
-    const report = await verifyDatabase(env.EE_DB_PATH!);
+    const verify = await ee(['ledger', 'verify', '--db', env.EE_DB_PATH!, '--json']);
+    assert.equal(verify.code, 0, show(verify));
+    const report = JSON.parse(verify.stdout);
     assert.deepEqual(report.errors, []);
     assert.equal(report.ok, true);
+    assert.ok(report.journal_rows >= attempted.length + 1);
   });
 });
