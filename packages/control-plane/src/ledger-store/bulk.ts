@@ -95,8 +95,9 @@ export async function upsertPending(tx: Tx, dialect: StoreDialect, rows: readonl
 
 export async function insertFailed(tx: Tx, dialect: StoreDialect, rows: readonly { id: string; result: string; timestamp_ms: number }[]): Promise<void> {
   if (rows.length === 0) return;
-  await sql`INSERT INTO ledger_failed (${names(FAILED_COLUMNS)}) ${fromJson(dialect, FAILED_COLUMNS, values(rows, FAILED_COLUMNS))}
-    ON CONFLICT (id) DO NOTHING`.execute(tx);
+  // No ON CONFLICT: each failed id gets exactly one audit row, so a concurrent insert of the same id must fail
+  // (a unique violation, retried) rather than be silently skipped.
+  await sql`INSERT INTO ledger_failed (${names(FAILED_COLUMNS)}) ${fromJson(dialect, FAILED_COLUMNS, values(rows, FAILED_COLUMNS))}`.execute(tx);
 }
 
 export async function insertAudit(tx: Tx, dialect: StoreDialect, rows: readonly LedgerAuditTable[]): Promise<void> {
