@@ -6,7 +6,7 @@
 //   npm run bench                                  # everything (writes docs/benchmarks.md)
 //   npm run bench -- small large                   # some sections (prints only; add --write to write the doc)
 //   npm run bench -- --quick                       # smoke run: short durations, 200 agents (prints only)
-// Sections: small large mixed idle restart profile graceful. Options: --quick, --write, --no-write, --build,
+// Sections: small large mixed idle restart profile graceful attestation ledger. Options: --quick, --write, --no-write, --build,
 // --no-snapshot, --agents N (default 1000; 200 with --quick). The built packages are copied to a temp dir at
 // the start (bench/snapshot.mjs) so a concurrent rebuild cannot change the code under test mid-run.
 //
@@ -30,7 +30,7 @@ import { snapshotBuild } from '../bench/snapshot.mjs';
 
 // ---------- Arguments ----------
 
-const ALL = ['small', 'large', 'mixed', 'idle', 'restart', 'profile', 'graceful', 'attestation']; // run in this order
+const ALL = ['small', 'large', 'mixed', 'idle', 'restart', 'profile', 'graceful', 'attestation', 'ledger']; // run in this order
 const argv = process.argv.slice(2);
 const flags = new Set(argv.filter((a) => a.startsWith('--')));
 const quick = flags.has('--quick');
@@ -527,6 +527,35 @@ async function benchAttestation() {
   return r;
 }
 
+// ---------- 8. ledger ----------
+
+/** Transfers per second with durability on: ours in-process and over HTTP against the same SQL run raw. */
+async function benchLedger() {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(process.execPath, [join(REPO_ROOT, 'bench/ledger.mjs'), '--json', '--seconds', quick ? '1' : '4'], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = JSON.parse(out.slice(out.indexOf('{')));
+  const rows = [
+    ['raw SQLite (better-sqlite3), 1 transfer per transaction', f0(r.raw_sqlite_1), '', ''],
+    ['raw SQLite, 1000 transfers per transaction', f0(r.raw_sqlite_batched), '', ''],
+    ['**ours, SQLite, in-process** (4096 concurrent submitters, group commit)', f0(r.ours_sqlite.rate), f0(r.ours_sqlite.ops_per_batch), r.ours_sqlite.verify_ok ? 'passes' : '**FAILS**'],
+  ];
+  if (r.pgbench !== undefined) {
+    rows.push(['pgbench, same SQL, 8 clients, 1 transfer per transaction', f0(r.pgbench), '', '']);
+    rows.push(['**ours, PostgreSQL, in-process** (4096 submitters)', f0(r.ours_postgres.rate), f0(r.ours_postgres.ops_per_batch), r.ours_postgres.verify_ok ? 'passes' : '**FAILS**']);
+  }
+  if (r.http_sqlite !== undefined) rows.push([`**ours, HTTP API** (POST /v1/credits/transfer, autocannon 64 connections; p99 ${f1(r.http_sqlite.p99_ms)} ms, ${r.http_sqlite.non2xx} non-2xx)`, f0(r.http_sqlite.rate), '', '']);
+  goals.push({ goal: 'ledger, SQLite in-process: ≥ 100k transfers/s (group commit)', measured: `${f0(r.ours_sqlite.rate)}/s (${pct(r.ours_sqlite.rate / r.raw_sqlite_batched)} of raw batched SQLite, ${f1(r.ours_sqlite.rate / r.raw_sqlite_1)}× raw one-per-transaction)`, met: r.ours_sqlite.rate >= 100_000 });
+  if (r.pgbench !== undefined) goals.push({ goal: 'ledger, PostgreSQL in-process: ≥ 80% of pgbench', measured: `${pct(r.ours_postgres.rate / r.pgbench)} (${f0(r.ours_postgres.rate)} vs ${f0(r.pgbench)}/s)`, met: r.ours_postgres.rate >= 0.8 * r.pgbench });
+  if (r.http_sqlite !== undefined) goals.push({ goal: 'ledger, HTTP API on SQLite: ≥ 10k transfers/s', measured: `${f0(r.http_sqlite.rate)}/s`, met: r.http_sqlite.rate >= 10_000 });
+  goals.push({ goal: 'ledger: `verifyLedger` passes after every run', measured: [r.ours_sqlite, r.ours_postgres].filter(Boolean).every((x) => x.verify_ok) ? 'passes' : 'FAILS', met: [r.ours_sqlite, r.ours_postgres].filter(Boolean).every((x) => x.verify_ok) });
+  section(
+    'Ledger: transfers per second',
+    '`node bench/ledger.mjs` in its own process, durability on (SQLite WAL with `synchronous=FULL`; PostgreSQL defaults, fsync on), 1000 accounts, 1 micro-USD transfers between them. The raw rows run only the core SQL (debit with an overdraft guard, credit, journal insert; the same indexes on the journal) with none of the ledger\'s guarantees; ours adds idempotent client ids, failed-id memory, two-phase locks and expiry, the append-only journal and the hash-chained audit row per change, and hands each result out only after COMMIT.\n\n' +
+      table(['workload', 'transfers/s', 'ops per commit', 'ledger verify'], rows),
+  );
+  return r;
+}
+
 // ---------- 6. graceful ----------
 
 async function gracefulOnce(backend, mode) {
@@ -779,7 +808,7 @@ async function main() {
   if (!nginxBin && selected.some((s) => ['small', 'large'].includes(s))) {
     console.log(`\nNOTE: ${NGINX_INSTALL_HINT}. The nginx column is skipped in this run.\n`);
   }
-  const run = { attestation: benchAttestation, small: benchSmall, large: benchLarge, mixed: benchMixed, idle: benchIdle, restart: benchRestart, graceful: benchGraceful, profile: benchProfile };
+  const run = { ledger: benchLedger, attestation: benchAttestation, small: benchSmall, large: benchLarge, mixed: benchMixed, idle: benchIdle, restart: benchRestart, graceful: benchGraceful, profile: benchProfile };
   const failures = [];
   for (const s of selected) {
     sectionLoad = loadNow();

@@ -1,25 +1,68 @@
 #!/usr/bin/env node
-// The `ee` command. Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
+// The `ee` command. Exit codes: 0 ok, 1 failure, 2 usage or configuration error (docs/cli.md).
 import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
 import { registerQuote } from './commands/quote.js';
+import { registerHealth } from './commands/health.js';
+import { registerApps } from './commands/apps.js';
+import { registerAttestation } from './commands/attestation.js';
+import { registerAccounts } from './commands/accounts.js';
+import { registerCredits } from './commands/credits.js';
+import { registerLedger } from './commands/ledger.js';
+import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
+import { sanitize } from './output.js';
+
+// Everything written to stderr by commander or by us passes through redact(): a secret given on the command
+// line or in the environment never appears in an error, even one that echoes an argument.
+setSecrets(collectSecrets(process.argv, process.env));
+const errLine = (message: string) => process.stderr.write(`ee: ${redact(sanitize(message))}\n`);
 
 const program = new Command();
 program
   .name('ee')
   .description('easyenclave: attested compute network — control plane, agent and tools')
   .version('0.1.0')
+  .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) })
   .exitOverride()
   .showHelpAfterError();
 registerControlPlane(program);
 registerAgent(program);
 registerQuote(program);
+registerHealth(program);
+registerApps(program);
+registerAttestation(program);
+registerAccounts(program);
+registerCredits(program);
+registerLedger(program);
+program.addHelpText(
+  'after',
+  [
+    '',
+    'Connection (health, apps, attestation, accounts, credits): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
+    '  --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY; flags win. Read commands take --json.',
+    'Exit codes: 0 ok, 1 failure (server error, unreachable, a check failed), 2 usage (bad flags or arguments).',
+    '',
+    'Examples:',
+    '  ee health',
+    '  EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee apps list',
+    '  ee apps resolve demo --json',
+    '  ee attestation verify --policy agent-attestation-allowlist.json',
+    '  ee quote verify quote.bin --collateral collateral.json',
+    '  EE_API_KEY=ee_user_… ee credits transfer --to user:… --amount \'$12.50\'',
+    '  ee ledger verify --db .easyenclave/control-plane.db',
+    '  ee <command> --help',
+  ].join('\n'),
+);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  process.stderr.write(`ee: ${(err as Error).message}\n`);
+  if (err instanceof CliError) {
+    errLine(err.message);
+    process.exit(err.exit_code);
+  }
+  errLine((err as Error).message);
   process.exit(1);
 }

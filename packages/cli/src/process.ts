@@ -1,8 +1,9 @@
 // Process-level helpers shared by the long-running commands.
+import { redact } from './errors.js';
 
 /** Prints a message and exits: 1 for failures, 2 for usage/configuration errors. */
 export function fail(message: string, code = 1): never {
-  process.stderr.write(`ee: ${message}\n`);
+  process.stderr.write(`ee: ${redact(message)}\n`);
   process.exit(code);
 }
 

@@ -28,6 +28,7 @@ import { MarketScheduler } from './market/scheduler.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
+import { appAttestationRoutes } from './http/app-attestation-routes.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -179,6 +180,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
+  await fastify.register(appAttestationRoutes, { hub });
   const marketOpts = { market, idempotency, admin_token: config.admin_token, launcher_token: config.launcher_token, uptime_token: config.uptime_token };
   await fastify.register(marketNodeRoutes, marketOpts);
   await fastify.register(marketLeaseRoutes, marketOpts);

@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
-import { startControlPlane } from '@easyenclave/control-plane/server';
-import { announceReady, inheritedListenFds, spawnSuccessor } from '@easyenclave/control-plane/handoff';
 import { fail, onShutdownSignals } from '../process.js';
 
 export function registerControlPlane(program: Command): void {
@@ -17,6 +14,10 @@ export function registerControlPlane(program: Command): void {
         '\n         SIGUSR2 reloads the attestation policy (EE_ALLOWLIST_ASSET) in place and re-attests every agent.',
     )
     .action(async () => {
+      // Loaded here, not at the top: the server's modules would slow down every other `ee` command.
+      const { ConfigError, loadControlPlaneConfig } = await import('@easyenclave/control-plane/config');
+      const { startControlPlane } = await import('@easyenclave/control-plane/server');
+      const { announceReady, inheritedListenFds, spawnSuccessor } = await import('@easyenclave/control-plane/handoff');
       let config;
       try {
         config = loadControlPlaneConfig(process.env);

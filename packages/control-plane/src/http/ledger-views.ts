@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { AmountError, formatUsd, parseAmount } from '../ledger/amount.js';
 import { MAX_MEMO_LENGTH, REFERENCE_PATTERN, type Account, type JournalEntry, type TransferResult } from '../ledger/types.js';
 import { MAX_NAME_LENGTH } from '../ledger-store/identities.js';
+import { PLATFORM_ISSUANCE } from '../ledger/chart.js';
 
 const PRINTABLE = /^[^\p{Cc}]*$/u;
 
@@ -87,7 +88,7 @@ export function historyView(seq: number, e: JournalEntry, ledgerAccounts: readon
     };
   }
   const t = e.transfer;
-  const type = t.flags.pending ? 'lock' : t.flags.post_pending ? 'settle' : t.flags.void_pending ? 'refund' : 'transfer';
+  const type = t.debit_account === PLATFORM_ISSUANCE ? 'purchase' : t.flags.pending ? 'lock' : t.flags.post_pending ? 'settle' : t.flags.void_pending ? 'refund' : 'transfer';
   return {
     seq, type, transfer_id: t.id, pending_id: t.pending_id ?? null, from: t.debit_account, to: t.credit_account,
     direction: ledgerAccounts.includes(t.debit_account) ? 'out' : 'in', amount_micro_usd: n(t.amount), amount_usd: formatUsd(t.amount),

@@ -10,12 +10,13 @@
 // pending rows by id, then the audit head. Rows read before locking are immutable journal rows only.
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { createLedgerState, expirePending } from '../ledger/engine.js';
-import type { Account, LedgerState, PendingStatus } from '../ledger/types.js';
+import type { Account, LedgerState, PendingStatus, TransferResult } from '../ledger/types.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { extendChain, type AuditEntry } from './audit.js';
+import { insertAudit, insertFailed, insertJournal, selectAccounts, selectFailed, selectJournal, selectPending, upsertAccounts, upsertPending } from './bulk.js';
 import {
   accountFromRow, accountPayload, accountToRow, entryFromJournalRow, failedPayload, identityPayload,
-  journalPayload, journalRowFromEntry, type JournalRow,
+  journalPayload, journalRowFromEntry, type AccountRow,
 } from './rows.js';
 import type { EeAccountsTable, EeIdempotencyTable, LedgerDatabase } from './schema.js';
 
@@ -60,15 +61,6 @@ export interface LedgerOp<T> {
 
 /** Expired locks released per batch; the rest go in the next batches (each batch runs the sweep first). */
 export const MAX_EXPIRIES_PER_BATCH = 256;
-/** Rows per multi-row INSERT: 13 columns x 400 stays far below SQLite's and PostgreSQL's parameter limits. */
-const INSERT_CHUNK_ROWS = 400;
-const SELECT_CHUNK_IDS = 900;
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 const counterKey = (a: Account) => `${a.debits_pending}|${a.debits_posted}|${a.credits_pending}|${a.credits_posted}`;
 
@@ -79,17 +71,6 @@ interface WorkingSet {
   loadedPending: Map<string, PendingStatus>;
   loadedFailed: Set<string>;
   head: { seq: number; hash: string };
-}
-
-async function selectJournal(tx: Tx, ids: readonly string[]): Promise<JournalRow[]> {
-  const rows: JournalRow[] = [];
-  for (const part of chunks(ids, SELECT_CHUNK_IDS)) {
-    rows.push(...await tx.selectFrom('ledger_journal')
-      .select(['kind', 'transfer_id', 'debit_account', 'credit_account', 'amount', 'requested_amount', 'flags',
-        'pending_id', 'timeout_ms', 'expires_at_ms', 'memo', 'reference', 'timestamp_ms'])
-      .where('transfer_id', 'in', part).execute());
-  }
-  return rows;
 }
 
 /** Thrown when a concurrent writer changed what the batch must lock; the writer retries the batch. */
@@ -114,7 +95,8 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
   }
   // Journal rows are immutable, so reading them before locking is safe; their accounts join the lock set (a
   // pending transfer being resolved or expired needs both of its accounts in the working set).
-  let journal = transferIds.size > 0 ? await selectJournal(tx, [...transferIds]) : [];
+  const transferList = [...transferIds];
+  let journal = await selectJournal(tx, dialect, transferList);
   for (const r of journal) {
     accountIds.add(r.debit_account);
     accountIds.add(r.credit_account);
@@ -122,18 +104,14 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
 
   const state = createLedgerState();
   const loadedCounters = new Map<string, string>();
-  for (const part of chunks([...accountIds].sort(), SELECT_CHUNK_IDS)) {
-    const rows = await tx.selectFrom('ledger_accounts').selectAll().where('id', 'in', part).orderBy('id')
-      .$if(lock, (q) => q.forUpdate()).execute();
-    for (const row of rows) {
-      const account = accountFromRow(row);
-      state.accounts.set(account.id, account);
-      loadedCounters.set(account.id, counterKey(account));
-    }
+  for (const row of await selectAccounts(tx, dialect, [...accountIds].sort())) {
+    const account = accountFromRow(row);
+    state.accounts.set(account.id, account);
+    loadedCounters.set(account.id, counterKey(account));
   }
-  if (lock && transferIds.size > 0) {
+  if (lock && transferList.length > 0) {
     // Another replica may have committed one of our ids meanwhile (READ COMMITTED sees it now).
-    journal = await selectJournal(tx, [...transferIds]);
+    journal = await selectJournal(tx, dialect, transferList);
     for (const r of journal) {
       if (!accountIds.has(r.debit_account) || !accountIds.has(r.credit_account)) throw new BatchConflictError('journal changed while locking');
     }
@@ -147,31 +125,33 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
     if (entry.transfer.flags.pending) pendingIds.push(entry.transfer.id);
   }
   const loadedPending = new Map<string, PendingStatus>();
-  for (const part of chunks(pendingIds.sort(), SELECT_CHUNK_IDS)) {
-    const rows = await tx.selectFrom('ledger_pending').select(['id', 'status']).where('id', 'in', part).orderBy('id')
-      .$if(lock, (q) => q.forUpdate()).execute();
-    for (const r of rows) {
-      state.pending.set(r.id, r.status);
-      loadedPending.set(r.id, r.status);
-    }
-  }
-  const loadedFailed = new Set<string>();
-  for (const part of chunks([...transferIds], SELECT_CHUNK_IDS)) {
-    for (const r of await tx.selectFrom('ledger_failed').select(['id', 'result']).where('id', 'in', part).execute()) {
-      state.failed.set(r.id, r.result as never);
-      loadedFailed.add(r.id);
-    }
+  for (const r of await selectPending(tx, dialect, pendingIds.sort())) {
+    state.pending.set(r.id, r.status);
+    loadedPending.set(r.id, r.status);
   }
   const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
     .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
+  // What happened to our ids is read only now: the head lock serialises every batch, so READ COMMITTED sees
+  // every batch committed before ours. The row locks above do not cover a replica that used one of our ids
+  // with other accounts (a retry with a different body): reading earlier let it record the id as failed while
+  // another applied it, or record it failed twice.
+  if (lock && transferIds.size > 0) {
+    const now = await selectJournal(tx, dialect, transferList);
+    if (now.length !== journal.length) throw new BatchConflictError('an id of this batch was committed meanwhile');
+  }
+  const loadedFailed = new Set<string>();
+  for (const r of await selectFailed(tx, dialect, transferList)) {
+    state.failed.set(r.id, r.result as TransferResult);
+    loadedFailed.add(r.id);
+  }
   return { state, loadedCounters, loadedPending, loadedFailed, head: { seq: Number(head.seq), hash: head.hash } };
 }
 
-async function persist(tx: Tx, ws: WorkingSet, writes: ExtraWrites, now_ms: number): Promise<void> {
+async function persist(tx: Tx, dialect: StoreDialect, ws: WorkingSet, writes: ExtraWrites, now_ms: number): Promise<void> {
   const { state } = ws;
   const audit: AuditEntry[] = [];
 
-  const accountRows = [];
+  const accountRows: AccountRow[] = [];
   for (const [id, account] of state.accounts) {
     const before = ws.loadedCounters.get(id);
     if (before === counterKey(account)) continue;
@@ -179,29 +159,18 @@ async function persist(tx: Tx, ws: WorkingSet, writes: ExtraWrites, now_ms: numb
     if (before === undefined) audit.push({ kind: 'account', payload: accountPayload(row) });
     accountRows.push(row);
   }
-  for (const part of chunks(accountRows, INSERT_CHUNK_ROWS)) {
-    await tx.insertInto('ledger_accounts').values(part).onConflict((oc) => oc.column('id').doUpdateSet((eb) => ({
-      debits_pending: eb.ref('excluded.debits_pending'),
-      debits_posted: eb.ref('excluded.debits_posted'),
-      credits_pending: eb.ref('excluded.credits_pending'),
-      credits_posted: eb.ref('excluded.credits_posted'),
-    }))).execute();
-  }
+  await upsertAccounts(tx, dialect, accountRows);
 
   const journalRows = state.journal.map(journalRowFromEntry);
   for (const row of journalRows) audit.push({ kind: row.kind, payload: journalPayload(row) });
-  for (const part of chunks(journalRows, INSERT_CHUNK_ROWS)) await tx.insertInto('ledger_journal').values(part).execute();
+  await insertJournal(tx, dialect, journalRows);
 
   const pendingRows = [];
   for (const [id, status] of state.pending) {
     if (ws.loadedPending.get(id) === status) continue;
-    const expires = state.transfers.get(id)?.expires_at_ms;
-    pendingRows.push({ id, status, expires_at_ms: expires ?? null });
+    pendingRows.push({ id, status, expires_at_ms: state.transfers.get(id)?.expires_at_ms ?? null });
   }
-  for (const part of chunks(pendingRows, INSERT_CHUNK_ROWS)) {
-    await tx.insertInto('ledger_pending').values(part)
-      .onConflict((oc) => oc.column('id').doUpdateSet((eb) => ({ status: eb.ref('excluded.status') }))).execute();
-  }
+  await upsertPending(tx, dialect, pendingRows);
 
   const failedRows = [];
   for (const [id, result] of state.failed) {
@@ -210,21 +179,18 @@ async function persist(tx: Tx, ws: WorkingSet, writes: ExtraWrites, now_ms: numb
     failedRows.push(row);
     audit.push({ kind: 'failed', payload: failedPayload(row) });
   }
-  for (const part of chunks(failedRows, INSERT_CHUNK_ROWS)) {
-    await tx.insertInto('ledger_failed').values(part).onConflict((oc) => oc.column('id').doNothing()).execute();
-  }
+  await insertFailed(tx, dialect, failedRows);
 
   for (const identity of writes.identities) audit.push({ kind: 'identity', payload: identityPayload(identity) });
   if (writes.identities.length > 0) await tx.insertInto('ee_accounts').values(writes.identities).execute();
-  for (const part of chunks(writes.idempotency, INSERT_CHUNK_ROWS)) {
-    await tx.insertInto('ee_idempotency').values(part).onConflict((oc) => oc.columns(['principal', 'key']).doNothing()).execute();
+  if (writes.idempotency.length > 0) {
+    await tx.insertInto('ee_idempotency').values(writes.idempotency).onConflict((oc) => oc.columns(['principal', 'key']).doNothing()).execute();
   }
-
   for (const write of writes.after) await write(tx as Transaction<any>);
 
   if (audit.length === 0) return;
   const chained = extendChain(ws.head, audit, now_ms);
-  for (const part of chunks(chained.rows, INSERT_CHUNK_ROWS)) await tx.insertInto('ledger_audit').values(part).execute();
+  await insertAudit(tx, dialect, chained.rows);
   await tx.updateTable('ledger_audit_head').set({ seq: chained.head.seq, hash: chained.head.hash }).where('id', '=', 1).execute();
 }
 
@@ -254,7 +220,7 @@ export async function runBatch(db: LedgerDb, dialect: StoreDialect, ops: readonl
     expirePending(ws.state, now_ms);
     const writes: ExtraWrites = { identities: [], idempotency: [], after: [] };
     const results = ops.map((op) => op.apply({ state: ws.state, now_ms, writes }));
-    await persist(tx, ws, writes, now_ms);
+    await persist(tx, dialect, ws, writes, now_ms);
     return results;
   });
 }

@@ -47,17 +47,46 @@ export function createIdentityOp<T>(n: NewIdentity, then: (ctx: ApplyContext) =>
   };
 }
 
+/**
+ * Identities never change and are never deleted, so rows found are cached per database (bounded LRU; never a
+ * negative entry, so one created by another replica is found on its first use). This takes the per-request
+ * lookups (the caller's key, the accounts named in the body) off the database.
+ */
+export const IDENTITY_CACHE_SIZE = 10_000;
+const caches = new WeakMap<object, Map<string, Identity>>();
+
+function cacheOf(db: Kysely<LedgerDatabase>): Map<string, Identity> {
+  let cache = caches.get(db);
+  if (!cache) {
+    cache = new Map();
+    caches.set(db, cache);
+  }
+  return cache;
+}
+
+export async function getIdentity(db: Kysely<LedgerDatabase>, id: string): Promise<Identity | undefined> {
+  const cache = cacheOf(db);
+  const hit = cache.get(id);
+  if (hit) {
+    cache.delete(id);
+    cache.set(id, hit);
+    return hit;
+  }
+  const row = await db.selectFrom('ee_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+  if (row) {
+    cache.set(id, row);
+    if (cache.size > IDENTITY_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  }
+  return row;
+}
+
 /** The identity an API key belongs to, or undefined. Constant-time in the secret. */
 export async function authenticate(db: Kysely<LedgerDatabase>, key: string): Promise<Identity | undefined> {
   const m = KEY_PATTERN.exec(key);
   if (!m) return undefined;
-  const row = await db.selectFrom('ee_accounts').selectAll().where('id', '=', `${m[1]}:${m[2]}`).executeTakeFirst();
+  const row = await getIdentity(db, `${m[1]}:${m[2]}`);
   if (!row) return undefined;
   const presented = Buffer.from(sha256hex(m[3]!), 'hex');
   const stored = Buffer.from(row.key_hash, 'hex');
   return stored.length === presented.length && timingSafeEqual(presented, stored) ? row : undefined;
-}
-
-export async function getIdentity(db: Kysely<LedgerDatabase>, id: string): Promise<Identity | undefined> {
-  return db.selectFrom('ee_accounts').selectAll().where('id', '=', id).executeTakeFirst();
 }

@@ -30,13 +30,13 @@ export function openSqlite(path: string): Kysely<Database> {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
 }
 
-/** Prepared write statements kept per SQL text; parsing a multi-row INSERT costs more than running it. */
-export const STATEMENT_CACHE_SIZE = 128;
+/** Prepared statements kept per SQL text; parsing costs more than running a small query or a bulk INSERT. */
+export const STATEMENT_CACHE_SIZE = 256;
 
 /**
- * Kysely's SQLite driver prepares every query anew. Write statements (never iterated, so never "busy") are
- * cached by their SQL text in a small LRU; readers are left alone because a streamed reader may still be
- * iterating when the same SQL runs again.
+ * Kysely's SQLite driver prepares every query anew. Statements are cached by their SQL text in a small LRU;
+ * one that is still being iterated (`busy`: a streamed SELECT not yet exhausted) is not handed out again —
+ * a fresh one is prepared for that call instead.
  */
 function withStatementCache(db: BetterSqlite3.Database): SqliteDatabase {
   const cache = new Map<string, BetterSqlite3.Statement>();
@@ -44,13 +44,13 @@ function withStatementCache(db: BetterSqlite3.Database): SqliteDatabase {
     close: () => db.close(),
     prepare(sql: string) {
       const hit = cache.get(sql);
-      if (hit) {
+      if (hit && !hit.busy) {
         cache.delete(sql); // re-insert: Map order is the LRU order
         cache.set(sql, hit);
         return hit;
       }
       const stmt = db.prepare(sql);
-      if (!stmt.reader) {
+      if (!hit) {
         cache.set(sql, stmt);
         if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
       }

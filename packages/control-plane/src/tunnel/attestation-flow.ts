@@ -7,6 +7,7 @@ import { CloseCode, type AttestResponseMessage } from '@easyenclave/protocol';
 import { newNonce, parseKeyset, type Keyset } from '@easyenclave/attestation';
 import type { TunnelHub } from './hub.js';
 import type { AgentLink, PendingChallenge } from './link.js';
+import { takeRelayedResponse } from './attestation-relay.js';
 
 type Reason = PendingChallenge['reason'];
 
@@ -35,6 +36,8 @@ async function missed(hub: TunnelHub, link: AgentLink, nonce_hex: string): Promi
 }
 
 export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg: AttestResponseMessage): Promise<void> {
+  // An answer to a client-relayed challenge goes to its client; it is not this agent's attestation.
+  if (takeRelayedResponse(link, msg)) return;
   const c = link.challenge;
   // Single use: whatever the outcome, this nonce is spent; a replay or a late answer finds no challenge.
   if (!c || c.nonce_hex !== msg.nonce) {

@@ -30,6 +30,7 @@ import { AgentLink } from './link.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
 import { challenge, handleAttestResponse } from './attestation-flow.js';
+import { failRelays } from './attestation-relay.js';
 
 /** What the market (docs/market.md) plugs into the tunnel: agent-to-node binding and the routing order. */
 export interface MarketHooks {
@@ -242,6 +243,7 @@ export class TunnelHub {
     if (link.challenge) clearTimeout(link.challenge.timer);
     link.challenge?.on_evidence?.(Buffer.alloc(0), undefined, false, ['agent disconnected']);
     link.challenge = null;
+    failRelays(link);
     this.links.delete(link);
     link.session.destroy(ResetCode.INTERNAL_ERROR, 'agent disconnected');
     const reg = link.reg;

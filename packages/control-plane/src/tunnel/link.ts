@@ -4,6 +4,8 @@
 import type { WebSocket } from 'ws';
 import type { MuxSession } from '@easyenclave/protocol';
 import type { Keyset } from '@easyenclave/attestation';
+import type { AttestResponseMessage } from '@easyenclave/protocol';
+import type { ApiError } from '../http-errors.js';
 
 export interface LinkRegistration {
   app_name: string;
@@ -25,11 +27,46 @@ export interface PendingChallenge {
   on_evidence?: (quote: Buffer, keyset: Keyset | undefined, ok: boolean, reasons: string[]) => void;
 }
 
+/**
+ * A challenge relayed for an HTTP client (GET /v1/apps/:app/attestation, see attestation-relay.ts). Keyed by
+ * the client's nonce; it is never this link's own attestation. `settle` is null once the client stopped
+ * waiting (answered or timed out): the entry then only lets a late answer be dropped quietly.
+ */
+export interface PendingRelay {
+  settle: ((r: { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError }) => void) | null;
+  timer: NodeJS.Timeout;
+}
+
 export type HealthStatus = 'pass' | 'fail';
 
 /** Control messages an agent may send: a burst of 50, refilled at 20 per second. */
 export const CONTROL_BURST = 50;
 export const CONTROL_PER_SECOND = 20;
+/** Client-relayed challenges per agent: each answer costs the agent a control message, so they stay well
+ *  under CONTROL_PER_SECOND (a public endpoint must never be able to get an agent closed for flooding). */
+export const RELAY_BURST = 10;
+export const RELAY_PER_SECOND = 5;
+
+/** A token bucket over wall-clock milliseconds. */
+export class TokenBucket {
+  private tokens: number;
+  private refill_ms = Date.now();
+
+  constructor(readonly burst: number, readonly per_second: number) {
+    this.tokens = burst;
+  }
+
+  take(now_wall_ms: number): boolean {
+    const refill = Math.floor(((now_wall_ms - this.refill_ms) * this.per_second) / 1000);
+    if (refill > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + refill);
+      this.refill_ms = now_wall_ms;
+    }
+    if (this.tokens <= 0) return false;
+    this.tokens--;
+    return true;
+  }
+}
 
 export class AgentLink {
   reg: LinkRegistration | null = null;
@@ -57,19 +94,14 @@ export class AgentLink {
   closed = false;
   /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
   in_handshake = false;
+  /** Client-relayed challenges by nonce (hex), and their rate. */
+  readonly relays = new Map<string, PendingRelay>();
+  readonly relay_tokens = new TokenBucket(RELAY_BURST, RELAY_PER_SECOND);
   // Token bucket for JSON control messages: an agent needs a handful per interval; a flood is an attack.
-  private control_tokens = CONTROL_BURST;
-  private control_refill_ms = Date.now();
+  private readonly control_tokens = new TokenBucket(CONTROL_BURST, CONTROL_PER_SECOND);
 
   takeControlToken(now_wall_ms: number): boolean {
-    const refill = Math.floor(((now_wall_ms - this.control_refill_ms) * CONTROL_PER_SECOND) / 1000);
-    if (refill > 0) {
-      this.control_tokens = Math.min(CONTROL_BURST, this.control_tokens + refill);
-      this.control_refill_ms = now_wall_ms;
-    }
-    if (this.control_tokens <= 0) return false;
-    this.control_tokens--;
-    return true;
+    return this.control_tokens.take(now_wall_ms);
   }
 
   constructor(

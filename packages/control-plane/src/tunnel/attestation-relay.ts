@@ -1,0 +1,67 @@
+// Client-relayed challenges (GET /v1/apps/:app/attestation): the control plane forwards a nonce chosen by an
+// HTTP client to one agent as an ordinary `attest_request` (reason `client`) and hands the agent's
+// `attest_response` back to that client, untouched, for the client to verify itself.
+//
+// Such an answer is routed by its nonce, before the attestation flow sees it, so it is never judged, recorded
+// or counted as the agent's own attestation, and it never spends or disturbs the control plane's pending
+// challenge. A late answer (after the client gave up) is dropped quietly for a grace period rather than being
+// taken for an unknown nonce, which would fail the agent: a public caller must not be able to do that.
+
+import type { AttestResponseMessage } from '@easyenclave/protocol';
+import type { ApiError } from '../http-errors.js';
+import type { TunnelHub } from './hub.js';
+import type { AgentLink, PendingRelay } from './link.js';
+
+/** Relays waiting (or in their late-answer grace period) per agent; more get 503 busy. */
+export const MAX_PENDING_RELAYS_PER_AGENT = 2;
+/** How long after a relay timed out a late answer is still recognised and dropped. */
+export const RELAY_LATE_GRACE_MS = 60_000;
+
+export type RelayOutcome = { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError };
+
+/** Reserves a relay on this link (capacity and rate); false when it cannot take one now. */
+export function reserveRelay(link: AgentLink, now_wall_ms: number): boolean {
+  if (link.closed || link.relays.size >= MAX_PENDING_RELAYS_PER_AGENT) return false;
+  return link.relay_tokens.take(now_wall_ms);
+}
+
+/** Sends the client's nonce to the agent and waits (at most `timeout_ms`) for its answer. */
+export function relayChallenge(hub: TunnelHub, link: AgentLink, nonce_hex: string, timeout_ms: number): Promise<RelayOutcome> {
+  if (link.relays.has(nonce_hex) || link.challenge?.nonce_hex === nonce_hex) {
+    return Promise.resolve({ ok: false, error: { status: 409, code: 'nonce_in_use', message: 'this nonce is already being used with this agent' } });
+  }
+  return new Promise<RelayOutcome>((resolve) => {
+    const relay: PendingRelay = {
+      settle: resolve,
+      timer: setTimeout(() => {
+        relay.settle = null;
+        resolve({ ok: false, error: { status: 504, code: 'agent_timeout', message: `the agent did not answer within ${timeout_ms} ms` } });
+        // Keep the entry a while so a late answer is recognised (and dropped) instead of failing the agent.
+        relay.timer = setTimeout(() => link.relays.delete(nonce_hex), RELAY_LATE_GRACE_MS);
+        relay.timer.unref();
+      }, timeout_ms),
+    };
+    relay.timer.unref();
+    link.relays.set(nonce_hex, relay);
+    hub.send(link, { type: 'attest_request', nonce: nonce_hex, deadline_s: Math.max(1, Math.ceil(timeout_ms / 1000)), reason: 'client' });
+  });
+}
+
+/** Takes an attest_response that answers a relayed challenge; false when it is not one (the normal flow runs). */
+export function takeRelayedResponse(link: AgentLink, msg: AttestResponseMessage): boolean {
+  const relay = link.relays.get(msg.nonce);
+  if (relay === undefined) return false;
+  link.relays.delete(msg.nonce);
+  clearTimeout(relay.timer);
+  relay.settle?.({ ok: true, response: msg });
+  return true;
+}
+
+/** The link went away: every waiting client gets an error now. */
+export function failRelays(link: AgentLink): void {
+  for (const relay of link.relays.values()) {
+    clearTimeout(relay.timer);
+    relay.settle?.({ ok: false, error: { status: 502, code: 'agent_disconnected', message: 'the agent disconnected before answering', retry_after_s: 1 } });
+  }
+  link.relays.clear();
+}

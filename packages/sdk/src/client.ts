@@ -1,0 +1,185 @@
+// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`.
+//
+// - connect(app, { verify }): a client for an app behind the control plane's proxy. With verification (the
+//   default unless the app is on a sandbox network) it first fetches the app's agent's evidence over a fresh
+//   nonce of ours (GET /v1/apps/{app}/attestation, relayed by the control plane) and verifies it locally against
+//   the policy; if that fails it throws AttestationError and no request is ever sent to the app.
+// - verifyControlPlane(): the same check of the control plane's own evidence (GET /v1/attestation).
+// - Ledger calls (ledger.ts) and a few read calls (resolve, apps).
+// Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
+import { networkPolicy } from '@easyenclave/attestation/network';
+import { AppClient } from './app-client.js';
+import { newNonceHex } from './bytes.js';
+import { AttestationError } from './errors.js';
+import { Transport, type CallOptions, type TransportOptions } from './http.js';
+import { callJson } from './json.js';
+import * as ledger from './ledger.js';
+import { AppAttestationSchema, AppsSchema, ResolveSchema, SelfAttestationSchema, type AppAttestation, type AppSummary, type Resolved, type SelfAttestation } from './schemas.js';
+import type { TrustOptions, VerifiedEvidence } from './trust.js';
+import type { EvidenceInput, LocalVerifier } from './verify.js';
+
+export interface EasyEnclaveOptions extends Omit<TransportOptions, 'base_url'> {
+  /** The control plane's API, e.g. https://control.example.com (the /v1/... paths are added). */
+  url: string;
+  /** An account's API key (ledger calls as that account). */
+  apiKey?: string;
+  /** The operator's admin token (admin calls). */
+  adminToken?: string;
+  /** Attestation policy (control plane format) used whenever the SDK verifies evidence. */
+  policy?: unknown;
+  /** Collateral, root of trust and other verification options (see TrustOptions). */
+  trust?: Omit<TrustOptions, 'policy'>;
+  /**
+   * The network you expect (e.g. 'forge-1'). Decides whether verification is on by default and whether
+   * sandbox evidence may be accepted, from YOUR configuration instead of what the control plane says.
+   */
+  network?: string;
+  /** Default account for balance(). */
+  account?: string;
+}
+
+export interface ConnectOptions extends CallOptions {
+  /**
+   * true/false, or trust options overriding the client's. Default: on, unless the network (`network` option,
+   * else the app's network from GET /v1/resolve) is a sandbox network.
+   */
+  verify?: boolean | TrustOptions;
+  /** Verify this agent of the app (default: one the control plane picks). */
+  agent?: string;
+}
+
+export class EasyEnclave {
+  readonly transport: Transport;
+  readonly #o: EasyEnclaveOptions;
+  #base: Promise<LocalVerifier> | undefined;
+  readonly #byOverride = new WeakMap<TrustOptions, Promise<LocalVerifier>>();
+
+  constructor(options: EasyEnclaveOptions) {
+    if (typeof options?.url !== 'string' || !/^https?:\/\//.test(options.url)) throw new TypeError('url must be an http(s) URL of the control plane');
+    this.#o = options;
+    this.transport = new Transport({ ...options, base_url: options.url });
+  }
+
+  get network(): string | undefined {
+    return this.#o.network;
+  }
+
+  private get auth(): ledger.LedgerAuth {
+    return { ...(this.#o.apiKey !== undefined ? { api_key: this.#o.apiKey } : {}), ...(this.#o.adminToken !== undefined ? { admin_token: this.#o.adminToken } : {}) };
+  }
+
+  /** The client's trust options merged with per-call ones; verifiers (and their DCAP caches) are kept per
+   *  options object, so reusing one object (as AppClient.verify does) reuses its verifier. */
+  private verifier(override?: TrustOptions): Promise<LocalVerifier> {
+    const cached = override === undefined ? this.#base : this.#byOverride.get(override);
+    if (cached !== undefined) return cached;
+    const trust: TrustOptions = { ...this.#o.trust, ...(this.#o.policy !== undefined ? { policy: this.#o.policy } : {}), ...override };
+    // Node-only code, loaded only now (see the header comment).
+    const v = import('./verify.js').then((m) => m.createVerifier(trust, this.#o.network));
+    if (override === undefined) this.#base = v;
+    else this.#byOverride.set(override, v);
+    v.catch(() => (override === undefined ? (this.#base = undefined) : this.#byOverride.delete(override)));
+    return v;
+  }
+
+  // ---- Apps ----
+
+  /** GET /v1/resolve/{app}: where the app is served and on which network (typed errors when it is not). */
+  async resolve(app: string, o: CallOptions = {}): Promise<Resolved> {
+    return (await callJson(this.transport, { ...o, method: 'GET', path: `/v1/resolve/${checkApp(app)}` }, ResolveSchema)).data;
+  }
+
+  /** GET /v1/apps (admin). */
+  async apps(o: CallOptions = {}): Promise<AppSummary[]> {
+    const headers = new Headers(o.headers);
+    if (this.#o.adminToken !== undefined) headers.set('authorization', `Bearer ${this.#o.adminToken}`);
+    return (await callJson(this.transport, { ...o, headers, method: 'GET', path: '/v1/apps' }, AppsSchema)).data.apps;
+  }
+
+  /** GET /v1/apps/{app}/attestation: an agent's evidence over `nonce` (default a fresh one), unverified. */
+  async appEvidence(app: string, o: CallOptions & { nonce?: string; agent?: string } = {}): Promise<AppAttestation> {
+    const q = new URLSearchParams({ nonce: o.nonce ?? newNonceHex() });
+    if (o.agent !== undefined) q.set('agent', o.agent);
+    return (await callJson(this.transport, { ...o, method: 'GET', path: `/v1/apps/${checkApp(app)}/attestation?${q}` }, AppAttestationSchema)).data;
+  }
+
+  /** Fetches and verifies an agent of the app; throws AttestationError with the reasons when it fails. */
+  async verifyApp(app: string, o: CallOptions & { agent?: string; trust?: TrustOptions } = {}): Promise<VerifiedEvidence> {
+    const verifier = this.verifier(o.trust);
+    const nonce = newNonceHex();
+    const ev = await this.appEvidence(app, { ...o, nonce });
+    const input: EvidenceInput = {
+      nonce_hex: nonce, echoed_nonce: ev.nonce, quote_b64: ev.quote, report_data_hex: ev.report_data, keyset: ev.keyset,
+      repo: ev.repo, release_tag: ev.release_tag, network: ev.network, app: ev.app, agent_id: ev.agent_id,
+    };
+    if (ev.app !== app) throw new AttestationError([`the evidence is for app "${ev.app}", not "${app}"`]);
+    return (await verifier).verify(input);
+  }
+
+  /** A client for `app`; verified first unless verification is off (see ConnectOptions.verify). */
+  async connect(app: string, o: ConnectOptions = {}): Promise<AppClient> {
+    checkApp(app);
+    const { verify, agent, ...call } = o;
+    let on: boolean;
+    if (verify === undefined) {
+      const network = this.#o.network ?? (await this.resolve(app, call)).network;
+      on = networkPolicy(network)?.sealed !== false; // unknown networks count as sealed
+    } else {
+      on = verify !== false;
+    }
+    if (!on) return new AppClient(this.transport, app, null, null);
+    const trust = typeof verify === 'object' ? verify : undefined;
+    const run = (c: CallOptions) => this.verifyApp(app, { ...c, ...(agent !== undefined ? { agent } : {}), ...(trust ? { trust } : {}) });
+    return new AppClient(this.transport, app, await run(call), run);
+  }
+
+  // ---- The control plane itself ----
+
+  /** GET /v1/attestation: the control plane's own evidence over `nonce` (default a fresh one), unverified. */
+  async controlPlaneEvidence(o: CallOptions & { nonce?: string } = {}): Promise<SelfAttestation> {
+    return (await callJson(this.transport, { ...o, method: 'GET', path: `/v1/attestation?nonce=${o.nonce ?? newNonceHex()}` }, SelfAttestationSchema)).data;
+  }
+
+  /** Verifies the control plane's own evidence; throws AttestationError with the reasons when it fails. */
+  async verifyControlPlane(o: CallOptions & TrustOptions = {}): Promise<VerifiedEvidence> {
+    const { signal, timeout_ms, max_retries, headers, ...trust } = o;
+    const call = { ...(signal ? { signal } : {}), ...(timeout_ms !== undefined ? { timeout_ms } : {}), ...(max_retries !== undefined ? { max_retries } : {}), ...(headers ? { headers } : {}) };
+    const verifier = this.verifier(Object.keys(trust).length > 0 ? trust : undefined);
+    const nonce = newNonceHex();
+    const ev = await this.controlPlaneEvidence({ ...call, nonce });
+    return (await verifier).verify({
+      nonce_hex: nonce, echoed_nonce: ev.nonce, quote_b64: ev.quote, report_data_hex: ev.report_data, keyset: ev.keyset,
+      repo: ev.repo, release_tag: ev.release_tag, network: null,
+    });
+  }
+
+  // ---- Ledger ----
+
+  createAccount(a: { kind: 'user' | 'provider'; name: string }, o?: ledger.IdempotentOptions) {
+    return ledger.createAccount(this.transport, this.auth, a, o);
+  }
+
+  purchaseCredits(p: { account: string; amount: ledger.Amount; payment_ref: string }, o?: ledger.IdempotentOptions) {
+    return ledger.purchaseCredits(this.transport, this.auth, p, o);
+  }
+
+  transferCredits(p: { to: string; amount: ledger.Amount; from?: string; memo?: string }, o?: ledger.IdempotentOptions) {
+    return ledger.transferCredits(this.transport, this.auth, p, o);
+  }
+
+  balance(account?: string, o?: CallOptions) {
+    const a = account ?? this.#o.account;
+    if (a === undefined) throw new TypeError('balance() needs an account (or `account` in the EasyEnclave options)');
+    return ledger.balance(this.transport, this.auth, a, o);
+  }
+
+  transfers(p: { account: string; limit?: number }, o?: CallOptions) {
+    return ledger.transfers(this.transport, this.auth, p, o);
+  }
+}
+
+/** The app's path segment; the control plane decides which names exist (404 unknown_app). */
+function checkApp(app: string): string {
+  if (typeof app !== 'string' || app === '') throw new TypeError('app must be a non-empty app name');
+  return encodeURIComponent(app);
+}

@@ -1,0 +1,26 @@
+// Public API of @easyenclave/sdk (browser-safe; verification loads ./verify.js lazily, Node-only).
+export { EasyEnclave, type ConnectOptions, type EasyEnclaveOptions } from './client.js';
+export { AppClient, type AppBody, type AppFetchInit, type AppRequestOptions } from './app-client.js';
+export type { CallOptions, BodyLike } from './http.js';
+export { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS } from './http.js';
+export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
+export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
+export type { Amount, Balance, CreatedAccount, IdempotentOptions, Purchase, Replayable, Transfer } from './ledger.js';
+export { MAX_JSON_BODY_BYTES, parseJsonExact, stringifyJson } from './json.js';
+export {
+  AttestationError,
+  BadRequestError,
+  ConflictError,
+  ConnectionError,
+  EasyEnclaveError,
+  errorFromResponse,
+  ForbiddenError,
+  GatewayTimeoutError,
+  InvalidResponseError,
+  MAX_ERROR_BODY_BYTES,
+  NotFoundError,
+  TimeoutError,
+  UnauthorizedError,
+  UnavailableError,
+  type ErrorKind,
+} from './errors.js';
