@@ -10,13 +10,13 @@ import type { Account, TransferInput } from '../ledger/types.js';
 import type { ApplyContext } from '../ledger-store/batch.js';
 import { createIdentityOp, getIdentity, newIdentity } from '../ledger-store/identities.js';
 import { MAX_HISTORY_PAGE, transfersOp, type LedgerStore } from '../ledger-store/ledger-store.js';
-import { LedgerBusyError, LedgerClosedError } from '../ledger-store/writer.js';
 import { IdempotencyKeys, type IdempotentRun, type StoredResponse } from './idempotency.js';
 import {
   amountOf, BadRequest, balanceView, CreateAccountBody, historyView, PurchaseBody, transferFailure, TransferBody, zodMessage,
 } from './ledger-views.js';
 import { mayActFor, principalOf, requireAdminPrincipal, type Principal, type PrincipalDeps } from './principal.js';
 import { apiError } from './routes.js';
+import { guard, parse } from './route-guard.js';
 
 export interface LedgerRoutesOptions {
   ledger: LedgerStore;
@@ -44,29 +44,12 @@ export async function ledgerRoutes(app: FastifyInstance, opts: LedgerRoutesOptio
   const deps: PrincipalDeps = { db: ledger.db, admin_token: opts.admin_token };
   const { idempotency } = opts;
 
-  const parse = <T>(schema: z.ZodType<T>, value: unknown): T => {
-    const r = schema.safeParse(value);
-    if (!r.success) throw new BadRequest('invalid_request', zodMessage(r.error));
-    return r.data;
-  };
-
   /** An identity id (`user:…`, `provider:…`) → its primary ledger account, if the identity exists. */
   const primaryAccount = async (identity: string): Promise<string> => {
     if (!IDENTITY_ID_PATTERN.test(identity) || !(await getIdentity(ledger.db, identity))) {
       throw new BadRequest('unknown_account', `no account ${JSON.stringify(identity.slice(0, 80))}`, 404);
     }
     return ownedAccounts(identity)[0]!;
-  };
-
-  const guard = async (reply: FastifyReply, fn: () => Promise<FastifyReply | StoredResponse | object>) => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof BadRequest) return apiError(reply, err.status, err.code, err.message);
-      if (err instanceof LedgerBusyError) return apiError(reply, 503, 'busy', err.message);
-      if (err instanceof LedgerClosedError) return apiError(reply, 503, 'shutting_down', 'the control plane is shutting down; retry');
-      throw err;
-    }
   };
 
   /** Runs transfers as one ledger operation; `view` builds the success body from the batch's state. */

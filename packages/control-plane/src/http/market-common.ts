@@ -1,15 +1,13 @@
 // Shared pieces of the market's HTTP routes: dependencies, error handling, body parsing, money and period views.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { bearerToken, tokensEqual } from '../auth.js';
 import { formatUsd } from '../ledger/amount.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
-import { LedgerBusyError, LedgerClosedError } from '../ledger-store/writer.js';
 import type { Market } from '../market/market.js';
 import type { PeriodRow } from '../market/ops.js';
 import { parsePeriod, periodIso } from '../market/period.js';
 import type { IdempotencyKeys, IdempotentRun, StoredResponse } from './idempotency.js';
-import { BadRequest, zodMessage } from './ledger-views.js';
+import { BadRequest } from './ledger-views.js';
 import type { PrincipalDeps } from './principal.js';
 import { apiError } from './routes.js';
 
@@ -23,22 +21,7 @@ export interface MarketRoutesOptions {
 
 export const principalDeps = (o: MarketRoutesOptions): PrincipalDeps => ({ db: o.market.deps.ledger.db, admin_token: o.admin_token });
 
-export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new BadRequest('invalid_request', zodMessage(r.error));
-  return r.data;
-}
-
-export async function guard(reply: FastifyReply, fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof BadRequest) return apiError(reply, err.status, err.code, err.message);
-    if (err instanceof LedgerBusyError) return apiError(reply, 503, 'busy', err.message);
-    if (err instanceof LedgerClosedError) return apiError(reply, 503, 'shutting_down', 'the control plane is shutting down; retry');
-    throw err;
-  }
-}
+export { guard, parse } from './route-guard.js';
 
 /** A service token route (launcher, uptime reporter): 403 when the token is not configured, 401 when wrong. */
 export function requireServiceToken(req: FastifyRequest, reply: FastifyReply, expected: string | undefined, name: string): boolean {
