@@ -72,9 +72,11 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
     await rejectsWith(provider.ee.stake(node_id, '$2000'), PaymentRequiredError, 'payment_required', 402, 'insufficient_funds');
     const s1 = await provider.ee.stake(node_id, '$9.59');
     assert.equal(s1.eligible, false);
-    const s2 = await provider.ee.stake(node_id, 10_000n);
+    const s2 = await provider.ee.stake(node_id, 10_000n, { idempotency_key: 'sdk-stake-2' });
     assert.deepEqual([s2.amount_micro_usd, s2.stake.held_micro_usd, s2.eligible], [10_000n, REQUIRED, true]);
-    assert.equal(await available(provider.id), 1_000_000_000n - REQUIRED);
+    const s2again = await provider.ee.stake(node_id, 10_000n, { idempotency_key: 'sdk-stake-2' });
+    assert.deepEqual([s2again.replayed, s2again.transfer_id, s2again.stake.held_micro_usd], [true, s2.transfer_id, REQUIRED]);
+    assert.equal(await available(provider.id), 1_000_000_000n - REQUIRED, 'staked once');
     const listed = (await admin.nodes()).find((n) => n.node_id === node_id);
     assert.equal(listed?.eligible, true);
     assert.throws(() => provider.ee.nodes(), /adminToken is required/);
