@@ -5,7 +5,7 @@
 //   nonce of ours (GET /v1/apps/{app}/attestation, relayed by the control plane) and verifies it locally against
 //   the policy; if that fails it throws AttestationError and no request is ever sent to the app.
 // - verifyControlPlane(): the same check of the control plane's own evidence (GET /v1/attestation).
-// - Ledger calls (ledger.ts) and a few read calls (resolve, apps).
+// - Ledger calls (ledger.ts), market calls (market.ts) and a few read calls (resolve, apps).
 // Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
 import { networkPolicy } from '@easyenclave/attestation/network';
 import { AppClient } from './app-client.js';
@@ -13,7 +13,9 @@ import { newNonceHex } from './bytes.js';
 import { AttestationError } from './errors.js';
 import { Transport, type CallOptions, type TransportOptions } from './http.js';
 import { callJson } from './json.js';
+import type { Auth, IdempotentOptions } from './calls.js';
 import * as ledger from './ledger.js';
+import * as market from './market.js';
 import { AppAttestationSchema, AppsSchema, ResolveSchema, SelfAttestationSchema, type AppAttestation, type AppSummary, type Resolved, type SelfAttestation } from './schemas.js';
 import type { TrustOptions, VerifiedEvidence } from './trust.js';
 import type { EvidenceInput, LocalVerifier } from './verify.js';
@@ -25,6 +27,8 @@ export interface EasyEnclaveOptions extends Omit<TransportOptions, 'base_url'> {
   apiKey?: string;
   /** The operator's admin token (admin calls). */
   adminToken?: string;
+  /** The launcher's token (EE_LAUNCHER_TOKEN): files abuse reports. */
+  launcherToken?: string;
   /** Attestation policy (control plane format) used whenever the SDK verifies evidence. */
   policy?: unknown;
   /** Collateral, root of trust and other verification options (see TrustOptions). */
@@ -64,8 +68,13 @@ export class EasyEnclave {
     return this.#o.network;
   }
 
-  private get auth(): ledger.LedgerAuth {
-    return { ...(this.#o.apiKey !== undefined ? { api_key: this.#o.apiKey } : {}), ...(this.#o.adminToken !== undefined ? { admin_token: this.#o.adminToken } : {}) };
+  private get auth(): Auth {
+    const o = this.#o;
+    return {
+      ...(o.apiKey !== undefined ? { api_key: o.apiKey } : {}),
+      ...(o.adminToken !== undefined ? { admin_token: o.adminToken } : {}),
+      ...(o.launcherToken !== undefined ? { launcher_token: o.launcherToken } : {}),
+    };
   }
 
   /** The client's trust options merged with per-call ones; verifiers (and their DCAP caches) are kept per
@@ -155,15 +164,15 @@ export class EasyEnclave {
 
   // ---- Ledger ----
 
-  createAccount(a: { kind: 'user' | 'provider'; name: string }, o?: ledger.IdempotentOptions) {
+  createAccount(a: { kind: 'user' | 'provider'; name: string }, o?: IdempotentOptions) {
     return ledger.createAccount(this.transport, this.auth, a, o);
   }
 
-  purchaseCredits(p: { account: string; amount: ledger.Amount; payment_ref: string }, o?: ledger.IdempotentOptions) {
+  purchaseCredits(p: { account: string; amount: ledger.Amount; payment_ref: string }, o?: IdempotentOptions) {
     return ledger.purchaseCredits(this.transport, this.auth, p, o);
   }
 
-  transferCredits(p: { to: string; amount: ledger.Amount; from?: string; memo?: string }, o?: ledger.IdempotentOptions) {
+  transferCredits(p: { to: string; amount: ledger.Amount; from?: string; memo?: string }, o?: IdempotentOptions) {
     return ledger.transferCredits(this.transport, this.auth, p, o);
   }
 
@@ -175,6 +184,76 @@ export class EasyEnclave {
 
   transfers(p: { account: string; limit?: number }, o?: CallOptions) {
     return ledger.transfers(this.transport, this.auth, p, o);
+  }
+
+  // ---- Market (market.ts has the routes and who may call them) ----
+
+  registerNode(p: market.RegisterNodeParams, o?: IdempotentOptions) {
+    return market.registerNode(this.transport, this.auth, p, o);
+  }
+
+  node(id: string, o?: CallOptions) {
+    return market.node(this.transport, this.auth, id, o);
+  }
+
+  nodes(o?: CallOptions) {
+    return market.nodes(this.transport, this.auth, o);
+  }
+
+  stake(node: string, amount: ledger.Amount, o?: IdempotentOptions) {
+    return market.stake(this.transport, this.auth, node, amount, o);
+  }
+
+  unstake(node: string, amount?: ledger.Amount, o?: IdempotentOptions) {
+    return market.unstake(this.transport, this.auth, node, amount, o);
+  }
+
+  createLease(p: market.CreateLeaseParams, o?: IdempotentOptions) {
+    return market.createLease(this.transport, this.auth, p, o);
+  }
+
+  lease(id: string, o?: CallOptions) {
+    return market.lease(this.transport, this.auth, id, o);
+  }
+
+  cancelLease(id: string, o?: CallOptions) {
+    return market.cancelLease(this.transport, this.auth, id, o);
+  }
+
+  settlement(period: market.Period, o?: CallOptions) {
+    return market.settlement(this.transport, this.auth, period, o);
+  }
+
+  finalizeSettlement(period: market.Period, o?: IdempotentOptions) {
+    return market.finalizeSettlement(this.transport, this.auth, period, o);
+  }
+
+  reportAbuse(p: market.AbuseReportParams, o?: IdempotentOptions) {
+    return market.reportAbuse(this.transport, this.auth, p, o);
+  }
+
+  abuseReport(id: string, o?: CallOptions) {
+    return market.abuseReport(this.transport, this.auth, id, o);
+  }
+
+  authorizeAbuseReport(id: string, o?: IdempotentOptions) {
+    return market.authorizeAbuseReport(this.transport, this.auth, id, o);
+  }
+
+  createPayout(p: { provider: string; amount: ledger.Amount; reference?: string }, o?: IdempotentOptions) {
+    return market.createPayout(this.transport, this.auth, p, o);
+  }
+
+  payout(id: string, o?: CallOptions) {
+    return market.payout(this.transport, this.auth, id, o);
+  }
+
+  confirmPayout(id: string, o?: IdempotentOptions) {
+    return market.resolvePayout(this.transport, this.auth, id, true, o);
+  }
+
+  cancelPayout(id: string, o?: IdempotentOptions) {
+    return market.resolvePayout(this.transport, this.auth, id, false, o);
   }
 }
 

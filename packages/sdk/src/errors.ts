@@ -7,6 +7,7 @@ import { z } from 'zod';
 export type ErrorKind =
   | 'bad_request'
   | 'unauthorized'
+  | 'payment_required'
   | 'forbidden'
   | 'not_found'
   | 'conflict'
@@ -60,6 +61,13 @@ export class UnauthorizedError extends EasyEnclaveError {
   override name = 'UnauthorizedError';
   constructor(d: ErrorDetails) {
     super('unauthorized', d);
+  }
+}
+/** 402: the account cannot cover it (e.g. `insufficient_funds` for a transfer, a stake, a lease's lock). */
+export class PaymentRequiredError extends EasyEnclaveError {
+  override name = 'PaymentRequiredError';
+  constructor(d: ErrorDetails) {
+    super('payment_required', d);
   }
 }
 export class ForbiddenError extends EasyEnclaveError {
@@ -140,6 +148,7 @@ export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const BY_STATUS: Record<number, new (d: ErrorDetails) => EasyEnclaveError> = {
   400: BadRequestError,
   401: UnauthorizedError,
+  402: PaymentRequiredError,
   403: ForbiddenError,
   404: NotFoundError,
   409: ConflictError,

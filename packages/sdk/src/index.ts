@@ -6,6 +6,8 @@ export { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS } from './http.js';
 export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
 export type { Amount, Balance, CreatedAccount, IdempotentOptions, Purchase, Replayable, Transfer } from './ledger.js';
+export type { AbuseReportParams, CreateLeaseParams, Period, RegisterNodeParams, Tier } from './market.js';
+export type { AbuseReport, CreatedLease, Finalized, Lease, LeasePeriod, NodeDetail, NodeSummary, Payout, RegisteredNode, Settlement, StakeResult } from './market-schemas.js';
 export { MAX_JSON_BODY_BYTES, parseJsonExact, stringifyJson } from './json.js';
 export {
   AttestationError,
@@ -19,6 +21,7 @@ export {
   InvalidResponseError,
   MAX_ERROR_BODY_BYTES,
   NotFoundError,
+  PaymentRequiredError,
   TimeoutError,
   UnauthorizedError,
   UnavailableError,

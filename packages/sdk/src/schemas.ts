@@ -1,5 +1,5 @@
 // zod schemas of the control plane's answers the SDK reads (attestation and admin/app views). The SDK
-// validates every response with these instead of trusting its shape. Ledger answers are in ledger-schemas.ts.
+// validates every response with these instead of trusting its shape. Ledger answers are in ledger.ts, market answers in market-schemas.ts.
 import { z } from 'zod';
 
 const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);

@@ -1,0 +1,63 @@
+// The JSON calls of the ledger and the market share these: which credential a call sends, and POSTs that carry
+// an Idempotency-Key made once per logical call and reused on the SDK's retries (so a retry can never move
+// money twice); a replay answers with `Idempotent-Replayed: true` (`replayed` in the result).
+import type { z } from 'zod';
+import { newIdempotencyKey } from './bytes.js';
+import { callJson } from './json.js';
+import type { CallOptions, Transport } from './http.js';
+
+/** The credentials a client holds; each call picks the one its route needs. */
+export interface Auth {
+  api_key?: string;
+  admin_token?: string;
+  launcher_token?: string;
+}
+
+export interface IdempotentOptions extends CallOptions {
+  /** Your own key (e.g. to make a retry of yours, across processes, safe too); default a fresh UUID. */
+  idempotency_key?: string;
+}
+
+export type Replayable<T> = T & { replayed: boolean };
+
+export type AuthHeader = Record<string, string>;
+
+/** The given credential, required: a local TypeError instead of a 401 from the server. */
+export function bearer(token: string | undefined, what: string): AuthHeader {
+  if (token === undefined) throw new TypeError(`${what} is required for this call`);
+  return { authorization: `Bearer ${token}` };
+}
+
+/** Calls the server answers for "an account or the admin": the API key when there is one, else the admin token. */
+export function principal(auth: Auth): AuthHeader {
+  return bearer(auth.api_key ?? auth.admin_token, 'apiKey (or adminToken)');
+}
+
+/** Like principal(), but a call without credentials is still made (public reads; the server decides). */
+export function optionalPrincipal(auth: Auth): AuthHeader {
+  const token = auth.api_key ?? auth.admin_token;
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
+export function mergeHeaders(auth: AuthHeader, o: CallOptions): Headers {
+  const h = new Headers(o.headers);
+  for (const [k, v] of Object.entries(auth)) h.set(k, v);
+  return h;
+}
+
+export async function get<S extends z.ZodType>(t: Transport, path: string, auth: AuthHeader, o: CallOptions, schema: S): Promise<z.output<S>> {
+  return (await callJson(t, { ...o, method: 'GET', path, headers: mergeHeaders(auth, o) }, schema)).data;
+}
+
+/** A POST under one Idempotency-Key for all its attempts. */
+export async function post<S extends z.ZodType>(t: Transport, path: string, body: unknown, auth: AuthHeader, o: IdempotentOptions, schema: S): Promise<Replayable<z.output<S>>> {
+  const { idempotency_key = newIdempotencyKey(), ...rest } = o;
+  const r = await callJson(t, { ...rest, method: 'POST', path, body, idempotency_key, headers: mergeHeaders(auth, o) }, schema);
+  return { ...(r.data as object), replayed: r.headers.get('idempotent-replayed') === 'true' } as Replayable<z.output<S>>;
+}
+
+/** A path segment (an id the server names): non-empty, encoded. */
+export function segment(value: string, what: string): string {
+  if (typeof value !== 'string' || value === '') throw new TypeError(`${what} must be a non-empty string`);
+  return encodeURIComponent(value);
+}

@@ -1,0 +1,158 @@
+// zod schemas of the market's answers (docs/market.md, control plane http/market-*.ts). Money is exact: every
+// `*_micro_usd` field is a bigint (json.ts reads them as digit strings). Objects are loose: fields the SDK does
+// not type pass through, so a control plane that adds a field does not break older clients.
+import { z } from 'zod';
+import { MicroUsd } from './json.js';
+
+const Iso = z.string();
+const IsoOrNull = z.string().nullable();
+
+export const NodeSummarySchema = z.looseObject({
+  node_id: z.string(),
+  provider: z.string(),
+  name: z.string(),
+  region: z.string(),
+  tier: z.enum(['premium', 'standard', 'economy']),
+  network: z.string(),
+  vcpus: z.number().int(),
+  capacity_months: z.number().int(),
+  machine_months: z.number().int(),
+  price_per_vcpu_hour_micro_usd: MicroUsd,
+  price_per_vcpu_hour_usd: z.string(),
+  binding: z.enum(['ppid', 'node_token']),
+  ppid: z.string().nullable(),
+  status: z.string(),
+  banned_reason: z.string().nullable(),
+  banned_at: IsoOrNull,
+  created_at: Iso,
+});
+
+/** POST /v1/nodes/register: the node, and its token (null on sealed networks and on an idempotent replay). */
+export const RegisteredNodeSchema = NodeSummarySchema.extend({ node_token: z.string().nullable() });
+
+const Eligibility = { eligible: z.boolean(), ineligible_reasons: z.array(z.string()), trust: z.number(), effective_price_per_vcpu_hour_micro_usd: MicroUsd };
+
+export const NodeListSchema = z.object({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
+
+const StakeView = z.looseObject({ held_micro_usd: MicroUsd, held_usd: z.string(), required_micro_usd: MicroUsd.optional(), required_usd: z.string().optional() });
+
+/** GET /v1/nodes/{node}: stake is held per provider (it covers all the provider's nodes). */
+export const NodeDetailSchema = NodeSummarySchema.extend({
+  ...Eligibility,
+  stake: StakeView.extend({ required_micro_usd: MicroUsd, required_usd: z.string() }),
+  live: z.looseObject({ agents: z.number().int(), attested: z.number().int(), healthy: z.number().int(), apps: z.array(z.string()) }),
+  agents: z.array(z.looseObject({ agent_id: z.string(), via: z.string(), app: z.string().nullable(), connected: z.boolean(), attested: z.boolean() })),
+  attestations: z.array(z.looseObject({ agent_id: z.string(), at: Iso, ok: z.boolean() })),
+  health_events: z.array(z.looseObject({ agent_id: z.string(), at: Iso, kind: z.string() })),
+  slashes: z.array(z.looseObject({ id: z.string(), kind: z.string(), amount_micro_usd: MicroUsd, reason: z.string().nullable(), at: Iso })),
+});
+
+/** POST /v1/nodes/{node}/stake|unstake. `stake.required_*`, `eligible` and `ineligible_reasons` are computed
+ *  after the operation and are absent from an idempotent replay (the stored answer predates them). */
+export const StakeResultSchema = z.looseObject({
+  node_id: z.string(),
+  provider: z.string(),
+  transfer_id: z.string(),
+  amount_micro_usd: MicroUsd,
+  amount_usd: z.string(),
+  stake: StakeView,
+  eligible: z.boolean().optional(),
+  ineligible_reasons: z.array(z.string()).optional(),
+});
+
+/** One lease-period: its lock, and after finalization its outcome and the reasons a period failed. */
+export const LeasePeriodSchema = z.looseObject({
+  lease_id: z.string(),
+  period: Iso,
+  period_index: z.number().int(),
+  node_id: z.string(),
+  provider: z.string(),
+  user: z.string(),
+  app: z.string(),
+  from: Iso,
+  to: Iso,
+  amount_micro_usd: MicroUsd,
+  amount_usd: z.string(),
+  status: z.enum(['locked', 'posted', 'voided', 'expired']),
+  reasons: z.array(z.string()),
+  finalized_at: IsoOrNull,
+});
+
+const LeaseCommon = {
+  lease_id: z.string(),
+  user: z.string(),
+  app: z.string(),
+  node_id: z.string(),
+  vcpus: z.number().int(),
+  periods: z.number().int().nullable(),
+  status: z.string(),
+  price_per_vcpu_hour_micro_usd: MicroUsd,
+  price_per_vcpu_hour_usd: z.string(),
+};
+
+/** POST /v1/leases: the lease and the lock of its (prorated) first period. */
+export const CreatedLeaseSchema = z.looseObject({ ...LeaseCommon, lock: LeasePeriodSchema });
+
+/** GET /v1/leases/{id}, DELETE /v1/leases/{id}: the lease with every lease-period and money totals. */
+export const LeaseSchema = z.looseObject({
+  ...LeaseCommon,
+  periods_locked: z.number().int(),
+  first_period: Iso,
+  current_period: Iso,
+  end_reason: z.string().nullable(),
+  created_at: Iso,
+  ended_at: IsoOrNull,
+  locked_micro_usd: MicroUsd,
+  paid_micro_usd: MicroUsd,
+  refunded_micro_usd: MicroUsd,
+  lease_periods: z.array(LeasePeriodSchema),
+});
+
+export const SettlementSchema = z.looseObject({ period: Iso, period_index: z.number().int(), lease_periods: z.array(LeasePeriodSchema) });
+
+/** POST /v1/settlements/{period}/finalize: counts and per-lease outcomes (`already`: finalized before). */
+export const FinalizeSchema = z.looseObject({
+  period: Iso,
+  period_index: z.number().int(),
+  lease_periods: z.number().int(),
+  posted: z.number().int(),
+  voided: z.number().int(),
+  expired: z.number().int(),
+  already_finalized: z.number().int(),
+  results: z.array(z.looseObject({ lease_id: z.string(), status: z.string(), reasons: z.array(z.string()), already: z.boolean() })),
+});
+
+export const AbuseReportSchema = z.looseObject({
+  report_id: z.string(),
+  node_id: z.string(),
+  lease_id: z.string().nullable(),
+  period: Iso,
+  period_index: z.number().int(),
+  reason: z.string(),
+  status: z.enum(['filed', 'authorized']),
+  filed_at: Iso,
+  authorized_at: IsoOrNull,
+});
+
+export const PayoutSchema = z.looseObject({
+  payout_id: z.string(),
+  provider: z.string(),
+  amount_micro_usd: MicroUsd,
+  amount_usd: z.string(),
+  status: z.enum(['pending', 'confirmed', 'cancelled']),
+  reference: z.string().nullable(),
+  created_at: Iso,
+  resolved_at: IsoOrNull,
+});
+
+export type NodeSummary = z.infer<typeof NodeListSchema>['nodes'][number];
+export type RegisteredNode = z.infer<typeof RegisteredNodeSchema>;
+export type NodeDetail = z.infer<typeof NodeDetailSchema>;
+export type StakeResult = z.infer<typeof StakeResultSchema>;
+export type LeasePeriod = z.infer<typeof LeasePeriodSchema>;
+export type CreatedLease = z.infer<typeof CreatedLeaseSchema>;
+export type Lease = z.infer<typeof LeaseSchema>;
+export type Settlement = z.infer<typeof SettlementSchema>;
+export type Finalized = z.infer<typeof FinalizeSchema>;
+export type AbuseReport = z.infer<typeof AbuseReportSchema>;
+export type Payout = z.infer<typeof PayoutSchema>;
