@@ -31,6 +31,9 @@ export interface GlobalOptions {
   url?: string;
   adminToken?: string;
   apiKey?: string;
+  /** Only on the commands that use it (`addServiceTokenOption`). */
+  launcherToken?: string;
+  uptimeToken?: string;
   timeoutMs?: string;
 }
 
@@ -39,11 +42,14 @@ export interface Connection {
   base_url: URL;
   admin_token: string | undefined;
   api_key: string | undefined;
+  launcher_token: string | undefined;
+  uptime_token: string | undefined;
   timeout_ms: number;
 }
 
-/** 'admin': EE_ADMIN_TOKEN; 'api-key': EE_API_KEY (a user's key); 'none': a public route. */
-export type AuthMode = 'admin' | 'api-key' | 'none';
+/** 'admin': EE_ADMIN_TOKEN; 'api-key': EE_API_KEY (a user's key); 'launcher' / 'uptime': the market's service
+ *  tokens EE_LAUNCHER_TOKEN / EE_UPTIME_TOKEN; 'none': a public route. */
+export type AuthMode = 'admin' | 'api-key' | 'launcher' | 'uptime' | 'none';
 
 export interface ApiRequest<T> {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -92,6 +98,8 @@ export function resolveConnection(opts: GlobalOptions, env: NodeJS.ProcessEnv = 
     base_url,
     admin_token: secret('--admin-token / EE_ADMIN_TOKEN', empty(opts.adminToken) ?? empty(env.EE_ADMIN_TOKEN)),
     api_key: secret('--api-key / EE_API_KEY', empty(opts.apiKey) ?? empty(env.EE_API_KEY)),
+    launcher_token: secret('--launcher-token / EE_LAUNCHER_TOKEN', empty(opts.launcherToken) ?? empty(env.EE_LAUNCHER_TOKEN)),
+    uptime_token: secret('--uptime-token / EE_UPTIME_TOKEN', empty(opts.uptimeToken) ?? empty(env.EE_UPTIME_TOKEN)),
     timeout_ms,
   };
 }
@@ -113,9 +121,21 @@ export function requestUrl(conn: Connection, path: string, query: Record<string,
 
 const ErrorBodySchema = z.object({ error: z.object({ code: z.string().min(1).max(200), message: z.string().max(2000) }) });
 
+function tokenFor(conn: Connection, auth: AuthMode): string | undefined {
+  switch (auth) {
+    case 'admin': return conn.admin_token;
+    case 'api-key': return conn.api_key;
+    case 'launcher': return conn.launcher_token;
+    case 'uptime': return conn.uptime_token;
+    case 'none': return undefined;
+  }
+}
+
 const AUTH_HINT: Record<AuthMode, string> = {
   admin: ' (set EE_ADMIN_TOKEN or pass --admin-token)',
   'api-key': ' (set EE_API_KEY or pass --api-key)',
+  launcher: ' (set EE_LAUNCHER_TOKEN or pass --launcher-token)',
+  uptime: ' (set EE_UPTIME_TOKEN or pass --uptime-token)',
   none: '',
 };
 
@@ -127,7 +147,7 @@ export async function apiRequest<T>(req: ApiRequest<T>, opts: GlobalOptions | Co
   const where = baseUrlText(conn);
   const timeout_ms = req.timeout_ms ?? conn.timeout_ms;
   const headers: Record<string, string> = { accept: 'application/json' };
-  const token = req.auth === 'admin' ? conn.admin_token : req.auth === 'api-key' ? conn.api_key : undefined;
+  const token = tokenFor(conn, req.auth);
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
   if (req.body !== undefined) headers['content-type'] = 'application/json';

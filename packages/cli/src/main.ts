@@ -10,6 +10,10 @@ import { registerAttestation } from './commands/attestation.js';
 import { registerAccounts } from './commands/accounts.js';
 import { registerCredits } from './commands/credits.js';
 import { registerLedger } from './commands/ledger.js';
+import { registerNodes } from './commands/nodes.js';
+import { registerLeases } from './commands/leases.js';
+import { registerSettle } from './commands/settle.js';
+import { registerAbuse } from './commands/abuse.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -35,11 +39,15 @@ registerAttestation(program);
 registerAccounts(program);
 registerCredits(program);
 registerLedger(program);
+registerNodes(program);
+registerLeases(program);
+registerSettle(program);
+registerAbuse(program);
 program.addHelpText(
   'after',
   [
     '',
-    'Connection (health, apps, attestation, accounts, credits): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
+    'Connection (health, apps, attestation, accounts, credits, market): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
     '  --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY; flags win. Read commands take --json.',
     'Exit codes: 0 ok, 1 failure (server error, unreachable, a check failed), 2 usage (bad flags or arguments).',
     '',
@@ -51,6 +59,9 @@ program.addHelpText(
     '  ee quote verify quote.bin --collateral collateral.json',
     '  EE_API_KEY=ee_user_… ee credits transfer --to user:… --amount \'$12.50\'',
     '  ee ledger verify --db .easyenclave/control-plane.db',
+    '  EE_API_KEY=ee_provider_… ee nodes register --region eu-west --tier standard --vcpus 4 --price \'$0.12\'',
+    '  EE_API_KEY=ee_user_… ee leases create --app demo --vcpus 2',
+    '  ee settle 2026-11-22T03:00:00Z',
     '  ee <command> --help',
   ].join('\n'),
 );

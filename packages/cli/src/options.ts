@@ -11,6 +11,13 @@ export function addConnectionOptions(cmd: Command): Command {
     .option('--timeout-ms <ms>', `per-request timeout in milliseconds (default ${DEFAULT_TIMEOUT_MS})`);
 }
 
+/** --launcher-token / --uptime-token: the market's service tokens, only on the commands that send them. */
+export function addServiceTokenOption(cmd: Command, which: 'launcher' | 'uptime'): Command {
+  return which === 'launcher'
+    ? cmd.option('--launcher-token <token>', 'the launcher\'s service token (env EE_LAUNCHER_TOKEN; prefer the environment)')
+    : cmd.option('--uptime-token <token>', 'the uptime reporter\'s service token (env EE_UPTIME_TOKEN; prefer the environment)');
+}
+
 /** --json for read commands. */
 export function addJsonOption(cmd: Command): Command {
   return cmd.option('--json', 'print one JSON document on stdout instead of a table');

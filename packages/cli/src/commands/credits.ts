@@ -1,12 +1,11 @@
 // `ee credits purchase | transfer | balance | history`: the USD-credit ledger from the command line.
 // Amounts: --amount takes dollars as people type them ("$200", "12.50"); --micro-usd an integer. Both are
-// checked here with the control plane's own exact parser, so a typo is a usage error (exit 2) before any
-// request. Every POST carries an Idempotency-Key (printed on failure, so a retry cannot apply twice).
-import { randomUUID } from 'node:crypto';
+// checked with the control plane's own exact parser, so a typo is a usage error (exit 2) before any request.
+// Every POST carries an Idempotency-Key (named on failure when the outcome is unknown); see mutations.ts.
 import type { Command } from 'commander';
-import { AmountError, parseAmount } from '@easyenclave/control-plane/ledger/amount';
 import { apiRequest, resolveConnection, type GlobalOptions } from '../client.js';
-import { CliError, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
+import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin } from '../mutations.js';
 import { BalanceSchema, HistorySchema, PurchaseSchema, TransferSchema, type History } from '../ledger-schemas.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult } from '../output.js';
@@ -14,21 +13,7 @@ import { formatFields, formatTable, printResult } from '../output.js';
 type AmountOptions = { amount?: string; microUsd?: string };
 type PostOptions = GlobalOptions & AmountOptions & { idempotencyKey?: string; json?: boolean };
 
-/** The request body's amount field, validated exactly as the server will. */
-function amountField(o: AmountOptions): { amount: string } | { amount_micro_usd: number } {
-  if ((o.amount === undefined) === (o.microUsd === undefined)) throw usageError('give exactly one of --amount (e.g. "$200" or 12.50) and --micro-usd (an integer)');
-  try {
-    if (o.amount !== undefined) {
-      parseAmount(o.amount);
-      return { amount: o.amount };
-    }
-    if (!/^\d{1,16}$/.test(o.microUsd!)) throw usageError(`--micro-usd must be a positive integer, got ${JSON.stringify(o.microUsd)}`);
-    return { amount_micro_usd: Number(parseAmount(BigInt(o.microUsd!))) };
-  } catch (err) {
-    if (err instanceof AmountError) throw usageError(err.message);
-    throw err;
-  }
-}
+const amountField = (o: AmountOptions) => amountBody(o.amount, o.microUsd, AMOUNT);
 
 /** The account an API key belongs to (the key names it: ee_{kind}_{id}_{secret}). */
 function accountOfKey(key: string | undefined): string | undefined {
@@ -44,23 +29,9 @@ function accountArg(value: string | undefined, o: GlobalOptions, what: string): 
   return account;
 }
 
-/** Failures after which the request may or may not have been applied: retrying with the same key is safe. */
-const RETRYABLE_CODES = new Set(['unreachable', 'timeout', 'bad_response', 'internal', 'busy', 'shutting_down']);
-
-/** Runs a POST; when its outcome is unknown the error names the Idempotency-Key to retry with. */
-async function post<T>(run: (key: string) => Promise<T>, key: string): Promise<T> {
-  try {
-    return await run(key);
-  } catch (err) {
-    if (err instanceof CliError && RETRYABLE_CODES.has(err.code ?? '')) throw new CliError(`${err.message}\n(to retry safely, repeat the command with --idempotency-key ${key})`, 1, err.code);
-    throw err;
-  }
-}
-
-const amountOptions = (cmd: Command) => cmd
+const amountOptions = (cmd: Command) => addIdempotencyOption(cmd
   .option('--amount <dollars>', 'dollars, exactly: "$200", 200, 12.50 (at most 6 decimals)')
-  .option('--micro-usd <n>', 'an integer amount in micro-USD (1 USD = 1000000)')
-  .option('--idempotency-key <key>', 'reuse to retry safely after an error (default: a fresh one)');
+  .option('--micro-usd <n>', 'an integer amount in micro-USD (1 USD = 1000000)'));
 
 export function registerCredits(program: Command): void {
   const credits = program.command('credits').description('USD credits: purchase (admin), transfer, balance, history');
@@ -73,7 +44,7 @@ export function registerCredits(program: Command): void {
   purchase.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<PostOptions & { account: string; paymentRef: string }>(cmd);
     const body = { account: accountArg(o.account, o, 'purchase'), payment_ref: o.paymentRef, ...amountField(o) };
-    const r = await post((key) => apiRequest({ method: 'POST', path: '/v1/credits/purchase', auth: 'admin', body, idempotencyKey: key, schema: PurchaseSchema }, o), o.idempotencyKey ?? randomUUID());
+    const r = await idempotentPost(o.idempotencyKey, (key) => apiRequest({ method: 'POST', path: '/v1/credits/purchase', auth: 'admin', body, idempotencyKey: key, schema: PurchaseSchema }, o));
     printResult(r, { json: o.json, table: (d) => formatFields([['Minted', d.amount_usd], ['Account', d.account], ['Payment', d.payment_ref], ['Transfer', d.transfer_id], ['Available', d.balance.available_usd]]) });
   });
 
@@ -85,9 +56,8 @@ export function registerCredits(program: Command): void {
   addExamples(transfer, ['EE_API_KEY=ee_user_… ee credits transfer --to user:0123456789abcdef0123 --amount \'$12.50\' --memo lunch']);
   transfer.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<PostOptions & { to: string; from?: string; memo?: string }>(cmd);
-    const useKey = resolveConnection(o).api_key !== undefined;
     const body = { to: accountArg(o.to, o, 'receiving'), ...(o.from !== undefined ? { from: accountArg(o.from, o, 'paying') } : {}), ...(o.memo !== undefined ? { memo: o.memo } : {}), ...amountField(o) };
-    const r = await post((key) => apiRequest({ method: 'POST', path: '/v1/credits/transfer', auth: useKey ? 'api-key' : 'admin', body, idempotencyKey: key, schema: TransferSchema }, o), o.idempotencyKey ?? randomUUID());
+    const r = await idempotentPost(o.idempotencyKey, (key) => apiRequest({ method: 'POST', path: '/v1/credits/transfer', auth: keyOrAdmin(o), body, idempotencyKey: key, schema: TransferSchema }, o));
     printResult(r, { json: o.json, table: (d) => formatFields([['Sent', d.amount_usd], ['From', d.from], ['To', d.to], ['Memo', d.memo], ['Transfer', d.transfer_id], ['Available', d.balance.available_usd]]) });
   });
 
@@ -97,8 +67,7 @@ export function registerCredits(program: Command): void {
   balance.action(async (account: string | undefined, _o: unknown, cmd: Command) => {
     const o = optsOf<GlobalOptions & { json?: boolean }>(cmd);
     const id = accountArg(account, o, 'balance');
-    const auth = resolveConnection(o).api_key !== undefined ? 'api-key' : 'admin';
-    const b = await apiRequest({ path: `/v1/balances/${encodeURIComponent(id)}`, auth, schema: BalanceSchema }, o);
+    const b = await apiRequest({ path: `/v1/balances/${encodeURIComponent(id)}`, auth: keyOrAdmin(o), schema: BalanceSchema }, o);
     printResult(b, { json: o.json, table: (d) => formatFields([['Account', d.account], ['Available', d.available_usd], ['Locked', d.locked_usd], ['Total', d.total_usd]]) });
   });
 
@@ -112,7 +81,7 @@ export function registerCredits(program: Command): void {
     const o = optsOf<GlobalOptions & { json?: boolean; limit: string; cursor?: string; all?: boolean }>(cmd);
     const id = accountArg(account, o, 'history');
     if (!/^\d{1,3}$/.test(o.limit) || Number(o.limit) < 1 || Number(o.limit) > 500) throw usageError('--limit must be an integer from 1 to 500');
-    const auth = resolveConnection(o).api_key !== undefined ? 'api-key' : 'admin';
+    const auth = keyOrAdmin(o);
     const pages: History[] = [];
     let cursor = o.cursor;
     do {
