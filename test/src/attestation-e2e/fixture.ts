@@ -1,14 +1,14 @@
 // Shared pieces of the attestation end-to-end tests: a test root of trust written to files the control plane
 // reads (root CA, collateral, policy), TDX answers for the raw protocol client, and a tiny fake configfs-tsm
 // "kernel" that fills outblob with a quote from the test root of trust for whatever report_data was written.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { computeReportData, normalizeCollateral, type DcapCollateral, type Keyset } from '@easyenclave/attestation';
-import { TestRootOfTrust, type QuoteOptions } from '@easyenclave/attestation/testing/root-of-trust';
-import type { AttestResponseMessage } from '@easyenclave/protocol';
+import { TEST_PLATFORM, TestRootOfTrust, type QuoteOptions } from '@easyenclave/attestation/testing/root-of-trust';
+import type { AttestResponseMessage, RegisterMessage } from '@easyenclave/protocol';
 import { onCleanup, type CpEnv } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import type { Challenge, RawAgent } from '../lifecycle/raw-agent.js';
@@ -128,15 +128,30 @@ export function sendTdx(raw: RawAgent, rot: TestRootOfTrust, req: Challenge, bui
 }
 
 /** register → attest with a TDX quote → ok → health pass. */
-export async function attestTdx(raw: RawAgent, rot: TestRootOfTrust, build: Build = GOOD): Promise<{ request: Record<string, unknown>; response: AttestResponseMessage }> {
-  raw.register();
+export async function attestTdx(
+  raw: RawAgent, rot: TestRootOfTrust, build: Build = GOOD, o: { register?: Partial<RegisterMessage>; answer?: TdxAnswerOptions } = {},
+): Promise<{ request: Record<string, unknown>; response: AttestResponseMessage }> {
+  raw.register(o.register);
   await raw.next('registered');
   const request = await raw.next('attest_request');
-  const response = sendTdx(raw, rot, request, build);
+  const response = sendTdx(raw, rot, request, build, o.answer);
   const result = await raw.next('attest_result');
   if (result.ok !== true) throw new Error(`TDX attestation refused: ${JSON.stringify(result)}`);
   raw.health('pass');
   return { request, response };
+}
+
+/**
+ * Another TDX machine under the same root of trust: its own PCK leaf (same FMSPC and TCB, another PPID). Quotes
+ * built with `quote` carry that leaf and have their QE report signed by its key, so they verify with its PPID.
+ */
+export async function otherPlatform(rot: TestRootOfTrust): Promise<{ ppid: string; quote: QuoteOptions }> {
+  const ppid = randomBytes(16);
+  const leaf = await rot.issuePck('platform', {
+    ppid, cpusvn: [...TEST_PLATFORM.cpusvn], pcesvn: TEST_PLATFORM.pcesvn, pce_id: Buffer.from('0000', 'hex'),
+    fmspc: Buffer.from(rot.fmspc, 'hex'), sgx_type: 1, platform_instance_id: randomBytes(16),
+  });
+  return { ppid: ppid.toString('hex'), quote: { pck_chain_pem: rot.pckChainPem('platform', leaf), qe_report_signer: leaf.private } };
 }
 
 // ---------- A fake configfs-tsm ----------

@@ -101,10 +101,17 @@ export async function marketNodeRoutes(app: FastifyInstance, opts: MarketRoutesO
         const row: NodeRow = {
           id: tok.node_id, provider, name: body.name ?? tok.node_id, region: body.region, tier: body.tier as Tier, network: body.network,
           vcpus: body.vcpus, capacity_months: body.capacity_months, price_micro: Number(price), ppid: body.ppid ?? null,
-          token_hash: net.sealed ? null : tok.hash, status: 'active', banned_reason: null, banned_ms: null, created_ms: ctx.now_ms,
+          token_hash: tok.hash, status: 'active', banned_reason: null, banned_ms: null, created_ms: ctx.now_ms,
         };
-        token = net.sealed ? null : tok.token;
-        const body2 = { ...nodeSummary(row), node_token: null as string | null, node_token_note: net.sealed ? 'sealed network: agents are bound by PPID' : 'shown once, in the first response; give it to the node\'s agents as EE_NODE_TOKEN' };
+        // Sealed nodes get a token too (optional there: their agents are bound by PPID); an agent presenting it
+        // claims to run on the node's machine, and a verified PPID contradicting that is attestation fraud.
+        token = tok.token;
+        const body2 = {
+          ...nodeSummary(row), node_token: null as string | null,
+          node_token_note: net.sealed
+            ? 'sealed network: agents are bound by the PPID of their verified quotes; the token (shown once) is optional, and presented from another machine it is attestation fraud'
+            : 'shown once, in the first response; give it to the node\'s agents as EE_NODE_TOKEN',
+        };
         return { response: { status: 201, body: body2 }, write: async (tx) => { await tx.insertInto('market_nodes').values(row).execute(); } };
       }));
       void market.refreshRanking();

@@ -112,7 +112,12 @@ export class Market implements MarketHooks {
         return;
       }
     }
-    if (!owner || owner.status === 'banned') return;
+    if (!owner) return;
+    // A banned node's machine stays banned: its agents are refused, not served as unbound agents.
+    if (owner.status === 'banned') {
+      this.deps.hub.closeLink(link, CloseCode.POLICY_VIOLATION, `node ${owner.id} is banned`);
+      return;
+    }
     if (link.node_id === null) {
       await this.db.insertInto('market_node_agents').values({ agent_id: link.reg.agent_id, node_id: owner.id, via: 'ppid', bound_ms: this.now })
         .onConflict((oc) => oc.column('agent_id').doNothing()).execute();

@@ -90,8 +90,11 @@ export function unstakeOp<T>(
     transfers: [transfer_id],
     async prepare(anyTx, d) {
       const tx = anyTx as unknown as MarketTx;
-      node = (await lockNodes(tx, d, [node_id])).get(node_id);
-      // Stake is per provider; every node of the provider counts (the node row lock serialises lease creation).
+      // Stake is per provider, so a lock made on ANY of the provider's nodes must be seen by the count below:
+      // lock all of them (lease creation and renewal lock their node first). Locking only this node let a lease
+      // on a sibling node commit after the count and before the ledger's account locks: both succeeded.
+      const ids = (await tx.selectFrom('market_nodes').select('id').where('provider', '=', provider).execute()).map((r: { id: string }) => r.id);
+      node = (await lockNodes(tx, d, [...new Set([node_id, ...ids])])).get(node_id);
       const r = await tx.selectFrom('market_lease_periods')
         .select((eb) => [eb.fn.count<number>('lease_id').filterWhere('status', '=', 'locked').as('open'), eb.fn.max<number>('to_ms').as('last')])
         .where('provider', '=', provider).executeTakeFirst();
@@ -202,8 +205,12 @@ export function renewOp(lease_id: string, user_id: string, provider: string, ind
     transfers: [lockId(lease_id, index)],
     async prepare(anyTx, d) {
       const tx = anyTx as unknown as MarketTx;
-      lease = await forUpdate(tx.selectFrom('market_leases').selectAll().where('id', '=', lease_id), d).executeTakeFirst();
-      node = lease ? (await lockNodes(tx, d, [lease.node_id])).get(lease.node_id) : undefined;
+      // The node row first, then the lease's (a lease's node never changes, so it is read unlocked): every
+      // operation locks market rows node → lease → lease-period. Lease-then-node deadlocked against fraud,
+      // which holds the node and ends the node's leases.
+      const node_id = (await tx.selectFrom('market_leases').select('node_id').where('id', '=', lease_id).executeTakeFirst())?.node_id;
+      node = node_id === undefined ? undefined : (await lockNodes(tx, d, [node_id])).get(node_id);
+      lease = node ? await forUpdate(tx.selectFrom('market_leases').selectAll().where('id', '=', lease_id), d).executeTakeFirst() : undefined;
       required = node ? (await providerRequirements(tx, [node.provider])).get(node.provider) ?? 0n : 0n;
     },
     apply(ctx) {
