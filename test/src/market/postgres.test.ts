@@ -16,7 +16,7 @@ import { fraudOp, slashOp } from '@easyenclave/control-plane/market/ops-penalty'
 import { createLeaseOp, renewOp, stakeOp, unstakeOp, type LeaseResult, type StakeResult } from '@easyenclave/control-plane/market/ops';
 import { lockId, periodIndex, refundId, settleId } from '@easyenclave/control-plane/market/period';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { closeAll, sleep, startCp } from '../helpers/network.js';
+import { closeAll, sleep, startCp, waitFor } from '../helpers/network.js';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { call } from '../ledger-http/client.js';
 import { available, freshHealth, funded, HOUR, LAUNCHER, MIN, nodeAgent, pass, registerNode, stake, T0, type Party } from './util.js';
@@ -234,5 +234,27 @@ describe('market on PostgreSQL: concurrent replicas', { skip: await pgSkipReason
     assert.ok(results.leased > 0, show(results));
     console.log(`stake race: ${show(results)}; writer retries: ${cps.map((c) => c.ledger.writer.stats.retries)}`);
     await verify();
+  });
+  it('a node whose agent another replica holds is live here while that replica reports it healthy, and not after', async () => {
+    const { nodes: [node] } = await provider('Shared Liveness');
+    const { node_id, node_token } = node!;
+    await nodeAgent(cps[0]!, node_token); // only replica 0 holds the agent
+    await freshHealth(cps[0]!, clocks[0]!, [node_id]);
+    setAll(now());
+    // Replica 1 holds no link of this node: it must learn from the agent's row that replica 0 keeps fresh.
+    assert.equal([...cps[1]!.hub.links].some((l) => l.node_id === node_id), false);
+    await waitFor(async () => (await db().selectFrom('agents').select('last_health_pass_ms').where('app_name', '=', 'demo')
+      .orderBy('last_health_pass_ms', 'desc').executeTakeFirst())?.last_health_pass_ms === now(), 5000, 'replica 0 wrote the health pass');
+    await cps[1]!.market.refreshRemoteLive();
+    assert.equal(cps[1]!.market.liveEligible(node_id, 'demo'), true);
+    const u = await funded(base(1), 'user', 'Remote Lessee', '$20');
+    const r = await call(base(1), 'POST', '/v1/leases', { token: u.key, body: { app: 'demo', vcpus: 1 } });
+    assert.equal(r.status, 201, show(r.body));
+    assert.equal(r.body.node_id, node_id);
+    // Past the health timeout with no new pass written, the row is stale: replica 1 stops counting it.
+    for (const c of clocks) c.advance(31 * MIN);
+    await cps[1]!.market.refreshRemoteLive();
+    assert.equal(cps[1]!.market.liveEligible(node_id, 'demo'), false);
+    assert.equal((await call(base(1), 'DELETE', `/v1/leases/${r.body.lease_id}`, { token: u.key })).status, 200);
   });
 });

@@ -50,6 +50,14 @@ export interface NodeState {
 
 /** How often the ranking is recomputed even without a known change (trust moves with new records). */
 const RANKING_TTL_MS = 5000;
+/** How stale the view of other replicas' agents may get before live() refreshes it in the background. */
+const REMOTE_LIVE_TTL_MS = 2000;
+
+/** An agent held by another replica that its row says is attested and passing health. */
+interface RemoteAgent {
+  agent_id: string;
+  app_name: string;
+}
 
 export class Market implements MarketHooks {
   readonly db: MarketDb;
@@ -59,6 +67,10 @@ export class Market implements MarketHooks {
   #trust = new Map<string, number>();
   #refreshing: Promise<void> | null = null;
   #refreshedAt = 0;
+  /** node → live agents of OTHER replicas (PostgreSQL), from the shared `agents` rows. */
+  #remote = new Map<string, RemoteAgent[]>();
+  #remoteRefreshing: Promise<void> | null = null;
+  #remoteAt = 0;
 
   private constructor(readonly deps: MarketDeps) {
     this.db = deps.store.db as unknown as MarketDb;
@@ -133,12 +145,57 @@ export class Market implements MarketHooks {
 
   // ---------- Live state and eligibility ----------
 
+  /**
+   * With several replicas (PostgreSQL) each holds some of a node's agents. The others' agents count as live
+   * when their rows (written by the replica that holds them) say connected, attested and passing health within
+   * the health timeout — a crashed replica's rows go stale and stop counting. This process's own agents are
+   * always judged from its tunnel links, never from rows. SQLite has one control plane: nothing to read.
+   */
+  refreshRemoteLive(): Promise<void> {
+    if (this.deps.store.dialect !== 'postgres') return Promise.resolve();
+    this.#remoteRefreshing ??= (async () => {
+      try {
+        const now = this.now;
+        const rows = await this.db.selectFrom('agents')
+          .innerJoin('market_node_agents', 'market_node_agents.agent_id', 'agents.agent_id')
+          .select(['agents.agent_id', 'agents.app_name', 'market_node_agents.node_id'])
+          .where('agents.connected', '=', 1).where('agents.attest_ok', '=', 1).where('agents.health_status', '=', 'pass')
+          .where('agents.last_health_pass_ms', '>=', now - this.deps.config.health_timeout_ms)
+          .execute();
+        const local = new Set<string>();
+        for (const l of this.deps.hub.links) if (l.reg) local.add(l.reg.agent_id);
+        const remote = new Map<string, RemoteAgent[]>();
+        for (const r of rows) {
+          if (local.has(r.agent_id)) continue;
+          const list = remote.get(r.node_id) ?? [];
+          list.push({ agent_id: r.agent_id, app_name: r.app_name });
+          remote.set(r.node_id, list);
+        }
+        this.#remote = remote;
+        this.#remoteAt = now;
+      } catch (err) {
+        this.deps.log.warn({ err }, 'market: reading other replicas\' agents failed; using this replica\'s view');
+      } finally {
+        this.#remoteRefreshing = null;
+      }
+    })();
+    return this.#remoteRefreshing;
+  }
+
   live(node_id: string, app?: string): NodeState['live'] {
     const now = this.now;
+    if (now - this.#remoteAt > REMOTE_LIVE_TTL_MS) void this.refreshRemoteLive();
     const apps = new Set<string>();
     let agents = 0;
     let attested = 0;
     let healthy = 0;
+    for (const r of this.#remote.get(node_id) ?? []) {
+      if (app !== undefined && r.app_name !== app) continue;
+      agents++;
+      attested++;
+      healthy++;
+      apps.add(r.app_name);
+    }
     for (const l of this.deps.hub.links) {
       if (l.node_id !== node_id || l.closed || !l.reg) continue;
       if (app !== undefined && l.reg.app_name !== app) continue;
@@ -181,6 +238,7 @@ export class Market implements MarketHooks {
 
   /** Eligible nodes with a routable agent of `app`, cheapest effective price first (lease routing). */
   async candidates(app: string): Promise<(NodeRow & { trust: number })[]> {
+    await this.refreshRemoteLive();
     const rows = await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute() as NodeRow[];
     const out: (NodeRow & { node_id: string; price_micro_b: bigint; trust: number })[] = [];
     for (const r of rows) {
@@ -244,6 +302,7 @@ export class Market implements MarketHooks {
   /** Locks the current period of every active lease that has not locked it yet (or ends the lease). */
   async renewDue(limit = 500): Promise<number> {
     const index = periodIndex(this.now, this.timing.period_ms);
+    await this.refreshRemoteLive();
     const due = await this.db.selectFrom('market_leases').innerJoin('market_nodes', 'market_nodes.id', 'market_leases.node_id')
       .select(['market_leases.id', 'market_leases.user_id', 'market_nodes.provider']).where('market_leases.status', '=', 'active')
       .where('market_leases.last_period', '<', index).limit(limit).execute() as { id: string; user_id: string; provider: string }[];
