@@ -1,6 +1,6 @@
 // The ledger's HTTP API (issue 4): accounts with API keys, purchase (mint), transfer, balances, history.
 // Every POST honours Idempotency-Key; every route authenticates (principal.ts) before reading anything.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
@@ -111,7 +111,8 @@ export async function ledgerRoutes(app: FastifyInstance, opts: LedgerRoutesOptio
     const from = await primaryAccount(fromId);
     const to = await primaryAccount(body.to);
     return idempotency.handle(req, reply, p.id, (run) => {
-      const id = run.derivedId('tx:', () => `tx:${randomBytes(20).toString('hex')}`);
+      // randomUUID draws from a cached entropy buffer: much cheaper per request than randomBytes.
+      const id = run.derivedId('tx:', () => `tx:${randomUUID().replaceAll('-', '')}`);
       const input: TransferInput = { id, debit_account: from, credit_account: to, amount, ...(body.memo !== undefined ? { memo: body.memo } : {}) };
       return runTransfers(run, [input], (ctx) => ({
         transfer_id: id, from: fromId, to: body.to, amount_micro_usd: Number(amount), amount_usd: formatUsd(amount),
