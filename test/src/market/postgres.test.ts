@@ -167,13 +167,24 @@ describe('market on PostgreSQL: concurrent replicas', { skip: await pgSkipReason
       assert.ok(before.every((r) => r.ok), show(before));
       setAll(now() + HOUR); // the next period: the existing leases are due for renewal
       const index = periodIndex(now(), HOUR);
-      // Fraud on replica 0 (a little later in some rounds, so the race goes both ways); renewals on replica 2
-      // and new leases on replicas 1 and 2, all at once.
-      const [fraud, renewed, created] = await Promise.all([
-        sleep(round % 4).then(() => cps[0]!.ledger.submit(fraudOp(node.id, `test round ${round}`))),
-        Promise.all(before.map((r, i) => r.ok && cps[2]!.ledger.submit(renewOp(r.lease.id, users[i]!.id, p.id, index, cps[2]!.market.timing, always)))),
-        Promise.all(users.map((u, i) => lease(1 + (i % 2), node, u))),
-      ]);
+      // Fraud on replica 0; renewals on replica 2 and new leases on replicas 1 and 2. Every fourth round runs
+      // fraud strictly first, the next strictly last (so both outcomes are certain to occur); the other rounds
+      // race them all at once, fraud a little later in some.
+      const runFraud = () => cps[0]!.ledger.submit(fraudOp(node.id, `test round ${round}`));
+      const runRenewals = () => Promise.all(before.map((r, i) => r.ok && cps[2]!.ledger.submit(renewOp(r.lease.id, users[i]!.id, p.id, index, cps[2]!.market.timing, always))));
+      const runCreations = () => Promise.all(users.map((u, i) => lease(1 + (i % 2), node, u)));
+      let fraud: Awaited<ReturnType<typeof runFraud>>;
+      let renewed: Awaited<ReturnType<typeof runRenewals>>;
+      let created: Awaited<ReturnType<typeof runCreations>>;
+      if (round % 4 === 0) {
+        fraud = await runFraud();
+        [renewed, created] = await Promise.all([runRenewals(), runCreations()]);
+      } else if (round % 4 === 1) {
+        [renewed, created] = await Promise.all([runRenewals(), runCreations()]);
+        fraud = await runFraud();
+      } else {
+        [fraud, renewed, created] = await Promise.all([sleep(round % 3).then(runFraud), runRenewals(), runCreations()]);
+      }
       assert.equal(fraud.outcome, 'banned', show(fraud));
       for (const r of renewed) if (r) outcomes[r.outcome === 'renewed' ? 'renewed' : 'ended']++;
       for (const r of created) outcomes[r.ok ? 'created' : 'refused']++;
@@ -193,7 +204,7 @@ describe('market on PostgreSQL: concurrent replicas', { skip: await pgSkipReason
       assert.deepEqual(open.filter((o) => o.status !== 'voided'), [], `round ${round}`);
       assert.equal(await available(base(0), p.id), 1000_000_000 - REQUIRED, `round ${round}: earnings`);
     }
-    // The race went both ways (locks made before the ban and voided by it; creations or renewals after it).
+    // Both ways happened (locks made before the ban and voided by it; creations or renewals refused after it).
     assert.ok(outcomes.refused + outcomes.ended > 0 && outcomes.voided > ROUNDS * users.length, show(outcomes));
     // Every id here is distinct, so a retried batch can only be a deadlock: market rows are locked node first.
     assert.deepEqual(cps.map((c) => c.ledger.writer.stats.retries - retries0[cps.indexOf(c)]!), [0, 0, 0], 'deadlocks (batches retried)');
@@ -209,15 +220,19 @@ describe('market on PostgreSQL: concurrent replicas', { skip: await pgSkipReason
       const { p, nodes: [a, b] } = await provider(`Stake ${round}`, [VCPUS, VCPUS]);
       const held0 = 2 * REQUIRED;
       const SLASH = 3 * REQUIRED; // more than held: the balancing transfer takes what is left
+      const runLease = () => cps[1]!.ledger.submit(createLeaseOp(
+        { lease_id: `lease_st${String(round).padStart(6, '0')}`, user_id: user.id, app_name: 'demo', vcpus: 1, periods: null, candidates: [{ id: b!.node_id, provider: p.id }] },
+        cps[1]!.market.timing, always, (r) => r,
+      ));
+      // Every fourth round places the lease strictly first (the unstake must then be refused); the others race.
+      const early = round % 4 === 0 ? await runLease() : undefined;
       const [unstaked, leased, slashed, staked] = await Promise.all([
         cps[0]!.ledger.submit(unstakeOp(a!.node_id, p.id, undefined, `unstake:pg:${round}`, 0, (r: StakeResult & { amount?: bigint }) => r)),
-        cps[1]!.ledger.submit(createLeaseOp(
-          { lease_id: `lease_st${String(round).padStart(6, '0')}`, user_id: user.id, app_name: 'demo', vcpus: 1, periods: null, candidates: [{ id: b!.node_id, provider: p.id }] },
-          cps[1]!.market.timing, always, (r) => r,
-        )),
+        early ?? runLease(),
         round % 2 === 0 ? cps[2]!.ledger.submit(slashOp(a!.node_id, p.id, `slash:outage:pg:${round}`, BigInt(SLASH), 'outage', 'test')) : Promise.resolve(null),
         cps[2]!.ledger.submit(stakeOp(b!.node_id, p.id, 1000n, `stake:pg:${round}`, (r: StakeResult) => r)),
       ]);
+      if (early) assert.equal(early.ok && !unstaked.ok, true, `round ${round}: a lease placed first must block the unstake`);
       assert.equal(staked.ok, true, show(staked));
       // Either order is fine; both is not: the stake left with a lock open, or the lease locked with no stake.
       assert.ok(!(unstaked.ok && leased.ok), `round ${round}: unstaked ${unstaked.ok && unstaked.amount} and leased`);
