@@ -124,8 +124,10 @@ const SPECS = {
   db_path: spec('EE_DB_PATH', 'a file path or ":memory:"', z.string().min(1), { fallback: 'control_plane/data/control-plane.db' }),
   database_url: spec('EE_DATABASE_URL', 'a URL starting with postgres:// or postgresql://', pgUrl, { secret: true }),
   admin_token: spec('EE_ADMIN_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), { secret: true }),
-  launcher_token: spec('EE_LAUNCHER_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
-  uptime_token: spec('EE_UPTIME_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
+  // The launcher and uptime tokens can fail any provider's period (abuse reports, missed checks): money
+  // credentials, held to the admin token's length.
+  launcher_token: spec('EE_LAUNCHER_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), { secret: true }),
+  uptime_token: spec('EE_UPTIME_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), { secret: true }),
   github_token: spec('EE_GITHUB_TOKEN', 'a token with no surrounding whitespace', token(1), { secret: true }),
   allowlist_asset: spec('EE_ALLOWLIST_ASSET', 'a file or release asset name', z.string().min(1), { fallback: 'agent-attestation-allowlist.json' }),
   pccs_url: spec('EE_PCCS_URL', 'an http:// or https:// URL', httpUrl),

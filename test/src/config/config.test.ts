@@ -44,7 +44,7 @@ test('values are parsed and converted to ms', () => {
   const cfg = loadControlPlaneConfig({
     EE_CONTROL_BIND: '127.0.0.1', EE_CONTROL_PORT: '0', EE_PROXY_BIND: '::', EE_PROXY_PORT: '0',
     EE_DB_PATH: ':memory:', EE_DATABASE_URL: 'postgresql://u:p@db:5432/ee', EE_ADMIN_TOKEN: 'x'.repeat(16),
-    EE_LAUNCHER_TOKEN: 'l', EE_UPTIME_TOKEN: 'u', EE_GITHUB_TOKEN: 'ghp_x', EE_PCCS_URL: 'https://pccs.example.com:8081/sgx/',
+    EE_LAUNCHER_TOKEN: 'l'.repeat(16), EE_UPTIME_TOKEN: 'u'.repeat(16), EE_GITHUB_TOKEN: 'ghp_x', EE_PCCS_URL: 'https://pccs.example.com:8081/sgx/',
     EE_ATTEST_INTERVAL_SEC: '60', EE_ATTEST_DEADLINE_SEC: '59', EE_HEALTH_TIMEOUT_SEC: '5',
     EE_APP_DOMAIN: '.App.Example.COM', EE_PROXY_TIMEOUT_SEC: '7', EE_PROXY_IDLE_TIMEOUT_SEC: '8',
     EE_MAX_STREAMS_PER_AGENT: '65535', EE_MAX_BODY_BYTES: '1073741824', EE_MAX_HEADER_BYTES: '32768',

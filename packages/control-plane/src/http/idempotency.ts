@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { ExtraWrites } from '../ledger-store/batch.js';
 import type { LedgerDatabase } from '../ledger-store/schema.js';
+import { BadRequest } from './ledger-views.js';
 import { apiError } from './routes.js';
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -18,12 +19,16 @@ export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Requests with a key running at once on this replica; beyond that a new key gets 503 (bounded memory). */
 export const MAX_IN_FLIGHT_KEYS = 65_536;
 
+/** Nesting accepted in a request that carries an Idempotency-Key (no API body nests deeper than 3). */
+export const MAX_CANONICAL_DEPTH = 16;
+
 /** JSON with object keys sorted, so `{a,b}` and `{b,a}` are the same request. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+function canonical(value: unknown, depth = 0): string {
+  if (depth > MAX_CANONICAL_DEPTH) throw new BadRequest('invalid_request', `the request body nests deeper than ${MAX_CANONICAL_DEPTH} levels`);
+  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, depth + 1)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }

@@ -59,10 +59,11 @@ export async function marketLeaseRoutes(app: FastifyInstance, opts: MarketRoutes
     if (user === undefined) throw new BadRequest('invalid_request', 'user is required when the admin token creates a lease');
     if (p.kind === 'identity' && body.user !== undefined && body.user !== p.id) return apiError(reply, 403, 'forbidden', 'an API key can only create leases for itself');
     if (!user.startsWith('user:')) return apiError(reply, 403, 'not_a_user', 'leases are paid from user accounts');
-    const ranked = await market.candidates(body.app);
-    if (ranked.length === 0) return apiError(reply, 409, 'no_eligible_node', `no eligible node serves "${body.app}"`);
     return idempotency.handle(req, reply, p.id, async (run) => {
       const lease_id = run.derivedId('lease_', () => `lease_${randomBytes(8).toString('hex')}`).slice(0, 22);
+      // Routing runs after a stored response would have been replayed; with no candidate the operation still
+      // runs, so a retry whose key record has expired finds its lease instead of "no eligible node".
+      const ranked = await market.candidates(body.app);
       const response = await market.deps.ledger.submit(createLeaseOp(
         { lease_id, user_id: user, app_name: body.app, vcpus: body.vcpus, periods: body.periods ?? null, candidates: ranked.slice(0, 16).map((n) => ({ id: n.id, provider: n.provider })) },
         market.timing, (node_id) => market.liveEligible(node_id, body.app),

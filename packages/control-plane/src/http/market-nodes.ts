@@ -10,6 +10,7 @@ import { newNodeToken, type Market } from '../market/market.js';
 import { stakeOp, unstakeOp, type NodeRow } from '../market/ops.js';
 import { TIERS, type Tier } from '../market/policy.js';
 import { getNode } from '../market/store/queries.js';
+import { MAX_AMOUNT_MICRO } from '../ledger/amount.js';
 import { amountOf, BadRequest } from './ledger-views.js';
 import { err, guard, iso, money, parse, principalDeps, PRINTABLE, rowsOp, type MarketRoutesOptions } from './market-common.js';
 import { mayActFor, principalOf, requireAdminPrincipal, type Principal } from './principal.js';
@@ -27,6 +28,8 @@ const RegisterBody = z.strictObject({
   network: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).default('sandbox-1'),
   ppid: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });
+/** Bounds the work and rows one provider key can create (routing and stake checks scan a provider's nodes). */
+export const MAX_NODES_PER_PROVIDER = 256;
 const AmountBody = z.strictObject({ amount: z.string().max(40).optional(), amount_micro_usd: z.number().optional() });
 const FraudBody = z.strictObject({ reason: z.string().min(1).max(500).regex(PRINTABLE) });
 
@@ -91,11 +94,23 @@ export async function marketNodeRoutes(app: FastifyInstance, opts: MarketRoutesO
     if (!net) throw new BadRequest('unknown_network', `unknown network "${body.network}"`);
     if (net.sealed && body.ppid === undefined) throw new BadRequest('ppid_required', `network "${body.network}" is sealed: register the node's PPID; agents are bound by the PPID of their verified quotes`);
     if (!net.sealed && body.ppid !== undefined) throw new BadRequest('invalid_request', 'a PPID binds agents on sealed networks only; sandbox nodes get a node token');
-    if (body.ppid !== undefined && await market.db.selectFrom('market_nodes').select('id').where('ppid', '=', body.ppid).executeTakeFirst()) {
-      return apiError(reply, 409, 'ppid_taken', 'another node registered this PPID');
+    // Every stake requirement and period lock of the node must be a representable amount.
+    const worstHours = BigInt(Math.max(720, market.timing.period_ms / 3_600_000));
+    if (price * BigInt(body.vcpus) * worstHours > MAX_AMOUNT_MICRO) {
+      throw new BadRequest('price_too_high', `price × vCPUs × ${worstHours} h (the largest stake or lock) must not exceed ${MAX_AMOUNT_MICRO} micro-USD`);
     }
     const tok = newNodeToken();
     return idempotency.handle(req, reply, p.id, async (run) => {
+      // State checks run here, after a stored response would have been replayed: a retried registration gets
+      // its first answer, never "ppid_taken" by its own node.
+      if (body.ppid !== undefined && await market.db.selectFrom('market_nodes').select('id').where('ppid', '=', body.ppid).executeTakeFirst()) {
+        return err(409, 'ppid_taken', 'another node registered this PPID');
+      }
+      const count = await market.db.selectFrom('market_nodes').select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('provider', '=', provider).where('status', '=', 'active').executeTakeFirstOrThrow();
+      if (Number(count.n) >= MAX_NODES_PER_PROVIDER) {
+        return err(409, 'too_many_nodes', `a provider may have at most ${MAX_NODES_PER_PROVIDER} active nodes`);
+      }
       let token: string | null = null;
       const response = await market.deps.ledger.submit(rowsOp(run, (ctx) => {
         const row: NodeRow = {
@@ -173,17 +188,20 @@ export async function marketNodeRoutes(app: FastifyInstance, opts: MarketRoutesO
     if (!p) return reply;
     const body = parse(FraudBody, req.body);
     const node_id = (req.params as { node: string }).node;
-    return idempotency.handle(req, reply, p.id, async () => {
+    return idempotency.handle(req, reply, p.id, async (run) => {
       const r = await market.fraud(node_id, `admin fraud ruling: ${body.reason}`);
       if (r.outcome === 'unknown_node') return err(404, 'unknown_node', 'no such node');
       if (r.outcome === 'already_banned') return err(409, 'node_banned', 'the node is already banned');
-      return {
+      const response = {
         status: 200,
         body: {
           node_id, status: 'banned', ...money('slashed', r.slashed),
           voided: r.voided.map((v) => ({ lease_id: v.lease_id, period_index: v.period, ...money('amount', v.amount) })),
         },
       };
+      // Stored right after the ruling committed (it is idempotent by its ids: were this record lost, a retry
+      // would answer node_banned and change nothing).
+      return market.deps.ledger.submit(rowsOp(run, () => ({ response })));
     });
   }));
 }

@@ -49,17 +49,19 @@ export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketR
     if (!p) return reply;
     const index = periodParam(market, (req.params as { period: string }).period);
     if (market.now < periodEnd(index, pm())) return apiError(reply, 409, 'period_not_ended', `period ${periodIso(index, pm())} has not ended yet`);
-    return idempotency.handle(req, reply, p.id, async () => {
+    return idempotency.handle(req, reply, p.id, async (run) => {
       const results = await market.finalizePeriod(index);
       const count = (s: string) => results.filter((r) => r.status === s).length;
-      return {
+      // Stored after every lease-period committed; finalize is idempotent by its transfer ids, so a lost record
+      // only means a retry answers with already_finalized counts.
+      return market.deps.ledger.submit(rowsOp(run, () => ({ response: {
         status: 200,
         body: {
           period: periodIso(index, pm()), period_index: index, lease_periods: results.length,
           posted: count('posted'), voided: count('voided'), expired: count('expired'), already_finalized: results.filter((r) => 'already' in r && r.already).length,
           results: results.map((r) => ({ lease_id: r.lease_id, status: r.status, reasons: 'reasons' in r ? r.reasons : [], already: 'already' in r ? r.already : false })),
         },
-      };
+      } })));
     });
   }));
 
@@ -96,11 +98,17 @@ export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketR
       return apiError(reply, 404, 'unknown_lease', 'no such lease on this node');
     }
     const index = body.period === undefined ? periodIndex(market.now, pm()) : periodParam(market, String(body.period));
-    return idempotency.handle(req, reply, 'launcher', (run) => {
+    return idempotency.handle(req, reply, 'launcher', async (run) => {
       const id = run.derivedId('abuse_', () => `abuse_${randomBytes(8).toString('hex')}`).slice(0, 22);
+      // The id comes from the Idempotency-Key: a retry after its record expired finds the report it filed.
+      const prior = await market.db.selectFrom('market_abuse_reports').selectAll().where('id', '=', id).executeTakeFirst() as AbuseRow | undefined;
+      if (prior) {
+        const same = prior.node_id === body.node && prior.lease_id === (body.lease ?? null) && prior.period === index && prior.reason === body.reason;
+        return same ? { status: 201, body: abuseView(prior) } : err(409, 'report_conflict', 'this Idempotency-Key already filed a different report');
+      }
       return market.deps.ledger.submit(rowsOp(run, (ctx) => {
         const row: AbuseRow = { id, node_id: body.node, lease_id: body.lease ?? null, period: index, reason: body.reason, status: 'filed', filed_ms: ctx.now_ms, authorized_ms: null };
-        return { response: { status: 201, body: abuseView(row) }, write: async (tx) => { await tx.insertInto('market_abuse_reports').values(row).execute(); } };
+        return { response: { status: 201, body: abuseView(row) }, write: async (tx) => { await tx.insertInto('market_abuse_reports').values(row).onConflict((oc) => oc.column('id').doNothing()).execute(); } };
       }));
     });
   }));

@@ -53,6 +53,12 @@ const RANKING_TTL_MS = 5000;
 /** How stale the view of other replicas' agents may get before live() refreshes it in the background. */
 const REMOTE_LIVE_TTL_MS = 2000;
 
+/** Per-call cache of provider figures (stake is per provider, shared by its nodes). */
+interface StateMemo {
+  held: Map<string, bigint>;
+  required: Map<string, bigint>;
+}
+
 /** An agent held by another replica that its row says is attested and passing health. */
 interface RemoteAgent {
   agent_id: string;
@@ -226,23 +232,36 @@ export class Market implements MarketHooks {
     return rows.reduce((s, r) => s + requiredStake(BigInt(r.price_micro), r.vcpus, r.tier as Tier), 0n);
   }
 
-  async nodeState(node: NodeRow, app?: string): Promise<NodeState> {
-    const stake_held = await this.stakeHeld(node.provider);
-    const stake_required = node.status === 'active' ? await this.providerRequired(node.provider) : requiredStake(BigInt(node.price_micro), node.vcpus, node.tier as Tier);
+  async nodeState(node: NodeRow, app?: string, memo?: StateMemo): Promise<NodeState> {
+    const held = memo?.held.get(node.provider) ?? await this.stakeHeld(node.provider);
+    memo?.held.set(node.provider, held);
+    let stake_required: bigint;
+    if (node.status === 'active') {
+      stake_required = memo?.required.get(node.provider) ?? await this.providerRequired(node.provider);
+      memo?.required.set(node.provider, stake_required);
+    } else {
+      stake_required = requiredStake(BigInt(node.price_micro), node.vcpus, node.tier as Tier);
+    }
     const live = this.live(node.id, app);
-    const e = eligibility({ status: node.status, stake_held, stake_required, attested_agents: live.attested, healthy_agents: live.healthy });
+    const e = eligibility({ status: node.status, stake_held: held, stake_required, attested_agents: live.attested, healthy_agents: live.healthy });
     const t = trust(await trustInputs(this.db, node.id));
     this.#trust.set(node.id, t);
-    return { stake_held, stake_required, eligible: e.eligible, reasons: e.reasons, trust: t, effective_price: effectivePrice(BigInt(node.price_micro), t), live };
+    return { stake_held: held, stake_required, eligible: e.eligible, reasons: e.reasons, trust: t, effective_price: effectivePrice(BigInt(node.price_micro), t), live };
   }
 
-  /** Eligible nodes with a routable agent of `app`, cheapest effective price first (lease routing). */
+  /**
+   * Eligible nodes with a routable agent of `app`, cheapest effective price first (lease routing). Nodes with
+   * no live agent of the app are dropped first, from memory, so the database work is proportional to the
+   * nodes that could serve the app, and each provider's stake figures are read once.
+   */
   async candidates(app: string): Promise<(NodeRow & { trust: number })[]> {
     await this.refreshRemoteLive();
-    const rows = await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute() as NodeRow[];
+    const rows = (await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute() as NodeRow[])
+      .filter((r) => this.liveEligible(r.id, app));
+    const memo: StateMemo = { held: new Map(), required: new Map() };
     const out: (NodeRow & { node_id: string; price_micro_b: bigint; trust: number })[] = [];
     for (const r of rows) {
-      const s = await this.nodeState(r, app);
+      const s = await this.nodeState(r, app, memo);
       if (s.eligible) out.push({ ...r, node_id: r.id, price_micro_b: BigInt(r.price_micro), trust: s.trust });
     }
     return rankNodes(out.map((o) => ({ ...o, price_micro: o.price_micro_b }))).map((o) => ({ ...o, price_micro: Number(o.price_micro) }));

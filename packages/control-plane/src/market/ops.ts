@@ -104,7 +104,13 @@ export function unstakeOp<T>(
     apply(ctx) {
       const fail = (status: number, code: string, message: string) => then({ ok: false, status, code, message }, ctx);
       if (!node) return fail(404, 'unknown_node', 'no such node');
-      if (ctx.state.transfers.has(transfer_id)) return then({ ok: true, held: stakeHeld(ctx.state, provider), node }, ctx);
+      const prior = ctx.state.transfers.get(transfer_id);
+      if (prior) {
+        // A retry of an unstake that committed: same accounts and, when given, the same amount — or a conflict.
+        const same = prior.debit_account === providerStake(provider) && prior.credit_account === providerEarnings(provider) && (amount === undefined || prior.amount === amount);
+        if (!same) return fail(409, 'transfer_conflict', 'this Idempotency-Key was already used for a different unstake');
+        return then({ ok: true, held: stakeHeld(ctx.state, provider), node, amount: prior.amount }, ctx);
+      }
       if (open > 0) return fail(409, 'open_periods', `the provider has ${open} locked period(s) not yet settled`);
       if (ctx.now_ms < lastEnd + cooldown_ms) {
         return fail(409, 'cooldown', `unstake is possible from ${new Date(lastEnd + cooldown_ms).toISOString()} (EE_UNSTAKE_COOLDOWN after the last period)`);
@@ -145,11 +151,19 @@ export function createLeaseOp<T>(l: NewLease, t: MarketTiming, liveEligible: (no
   let nodes = new Map<string, NodeRow>();
   let required = new Map<string, bigint>();
   const used = new Map<string, number>();
+  let existing: { lease: LeaseRow; period: PeriodRow | undefined } | undefined;
   return {
     accounts: [l.user_id, ...l.candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [],
     async prepare(anyTx, d) {
       const tx = anyTx as unknown as MarketTx;
+      // The id comes from the caller's Idempotency-Key: a retry after its record expired finds the lease here.
+      const lease = await tx.selectFrom('market_leases').selectAll().where('id', '=', l.lease_id).executeTakeFirst() as LeaseRow | undefined;
+      existing = lease && {
+        lease,
+        period: await tx.selectFrom('market_lease_periods').selectAll().where('lease_id', '=', lease.id).where('period', '=', lease.first_period).executeTakeFirst() as PeriodRow | undefined,
+      };
+      if (existing) return;
       nodes = await lockNodes(tx, d, l.candidates.map((c) => c.id));
       required = await providerRequirements(tx, [...nodes.values()].map((n) => n.provider));
       used.clear();
@@ -159,6 +173,12 @@ export function createLeaseOp<T>(l: NewLease, t: MarketTiming, liveEligible: (no
       for (const r of rows) used.set(r.node_id, Number(r.vcpus));
     },
     apply(ctx) {
+      if (existing) {
+        const e = existing.lease;
+        const same = e.user_id === l.user_id && e.app_name === l.app_name && e.vcpus === l.vcpus && e.periods === l.periods;
+        if (!same || !existing.period) return then({ ok: false, status: 409, code: 'lease_conflict', message: 'this Idempotency-Key already created a different lease' }, ctx);
+        return then({ ok: true, lease: e, period: existing.period }, ctx);
+      }
       let lastError: LeaseResult = { ok: false, status: 409, code: 'no_eligible_node', message: `no eligible node serves "${l.app_name}" with ${l.vcpus} free vCPUs` };
       for (const c of l.candidates) {
         const node = nodes.get(c.id);

@@ -13,12 +13,20 @@ export const periodIso = (index: number, period_ms: number): string => new Date(
  * parses to exactly a period start) or its integer index. Undefined when it names no period.
  */
 export function parsePeriod(text: string, period_ms: number): number | undefined {
-  if (/^[0-9]{1,12}$/.test(text)) return Number(text);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) return undefined;
-  const t = Date.parse(text);
-  if (!Number.isFinite(t) || t < 0 || t % period_ms !== 0) return undefined;
-  return t / period_ms;
+  let index: number;
+  if (/^[0-9]{1,12}$/.test(text)) index = Number(text);
+  else {
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) return undefined;
+    const t = Date.parse(text);
+    if (!Number.isFinite(t) || t < 0 || t % period_ms !== 0) return undefined;
+    index = t / period_ms;
+  }
+  // Bounded so every period has an ISO name (Date's range) and nothing is filed centuries ahead.
+  return periodStart(index, period_ms) <= MAX_PERIOD_START_MS ? index : undefined;
 }
+
+/** The latest period start the API accepts: 2100-01-01T00:00:00Z. */
+export const MAX_PERIOD_START_MS = Date.UTC(2100, 0, 1);
 
 /** micro-USD for `vcpus` at `price` (micro-USD per vCPU-hour) during `ms`, rounded up (prorating). */
 export function amountFor(price_micro: bigint, vcpus: number, ms: number): bigint {
