@@ -50,6 +50,8 @@ export interface NodeState {
 
 /** How often the ranking is recomputed even without a known change (trust moves with new records). */
 const RANKING_TTL_MS = 5000;
+/** Lease-periods finalized at once by one finalize run (one ledger operation each). */
+const FINALIZE_SLICE = 1024;
 /** How stale the view of other replicas' agents may get before live() refreshes it in the background. */
 const REMOTE_LIVE_TTL_MS = 2000;
 
@@ -310,7 +312,10 @@ export class Market implements MarketHooks {
 
   async finalizePeriod(index: number): Promise<(FinalizeResult & { lease_id: string; period: number })[]> {
     const rows = await this.db.selectFrom('market_lease_periods').selectAll().where('period', '=', index).orderBy('lease_id').execute() as PeriodRow[];
-    const out = await Promise.all(rows.filter((r) => r.status === 'locked').map((r) => this.finalize(r)));
+    const locked = rows.filter((r) => r.status === 'locked');
+    const out: (FinalizeResult & { lease_id: string; period: number })[] = [];
+    // In slices: each lease-period is one ledger operation, and the writer's queue is bounded.
+    for (let i = 0; i < locked.length; i += FINALIZE_SLICE) out.push(...await Promise.all(locked.slice(i, i + FINALIZE_SLICE).map((r) => this.finalize(r))));
     for (const r of rows.filter((x) => x.status !== 'locked')) {
       out.push({ lease_id: r.lease_id, period: r.period, status: r.status as 'posted' | 'voided' | 'expired', reasons: JSON.parse(r.reasons ?? '[]') as string[], already: true });
     }
