@@ -29,6 +29,7 @@ import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
+import { capHttpParserPool } from './http/parser-pool.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -99,6 +100,7 @@ const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 export async function startControlPlane(config: ControlPlaneConfig, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'control-plane' } });
   const clock = opts.clock ?? systemClock;
+  capHttpParserPool(); // see http/parser-pool.ts: ~2 KiB per agent that connected in a burst otherwise
   // Configuration problems (root CA, collateral, policy) surface here as ConfigError, before anything is opened.
   const cpVerifier: ControlPlaneVerifier | null = opts.verifier ? null : createVerifier(config, log);
   const verifier = opts.verifier ?? cpVerifier!;

@@ -81,7 +81,6 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   link.attest_failure = null;
   link.last_attest_ms = now;
   link.evidence_type = verdict.evidence_type;
-  link.keyset = keyset;
   link.policy_generation = generation;
   const { attest_interval_ms } = hub.deps.config;
   // Spread re-attestations (±10%) so agents that connected together do not all answer at once.

@@ -21,13 +21,13 @@ export type RelayOutcome = { ok: true; response: AttestResponseMessage } | { ok:
 
 /** Reserves a relay on this link (capacity and rate); false when it cannot take one now. */
 export function reserveRelay(link: AgentLink, now_wall_ms: number): boolean {
-  if (link.closed || link.relays.size >= MAX_PENDING_RELAYS_PER_AGENT) return false;
+  if (link.closed || link.relayCount >= MAX_PENDING_RELAYS_PER_AGENT) return false;
   return link.relay_tokens.take(now_wall_ms);
 }
 
 /** Sends the client's nonce to the agent and waits (at most `timeout_ms`) for its answer. */
 export function relayChallenge(hub: TunnelHub, link: AgentLink, nonce_hex: string, timeout_ms: number): Promise<RelayOutcome> {
-  if (link.relays.has(nonce_hex) || link.challenge?.nonce_hex === nonce_hex) {
+  if ((link.relayCount > 0 && link.relays.has(nonce_hex)) || link.challenge?.nonce_hex === nonce_hex) {
     return Promise.resolve({ ok: false, error: { status: 409, code: 'nonce_in_use', message: 'this nonce is already being used with this agent' } });
   }
   return new Promise<RelayOutcome>((resolve) => {
@@ -49,6 +49,7 @@ export function relayChallenge(hub: TunnelHub, link: AgentLink, nonce_hex: strin
 
 /** Takes an attest_response that answers a relayed challenge; false when it is not one (the normal flow runs). */
 export function takeRelayedResponse(link: AgentLink, msg: AttestResponseMessage): boolean {
+  if (link.relayCount === 0) return false;
   const relay = link.relays.get(msg.nonce);
   if (relay === undefined) return false;
   link.relays.delete(msg.nonce);
@@ -59,6 +60,7 @@ export function takeRelayedResponse(link: AgentLink, msg: AttestResponseMessage)
 
 /** The link went away: every waiting client gets an error now. */
 export function failRelays(link: AgentLink): void {
+  if (link.relayCount === 0) return;
   for (const relay of link.relays.values()) {
     clearTimeout(relay.timer);
     relay.settle?.({ ok: false, error: { status: 502, code: 'agent_disconnected', message: 'the agent disconnected before answering', retry_after_s: 1 } });

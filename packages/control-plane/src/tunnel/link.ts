@@ -76,7 +76,6 @@ export class AgentLink {
   last_attest_ms: number | null = null;
   attest_failure: string | null = null;
   evidence_type: string | null = null;
-  keyset: Keyset | null = null;
   challenge: PendingChallenge | null = null;
   next_attest_at_ms = Number.POSITIVE_INFINITY;
   /** The hub's policy generation when the evidence of the last successful attestation was verified. */
@@ -94,9 +93,19 @@ export class AgentLink {
   closed = false;
   /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
   in_handshake = false;
-  /** Client-relayed challenges by nonce (hex), and their rate. */
-  readonly relays = new Map<string, PendingRelay>();
-  readonly relay_tokens = new TokenBucket(RELAY_BURST, RELAY_PER_SECOND);
+  /** Client-relayed challenges by nonce (hex), and their rate: made on the first relay (most agents never get one). */
+  private relay_map: Map<string, PendingRelay> | null = null;
+  private relay_bucket: TokenBucket | null = null;
+  get relays(): Map<string, PendingRelay> {
+    return (this.relay_map ??= new Map());
+  }
+  /** Pending relays, without allocating the map. */
+  get relayCount(): number {
+    return this.relay_map === null ? 0 : this.relay_map.size;
+  }
+  get relay_tokens(): TokenBucket {
+    return (this.relay_bucket ??= new TokenBucket(RELAY_BURST, RELAY_PER_SECOND));
+  }
   // Token bucket for JSON control messages: an agent needs a handful per interval; a flood is an attack.
   private readonly control_tokens = new TokenBucket(CONTROL_BURST, CONTROL_PER_SECOND);
 

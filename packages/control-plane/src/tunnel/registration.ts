@@ -44,7 +44,11 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     return refuse('network_mismatch', `app "${msg.app_name}" is registered on network "${owner.network}", not "${msg.network}"`);
   }
   const registration = result.registration;
-  hub.knownApps.set(msg.app_name, { repo: result.app.repo, network: result.app.network });
+  // One entry per app, replaced only when it changes; the link's registration shares its strings.
+  let known = hub.knownApps.get(msg.app_name);
+  if (known === undefined || known.repo !== result.app.repo || known.network !== result.app.network) {
+    hub.knownApps.set(msg.app_name, (known = { repo: result.app.repo, network: result.app.network }));
+  }
   if (link.closed) {
     // The socket went away while we were writing: undo the 'connected' we just recorded.
     await store.markAgentDisconnected(msg.agent_id, clock.now(), 'disconnected during registration');
@@ -52,9 +56,9 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   }
   link.reg = {
     app_name: msg.app_name,
-    repo: msg.repo,
+    repo: known.repo, // === msg.repo (registerAgent refuses another repo or network)
     release_tag: msg.release_tag,
-    network: msg.network,
+    network: known.network,
     sealed: network.sealed,
     agent_id: msg.agent_id,
     created_at_ms: registration.created_at_ms,

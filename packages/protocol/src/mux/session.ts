@@ -54,8 +54,9 @@ const STREAM_CREDIT_THRESHOLD = INITIAL_STREAM_WINDOW_BYTES / 4;
 const CONNECTION_CREDIT_THRESHOLD = INITIAL_CONNECTION_WINDOW_BYTES / 8;
 
 export class MuxSession implements StreamHost {
-  readonly streams = new Map<number, MuxStream>();
-  private readonly ready = new Set<MuxStream>();
+  // Allocated on first use: an idle session (most agents, most of the time) holds neither (~350 B each).
+  private stream_map: Map<number, MuxStream> | null = null;
+  private ready_set: Set<MuxStream> | null = null;
   private send_window = INITIAL_CONNECTION_WINDOW_BYTES;
   private recv_window = INITIAL_CONNECTION_WINDOW_BYTES;
   private credit_pending = 0;
@@ -75,7 +76,16 @@ export class MuxSession implements StreamHost {
   }
 
   get activeStreams(): number {
-    return this.streams.size;
+    return this.stream_map === null ? 0 : this.stream_map.size;
+  }
+
+  /** Open streams by id (read-only view; empty until the first stream). */
+  get streams(): ReadonlyMap<number, MuxStream> {
+    return this.stream_map ?? NO_STREAMS;
+  }
+
+  private get ready(): Set<MuxStream> {
+    return (this.ready_set ??= new Set());
   }
 
   /** Bytes written to the transport whose send callback has not fired yet. */
@@ -93,7 +103,7 @@ export class MuxSession implements StreamHost {
     if (encoded.length > MAX_HEAD_FRAME_BYTES) throw new HeadError(`request head of ${encoded.length} bytes exceeds ${MAX_HEAD_FRAME_BYTES}`, true);
     const stream = new MuxStream(this.next_stream_id++, this);
     this.highest_stream_id = stream.id;
-    this.streams.set(stream.id, stream);
+    (this.stream_map ??= new Map()).set(stream.id, stream);
     if (end_stream) {
       stream.end_pending = true;
       stream.local_ended = true;
@@ -113,9 +123,9 @@ export class MuxSession implements StreamHost {
   destroy(code: number = ResetCode.INTERNAL_ERROR, reason = 'tunnel closed'): void {
     if (this.closed) return;
     this.closed = true;
-    const open = [...this.streams.values()];
-    this.streams.clear();
-    this.ready.clear();
+    const open = this.stream_map === null ? [] : [...this.stream_map.values()];
+    this.stream_map?.clear();
+    this.ready_set?.clear();
     for (const s of open) {
       s.closed = true;
       s.reset_code = code;
@@ -177,7 +187,7 @@ export class MuxSession implements StreamHost {
         const e = err as HeadError;
         return this.refuse(s, e.too_large ? ResetCode.HEADERS_TOO_LARGE : ResetCode.PROTOCOL_ERROR, e.message);
       }
-      this.streams.set(id, s);
+      (this.stream_map ??= new Map()).set(id, s);
       if (!this.opts.onStream) return s.reset(ResetCode.REFUSED_STREAM, 'no handler');
       this.opts.onStream(s, req);
       return;
@@ -283,14 +293,15 @@ export class MuxSession implements StreamHost {
     // response) leaves as one DATA frame carrying END_STREAM instead of two frames.
     if (!this.pump_scheduled) {
       this.pump_scheduled = true;
-      queueMicrotask(this.runScheduledPump);
+      // One callback per session, made on first use (an idle session never needs it).
+      queueMicrotask((this.runScheduledPump ??= () => {
+        this.pump_scheduled = false;
+        this.pump();
+      }));
     }
   }
   private pump_scheduled = false;
-  private readonly runScheduledPump = (): void => {
-    this.pump_scheduled = false;
-    this.pump();
-  };
+  private runScheduledPump: (() => void) | null = null;
 
   sendEnd(s: MuxStream): void {
     if (s.local_ended) return;
@@ -342,8 +353,8 @@ export class MuxSession implements StreamHost {
   closeStream(s: MuxStream): void {
     if (s.closed) return;
     s.closed = true;
-    this.streams.delete(s.id);
-    this.ready.delete(s);
+    this.stream_map?.delete(s.id);
+    this.ready_set?.delete(s);
     s.queue = [];
     s.queued_bytes = 0;
     // Whatever the owner had not consumed yet will never be: return its connection credit now.
@@ -370,18 +381,19 @@ export class MuxSession implements StreamHost {
   private onSent(len: number): (err?: Error | null) => void {
     return () => {
       this.inflight_bytes -= len;
-      if (this.ready.size > 0 && this.inflight_bytes < SOCKET_HIGH_WATER_BYTES / 2) this.pump();
+      if (this.ready_set !== null && this.ready_set.size > 0 && this.inflight_bytes < SOCKET_HIGH_WATER_BYTES / 2) this.pump();
     };
   }
 
   /** Sends DATA round-robin while the socket and the connection window have room. */
   private pump(): void {
-    if (this.pumping || this.closed) return;
+    const ready = this.ready_set;
+    if (this.pumping || this.closed || ready === null) return;
     this.pumping = true;
     try {
-      while (this.ready.size > 0 && this.inflight_bytes < SOCKET_HIGH_WATER_BYTES) {
-        const s = this.ready.values().next().value as MuxStream;
-        this.ready.delete(s);
+      while (ready.size > 0 && this.inflight_bytes < SOCKET_HIGH_WATER_BYTES) {
+        const s = ready.values().next().value as MuxStream;
+        ready.delete(s);
         if (s.closed) continue;
         if (s.queued_bytes === 0) {
           if (s.end_pending && !s.local_ended) this.finishEnd(s);
@@ -390,7 +402,7 @@ export class MuxSession implements StreamHost {
         const budget = Math.min(MAX_DATA_FRAME_BYTES, s.send_window, this.send_window);
         if (budget <= 0) {
           if (this.send_window <= 0) {
-            this.ready.add(s); // wait for connection credit; keep its place
+            ready.add(s); // wait for connection credit; keep its place
             break;
           }
           continue; // stream blocked on its own window; WINDOW_UPDATE re-schedules it
@@ -422,7 +434,7 @@ export class MuxSession implements StreamHost {
           s.local_ended = true;
           this.maybeClose(s);
         } else if (s.queued_bytes > 0) {
-          this.ready.add(s); // to the back: round-robin
+          ready.add(s); // to the back: round-robin
         } else if (s.end_pending) {
           this.finishEnd(s);
         }
@@ -443,3 +455,4 @@ export class MuxSession implements StreamHost {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NO_STREAMS: ReadonlyMap<number, MuxStream> = new Map();
