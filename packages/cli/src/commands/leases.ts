@@ -10,7 +10,7 @@ import { intArg, leaseId } from '../market-args.js';
 import { CreatedLeaseSchema, LeaseSchema, type CreatedLease, type Lease, type LeasePeriod } from '../market-schemas.js';
 import { addIdempotencyOption, idempotentPost, keyOrAdmin } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
-import { formatFields, formatTable, printResult, section, type Column } from '../output.js';
+import { formatFields, formatTable, printResult, section, type Cell, type Column } from '../output.js';
 
 type ReadOptions = GlobalOptions & { json?: boolean };
 type CreateOptions = ReadOptions & { app: string; vcpus: string; periods?: string; user?: string; idempotencyKey?: string };
@@ -25,14 +25,19 @@ export const PERIOD_COLUMNS: readonly Column<LeasePeriod>[] = [
   { header: 'reasons', value: (p) => p.reasons.join(', ') },
 ];
 
+/** The fields a new lease and a lease's detail both show. */
+const leaseFields = (d: CreatedLease | Lease): [string, Cell][] => [
+  ['Lease', d.lease_id],
+  ['User', d.user],
+  ['App', d.app],
+  ['Node', d.node_id],
+  ['vCPUs', d.vcpus],
+  ['Price', `${d.price_per_vcpu_hour_usd} per vCPU-hour`],
+];
+
 const createdTable = (d: CreatedLease): string =>
   formatFields([
-    ['Lease', d.lease_id],
-    ['User', d.user],
-    ['App', d.app],
-    ['Node', d.node_id],
-    ['vCPUs', d.vcpus],
-    ['Price', `${d.price_per_vcpu_hour_usd} per vCPU-hour`],
+    ...leaseFields(d),
     ['Periods', d.periods ?? 'until cancelled or unfunded'],
     ['Status', d.status],
     ['Locked', `${d.lock.amount_usd} for ${d.lock.from} to ${d.lock.to}`],
@@ -40,12 +45,7 @@ const createdTable = (d: CreatedLease): string =>
 
 const leaseTable = (d: Lease): string =>
   formatFields([
-    ['Lease', d.lease_id],
-    ['User', d.user],
-    ['App', d.app],
-    ['Node', d.node_id],
-    ['vCPUs', d.vcpus],
-    ['Price', `${d.price_per_vcpu_hour_usd} per vCPU-hour`],
+    ...leaseFields(d),
     ['Periods', `${d.periods_locked} locked of ${d.periods ?? 'unlimited'}`],
     ['Status', d.end_reason ? `${d.status} (${d.end_reason})` : d.status],
     ['Created', d.created_at],

@@ -10,7 +10,7 @@ import { eligibleText, intArg, nodeId, textArg } from '../market-args.js';
 import { NodeDetailSchema, NodeListSchema, RegisteredNodeSchema, StakeResultSchema, type NodeDetail, type NodeList, type RegisteredNode, type StakeResult } from '../market-schemas.js';
 import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin, type AmountSpec } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
-import { formatFields, formatTable, printResult, section } from '../output.js';
+import { formatFields, formatTable, printResult, section, type Cell } from '../output.js';
 
 type ReadOptions = GlobalOptions & { json?: boolean };
 type PostOptions = ReadOptions & { idempotencyKey?: string };
@@ -44,17 +44,22 @@ function registerBody(o: RegisterOptions): Record<string, unknown> {
   };
 }
 
+/** The fields a registration and a node's detail both show. */
+const nodeFields = (d: RegisteredNode | NodeDetail): [string, Cell][] => [
+  ['Node', d.node_id],
+  ['Name', d.name],
+  ['Provider', d.provider],
+  ['Region', d.region],
+  ['Tier', d.tier],
+  ['Network', d.network],
+  ['vCPUs', d.vcpus],
+  ['Machine-months', d.machine_months],
+  ['Price', `${d.price_per_vcpu_hour_usd} per vCPU-hour`],
+];
+
 const registeredTable = (d: RegisteredNode): string =>
   formatFields([
-    ['Node', d.node_id],
-    ['Name', d.name],
-    ['Provider', d.provider],
-    ['Region', d.region],
-    ['Tier', d.tier],
-    ['Network', d.network],
-    ['vCPUs', d.vcpus],
-    ['Machine-months', d.machine_months],
-    ['Price', `${d.price_per_vcpu_hour_usd} per vCPU-hour`],
+    ...nodeFields(d),
     ['Binding', d.binding],
     ['Node token', d.node_token ?? (d.binding === 'ppid' ? '(none: agents are bound by PPID)' : '(already shown when this request first ran; not stored)')],
   ]) + (d.node_token ? '\nStore the node token now: it is not shown again. Give it to the node\'s agents as EE_NODE_TOKEN.' : '');
@@ -74,15 +79,7 @@ const listTable = (d: NodeList): string =>
 
 const showTable = (d: NodeDetail): string =>
   formatFields([
-    ['Node', d.node_id],
-    ['Name', d.name],
-    ['Provider', d.provider],
-    ['Region', d.region],
-    ['Tier', d.tier],
-    ['Network', d.network],
-    ['vCPUs', d.vcpus],
-    ['Machine-months', d.machine_months],
-    ['Price', `${d.price_per_vcpu_hour_usd} per vCPU-hour`],
+    ...nodeFields(d),
     ['Status', d.banned_reason ? `${d.status} (${d.banned_reason})` : d.status],
     ['Stake held', `${d.stake.held_usd} (per ${d.stake.per})`],
     ['Stake required', d.stake.required_usd],
