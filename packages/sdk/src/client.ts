@@ -38,7 +38,7 @@ export interface EasyEnclaveOptions extends Omit<TransportOptions, 'base_url'> {
    * sandbox evidence may be accepted, from YOUR configuration instead of what the control plane says.
    */
   network?: string;
-  /** Default account for balance(). */
+  /** Default account for balance(); without it, the account the API key belongs to (the key names it). */
   account?: string;
 }
 
@@ -176,9 +176,15 @@ export class EasyEnclave {
     return ledger.transferCredits(this.transport, this.auth, p, o);
   }
 
+  /** The account an API key belongs to: keys are `ee_{kind}_{20 hex id}_{secret}`. */
+  get keyAccount(): string | undefined {
+    const m = /^ee_(user|provider)_([0-9a-f]{20})_/.exec(this.#o.apiKey ?? '');
+    return m ? `${m[1]}:${m[2]}` : undefined;
+  }
+
   balance(account?: string, o?: CallOptions) {
-    const a = account ?? this.#o.account;
-    if (a === undefined) throw new TypeError('balance() needs an account (or `account` in the EasyEnclave options)');
+    const a = account ?? this.#o.account ?? this.keyAccount;
+    if (a === undefined) throw new TypeError('balance() needs an account (or `account` / `apiKey` in the EasyEnclave options)');
     return ledger.balance(this.transport, this.auth, a, o);
   }
 

@@ -28,6 +28,8 @@ describe('SDK ledger calls against the control plane', () => {
     assert.equal(t.amount_micro_usd, 200_000_000n);
     assert.equal(t.replayed, false);
     assert.equal((await alice.client.balance(alice.id)).available_micro_usd, 300_000_000n);
+    assert.equal(alice.client.keyAccount, alice.id);
+    assert.equal((await alice.client.balance()).account, alice.id); // the key's own account by default
     assert.equal((await bob.client.balance(bob.id)).available_micro_usd, 200_000_000n);
     const micro = await alice.client.transferCredits({ to: bob.id, amount: 1n });
     assert.equal(micro.amount_micro_usd, 1n);
