@@ -54,6 +54,9 @@ describe('market hardening', () => {
     assert.equal(conflictLate.body.error.code, 'lease_conflict');
     const leases = await cp.market.db.selectFrom('market_leases').select('id').where('user_id', '=', user.id).execute();
     assert.equal(leases.length, 1);
+    const view = await call(base, 'GET', `/v1/leases/${first.body.lease_id}`, { token: user.key });
+    assert.equal(view.body.lease_periods_total, 1);
+    assert.equal(view.body.locked_micro_usd, first.body.lock.amount_micro_usd); // totals from SQL, not the listed page
     // With the node's agent gone, a retry still replays (before: 409 no_eligible_node, inviting a second lease).
     const again = await call(base, 'POST', '/v1/leases', { token: user.key, body, key: 'lease-2' });
     assert.equal(again.status, 201);

@@ -22,16 +22,24 @@ const LeaseBody = z.strictObject({
   user: z.string().regex(IDENTITY_ID_PATTERN).optional(),
 });
 
+/** Lease-periods listed in a lease's view (the newest); the totals always cover every period. */
+export const MAX_LEASE_PERIODS_SHOWN = 500;
+
 async function leaseView(market: Market, l: LeaseRow) {
-  const periods = await market.db.selectFrom('market_lease_periods').selectAll().where('lease_id', '=', l.id).orderBy('period').execute() as PeriodRow[];
+  const periods = (await market.db.selectFrom('market_lease_periods').selectAll().where('lease_id', '=', l.id)
+    .orderBy('period', 'desc').limit(MAX_LEASE_PERIODS_SHOWN).execute() as PeriodRow[]).reverse();
+  const sums = await market.db.selectFrom('market_lease_periods').select(['status', (eb) => eb.fn.sum<number>('amount').as('amount'), (eb) => eb.fn.countAll<number>().as('n')])
+    .where('lease_id', '=', l.id).groupBy('status').execute();
+  const total = (...statuses: string[]) => sums.filter((r) => statuses.includes(r.status)).reduce((a, r) => a + BigInt(r.amount ?? 0), 0n);
   const pm = market.timing.period_ms;
   return {
     lease_id: l.id, user: l.user_id, app: l.app_name, node_id: l.node_id, vcpus: l.vcpus, ...money('price_per_vcpu_hour', l.price_micro),
     periods: l.periods, periods_locked: l.periods_locked, first_period: periodIso(l.first_period, pm), current_period: periodIso(l.last_period, pm),
     status: l.status, end_reason: l.end_reason, created_at: iso(l.created_ms), ended_at: iso(l.ended_ms),
-    ...money('locked', periods.filter((p) => p.status === 'locked').reduce((s, p) => s + BigInt(p.amount), 0n)),
-    ...money('paid', periods.filter((p) => p.status === 'posted').reduce((s, p) => s + BigInt(p.amount), 0n)),
-    ...money('refunded', periods.filter((p) => p.status === 'voided' || p.status === 'expired').reduce((s, p) => s + BigInt(p.amount), 0n)),
+    ...money('locked', total('locked')),
+    ...money('paid', total('posted')),
+    ...money('refunded', total('voided', 'expired')),
+    lease_periods_total: sums.reduce((a, r) => a + Number(r.n), 0),
     lease_periods: periods.map((p) => periodView(p, pm)),
   };
 }
