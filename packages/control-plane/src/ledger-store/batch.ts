@@ -96,7 +96,7 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
   // Journal rows are immutable, so reading them before locking is safe; their accounts join the lock set (a
   // pending transfer being resolved or expired needs both of its accounts in the working set).
   const transferList = [...transferIds];
-  let journal = await selectJournal(tx, dialect, transferList);
+  const journal = await selectJournal(tx, dialect, transferList);
   for (const r of journal) {
     accountIds.add(r.debit_account);
     accountIds.add(r.credit_account);
@@ -109,14 +109,6 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
     state.accounts.set(account.id, account);
     loadedCounters.set(account.id, counterKey(account));
   }
-  if (lock && transferList.length > 0) {
-    // Another replica may have committed one of our ids meanwhile (READ COMMITTED sees it now).
-    journal = await selectJournal(tx, dialect, transferList);
-    for (const r of journal) {
-      if (!accountIds.has(r.debit_account) || !accountIds.has(r.credit_account)) throw new BatchConflictError('journal changed while locking');
-    }
-  }
-
   const pendingIds: string[] = [];
   for (const row of journal) {
     const entry = entryFromJournalRow(row);
@@ -132,9 +124,11 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
   const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
     .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
   // What happened to our ids is read only now: the head lock serialises every batch, so READ COMMITTED sees
-  // every batch committed before ours. The row locks above do not cover a replica that used one of our ids
-  // with other accounts (a retry with a different body): reading earlier let it record the id as failed while
-  // another applied it, or record it failed twice.
+  // every batch committed before ours. An id of ours committed by another replica since the unlocked read
+  // above (its accounts may be outside our lock set, its pending row unlocked) means the working set is
+  // stale: retry. The row locks do not cover a replica that used one of our ids with other accounts (a retry
+  // with a different body): reading failed ids earlier let it record the id as failed while another applied
+  // it, or record it failed twice.
   if (lock && transferIds.size > 0) {
     const now = await selectJournal(tx, dialect, transferList);
     if (now.length !== journal.length) throw new BatchConflictError('an id of this batch was committed meanwhile');
