@@ -77,14 +77,18 @@ class TunnelBody implements AsyncIterable<Buffer> {
   }
 }
 
+/** Header bytes as Node's own HTTP code sees them: latin1, one char per byte. A UTF-8 decode would turn
+ *  obs-text (RFC 9110 §5.5) into U+FFFD or chars above 0xff, which no hop can write back byte-exact. */
+const text = (x: Buffer | string): string => (typeof x === 'string' ? x : x.toString('latin1'));
+
 function toList(raw: Buffer[] | string[] | Record<string, string | string[] | undefined> | null | undefined): HeaderList {
   const out: HeaderList = [];
   if (!raw) return out;
   if (Array.isArray(raw)) {
     for (let i = 0; i + 1 < raw.length; i += 2) {
-      const k = raw[i]!.toString();
+      const k = text(raw[i]!);
       if (HOP_BY_HOP.has(k.toLowerCase())) continue;
-      out.push([k, raw[i + 1]!.toString()]);
+      out.push([k, text(raw[i + 1]!)]);
     }
     return out;
   }

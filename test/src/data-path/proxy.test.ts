@@ -53,6 +53,19 @@ describe('proxy: one agent, both entry points', () => {
         return true;
       },
     });
+    extendBackend(backend, {
+      request: (req, res) => {
+        if (req.url !== '/obs-text') return false;
+        req.resume();
+        const got = Buffer.from(String(req.headers['x-bytes'] ?? ''), 'latin1').toString('hex');
+        const body = JSON.stringify({ got });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-bytes': String(req.headers['x-bytes'] ?? '') });
+        // A Buffer body: with a string body Node writes head and body as one UTF-8 string, which would
+        // re-encode the header's latin1 chars and hide the bug this test is for.
+        res.end(Buffer.from(body));
+        return true;
+      },
+    });
     cp = await startCp();
     startAgent({ control_ws: wsUrl(cp), backend_url: backend.url });
     await waitRoutable(cp);
@@ -155,6 +168,18 @@ describe('proxy: one agent, both entry points', () => {
             assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
           }
         }
+      });
+
+      it('header values with bytes above 0x7f (obs-text, e.g. raw UTF-8) pass through byte-exact, both ways', async () => {
+        // Node hands header bytes to JS as latin1 (one char per byte) and writes them back the same way, so the
+        // latin1 view of raw UTF-8 must survive every hop unchanged: a UTF-8 decode anywhere would corrupt it.
+        const raw = Buffer.from('€ café – ✓', 'utf8').toString('latin1');
+        const r = await via(entry(), '/obs-text', { headers: { 'x-bytes': raw } });
+        assert.equal(r.status, 200, r.body.toString());
+        assert.equal(r.json<{ got: string }>().got, Buffer.from(raw, 'latin1').toString('hex'), 'request header bytes changed on the way in');
+        const i = r.rawHeaders.findIndex((h, j) => j % 2 === 0 && h.toLowerCase() === 'x-bytes');
+        assert.ok(i >= 0, 'response header missing');
+        assert.equal(Buffer.from(r.rawHeaders[i + 1]!, 'latin1').toString('hex'), Buffer.from(raw, 'latin1').toString('hex'), 'response header bytes changed on the way out');
       });
 
       it('PUT, PATCH and DELETE carry method and body; HEAD gets headers only and keeps the connection usable', async () => {
