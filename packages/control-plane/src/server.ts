@@ -30,6 +30,7 @@ import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
+import { onClientError } from './http/client-error.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -156,6 +157,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
 
   const fastify = Fastify({
     logger: false,
+    clientErrorHandler: onClientError,
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
       const server = http.createServer(serverOptions, (req, res) => {
@@ -202,6 +204,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     });
   });
   connections.track(proxy_server);
+  proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name) return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }));
