@@ -133,6 +133,10 @@ export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHea
       controller = c;
     },
     onResponseStart(c, status, parsed) {
+      // Informational heads (102, 103 Early Hints) are dropped: a stream carries one response head, and
+      // undici calls again with the final one. (100 never reaches here: undici refuses it, and the agent
+      // never forwards Expect.)
+      if (status < 200) return;
       responded = true;
       clearDeadline();
       stream.respond({ status, headers: toList(c.rawHeaders ?? parsed) });

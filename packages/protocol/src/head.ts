@@ -2,7 +2,7 @@
 // Validated by hand rather than with zod: this runs twice per proxied request on the hot path, and the
 // shape is tiny and fixed. Any deviation is a protocol error.
 
-import { DEFAULT_MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.js';
+import { DEFAULT_MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_REQUEST_PATH_BYTES } from './limits.js';
 
 export type HeaderList = Array<[string, string]>;
 
@@ -33,7 +33,6 @@ const METHOD_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Node's own rule (http.validateHeaderValue): no control characters but horizontal tab, no DEL.
 const INVALID_VALUE_RE = /[^\t\x20-\x7e\x80-\xff]/;
-const MAX_PATH_BYTES = 8 * 1024;
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 
 /** Sum of name and value lengths; the unit the header limit is expressed in. */
@@ -85,7 +84,7 @@ export function decodeRequestHead(buf: Buffer, max_header_bytes = DEFAULT_MAX_HE
   const o = parseJsonObject(buf);
   rejectUnknownKeys(o, REQUEST_KEYS);
   if (typeof o.method !== 'string' || !METHOD_RE.test(o.method)) throw new HeadError('invalid method');
-  if (typeof o.path !== 'string' || !o.path.startsWith('/') || o.path.length > MAX_PATH_BYTES || /[\s\0]/.test(o.path)) {
+  if (typeof o.path !== 'string' || !o.path.startsWith('/') || o.path.length > MAX_REQUEST_PATH_BYTES || /[\s\0]/.test(o.path)) {
     throw new HeadError('invalid path');
   }
   if (typeof o.timeout_ms !== 'number' || !Number.isInteger(o.timeout_ms) || o.timeout_ms < 1 || o.timeout_ms > MAX_TIMEOUT_MS) {

@@ -26,6 +26,8 @@ export const SOCKET_HIGH_WATER_BYTES = 1 * MiB;
 /** Per-stream outbound queue above which `write()` asks the producer to pause. */
 export const STREAM_QUEUE_HIGH_WATER_BYTES = 256 * KiB;
 
+/** Request target (path and query) a proxied request may carry; the control plane answers 414 above it. */
+export const MAX_REQUEST_PATH_BYTES = 8 * KiB;
 /** HTTP header block (names + values) a proxied request or response may carry. */
 export const DEFAULT_MAX_HEADER_BYTES = 16 * KiB;
 export const MAX_HEADER_COUNT = 256;

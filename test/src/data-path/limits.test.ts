@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closeAll, startAgent, startBackend, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
+import { assertApiError, entries, via } from './util.js';
 
 after(closeAll);
 
@@ -22,6 +23,31 @@ describe('proxy input limits', () => {
     for (const link of cp.hub.links) assert.equal(link.session.activeStreams, 0, 'no stream may be left open');
     const ok = await fetch(`${cp.api_url}/v1/proxy/demo/echo`);
     assert.equal(ok.status, 200);
+  });
+
+  it('a request target over 8 KiB gets 414 on both entry points and for upgrades, before any agent is asked', async () => {
+    const backend = await startBackend();
+    const cp = await startCp();
+    startAgent({ control_ws: wsUrl(cp), backend_url: backend.url });
+    await waitRoutable(cp);
+    const long = `/echo/${'a'.repeat(9000)}`;
+    for (const e of entries(cp)) {
+      const r = await via(e, long);
+      assertApiError(r, 414, 'uri_too_long', e.name);
+    }
+    const upgrade = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect(cp.api_port, '127.0.0.1', () =>
+        sock.end(`GET /v1/proxy/demo${long} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`),
+      );
+      const chunks: Buffer[] = [];
+      sock.on('data', (c: Buffer) => chunks.push(c));
+      sock.on('error', reject);
+      sock.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    });
+    assert.match(upgrade, /^HTTP\/1\.1 414 /);
+    assert.match(upgrade, /"uri_too_long"/);
+    const ok = await fetch(`${cp.api_url}/v1/proxy/demo/echo/${'a'.repeat(8000)}`);
+    assert.equal(ok.status, 200, 'a target just under the limit passes');
   });
 
   it('drops every client X-Forwarded-* header, short names included', async () => {

@@ -55,6 +55,15 @@ describe('proxy: one agent, both entry points', () => {
     });
     extendBackend(backend, {
       request: (req, res) => {
+        if (req.url === '/early-hints') {
+          req.resume();
+          res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+          setTimeout(() => {
+            res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 5, 'x-final': 'yes' });
+            res.end('final');
+          }, 10);
+          return true;
+        }
         if (req.url !== '/obs-text') return false;
         req.resume();
         const got = Buffer.from(String(req.headers['x-bytes'] ?? ''), 'latin1').toString('hex');
@@ -180,6 +189,13 @@ describe('proxy: one agent, both entry points', () => {
         const i = r.rawHeaders.findIndex((h, j) => j % 2 === 0 && h.toLowerCase() === 'x-bytes');
         assert.ok(i >= 0, 'response header missing');
         assert.equal(Buffer.from(r.rawHeaders[i + 1]!, 'latin1').toString('hex'), Buffer.from(raw, 'latin1').toString('hex'), 'response header bytes changed on the way out');
+      });
+
+      it('an informational head (103 Early Hints) before the response is dropped; the final response arrives intact', async () => {
+        const r = await via(entry(), '/early-hints');
+        assert.equal(r.status, 200, r.body.toString());
+        assert.equal(r.headers['x-final'], 'yes');
+        assert.equal(r.body.toString(), 'final');
       });
 
       it('PUT, PATCH and DELETE carry method and body; HEAD gets headers only and keeps the connection usable', async () => {

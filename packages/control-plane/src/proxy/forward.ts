@@ -4,7 +4,7 @@
 // certainly never reached a backend.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HeadError, headersFromRaw, resetToHttp, ResetCode, type HeaderList, type MuxStream, type RequestHead } from '@easyenclave/protocol';
+import { HeadError, headersFromRaw, MAX_REQUEST_PATH_BYTES, resetToHttp, ResetCode, type HeaderList, type MuxStream, type RequestHead } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import type { AgentLink } from '../tunnel/link.js';
@@ -45,6 +45,14 @@ export function buildHead(req: IncomingMessage, opts: ForwardOptions, timeout_ms
 }
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 
+/** A request every agent would refuse is answered here, before an agent is chosen or waited for. */
+export function targetError(opts: ForwardOptions): ApiError | null {
+  if (opts.path.length > MAX_REQUEST_PATH_BYTES) {
+    return { status: 414, code: 'uri_too_long', message: `request target of ${opts.path.length} bytes exceeds the limit of ${MAX_REQUEST_PATH_BYTES}` };
+  }
+  return null;
+}
+
 /** Why a stream could not be opened: a head too large for one frame, or an agent that takes no new streams. */
 export function openStreamError(err: unknown): ApiError {
   if (err instanceof HeadError) return { status: 431, code: 'headers_too_large', message: err.message };
@@ -59,6 +67,12 @@ export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerR
     metrics.done(413);
     req.resume();
     return sendRawError(res, { status: 413, code: 'body_too_large', message: `request body of ${declared} bytes exceeds the limit of ${max_body}` });
+  }
+  const refused = targetError(opts);
+  if (refused) {
+    metrics.done(refused.status);
+    req.resume();
+    return sendRawError(res, refused);
   }
   const replayable = hasNoBody(req);
   const tried = new Set<AgentLink>();

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
 import { rawErrorResponse } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
-import { buildHead, openStreamError, type ForwardOptions } from './forward.js';
+import { buildHead, openStreamError, targetError, type ForwardOptions } from './forward.js';
 
 function statusBlock(head: ResponseHead, extra: string): string {
   let s = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? ''}\r\n`;
@@ -19,6 +19,8 @@ function statusBlock(head: ResponseHead, extra: string): string {
 
 export async function forwardUpgrade(hub: TunnelHub, req: IncomingMessage, socket: Duplex, early: Buffer, opts: ForwardOptions): Promise<void> {
   socket.on('error', () => socket.destroy());
+  const refused = targetError(opts);
+  if (refused) return void socket.end(rawErrorResponse(refused));
   const got = hub.acquire(opts.app_name, null);
   const link = got instanceof Promise ? await got : got;
   if (!('session' in link)) {
