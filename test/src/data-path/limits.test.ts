@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closeAll, startAgent, startBackend, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
-import { assertApiError, entries, via } from './util.js';
+import { assertApiError, call, entries, via } from './util.js';
 
 after(closeAll);
 
@@ -25,7 +25,7 @@ describe('proxy input limits', () => {
     assert.equal(ok.status, 200);
   });
 
-  it('a request target over 8 KiB gets 414 on both entry points and for upgrades, before any agent is asked', async () => {
+  it('a request target over 8 KiB gets 414 on both entry points and for upgrades, and one that is not a path 400, before any agent is asked', async () => {
     const backend = await startBackend();
     const cp = await startCp();
     startAgent({ control_ws: wsUrl(cp), backend_url: backend.url });
@@ -46,6 +46,10 @@ describe('proxy input limits', () => {
     });
     assert.match(upgrade, /^HTTP\/1\.1 414 /);
     assert.match(upgrade, /"uri_too_long"/);
+    for (const target of ['*', 'http://demo.app.test/echo']) {
+      const r = await call(cp.proxy_url, target, { method: 'OPTIONS', headers: { host: 'demo.app.test' } });
+      assertApiError(r, 400, 'bad_request', `target ${target}`);
+    }
     const ok = await fetch(`${cp.api_url}/v1/proxy/demo/echo/${'a'.repeat(8000)}`);
     assert.equal(ok.status, 200, 'a target just under the limit passes');
   });

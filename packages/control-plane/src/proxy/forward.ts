@@ -47,6 +47,8 @@ const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 
 /** A request every agent would refuse is answered here, before an agent is chosen or waited for. */
 export function targetError(opts: ForwardOptions): ApiError | null {
+  // Only origin-form reaches a backend: `*` (OPTIONS) and absolute-form targets name no path on it.
+  if (!opts.path.startsWith('/')) return { status: 400, code: 'bad_request', message: 'the request target must be a path starting with "/"' };
   if (opts.path.length > MAX_REQUEST_PATH_BYTES) {
     return { status: 414, code: 'uri_too_long', message: `request target of ${opts.path.length} bytes exceeds the limit of ${MAX_REQUEST_PATH_BYTES}` };
   }
