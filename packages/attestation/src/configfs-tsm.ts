@@ -6,7 +6,7 @@
 //   read   generation                         g0, before our write (0 on a fresh entry)
 //   write  inblob                             the 64-byte report_data
 //   read   outblob                            the quote (the kernel asks the TDX module/QE for it)
-//   read   generation                         g1: must be g0 + 1, i.e. nobody wrote to the entry but us
+//   read   provider, generation               provider again; g1 must be g0 + 1, i.e. nobody wrote to the entry but us
 //   rmdir  the entry
 //
 // If the generation moved, or the quote's REPORTDATA is not what we wrote, another writer raced us: the whole
@@ -48,6 +48,14 @@ async function readOptional(file: string): Promise<string | null> {
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return null;
     throw err;
+  }
+}
+
+/** Refuses an entry whose `provider` attribute names another TEE (an entry without one is allowed). */
+async function checkProvider(entry: string): Promise<void> {
+  const provider = await readOptional(join(entry, 'provider'));
+  if (provider !== null && provider !== TSM_TDX_PROVIDER) {
+    throw new Error(`configfs-tsm: the report provider is "${provider}", not "${TSM_TDX_PROVIDER}"`);
   }
 }
 
@@ -94,13 +102,12 @@ export class ConfigfsQuoteProvider implements QuoteProvider {
     }
     this.entries_created++;
     try {
-      const provider = await readOptional(join(entry, 'provider'));
-      if (provider !== null && provider !== TSM_TDX_PROVIDER) {
-        throw new Error(`configfs-tsm: the report provider is "${provider}", not "${TSM_TDX_PROVIDER}"`);
-      }
+      await checkProvider(entry);
       const g0 = await readOptional(join(entry, 'generation'));
       await writeFile(join(entry, 'inblob'), report_data);
       const quote = await this.#readOutblob(join(entry, 'outblob'));
+      // Again once the report is there: an attribute that appeared late must not let another TEE's report through.
+      await checkProvider(entry);
       const g1 = await readOptional(join(entry, 'generation'));
       if (g0 !== null && g1 !== null && Number(g1) !== Number(g0) + 1) {
         throw new RaceError(`the report entry's generation went from ${g0} to ${g1} while we used it`);

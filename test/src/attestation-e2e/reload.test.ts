@@ -58,10 +58,13 @@ describe('attestation policy reload', () => {
     const keepRows = await cp.store.listAttestations({ agent_id: keepId, limit: 5 });
     assert.deepEqual(keepRows.map((r) => [r.reason, r.ok, r.policy_version]), [['policy', true, 'p-2'], ['register', true, 'p-1']]);
 
-    // The same content again changes nothing and challenges nobody.
+    // The same content again changes nothing and challenges nobody for the policy. (Only 'policy' challenges
+    // count: on a loaded machine an unrelated one, such as a deadline sweep's, may land in this window.)
+    const policyChallenges = () => keep.inbox.filter((m) => m.type === 'attest_request' && m.reason === 'policy').length;
+    const before = policyChallenges();
     assert.deepEqual(await cp.reloadPolicy(), { ok: true, changed: false, policy_version: 'p-2' });
     await sleep(300);
-    assert.equal(keep.inbox.filter((m) => m.type === 'attest_request').length, 0);
+    assert.equal(policyChallenges(), before, JSON.stringify(keep.inbox.filter((m) => m.type === 'attest_request')));
   });
 
   test('a policy that fails to parse is logged loudly and the old one stays in force', async () => {
