@@ -19,7 +19,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import {
   REPO_ROOT, setCodeRoot, APP_DOMAIN, adminGet, freePort, killAll, killAllSync, memKiB, sleep, spawnAgent, spawnControlPlane,
-  spawnProc, startBackend, stopProc, tmpDir, waitFor, waitRoutable, BENCH_DIR, ioCounts, cpuMs, childPids,
+  spawnProc, startBackend, startNodeProxy, stopProc, tmpDir, waitFor, waitRoutable, BENCH_DIR, ioCounts, cpuMs, childPids,
 } from '../bench/procs.mjs';
 import { findNginx, nginxVersion, startNginx, NGINX_INSTALL_HINT } from '../bench/nginx.mjs';
 import { runLoad } from '../bench/load.mjs';
@@ -130,9 +130,10 @@ function machine() {
 let stack = null;
 async function getStack(nginxBin) {
   if (stack) return stack;
-  log('starting backend, nginx, control plane and agent');
+  log('starting backend, nginx, node proxy, control plane and agent');
   const backend = await startBackend();
   const nginx = nginxBin ? await startNginx({ bin: nginxBin, upstream_port: backend.port }) : null;
+  const nodeProxy = await startNodeProxy(backend.url);
   const cp = await spawnControlPlane({ name: 'control-plane' });
   const agent = spawnAgent({ ws_url: cp.ws_url, backend_url: backend.url, app: 'demo' });
   await waitRoutable(cp.api_url, 'demo', 15_000);
@@ -143,14 +144,15 @@ async function getStack(nginxBin) {
   const targets = [
     { key: 'direct', label: 'direct (backend)', base: backend.url, headers: {}, procs: () => [] },
     ...(nginx ? [{ key: 'nginx', label: `nginx (${nginx.workers} worker${nginx.workers === '1' ? '' : 's'})`, base: nginx.url, headers: {}, procs: nginxProcs }] : []),
+    { key: 'node-proxy', label: 'node proxy (http + undici, one hop)', base: nodeProxy.url, headers: {}, procs: () => [['node proxy', [nodeProxy.pid]]] },
     { key: 'tunnel-path', label: 'tunnel via /v1/proxy/demo', base: `${cp.api_url}/v1/proxy/demo`, headers: {}, procs: tunnelProcs },
     { key: 'tunnel-host', label: `tunnel via Host: demo.${APP_DOMAIN}`, base: cp.proxy_url, headers: host, procs: tunnelProcs },
   ];
   stack = {
-    backend, nginx, cp, agent, targets,
+    backend, nginx, nodeProxy, cp, agent, targets,
     /** Throws (naming the process and its last output) if any part of the stack has died. */
     check() {
-      for (const h of [backend, nginx, cp, agent]) {
+      for (const h of [backend, nginx, nodeProxy, cp, agent]) {
         if (h && !h.alive()) {
           const e = h.exitStatus();
           throw new Error(`${h.name} (pid ${h.pid}) exited unexpectedly (${e.code ?? e.signal}); last output:\n${h.output().slice(-3000)}`);
@@ -236,7 +238,7 @@ async function benchSmall(nginxBin) {
   }
   section(
     'Small GETs',
-    `GET /small (100-byte body), autocannon with keep-alive. ${SMALL_ROUNDS} round(s); in each round every cell runs ${SMALL_DUR} s after a warm-up (${WARM} s in the first round, 0.3 s after). Figures are medians over the rounds (req/s range in brackets); "vs direct" is the median of the per-round ratios. Latency in ms, exact percentiles over every 2xx response.\n\n` +
+    `GET /small (100-byte body), autocannon with keep-alive. The *node proxy* row is one Node HTTP hop and nothing else (node:http + undici): its cost is the floor for any Node proxy on this machine, and its share of direct roughly the ceiling — the tunnel adds a second Node process (the agent) and the tunnel framing on top of such a hop. ${SMALL_ROUNDS} round(s); in each round every cell runs ${SMALL_DUR} s after a warm-up (${WARM} s in the first round, 0.3 s after). Figures are medians over the rounds (req/s range in brackets); "vs direct" is the median of the per-round ratios. Latency in ms, exact percentiles over every 2xx response.\n\n` +
       table(['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'req/s vs direct', 'failed'], rows) +
       `\n\nServer-side cost per request at 50 connections: CPU time (user + system µs per response, from /proc/<pid>/stat utime/stime over the measured run; 10 ms tick resolution, so ±a few %) and read/write syscalls per response (/proc/<pid>/io syscr/syscw: read/readv/write/writev only — nginx uses recv/send, which these counters do not see). Medians over rounds. The load generator's own CPU is not included.\n\n` +
       table(['target', 'CPU µs per request: user + system, per process', 'proxy CPU µs/req', 'total CPU µs/req', 'syscalls per request'], cpuRows),
@@ -306,7 +308,7 @@ async function benchMixed(nginxBin) {
   const pick = (k) => targets.find((t) => t.key === k);
   const rows = [];
   let tunnelRatio = NaN;
-  for (const t of [pick('direct'), pick('tunnel-path')]) {
+  for (const t of [pick('direct'), pick('node-proxy'), pick('tunnel-path')]) {
     stack.check();
     log(`mixed: ${t.key}, 10 connections alone`);
     const alone = await runLoad({ url: `${t.base}/small`, headers: t.headers, connections: 10, duration_s: DUR, warmup_s: WARM });
@@ -833,6 +835,7 @@ async function main() {
         await stopProc(stack.agent, 'SIGKILL');
         await stopProc(stack.cp, 'SIGKILL');
         if (stack.nginx) await stopProc(stack.nginx, 'SIGTERM');
+        await stopProc(stack.nodeProxy, 'SIGKILL');
         stack = { backend: stack.backend, targets: [] };
         stack.done = true;
       }
@@ -862,8 +865,8 @@ async function main() {
     '',
     '## Method',
     '',
-    '- Every target is its own process: the backend (`bench/backend.mjs`, node:http), nginx, the control plane (`ee control-plane`), the agent (`ee agent`); the load generator too (`bench/load.mjs`: autocannon 8 in a child process, the same way for every target). All of them share the same cores, so the load generator costs every target the same.',
-    '- Targets: **direct** = the backend itself (the limit); **nginx** = Debian `nginx-light` with `worker_processes 1` (one proxy process, like the control plane), upstream `keepalive 64`, `proxy_http_version 1.1`, `proxy_buffering off` and `proxy_request_buffering off` (bodies stream in both directions, like the tunnel) with 64 KiB `proxy_buffer_size`/`client_body_buffer_size` (the default one-page buffers cut the 100 MiB rate of nginx to about a third), `access_log off` (config written by `bench/nginx.mjs`); **tunnel** = client → control plane → WebSocket tunnel → agent → backend, through `/v1/proxy/{app}` on the API port and through `Host: {app}.app.test` on the proxy port.',
+    '- Every target is its own process: the backend (`bench/backend.mjs`, node:http), nginx, the node proxy (`bench/node-proxy.mjs`), the control plane (`ee control-plane`), the agent (`ee agent`); the load generator too (`bench/load.mjs`: autocannon 8 in a child process, the same way for every target). All of them share the same cores, so the load generator costs every target the same.',
+    '- Targets: **direct** = the backend itself (the limit); **nginx** = Debian `nginx-light` with `worker_processes 1` (one proxy process, like the control plane), upstream `keepalive 64`, `proxy_http_version 1.1`, `proxy_buffering off` and `proxy_request_buffering off` (bodies stream in both directions, like the tunnel) with 64 KiB `proxy_buffer_size`/`client_body_buffer_size` (the default one-page buffers cut the 100 MiB rate of nginx to about a third), `access_log off` (config written by `bench/nginx.mjs`); **node proxy** = `bench/node-proxy.mjs`, the least one Node HTTP hop can do: a node:http server forwarding every request through an undici `Pool` (keep-alive, pipelining 1, 128 connections) with bodies streamed both ways under backpressure, hop-by-hop headers dropped and nothing else (no tunnel, auth or JSON heads), so it shows what share of direct any Node proxy can reach on this machine; **tunnel** = client → control plane → WebSocket tunnel → agent → backend, through `/v1/proxy/{app}` on the API port and through `Host: {app}.app.test` on the proxy port.',
     '- Latency percentiles are exact (every 2xx response time recorded by the load process, not autocannon\'s 1 ms-resolution histogram). Throughput is 2xx responses per second.',
     '- 100 MiB transfers use `curl` as the client (`bench/transfer.mjs`; a Node fallback if curl is missing). Idle memory and restart use N real `Agent` instances in one process (`bench/many-agents.mjs`); graceful restart uses a request-level client (`bench/http-load.mjs`) so every failed request is counted once with its cause.',
     '- Partial runs (`npm run bench -- small`) and `--quick` runs print only; a full run (or `--write`) rewrites this file.',
