@@ -2,10 +2,12 @@
 // restart benchmarks: 1000 agent processes would not fit on the machine, 1000 agents in one process do.
 //
 //   node bench/many-agents.mjs '{"ws_url":"ws://127.0.0.1:P/v1/tunnel","backend_url":"http://127.0.0.1:B","count":1000}'
-// Options: count, apps (distinct app names, default = count; agent i serves app `${app_prefix}-${i % apps}`),
-// app_prefix ('idle'), health_interval_s (10), state_dir (EE_AGENT_STATE_DIR; default: a temp dir).
+// Options: count, offset (0: numbers this process's agents offset … offset+count-1, so several processes can
+// serve one fleet without colliding ids or apps), apps (distinct app names, default = count; agent i serves
+// app `${app_prefix}-${offset + i % apps}` with id bench-agent-<offset + i>), app_prefix ('idle'),
+// health_interval_s (10), state_dir (EE_AGENT_STATE_DIR; default: a temp dir).
 // Prints JSON lines: {"ev":"status","t":epoch_ms,"connected":c,"attested":a} on changes (at most every 100 ms)
-// and {"ev":"all_attested","t":epoch_ms} each time the attested count reaches N. SIGTERM stops every agent.
+// and {"ev":"all_attested","t":epoch_ms} each time the attested count reaches count. SIGTERM stops every agent.
 
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,6 +21,7 @@ const { pino } = await import('pino');
 
 const o = JSON.parse(process.argv[2]);
 const count = o.count ?? 1000;
+const offset = o.offset ?? 0;
 const apps = o.apps ?? count;
 const prefix = o.app_prefix ?? 'idle';
 // The parent passes a dir it removes itself (this process is usually ended with SIGKILL).
@@ -40,10 +43,10 @@ for (let i = 0; i < count; i++) {
     EE_CONTROL_WS: o.ws_url,
     EE_REPO: 'acme/bench',
     EE_RELEASE_TAG: 'v1.0.0',
-    EE_APP_NAME: `${prefix}-${i % apps}`,
+    EE_APP_NAME: `${prefix}-${offset + (i % apps)}`,
     EE_NETWORK: 'sandbox-1',
     EE_BACKEND_URL: o.backend_url,
-    EE_AGENT_ID: `bench-agent-${String(i).padStart(5, '0')}`,
+    EE_AGENT_ID: `bench-agent-${String(offset + i).padStart(5, '0')}`,
     EE_AGENT_STATE_DIR: state_dir,
     EE_HEALTH_INTERVAL_SEC: String(o.health_interval_s ?? 10),
     EE_LOG_LEVEL: 'silent',
