@@ -19,12 +19,12 @@ export async function routableSum(api_url) {
   return { routable, connected };
 }
 
-/** One many-agents process with `count` agents numbered from `offset` (ids and apps idle-<offset> … never
- *  collide with another process's). Tracked in fl.agents; its JSON events go to fl.events with
+/** One many-agents process with `count` agents (apps idle-0 …), of which the first `start` start at once
+ *  (the rest on SIGUSR2, see startRest). Tracked in fl.agents; its JSON events go to fl.events with
  *  src = its index in fl.agents. */
-export function spawnFleetAgents(fl, count, offset = 0) {
+export function spawnFleetAgents(fl, count, start = count) {
   const src = fl.agents.length;
-  const opts = { ws_url: fl.cp.ws_url, backend_url: fl.backend.url, count, offset, health_interval_s: 10, state_dir: tmpDir('ee-bench-many-') };
+  const opts = { ws_url: fl.cp.ws_url, backend_url: fl.backend.url, count, start, health_interval_s: 10, state_dir: tmpDir('ee-bench-many-') };
   const h = spawnProc(src ? `many-agents #${src + 1}` : 'many-agents', process.execPath, [join(BENCH_DIR, 'many-agents.mjs'), JSON.stringify(opts)], {
     ulimit: true,
     onLine: (line) => {
@@ -41,15 +41,28 @@ export function spawnFleetAgents(fl, count, offset = 0) {
   return h;
 }
 
-/** Spawns `count` agents from `offset`, waits until they all attested (their own view) and the control plane
- *  routes `total` fleet agents in all. Epoch-ms times: spawned (t0), all attested, `total` routable. */
-export async function connectFleetAgents(fl, count, offset, total) {
-  const t0 = Date.now();
-  const h = spawnFleetAgents(fl, count, offset);
-  await h.waitLine(/"ev":"all_attested"/, 120_000, `all ${count} agents attested`);
+/** Waits until the `n` started agents of process h all attested (their own view) and the control plane routes
+ *  n fleet agents; t0 = when they were started. Epoch-ms times: t0, all attested, all routable. */
+async function connected(fl, h, n, t0) {
+  await h.waitLine(new RegExp(`"ev":"all_attested".*"started":${n}\\}`), 120_000, `all ${n} agents attested`);
   const tAttested = Date.now();
-  await waitFor(async () => (await routableSum(fl.cp.api_url)).routable === total, 30_000, `${total} routable agents in /v1/apps`, 100);
+  await waitFor(async () => (await routableSum(fl.cp.api_url)).routable === n, 30_000, `${n} routable agents in /v1/apps`, 100);
   return { t0, tAttested, tRoutable: Date.now() };
+}
+
+/** Spawns one process of `count` agents, starts the first `start`, and waits until they are all attested and
+ *  routable. Returns the handle and the times (see `connected`). */
+export async function connectFleetAgents(fl, count, start = count) {
+  const t0 = Date.now();
+  const h = spawnFleetAgents(fl, count, start);
+  return { h, ...(await connected(fl, h, start, t0)) };
+}
+
+/** Starts the rest of process h's `count` agents (SIGUSR2) and waits until all `count` are attested and routable. */
+export async function startRest(fl, h, count) {
+  const t0 = Date.now();
+  h.kill('SIGUSR2');
+  return connected(fl, h, count, t0);
 }
 
 /** The time by which every agents process had printed all_attested at or after `since` (epoch ms), or null

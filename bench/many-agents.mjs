@@ -2,12 +2,13 @@
 // restart benchmarks: 1000 agent processes would not fit on the machine, 1000 agents in one process do.
 //
 //   node bench/many-agents.mjs '{"ws_url":"ws://127.0.0.1:P/v1/tunnel","backend_url":"http://127.0.0.1:B","count":1000}'
-// Options: count, offset (0: numbers this process's agents offset … offset+count-1, so several processes can
-// serve one fleet without colliding ids or apps), apps (distinct app names, default = count; agent i serves
-// app `${app_prefix}-${offset + i % apps}` with id bench-agent-<offset + i>), app_prefix ('idle'),
-// health_interval_s (10), state_dir (EE_AGENT_STATE_DIR; default: a temp dir).
+// Options: count, apps (distinct app names, default = count; agent i serves app `${app_prefix}-${i % apps}`),
+// app_prefix ('idle'), health_interval_s (10), state_dir (EE_AGENT_STATE_DIR; default: a temp dir), start
+// (how many agents to start at once, default count: agents 0 … start-1; SIGUSR2 starts the rest, so a fleet can
+// grow in steps within one process).
 // Prints JSON lines: {"ev":"status","t":epoch_ms,"connected":c,"attested":a} on changes (at most every 100 ms)
-// and {"ev":"all_attested","t":epoch_ms} each time the attested count reaches count. SIGTERM stops every agent.
+// and {"ev":"all_attested","t":epoch_ms,"started":n} each time the attested count reaches the number of started
+// agents n. SIGTERM stops every agent.
 
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,7 +22,6 @@ const { pino } = await import('pino');
 
 const o = JSON.parse(process.argv[2]);
 const count = o.count ?? 1000;
-const offset = o.offset ?? 0;
 const apps = o.apps ?? count;
 const prefix = o.app_prefix ?? 'idle';
 // The parent passes a dir it removes itself (this process is usually ended with SIGKILL).
@@ -35,6 +35,7 @@ let nAttested = 0;
 let nConnected = 0;
 let dirty = true;
 let wasAll = false;
+let started = Math.min(count, o.start ?? count);
 
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -43,10 +44,10 @@ for (let i = 0; i < count; i++) {
     EE_CONTROL_WS: o.ws_url,
     EE_REPO: 'acme/bench',
     EE_RELEASE_TAG: 'v1.0.0',
-    EE_APP_NAME: `${prefix}-${offset + (i % apps)}`,
+    EE_APP_NAME: `${prefix}-${i % apps}`,
     EE_NETWORK: 'sandbox-1',
     EE_BACKEND_URL: o.backend_url,
-    EE_AGENT_ID: `bench-agent-${String(offset + i).padStart(5, '0')}`,
+    EE_AGENT_ID: `bench-agent-${String(i).padStart(5, '0')}`,
     EE_AGENT_STATE_DIR: state_dir,
     EE_HEALTH_INTERVAL_SEC: String(o.health_interval_s ?? 10),
     EE_LOG_LEVEL: 'silent',
@@ -57,9 +58,9 @@ for (let i = 0; i < count; i++) {
   });
   a.on('attested', () => {
     if (!attested[i]) (attested[i] = 1), nAttested++, (dirty = true);
-    if (nAttested === count && !wasAll) {
+    if (nAttested === started && !wasAll) {
       wasAll = true;
-      emit({ ev: 'all_attested', t: Date.now() });
+      emit({ ev: 'all_attested', t: Date.now(), started });
     }
   });
   a.on('disconnected', () => {
@@ -70,8 +71,16 @@ for (let i = 0; i < count; i++) {
   agents.push(a);
 }
 emit({ ev: 'created', t: Date.now(), count });
-for (const a of agents) a.start();
-emit({ ev: 'started', t: Date.now(), count });
+for (let i = 0; i < started; i++) agents[i].start();
+emit({ ev: 'started', t: Date.now(), count: started });
+process.on('SIGUSR2', () => {
+  if (started === count) return;
+  const from = started;
+  started = count;
+  wasAll = false;
+  for (let i = from; i < count; i++) agents[i].start();
+  emit({ ev: 'started', t: Date.now(), count: started });
+});
 
 const ticker = setInterval(() => {
   if (!dirty) return;

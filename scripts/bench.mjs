@@ -27,7 +27,7 @@ import { runTransfers } from '../bench/transfer.mjs';
 import { runHttpLoad } from '../bench/http-load.mjs';
 import { connectInspector, INSPECT_ARG, INSPECT_LINE, summarizeProfile } from '../bench/inspector.mjs';
 import { snapshotBuild } from '../bench/snapshot.mjs';
-import { allAttestedSince, connectFleetAgents, fleetAgentsAlive, fleetAgentsRss, measureCp, routableSum, spawnFleetAgents, stopFleetAgents } from '../bench/fleet.mjs';
+import { allAttestedSince, connectFleetAgents, fleetAgentsAlive, fleetAgentsRss, measureCp, routableSum, spawnFleetAgents, startRest, stopFleetAgents } from '../bench/fleet.mjs';
 
 // ---------- Arguments ----------
 
@@ -373,10 +373,14 @@ async function benchIdle() {
   const before = memKiB(fl.cp.pid).rss;
   const heapBefore = fl.insp ? await fl.insp.memoryUsage() : null;
   const halves = [];
+  // One agents process, as for the restart that follows (a second process would take the second core from
+  // the control plane during the reconnect storm): it starts agents 0 … n1-1, then, told to, the rest.
+  let agents = null;
   for (const [count, offset] of [[n1, 0], [n2, n1]]) {
     if (count === 0) continue;
-    log(`idle: connecting agents idle-${offset} … idle-${offset + count - 1} (one process, real Agent class)`);
-    const c = await connectFleetAgents(fl, count, offset, offset + count);
+    log(`idle: ${offset ? 'starting' : 'connecting'} agents idle-${offset} … idle-${offset + count - 1} (${offset ? 'the same process' : 'one process, real Agent class'})`);
+    const c = offset ? await startRest(fl, agents, N) : await connectFleetAgents(fl, N, n1);
+    agents ??= c.h;
     log(`idle: ${offset + count} routable, the last ${count} after ${c.tRoutable - c.t0} ms; 3 s for a steady state, then a forced GC`);
     halves.push({ count, offset, ...c, mem: await measureCp(fl) });
   }
@@ -414,16 +418,16 @@ async function benchIdle() {
     perRows.push(row('RSS outside the V8 heap (RSS delta − heapTotal delta, after a forced GC)', [avg.gc - total[0], marg.gc - total[1]]));
     perRows.push(row('external + array buffers', d('external')));
   }
-  const cold = halves.map((h) => `agents ${h.offset}…${h.offset + h.count - 1}${h.offset ? ` (with ${h.offset} already connected)` : ''}: all attested (agents' view) ${secs(h.tAttested - h.t0)} and routable (control plane's view) ${secs(h.tRoutable - h.t0)} after their process was spawned`);
+  const cold = halves.map((h) => `agents ${h.offset}…${h.offset + h.count - 1}${h.offset ? ` (with ${h.offset} already connected)` : ''}: all attested (agents' view) ${secs(h.tAttested - h.t0)} and routable (control plane's view) ${secs(h.tRoutable - h.t0)} after ${h.offset ? 'they were started' : 'the agents process was spawned'}`);
   section(
     `Idle agents (${N})`,
-    `${N} real \`Agent\` instances (packages/agent/dist), one app each (idle-0 … idle-${N - 1}), health every 10 s, connected to a fresh control plane (its own SQLite file) in two halves, each half one process (\`bench/many-agents.mjs\`): first agents 0…${n1 - 1}, then, in the same control plane, agents ${n1}…${N - 1}. RSS from /proc/<pid>/status VmRSS, measured 3 s after all agents of a half were routable (agents_routable in the admin /v1/apps), then again after a forced full GC (through the inspector protocol: the control plane runs with \`${INSPECT_ARG}\` for this, in every measurement), with V8's own figures (process.memoryUsage()). The baseline is taken after a forced full GC and a 3 s wait.\n\n` +
+    `${N} real \`Agent\` instances (packages/agent/dist), one app each (idle-0 … idle-${N - 1}), health every 10 s, connected to a fresh control plane (its own SQLite file) in two halves, both from one process (\`bench/many-agents.mjs\`): first agents 0…${n1 - 1}, then, once those are measured, agents ${n1}…${N - 1}, in the same control plane. RSS from /proc/<pid>/status VmRSS, measured 3 s after all agents of a half were routable (agents_routable in the admin /v1/apps), then again after a forced full GC (through the inspector protocol: the control plane runs with \`${INSPECT_ARG}\` for this, in every measurement), with V8's own figures (process.memoryUsage()). The baseline is taken after a forced full GC and a 3 s wait.\n\n` +
       `Two figures per agent: the **average** (RSS delta over the whole fleet / ${N}) and the **marginal** cost (the second half's RSS delta / ${n2}). The average also charges one-time costs to the agents — code V8 compiles for the registration and attestation path, caches that warm up (a heap snapshot diff at 1000 agents showed about 2 KiB per agent of "(code)" objects, an amount that does not grow with N); the marginal figure leaves them out, so the goal is judged on it (after the forced GC, which does not count garbage not yet collected).\n\n` +
       `Cold connect: ${cold.join('; ')}. /health then reported agents_connected = ${health.agents_connected}.\n\n` +
       table(['control-plane memory', 'after 3 s', 'after forced GC'], rows) +
       '\n\n' +
       table(['per agent', `average: whole fleet (delta / ${N})`, `marginal: second half (delta / ${n2})`], perRows) +
-      `\n\nControl-plane peak RSS (VmHWM) so far: ${kib(all.hwm)}. Agents processes' RSS (${N} agents in ${fl.agents.length}): ${kib(agentsRss)} (${f1(agentsRss / N)} KiB per agent).`,
+      `\n\nControl-plane peak RSS (VmHWM) so far: ${kib(all.hwm)}. Agents process RSS (${N} agents): ${kib(agentsRss)} (${f1(agentsRss / N)} KiB per agent).`,
   );
   return { avg, marg };
 }
@@ -433,7 +437,7 @@ async function benchRestart() {
   const N = agentsN;
   if (!fl.agents.length) {
     log(`restart: connecting ${N} agents first`);
-    await connectFleetAgents(fl, N, 0, N);
+    await connectFleetAgents(fl, N);
   }
   log(`restart: kill -9 control plane (pid ${fl.cp.pid}) and start a new one on the same ports and database`);
   fl.insp?.close();
@@ -728,7 +732,7 @@ async function profileStorm() {
     if (!insp) throw new Error('inspector unavailable');
     await insp.startProfile(1000);
     t0 = Date.now();
-    spawnFleetAgents(fl, N, 0);
+    spawnFleetAgents(fl, N);
   }
   log(`profile: ${kind}, control plane profiled until all are routable`);
   await waitFor(async () => (await routableSum(cp.api_url)).routable === N, 120_000, `${N} routable agents`, 200);
@@ -846,7 +850,7 @@ async function main() {
     '- Every target is its own process: the backend (`bench/backend.mjs`, node:http), nginx, the node proxy (`bench/node-proxy.mjs`), the control plane (`ee control-plane`), the agent (`ee agent`); the load generator too (`bench/load.mjs`: autocannon 8 in a child process, the same way for every target). All of them share the same cores, so the load generator costs every target the same.',
     '- Targets: **direct** = the backend itself (the limit); **nginx** = Debian `nginx-light` with `worker_processes 1` (one proxy process, like the control plane), upstream `keepalive 64`, `proxy_http_version 1.1`, `proxy_buffering off` and `proxy_request_buffering off` (bodies stream in both directions, like the tunnel) with 64 KiB `proxy_buffer_size`/`client_body_buffer_size` (the default one-page buffers cut the 100 MiB rate of nginx to about a third), `access_log off` (config written by `bench/nginx.mjs`); **node proxy** = `bench/node-proxy.mjs`, the least one Node HTTP hop can do: a node:http server forwarding every request through an undici `Pool` (keep-alive, pipelining 1, 128 connections) with bodies streamed both ways under backpressure, hop-by-hop headers dropped and nothing else (no tunnel, auth or JSON heads), so it shows what share of direct any Node proxy can reach on this machine; **tunnel** = client → control plane → WebSocket tunnel → agent → backend, through `/v1/proxy/{app}` on the API port and through `Host: {app}.app.test` on the proxy port.',
     '- Latency percentiles are exact (every 2xx response time recorded by the load process, not autocannon\'s 1 ms-resolution histogram). Throughput is 2xx responses per second.',
-    '- 100 MiB transfers use `curl` as the client (`bench/transfer.mjs`; a Node fallback if curl is missing). Idle memory and restart use N real `Agent` instances (`bench/many-agents.mjs`; the idle section connects them in two halves, one process each, to report the marginal cost per agent next to the average); graceful restart uses a request-level client (`bench/http-load.mjs`) so every failed request is counted once with its cause.',
+    '- 100 MiB transfers use `curl` as the client (`bench/transfer.mjs`; a Node fallback if curl is missing). Idle memory and restart use N real `Agent` instances in one process (`bench/many-agents.mjs`; the idle section starts them in two halves, to report the marginal cost per agent next to the average); graceful restart uses a request-level client (`bench/http-load.mjs`) so every failed request is counted once with its cause.',
     '- Partial runs (`npm run bench -- small`) and `--quick` runs print only; a full run (or `--write`) rewrites this file.',
     '',
     '## Goals',
