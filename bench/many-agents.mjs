@@ -3,9 +3,12 @@
 //
 //   node bench/many-agents.mjs '{"ws_url":"ws://127.0.0.1:P/v1/tunnel","backend_url":"http://127.0.0.1:B","count":1000}'
 // Options: count, apps (distinct app names, default = count; agent i serves app `${app_prefix}-${i % apps}`),
-// app_prefix ('idle'), health_interval_s (10), state_dir (EE_AGENT_STATE_DIR; default: a temp dir).
+// app_prefix ('idle'), health_interval_s (10), state_dir (EE_AGENT_STATE_DIR; default: a temp dir), start
+// (how many agents to start at once, default count: agents 0 … start-1; SIGUSR2 starts the rest, so a fleet can
+// grow in steps within one process).
 // Prints JSON lines: {"ev":"status","t":epoch_ms,"connected":c,"attested":a} on changes (at most every 100 ms)
-// and {"ev":"all_attested","t":epoch_ms} each time the attested count reaches N. SIGTERM stops every agent.
+// and {"ev":"all_attested","t":epoch_ms,"started":n} each time the attested count reaches the number of started
+// agents n. SIGTERM stops every agent.
 
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -32,6 +35,7 @@ let nAttested = 0;
 let nConnected = 0;
 let dirty = true;
 let wasAll = false;
+let started = Math.min(count, o.start ?? count);
 
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -54,9 +58,9 @@ for (let i = 0; i < count; i++) {
   });
   a.on('attested', () => {
     if (!attested[i]) (attested[i] = 1), nAttested++, (dirty = true);
-    if (nAttested === count && !wasAll) {
+    if (nAttested === started && !wasAll) {
       wasAll = true;
-      emit({ ev: 'all_attested', t: Date.now() });
+      emit({ ev: 'all_attested', t: Date.now(), started });
     }
   });
   a.on('disconnected', () => {
@@ -67,8 +71,16 @@ for (let i = 0; i < count; i++) {
   agents.push(a);
 }
 emit({ ev: 'created', t: Date.now(), count });
-for (const a of agents) a.start();
-emit({ ev: 'started', t: Date.now(), count });
+for (let i = 0; i < started; i++) agents[i].start();
+emit({ ev: 'started', t: Date.now(), count: started });
+process.on('SIGUSR2', () => {
+  if (started === count) return;
+  const from = started;
+  started = count;
+  wasAll = false;
+  for (let i = from; i < count; i++) agents[i].start();
+  emit({ ev: 'started', t: Date.now(), count: started });
+});
 
 const ticker = setInterval(() => {
   if (!dirty) return;

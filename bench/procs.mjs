@@ -250,6 +250,14 @@ export async function startBackend() {
   return { ...h, port, url: `http://127.0.0.1:${port}` };
 }
 
+/** The one-Node-hop reference proxy (bench/node-proxy.mjs) in front of backend_url. */
+export async function startNodeProxy(backend_url) {
+  const h = spawnProc('node-proxy', process.execPath, [join(BENCH_DIR, 'node-proxy.mjs'), backend_url, '0'], { ulimit: true });
+  const { match } = await h.waitLine(/^\{"port":(\d+)\}$/, 10_000, 'its port');
+  const port = Number(match[1]);
+  return { ...h, port, url: `http://127.0.0.1:${port}` };
+}
+
 export function cpEnv({ api_port, proxy_port, db_path, extra = {} }) {
   return {
     EE_CONTROL_BIND: '127.0.0.1',
