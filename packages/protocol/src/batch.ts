@@ -9,18 +9,35 @@ export interface Corkable {
   uncork(): void;
 }
 
+/** Holds a socket corked until the end of the current event-loop iteration. A class, not closures: the
+ *  control plane keeps one per connected agent (subclassed there), and idle agents should cost little. */
+export class TickBatcher {
+  private corked = false;
+  constructor(private readonly socket: Corkable) {}
+
+  /** Corks the socket, once per iteration; it is uncorked in the check phase. */
+  hold(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(release, this);
+  }
+
+  /** @internal */
+  release(): void {
+    this.corked = false;
+    this.socket.uncork();
+  }
+}
+
+function release(b: TickBatcher): void {
+  b.release();
+}
+
 export function tickBatched<F extends (...args: never[]) => void>(socket: Corkable, send: F): F {
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
+  const batcher = new TickBatcher(socket);
   return ((...args: Parameters<F>) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      setImmediate(uncork);
-    }
+    batcher.hold();
     send(...args);
   }) as F;
 }

@@ -5,4 +5,4 @@ export * from './control.js';
 export * from './reset-codes.js';
 export { MuxSession, type SessionOptions, type SendFn } from './mux/session.js';
 export { MuxStream } from './mux/stream.js';
-export { tickBatched, type Corkable } from './batch.js';
+export { tickBatched, TickBatcher, type Corkable } from './batch.js';

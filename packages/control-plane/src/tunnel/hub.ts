@@ -16,7 +16,8 @@ import {
   PING_INTERVAL_MS,
   ResetCode,
   parseAgentMessage,
-  tickBatched,
+  TickBatcher,
+  type SessionOptions,
   type ControlToAgent,
 } from '@easyenclave/protocol';
 import type { EvidenceVerifier } from '@easyenclave/attestation';
@@ -93,6 +94,36 @@ class AgentSocket extends WebSocket {
   }
 }
 
+/**
+ * A link's session options and transport in one object with methods, not closures (~0.5 KiB less per idle
+ * agent): frames go out batched per event-loop iteration (TickBatcher), session events reach the hub.
+ */
+class LinkChannel extends TickBatcher implements SessionOptions {
+  readonly role = 'opener' as const;
+  readonly max_header_bytes: number;
+  link: AgentLink | null = null;
+
+  constructor(private readonly hub: TunnelHub, private readonly ws: WebSocket, socket: Duplex) {
+    super(socket);
+    this.max_header_bytes = hub.deps.config.max_header_bytes;
+  }
+
+  send(frame: Buffer, cb: (err?: Error | null) => void): void {
+    this.hold();
+    this.ws.send(frame, BINARY, cb);
+  }
+
+  onGoaway(): void {
+    if (this.link === null) return;
+    this.link.draining = true; // the agent is shutting down: no new streams
+    this.hub.deps.log.info({ agent_id: this.link.agent_id }, 'agent draining');
+  }
+
+  onProtocolError(err: Error): void {
+    if (this.link !== null) this.hub.closeLink(this.link, CloseCode.PROTOCOL_ERROR, err.message);
+  }
+}
+
 const SWEEP_INTERVAL_MS = 1000;
 const MAX_WAITERS_PER_APP = 4096;
 const BINARY = { binary: true } as const;
@@ -140,19 +171,9 @@ export class TunnelHub {
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const now = this.deps.clock.now();
-    let link!: AgentLink;
-    const send = tickBatched(req.socket, (frame: Buffer, cb: (err?: Error | null) => void) => ws.send(frame, BINARY, cb));
-    const session = new MuxSession({
-      role: 'opener',
-      send,
-      max_header_bytes: this.deps.config.max_header_bytes,
-      onGoaway: () => {
-        link.draining = true; // the agent is shutting down: no new streams
-        this.deps.log.info({ agent_id: link.agent_id }, 'agent draining');
-      },
-      onProtocolError: (err) => this.closeLink(link, CloseCode.PROTOCOL_ERROR, err.message),
-    });
-    link = new AgentLink(ws, session, req.socket.remoteAddress ?? null, now);
+    const channel = new LinkChannel(this, ws, req.socket);
+    const link = new AgentLink(ws, new MuxSession(channel), req.socket.remoteAddress ?? null, now);
+    channel.link = link;
     this.links.add(link);
     this.handshakes++;
     link.in_handshake = true;
