@@ -100,69 +100,93 @@ function toList(raw: Buffer[] | string[] | Record<string, string | string[] | un
   return out;
 }
 
+/**
+ * One proxied request against the backend: undici's dispatch handler (methods on a prototype, not a closure
+ * per callback: this runs for every request), with the deadline and the stream's reset wired to it.
+ */
+class BackendExchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private responded = false;
+  private deadline: NodeJS.Timeout | null;
+  readonly body: TunnelBody | null;
+
+  constructor(
+    private readonly stream: MuxStream,
+    private readonly deadline_ms: number,
+  ) {
+    this.body = stream.remote_ended ? null : new TunnelBody(stream);
+    // The response deadline is our own timer: undici's headersTimeout runs on a coarse ~0.5 s clock, which
+    // would cut short deadlines early or late. It fires just before the control plane's so we name the cause.
+    this.deadline = setTimeout(onDeadline, deadline_ms, this);
+    stream.onReset = () => this.abort(new Error('stream reset by the control plane'));
+    stream.onDrain = () => this.controller?.resume();
+  }
+
+  /** @internal The response deadline passed without a response head. */
+  timedOut(): void {
+    this.deadline = null;
+    this.stream.reset(ResetCode.BACKEND_TIMEOUT, `backend: no response within ${this.deadline_ms} ms`);
+    this.abort(new Error('backend did not answer in time'));
+  }
+
+  private abort(err: Error): void {
+    this.clearDeadline();
+    this.body?.fail(err);
+    this.controller?.abort(err);
+  }
+
+  private clearDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = null;
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, parsed: Record<string, string | string[]>): void {
+    // Informational heads (102, 103 Early Hints) are dropped: a stream carries one response head, and
+    // undici calls again with the final one. (100 never reaches here: undici refuses it, and the agent
+    // never forwards Expect.)
+    if (status < 200) return;
+    this.responded = true;
+    this.clearDeadline();
+    this.stream.respond({ status, headers: toList(c.rawHeaders ?? parsed) });
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.stream.write(chunk)) c.pause();
+  }
+
+  onResponseEnd(c: Dispatcher.DispatchController, trailers: Record<string, string | string[]>): void {
+    const list = toList(c.rawTrailers ?? trailers);
+    this.stream.end(list.length > 0 ? list : undefined);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.clearDeadline();
+    if (this.stream.closed) return;
+    this.stream.reset(this.responded ? ResetCode.BACKEND_ERROR : backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
+  }
+}
+
+function onDeadline(x: BackendExchange): void {
+  x.timedOut();
+}
+
 export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHead): void {
   const headers: string[] = [];
   for (const [k, v] of head.headers) if (!DROP_REQUEST.has(k.toLowerCase())) headers.push(k, v);
-  const body = stream.remote_ended ? null : new TunnelBody(stream);
-  let controller: Dispatcher.DispatchController | null = null;
-  let responded = false;
-
-  // The response deadline is our own timer: undici's headersTimeout runs on a coarse ~0.5 s clock, which
-  // would cut short deadlines early or late. It fires just before the control plane's so we name the cause.
-  let deadline: NodeJS.Timeout | null = setTimeout(() => {
-    deadline = null;
-    const err = new Error('backend did not answer in time');
-    stream.reset(ResetCode.BACKEND_TIMEOUT, `backend: no response within ${head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS} ms`);
-    body?.fail(err);
-    controller?.abort(err);
-  }, Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS));
-  const clearDeadline = () => {
-    if (deadline) clearTimeout(deadline);
-    deadline = null;
-  };
-  stream.onReset = () => {
-    clearDeadline();
-    const err = new Error('stream reset by the control plane');
-    body?.fail(err);
-    controller?.abort(err);
-  };
-  stream.onDrain = () => controller?.resume();
-
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(c) {
-      controller = c;
-    },
-    onResponseStart(c, status, parsed) {
-      // Informational heads (102, 103 Early Hints) are dropped: a stream carries one response head, and
-      // undici calls again with the final one. (100 never reaches here: undici refuses it, and the agent
-      // never forwards Expect.)
-      if (status < 200) return;
-      responded = true;
-      clearDeadline();
-      stream.respond({ status, headers: toList(c.rawHeaders ?? parsed) });
-    },
-    onResponseData(c, chunk) {
-      if (!stream.write(chunk)) c.pause();
-    },
-    onResponseEnd(c, trailers) {
-      const list = toList(c.rawTrailers ?? trailers);
-      stream.end(list.length > 0 ? list : undefined);
-    },
-    onResponseError(_c, err) {
-      clearDeadline();
-      if (stream.closed) return;
-      stream.reset(responded ? ResetCode.BACKEND_ERROR : backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
-    },
-  };
+  const exchange = new BackendExchange(stream, Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS));
   pool.dispatch(
     {
       method: head.method as Dispatcher.HttpMethod,
       path: head.path,
       headers,
-      body: body as Dispatcher.DispatchOptions['body'],
+      body: exchange.body as Dispatcher.DispatchOptions['body'],
       headersTimeout: 0,
       bodyTimeout: DEFAULT_IDLE_TIMEOUT_MS,
     },
-    handler,
+    exchange,
   );
 }
