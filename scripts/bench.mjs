@@ -89,6 +89,7 @@ function table(header, rows) {
 
 const doc = []; // markdown sections, in order
 const goals = []; // { goal, measured, met }
+const scale = []; // sentences that put the goals in proportion, from this run's reference targets
 let sectionLoad = '';
 function section(title, body) {
   const text = `## ${title}\n\n${body.trim()}\n\n_Load average (1/5/15 min) when this section started: ${sectionLoad}._\n`;
@@ -232,6 +233,17 @@ async function benchSmall(nginxBin) {
     const all = median(per.map((p) => p.reduce((a, x) => a + x.u_us + x.s_us, 0)));
     const sys = roles.map((role, i) => (role === 'nginx' ? 'nginx n/a (recv/send)' : `${role} ${f1(m(i, 'r'))} r + ${f1(m(i, 'w'))} w`));
     cpuRows.push([t.label, cells.join('; '), t.key === 'direct' ? '—' : f0(proxy), f0(all), sys.join('; ')]);
+    res[`${t.key}/50`].proxy_us = proxy;
+  }
+  const ref = (k) => res[`${k}/50`];
+  if (ref('node-proxy') && ref('tunnel-path')) {
+    const ng = ref('nginx');
+    scale.push(
+      `Small GETs at 50 connections: ${ng ? `nginx (one hop, in C) reached ${pct(ng.ratio)} of direct at ${f0(ng.proxy_us)} µs of proxy CPU per request; ` : ''}` +
+        `the node proxy (one Node hop: node:http + undici, nothing else) reached ${pct(ref('node-proxy').ratio)} at ${f0(ref('node-proxy').proxy_us)} µs, p99 ${f2(ref('node-proxy').p99_ms)} ms. ` +
+        `The tunnel is two Node hops (control plane, agent) plus the framing between them: ${f0(ref('tunnel-path').proxy_us)} µs per request, ${f1(ref('tunnel-path').proxy_us / ref('node-proxy').proxy_us)}× the node proxy, for ${pct(ref('tunnel-path').ratio)} of direct. ` +
+        `Every process shares the same ${os.cpus().length} cores, so req/s falls as the total CPU per request grows.`,
+    );
   }
   for (const k of ['tunnel-path', 'tunnel-host']) {
     const r = res[`${k}/50`];
@@ -285,6 +297,13 @@ async function benchLarge(nginxBin) {
       goals.push({ goal: `100 MiB download, ${t.key}: ≥ 1 GB/s`, measured: `${f2(dn.med)} GB/s (median of ${LARGE_REPS}; direct ${f2(d.down.med)})`, met: dn.med >= 1 });
       goals.push({ goal: `100 MiB upload, ${t.key}: ≥ 1 GB/s`, measured: `${f2(up.med)} GB/s (median of ${LARGE_REPS}; direct ${f2(d.up.med)})`, met: up.med >= 1 });
     }
+  }
+  if (res['node-proxy'] && res['tunnel-path']) {
+    const g = (k) => `${f2(summary(res[k].down).med)} down / ${f2(summary(res[k].up).med)} up`;
+    scale.push(
+      `100 MiB bodies: ${res.nginx ? `nginx ${g('nginx')} GB/s, ` : ''}the node proxy ${g('node-proxy')} GB/s, the tunnel (path) ${g('tunnel-path')} GB/s. ` +
+        'Every relayed byte crosses the kernel twice per hop (a socket read and a socket write); the tunnel has two hops where nginx and the node proxy have one, and each Node hop also copies once in user space (the agent into a DATA frame, the control plane when ws joins a message split across reads). See the CPU-per-100 MiB table in "Large transfers".',
+    );
   }
   const cpuRows = targets.map((t) => {
     const cell = (xs) => {
@@ -858,6 +877,7 @@ async function main() {
   const goalRows = goals.map((g) => [g.goal, g.measured, g.met === null ? 'reported (no stated goal)' : g.met ? 'met' : '**not met**']);
   const goalText = goals.length ? table(['goal', 'measured', ''], goalRows) : '_no goal measured in this run_';
   console.log(`\n## Goals\n\n${goalText}\n`);
+  for (const x of scale) console.log(`- ${x}`);
   console.log(`total time ${elapsed.toFixed(0)} s; load average at the end ${load1.map((x) => x.toFixed(2)).join(' ')}`);
 
   const header = [
@@ -883,6 +903,7 @@ async function main() {
     '',
     goalText,
     '',
+    ...(scale.length ? ['For scale, from this run\'s reference targets:', '', ...scale.map((x) => `- ${x}`), ''] : []),
   ].join('\n');
   const body = header + '\n' + doc.join('\n') + (failures.length ? `\n## Failed sections\n\n${failures.map((f) => `- ${f}`).join('\n')}\n` : '');
   // A run with failed sections does not replace good results unless --write asks for it.
