@@ -500,11 +500,12 @@ async function benchRestart() {
   const deadline = tKill + 60_000;
   for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
     try {
+      // /health only (counts from memory): polling the admin /v1/apps (1000 apps, a query and ~200 KB of JSON)
+      // every 50 ms took a share of the very CPU the reconnect storm needs.
       const h = await (await fetch(`${cp2.api_url}/health`, { signal: AbortSignal.timeout(5000) })).json();
       if (!Number.isFinite(tConnected) && h.agents_connected >= N) tConnected = Date.now();
-      const s = await routableSum(cp2.api_url);
-      samples.push({ t: Date.now(), ...s });
-      if (s.routable === N) {
+      samples.push({ t: Date.now(), routable: h.agents_routable });
+      if (h.agents_routable >= N) {
         tRoutable = Date.now();
         break;
       }
@@ -513,6 +514,9 @@ async function benchRestart() {
     }
     await sleep(50);
   }
+  // Cross-check with the admin view once the storm is over: every idle app has its agent routable.
+  const check = Number.isFinite(tRoutable) ? await routableSum(cp2.api_url) : null;
+  if (check && check.routable !== N) throw new Error(`/health said ${N} routable, /v1/apps says ${check.routable}`);
   // The agents' own "all attested" lines (one per agents process) may trail the control plane's view by a few ms.
   const tAttested = (await waitFor(() => allAttestedSince(fl, tKill), 5000, 'every agents process\' all_attested line', 50).catch(() => null)) ?? NaN;
   const at = (ms) => {
@@ -524,12 +528,12 @@ async function benchRestart() {
     ['new process listening', secs(tListen - tKill), '0.00 s'],
     [`all ${N} connected (/health agents_connected)`, secs(tConnected - tKill), secs(tConnected - tListen)],
     [`all ${N} attested (agents' own view)`, secs(tAttested - tKill), secs(tAttested - tListen)],
-    [`**all ${N} routable (/v1/apps agents_routable)**`, `**${secs(tRoutable - tKill)}**`, secs(tRoutable - tListen)],
+    [`**all ${N} routable (/health agents_routable; /v1/apps agrees)**`, `**${secs(tRoutable - tKill)}**`, secs(tRoutable - tListen)],
   ];
   goals.push({ goal: `all ${N} agents back (routable) after kill -9 + restart: < 5 s`, measured: `${secs(tRoutable - tKill)} from the kill (${secs(tRoutable - tListen)} from listening)`, met: tRoutable - tKill < 5000 });
   section(
     `Restart: kill -9 with ${N} agents`,
-    `The fleet control plane gets SIGKILL; a new \`ee control-plane\` process starts at once on the same ports and SQLite file. Agents reconnect on their own (full-jitter backoff, 250 ms base, 5 s cap; the control plane caps concurrent handshakes at 256 and answers 503 beyond that). Polling /health and /v1/apps every ~50 ms.\n\n` +
+    `The fleet control plane gets SIGKILL; a new \`ee control-plane\` process starts at once on the same ports and SQLite file. Agents reconnect on their own (full-jitter backoff, 250 ms base, 2 s cap; the control plane caps concurrent handshakes at 256 and answers 503 beyond that). Polling /health (connected and routable counts, from memory) every ~50 ms; /v1/apps is read once at the end to confirm.\n\n` +
       table(['event', 'time from kill', 'time from listening'], rows) +
       `\n\nRoutable agents seen 0.5 / 1 / 2 / 3 / 5 s after listening: ${[500, 1000, 2000, 3000, 5000].map(at).join(' / ')}.`,
   );

@@ -10,6 +10,8 @@ export const HealthSchema = z.looseObject({
   status: z.string(),
   uptime_s: z.number(),
   agents_connected: z.number(),
+  /** Absent on control planes from before it was added. */
+  agents_routable: z.number().optional(),
   apps_known: z.number(),
 });
 export type Health = z.infer<typeof HealthSchema>;

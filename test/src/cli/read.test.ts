@@ -36,12 +36,14 @@ describe('ee health', () => {
     const j = json(await run(['health', '--json']));
     assert.equal(j.status, 'ok');
     assert.equal(j.agents_connected, 1);
+    assert.equal(j.agents_routable, 1);
     assert.equal(j.apps_known, 1);
     assert.equal(typeof j.uptime_s, 'number');
     const t = await run(['health']);
     assert.equal(t.code, 0, show(t));
     assert.match(t.stdout, /^Status\s+ok$/m);
     assert.match(t.stdout, /^Agents connected\s+1$/m);
+    assert.match(t.stdout, /^Agents routable\s+1$/m);
   });
 
   test('--url wins over EE_CONTROL_URL', async () => {

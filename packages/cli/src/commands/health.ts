@@ -15,7 +15,14 @@ export function registerHealth(program: Command): void {
     const h = await apiRequest({ path: '/health', auth: 'none', schema: HealthSchema }, o);
     printResult(h, {
       json: o.json,
-      table: (d) => formatFields([['Status', d.status], ['Uptime', `${d.uptime_s} s`], ['Agents connected', d.agents_connected], ['Apps known', d.apps_known]]),
+      table: (d) =>
+        formatFields([
+          ['Status', d.status],
+          ['Uptime', `${d.uptime_s} s`],
+          ['Agents connected', d.agents_connected],
+          ...(d.agents_routable !== undefined ? [['Agents routable', d.agents_routable] as [string, number]] : []),
+          ['Apps known', d.apps_known],
+        ]),
     });
   });
 }

@@ -42,12 +42,19 @@ export async function routes(app: FastifyInstance, deps: RoutesDeps): Promise<vo
     return name;
   };
 
-  app.get('/health', async () => ({
-    status: hub.draining ? 'draining' : 'ok',
-    uptime_s: Math.floor((Date.now() - deps.started_at_ms) / 1000),
-    agents_connected: hub.links.size,
-    apps_known: hub.knownApps.size,
-  }));
+  app.get('/health', async () => {
+    // Counted from memory (one pass over the links, no query): cheap enough to poll during a reconnect storm.
+    const now = clock.now();
+    let routable = 0;
+    for (const l of hub.links) if (l.blocker(now, config.health_timeout_ms) === null) routable++;
+    return {
+      status: hub.draining ? 'draining' : 'ok',
+      uptime_s: Math.floor((Date.now() - deps.started_at_ms) / 1000),
+      agents_connected: hub.links.size,
+      agents_routable: routable,
+      apps_known: hub.knownApps.size,
+    };
+  });
 
   app.get('/metrics', { preHandler: requireAdmin }, async (_req, reply) => {
     deps.metrics.agents.set(hub.links.size);
