@@ -258,8 +258,13 @@ export async function startNodeProxy(backend_url) {
   return { ...h, port, url: `http://127.0.0.1:${port}` };
 }
 
+/** The deployment setting README.md documents for the control plane on glibc Linux (see "Memory allocator"):
+ *  at most two malloc arenas. Every benchmarked control plane runs with it unless `extra` overrides it. */
+export const CP_MALLOC_TUNABLES = 'glibc.malloc.arena_max=2';
+
 export function cpEnv({ api_port, proxy_port, db_path, extra = {} }) {
   return {
+    GLIBC_TUNABLES: process.env.GLIBC_TUNABLES || CP_MALLOC_TUNABLES,
     EE_CONTROL_BIND: '127.0.0.1',
     EE_CONTROL_PORT: String(api_port),
     EE_PROXY_BIND: '127.0.0.1',

@@ -18,7 +18,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import {
-  REPO_ROOT, setCodeRoot, APP_DOMAIN, adminGet, freePort, killAll, killAllSync, memKiB, sleep, spawnAgent, spawnControlPlane,
+  REPO_ROOT, setCodeRoot, APP_DOMAIN, CP_MALLOC_TUNABLES, adminGet, freePort, killAll, killAllSync, memKiB, sleep, spawnAgent, spawnControlPlane,
   spawnProc, startBackend, startNodeProxy, stopProc, tmpDir, waitFor, waitRoutable, BENCH_DIR, ioCounts, cpuMs, childPids,
 } from '../bench/procs.mjs';
 import { findNginx, nginxVersion, startNginx, NGINX_INSTALL_HINT } from '../bench/nginx.mjs';
@@ -359,13 +359,13 @@ async function benchMixed(nginxBin) {
 // ---------- 4./5. the fleet: idle memory and kill -9 restart ----------
 
 let fleet = null;
-async function getFleet() {
+async function getFleet(extra = {}) {
   if (fleet) return fleet;
   const backend = stack?.backend ?? (await startBackend());
   const api_port = await freePort();
   const proxy_port = await freePort();
   const db_path = join(tmpDir(), 'fleet.db');
-  const cp = await spawnControlPlane({ api_port, proxy_port, db_path, nodeArgs: [INSPECT_ARG], name: 'control-plane (fleet)' });
+  const cp = await spawnControlPlane({ api_port, proxy_port, db_path, extra, nodeArgs: [INSPECT_ARG], name: 'control-plane (fleet)' });
   let insp = null;
   try {
     const { match } = await cp.waitLine(INSPECT_LINE, 5000, 'the inspector URL');
@@ -378,8 +378,8 @@ async function getFleet() {
 }
 
 /** One idle measurement on a fresh fleet control plane: baseline, first half, second half (see benchIdle). */
-async function idleOnce(N) {
-  const fl = await getFleet();
+async function idleOnce(N, extra = {}) {
+  const fl = await getFleet(extra);
   const n1 = N >= 2 ? Math.floor(N / 2) : N;
   const n2 = N - n1;
   log(`idle: control plane baseline (pid ${fl.cp.pid})`);
@@ -420,8 +420,14 @@ async function benchIdle() {
   // planes and the medians are reported; the last fleet stays up for the restart section.
   const reps = quick ? 1 : IDLE_REPS;
   const runs = [];
+  // For comparison, first one run with glibc's default malloc (one arena per thread, up to 8 per core).
+  let plain = null;
+  if (!quick) {
+    log('idle: one measurement with glibc malloc defaults (for comparison)');
+    plain = await idleOnce(N, { GLIBC_TUNABLES: '' });
+  }
   for (let rep = 0; rep < reps; rep++) {
-    if (rep > 0) {
+    if (rep > 0 || plain) {
       await stopFleet();
       fleet = null;
     }
@@ -461,12 +467,14 @@ async function benchIdle() {
     perRows.push(row('RSS outside the V8 heap (RSS delta − heapTotal delta, after a forced GC)', [avg.gc - total[0], marg.gc - total[1]]));
     perRows.push(row('external + array buffers', d('external')));
   }
-  const repRows = runs.map((x, i) => [String(i + 1), `${f1(pick(x.avg))} KiB`, `${f1(pick(x.marg))} KiB`, `${f1(x.heapBefore && x.all.heap ? (x.all.heap.heapUsed - x.heapBefore.heapUsed) / 1024 / N : NaN)} KiB`]);
+  const repRow = (label, x) => [label, `${f1(pick(x.avg))} KiB`, `${f1(pick(x.marg))} KiB`, `${f1(x.heapBefore && x.all.heap ? (x.all.heap.heapUsed - x.heapBefore.heapUsed) / 1024 / N : NaN)} KiB`];
+  const repRows = runs.map((x, i) => repRow(String(i + 1), x));
+  if (plain) repRows.push(repRow('for comparison: glibc malloc defaults (not the documented setting)', plain));
   const cold = halves.map((h) => `agents ${h.offset}…${h.offset + h.count - 1}${h.offset ? ` (with ${h.offset} already connected)` : ''}: all attested (agents' view) ${secs(h.tAttested - h.t0)} and routable (control plane's view) ${secs(h.tRoutable - h.t0)} after ${h.offset ? 'they were started' : 'the agents process was spawned'}`);
   section(
     `Idle agents (${N})`,
     `${N} real \`Agent\` instances (packages/agent/dist), one app each (idle-0 … idle-${N - 1}), health every 10 s, connected to a fresh control plane (its own SQLite file) in two halves, both from one process (\`bench/many-agents.mjs\`): first agents 0…${n1 - 1}, then, once those are measured, agents ${n1}…${N - 1}, in the same control plane. RSS from /proc/<pid>/status VmRSS, measured 3 s after all agents of a half were routable (agents_routable in /health, confirmed once in the admin /v1/apps), then again after a forced full GC (through the inspector protocol: the control plane runs with \`${INSPECT_ARG}\` for this, in every measurement), with V8's own figures (process.memoryUsage()). The baseline is taken after a forced full GC and a 3 s wait.\n\n` +
-      `Two figures per agent: the **average** (RSS delta over the whole fleet / ${N}) and the **marginal** cost (the second half's RSS delta / ${n2}). The average also charges one-time costs to the agents — code V8 compiles for the registration and attestation path, caches that warm up (a heap snapshot diff at 1000 agents showed about 2 KiB per agent of "(code)" objects, an amount that does not grow with N); the marginal figure leaves them out, so the goal is judged on it (after the forced GC, which does not count garbage not yet collected). The marginal figure rests on a few MiB of RSS, where allocator and heap-page steps move it by 2–3 KiB per agent, so the measurement runs ${runs.length} time(s), each on a fresh control plane, and the goal takes the median.\n\n` +
+      `Two figures per agent: the **average** (RSS delta over the whole fleet / ${N}) and the **marginal** cost (the second half's RSS delta / ${n2}). The average also charges one-time costs to the agents — code V8 compiles for the registration and attestation path, caches that warm up (a heap snapshot diff at 1000 agents showed about 2 KiB per agent of "(code)" objects, an amount that does not grow with N); the marginal figure leaves them out, so the goal is judged on it (after the forced GC, which does not count garbage not yet collected). The marginal figure rests on a few MiB of RSS, where allocator and heap-page steps move it by 2–3 KiB per agent, so the measurement runs ${runs.length} time(s), each on a fresh control plane, and the goal takes the median. The control plane runs with the setting README.md documents for glibc Linux, \`GLIBC_TUNABLES=${CP_MALLOC_TUNABLES}\` (at most two malloc arenas): with glibc's default of one arena per thread, memory freed after the connect storm stays spread over several arenas and RSS keeps a few KiB per agent more, not reused and not returned${plain ? ' (last row: one run with the defaults)' : ''}.\n\n` +
       table(['run', 'average (after forced GC)', 'marginal (after forced GC)', 'V8 heap used, average'], repRows) +
       `\n\nThe run with the median marginal figure, in detail. Cold connect: ${cold.join('; ')}. /health then reported agents_connected = ${health.agents_connected}.\n\n` +
       table(['control-plane memory', 'after 3 s', 'after forced GC'], rows) +
@@ -899,6 +907,7 @@ async function main() {
     '',
     '- Every target is its own process: the backend (`bench/backend.mjs`, node:http), nginx, the node proxy (`bench/node-proxy.mjs`), the control plane (`ee control-plane`), the agent (`ee agent`); the load generator too (`bench/load.mjs`: autocannon 8 in a child process, the same way for every target). All of them share the same cores, so the load generator costs every target the same.',
     '- Targets: **direct** = the backend itself (the limit); **nginx** = Debian `nginx-light` with `worker_processes 1` (one proxy process, like the control plane), upstream `keepalive 64`, `proxy_http_version 1.1`, `proxy_buffering off` and `proxy_request_buffering off` (bodies stream in both directions, like the tunnel) with 64 KiB `proxy_buffer_size`/`client_body_buffer_size` (the default one-page buffers cut the 100 MiB rate of nginx to about a third), `access_log off` (config written by `bench/nginx.mjs`); **node proxy** = `bench/node-proxy.mjs`, the least one Node HTTP hop can do: a node:http server forwarding every request through an undici `Pool` (keep-alive, pipelining 1, 128 connections) with bodies streamed both ways under backpressure, hop-by-hop headers dropped and nothing else (no tunnel, auth or JSON heads), so it shows what share of direct any Node proxy can reach on this machine; **tunnel** = client → control plane → WebSocket tunnel → agent → backend, through `/v1/proxy/{app}` on the API port and through `Host: {app}.app.test` on the proxy port.',
+    `- Every control plane runs with \`GLIBC_TUNABLES=${CP_MALLOC_TUNABLES}\`, the setting README.md documents for glibc Linux (the idle section shows why, with one run without it); the other processes run with glibc's defaults.`,
     '- Latency percentiles are exact (every 2xx response time recorded by the load process, not autocannon\'s 1 ms-resolution histogram). Throughput is 2xx responses per second.',
     '- 100 MiB transfers use `curl` as the client (`bench/transfer.mjs`; a Node fallback if curl is missing). Idle memory and restart use N real `Agent` instances in one process (`bench/many-agents.mjs`; the idle section starts them in two halves, to report the marginal cost per agent next to the average); graceful restart uses a request-level client (`bench/http-load.mjs`) so every failed request is counted once with its cause.',
     '- Partial runs (`npm run bench -- small`) and `--quick` runs print only; a full run (or `--write`) rewrites this file.',

@@ -138,6 +138,8 @@ const roles = {
     args: [EE_BIN, 'control-plane'],
     env: {
       ...baseEnv,
+      // README "Memory allocator": at most two malloc arenas (glibc reads this at process start).
+      GLIBC_TUNABLES: baseEnv.GLIBC_TUNABLES || 'glibc.malloc.arena_max=2',
       EE_CONTROL_BIND: HOST,
       EE_CONTROL_PORT: String(ports.control.port),
       EE_PROXY_BIND: HOST,
