@@ -1,5 +1,5 @@
 // The one error shape of every HTTP answer: `{"error":{"code","message"}}`, plus Retry-After where waiting helps.
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 export interface ApiError {
   status: number;
@@ -34,12 +34,8 @@ export function rawErrorResponse(e: ApiError): string {
   const body = errorBody(e.code, e.message);
   const retry = e.retry_after_s !== undefined ? `Retry-After: ${e.retry_after_s}\r\n` : '';
   return (
-    `HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`
   );
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 414: 'URI Too Long',
-  431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
