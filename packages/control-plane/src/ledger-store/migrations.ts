@@ -3,12 +3,11 @@
 // a hand-typed SQL session) can rewrite history without first dropping a trigger — which `ee ledger verify`
 // would then still catch through the hash chain.
 import { sql, type Kysely } from 'kysely';
-import type { Migration, StoreDialect } from '../store/migrations.js';
+import { int64Type, type Migration, type StoreDialect } from '../store/migrations.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const APPEND_ONLY = ['ledger_journal', 'ledger_failed', 'ledger_audit'] as const;
 
-const int64 = (d: StoreDialect) => (d === 'postgres' ? 'bigint' : 'integer');
 
 async function appendOnlyTriggers(db: Kysely<any>, d: StoreDialect): Promise<void> {
   if (d === 'sqlite') {
@@ -35,7 +34,7 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
     version: 100,
     name: 'ledger: accounts, journal, pending, failed, audit chain, identities, idempotency',
     async up(db, d) {
-      const i64 = int64(d);
+      const i64 = int64Type(d);
       await db.schema.createTable('ledger_accounts')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('flags', 'integer', (c) => c.notNull())

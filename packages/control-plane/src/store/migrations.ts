@@ -77,8 +77,9 @@ export async function runMigrations(db: Kysely<any>, dialect: StoreDialect, migr
   return applied;
 }
 
-/** Column type for `*_ms`: BIGINT on PostgreSQL (INTEGER there is 32-bit); SQLite INTEGER is 64-bit already. */
-const msType = (d: StoreDialect) => (d === 'postgres' ? 'bigint' : 'integer');
+/** Column type for 64-bit integers (times in ms, micro-USD): BIGINT on PostgreSQL (INTEGER there is 32-bit);
+ *  SQLite INTEGER is 64-bit already. Shared by every migration set (ledger-store, market). */
+export const int64Type = (d: StoreDialect) => (d === 'postgres' ? 'bigint' : 'integer');
 
 type TableBuilder = CreateTableBuilder<string, string>;
 
@@ -101,7 +102,7 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     version: 1,
     name: 'apps, registrations, agents, attestations, health_events',
     async up(db, d) {
-      const ms = msType(d);
+      const ms = int64Type(d);
       await db.schema.createTable('apps')
         .addColumn('app_name', 'text', (c) => c.primaryKey())
         .addColumn('repo', 'text', (c) => c.notNull())

@@ -1,15 +1,14 @@
 // The market's tables, run through the store's migrator with their own version range (200+).
 import { sql } from 'kysely';
-import type { Migration, StoreDialect } from '../../store/migrations.js';
+import { int64Type, type Migration } from '../../store/migrations.js';
 
-const i64 = (d: StoreDialect) => (d === 'postgres' ? 'bigint' : 'integer');
 
 export const MARKET_MIGRATIONS: readonly Migration[] = [
   {
     version: 200,
     name: 'market: nodes, agent bindings, leases, lease periods, usage and abuse reports, slashes, payouts',
     async up(db, d) {
-      const n = i64(d);
+      const n = int64Type(d);
       await db.schema.createTable('market_nodes')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('provider', 'text', (c) => c.notNull())
