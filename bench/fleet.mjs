@@ -41,17 +41,26 @@ export function spawnFleetAgents(fl, count, start = count) {
   return h;
 }
 
+/** The control plane's /health counts (agents_connected, agents_routable): from memory, cheap to poll, where
+ *  the admin /v1/apps (a query and ~200 KB of JSON at 1000 apps) would load the control plane under measurement. */
+export async function healthCounts(api_url) {
+  return (await fetch(`${api_url}/health`, { signal: AbortSignal.timeout(5000) })).json();
+}
+
+/** Confirms once with the admin /v1/apps what /health said: exactly n fleet agents routable. */
+export async function confirmRoutable(api_url, n) {
+  const { routable } = await routableSum(api_url);
+  if (routable !== n) throw new Error(`/health said ${n} routable, /v1/apps says ${routable}`);
+}
+
 /** Waits until the `n` started agents of process h all attested (their own view) and the control plane routes
  *  n fleet agents; t0 = when they were started. Epoch-ms times: t0, all attested, all routable. */
 async function connected(fl, h, n, t0) {
   await h.waitLine(new RegExp(`"ev":"all_attested".*"started":${n}\\}`), 120_000, `all ${n} agents attested`);
   const tAttested = Date.now();
-  // /health counts from memory; polling the admin /v1/apps (a query and ~200 KB of JSON at 1000 apps) would
-  // load the control plane being measured. /v1/apps is read once at the end to confirm.
-  await waitFor(async () => (await (await fetch(`${fl.cp.api_url}/health`)).json()).agents_routable >= n, 30_000, `${n} routable agents in /health`, 100);
+  await waitFor(async () => (await healthCounts(fl.cp.api_url)).agents_routable >= n, 30_000, `${n} routable agents in /health`, 100);
   const tRoutable = Date.now();
-  const { routable } = await routableSum(fl.cp.api_url);
-  if (routable !== n) throw new Error(`/health said ${n} routable, /v1/apps says ${routable}`);
+  await confirmRoutable(fl.cp.api_url, n);
   return { t0, tAttested, tRoutable };
 }
 

@@ -27,7 +27,7 @@ import { runTransfers } from '../bench/transfer.mjs';
 import { runHttpLoad } from '../bench/http-load.mjs';
 import { connectInspector, INSPECT_ARG, INSPECT_LINE, summarizeProfile } from '../bench/inspector.mjs';
 import { snapshotBuild } from '../bench/snapshot.mjs';
-import { allAttestedSince, connectFleetAgents, fleetAgentsAlive, fleetAgentsRss, measureCp, routableSum, spawnFleetAgents, startRest, stopFleetAgents } from '../bench/fleet.mjs';
+import { allAttestedSince, confirmRoutable, connectFleetAgents, healthCounts, fleetAgentsAlive, fleetAgentsRss, measureCp, spawnFleetAgents, startRest, stopFleetAgents } from '../bench/fleet.mjs';
 
 // ---------- Arguments ----------
 
@@ -401,7 +401,7 @@ async function idleOnce(N, extra = {}) {
     log(`idle: ${offset + count} routable, the last ${count} after ${c.tRoutable - c.t0} ms; 3 s for a steady state, then a forced GC`);
     halves.push({ count, offset, ...c, mem: await measureCp(fl) });
   }
-  const health = await (await fetch(`${fl.cp.api_url}/health`)).json();
+  const health = await healthCounts(fl.cp.api_url);
   const [h1, h2] = halves;
   const all = halves[halves.length - 1].mem;
   const avg = { rss: (all.rss - before) / N, gc: (all.rssGc - before) / N };
@@ -508,9 +508,8 @@ async function benchRestart() {
   const deadline = tKill + 60_000;
   for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
     try {
-      // /health only (counts from memory): polling the admin /v1/apps (1000 apps, a query and ~200 KB of JSON)
-      // every 50 ms took a share of the very CPU the reconnect storm needs.
-      const h = await (await fetch(`${cp2.api_url}/health`, { signal: AbortSignal.timeout(5000) })).json();
+      // /health only: polling /v1/apps every 50 ms took a share of the very CPU the reconnect storm needs.
+      const h = await healthCounts(cp2.api_url);
       if (!Number.isFinite(tConnected) && h.agents_connected >= N) tConnected = Date.now();
       samples.push({ t: Date.now(), routable: h.agents_routable });
       if (h.agents_routable >= N) {
@@ -523,8 +522,7 @@ async function benchRestart() {
     await sleep(50);
   }
   // Cross-check with the admin view once the storm is over: every idle app has its agent routable.
-  const check = Number.isFinite(tRoutable) ? await routableSum(cp2.api_url) : null;
-  if (check && check.routable !== N) throw new Error(`/health said ${N} routable, /v1/apps says ${check.routable}`);
+  if (Number.isFinite(tRoutable)) await confirmRoutable(cp2.api_url, N);
   // The agents' own "all attested" lines (one per agents process) may trail the control plane's view by a few ms.
   const tAttested = (await waitFor(() => allAttestedSince(fl, tKill), 5000, 'every agents process\' all_attested line', 50).catch(() => null)) ?? NaN;
   const at = (ms) => {
@@ -792,9 +790,10 @@ async function profileStorm() {
     spawnFleetAgents(fl, N);
   }
   log(`profile: ${kind}, control plane profiled until all are routable`);
-  await waitFor(async () => (await routableSum(cp.api_url)).routable === N, 120_000, `${N} routable agents`, 200);
+  await waitFor(async () => (await healthCounts(cp.api_url)).agents_routable >= N, 120_000, `${N} routable agents`, 200);
   const took = Date.now() - t0;
   const prof = summarizeProfile(await insp.stopProfile(), 12);
+  await confirmRoutable(cp.api_url, N);
   await stopFleet();
   return { kind, took, prof };
 }
