@@ -69,7 +69,9 @@ function fail(msg) {
 
 // ---- fixture: the real Intel quote ----
 const fixtureQuote = readFileSync(join(FIXTURES, 'tdx_quote.bin'));
-const fixtureCollateral = normalizeCollateral(JSON.parse(readFileSync(join(FIXTURES, 'tdx_quote_collateral.json'), 'utf8')));
+const fixtureCollateral = normalizeCollateral(
+  JSON.parse(readFileSync(join(FIXTURES, 'tdx_quote_collateral.json'), 'utf8')),
+);
 const intelQvl = new QuoteVerifier(INTEL_SGX_ROOT_CA_DER);
 const intelOurs = new DcapVerifier({ collateral: new StaticCollateralSource(fixtureCollateral) });
 const fixtureAtMs = FIXTURE_AT_S * 1000;
@@ -84,10 +86,21 @@ const fixtureAtMs = FIXTURE_AT_S * 1000;
 const rot = await TestRootOfTrust.create();
 const genCollateral = normalizeCollateral(await rot.collateral());
 const m48 = (s) => createHash('sha384').update(s).digest();
-const build = { mrtd: m48('bench mrtd'), rtmr0: m48('bench rtmr0'), rtmr1: m48('bench rtmr1'), rtmr2: m48('bench rtmr2') };
+const build = {
+  mrtd: m48('bench mrtd'),
+  rtmr0: m48('bench rtmr0'),
+  rtmr1: m48('bench rtmr1'),
+  rtmr2: m48('bench rtmr2'),
+};
 const policy = parsePolicy({
   version: 'bench-1',
-  measurements: [{ repo: 'bench/app', release_tag: 'v1', ...Object.fromEntries(Object.entries(build).map(([k, v]) => [k, v.toString('hex')])) }],
+  measurements: [
+    {
+      repo: 'bench/app',
+      release_tag: 'v1',
+      ...Object.fromEntries(Object.entries(build).map(([k, v]) => [k, v.toString('hex')])),
+    },
+  ],
   tcb: { allowed_statuses: ['UpToDate', 'SWHardeningNeeded'], out_of_date_grace_days: 0 },
   advisory_deny: [],
   networks: { 'forge-1': { sealed: true } },
@@ -101,7 +114,11 @@ for (let i = 0; i < NQUOTES; i++) {
   requests.push({ subject, nonce, keyset, quote, now_ms: rot.now_ms, sealed_required: true });
 }
 const genQvl = QuoteVerifier.newWithRootCa(rot.root_der);
-const genOurs = DcapVerifier.newWithRootCa(rot.root_der, { collateral: new StaticCollateralSource(genCollateral), policy, logger: silent });
+const genOurs = DcapVerifier.newWithRootCa(rot.root_der, {
+  collateral: new StaticCollateralSource(genCollateral),
+  policy,
+  logger: silent,
+});
 {
   const v = await genOurs.verify(requests[0]);
   if (!v.ok) fail(`our verifier rejects a generated quote: ${v.reasons.join('; ')}`);
@@ -129,7 +146,9 @@ for (const r of Object.values(results)) r.ratio = r.ours.per_s / r.qvl.per_s;
 
 const GOAL = 5;
 if (JSON_OUT) {
-  process.stdout.write(`${JSON.stringify({ node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', seconds: SECONDS, quotes: NQUOTES, goal: GOAL, results }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', seconds: SECONDS, quotes: NQUOTES, goal: GOAL, results }, null, 2)}\n`,
+  );
 } else {
   const f = (x) => x.toFixed(0).padStart(8);
   const lines = [
@@ -139,8 +158,13 @@ if (JSON_OUT) {
   ];
   const label = { fixture: 'real Intel quote (fixture)', generated: `${NQUOTES} quotes, one platform` };
   for (const [k, r] of Object.entries(results)) {
-    lines.push(`${label[k].padEnd(30)}${f(r.ours.per_s)}         ${f(r.qvl.per_s)}           ${r.ratio.toFixed(1).padStart(6)}×  ${r.ratio >= GOAL ? `(goal ≥ ${GOAL}× met)` : `(BELOW the ${GOAL}× goal)`}`);
+    lines.push(
+      `${label[k].padEnd(30)}${f(r.ours.per_s)}         ${f(r.qvl.per_s)}           ${r.ratio.toFixed(1).padStart(6)}×  ${r.ratio >= GOAL ? `(goal ≥ ${GOAL}× met)` : `(BELOW the ${GOAL}× goal)`}`,
+    );
   }
-  lines.push('', 'ours: DcapVerifier, warm cache (generated: full verify with report_data binding and policy); dcap-qvl: QuoteVerifier.verify per quote.');
+  lines.push(
+    '',
+    'ours: DcapVerifier, warm cache (generated: full verify with report_data binding and policy); dcap-qvl: QuoteVerifier.verify per quote.',
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -24,19 +24,31 @@ export async function routableSum(api_url) {
  *  src = its index in fl.agents. */
 export function spawnFleetAgents(fl, count, start = count) {
   const src = fl.agents.length;
-  const opts = { ws_url: fl.cp.ws_url, backend_url: fl.backend.url, count, start, health_interval_s: 10, state_dir: tmpDir('ee-bench-many-') };
-  const h = spawnProc(src ? `many-agents #${src + 1}` : 'many-agents', process.execPath, [join(BENCH_DIR, 'many-agents.mjs'), JSON.stringify(opts)], {
-    ulimit: true,
-    onLine: (line) => {
-      if (!line.startsWith('{')) return;
-      try {
-        fl.events.push({ ...JSON.parse(line), src });
-        if (fl.events.length > 20_000) fl.events.splice(0, 10_000);
-      } catch {
-        // not ours
-      }
+  const opts = {
+    ws_url: fl.cp.ws_url,
+    backend_url: fl.backend.url,
+    count,
+    start,
+    health_interval_s: 10,
+    state_dir: tmpDir('ee-bench-many-'),
+  };
+  const h = spawnProc(
+    src ? `many-agents #${src + 1}` : 'many-agents',
+    process.execPath,
+    [join(BENCH_DIR, 'many-agents.mjs'), JSON.stringify(opts)],
+    {
+      ulimit: true,
+      onLine: (line) => {
+        if (!line.startsWith('{')) return;
+        try {
+          fl.events.push({ ...JSON.parse(line), src });
+          if (fl.events.length > 20_000) fl.events.splice(0, 10_000);
+        } catch {
+          // not ours
+        }
+      },
     },
-  });
+  );
   fl.agents.push(h);
   return h;
 }
@@ -58,7 +70,12 @@ export async function confirmRoutable(api_url, n) {
 async function connected(fl, h, n, t0) {
   await h.waitLine(new RegExp(`"ev":"all_attested".*"started":${n}\\}`), 120_000, `all ${n} agents attested`);
   const tAttested = Date.now();
-  await waitFor(async () => (await healthCounts(fl.cp.api_url)).agents_routable >= n, 30_000, `${n} routable agents in /health`, 100);
+  await waitFor(
+    async () => (await healthCounts(fl.cp.api_url)).agents_routable >= n,
+    30_000,
+    `${n} routable agents in /health`,
+    100,
+  );
   const tRoutable = Date.now();
   await confirmRoutable(fl.cp.api_url, n);
   return { t0, tAttested, tRoutable };

@@ -31,20 +31,23 @@ function request(agent, u, headers, timeout_ms) {
         resolve({ t0, t1: Date.now(), reused, ...r });
       }
     };
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'GET', headers, agent }, (res) => {
-      const chunks = [];
-      let n = 0;
-      res.on('data', (c) => {
-        n += c.length;
-        if (n <= 4096) chunks.push(c);
-      });
-      res.on('end', () => {
-        const body = res.statusCode >= 400 ? Buffer.concat(chunks).toString().slice(0, 300) : undefined;
-        done({ status: res.statusCode, body });
-      });
-      res.on('error', (e) => done({ status: res.statusCode, error: `response ${e.code ?? e.message}` }));
-      res.on('aborted', () => done({ status: res.statusCode, error: 'response aborted' }));
-    });
+    const req = http.request(
+      { host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'GET', headers, agent },
+      (res) => {
+        const chunks = [];
+        let n = 0;
+        res.on('data', (c) => {
+          n += c.length;
+          if (n <= 4096) chunks.push(c);
+        });
+        res.on('end', () => {
+          const body = res.statusCode >= 400 ? Buffer.concat(chunks).toString().slice(0, 300) : undefined;
+          done({ status: res.statusCode, body });
+        });
+        res.on('error', (e) => done({ status: res.statusCode, error: `response ${e.code ?? e.message}` }));
+        res.on('aborted', () => done({ status: res.statusCode, error: 'response aborted' }));
+      },
+    );
     req.on('socket', () => (reused = req.reusedSocket));
     req.setTimeout(timeout_ms, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
     req.on('error', (e) => done({ status: 0, error: e.code ?? e.message }));
@@ -84,7 +87,9 @@ async function main() {
                 code = r.body.slice(0, 60);
               }
             }
-            const kind = r.error ? `${r.error}${r.reused ? ' (reused socket)' : ' (new socket)'}` : `HTTP ${r.status}${code ? ` ${code}` : ''}`;
+            const kind = r.error
+              ? `${r.error}${r.reused ? ' (reused socket)' : ' (new socket)'}`
+              : `HTTP ${r.status}${code ? ` ${code}` : ''}`;
             s.kinds[kind] = (s.kinds[kind] ?? 0) + 1;
             s.first_fail_ms ??= r.t0;
             s.last_fail_ms = r.t1;
@@ -96,7 +101,10 @@ async function main() {
     }
   }
   await Promise.all(workers);
-  process.stdout.write(JSON.stringify({ start_ms: start, end_ms: Date.now(), targets: perTarget, failures }) + '\n', () => process.exit(0)); // exit even if a socket lingers
+  process.stdout.write(
+    JSON.stringify({ start_ms: start, end_ms: Date.now(), targets: perTarget, failures }) + '\n',
+    () => process.exit(0),
+  ); // exit even if a socket lingers
 }
 
 if (process.argv[1] === SELF) {

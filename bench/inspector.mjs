@@ -47,7 +47,10 @@ export async function connectInspector(url, timeout_ms = 5000) {
       await send('HeapProfiler.collectGarbage');
     },
     async memoryUsage() {
-      const r = await send('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+      const r = await send('Runtime.evaluate', {
+        expression: 'JSON.stringify(process.memoryUsage())',
+        returnByValue: true,
+      });
       return JSON.parse(r.result.value);
     },
     async startProfile(interval_us = 500) {
@@ -91,8 +94,19 @@ export function summarizeProfile(profile, top = 15) {
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
-      .map(([k, us]) => ({ name: k, ms: us / 1000, pct_total: (100 * us) / total, pct_busy: k === '(idle)' ? null : (100 * us) / (busy || 1) }));
-  return { total_ms: total / 1000, idle_ms: idle / 1000, busy_pct: (100 * busy) / total, functions: rows(fn), modules: rows(mod) };
+      .map(([k, us]) => ({
+        name: k,
+        ms: us / 1000,
+        pct_total: (100 * us) / total,
+        pct_busy: k === '(idle)' ? null : (100 * us) / (busy || 1),
+      }));
+  return {
+    total_ms: total / 1000,
+    idle_ms: idle / 1000,
+    busy_pct: (100 * busy) / total,
+    functions: rows(fn),
+    modules: rows(mod),
+  };
 }
 
 function shortUrl(url) {

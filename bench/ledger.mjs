@@ -38,7 +38,9 @@ const HTTP = !argv.includes('--no-http');
 const ACCOUNTS = 1000;
 const WINDOW = 4096;
 const PG_ADMIN = process.env.EE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const log = (...a) => { if (!JSON_OUT) console.error(...a); };
+const log = (...a) => {
+  if (!JSON_OUT) console.error(...a);
+};
 const dir = mkdtempSync(join(tmpdir(), 'ee-bench-ledger-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
@@ -57,17 +59,23 @@ function rawSqlite(batch) {
   db.pragma('synchronous = FULL');
   db.exec(RAW_SCHEMA);
   const ins = db.prepare('INSERT INTO accounts VALUES (?, 0, 1000000000)');
-  db.transaction(() => { for (let i = 0; i < ACCOUNTS; i++) ins.run(`user:${i}`); })();
+  db.transaction(() => {
+    for (let i = 0; i < ACCOUNTS; i++) ins.run(`user:${i}`);
+  })();
   const debit = db.prepare('UPDATE accounts SET debits = debits + ? WHERE id = ? AND credits - debits >= ?');
   const credit = db.prepare('UPDATE accounts SET credits = credits + ? WHERE id = ?');
-  const journal = db.prepare('INSERT INTO journal (transfer_id, debit, credit, amount, timestamp_ms) VALUES (?, ?, ?, ?, ?)');
+  const journal = db.prepare(
+    'INSERT INTO journal (transfer_id, debit, credit, amount, timestamp_ms) VALUES (?, ?, ?, ?, ?)',
+  );
   const one = (i) => {
     const from = `user:${i % ACCOUNTS}`;
     if (debit.run(1, from, 1).changes !== 1) throw new Error('overdraft');
     credit.run(1, `user:${(i * 7 + 1) % ACCOUNTS}`);
     journal.run(`r${i}`, from, `user:${(i * 7 + 1) % ACCOUNTS}`, 1, Date.now());
   };
-  const many = db.transaction((start, n) => { for (let i = start; i < start + n; i++) one(i); });
+  const many = db.transaction((start, n) => {
+    for (let i = start; i < start + n; i++) one(i);
+  });
   let done = 0;
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
@@ -85,15 +93,31 @@ function rawSqlite(batch) {
 async function ours(storeOpts) {
   const store = await openStore(storeOpts);
   const ledger = await LedgerStore.open(store.db, store.dialect, () => Date.now());
-  const accounts = Array.from({ length: ACCOUNTS }, (_, i) => ({ id: `user:${i}`, flags: { debits_must_not_exceed_credits: true } }));
+  const accounts = Array.from({ length: ACCOUNTS }, (_, i) => ({
+    id: `user:${i}`,
+    flags: { debits_must_not_exceed_credits: true },
+  }));
   await ledger.createAccounts(accounts);
-  await Promise.all(accounts.map((a, i) => ledger.createTransfers([{ id: `mint-${i}`, debit_account: 'platform:issuance', credit_account: a.id, amount: 1_000_000_000n }])));
+  await Promise.all(
+    accounts.map((a, i) =>
+      ledger.createTransfers([
+        { id: `mint-${i}`, debit_account: 'platform:issuance', credit_account: a.id, amount: 1_000_000_000n },
+      ]),
+    ),
+  );
   let next = 0;
   let failed = 0;
   const run = async (deadline) => {
     while (performance.now() < deadline) {
       const i = next++;
-      const [r] = await ledger.createTransfers([{ id: `t-${i}`, debit_account: `user:${i % ACCOUNTS}`, credit_account: `user:${(i * 7 + 1) % ACCOUNTS}`, amount: 1n }]);
+      const [r] = await ledger.createTransfers([
+        {
+          id: `t-${i}`,
+          debit_account: `user:${i % ACCOUNTS}`,
+          credit_account: `user:${(i * 7 + 1) % ACCOUNTS}`,
+          amount: 1n,
+        },
+      ]);
       if (r !== 'ok') failed++;
     }
   };
@@ -108,7 +132,13 @@ async function ours(storeOpts) {
   const report = await verifyLedger(store.db, store.dialect);
   await store.close();
   if (failed > 0) throw new Error(`${failed} transfers failed`);
-  return { rate, ops_per_batch: stats.ops / stats.batches, retries: stats.retries, verify_ok: report.ok, verify_errors: report.errors.slice(0, 5) };
+  return {
+    rate,
+    ops_per_batch: stats.ops / stats.batches,
+    retries: stats.retries,
+    verify_ok: report.ok,
+    verify_errors: report.errors.slice(0, 5),
+  };
 }
 
 // ---------- PostgreSQL ----------
@@ -132,21 +162,47 @@ async function pgbench() {
   return withTempDb(async (url) => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
-    await c.query(RAW_SCHEMA.replace('INTEGER PRIMARY KEY AUTOINCREMENT', 'BIGSERIAL PRIMARY KEY').replaceAll('INTEGER', 'BIGINT'));
+    await c.query(
+      RAW_SCHEMA.replace('INTEGER PRIMARY KEY AUTOINCREMENT', 'BIGSERIAL PRIMARY KEY').replaceAll('INTEGER', 'BIGINT'),
+    );
     await c.query(`INSERT INTO accounts SELECT 'user:' || g, 0, 1000000000 FROM generate_series(0, ${ACCOUNTS - 1}) g`);
     await c.end();
     const script = join(dir, 'transfer.sql');
-    writeFileSync(script, [
-      `\\set a random(0, ${ACCOUNTS - 1})`,
-      `\\set b random(0, ${ACCOUNTS - 1})`,
-      'BEGIN;',
-      `UPDATE accounts SET debits = debits + 1 WHERE id = 'user:' || :a AND credits - debits >= 1;`,
-      `UPDATE accounts SET credits = credits + 1 WHERE id = 'user:' || :b;`,
-      `INSERT INTO journal (transfer_id, debit, credit, amount, timestamp_ms) VALUES (md5(random()::text), 'user:' || :a, 'user:' || :b, 1, 0);`,
-      'COMMIT;',
-    ].join('\n'));
+    writeFileSync(
+      script,
+      [
+        `\\set a random(0, ${ACCOUNTS - 1})`,
+        `\\set b random(0, ${ACCOUNTS - 1})`,
+        'BEGIN;',
+        `UPDATE accounts SET debits = debits + 1 WHERE id = 'user:' || :a AND credits - debits >= 1;`,
+        `UPDATE accounts SET credits = credits + 1 WHERE id = 'user:' || :b;`,
+        `INSERT INTO journal (transfer_id, debit, credit, amount, timestamp_ms) VALUES (md5(random()::text), 'user:' || :a, 'user:' || :b, 1, 0);`,
+        'COMMIT;',
+      ].join('\n'),
+    );
     const u = new URL(url);
-    const out = execFileSync('pgbench', ['-n', '-c', '8', '-j', '2', '-T', String(SECONDS), '-f', script, '-h', u.hostname, '-p', u.port || '5432', '-U', u.username, u.pathname.slice(1)], { encoding: 'utf8' });
+    const out = execFileSync(
+      'pgbench',
+      [
+        '-n',
+        '-c',
+        '8',
+        '-j',
+        '2',
+        '-T',
+        String(SECONDS),
+        '-f',
+        script,
+        '-h',
+        u.hostname,
+        '-p',
+        u.port || '5432',
+        '-U',
+        u.username,
+        u.pathname.slice(1),
+      ],
+      { encoding: 'utf8' },
+    );
     const m = /tps = ([\d.]+)/.exec(out);
     if (!m) throw new Error(`pgbench output not understood:\n${out}`);
     return Number(m[1]);
@@ -158,17 +214,37 @@ async function pgbench() {
 async function http() {
   const port = 20000 + (process.pid % 20000);
   const token = 'bench-admin-token-0123456789abcdef';
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, EE_DB_PATH: join(dir, 'http.db'), EE_CONTROL_PORT: String(port), EE_PROXY_PORT: '0', EE_CONTROL_BIND: '127.0.0.1', EE_ADMIN_TOKEN: token, EE_LOG_LEVEL: 'error' };
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'packages/cli/bin/ee.js'), 'control-plane'], { env, stdio: 'ignore' });
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    EE_DB_PATH: join(dir, 'http.db'),
+    EE_CONTROL_PORT: String(port),
+    EE_PROXY_PORT: '0',
+    EE_CONTROL_BIND: '127.0.0.1',
+    EE_ADMIN_TOKEN: token,
+    EE_LOG_LEVEL: 'error',
+  };
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'packages/cli/bin/ee.js'), 'control-plane'], {
+    env,
+    stdio: 'ignore',
+  });
   const base = `http://127.0.0.1:${port}`;
   try {
     for (let i = 0; ; i++) {
-      try { if ((await fetch(`${base}/health`)).ok) break; } catch { /* not yet */ }
+      try {
+        if ((await fetch(`${base}/health`)).ok) break;
+      } catch {
+        /* not yet */
+      }
       if (i > 200) throw new Error('control plane did not start');
       await new Promise((r) => setTimeout(r, 50));
     }
     const post = async (path, body, auth = token) => {
-      const r = await fetch(`${base}${path}`, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const r = await fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
       return r.json();
     };
@@ -176,7 +252,10 @@ async function http() {
     const bob = await post('/v1/accounts', { kind: 'user', name: 'bob' });
     await post('/v1/credits/purchase', { account: alice.account_id, amount: '$1000000', payment_ref: 'bench' });
     const result = await autocannon({
-      url: `${base}/v1/credits/transfer`, method: 'POST', connections: 64, duration: SECONDS,
+      url: `${base}/v1/credits/transfer`,
+      method: 'POST',
+      connections: 64,
+      duration: SECONDS,
       headers: { authorization: `Bearer ${alice.api_key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ to: bob.account_id, amount_micro_usd: 1 }),
     });

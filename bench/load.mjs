@@ -45,7 +45,9 @@ async function main() {
       const errorKinds = {};
       const timeline = [];
       const start = Date.now();
-      const inst = autocannon({ ...base, duration }, (err, result) => (err ? reject(err) : resolve({ result, samples: samples.subarray(0, n), errorKinds, timeline, start })));
+      const inst = autocannon({ ...base, duration }, (err, result) =>
+        err ? reject(err) : resolve({ result, samples: samples.subarray(0, n), errorKinds, timeline, start }),
+      );
       if (!record) return;
       inst.on('response', (_client, status, _bytes, ms) => {
         if (status >= 200 && status < 300) {

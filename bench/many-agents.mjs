@@ -54,18 +54,34 @@ for (let i = 0; i < count; i++) {
   };
   const a = new Agent(loadAgentConfig(env), { logger });
   a.on('connected', () => {
-    if (!connected[i]) (connected[i] = 1), nConnected++, (dirty = true);
+    if (!connected[i]) {
+      connected[i] = 1;
+      nConnected++;
+      dirty = true;
+    }
   });
   a.on('attested', () => {
-    if (!attested[i]) (attested[i] = 1), nAttested++, (dirty = true);
+    if (!attested[i]) {
+      attested[i] = 1;
+      nAttested++;
+      dirty = true;
+    }
     if (nAttested === started && !wasAll) {
       wasAll = true;
       emit({ ev: 'all_attested', t: Date.now(), started });
     }
   });
   a.on('disconnected', () => {
-    if (connected[i]) (connected[i] = 0), nConnected--, (dirty = true);
-    if (attested[i]) (attested[i] = 0), nAttested--, (dirty = true);
+    if (connected[i]) {
+      connected[i] = 0;
+      nConnected--;
+      dirty = true;
+    }
+    if (attested[i]) {
+      attested[i] = 0;
+      nAttested--;
+      dirty = true;
+    }
     wasAll = false;
   });
   agents.push(a);
@@ -85,7 +101,13 @@ process.on('SIGUSR2', () => {
 const ticker = setInterval(() => {
   if (!dirty) return;
   dirty = false;
-  emit({ ev: 'status', t: Date.now(), connected: nConnected, attested: nAttested, rss_kib: Math.round(process.memoryUsage.rss() / 1024) });
+  emit({
+    ev: 'status',
+    t: Date.now(),
+    connected: nConnected,
+    attested: nAttested,
+    rss_kib: Math.round(process.memoryUsage.rss() / 1024),
+  });
 }, 100);
 
 let stopping = false;

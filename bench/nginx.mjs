@@ -17,12 +17,18 @@ import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { freePort, spawnProc, tmpDir, waitFor } from './procs.mjs';
 
-export const NGINX_INSTALL_HINT = 'nginx not found: install it with `apt-get update && apt-get install -y nginx-light` (Debian/Ubuntu), then re-run';
+export const NGINX_INSTALL_HINT =
+  'nginx not found: install it with `apt-get update && apt-get install -y nginx-light` (Debian/Ubuntu), then re-run';
 
 /** Path of the nginx binary (BENCH_NGINX=/path overrides, BENCH_NGINX=none skips nginx), or null. */
 export function findNginx() {
   if (process.env.BENCH_NGINX === 'none') return null; // skip the nginx column on purpose
-  for (const p of [process.env.BENCH_NGINX, '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
+  for (const p of [
+    process.env.BENCH_NGINX,
+    '/usr/sbin/nginx',
+    '/usr/local/sbin/nginx',
+    '/usr/local/nginx/sbin/nginx',
+  ]) {
     if (p && existsSync(p)) return p;
   }
   try {
@@ -90,9 +96,13 @@ export async function startNginx({ bin, upstream_port, workers = process.env.BEN
   writeFileSync(conf, nginxConf({ dir, listen_port, upstream_port, workers }));
   const h = spawnProc('nginx', bin, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stopSignal: 'SIGTERM' });
   const url = `http://127.0.0.1:${listen_port}`;
-  await waitFor(async () => {
-    if (!h.alive()) throw new Error(`nginx exited: ${h.output()}`);
-    return (await fetch(`${url}/small`)).ok;
-  }, 10_000, 'nginx to answer');
+  await waitFor(
+    async () => {
+      if (!h.alive()) throw new Error(`nginx exited: ${h.output()}`);
+      return (await fetch(`${url}/small`)).ok;
+    },
+    10_000,
+    'nginx to answer',
+  );
   return { ...h, port: listen_port, url, conf, workers };
 }

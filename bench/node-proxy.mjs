@@ -14,10 +14,25 @@ if (!backendUrl) {
   process.stderr.write('usage: node bench/node-proxy.mjs <backend_url> [port]\n');
   process.exit(2);
 }
-const pool = new Pool(new URL(backendUrl).origin, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 5_000 } });
+const pool = new Pool(new URL(backendUrl).origin, {
+  connections: 128,
+  pipelining: 1,
+  keepAliveTimeout: 30_000,
+  connect: { timeout: 5_000 },
+});
 
 // RFC 9110 hop-by-hop headers (the same list as the tunnel's), plus those a Connection header names.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
 // Not passed to undici: host (undici sets the backend's own) and expect (undici does not support it; Node's
 // server already answered 100-continue).
 const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'expect']);
@@ -26,7 +41,8 @@ const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'expect']);
 function filterRaw(raw, drop) {
   let named = null;
   for (let i = 0; i < raw.length; i += 2) {
-    if (String(raw[i]).toLowerCase() === 'connection') for (const t of String(raw[i + 1]).split(',')) (named ??= new Set()).add(t.trim().toLowerCase());
+    if (String(raw[i]).toLowerCase() === 'connection')
+      for (const t of String(raw[i + 1]).split(',')) (named ??= new Set()).add(t.trim().toLowerCase());
   }
   const out = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -39,7 +55,10 @@ function filterRaw(raw, drop) {
 }
 
 const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
-  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  const hasBody =
+    req.headers['content-length'] !== undefined
+      ? req.headers['content-length'] !== '0'
+      : req.headers['transfer-encoding'] !== undefined;
   if (!hasBody) req.resume();
   let controller = null;
   let waitingDrain = false;
@@ -52,13 +71,28 @@ const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }
     if (!res.writableFinished) controller?.abort(new Error('client closed'));
   });
   pool.dispatch(
-    { method: req.method, path: req.url, headers: filterRaw(req.rawHeaders, DROP_REQUEST), body: hasBody ? req : null, headersTimeout: 0, bodyTimeout: 300_000 },
+    {
+      method: req.method,
+      path: req.url,
+      headers: filterRaw(req.rawHeaders, DROP_REQUEST),
+      body: hasBody ? req : null,
+      headersTimeout: 0,
+      bodyTimeout: 300_000,
+    },
     {
       onRequestStart(c) {
         controller = c;
       },
       onResponseStart(c, status, headers, statusMessage) {
-        res.writeHead(status, statusMessage || undefined, filterRaw(c.rawHeaders ?? Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, v])), HOP_BY_HOP));
+        res.writeHead(
+          status,
+          statusMessage || undefined,
+          filterRaw(
+            c.rawHeaders ??
+              Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, v])),
+            HOP_BY_HOP,
+          ),
+        );
       },
       onResponseData(c, chunk) {
         if (!res.write(chunk) && !waitingDrain) {

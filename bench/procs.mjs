@@ -124,11 +124,26 @@ export function childPids(pid) {
  * Spawns a process. With `ulimit`, it runs under `bash -c 'ulimit -n …; exec …'` (same pid after exec) so
  * it may hold thousands of sockets. Keeps the last 256 KiB of its output.
  */
-export function spawnProc(name, cmd, args, { env = {}, ulimit = false, cwd = REPO_ROOT, onLine, stopSignal = 'SIGKILL' } = {}) {
+export function spawnProc(
+  name,
+  cmd,
+  args,
+  { env = {}, ulimit = false, cwd = REPO_ROOT, onLine, stopSignal = 'SIGKILL' } = {},
+) {
   // GLIBC_TUNABLES passes through, to measure allocator settings (e.g. the mmap threshold) on the real processes.
-  const fullEnv = { PATH: process.env.PATH, HOME: process.env.HOME, EE_BENCH_CODE_ROOT: CODE_ROOT, ...(process.env.GLIBC_TUNABLES ? { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES } : {}), ...env };
+  const fullEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    EE_BENCH_CODE_ROOT: CODE_ROOT,
+    ...(process.env.GLIBC_TUNABLES ? { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES } : {}),
+    ...env,
+  };
   const child = ulimit
-    ? spawn('bash', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`, 'bash', cmd, ...args], { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(
+        'bash',
+        ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`, 'bash', cmd, ...args],
+        { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
     : spawn(cmd, args, { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const lineWaiters = [];
@@ -190,7 +205,10 @@ export function spawnProc(name, cmd, args, { env = {}, ulimit = false, cwd = REP
     },
     /** Waits for an output line matching re (bounded). */
     waitLine(re, timeout_ms, what = String(re)) {
-      const m = out.split('\n').map((l) => re.exec(l)).find(Boolean);
+      const m = out
+        .split('\n')
+        .map((l) => re.exec(l))
+        .find(Boolean);
       if (m) return Promise.resolve({ match: m, line: m.input, at: Date.now() });
       if (exitInfo) return Promise.reject(new Error(`${name} already exited before ${what}\n${out.slice(-4000)}`));
       return new Promise((resolve, reject) => {
@@ -200,7 +218,9 @@ export function spawnProc(name, cmd, args, { env = {}, ulimit = false, cwd = REP
           reject,
           timer: setTimeout(() => {
             lineWaiters.splice(lineWaiters.indexOf(w), 1);
-            reject(new Error(`timed out after ${timeout_ms} ms waiting for ${name} to print ${what}\n${out.slice(-4000)}`));
+            reject(
+              new Error(`timed out after ${timeout_ms} ms waiting for ${name} to print ${what}\n${out.slice(-4000)}`),
+            );
           }, timeout_ms),
         };
         lineWaiters.push(w);
@@ -252,7 +272,9 @@ export async function startBackend() {
 
 /** The one-Node-hop reference proxy (bench/node-proxy.mjs) in front of backend_url. */
 export async function startNodeProxy(backend_url) {
-  const h = spawnProc('node-proxy', process.execPath, [join(BENCH_DIR, 'node-proxy.mjs'), backend_url, '0'], { ulimit: true });
+  const h = spawnProc('node-proxy', process.execPath, [join(BENCH_DIR, 'node-proxy.mjs'), backend_url, '0'], {
+    ulimit: true,
+  });
   const { match } = await h.waitLine(/^\{"port":(\d+)\}$/, 10_000, 'its port');
   const port = Number(match[1]);
   return { ...h, port, url: `http://127.0.0.1:${port}` };
@@ -281,7 +303,15 @@ export function cpEnv({ api_port, proxy_port, db_path, extra = {} }) {
  * `ee control-plane` as a subprocess on fixed loopback ports (so it can be killed and restarted on the same
  * ports and database). Resolves once it printed its "listening" line and /health answers.
  */
-export async function spawnControlPlane({ api_port, proxy_port, db_path, extra = {}, nodeArgs = [], name = 'control-plane', onLine } = {}) {
+export async function spawnControlPlane({
+  api_port,
+  proxy_port,
+  db_path,
+  extra = {},
+  nodeArgs = [],
+  name = 'control-plane',
+  onLine,
+} = {}) {
   api_port ??= await freePort();
   proxy_port ??= await freePort();
   db_path ??= join(tmpDir(), 'cp.db');
@@ -328,11 +358,19 @@ export function spawnAgent({ ws_url, backend_url, app = 'demo', agent_id, extra 
 }
 
 export async function waitRoutable(api_url, app = 'demo', timeout_ms = 10_000) {
-  await waitFor(async () => (await fetch(`${api_url}/v1/resolve/${app}`)).status === 200, timeout_ms, `app ${app} to be routable`, 25);
+  await waitFor(
+    async () => (await fetch(`${api_url}/v1/resolve/${app}`)).status === 200,
+    timeout_ms,
+    `app ${app} to be routable`,
+    25,
+  );
 }
 
 export async function adminGet(api_url, path) {
-  const res = await fetch(`${api_url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${api_url}${path}`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(5000),
+  });
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
   return res.json();
 }

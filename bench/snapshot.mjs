@@ -10,7 +10,9 @@ import { tmpDir } from './procs.mjs';
 
 export function snapshotBuild(repoRoot) {
   const root = tmpDir('ee-bench-code-');
-  const pkgs = readdirSync(join(repoRoot, 'packages')).filter((p) => existsSync(join(repoRoot, 'packages', p, 'package.json')));
+  const pkgs = readdirSync(join(repoRoot, 'packages')).filter((p) =>
+    existsSync(join(repoRoot, 'packages', p, 'package.json')),
+  );
   for (const p of pkgs) {
     const src = join(repoRoot, 'packages', p);
     const dst = join(root, 'packages', p);

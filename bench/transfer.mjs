@@ -45,7 +45,19 @@ function curlOnce(o) {
     const args = ['-s', '--max-time', String(TRANSFER_TIMEOUT_MS / 1000), '--noproxy', '*'];
     for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
     if (o.mode === 'upload') {
-      args.push('-X', 'POST', '-T', uploadFile(o.bytes), '-H', 'Expect:', '-H', 'content-type: application/octet-stream', '-w', '\n%{http_code} %{size_upload} %{time_total}', o.url);
+      args.push(
+        '-X',
+        'POST',
+        '-T',
+        uploadFile(o.bytes),
+        '-H',
+        'Expect:',
+        '-H',
+        'content-type: application/octet-stream',
+        '-w',
+        '\n%{http_code} %{size_upload} %{time_total}',
+        o.url,
+      );
     } else {
       args.push('-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', o.url);
     }
@@ -57,7 +69,14 @@ function curlOnce(o) {
       const [status, size, total] = lines.pop().split(' ').map(Number);
       const ms = total * 1000;
       let ok = code === 0 && status === 200 && size === o.bytes;
-      let error = code !== 0 ? `curl exit ${code}` : status !== 200 ? `HTTP ${status}` : size !== o.bytes ? `moved ${size} of ${o.bytes}` : undefined;
+      let error =
+        code !== 0
+          ? `curl exit ${code}`
+          : status !== 200
+            ? `HTTP ${status}`
+            : size !== o.bytes
+              ? `moved ${size} of ${o.bytes}`
+              : undefined;
       if (ok && o.mode === 'upload') {
         let got = -1;
         try {
@@ -65,7 +84,10 @@ function curlOnce(o) {
         } catch {
           // not the sink's answer
         }
-        if (got !== o.bytes) (ok = false), (error = `sink got ${got}`);
+        if (got !== o.bytes) {
+          ok = false;
+          error = `sink got ${got}`;
+        }
       }
       resolve({ dir: o.mode, bytes: size, ms, gbps: size / total / 1e9, ok, status, error });
     });
@@ -110,27 +132,39 @@ function once(agent, o) {
       headers['content-type'] = 'application/octet-stream';
       headers['content-length'] = String(o.bytes);
     }
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: upload ? 'POST' : 'GET', headers, agent }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => {
-        got += c.length;
-        if (upload && chunks.length < 16) chunks.push(c);
-      });
-      res.on('end', () => {
-        if (upload) {
-          let n = -1;
-          try {
-            n = JSON.parse(Buffer.concat(chunks).toString()).bytes;
-          } catch {
-            // not the sink's answer
+    const req = http.request(
+      { host: u.hostname, port: u.port, path: u.pathname + u.search, method: upload ? 'POST' : 'GET', headers, agent },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => {
+          got += c.length;
+          if (upload && chunks.length < 16) chunks.push(c);
+        });
+        res.on('end', () => {
+          if (upload) {
+            let n = -1;
+            try {
+              n = JSON.parse(Buffer.concat(chunks).toString()).bytes;
+            } catch {
+              // not the sink's answer
+            }
+            done({
+              ok: res.statusCode === 200 && n === o.bytes,
+              status: res.statusCode,
+              sent: n,
+              error: n === o.bytes ? undefined : `sink got ${n}`,
+            });
+          } else {
+            done({
+              ok: res.statusCode === 200 && got === o.bytes,
+              status: res.statusCode,
+              error: got === o.bytes ? undefined : `got ${got} of ${o.bytes}`,
+            });
           }
-          done({ ok: res.statusCode === 200 && n === o.bytes, status: res.statusCode, sent: n, error: n === o.bytes ? undefined : `sink got ${n}` });
-        } else {
-          done({ ok: res.statusCode === 200 && got === o.bytes, status: res.statusCode, error: got === o.bytes ? undefined : `got ${got} of ${o.bytes}` });
-        }
-      });
-      res.on('error', (e) => done({ ok: false, status: res.statusCode, sent: 0, error: e.code ?? e.message }));
-    });
+        });
+        res.on('error', (e) => done({ ok: false, status: res.statusCode, sent: 0, error: e.code ?? e.message }));
+      },
+    );
     req.setTimeout(TRANSFER_TIMEOUT_MS, () => req.destroy(new Error('timeout')));
     req.on('error', (e) => done({ ok: false, status: 0, sent: 0, error: e.code ?? e.message }));
     if (!upload) return void req.end();

@@ -21,7 +21,10 @@ const server = http.createServer((req, res) => {
   });
 
   if (path === '/echo' || path.startsWith('/echo?')) {
-    const headers = { 'content-type': req.headers['content-type'] ?? 'application/octet-stream', 'cache-control': 'no-store' };
+    const headers = {
+      'content-type': req.headers['content-type'] ?? 'application/octet-stream',
+      'cache-control': 'no-store',
+    };
     if (req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
     res.writeHead(200, headers);
     req.pipe(res); // streamed: any size, bounded memory
@@ -46,7 +49,10 @@ const server = http.createServer((req, res) => {
 });
 
 server.on('error', (err) => {
-  const why = err.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (set EE_DEMO_BACKEND_PORT to use another)` : err.message;
+  const why =
+    err.code === 'EADDRINUSE'
+      ? `port ${port} on ${host} is already in use (set EE_DEMO_BACKEND_PORT to use another)`
+      : err.message;
   process.stderr.write(`demo-backend: ${why}\n`);
   process.exit(1);
 });

@@ -50,7 +50,8 @@ const die = (msg, code = 1) => {
 
 function port(name, fallback) {
   const raw = process.env[name] || String(fallback);
-  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) die(`${name} must be an integer from 1 to 65535, got "${raw}"`, 2);
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535)
+    die(`${name} must be an integer from 1 to 65535, got "${raw}"`, 2);
   return Number(raw);
 }
 const ports = {
@@ -65,7 +66,9 @@ const ports = {
     seen.set(p.port, p.name);
   }
 }
-const drainSec = Number(/^[0-9]+$/.test(process.env.EE_DRAIN_TIMEOUT_SEC ?? '') ? process.env.EE_DRAIN_TIMEOUT_SEC : 30);
+const drainSec = Number(
+  /^[0-9]+$/.test(process.env.EE_DRAIN_TIMEOUT_SEC ?? '') ? process.env.EE_DRAIN_TIMEOUT_SEC : 30,
+);
 
 // ---------- build ----------
 
@@ -192,7 +195,9 @@ function readable(line, hidden) {
   for (const [k, v] of Object.entries(o)) {
     if (hidden.has(k) || v === undefined) continue;
     const value = k === 'err' && v && typeof v === 'object' ? (v.message ?? JSON.stringify(v)) : v;
-    extra.push(`${k}=${typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)}`);
+    extra.push(
+      `${k}=${typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)}`,
+    );
   }
   return `${time} ${level} ${o.msg ?? ''}${extra.length ? `  ${paint('2', extra.join(' '))}` : ''}`;
 }
@@ -203,7 +208,12 @@ let shuttingDown = false;
 function startChild(role) {
   const spec = roles[role];
   // Own process group: a terminal's Ctrl-C reaches only this script, which then stops the children in order.
-  const proc = spawn(process.execPath, spec.args, { cwd: ROOT, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const proc = spawn(process.execPath, spec.args, {
+    cwd: ROOT,
+    env: spec.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const prefix = paint(spec.color, `[${role}]`);
   const hidden = role === 'agent' ? AGENT_HIDDEN : HIDDEN;
   let successor = 0; // a SIGHUP handoff announces the new control plane's pid on this (inherited) output
@@ -382,9 +392,13 @@ while (!shuttingDown) {
   last = await get(`${API}/v1/resolve/${APP}`);
   if (last.status === 200) break;
   if (Date.now() > deadline) {
-    say(`the app "${APP}" did not become routable within ${READY_TIMEOUT_MS / 1000} s; last answer of /v1/resolve/${APP}: ${last.status || 'no connection'} ${last.body}`);
+    say(
+      `the app "${APP}" did not become routable within ${READY_TIMEOUT_MS / 1000} s; last answer of /v1/resolve/${APP}: ${last.status || 'no connection'} ${last.body}`,
+    );
     if (last.body.includes('app_expired')) {
-      say(`its registration expired (EE_REGISTRATION_TTL_DAYS counts from the first start): remove ${relative(ROOT, DB_PATH)}* to start afresh`);
+      say(
+        `its registration expired (EE_REGISTRATION_TTL_DAYS counts from the first start): remove ${relative(ROOT, DB_PATH)}* to start afresh`,
+      );
     }
     await shutdown(1);
   }

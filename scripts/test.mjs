@@ -8,6 +8,9 @@ import { join, relative } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const run = (cmd) => execSync(cmd, { cwd: root, stdio: 'inherit' });
 
+// Format and lint first: both read the sources only and fail in seconds.
+run('npx prettier --check --log-level warn .');
+run('npx eslint .');
 run('npx tsc -b');
 
 // PostgreSQL: start the local cluster if it is installed and down (the persistence tests need it).
@@ -15,7 +18,10 @@ try {
   execSync('pg_isready -h 127.0.0.1 -p 5432 -q', { stdio: 'ignore' });
 } catch {
   try {
-    execSync('pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start', { stdio: 'inherit', shell: '/bin/bash' });
+    execSync('pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start', {
+      stdio: 'inherit',
+      shell: '/bin/bash',
+    });
   } catch {
     console.warn('test: could not start PostgreSQL; its tests will skip (or fail under CI / EE_REQUIRE_PG=1)');
   }
@@ -38,5 +44,9 @@ if (files.length === 0) {
   console.error('test: no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { cwd: root, stdio: 'inherit', env: { ...process.env, EE_REQUIRE_PG: process.env.EE_REQUIRE_PG ?? (process.env.CI ? '1' : '') } });
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, EE_REQUIRE_PG: process.env.EE_REQUIRE_PG ?? (process.env.CI ? '1' : '') },
+});
 process.exit(r.status ?? 1);

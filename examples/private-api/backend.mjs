@@ -18,7 +18,8 @@ const send = (res, status, body) => {
 
 const server = http.createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method === 'GET' && path === '/api/private') return send(res, 200, { secret_of_the_day: 'tdx-all-the-way-down', served_by: 'private-api' });
+  if (req.method === 'GET' && path === '/api/private')
+    return send(res, 200, { secret_of_the_day: 'tdx-all-the-way-down', served_by: 'private-api' });
   if (req.method === 'GET' && path === '/api/notes') return send(res, 200, { notes });
   if (req.method === 'POST' && path === '/api/notes') {
     let body = '';
@@ -34,7 +35,8 @@ const server = http.createServer((req, res) => {
       } catch {
         return send(res, 400, { error: { code: 'bad_json', message: 'expected {"text": "..."}' } });
       }
-      if (typeof text !== 'string') return send(res, 400, { error: { code: 'bad_note', message: 'text must be a string' } });
+      if (typeof text !== 'string')
+        return send(res, 400, { error: { code: 'bad_note', message: 'text must be a string' } });
       const note = { id: notes.length + 1, text };
       notes.push(note);
       send(res, 201, note);

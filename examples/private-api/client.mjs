@@ -18,13 +18,16 @@ const out = (step, value) => process.stdout.write(`${JSON.stringify({ step, ...v
 
 try {
   const app = await ee.connect(process.env.EE_APP ?? 'private-api');
-  out('connected', { verified: app.verified ? { evidence_type: app.verified.evidence_type, agent_id: app.verified.agent_id } : null });
+  out('connected', {
+    verified: app.verified ? { evidence_type: app.verified.evidence_type, agent_id: app.verified.agent_id } : null,
+  });
   out('private', await (await app.get('/api/private')).json());
   out('created', await (await app.post('/api/notes', { text: 'hello from the SDK' })).json());
   out('notes', await (await app.get('/api/notes')).json());
 } catch (err) {
   if (err instanceof AttestationError) out('refused', { reasons: err.reasons });
-  else if (err instanceof EasyEnclaveError) out('error', { kind: err.kind, status: err.status, code: err.code, message: err.message });
+  else if (err instanceof EasyEnclaveError)
+    out('error', { kind: err.kind, status: err.status, code: err.code, message: err.message });
   else throw err;
   process.exitCode = 1;
 }

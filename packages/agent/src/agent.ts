@@ -23,7 +23,13 @@ import {
   type RequestHead,
   type MuxStream,
 } from '@easyenclave/protocol';
-import { computeReportData, generateKeyset, publicKeyset, type AgentKeys, type QuoteProvider } from '@easyenclave/attestation';
+import {
+  computeReportData,
+  generateKeyset,
+  publicKeyset,
+  type AgentKeys,
+  type QuoteProvider,
+} from '@easyenclave/attestation';
 import type { AgentConfig } from './config.js';
 import { fullJitterDelay } from './backoff.js';
 import { forwardToBackend, newBackendPool } from './forwarder.js';
@@ -64,9 +70,14 @@ export class Agent extends EventEmitter {
   private stopped = false;
   attested = false;
 
-  constructor(readonly config: AgentConfig, opts: AgentOptions = {}) {
+  constructor(
+    readonly config: AgentConfig,
+    opts: AgentOptions = {},
+  ) {
     super();
-    this.log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'agent', app: config.app_name, agent_id: config.agent_id } });
+    this.log =
+      opts.logger ??
+      pino({ level: config.log_level, base: { svc: 'agent', app: config.app_name, agent_id: config.agent_id } });
     // Without an injected provider: configfs-tsm on TDX, the sandbox on sandbox-1, and on a sealed network
     // without TDX a NoTdxError here (logged), so `ee agent` exits non-zero instead of falling back.
     this.provider = opts.quote_provider ?? selectQuoteProvider(config, this.log);
@@ -87,7 +98,10 @@ export class Agent extends EventEmitter {
     const conns = [...this.draining, ...(this.current ? [this.current] : [])];
     for (const c of conns) c.session.goaway();
     const deadline = Date.now() + drain_timeout_ms;
-    while (Date.now() < deadline && conns.some((c) => c.session.activeStreams > 0 && c.ws.readyState === WebSocket.OPEN)) {
+    while (
+      Date.now() < deadline &&
+      conns.some((c) => c.session.activeStreams > 0 && c.ws.readyState === WebSocket.OPEN)
+    ) {
       await new Promise((r) => setTimeout(r, 20));
     }
     // Close and wait (bounded) for the control plane's close frame, so it sees 1001 and not a dropped socket.
@@ -152,8 +166,13 @@ export class Agent extends EventEmitter {
       conn.last_seen = Date.now();
       this.emit('connected');
       this.send(conn, {
-        type: 'register', repo: this.config.repo, release_tag: this.config.release_tag, app_name: this.config.app_name,
-        network: this.config.network, agent_id: this.config.agent_id, agent_version: AGENT_VERSION,
+        type: 'register',
+        repo: this.config.repo,
+        release_tag: this.config.release_tag,
+        app_name: this.config.app_name,
+        network: this.config.network,
+        agent_id: this.config.agent_id,
+        agent_version: AGENT_VERSION,
         ...(this.config.node_token !== undefined ? { node_token: this.config.node_token } : {}),
       });
     });
@@ -251,8 +270,12 @@ export class Agent extends EventEmitter {
       const quote = await this.provider.getQuote(report_data);
       const m = (this.provider as { measurements?: Record<string, string> }).measurements ?? {};
       this.send(conn, {
-        type: 'attest_response', nonce: req.nonce, quote: quote.toString('base64'), report_data: report_data.toString('hex'),
-        measurements: { ...m }, keyset,
+        type: 'attest_response',
+        nonce: req.nonce,
+        quote: quote.toString('base64'),
+        report_data: report_data.toString('hex'),
+        measurements: { ...m },
+        keyset,
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not produce a quote');
@@ -264,7 +287,12 @@ export class Agent extends EventEmitter {
     const url = new URL(this.config.backend_url);
     if (this.config.health_path) {
       try {
-        const res = await this.pool.request({ method: 'GET', path: this.config.health_path, headersTimeout: HEALTH_CHECK_TIMEOUT_MS, bodyTimeout: HEALTH_CHECK_TIMEOUT_MS });
+        const res = await this.pool.request({
+          method: 'GET',
+          path: this.config.health_path,
+          headersTimeout: HEALTH_CHECK_TIMEOUT_MS,
+          bodyTimeout: HEALTH_CHECK_TIMEOUT_MS,
+        });
         await res.body.dump();
         return res.statusCode < 500 ? { ok: true } : { ok: false, detail: `backend health answered ${res.statusCode}` };
       } catch (err) {
@@ -272,14 +300,19 @@ export class Agent extends EventEmitter {
       }
     }
     return new Promise((resolve) => {
-      const sock = net.connect({ host: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) });
+      const sock = net.connect({
+        host: url.hostname,
+        port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+      });
       const done = (r: { ok: boolean; detail?: string }) => {
         sock.destroy();
         resolve(r);
       };
       sock.setTimeout(HEALTH_CHECK_TIMEOUT_MS, () => done({ ok: false, detail: 'backend connect timeout' }));
       sock.once('connect', () => done({ ok: true }));
-      sock.once('error', (err: Error & { code?: string }) => done({ ok: false, detail: `backend unreachable: ${err.code ?? err.message}` }));
+      sock.once('error', (err: Error & { code?: string }) =>
+        done({ ok: false, detail: `backend unreachable: ${err.code ?? err.message}` }),
+      );
     });
   }
 
@@ -287,7 +320,10 @@ export class Agent extends EventEmitter {
     const conn = this.current;
     if (!conn?.registered) return;
     const r = await this.checkBackend();
-    this.send(conn, r.ok ? { type: 'health', status: 'pass' } : { type: 'health', status: 'fail', detail: r.detail!.slice(0, 500) });
+    this.send(
+      conn,
+      r.ok ? { type: 'health', status: 'pass' } : { type: 'health', status: 'fail', detail: r.detail!.slice(0, 500) },
+    );
   }
 
   private checkLiveness(): void {

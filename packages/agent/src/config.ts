@@ -30,7 +30,10 @@ export interface AgentConfig {
 
 export class AgentConfigError extends Error {
   override readonly name = 'AgentConfigError';
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(`${variable} ${message}`);
   }
 }
@@ -51,7 +54,8 @@ function required(env: Env, name: string): string {
 function int(env: Env, name: string, def: number, min: number, max: number): number {
   const v = get(env, name);
   if (v === undefined) return def;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new AgentConfigError(name, `must be an integer from ${min} to ${max}, got "${v}"`);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new AgentConfigError(name, `must be an integer from ${min} to ${max}, got "${v}"`);
   return Number(v);
 }
 
@@ -63,11 +67,16 @@ function url(env: Env, name: string, protocols: string[]): string {
   } catch {
     throw new AgentConfigError(name, `must be a URL, got "${v}"`);
   }
-  if (!protocols.includes(u.protocol)) throw new AgentConfigError(name, `must use ${protocols.join(' or ')}, got "${u.protocol}"`);
+  if (!protocols.includes(u.protocol))
+    throw new AgentConfigError(name, `must use ${protocols.join(' or ')}, got "${u.protocol}"`);
   return v;
 }
 
-function checked<T>(name: string, value: string, schema: { safeParse(v: unknown): { success: boolean; error?: { issues: Array<{ message: string }> } } }): string {
+function checked(
+  name: string,
+  value: string,
+  schema: { safeParse(v: unknown): { success: boolean; error?: { issues: Array<{ message: string }> } } },
+): string {
   const r = schema.safeParse(value);
   if (!r.success) throw new AgentConfigError(name, `is invalid: ${r.error?.issues[0]?.message ?? 'bad value'}`);
   return value;
@@ -100,7 +109,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
   const app_name = checked('EE_APP_NAME', required(env, 'EE_APP_NAME'), AppName);
   const state_dir = get(env, 'EE_AGENT_STATE_DIR') ?? join(homedir(), '.easyenclave', 'agent');
   const health_path = get(env, 'EE_HEALTH_PATH') ?? null;
-  if (health_path !== null && !health_path.startsWith('/')) throw new AgentConfigError('EE_HEALTH_PATH', `must start with "/", got "${health_path}"`);
+  if (health_path !== null && !health_path.startsWith('/'))
+    throw new AgentConfigError('EE_HEALTH_PATH', `must start with "/", got "${health_path}"`);
   return {
     control_ws: url(env, 'EE_CONTROL_WS', ['ws:', 'wss:']),
     repo: checked('EE_REPO', required(env, 'EE_REPO'), RepoName),

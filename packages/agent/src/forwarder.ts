@@ -14,13 +14,25 @@ import {
   type RequestHead,
 } from '@easyenclave/protocol';
 
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 // Headers the agent never passes to undici: hop-by-hop (re-added per hop), host (the backend's own),
 // and expect (undici does not support 100-continue; the control plane already answered it).
 const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'expect']);
 
 export function newBackendPool(backend_url: string, connections: number): Pool {
-  return new Pool(new URL(backend_url).origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 5_000 } });
+  return new Pool(new URL(backend_url).origin, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: 5_000 },
+  });
 }
 
 /** Maps an undici/socket error to the reset code that tells the control plane what happened. */
@@ -81,7 +93,9 @@ class TunnelBody implements AsyncIterable<Buffer> {
  *  obs-text (RFC 9110 §5.5) into U+FFFD or chars above 0xff, which no hop can write back byte-exact. */
 const text = (x: Buffer | string): string => (typeof x === 'string' ? x : x.toString('latin1'));
 
-function toList(raw: Buffer[] | string[] | Record<string, string | string[] | undefined> | null | undefined): HeaderList {
+function toList(
+  raw: Buffer[] | string[] | Record<string, string | string[] | undefined> | null | undefined,
+): HeaderList {
   const out: HeaderList = [];
   if (!raw) return out;
   if (Array.isArray(raw)) {
@@ -166,7 +180,10 @@ class BackendExchange implements Dispatcher.DispatchHandler {
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     this.clearDeadline();
     if (this.stream.closed) return;
-    this.stream.reset(this.responded ? ResetCode.BACKEND_ERROR : backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
+    this.stream.reset(
+      this.responded ? ResetCode.BACKEND_ERROR : backendErrorCode(err),
+      `backend: ${err.message}`.slice(0, 200),
+    );
   }
 }
 

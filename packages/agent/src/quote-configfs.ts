@@ -29,7 +29,10 @@ export interface QuoteProviderChoice {
 }
 
 /** Picks the quote provider for this machine and network; throws NoTdxError on a sealed network without TDX. */
-export function selectQuoteProvider(c: QuoteProviderChoice, log: Pick<Logger, 'info' | 'warn' | 'error'>): QuoteProvider {
+export function selectQuoteProvider(
+  c: QuoteProviderChoice,
+  log: Pick<Logger, 'info' | 'warn' | 'error'>,
+): QuoteProvider {
   const path = c.tsm_path ?? DEFAULT_TSM_REPORT_PATH;
   if (hasConfigfsTsm(path)) {
     log.info({ tsm_path: path }, 'TDX: quotes through configfs-tsm');
@@ -42,6 +45,9 @@ export function selectQuoteProvider(c: QuoteProviderChoice, log: Pick<Logger, 'i
     log.error({ network: c.network, tsm_path: path }, msg);
     throw new NoTdxError(msg);
   }
-  log.warn({ network: c.network, tsm_path: path }, `no TDX on this machine (${path} does not exist): using SANDBOX attestation (software key, development only)`);
+  log.warn(
+    { network: c.network, tsm_path: path },
+    `no TDX on this machine (${path} does not exist): using SANDBOX attestation (software key, development only)`,
+  );
   return new SandboxQuoteProvider({ repo: c.repo, release_tag: c.release_tag });
 }

@@ -35,9 +35,12 @@ export function forwardUpgradeToBackend(backend_url: string, stream: MuxStream, 
     req.destroy();
     socket?.destroy();
   };
-  req.on('timeout', () => req.destroy(Object.assign(new Error('backend timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
+  req.on('timeout', () =>
+    req.destroy(Object.assign(new Error('backend timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+  );
   req.on('error', (err: Error & { code?: string }) => {
-    if (!stream.closed && !stream.head_done) stream.reset(backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
+    if (!stream.closed && !stream.head_done)
+      stream.reset(backendErrorCode(err), `backend: ${err.message}`.slice(0, 200));
     else if (!stream.closed) stream.reset(ResetCode.BACKEND_ERROR, 'backend connection failed');
   });
   req.on('upgrade', (res, sock: Socket, early: Buffer) => {

@@ -43,7 +43,8 @@ export function isCollateral(value: unknown): value is Collateral {
   return typeof value === 'object' && value !== null && (value as { [NORMALIZED]?: unknown })[NORMALIZED] === true;
 }
 
-const toBytes = (v: string | number[] | Uint8Array): Buffer => (typeof v === 'string' ? Buffer.from(v, 'hex') : Buffer.from(v));
+const toBytes = (v: string | number[] | Uint8Array): Buffer =>
+  typeof v === 'string' ? Buffer.from(v, 'hex') : Buffer.from(v);
 
 /** Validates collateral (dcap-qvl shape, or already normalized) into a frozen Collateral. Throws on bad input. */
 export function normalizeCollateral(input: DcapCollateral | Collateral | unknown): Collateral {
@@ -51,7 +52,9 @@ export function normalizeCollateral(input: DcapCollateral | Collateral | unknown
   const r = DcapCollateralSchema.safeParse(input);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new Error(`collateral is malformed: ${i === undefined ? 'invalid' : `${i.path.join('.') || '(root)'}: ${i.message}`}`);
+    throw new Error(
+      `collateral is malformed: ${i === undefined ? 'invalid' : `${i.path.join('.') || '(root)'}: ${i.message}`}`,
+    );
   }
   const c = r.data;
   const fields = {

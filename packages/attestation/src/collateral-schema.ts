@@ -18,7 +18,8 @@ export interface DcapCollateral {
 }
 
 const isoDate = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'must be an ISO date');
-const hexN = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`), `must be ${bytes * 2} hex characters`);
+const hexN = (bytes: number) =>
+  z.string().regex(new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`), `must be ${bytes * 2} hex characters`);
 const svn = z.object({ svn: z.number().int().min(0).max(255) });
 const status = z.string().min(1);
 
@@ -51,7 +52,15 @@ export const TcbInfoSchema = z.object({
   tcbEvaluationDataNumber: z.number().int(),
   tdxModule: z.object({ mrsigner: hexN(48), attributes: hexN(8), attributesMask: hexN(8) }).optional(),
   tdxModuleIdentities: z
-    .array(z.object({ id: z.string(), mrsigner: hexN(48), attributes: hexN(8), attributesMask: hexN(8), tcbLevels: z.array(isvLevel).min(1) }))
+    .array(
+      z.object({
+        id: z.string(),
+        mrsigner: hexN(48),
+        attributes: hexN(8),
+        attributesMask: hexN(8),
+        tcbLevels: z.array(isvLevel).min(1),
+      }),
+    )
     .optional(),
   tcbLevels: z.array(tcbLevel).min(1),
 });
@@ -106,7 +115,9 @@ export function parseDoc<T>(schema: z.ZodType<T>, text: string, what: string): T
   const r = schema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new Error(`collateral ${what} is malformed: ${i === undefined ? 'invalid' : `${i.path.join('.')}: ${i.message}`}`);
+    throw new Error(
+      `collateral ${what} is malformed: ${i === undefined ? 'invalid' : `${i.path.join('.')}: ${i.message}`}`,
+    );
   }
   return r.data;
 }

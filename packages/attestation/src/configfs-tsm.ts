@@ -122,7 +122,13 @@ export class ConfigfsQuoteProvider implements QuoteProvider {
         throw new RaceError("the quote's REPORTDATA is not the report_data we wrote");
       }
       const hex = (b: Buffer): string => b.toString('hex');
-      this.measurements = { mrtd: hex(parsed.td.mrtd), rtmr0: hex(parsed.td.rtmr0), rtmr1: hex(parsed.td.rtmr1), rtmr2: hex(parsed.td.rtmr2), rtmr3: hex(parsed.td.rtmr3) };
+      this.measurements = {
+        mrtd: hex(parsed.td.mrtd),
+        rtmr0: hex(parsed.td.rtmr0),
+        rtmr1: hex(parsed.td.rtmr1),
+        rtmr2: hex(parsed.td.rtmr2),
+        rtmr3: hex(parsed.td.rtmr3),
+      };
       return quote;
     } finally {
       await this.#remove(entry);
@@ -136,9 +142,11 @@ export class ConfigfsQuoteProvider implements QuoteProvider {
       try {
         out = await readFile(file);
       } catch (err) {
-        if (errnoOf(err) !== 'ENOENT') throw new Error(`configfs-tsm: reading outblob failed: ${(err as Error).message}`);
+        if (errnoOf(err) !== 'ENOENT')
+          throw new Error(`configfs-tsm: reading outblob failed: ${(err as Error).message}`);
       }
-      if (out !== null && out.length > QUOTE_MAX_BYTES) throw new Error(`configfs-tsm: outblob is ${out.length} bytes (max ${QUOTE_MAX_BYTES})`);
+      if (out !== null && out.length > QUOTE_MAX_BYTES)
+        throw new Error(`configfs-tsm: outblob is ${out.length} bytes (max ${QUOTE_MAX_BYTES})`);
       if (out !== null && out.length > 0) return out;
       if (Date.now() >= deadline) throw new Error(`configfs-tsm: no quote in outblob within ${this.#timeout} ms`);
       await new Promise((r) => setTimeout(r, this.#poll));

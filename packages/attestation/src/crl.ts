@@ -17,7 +17,8 @@ import { caFromIssuerCn, commonName, PCK_PLATFORM_CA_CN, PCK_PROCESSOR_CA_CN } f
 import { normalizeSerial, splitPemChain, x509 } from './x509.js';
 
 export const CRL_REASONS = {
-  chainLength: (n: number) => `PCK certificate chain must be PCK certificate, PCK CA, root CA (3 certificates), got ${n}`,
+  chainLength: (n: number) =>
+    `PCK certificate chain must be PCK certificate, PCK CA, root CA (3 certificates), got ${n}`,
   chainRoot: 'PCK certificate chain does not end at the trusted root CA',
   chainNames: 'PCK certificate chain issuer and subject names do not chain',
   notPckCa: `PCK CA certificate is neither "${PCK_PLATFORM_CA_CN}" nor "${PCK_PROCESSOR_CA_CN}" (or is not a CA)`,
@@ -75,7 +76,11 @@ async function verifies(crl: x509.X509Crl, cert: x509.X509Certificate): Promise<
 }
 
 /** The time-independent checks. `chainDer` is the PCK chain from the quote, leaf first. */
-export async function checkRevocation(rootDer: Buffer, chainDer: Buffer[], collateral: Collateral): Promise<RevocationCheck> {
+export async function checkRevocation(
+  rootDer: Buffer,
+  chainDer: Buffer[],
+  collateral: Collateral,
+): Promise<RevocationCheck> {
   const reasons: string[] = [];
   const crls: CrlDates[] = [];
   const root = new x509.X509Certificate(rootDer);
@@ -86,13 +91,18 @@ export async function checkRevocation(rootDer: Buffer, chainDer: Buffer[], colla
   const leaf = chain[0];
   const pckCa = chain.length >= 2 ? chain[1] : undefined;
   if (chain.length !== 3) reasons.push(CRL_REASONS.chainLength(chain.length));
-  if (chain.length > 0 && !(chainDer[chainDer.length - 1] as Buffer).equals(rootDer)) reasons.push(CRL_REASONS.chainRoot);
+  if (chain.length > 0 && !(chainDer[chainDer.length - 1] as Buffer).equals(rootDer))
+    reasons.push(CRL_REASONS.chainRoot);
   if (leaf !== undefined && pckCa !== undefined) {
-    if (!nameDer(leaf.issuerName).equals(nameDer(pckCa.subjectName)) || !nameDer(pckCa.issuerName).equals(rootSubject)) {
+    if (
+      !nameDer(leaf.issuerName).equals(nameDer(pckCa.subjectName)) ||
+      !nameDer(pckCa.issuerName).equals(rootSubject)
+    ) {
       reasons.push(CRL_REASONS.chainNames);
     }
     const bc = pckCa.getExtension(x509.BasicConstraintsExtension);
-    if (bc === null || !bc.ca || caFromIssuerCn(commonName(pckCa.subjectName)) === undefined) reasons.push(CRL_REASONS.notPckCa);
+    if (bc === null || !bc.ca || caFromIssuerCn(commonName(pckCa.subjectName)) === undefined)
+      reasons.push(CRL_REASONS.notPckCa);
   }
 
   // Root CA CRL.
@@ -111,10 +121,15 @@ export async function checkRevocation(rootDer: Buffer, chainDer: Buffer[], colla
       reasons.push(CRL_REASONS.rootCrlSignature);
       ok = false;
     }
-    crls.push({ which: 'root CA CRL', this_update_ms: rootCrl.thisUpdate.getTime(), next_update_ms: rootCrl.nextUpdate?.getTime() ?? null });
+    crls.push({
+      which: 'root CA CRL',
+      this_update_ms: rootCrl.thisUpdate.getTime(),
+      next_update_ms: rootCrl.nextUpdate?.getTime() ?? null,
+    });
     if (ok) {
       const revoked = revokedSerials(rootCrl);
-      if (pckCa !== undefined && revoked.has(normalizeSerial(pckCa.serialNumber))) reasons.push(CRL_REASONS.pckCaRevoked(normalizeSerial(pckCa.serialNumber)));
+      if (pckCa !== undefined && revoked.has(normalizeSerial(pckCa.serialNumber)))
+        reasons.push(CRL_REASONS.pckCaRevoked(normalizeSerial(pckCa.serialNumber)));
       const signers = new Map<string, true>();
       for (const [which, pem] of [
         ['TCB info issuer chain', collateral.tcb_info_issuer_chain],
@@ -141,14 +156,26 @@ export async function checkRevocation(rootDer: Buffer, chainDer: Buffer[], colla
   }
   if (pckCrl !== undefined && leaf !== undefined && pckCa !== undefined) {
     let ok = true;
-    if (!nameDer(pckCrl.issuerName).equals(nameDer(leaf.issuerName)) || !nameDer(pckCrl.issuerName).equals(nameDer(pckCa.subjectName))) {
-      reasons.push(CRL_REASONS.pckCrlWrongCa(commonName(pckCrl.issuerName) || pckCrl.issuer, commonName(leaf.issuerName) || leaf.issuer));
+    if (
+      !nameDer(pckCrl.issuerName).equals(nameDer(leaf.issuerName)) ||
+      !nameDer(pckCrl.issuerName).equals(nameDer(pckCa.subjectName))
+    ) {
+      reasons.push(
+        CRL_REASONS.pckCrlWrongCa(
+          commonName(pckCrl.issuerName) || pckCrl.issuer,
+          commonName(leaf.issuerName) || leaf.issuer,
+        ),
+      );
       ok = false;
     } else if (!(await verifies(pckCrl, pckCa))) {
       reasons.push(CRL_REASONS.pckCrlSignature);
       ok = false;
     }
-    crls.push({ which: 'PCK CRL', this_update_ms: pckCrl.thisUpdate.getTime(), next_update_ms: pckCrl.nextUpdate?.getTime() ?? null });
+    crls.push({
+      which: 'PCK CRL',
+      this_update_ms: pckCrl.thisUpdate.getTime(),
+      next_update_ms: pckCrl.nextUpdate?.getTime() ?? null,
+    });
     if (ok) {
       const serial = normalizeSerial(leaf.serialNumber);
       if (revokedSerials(pckCrl).has(serial)) reasons.push(CRL_REASONS.pckRevoked(serial));
@@ -176,8 +203,10 @@ export function crlTimeReasons(check: RevocationCheck, now_ms: number): string[]
       reasons.push(CRL_REASONS.noNextUpdate(c.which));
       continue;
     }
-    if (now_ms < c.this_update_ms) reasons.push(CRL_REASONS.notYetValid(c.which, new Date(c.this_update_ms).toISOString()));
-    if (now_ms >= c.next_update_ms) reasons.push(CRL_REASONS.expired(c.which, new Date(c.next_update_ms).toISOString()));
+    if (now_ms < c.this_update_ms)
+      reasons.push(CRL_REASONS.notYetValid(c.which, new Date(c.this_update_ms).toISOString()));
+    if (now_ms >= c.next_update_ms)
+      reasons.push(CRL_REASONS.expired(c.which, new Date(c.next_update_ms).toISOString()));
   }
   return reasons;
 }

@@ -133,7 +133,12 @@ export class DcapCore {
   #window(q: TdxQuote, c: Collateral): [number, number] {
     let lo = Math.max(Date.parse(c.tcb_info_parsed.issueDate), Date.parse(c.qe_identity_parsed.issueDate));
     let hi = Math.min(Date.parse(c.tcb_info_parsed.nextUpdate), Date.parse(c.qe_identity_parsed.nextUpdate));
-    const certs = [...q.signature.pck_chain_der, ...splitPemChain(c.tcb_info_issuer_chain), ...splitPemChain(c.qe_identity_issuer_chain), this.rootDer];
+    const certs = [
+      ...q.signature.pck_chain_der,
+      ...splitPemChain(c.tcb_info_issuer_chain),
+      ...splitPemChain(c.qe_identity_issuer_chain),
+      this.rootDer,
+    ];
     for (const der of certs) {
       const cert = new x509.X509Certificate(der);
       lo = Math.max(lo, cert.notBefore.getTime());
@@ -179,7 +184,8 @@ export class DcapCore {
     if (sigReason === null) {
       try {
         const [lo, hi] = this.#window(q, c);
-        if (lo <= now_ms && now_ms <= hi) this.#dcap.set(key, { status: result.status, advisory_ids: [...result.advisory_ids], lo_ms: lo, hi_ms: hi });
+        if (lo <= now_ms && now_ms <= hi)
+          this.#dcap.set(key, { status: result.status, advisory_ids: [...result.advisory_ids], lo_ms: lo, hi_ms: hi });
       } catch {
         // A certificate we cannot parse ourselves: the verdict stands, it is just not cached.
       }
@@ -189,7 +195,12 @@ export class DcapCore {
 
   /** Step 5: our chain-shape and CRL checks (cached), then their dates. */
   async revocation(q: TdxQuote, c: Collateral, now_ms: number): Promise<string[]> {
-    const key = sha256('ee-crl-v1', this.#rootDigest, Buffer.from(c.digest, 'hex'), ...q.signature.pck_chain_der).toString('hex');
+    const key = sha256(
+      'ee-crl-v1',
+      this.#rootDigest,
+      Buffer.from(c.digest, 'hex'),
+      ...q.signature.pck_chain_der,
+    ).toString('hex');
     let check = this.#revocation.get(key);
     if (check === undefined) {
       check = checkRevocation(this.rootDer, q.signature.pck_chain_der, c);

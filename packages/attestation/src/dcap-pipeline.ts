@@ -100,7 +100,8 @@ export async function pipeline(
   }
 
   // 3. Measurement allowlist.
-  if (ctx.policy !== undefined && ctx.subject !== undefined) reasons.push(...evaluateMeasurements(ctx.policy, report, ctx.subject));
+  if (ctx.policy !== undefined && ctx.subject !== undefined)
+    reasons.push(...evaluateMeasurements(ctx.policy, report, ctx.subject));
 
   // 4. DCAP signature chain with collateral.
   let pck: PckInfo;
@@ -164,12 +165,19 @@ export async function guarded(policy: Policy | undefined, run: () => Promise<Quo
  * Verifies one quote against the given collateral at `now_s` (unix seconds) and returns the detailed report.
  * Self-contained: no state survives the call (the offline CLI's entry point).
  */
-export async function verifyQuote(quote: Buffer, collateral: DcapCollateral | Collateral, now_s: number, opts: VerifyQuoteOptions = {}): Promise<QuoteReport> {
+export async function verifyQuote(
+  quote: Buffer,
+  collateral: DcapCollateral | Collateral,
+  now_s: number,
+  opts: VerifyQuoteOptions = {},
+): Promise<QuoteReport> {
   const core = new DcapCore(checkRoot(opts), 16);
   const ctx: PipelineContext = { bind: false };
   if (opts.policy !== undefined) ctx.policy = opts.policy;
   if (opts.subject !== undefined) ctx.subject = opts.subject;
   if (opts.nonce !== undefined) ctx.nonce = opts.nonce;
   if (opts.keyset !== undefined) ctx.keyset = opts.keyset;
-  return guarded(opts.policy, () => pipeline(core, quote, async () => normalizeCollateral(collateral), now_s * 1000, ctx));
+  return guarded(opts.policy, () =>
+    pipeline(core, quote, async () => normalizeCollateral(collateral), now_s * 1000, ctx),
+  );
 }

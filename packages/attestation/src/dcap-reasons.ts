@@ -5,7 +5,8 @@ export const DCAP_REASONS = {
   attestationKey: 'attestation key is not a valid P-256 public key',
   dcap: (msg: string) => `DCAP verification failed: ${msg}`,
   parserDisagreement: 'our quote parser and dcap-qvl disagree on the TD report',
-  statusDisagreement: (ours: string, qvl: string) => `TCB status computed here (${ours}) disagrees with dcap-qvl (${qvl})`,
+  statusDisagreement: (ours: string, qvl: string) =>
+    `TCB status computed here (${ours}) disagrees with dcap-qvl (${qvl})`,
   noTcbLevel: 'no TCB level in the TCB info matches the platform',
   noQeLevel: 'QE ISVSVN is below every TCB level of the QE identity',
   tdxModuleMissing: (id: string) => `TDX module identity ${id} is not in the TCB info`,

@@ -20,13 +20,21 @@ const worse = (a: string, b: string): string => ((SEVERITY[b] ?? 100) > (SEVERIT
 
 function geq(actual: ArrayLike<number>, required: { svn: number }[]): boolean {
   if (actual.length !== required.length) return false;
-  for (let i = 0; i < required.length; i++) if ((actual[i] as number) < (required[i] as { svn: number }).svn) return false;
+  for (let i = 0; i < required.length; i++)
+    if ((actual[i] as number) < (required[i] as { svn: number }).svn) return false;
   return true;
 }
 
-export function matchPlatformTcbLevel(info: TcbInfo, pck: Pick<PckInfo, 'cpusvn' | 'pcesvn'>, teeTcbSvn: Buffer): number {
+export function matchPlatformTcbLevel(
+  info: TcbInfo,
+  pck: Pick<PckInfo, 'cpusvn' | 'pcesvn'>,
+  teeTcbSvn: Buffer,
+): number {
   return info.tcbLevels.findIndex(
-    (l) => pck.pcesvn >= l.tcb.pcesvn && geq(pck.cpusvn, l.tcb.sgxtcbcomponents) && geq(teeTcbSvn, l.tcb.tdxtcbcomponents ?? []),
+    (l) =>
+      pck.pcesvn >= l.tcb.pcesvn &&
+      geq(pck.cpusvn, l.tcb.sgxtcbcomponents) &&
+      geq(teeTcbSvn, l.tcb.tdxtcbcomponents ?? []),
   );
 }
 
@@ -48,7 +56,12 @@ interface TcbOutcome {
   grace_start: string | null;
 }
 
-export function tcbStep(q: TdxQuote, pck: PckInfo, c: Collateral, dcap: { status: string; advisory_ids: string[] }): TcbOutcome {
+export function tcbStep(
+  q: TdxQuote,
+  pck: PckInfo,
+  c: Collateral,
+  dcap: { status: string; advisory_ids: string[] },
+): TcbOutcome {
   const reasons: string[] = [];
   const info = c.tcb_info_parsed;
   const qe = c.qe_identity_parsed;
@@ -75,7 +88,10 @@ export function tcbStep(q: TdxQuote, pck: PckInfo, c: Collateral, dcap: { status
   const eqMasked = (actual: Buffer, expectedHex: string, maskHex: string): boolean => {
     const exp = Buffer.from(expectedHex, 'hex');
     const mask = Buffer.from(maskHex, 'hex');
-    return actual.length === exp.length && actual.every((b, i) => (b & (mask[i] as number)) === ((exp[i] as number) & (mask[i] as number)));
+    return (
+      actual.length === exp.length &&
+      actual.every((b, i) => (b & (mask[i] as number)) === ((exp[i] as number) & (mask[i] as number)))
+    );
   };
   if (version > 0 && info.tdxModuleIdentities !== undefined) {
     const id = `TDX_${version.toString(16).padStart(2, '0').toUpperCase()}`;
@@ -84,7 +100,8 @@ export function tcbStep(q: TdxQuote, pck: PckInfo, c: Collateral, dcap: { status
       reasons.push(DCAP_REASONS.tdxModuleMissing(id));
     } else {
       if (!Buffer.from(ident.mrsigner, 'hex').equals(q.td.mrsignerseam)) reasons.push(DCAP_REASONS.tdxModuleSigner);
-      if (!eqMasked(q.td.seam_attributes, ident.attributes, ident.attributesMask)) reasons.push(DCAP_REASONS.tdxModuleAttributes);
+      if (!eqMasked(q.td.seam_attributes, ident.attributes, ident.attributesMask))
+        reasons.push(DCAP_REASONS.tdxModuleAttributes);
       const m = matchIsvTcbLevel(ident.tcbLevels, q.td.tee_tcb_svn[0] as number);
       if (m < 0) {
         reasons.push(DCAP_REASONS.tdxModuleSvn);
@@ -97,8 +114,10 @@ export function tcbStep(q: TdxQuote, pck: PckInfo, c: Collateral, dcap: { status
       }
     }
   } else if (info.tdxModule !== undefined) {
-    if (!Buffer.from(info.tdxModule.mrsigner, 'hex').equals(q.td.mrsignerseam)) reasons.push(DCAP_REASONS.tdxModuleSigner);
-    if (!eqMasked(q.td.seam_attributes, info.tdxModule.attributes, info.tdxModule.attributesMask)) reasons.push(DCAP_REASONS.tdxModuleAttributes);
+    if (!Buffer.from(info.tdxModule.mrsigner, 'hex').equals(q.td.mrsignerseam))
+      reasons.push(DCAP_REASONS.tdxModuleSigner);
+    if (!eqMasked(q.td.seam_attributes, info.tdxModule.attributes, info.tdxModule.attributesMask))
+      reasons.push(DCAP_REASONS.tdxModuleAttributes);
   }
 
   const status = moduleStatus === null ? dcap.status : worse(dcap.status, moduleStatus);

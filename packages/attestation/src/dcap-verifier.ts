@@ -33,7 +33,10 @@ export class DcapVerifier implements EvidenceVerifier {
    * For tests: a verifier anchored at a test root of trust, through dcap-qvl's QuoteVerifier.newWithRootCa
    * (the same code path as production). This is the explicit override; it logs loudly for a non-Intel root.
    */
-  static newWithRootCa(root_der: Buffer, opts: Omit<DcapVerifierOptions, 'root_ca_der' | 'allow_non_intel_root'>): DcapVerifier {
+  static newWithRootCa(
+    root_der: Buffer,
+    opts: Omit<DcapVerifierOptions, 'root_ca_der' | 'allow_non_intel_root'>,
+  ): DcapVerifier {
     return new DcapVerifier({ ...opts, root_ca_der: root_der, allow_non_intel_root: true });
   }
 
@@ -46,8 +49,18 @@ export class DcapVerifier implements EvidenceVerifier {
   }
 
   /** The detailed report for one quote, with collateral from this verifier's source. */
-  async report(quote: Buffer, now_ms: number, ctx: { subject?: AttestationSubject; nonce?: Buffer; keyset?: Keyset } = {}): Promise<QuoteReport> {
-    return guarded(this.#policy, () => pipeline(this.#core, quote, (pck) => this.#getCollateral(pck), now_ms, { ...ctx, policy: this.#policy, bind: false }));
+  async report(
+    quote: Buffer,
+    now_ms: number,
+    ctx: { subject?: AttestationSubject; nonce?: Buffer; keyset?: Keyset } = {},
+  ): Promise<QuoteReport> {
+    return guarded(this.#policy, () =>
+      pipeline(this.#core, quote, (pck) => this.#getCollateral(pck), now_ms, {
+        ...ctx,
+        policy: this.#policy,
+        bind: false,
+      }),
+    );
   }
 
   async #getCollateral(pck: PckInfo): Promise<Collateral> {

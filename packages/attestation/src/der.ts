@@ -75,7 +75,8 @@ export function derChildren(el: DerElement): DerElement[] {
 }
 
 export function expectTag(el: DerElement, tag: number, what: string): DerElement {
-  if (el.tag !== tag) throw new DerError(`DER: ${what}: expected tag 0x${tag.toString(16)}, got 0x${el.tag.toString(16)}`);
+  if (el.tag !== tag)
+    throw new DerError(`DER: ${what}: expected tag 0x${tag.toString(16)}, got 0x${el.tag.toString(16)}`);
   return el;
 }
 

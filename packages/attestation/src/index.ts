@@ -1,5 +1,13 @@
 // Public API of @easyenclave/attestation.
-export type { AttestationSubject, EvidenceType, EvidenceVerifier, Measurements, QuoteProvider, Verdict, VerifyRequest } from './evidence.js';
+export type {
+  AttestationSubject,
+  EvidenceType,
+  EvidenceVerifier,
+  Measurements,
+  QuoteProvider,
+  Verdict,
+  VerifyRequest,
+} from './evidence.js';
 export type { AgentKeys, Keyset } from './keyset.js';
 export { canonicalJson, generateKeyset, keysetDigest, parseKeyset, publicKeyset, rawPublicKey } from './keyset.js';
 export type { NetworkName, NetworkPolicy } from './network.js';
@@ -54,9 +62,23 @@ export {
   StaticCollateralSource,
 } from './collateral.js';
 export type { DcapLogger, DcapVerifierOptions, QuoteReport, VerifyQuoteOptions } from './dcap.js';
-export { DCAP_REASONS, DcapVerifier, INTEL_SGX_ROOT_CA_DER, matchIsvTcbLevel, matchPlatformTcbLevel, verifyQuote } from './dcap.js';
+export {
+  DCAP_REASONS,
+  DcapVerifier,
+  INTEL_SGX_ROOT_CA_DER,
+  matchIsvTcbLevel,
+  matchPlatformTcbLevel,
+  verifyQuote,
+} from './dcap.js';
 export type { PckCa, PckInfo, SgxExtension } from './pck.js';
-export { parsePckCertificate, parseSgxExtension, PCK_PLATFORM_CA_CN, PCK_PROCESSOR_CA_CN, SGX_EXTENSION_OID, SGX_OIDS } from './pck.js';
+export {
+  parsePckCertificate,
+  parseSgxExtension,
+  PCK_PLATFORM_CA_CN,
+  PCK_PROCESSOR_CA_CN,
+  SGX_EXTENSION_OID,
+  SGX_OIDS,
+} from './pck.js';
 export type { AcceptableTcbStatus, Policy, PolicyInput, TcbPolicy } from './policy.js';
 export {
   DEFAULT_TCB_POLICY,

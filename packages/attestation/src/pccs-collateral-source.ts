@@ -122,7 +122,9 @@ export class PccsCollateralSource implements CollateralSource {
     if (cached !== undefined && now < cached.next_update_ms - this.#refreshAhead) return cached.value;
     if (cached !== undefined && now < cached.next_update_ms) {
       this.#refresh(key, fetcher).catch((err: unknown) => {
-        this.#logger?.warn(`PCCS: background refresh of ${key} failed, serving the cached copy: ${(err as Error).message}`);
+        this.#logger?.warn(
+          `PCCS: background refresh of ${key} failed, serving the cached copy: ${(err as Error).message}`,
+        );
       });
       return cached.value;
     }
@@ -134,7 +136,8 @@ export class PccsCollateralSource implements CollateralSource {
     if (running !== undefined) return running;
     const p = fetcher()
       .then((item) => {
-        if (!(item.next_update_ms > this.#clock())) throw new Error(`${key} from the PCCS is already past its nextUpdate`);
+        if (!(item.next_update_ms > this.#clock()))
+          throw new Error(`${key} from the PCCS is already past its nextUpdate`);
         this.#items.set(key, item);
         return item;
       })
@@ -176,7 +179,8 @@ export class PccsCollateralSource implements CollateralSource {
     const sig = members.get('signature');
     if (raw === undefined || sig === undefined) throw new Error(`PCCS ${url} response lacks ${member} or signature`);
     const signature = JSON.parse(sig) as unknown;
-    if (typeof signature !== 'string' || !/^(?:[0-9a-fA-F]{2})+$/.test(signature)) throw new Error(`PCCS ${url} signature is not hex`);
+    if (typeof signature !== 'string' || !/^(?:[0-9a-fA-F]{2})+$/.test(signature))
+      throw new Error(`PCCS ${url} signature is not hex`);
     return { raw, signature };
   }
 
@@ -189,7 +193,8 @@ export class PccsCollateralSource implements CollateralSource {
     const f = await this.#get(url);
     const doc = this.#signedDoc(f, 'tcbInfo', url);
     const info = parseDoc(TcbInfoSchema, doc.raw, 'tcb_info');
-    if (info.fmspc.toUpperCase() !== fmspc) throw new Error(`PCCS returned TCB info for FMSPC ${info.fmspc}, asked for ${fmspc}`);
+    if (info.fmspc.toUpperCase() !== fmspc)
+      throw new Error(`PCCS returned TCB info for FMSPC ${info.fmspc}, asked for ${fmspc}`);
     if (info.id !== 'TDX') throw new Error(`PCCS returned "${info.id}" TCB info, asked for TDX`);
     const issuer_chain = this.#header(f, ['TCB-Info-Issuer-Chain', 'SGX-TCB-Info-Issuer-Chain'], url);
     return { value: { ...doc, issuer_chain }, next_update_ms: Date.parse(info.nextUpdate) };

@@ -92,7 +92,9 @@ export function parseSgxExtension(der: Buffer): SgxExtension {
   if (pcesvn > 0xffff) throw new Error('SGX extension: PCESVN out of range');
   const cpusvn = octets(required(tcb, SGX_OIDS.cpusvn, 'CPUSVN'), 16, 'CPUSVN');
   if (!cpusvn.equals(Buffer.from(components))) throw new Error('SGX extension: TCB components disagree with CPUSVN');
-  const sgxType = decodeUnsigned(expectTag(required(top, SGX_OIDS.sgxType, 'SGX type'), DER_TAG.ENUMERATED, 'SGX type').value);
+  const sgxType = decodeUnsigned(
+    expectTag(required(top, SGX_OIDS.sgxType, 'SGX type'), DER_TAG.ENUMERATED, 'SGX type').value,
+  );
   const ext: SgxExtension = {
     ppid: octets(required(top, SGX_OIDS.ppid, 'PPID'), 16, 'PPID'),
     tcb_components: components,
@@ -123,10 +125,23 @@ export function caFromIssuerCn(cn: string): PckCa | undefined {
 export function parsePckCertificate(der: Buffer | x509.X509Certificate): PckInfo {
   const cert = der instanceof x509.X509Certificate ? der : new x509.X509Certificate(der);
   const exts = cert.extensions.filter((e) => e.type === SGX_EXTENSION_OID);
-  if (exts.length !== 1) throw new Error(exts.length === 0 ? 'PCK certificate has no SGX extension' : 'PCK certificate has more than one SGX extension');
+  if (exts.length !== 1)
+    throw new Error(
+      exts.length === 0 ? 'PCK certificate has no SGX extension' : 'PCK certificate has more than one SGX extension',
+    );
   const ext = parseSgxExtension(Buffer.from((exts[0] as x509.Extension).value));
   const issuerCn = commonName(cert.issuerName);
   const ca = caFromIssuerCn(issuerCn);
-  if (ca === undefined) throw new Error(`PCK certificate issuer "${issuerCn}" is neither "${PCK_PLATFORM_CA_CN}" nor "${PCK_PROCESSOR_CA_CN}"`);
-  return { ...ext, ca, issuer_cn: issuerCn, serial: normalizeSerial(cert.serialNumber), not_before: cert.notBefore, not_after: cert.notAfter };
+  if (ca === undefined)
+    throw new Error(
+      `PCK certificate issuer "${issuerCn}" is neither "${PCK_PLATFORM_CA_CN}" nor "${PCK_PROCESSOR_CA_CN}"`,
+    );
+  return {
+    ...ext,
+    ca,
+    issuer_cn: issuerCn,
+    serial: normalizeSerial(cert.serialNumber),
+    not_before: cert.notBefore,
+    not_after: cert.notAfter,
+  };
 }

@@ -62,19 +62,31 @@ export const PolicySchema = z
     /** Byte strings as they appear in the quote (little-endian), 8 bytes each. */
     td_attributes: maskValue.optional(),
     xfam: maskValue.optional(),
-    networks: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a network name like forge-1'), z.strictObject({ sealed: z.boolean() })),
+    networks: z.record(
+      z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a network name like forge-1'),
+      z.strictObject({ sealed: z.boolean() }),
+    ),
   })
   .superRefine((p, ctx) => {
     for (const [name, net] of Object.entries(p.networks)) {
       if (!isKnownNetwork(name)) {
         ctx.addIssue({ code: 'custom', path: ['networks', name], message: `unknown network "${name}"` });
       } else if (NETWORKS[name].sealed !== net.sealed) {
-        ctx.addIssue({ code: 'custom', path: ['networks', name], message: `network "${name}" is ${NETWORKS[name].sealed ? 'sealed' : 'unsealed'}; a policy cannot change that` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['networks', name],
+          message: `network "${name}" is ${NETWORKS[name].sealed ? 'sealed' : 'unsealed'}; a policy cannot change that`,
+        });
       }
     }
     const ood = p.tcb.allowed_statuses.some((s) => OUT_OF_DATE_STATUSES.includes(s));
     if (ood && p.tcb.out_of_date_grace_days === 0) {
-      ctx.addIssue({ code: 'custom', path: ['tcb', 'out_of_date_grace_days'], message: 'allowed_statuses lists an OutOfDate status but the grace window is 0 days, so it could never be accepted' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tcb', 'out_of_date_grace_days'],
+        message:
+          'allowed_statuses lists an OutOfDate status but the grace window is 0 days, so it could never be accepted',
+      });
     }
   });
 
@@ -140,9 +152,11 @@ export const POLICY_REASONS = {
   unknownMrtd: (mrtd: string, repo: string, tag: string) => `unknown MRTD ${mrtd} for ${repo}@${tag}`,
   rtmrMismatch: (rtmr: string, repo: string, tag: string, expected: string, got: string) =>
     `RTMR mismatch: ${rtmr} for ${repo}@${tag} is ${got}, expected ${expected}`,
-  networkNotInPolicy: (network: string, version: string) => `network "${network}" is not in attestation policy ${version}`,
+  networkNotInPolicy: (network: string, version: string) =>
+    `network "${network}" is not in attestation policy ${version}`,
   tcbNotAllowed: (status: string) => `TCB status ${status} is not allowed by the policy`,
-  outOfGrace: (status: string, start: string, days: number) => `${status} outside the grace window: out of date since ${start}, grace is ${days} days`,
+  outOfGrace: (status: string, start: string, days: number) =>
+    `${status} outside the grace window: out of date since ${start}, grace is ${days} days`,
   advisoryDenied: (id: string) => `advisory ${id} is on the policy's deny-list`,
   tcbUnknown: 'TCB status is unknown (DCAP verification did not complete)',
   debug: QUOTE_REASONS.debug,
@@ -160,7 +174,8 @@ function maskMismatch(actual: string | null, mv: { mask: string; value: string }
 /** The measurement-allowlist step: network, release, MRTD, RTMRs, TD attributes and XFAM constraints. */
 export function evaluateMeasurements(policy: Policy, input: PolicyInput, subject: AttestationSubject): string[] {
   const reasons: string[] = [];
-  if (!Object.hasOwn(policy.networks, subject.network)) reasons.push(POLICY_REASONS.networkNotInPolicy(subject.network, policy.version));
+  if (!Object.hasOwn(policy.networks, subject.network))
+    reasons.push(POLICY_REASONS.networkNotInPolicy(subject.network, policy.version));
   const release = policy.measurements.filter((m) => m.repo === subject.repo && m.release_tag === subject.release_tag);
   if (release.length === 0) {
     reasons.push(POLICY_REASONS.releaseNotAllowed(subject.repo, subject.release_tag));
@@ -170,14 +185,17 @@ export function evaluateMeasurements(policy: Policy, input: PolicyInput, subject
     if (byMrtd.length === 0) {
       reasons.push(POLICY_REASONS.unknownMrtd(mrtd, subject.repo, subject.release_tag));
     } else {
-      const matches = (m: (typeof byMrtd)[number]): boolean => RTMRS.every((r) => m[r] === undefined || m[r] === (input[r] ?? '').toLowerCase());
+      const matches = (m: (typeof byMrtd)[number]): boolean =>
+        RTMRS.every((r) => m[r] === undefined || m[r] === (input[r] ?? '').toLowerCase());
       if (!byMrtd.some(matches)) {
         const first = byMrtd[0] as (typeof byMrtd)[number];
         for (const r of RTMRS) {
           const expected = first[r];
           const got = (input[r] ?? '').toLowerCase();
           if (expected !== undefined && expected !== got) {
-            reasons.push(POLICY_REASONS.rtmrMismatch(r.toUpperCase(), subject.repo, subject.release_tag, expected, got));
+            reasons.push(
+              POLICY_REASONS.rtmrMismatch(r.toUpperCase(), subject.repo, subject.release_tag, expected, got),
+            );
           }
         }
       }
@@ -189,7 +207,11 @@ export function evaluateMeasurements(policy: Policy, input: PolicyInput, subject
 }
 
 /** The TCB step: allowed statuses, the OutOfDate grace window, the advisory deny-list. */
-export function evaluateTcb(tcb: TcbPolicy, input: Pick<PolicyInput, 'tcb_status' | 'advisory_ids' | 'tcb_grace_start'>, now_ms: number): string[] {
+export function evaluateTcb(
+  tcb: TcbPolicy,
+  input: Pick<PolicyInput, 'tcb_status' | 'advisory_ids' | 'tcb_grace_start'>,
+  now_ms: number,
+): string[] {
   const reasons: string[] = [];
   const status = input.tcb_status;
   if (status === null) return [POLICY_REASONS.tcbUnknown];
@@ -198,7 +220,9 @@ export function evaluateTcb(tcb: TcbPolicy, input: Pick<PolicyInput, 'tcb_status
   } else if (OUT_OF_DATE_STATUSES.includes(status)) {
     const start = input.tcb_grace_start === null ? Number.NaN : Date.parse(input.tcb_grace_start);
     if (!Number.isFinite(start) || now_ms >= start + tcb.out_of_date_grace_days * DAY_MS) {
-      reasons.push(POLICY_REASONS.outOfGrace(status, input.tcb_grace_start ?? 'an unknown date', tcb.out_of_date_grace_days));
+      reasons.push(
+        POLICY_REASONS.outOfGrace(status, input.tcb_grace_start ?? 'an unknown date', tcb.out_of_date_grace_days),
+      );
     }
   }
   for (const id of input.advisory_ids) {
@@ -212,9 +236,15 @@ export function tcbPolicyOf(policy: Policy | undefined): TcbPolicy {
 }
 
 /** Every policy check at once (the offline CLI's view); the verifier runs the same pieces in its own order. */
-export function evaluatePolicy(policy: Policy, input: PolicyInput, subject: AttestationSubject, now_ms: number): string[] {
+export function evaluatePolicy(
+  policy: Policy,
+  input: PolicyInput,
+  subject: AttestationSubject,
+  now_ms: number,
+): string[] {
   const reasons: string[] = [];
-  if (input.td_attributes !== null && (Buffer.from(input.td_attributes, 'hex')[0] ?? 0) & 1) reasons.push(POLICY_REASONS.debug);
+  if (input.td_attributes !== null && (Buffer.from(input.td_attributes, 'hex')[0] ?? 0) & 1)
+    reasons.push(POLICY_REASONS.debug);
   reasons.push(...evaluateMeasurements(policy, input, subject));
   reasons.push(...evaluateTcb(tcbPolicyOf(policy), input, now_ms));
   return reasons;

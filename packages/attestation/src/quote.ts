@@ -132,7 +132,12 @@ class Reader {
   ) {}
   take(n: number, what: string): Buffer {
     if (this.pos + n > this.limit) {
-      throw new QuoteParseError([`quote is truncated: ${what} needs ${n} bytes at offset ${this.pos}, ${Math.max(0, this.limit - this.pos)} left`], true);
+      throw new QuoteParseError(
+        [
+          `quote is truncated: ${what} needs ${n} bytes at offset ${this.pos}, ${Math.max(0, this.limit - this.pos)} left`,
+        ],
+        true,
+      );
     }
     const out = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
@@ -200,7 +205,8 @@ export function headerReasons(header: Buffer): string[] {
   if (teeType === TEE_TYPE_SGX) reasons.push(QUOTE_REASONS.sgx);
   else if (teeType !== TEE_TYPE_TDX) reasons.push(`unknown TEE type 0x${teeType.toString(16)} (expected 0x81, TDX)`);
   if (version !== 4 && version !== 5) reasons.push(`unsupported quote version ${version} (expected 4 or 5)`);
-  if (keyType !== ATTESTATION_KEY_TYPE_ECDSA_P256) reasons.push(`unsupported attestation key type ${keyType} (expected 2, ECDSA-256 with P-256)`);
+  if (keyType !== ATTESTATION_KEY_TYPE_ECDSA_P256)
+    reasons.push(`unsupported attestation key type ${keyType} (expected 2, ECDSA-256 with P-256)`);
   if (!header.subarray(12, 28).equals(INTEL_QE_VENDOR_ID)) reasons.push(QUOTE_REASONS.vendor);
   return reasons;
 }
@@ -212,7 +218,10 @@ export function parseTdxQuote(buf: Buffer): TdxQuote {
     throw new QuoteParseError([`quote is too large: ${buf.length} bytes (max ${QUOTE_MAX_BYTES})`], false);
   }
   if (buf.length < HEADER_LENGTH) {
-    throw new QuoteParseError([`quote is truncated: ${buf.length} bytes is shorter than the ${HEADER_LENGTH}-byte header`], false);
+    throw new QuoteParseError(
+      [`quote is truncated: ${buf.length} bytes is shorter than the ${HEADER_LENGTH}-byte header`],
+      false,
+    );
   }
   const r = new Reader(buf, buf.length);
   const header = r.take(HEADER_LENGTH, 'header');
@@ -225,10 +234,13 @@ export function parseTdxQuote(buf: Buffer): TdxQuote {
   if (version === 5) {
     const type = r.u16('v5 body type');
     const size = r.u32('v5 body size');
-    if (type === 1) throw new QuoteParseError([`v5 quote carries an SGX enclave report (body type 1): ${QUOTE_REASONS.sgx}`], true);
-    if (type !== 2 && type !== 3) throw new QuoteParseError([`unsupported v5 body type ${type} (expected 2 or 3)`], true);
+    if (type === 1)
+      throw new QuoteParseError([`v5 quote carries an SGX enclave report (body type 1): ${QUOTE_REASONS.sgx}`], true);
+    if (type !== 2 && type !== 3)
+      throw new QuoteParseError([`unsupported v5 body type ${type} (expected 2 or 3)`], true);
     const expected = type === 2 ? TD10_REPORT_LENGTH : TD15_REPORT_LENGTH;
-    if (size !== expected) throw new QuoteParseError([`v5 body size ${size} does not match body type ${type} (expected ${expected})`], true);
+    if (size !== expected)
+      throw new QuoteParseError([`v5 body size ${size} does not match body type ${type} (expected ${expected})`], true);
     bodyType = type;
   }
   const td = parseTdReport(r, bodyType === 3);
@@ -236,7 +248,10 @@ export function parseTdxQuote(buf: Buffer): TdxQuote {
 
   const sigLen = r.u32('signature data length');
   if (r.pos + sigLen > buf.length) {
-    throw new QuoteParseError([`quote is truncated: signature data declares ${sigLen} bytes, ${buf.length - r.pos} left`], true);
+    throw new QuoteParseError(
+      [`quote is truncated: signature data declares ${sigLen} bytes, ${buf.length - r.pos} left`],
+      true,
+    );
   }
   const sigStart = r.pos;
   const end = sigStart + sigLen;
@@ -250,10 +265,16 @@ export function parseTdxQuote(buf: Buffer): TdxQuote {
   const certType = s.u16('certification data type');
   const certSize = s.u32('certification data size');
   if (certType !== CERT_DATA_QE_REPORT) {
-    throw new QuoteParseError([`unsupported certification data type ${certType} (expected 6, QE report certification data)`], true);
+    throw new QuoteParseError(
+      [`unsupported certification data type ${certType} (expected 6, QE report certification data)`],
+      true,
+    );
   }
   if (s.pos + certSize !== end) {
-    throw new QuoteParseError([`certification data size ${certSize} does not match the signature data (${end - s.pos} bytes left)`], true);
+    throw new QuoteParseError(
+      [`certification data size ${certSize} does not match the signature data (${end - s.pos} bytes left)`],
+      true,
+    );
   }
   const qeReport = copy(s.take(QE_REPORT_LENGTH, 'QE report'));
   const qeReportSignature = copy(s.take(64, 'QE report signature'));
@@ -262,10 +283,16 @@ export function parseTdxQuote(buf: Buffer): TdxQuote {
   const innerType = s.u16('PCK certification data type');
   const innerSize = s.u32('PCK certification data size');
   if (innerType !== CERT_DATA_PCK_CHAIN) {
-    throw new QuoteParseError([`unsupported PCK certification data type ${innerType} (expected 5, PCK certificate chain)`], true);
+    throw new QuoteParseError(
+      [`unsupported PCK certification data type ${innerType} (expected 5, PCK certificate chain)`],
+      true,
+    );
   }
   if (s.pos + innerSize !== end) {
-    throw new QuoteParseError([`PCK certification data size ${innerSize} does not match the signature data (${end - s.pos} bytes left)`], true);
+    throw new QuoteParseError(
+      [`PCK certification data size ${innerSize} does not match the signature data (${end - s.pos} bytes left)`],
+      true,
+    );
   }
   const chainPem = copy(s.take(innerSize, 'PCK certificate chain'));
   let chainDer: Buffer[];
@@ -324,7 +351,8 @@ export function tdReportReasons(td: TdReport): string[] {
   const attrs = tdAttributesValue(td.td_attributes);
   if ((attrs & TD_ATTR_DEBUG) !== 0n) reasons.push(QUOTE_REASONS.debug);
   const reserved = attrs & ~TD_ATTR_KNOWN & 0xffff_ffff_ffff_ffffn;
-  if (reserved !== 0n) reasons.push(`reserved TD attribute bits are set (0x${reserved.toString(16).padStart(16, '0')})`);
+  if (reserved !== 0n)
+    reasons.push(`reserved TD attribute bits are set (0x${reserved.toString(16).padStart(16, '0')})`);
   if ((attrs & TD_ATTR_SEPT_VE_DISABLE) === 0n) reasons.push(QUOTE_REASONS.septVeDisable);
   if (td.mrservicetd !== undefined && td.mrservicetd.some((b) => b !== 0)) reasons.push(QUOTE_REASONS.mrServiceTd);
   return reasons;

@@ -18,11 +18,7 @@ export function computeReportData(nonce: Buffer, keyset: Keyset): Buffer {
   if (!Buffer.isBuffer(nonce) || nonce.length !== NONCE_LENGTH) {
     throw new Error(`nonce must be ${NONCE_LENGTH} bytes`);
   }
-  return createHash('sha512')
-    .update(REPORT_DATA_DOMAIN, 'utf8')
-    .update(nonce)
-    .update(keysetDigest(keyset))
-    .digest();
+  return createHash('sha512').update(REPORT_DATA_DOMAIN, 'utf8').update(nonce).update(keysetDigest(keyset)).digest();
 }
 
 /**

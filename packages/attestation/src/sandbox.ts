@@ -65,7 +65,11 @@ export function sandboxMeasurements(repo: string, release_tag: string): Measurem
 
 /** Cheap routing check: does this look like a sandbox quote at all? (Magic only; parse does the rest.) */
 export function isSandboxQuote(buf: Buffer): boolean {
-  return Buffer.isBuffer(buf) && buf.length >= SANDBOX_MAGIC.length && buf.subarray(0, SANDBOX_MAGIC.length).equals(SANDBOX_MAGIC);
+  return (
+    Buffer.isBuffer(buf) &&
+    buf.length >= SANDBOX_MAGIC.length &&
+    buf.subarray(0, SANDBOX_MAGIC.length).equals(SANDBOX_MAGIC)
+  );
 }
 
 /** Strict parse: exact magic and length, or it throws. Does not check the signature (the verifier does). */
@@ -80,7 +84,8 @@ export function parseSandboxQuote(buf: Buffer): SandboxQuote {
   }
   // Copies, so the parsed quote does not alias (and cannot be changed through) the caller's buffer.
   const field = (start: number, len: number): Buffer => Buffer.from(buf.subarray(start, start + len));
-  const hex = (i: number): string => field(OFF_MEASUREMENTS + i * MEASUREMENT_LENGTH, MEASUREMENT_LENGTH).toString('hex');
+  const hex = (i: number): string =>
+    field(OFF_MEASUREMENTS + i * MEASUREMENT_LENGTH, MEASUREMENT_LENGTH).toString('hex');
   return {
     report_data: field(OFF_REPORT_DATA, REPORT_DATA_LENGTH),
     measurements: { mrtd: hex(0), rtmr0: hex(1), rtmr1: hex(2), rtmr2: hex(3), rtmr3: hex(4) },
@@ -131,7 +136,10 @@ export class SandboxQuoteProvider implements QuoteProvider {
 
 function ed25519Verify(publicKey: Buffer, data: Buffer, signature: Buffer): boolean {
   try {
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicKey.toString('base64url') }, format: 'jwk' });
+    const key = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: publicKey.toString('base64url') },
+      format: 'jwk',
+    });
     return verify(null, data, key, signature);
   } catch {
     return false; // an unusable key is just an invalid signature

@@ -54,8 +54,14 @@ function guard(req: VerifyRequest, verdict: Verdict, routed: EvidenceType | 'unk
     return { ok: false, evidence_type: routed, reasons: [ROUTER_REASONS.malformedVerdict] };
   }
   if (!verdict.ok) {
-    const reasons = Array.isArray(verdict.reasons) ? verdict.reasons.filter((r) => typeof r === 'string' && r !== '') : [];
-    return { ok: false, evidence_type: verdict.evidence_type, reasons: reasons.length > 0 ? reasons : [ROUTER_REASONS.noReason] };
+    const reasons = Array.isArray(verdict.reasons)
+      ? verdict.reasons.filter((r) => typeof r === 'string' && r !== '')
+      : [];
+    return {
+      ok: false,
+      evidence_type: verdict.evidence_type,
+      reasons: reasons.length > 0 ? reasons : [ROUTER_REASONS.noReason],
+    };
   }
   // Sandbox evidence on a sealed network is refused here too, whatever the sandbox verifier said.
   if (req.sealed_required && (verdict.evidence_type !== 'tdx' || routed === 'sandbox')) {
@@ -64,7 +70,9 @@ function guard(req: VerifyRequest, verdict: Verdict, routed: EvidenceType | 'unk
   // The binding is checked against the value from the verified quote, never one the agent sent beside it.
   let bound: boolean;
   try {
-    bound = Buffer.isBuffer(verdict.report_data) && reportDataMatches(computeReportData(req.nonce, req.keyset), verdict.report_data);
+    bound =
+      Buffer.isBuffer(verdict.report_data) &&
+      reportDataMatches(computeReportData(req.nonce, req.keyset), verdict.report_data);
   } catch (err) {
     return { ok: false, evidence_type: verdict.evidence_type, reasons: [`verifier error: ${errorMessage(err)}`] };
   }

@@ -4,7 +4,8 @@
 import { z } from 'zod';
 
 const isoOrNull = z.string().nullable();
-const hex = (chars: number) => z.string().regex(new RegExp(`^[0-9a-fA-F]{${chars}}$`), `must be ${chars} hex characters`);
+const hex = (chars: number) =>
+  z.string().regex(new RegExp(`^[0-9a-fA-F]{${chars}}$`), `must be ${chars} hex characters`);
 
 export const HealthSchema = z.looseObject({
   status: z.string(),
@@ -53,7 +54,9 @@ export const AppDetailSchema = z.looseObject({
   created_at: isoOrNull,
   expires_at: isoOrNull,
   last_attest: isoOrNull,
-  registrations: z.array(z.looseObject({ release_tag: z.string(), created_at: isoOrNull, expires_at: isoOrNull, status: z.string() })),
+  registrations: z.array(
+    z.looseObject({ release_tag: z.string(), created_at: isoOrNull, expires_at: isoOrNull, status: z.string() }),
+  ),
   agents: z.array(
     z.looseObject({
       agent_id: z.string(),
@@ -70,9 +73,18 @@ export const AppDetailSchema = z.looseObject({
     }),
   ),
   recent_attestations: z.array(
-    z.looseObject({ agent_id: z.string(), at: isoOrNull, reason: z.string().nullable(), ok: z.boolean(), evidence_type: z.string().nullable(), failure: z.string().nullable() }),
+    z.looseObject({
+      agent_id: z.string(),
+      at: isoOrNull,
+      reason: z.string().nullable(),
+      ok: z.boolean(),
+      evidence_type: z.string().nullable(),
+      failure: z.string().nullable(),
+    }),
   ),
-  recent_health_events: z.array(z.looseObject({ agent_id: z.string(), at: isoOrNull, kind: z.string(), detail: z.string().nullable() })),
+  recent_health_events: z.array(
+    z.looseObject({ agent_id: z.string(), at: isoOrNull, kind: z.string(), detail: z.string().nullable() }),
+  ),
 });
 export type AppDetail = z.infer<typeof AppDetailSchema>;
 
@@ -87,7 +99,11 @@ const MeasurementsSchema = z.object({ mrtd: hex(96), rtmr0: hex(96), rtmr1: hex(
  */
 export const EvidenceSchema = z.looseObject({
   evidence_type: z.enum(['tdx', 'sandbox']),
-  quote: z.string().min(1).max(MAX_QUOTE_BASE64_CHARS).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64'),
+  quote: z
+    .string()
+    .min(1)
+    .max(MAX_QUOTE_BASE64_CHARS)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64'),
   keyset: z.record(z.string(), z.unknown()),
   report_data: hex(128),
   nonce: hex(64),

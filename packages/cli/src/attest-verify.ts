@@ -70,7 +70,8 @@ export interface EvidenceVerdict {
 
 const check = (reasons: string[]): Check => ({ ok: reasons.length === 0, reasons: [...new Set(reasons)] });
 
-export const SANDBOX_WARNING = 'SANDBOX evidence: signed by a software key, it proves nothing about the hardware (development only)';
+export const SANDBOX_WARNING =
+  'SANDBOX evidence: signed by a software key, it proves nothing about the hardware (development only)';
 
 export async function verifyEvidence(input: VerifyEvidenceInput): Promise<EvidenceVerdict> {
   const { evidence: ev, nonce, policy } = input;
@@ -84,7 +85,10 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
     network: input.network,
   };
 
-  const nonceReasons = ev.nonce.toLowerCase() === nonce.toString('hex') ? [] : ['the evidence answers another nonce than the one sent (a replayed or mixed-up answer)'];
+  const nonceReasons =
+    ev.nonce.toLowerCase() === nonce.toString('hex')
+      ? []
+      : ['the evidence answers another nonce than the one sent (a replayed or mixed-up answer)'];
 
   const bindReasons: string[] = [];
   let keyset: Keyset | undefined;
@@ -94,11 +98,15 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
     bindReasons.push((err as Error).message);
   }
   const expected = keyset === undefined ? undefined : computeReportData(nonce, keyset).toString('hex');
-  if (expected !== undefined && expected !== ev.report_data.toLowerCase()) bindReasons.push('report_data reported beside the quote does not match the nonce and keyset');
+  if (expected !== undefined && expected !== ev.report_data.toLowerCase())
+    bindReasons.push('report_data reported beside the quote does not match the nonce and keyset');
 
   const quoteReasons: string[] = [];
   const claimedSandbox = ev.evidence_type === 'sandbox' || ev.sandbox;
-  if (claimedSandbox !== isSandboxQuote(quote)) quoteReasons.push(`evidence_type says ${ev.evidence_type} (sandbox: ${ev.sandbox}) but the quote is ${isSandboxQuote(quote) ? 'a sandbox quote' : 'not a sandbox quote'}`);
+  if (claimedSandbox !== isSandboxQuote(quote))
+    quoteReasons.push(
+      `evidence_type says ${ev.evidence_type} (sandbox: ${ev.sandbox}) but the quote is ${isSandboxQuote(quote) ? 'a sandbox quote' : 'not a sandbox quote'}`,
+    );
 
   let measurements: Measurements | null = null;
   let policyInput: PolicyInput | null = null;
@@ -110,7 +118,14 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
   const ks: Keyset = keyset ?? { hpke_public_key: '', receipt_public_key: '' };
 
   if (isSandboxQuote(quote)) {
-    const v = await new SandboxVerifier().verify({ subject, nonce, keyset: ks, quote, now_ms: input.now_ms, sealed_required });
+    const v = await new SandboxVerifier().verify({
+      subject,
+      nonce,
+      keyset: ks,
+      quote,
+      now_ms: input.now_ms,
+      sealed_required,
+    });
     try {
       const q = parseSandboxQuote(quote);
       measurements = q.measurements;
@@ -121,7 +136,14 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
     if (!v.ok) quoteReasons.push(...v.reasons.filter((r) => r !== SANDBOX_REASONS.reportDataMismatch));
     else evidence_hash = v.evidence_hash;
     if (measurements !== null) {
-      policyInput = { ...measurements, td_attributes: null, xfam: null, tcb_status: null, advisory_ids: [], tcb_grace_start: null };
+      policyInput = {
+        ...measurements,
+        td_attributes: null,
+        xfam: null,
+        tcb_status: null,
+        advisory_ids: [],
+        tcb_grace_start: null,
+      };
     }
   } else {
     const dcap = new DcapVerifier({ collateral: input.collateral(), policy, ...(input.root?.verifier_options ?? {}) });
@@ -131,7 +153,13 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
     advisory_ids = report.advisory_ids;
     evidence_hash = report.evidence_hash;
     if (report.mrtd !== null) {
-      measurements = { mrtd: report.mrtd, rtmr0: report.rtmr0 ?? '', rtmr1: report.rtmr1 ?? '', rtmr2: report.rtmr2 ?? '', rtmr3: report.rtmr3 ?? '' };
+      measurements = {
+        mrtd: report.mrtd,
+        rtmr0: report.rtmr0 ?? '',
+        rtmr1: report.rtmr1 ?? '',
+        rtmr2: report.rtmr2 ?? '',
+        rtmr3: report.rtmr3 ?? '',
+      };
       policyInput = report;
     }
     // The pipeline's reasons include the binding and the allowlist; those are reported under their own checks.
@@ -143,11 +171,18 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
   } else if (quoteReportData === null && expected !== undefined) {
     bindReasons.push('report_data could not be read from the quote');
   }
-  if (measurements !== null && ev.measurements !== undefined && JSON.stringify(ev.measurements) !== JSON.stringify(measurements)) {
+  if (
+    measurements !== null &&
+    ev.measurements !== undefined &&
+    JSON.stringify(ev.measurements) !== JSON.stringify(measurements)
+  ) {
     quoteReasons.push('measurements reported beside the quote differ from the ones in the quote');
   }
 
-  const policyReasons = policyInput === null ? ['no measurements: the quote could not be parsed'] : evaluateMeasurements(policy, policyInput, subject);
+  const policyReasons =
+    policyInput === null
+      ? ['no measurements: the quote could not be parsed']
+      : evaluateMeasurements(policy, policyInput, subject);
   const separate = new Set([...policyReasons, ...bindReasons]);
   const checks = {
     nonce: check(nonceReasons),
@@ -155,7 +190,14 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
     quote: check(quoteReasons.filter((r) => !separate.has(r) && !/report_data/i.test(r))),
     policy: check(policyReasons),
   };
-  const reasons = [...new Set([...checks.nonce.reasons, ...checks.report_data.reasons, ...checks.quote.reasons, ...checks.policy.reasons])];
+  const reasons = [
+    ...new Set([
+      ...checks.nonce.reasons,
+      ...checks.report_data.reasons,
+      ...checks.quote.reasons,
+      ...checks.policy.reasons,
+    ]),
+  ];
   return {
     ok: reasons.length === 0,
     evidence_type: isSandboxQuote(quote) ? 'sandbox' : 'tdx',

@@ -3,7 +3,14 @@
 // (GET /v1/apps/:app/attestation), challenged with a fresh random nonce, and verified here, locally
 // (attest-verify.ts), against an attestation policy.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { FileCollateralSource, loadPolicy, newNonce, parseNonceHex, PccsCollateralSource, type CollateralSource } from '@easyenclave/attestation';
+import {
+  FileCollateralSource,
+  loadPolicy,
+  newNonce,
+  parseNonceHex,
+  PccsCollateralSource,
+  type CollateralSource,
+} from '@easyenclave/attestation';
 import { APP_NAME_RE } from '@easyenclave/protocol';
 import { EvidenceSchema, type Evidence } from './api-schemas.js';
 import { verifyEvidence, type EvidenceVerdict } from './attest-verify.js';
@@ -45,7 +52,8 @@ function nonceFrom(hex: string | undefined): Buffer {
 }
 
 function checkApp(app: string | undefined): void {
-  if (app !== undefined && !APP_NAME_RE.test(app)) throw usageError(`--app must be an app name (a DNS label: a-z, 0-9, inner hyphens), got "${app.slice(0, 80)}"`);
+  if (app !== undefined && !APP_NAME_RE.test(app))
+    throw usageError(`--app must be an app name (a DNS label: a-z, 0-9, inner hyphens), got "${app.slice(0, 80)}"`);
 }
 
 /** Challenges the control plane (or the app's agent through it) with `nonce` and checks the answer's shape. */
@@ -55,19 +63,34 @@ async function fetchEvidence(o: SourceOptions, nonce: Buffer): Promise<Evidence>
   const path = o.app === undefined ? '/v1/attestation' : `/v1/apps/${encodeURIComponent(o.app)}/attestation`;
   const what = o.app === undefined ? 'the control plane' : `app ${o.app}`;
   const ev = await withProgress(`fetching attestation evidence from ${what}`, () =>
-    apiRequest({ path, query: { nonce: nonce.toString('hex') }, auth: 'none', schema: EvidenceSchema, timeout_ms }, conn),
+    apiRequest(
+      { path, query: { nonce: nonce.toString('hex') }, auth: 'none', schema: EvidenceSchema, timeout_ms },
+      conn,
+    ),
   );
-  if (o.app !== undefined && ev.app !== undefined && ev.app !== o.app) throw new CliError(`wrong_app: asked for app ${o.app}, the evidence is for app ${ev.app}`);
+  if (o.app !== undefined && ev.app !== undefined && ev.app !== o.app)
+    throw new CliError(`wrong_app: asked for app ${o.app}, the evidence is for app ${ev.app}`);
   return ev;
 }
 
 const evidenceFields = (ev: Evidence): Array<[string, string | null]> => [
   ['Evidence type', ev.sandbox ? `${ev.evidence_type} (SANDBOX: development only)` : ev.evidence_type],
-  ...(ev.app !== undefined ? ([['App', ev.app], ['Agent', ev.agent_id ?? null], ['Network', ev.network ?? null]] as Array<[string, string | null]>) : []),
+  ...(ev.app !== undefined
+    ? ([
+        ['App', ev.app],
+        ['Agent', ev.agent_id ?? null],
+        ['Network', ev.network ?? null],
+      ] as Array<[string, string | null]>)
+    : []),
   ['Release', `${ev.repo}@${ev.release_tag}`],
   ['Nonce', ev.nonce],
   ['report_data', ev.report_data],
-  ['Keyset', Object.entries(ev.keyset).map(([k, v]) => `${k}=${String(v)}`).join(' ')],
+  [
+    'Keyset',
+    Object.entries(ev.keyset)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' '),
+  ],
   ['Quote', `${Buffer.from(ev.quote, 'base64').length} bytes`],
   ['MRTD', ev.measurements?.mrtd ?? null],
 ];
@@ -76,7 +99,8 @@ export async function fetchCommand(o: FetchOptions): Promise<void> {
   checkApp(o.app);
   const nonce = nonceFrom(o.nonce);
   const ev = await fetchEvidence(o, nonce);
-  if (ev.nonce.toLowerCase() !== nonce.toString('hex')) throw new CliError('wrong_nonce: the evidence answers another nonce than the one sent');
+  if (ev.nonce.toLowerCase() !== nonce.toString('hex'))
+    throw new CliError('wrong_nonce: the evidence answers another nonce than the one sent');
   if (o.out !== undefined) {
     try {
       writeFileSync(o.out, `${JSON.stringify(ev, null, 2)}\n`);
@@ -100,7 +124,13 @@ function readEvidenceFile(path: string): Evidence {
     throw usageError(`cannot read evidence file ${path}: ${(err as Error).message}`);
   }
   const r = EvidenceSchema.safeParse(json);
-  if (!r.success) throw usageError(`evidence file ${path} is not attestation evidence: ${r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw usageError(
+      `evidence file ${path} is not attestation evidence: ${r.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+        .join('; ')}`,
+    );
   return r.data;
 }
 
@@ -116,7 +146,11 @@ function collateralSource(o: VerifyOptions): () => CollateralSource {
     }
     return () => source;
   }
-  return () => new PccsCollateralSource({ ...(o.pccsUrl !== undefined ? { url: o.pccsUrl } : {}), logger: { warn: (m) => void process.stderr.write(`ee: ${m}\n`) } });
+  return () =>
+    new PccsCollateralSource({
+      ...(o.pccsUrl !== undefined ? { url: o.pccsUrl } : {}),
+      logger: { warn: (m) => void process.stderr.write(`ee: ${m}\n`) },
+    });
 }
 
 const verdictTable = (v: EvidenceVerdict, source: string): string => {
@@ -145,8 +179,10 @@ const verdictTable = (v: EvidenceVerdict, source: string): string => {
 
 export async function verifyCommand(o: VerifyOptions): Promise<void> {
   checkApp(o.app);
-  if (o.evidence !== undefined && o.app !== undefined) throw usageError('--evidence and --app do not go together: the file says whose evidence it is');
-  if (o.collateral !== undefined && o.pccsUrl !== undefined) throw usageError('--collateral and --pccs-url do not go together');
+  if (o.evidence !== undefined && o.app !== undefined)
+    throw usageError('--evidence and --app do not go together: the file says whose evidence it is');
+  if (o.collateral !== undefined && o.pccsUrl !== undefined)
+    throw usageError('--collateral and --pccs-url do not go together');
   let policy;
   try {
     policy = loadPolicy(o.policy);
@@ -172,7 +208,16 @@ export async function verifyCommand(o: VerifyOptions): Promise<void> {
   }
   const network = o.network ?? evidence.network ?? (evidence.sandbox ? 'sandbox-1' : 'forge-1');
   const verdict = await withProgress('verifying the evidence', () =>
-    verifyEvidence({ evidence, nonce, policy, network, require_tdx: o.requireTdx === true, collateral, root, now_ms: Date.now() }),
+    verifyEvidence({
+      evidence,
+      nonce,
+      policy,
+      network,
+      require_tdx: o.requireTdx === true,
+      collateral,
+      root,
+      now_ms: Date.now(),
+    }),
   );
   printResult({ ...verdict, source }, { json: o.json, table: (v) => verdictTable(v, source) });
   process.exitCode = verdict.ok ? 0 : 1;

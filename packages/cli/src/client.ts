@@ -78,13 +78,17 @@ export function resolveConnection(opts: GlobalOptions, env: NodeJS.ProcessEnv = 
   } catch {
     throw usageError('--url / EE_CONTROL_URL is not a URL (expected e.g. http://127.0.0.1:8088)');
   }
-  if (base_url.protocol !== 'http:' && base_url.protocol !== 'https:') throw usageError('--url / EE_CONTROL_URL must be http:// or https://');
+  if (base_url.protocol !== 'http:' && base_url.protocol !== 'https:')
+    throw usageError('--url / EE_CONTROL_URL must be http:// or https://');
   // Never echo a URL that carries credentials; tokens belong in --admin-token / --api-key.
-  if (base_url.username !== '' || base_url.password !== '') throw usageError('--url / EE_CONTROL_URL must not contain credentials; use --admin-token or --api-key');
-  if (base_url.search !== '' || base_url.hash !== '') throw usageError('--url / EE_CONTROL_URL must not have a query or fragment');
+  if (base_url.username !== '' || base_url.password !== '')
+    throw usageError('--url / EE_CONTROL_URL must not contain credentials; use --admin-token or --api-key');
+  if (base_url.search !== '' || base_url.hash !== '')
+    throw usageError('--url / EE_CONTROL_URL must not have a query or fragment');
   const secret = (name: string, v: string | undefined): string | undefined => {
     // Header-safe printable ASCII; the message names the flag, never the value.
-    if (v !== undefined && !/^[\x21-\x7e]+$/.test(v)) throw usageError(`${name} must be printable ASCII without spaces`);
+    if (v !== undefined && !/^[\x21-\x7e]+$/.test(v))
+      throw usageError(`${name} must be printable ASCII without spaces`);
     return v;
   };
   let timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -98,7 +102,10 @@ export function resolveConnection(opts: GlobalOptions, env: NodeJS.ProcessEnv = 
     base_url,
     admin_token: secret('--admin-token / EE_ADMIN_TOKEN', empty(opts.adminToken) ?? empty(env.EE_ADMIN_TOKEN)),
     api_key: secret('--api-key / EE_API_KEY', empty(opts.apiKey) ?? empty(env.EE_API_KEY)),
-    launcher_token: secret('--launcher-token / EE_LAUNCHER_TOKEN', empty(opts.launcherToken) ?? empty(env.EE_LAUNCHER_TOKEN)),
+    launcher_token: secret(
+      '--launcher-token / EE_LAUNCHER_TOKEN',
+      empty(opts.launcherToken) ?? empty(env.EE_LAUNCHER_TOKEN),
+    ),
     uptime_token: secret('--uptime-token / EE_UPTIME_TOKEN', empty(opts.uptimeToken) ?? empty(env.EE_UPTIME_TOKEN)),
     timeout_ms,
   };
@@ -119,15 +126,22 @@ export function requestUrl(conn: Connection, path: string, query: Record<string,
   return url;
 }
 
-const ErrorBodySchema = z.object({ error: z.object({ code: z.string().min(1).max(200), message: z.string().max(2000) }) });
+const ErrorBodySchema = z.object({
+  error: z.object({ code: z.string().min(1).max(200), message: z.string().max(2000) }),
+});
 
 function tokenFor(conn: Connection, auth: AuthMode): string | undefined {
   switch (auth) {
-    case 'admin': return conn.admin_token;
-    case 'api-key': return conn.api_key;
-    case 'launcher': return conn.launcher_token;
-    case 'uptime': return conn.uptime_token;
-    case 'none': return undefined;
+    case 'admin':
+      return conn.admin_token;
+    case 'api-key':
+      return conn.api_key;
+    case 'launcher':
+      return conn.launcher_token;
+    case 'uptime':
+      return conn.uptime_token;
+    case 'none':
+      return undefined;
   }
 }
 
@@ -167,9 +181,17 @@ export async function apiRequest<T>(req: ApiRequest<T>, opts: GlobalOptions | Co
       throw networkError(err, where, timeout_ms);
     }
     const text = await readLimited(res, where, timeout_ms);
-    debug(`${method} ${url.origin}${url.pathname} auth=${req.auth}${token === undefined ? '(none)' : ''} -> ${res.status} (${Date.now() - started} ms, ${text.length} chars)`);
+    debug(
+      `${method} ${url.origin}${url.pathname} auth=${req.auth}${token === undefined ? '(none)' : ''} -> ${res.status} (${Date.now() - started} ms, ${text.length} chars)`,
+    );
     const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
-    if (res.status === 503 && method === 'GET' && attempt < MAX_BUSY_RETRIES && retryAfter >= 0 && retryAfter <= MAX_RETRY_AFTER_S) {
+    if (
+      res.status === 503 &&
+      method === 'GET' &&
+      attempt < MAX_BUSY_RETRIES &&
+      retryAfter >= 0 &&
+      retryAfter <= MAX_RETRY_AFTER_S
+    ) {
       await new Promise((r) => setTimeout(r, retryAfter * 1000));
       continue;
     }
@@ -187,13 +209,22 @@ export async function apiRequest<T>(req: ApiRequest<T>, opts: GlobalOptions | Co
         const { code, message } = body.data.error;
         throw new CliError(`${code}: ${message}${res.status === 401 ? AUTH_HINT[req.auth] : ''}`, 1, code);
       }
-      throw new CliError(`http_${res.status}: ${method} ${req.path} answered ${res.status} ${res.statusText}`.trim(), 1, `http_${res.status}`);
+      throw new CliError(
+        `http_${res.status}: ${method} ${req.path} answered ${res.status} ${res.statusText}`.trim(),
+        1,
+        `http_${res.status}`,
+      );
     }
-    if (text !== '' && json === undefined) throw new CliError(`bad_response: ${method} ${req.path} did not answer JSON`, 1, 'bad_response');
+    if (text !== '' && json === undefined)
+      throw new CliError(`bad_response: ${method} ${req.path} did not answer JSON`, 1, 'bad_response');
     const parsed = req.schema.safeParse(json);
     if (!parsed.success) {
       const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-      throw new CliError(`bad_response: unexpected answer from ${method} ${req.path}: ${issues.join('; ')}`, 1, 'bad_response');
+      throw new CliError(
+        `bad_response: unexpected answer from ${method} ${req.path}: ${issues.join('; ')}`,
+        1,
+        'bad_response',
+      );
     }
     return parsed.data;
   }
@@ -201,14 +232,24 @@ export async function apiRequest<T>(req: ApiRequest<T>, opts: GlobalOptions | Co
 
 async function readLimited(res: Response, where: string, timeout_ms: number): Promise<string> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > MAX_RESPONSE_BYTES) throw new CliError(`response_too_large: ${where} answered ${declared} bytes (limit ${MAX_RESPONSE_BYTES})`, 1, 'response_too_large');
+  if (declared > MAX_RESPONSE_BYTES)
+    throw new CliError(
+      `response_too_large: ${where} answered ${declared} bytes (limit ${MAX_RESPONSE_BYTES})`,
+      1,
+      'response_too_large',
+    );
   if (res.body === null) return '';
   const chunks: Buffer[] = [];
   let total = 0;
   try {
     for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
       total += chunk.length;
-      if (total > MAX_RESPONSE_BYTES) throw new CliError(`response_too_large: ${where} answered more than ${MAX_RESPONSE_BYTES} bytes`, 1, 'response_too_large');
+      if (total > MAX_RESPONSE_BYTES)
+        throw new CliError(
+          `response_too_large: ${where} answered more than ${MAX_RESPONSE_BYTES} bytes`,
+          1,
+          'response_too_large',
+        );
       chunks.push(Buffer.from(chunk));
     }
   } catch (err) {
@@ -221,13 +262,19 @@ async function readLimited(res: Response, where: string, timeout_ms: number): Pr
 function networkError(err: unknown, where: string, timeout_ms: number): CliError {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new CliError(`timeout: no answer from the control plane at ${where} within ${timeout_ms} ms (--timeout-ms)`, 1, 'timeout');
+    return new CliError(
+      `timeout: no answer from the control plane at ${where} within ${timeout_ms} ms (--timeout-ms)`,
+      1,
+      'timeout',
+    );
   }
   const code = e.cause?.code;
   const why =
-    code === 'ECONNREFUSED' ? 'connection refused (is it running? set EE_CONTROL_URL or --url)'
-    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host name not found'
-    : code ?? e.cause?.message ?? e.message ?? 'unknown error';
+    code === 'ECONNREFUSED'
+      ? 'connection refused (is it running? set EE_CONTROL_URL or --url)'
+      : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+        ? 'host name not found'
+        : (code ?? e.cause?.message ?? e.message ?? 'unknown error');
   return new CliError(`unreachable: cannot reach the control plane at ${where}: ${why}`, 1, 'unreachable');
 }
 

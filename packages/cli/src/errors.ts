@@ -29,7 +29,13 @@ export function usageError(message: string): CliError {
 /** Flags whose values are secrets. */
 export const SECRET_FLAGS = ['--admin-token', '--api-key', '--launcher-token', '--uptime-token'] as const;
 /** Environment variables whose values are secrets (EE_NODE_TOKEN: what `ee agent` binds its node with). */
-export const SECRET_ENV = ['EE_ADMIN_TOKEN', 'EE_API_KEY', 'EE_LAUNCHER_TOKEN', 'EE_UPTIME_TOKEN', 'EE_NODE_TOKEN'] as const;
+export const SECRET_ENV = [
+  'EE_ADMIN_TOKEN',
+  'EE_API_KEY',
+  'EE_LAUNCHER_TOKEN',
+  'EE_UPTIME_TOKEN',
+  'EE_NODE_TOKEN',
+] as const;
 /** Shorter values are not redacted: replacing every "a" in a message would make it unreadable, and such a
  *  value is no secret anyway (the control plane requires 16 characters or more). */
 const MIN_SECRET_LENGTH = 6;

@@ -44,19 +44,21 @@ export const TransferSchema = z.looseObject({
 
 export const HistorySchema = z.looseObject({
   account: z.string(),
-  transfers: z.array(z.looseObject({
-    seq: z.number(),
-    type: z.string(),
-    transfer_id: z.string().nullable(),
-    from: z.string(),
-    to: z.string(),
-    direction: z.string(),
-    amount_micro_usd: micro,
-    amount_usd: z.string(),
-    memo: z.string().nullable(),
-    reference: z.string().nullable(),
-    timestamp: z.string(),
-  })),
+  transfers: z.array(
+    z.looseObject({
+      seq: z.number(),
+      type: z.string(),
+      transfer_id: z.string().nullable(),
+      from: z.string(),
+      to: z.string(),
+      direction: z.string(),
+      amount_micro_usd: micro,
+      amount_usd: z.string(),
+      memo: z.string().nullable(),
+      reference: z.string().nullable(),
+      timestamp: z.string(),
+    }),
+  ),
   next_cursor: z.string().nullable(),
 });
 export type History = z.infer<typeof HistorySchema>;

@@ -22,7 +22,8 @@ export const reportId = (v: string) => idArg(v, 'report', 'abuse_0123456789abcde
 
 /** An integer flag within [min, max]. */
 export function intArg(value: string, flag: string, min: number, max: number): number {
-  if (!/^\d{1,13}$/.test(value) || Number(value) < min || Number(value) > max) throw usageError(`${flag} must be an integer from ${min} to ${max}, got ${quoted(value)}`);
+  if (!/^\d{1,13}$/.test(value) || Number(value) < min || Number(value) > max)
+    throw usageError(`${flag} must be an integer from ${min} to ${max}, got ${quoted(value)}`);
   return Number(value);
 }
 
@@ -33,14 +34,17 @@ export function intArg(value: string, flag: string, min: number, max: number): n
  */
 export function periodArg(value: string, flag = 'period'): string {
   if (parsePeriod(value, HOUR_MS) === undefined) {
-    throw usageError(`${flag} must be a period start in ISO-8601 on the hour (e.g. 2026-11-22T03:00:00.000Z) or a period index, got ${quoted(value)}`);
+    throw usageError(
+      `${flag} must be a period start in ISO-8601 on the hour (e.g. 2026-11-22T03:00:00.000Z) or a period index, got ${quoted(value)}`,
+    );
   }
   return value;
 }
 
 /** One printable line of text at most `max` characters (what the API's PRINTABLE fields accept). */
 export function textArg(value: string, flag: string, max: number): string {
-  if (value.length < 1 || value.length > max || /\p{Cc}/u.test(value)) throw usageError(`${flag} must be 1 to ${max} characters without control characters`);
+  if (value.length < 1 || value.length > max || /\p{Cc}/u.test(value))
+    throw usageError(`${flag} must be 1 to ${max} characters without control characters`);
   return value;
 }
 

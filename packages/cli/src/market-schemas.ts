@@ -28,7 +28,11 @@ const NodeSummaryShape = {
 };
 
 /** POST /v1/nodes/register: `node_token` only in the first answer (null when an idempotent retry replays it). */
-export const RegisteredNodeSchema = z.looseObject({ ...NodeSummaryShape, node_token: z.string().nullable(), node_token_note: z.string() });
+export const RegisteredNodeSchema = z.looseObject({
+  ...NodeSummaryShape,
+  node_token: z.string().nullable(),
+  node_token_note: z.string(),
+});
 export type RegisteredNode = z.infer<typeof RegisteredNodeSchema>;
 
 const RankShape = {
@@ -41,17 +45,32 @@ const RankShape = {
 export const NodeListSchema = z.looseObject({ nodes: z.array(z.looseObject({ ...NodeSummaryShape, ...RankShape })) });
 export type NodeList = z.infer<typeof NodeListSchema>;
 
-const StakeSchema = z.looseObject({ held_micro_usd: micro, held_usd: usd, required_micro_usd: micro, required_usd: usd });
+const StakeSchema = z.looseObject({
+  held_micro_usd: micro,
+  held_usd: usd,
+  required_micro_usd: micro,
+  required_usd: usd,
+});
 
 export const NodeDetailSchema = z.looseObject({
   ...NodeSummaryShape,
   ...RankShape,
   stake: StakeSchema.extend({ per: z.string() }),
   live: z.looseObject({ agents: z.number(), attested: z.number(), healthy: z.number(), apps: z.array(z.string()) }),
-  agents: z.array(z.looseObject({
-    agent_id: z.string(), via: z.string(), app: z.string().nullable(), connected: z.boolean(), health: z.string().nullable(), attested: z.boolean(), last_attest: isoOrNull,
-  })),
-  slashes: z.array(z.looseObject({ id: z.string(), kind: z.string(), amount_usd: usd, reason: z.string().nullable(), at: isoOrNull })),
+  agents: z.array(
+    z.looseObject({
+      agent_id: z.string(),
+      via: z.string(),
+      app: z.string().nullable(),
+      connected: z.boolean(),
+      health: z.string().nullable(),
+      attested: z.boolean(),
+      last_attest: isoOrNull,
+    }),
+  ),
+  slashes: z.array(
+    z.looseObject({ id: z.string(), kind: z.string(), amount_usd: usd, reason: z.string().nullable(), at: isoOrNull }),
+  ),
 });
 export type NodeDetail = z.infer<typeof NodeDetailSchema>;
 
@@ -137,7 +156,11 @@ export const FinalizeSchema = z.looseObject({
 export type Finalize = z.infer<typeof FinalizeSchema>;
 
 /** GET /v1/settlements/{period}. */
-export const SettlementSchema = z.looseObject({ period: z.string(), period_index: z.number().int(), lease_periods: z.array(LeasePeriodSchema) });
+export const SettlementSchema = z.looseObject({
+  period: z.string(),
+  period_index: z.number().int(),
+  lease_periods: z.array(LeasePeriodSchema),
+});
 export type Settlement = z.infer<typeof SettlementSchema>;
 
 /** POST /v1/abuse/reports, GET /v1/abuse/reports/{id}, POST …/authorize. */
@@ -154,5 +177,11 @@ export const AbuseReportSchema = z.looseObject({
 export type AbuseReport = z.infer<typeof AbuseReportSchema>;
 
 /** POST /v1/usage/report. */
-export const UsageReportSchema = z.looseObject({ report_id: z.string(), node_id: z.string(), period: z.string(), units: z.number().int(), missed_checks: z.number().int() });
+export const UsageReportSchema = z.looseObject({
+  report_id: z.string(),
+  node_id: z.string(),
+  period: z.string(),
+  units: z.number().int(),
+  missed_checks: z.number().int(),
+});
 export type UsageReport = z.infer<typeof UsageReportSchema>;

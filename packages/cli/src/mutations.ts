@@ -17,24 +17,40 @@ export interface AmountSpec {
   example: string;
 }
 
-export const AMOUNT: AmountSpec = { dollarsFlag: '--amount', microFlag: '--micro-usd', dollarsField: 'amount', microField: 'amount_micro_usd', example: '"$200" or 12.50' };
+export const AMOUNT: AmountSpec = {
+  dollarsFlag: '--amount',
+  microFlag: '--micro-usd',
+  dollarsField: 'amount',
+  microField: 'amount_micro_usd',
+  example: '"$200" or 12.50',
+};
 
 /**
  * The body field(s) of an amount given as dollars or as integer micro-USD, validated exactly as the server
  * will. With `optional`, neither flag means an empty object (the server's default applies).
  */
-export function amountBody(dollars: string | undefined, micro: string | undefined, spec: AmountSpec, optional = false): Record<string, string | number> {
+export function amountBody(
+  dollars: string | undefined,
+  micro: string | undefined,
+  spec: AmountSpec,
+  optional = false,
+): Record<string, string | number> {
   if (optional && dollars === undefined && micro === undefined) return {};
-  if ((dollars === undefined) === (micro === undefined)) throw usageError(`give exactly one of ${spec.dollarsFlag} (e.g. ${spec.example}) and ${spec.microFlag} (an integer)`);
+  if ((dollars === undefined) === (micro === undefined))
+    throw usageError(
+      `give exactly one of ${spec.dollarsFlag} (e.g. ${spec.example}) and ${spec.microFlag} (an integer)`,
+    );
   try {
     if (dollars !== undefined) {
       parseAmount(dollars);
       return { [spec.dollarsField]: dollars };
     }
-    if (!/^\d{1,16}$/.test(micro!)) throw usageError(`${spec.microFlag} must be a positive integer, got ${JSON.stringify(micro)}`);
+    if (!/^\d{1,16}$/.test(micro!))
+      throw usageError(`${spec.microFlag} must be a positive integer, got ${JSON.stringify(micro)}`);
     return { [spec.microField]: Number(parseAmount(BigInt(micro!))) };
   } catch (err) {
-    if (err instanceof AmountError) throw usageError(`${dollars !== undefined ? spec.dollarsFlag : spec.microFlag}: ${err.message}`);
+    if (err instanceof AmountError)
+      throw usageError(`${dollars !== undefined ? spec.dollarsFlag : spec.microFlag}: ${err.message}`);
     throw err;
   }
 }
@@ -56,7 +72,12 @@ export async function idempotentPost<T>(key: string | undefined, run: (key: stri
   try {
     return await run(k);
   } catch (err) {
-    if (err instanceof CliError && RETRYABLE_CODES.has(err.code ?? '')) throw new CliError(`${err.message}\n(to retry safely, repeat the command with --idempotency-key ${k})`, 1, err.code);
+    if (err instanceof CliError && RETRYABLE_CODES.has(err.code ?? ''))
+      throw new CliError(
+        `${err.message}\n(to retry safely, repeat the command with --idempotency-key ${k})`,
+        1,
+        err.code,
+      );
     throw err;
   }
 }

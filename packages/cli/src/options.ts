@@ -6,7 +6,10 @@ import { DEFAULT_CONTROL_URL, DEFAULT_TIMEOUT_MS } from './client.js';
 export function addConnectionOptions(cmd: Command): Command {
   return cmd
     .option('--url <url>', `control plane API base URL (env EE_CONTROL_URL; default ${DEFAULT_CONTROL_URL})`)
-    .option('--admin-token <token>', 'admin bearer token (env EE_ADMIN_TOKEN; prefer the environment: flags show up in ps)')
+    .option(
+      '--admin-token <token>',
+      'admin bearer token (env EE_ADMIN_TOKEN; prefer the environment: flags show up in ps)',
+    )
     .option('--api-key <key>', 'API key of a user (env EE_API_KEY)')
     .option('--timeout-ms <ms>', `per-request timeout in milliseconds (default ${DEFAULT_TIMEOUT_MS})`);
 }
@@ -14,8 +17,14 @@ export function addConnectionOptions(cmd: Command): Command {
 /** --launcher-token / --uptime-token: the market's service tokens, only on the commands that send them. */
 export function addServiceTokenOption(cmd: Command, which: 'launcher' | 'uptime'): Command {
   return which === 'launcher'
-    ? cmd.option('--launcher-token <token>', 'the launcher\'s service token (env EE_LAUNCHER_TOKEN; prefer the environment)')
-    : cmd.option('--uptime-token <token>', 'the uptime reporter\'s service token (env EE_UPTIME_TOKEN; prefer the environment)');
+    ? cmd.option(
+        '--launcher-token <token>',
+        "the launcher's service token (env EE_LAUNCHER_TOKEN; prefer the environment)",
+      )
+    : cmd.option(
+        '--uptime-token <token>',
+        "the uptime reporter's service token (env EE_UPTIME_TOKEN; prefer the environment)",
+      );
 }
 
 /** --json for read commands. */

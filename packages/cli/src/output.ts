@@ -18,11 +18,14 @@ export interface PrintOptions<T> {
 
 /** --json: `data` as pretty JSON on stdout; otherwise `table(data)`. */
 export function printResult<T>(data: T, opts: PrintOptions<T>): void {
-  process.stdout.write(opts.json === true ? `${JSON.stringify(data, null, 2)}\n` : `${opts.table(data).replace(/\n*$/, '')}\n`);
+  process.stdout.write(
+    opts.json === true ? `${JSON.stringify(data, null, 2)}\n` : `${opts.table(data).replace(/\n*$/, '')}\n`,
+  );
 }
 
 /** Strips control characters (terminal escape sequences from a hostile server) and keeps text on one line. */
 export function sanitize(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?').replace(/\n/g, ' ');
 }
 

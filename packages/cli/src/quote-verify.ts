@@ -29,7 +29,8 @@ export function decodeQuoteFile(buf: Buffer): { format: QuoteFileFormat; quote: 
   if (!/^[\t\n\r\x20-\x7e]*$/.test(text)) return { format: 'binary', quote: buf };
   const compact = text.replace(/\s+/g, '');
   const hex = compact.replace(/^0x/i, '');
-  if (hex.length > 0 && hex.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(hex)) return { format: 'hex', quote: Buffer.from(hex, 'hex') };
+  if (hex.length > 0 && hex.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(hex))
+    return { format: 'hex', quote: Buffer.from(hex, 'hex') };
   if (compact.length > 0 && /^[A-Za-z0-9+/_-]+={0,2}$/.test(compact)) {
     const quote = Buffer.from(compact.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
     if (quote.length > 0) return { format: 'base64', quote };
@@ -59,7 +60,13 @@ interface PolicyVerdict {
 
 /** The measurement half of the policy verdict; the TCB half is applied by verifyQuote. */
 function measurementVerdict(policy: Policy, report: QuoteReport, o: VerifyOptions): PolicyVerdict {
-  const subject = (repo: string, release_tag: string): AttestationSubject => ({ agent_id: 'offline', app_name: 'offline', repo, release_tag, network: o.network });
+  const subject = (repo: string, release_tag: string): AttestationSubject => ({
+    agent_id: 'offline',
+    app_name: 'offline',
+    repo,
+    release_tag,
+    network: o.network,
+  });
   const out: PolicyVerdict = { version: policy.version, allowed: false, matched_releases: [], reasons: [] };
   if (report.mrtd === null) {
     out.reasons.push('no measurements: the quote could not be parsed');
@@ -76,7 +83,8 @@ function measurementVerdict(policy: Policy, report: QuoteReport, o: VerifyOption
       if (r.length === 0) out.matched_releases.push(`${c.repo}@${c.release_tag}`);
       else first ??= r;
     }
-    if (candidates.length === 0) out.reasons.push(`MRTD ${report.mrtd} is not in the allowlist of policy ${policy.version}`);
+    if (candidates.length === 0)
+      out.reasons.push(`MRTD ${report.mrtd} is not in the allowlist of policy ${policy.version}`);
     else if (out.matched_releases.length === 0) out.reasons.push(...(first ?? []));
   }
   out.allowed = out.reasons.length === 0 && report.ok;
@@ -95,14 +103,17 @@ const iso = (s: number) => new Date(s * 1000).toISOString().replace(/\.000Z$/, '
 
 export async function verifyCommand(file: string, o: VerifyOptions): Promise<void> {
   if ((o.repo === undefined) !== (o.releaseTag === undefined)) fail('--repo and --release-tag go together', 2);
-  if ((o.repo !== undefined || o.releaseTag !== undefined) && o.policy === undefined) fail('--repo/--release-tag need --policy', 2);
+  if ((o.repo !== undefined || o.releaseTag !== undefined) && o.policy === undefined)
+    fail('--repo/--release-tag need --policy', 2);
   let at = Math.floor(Date.now() / 1000);
   if (o.at !== undefined) {
     if (!/^[0-9]{1,12}$/.test(o.at)) fail(`--at must be unix seconds (a whole number), got "${o.at}"`, 2);
     at = Number(o.at);
   }
   const { format, quote } = readOrUsage('quote file', file, (p) => decodeQuoteFile(readFileSync(p)));
-  const collateral: Collateral = readOrUsage('collateral file', o.collateral, (p) => normalizeCollateral(JSON.parse(readFileSync(p, 'utf8'))));
+  const collateral: Collateral = readOrUsage('collateral file', o.collateral, (p) =>
+    normalizeCollateral(JSON.parse(readFileSync(p, 'utf8'))),
+  );
   const policy = o.policy === undefined ? undefined : readOrUsage('policy file', o.policy, (p) => loadPolicy(p));
 
   const override = readRootOverride(o.rootCa);
@@ -132,14 +143,27 @@ export async function verifyCommand(file: string, o: VerifyOptions): Promise<voi
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
     const rows: Array<[string, string]> = [
-      ['Quote', `${file} (${format}, ${quote.length} bytes${report.quote_version !== null ? `, TDX v${report.quote_version}` : ''})`],
+      [
+        'Quote',
+        `${file} (${format}, ${quote.length} bytes${report.quote_version !== null ? `, TDX v${report.quote_version}` : ''})`,
+      ],
       ['Verified at', `${iso(at)} (${at})`],
-      ['Root CA', root === undefined || root.equals(INTEL_SGX_ROOT_CA_DER) ? "Intel SGX Root CA" : `TEST OVERRIDE ${o.rootCa} (not Intel)`],
+      [
+        'Root CA',
+        root === undefined || root.equals(INTEL_SGX_ROOT_CA_DER)
+          ? 'Intel SGX Root CA'
+          : `TEST OVERRIDE ${o.rootCa} (not Intel)`,
+      ],
       ['Result', ok ? 'OK' : 'FAILED'],
       ['TCB status', report.tcb_status ?? '-'],
-      ...(report.tdx_module_tcb_status !== null ? ([['TDX module TCB', report.tdx_module_tcb_status]] as Array<[string, string]>) : []),
+      ...(report.tdx_module_tcb_status !== null
+        ? ([['TDX module TCB', report.tdx_module_tcb_status]] as Array<[string, string]>)
+        : []),
       ['Advisories', report.advisory_ids.length > 0 ? report.advisory_ids.join(', ') : 'none'],
-      ['FMSPC', report.fmspc === null ? '-' : `${report.fmspc}${report.pck_ca !== null ? ` (PCK ${report.pck_ca} CA)` : ''}`],
+      [
+        'FMSPC',
+        report.fmspc === null ? '-' : `${report.fmspc}${report.pck_ca !== null ? ` (PCK ${report.pck_ca} CA)` : ''}`,
+      ],
       ['MRTD', report.mrtd ?? '-'],
       ['RTMR0', report.rtmr0 ?? '-'],
       ['RTMR1', report.rtmr1 ?? '-'],

@@ -47,7 +47,14 @@ export function appStatus(
   let status: AppStatus;
   if (routable > 0) status = routable_expires! - now_ms <= limits.registration_warn_ms ? 'expiring' : 'active';
   else status = BLOCKER_ORDER[best_blocker]!;
-  return { status, routable_agents: routable, connected_agents: connected, expires_at_ms: expires, last_attest_ms: last_attest, sealed };
+  return {
+    status,
+    routable_agents: routable,
+    connected_agents: connected,
+    expires_at_ms: expires,
+    last_attest_ms: last_attest,
+    sealed,
+  };
 }
 
 export function mayReceiveTraffic(status: AppStatus): boolean {

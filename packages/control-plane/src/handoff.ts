@@ -12,7 +12,10 @@ export const LISTEN_FDS_ENV = 'EE_LISTEN_FDS';
 const READY_TIMEOUT_MS = 30_000;
 
 /** Spawns `argv` (this program, same arguments) with the listening sockets; resolves once it is ready. */
-export function spawnSuccessor(fds: { api: number; proxy: number }, argv: string[] = process.argv.slice(1)): Promise<number> {
+export function spawnSuccessor(
+  fds: { api: number; proxy: number },
+  argv: string[] = process.argv.slice(1),
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, ...argv], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', fds.api, fds.proxy],
@@ -42,7 +45,9 @@ export function spawnSuccessor(fds: { api: number; proxy: number }, argv: string
 }
 
 /** In a successor: the inherited listening sockets, if any. */
-export function inheritedListenFds(env: Record<string, string | undefined> = process.env): { api: number; proxy: number } | undefined {
+export function inheritedListenFds(
+  env: Record<string, string | undefined> = process.env,
+): { api: number; proxy: number } | undefined {
   const v = env[LISTEN_FDS_ENV];
   if (!v) return undefined;
   const m = /^(\d+),(\d+)$/.exec(v);

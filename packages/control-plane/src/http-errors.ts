@@ -38,4 +38,3 @@ export function rawErrorResponse(e: ApiError): string {
     `Content-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`
   );
 }
-

@@ -98,7 +98,10 @@ function urlHost(bind: string): string {
 
 const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
-export async function startControlPlane(config: ControlPlaneConfig, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+export async function startControlPlane(
+  config: ControlPlaneConfig,
+  opts: ControlPlaneOptions = {},
+): Promise<ControlPlane> {
   const log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'control-plane' } });
   const clock = opts.clock ?? systemClock;
   capHttpParserPool(); // see http/parser-pool.ts: ~2 KiB per agent that connected in a burst otherwise
@@ -144,12 +147,23 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   const started_at_ms = Date.now();
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
-  const serverOptions: http.ServerOptions = { maxHeaderSize: config.max_header_bytes, keepAliveTimeout: 65_000, requestTimeout: 0 };
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: config.max_header_bytes,
+    keepAliveTimeout: 65_000,
+    requestTimeout: 0,
+  };
 
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
-    if (!target) return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
-    void forward(hub, req, res, { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) }, metrics).catch((err) => {
+    if (!target)
+      return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
+    void forward(
+      hub,
+      req,
+      res,
+      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
+      metrics,
+    ).catch((err) => {
       log.error({ err }, 'proxy failure');
       sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
     });
@@ -169,23 +183,45 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
         const url = req.url ?? '/';
         if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) return hub.handleUpgrade(req, socket, head);
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
-        if (!target) return void socket.end(rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }));
-        void forwardUpgrade(hub, req, socket, head, { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) });
+        if (!target)
+          return void socket.end(
+            rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }),
+          );
+        void forwardUpgrade(hub, req, socket, head, {
+          ...target,
+          forwarded_host: req.headers.host,
+          forwarded_proto: forwarded(req),
+        });
       });
       return server;
     },
   });
-  fastify.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` } }));
+  fastify.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({ error: { code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` } }),
+  );
   fastify.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) log.error({ err }, 'request failed');
-    reply.code(status).send({ error: { code: status >= 500 ? 'internal' : (err.code ?? 'bad_request').toLowerCase(), message: status >= 500 ? 'internal error' : err.message } });
+    reply.code(status).send({
+      error: {
+        code: status >= 500 ? 'internal' : (err.code ?? 'bad_request').toLowerCase(),
+        message: status >= 500 ? 'internal error' : err.message,
+      },
+    });
   });
   await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
   await fastify.register(appAttestationRoutes, { hub });
-  const marketOpts = { market, idempotency, admin_token: config.admin_token, launcher_token: config.launcher_token, uptime_token: config.uptime_token };
+  const marketOpts = {
+    market,
+    idempotency,
+    admin_token: config.admin_token,
+    launcher_token: config.launcher_token,
+    uptime_token: config.uptime_token,
+  };
   await fastify.register(marketNodeRoutes, marketOpts);
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
@@ -197,8 +233,19 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   const proxy_server = http.createServer(serverOptions, (req, res) => {
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
-    if (!app_name) return sendRawError(res, { status: 404, code: 'unknown_host', message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured' });
-    void forward(hub, req, res, { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) }, metrics).catch((err) => {
+    if (!app_name)
+      return sendRawError(res, {
+        status: 404,
+        code: 'unknown_host',
+        message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
+      });
+    void forward(
+      hub,
+      req,
+      res,
+      { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
+      metrics,
+    ).catch((err) => {
       log.error({ err }, 'proxy failure');
       sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
     });
@@ -207,8 +254,14 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
   proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const app_name = appFromHost(req.headers.host, config.app_domain);
-    if (!app_name) return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }));
-    void forwardUpgrade(hub, req, socket, head, { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) });
+    if (!app_name)
+      return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }));
+    void forwardUpgrade(hub, req, socket, head, {
+      app_name,
+      path: req.url!,
+      forwarded_host: req.headers.host,
+      forwarded_proto: forwarded(req),
+    });
   });
 
   let api_port: number;
@@ -242,7 +295,13 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: Contro
     scheduler,
     verifier,
     reloadPolicy() {
-      if (cpVerifier === null) return Promise.resolve({ ok: false, changed: false, policy_version: null, error: 'an injected verifier has no policy to reload' });
+      if (cpVerifier === null)
+        return Promise.resolve({
+          ok: false,
+          changed: false,
+          policy_version: null,
+          error: 'an injected verifier has no policy to reload',
+        });
       return cpVerifier.reload('reload');
     },
     shutdown(drain_timeout_ms = config.drain_timeout_ms) {

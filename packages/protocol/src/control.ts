@@ -6,14 +6,20 @@
 import { z } from 'zod';
 import { MAX_CONTROL_MESSAGE_BYTES } from './limits.js';
 
-const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
+const hex = (bytes: number) =>
+  z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
 const name = z.string().min(1).max(128);
 
 export const APP_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** App names are DNS labels: they become `{app}.{EE_APP_DOMAIN}` hosts. */
-export const AppName = z.string().regex(APP_NAME_RE, 'app_name must be a DNS label: a-z, 0-9 and inner hyphens, at most 63 characters');
+export const AppName = z
+  .string()
+  .regex(APP_NAME_RE, 'app_name must be a DNS label: a-z, 0-9 and inner hyphens, at most 63 characters');
 /** `owner/repo`, as on GitHub. */
-export const RepoName = z.string().max(200).regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'repo must look like owner/name');
+export const RepoName = z
+  .string()
+  .max(200)
+  .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'repo must look like owner/name');
 export const AgentId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'agent_id must be 8-64 characters of A-Z a-z 0-9 _ -');
 
 export const Keyset = z.strictObject({ hpke_public_key: hex(32), receipt_public_key: hex(32) });
@@ -21,14 +27,23 @@ export const Keyset = z.strictObject({ hpke_public_key: hex(32), receipt_public_
 export const RegisterMessage = z.strictObject({
   type: z.literal('register'),
   repo: RepoName,
-  release_tag: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'release_tag must be printable ASCII without spaces'),
+  release_tag: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\x21-\x7e]+$/, 'release_tag must be printable ASCII without spaces'),
   app_name: AppName,
   network: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'network must be a short lowercase name like forge-1'),
   agent_id: AgentId,
   /** Ours: the agent's software version, for operators. */
   agent_version: z.string().max(64).optional(),
   /** Ours: the token of the market node this agent runs on (EE_NODE_TOKEN; docs/market.md). */
-  node_token: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'node_token must be printable ASCII').optional(),
+  node_token: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[\x21-\x7e]+$/, 'node_token must be printable ASCII')
+    .optional(),
 });
 
 export const AttestRequestMessage = z.strictObject({
@@ -41,9 +56,15 @@ export const AttestRequestMessage = z.strictObject({
 export const AttestResponseMessage = z.strictObject({
   type: z.literal('attest_response'),
   nonce: hex(32),
-  quote: z.string().min(1).max(40_000).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'quote must be base64'),
+  quote: z
+    .string()
+    .min(1)
+    .max(40_000)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'quote must be base64'),
   report_data: hex(64),
-  measurements: z.record(z.string().max(32), z.string().max(256)).refine((m) => Object.keys(m).length <= 16, 'at most 16 measurements'),
+  measurements: z
+    .record(z.string().max(32), z.string().max(256))
+    .refine((m) => Object.keys(m).length <= 16, 'at most 16 measurements'),
   /** Ours: the per-boot keyset bound into report_data (DESIGN.md §3). */
   keyset: Keyset.optional(),
 });
@@ -77,7 +98,12 @@ export const ErrorMessage = z.strictObject({
 });
 
 export const AgentToControl = z.discriminatedUnion('type', [RegisterMessage, AttestResponseMessage, HealthMessage]);
-export const ControlToAgent = z.discriminatedUnion('type', [AttestRequestMessage, RegisteredMessage, AttestResultMessage, ErrorMessage]);
+export const ControlToAgent = z.discriminatedUnion('type', [
+  AttestRequestMessage,
+  RegisteredMessage,
+  AttestResultMessage,
+  ErrorMessage,
+]);
 
 export type RegisterMessage = z.infer<typeof RegisterMessage>;
 export type AttestRequestMessage = z.infer<typeof AttestRequestMessage>;
@@ -92,7 +118,8 @@ export type ControlToAgent = z.infer<typeof ControlToAgent>;
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 
 function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
-  if (Buffer.byteLength(text, 'utf8') > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, error: `control message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes` };
+  if (Buffer.byteLength(text, 'utf8') > MAX_CONTROL_MESSAGE_BYTES)
+    return { ok: false, error: `control message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes` };
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -103,9 +130,10 @@ function parseWith<T>(schema: z.ZodType<T>, text: string): ParseResult<T> {
   if (!r.success) {
     const issue = r.error.issues[0];
     // Unknown keys are peer-supplied text: name the first one, bounded and reduced to printable ASCII.
-    const what = issue?.code === 'unrecognized_keys'
-      ? `unknown field "${closeReason([...issue.path, String((issue as { keys?: unknown[] }).keys?.[0] ?? '')].join('.')).slice(0, 60)}"`
-      : `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
+    const what =
+      issue?.code === 'unrecognized_keys'
+        ? `unknown field "${closeReason([...issue.path, String((issue as { keys?: unknown[] }).keys?.[0] ?? '')].join('.')).slice(0, 60)}"`
+        : `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
     return { ok: false, error: closeReason(`invalid control message: ${what}`) };
   }
   return { ok: true, message: r.data };

@@ -8,12 +8,7 @@
 // The WebSocket message length bounds the payload, so no length field. Decoding is strict: unknown types,
 // unknown flags, bad stream ids and malformed payloads are protocol errors that close the connection.
 
-import {
-  MAX_DATA_FRAME_BYTES,
-  MAX_HEAD_FRAME_BYTES,
-  MAX_STREAM_ID,
-  MAX_WINDOW_BYTES,
-} from './limits.js';
+import { MAX_DATA_FRAME_BYTES, MAX_HEAD_FRAME_BYTES, MAX_STREAM_ID, MAX_WINDOW_BYTES } from './limits.js';
 
 export const FRAME_HEADER_BYTES = 6;
 
@@ -67,7 +62,8 @@ function assertStreamId(stream_id: number): void {
 
 export function encodeHeaders(stream_id: number, head: Buffer, end_stream: boolean): Buffer {
   assertStreamId(stream_id);
-  if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`head size out of range: ${head.length}`);
+  if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES)
+    throw new RangeError(`head size out of range: ${head.length}`);
   const buf = header(FrameType.HEADERS, end_stream ? FrameFlag.END_STREAM : 0, stream_id, head.length);
   head.copy(buf, FRAME_HEADER_BYTES);
   return buf;
@@ -77,7 +73,8 @@ export function encodeHeaders(stream_id: number, head: Buffer, end_stream: boole
 export function encodeData(stream_id: number, data: Buffer, end_stream: boolean, start = 0, end = data.length): Buffer {
   assertStreamId(stream_id);
   const len = end - start;
-  if (start < 0 || end > data.length || len < 0 || len > MAX_DATA_FRAME_BYTES) throw new RangeError(`data frame range out of bounds: [${start}, ${end}) of ${data.length}`);
+  if (start < 0 || end > data.length || len < 0 || len > MAX_DATA_FRAME_BYTES)
+    throw new RangeError(`data frame range out of bounds: [${start}, ${end}) of ${data.length}`);
   const buf = header(FrameType.DATA, end_stream ? FrameFlag.END_STREAM : 0, stream_id, len);
   data.copy(buf, FRAME_HEADER_BYTES, start, end);
   return buf;
@@ -86,13 +83,15 @@ export function encodeData(stream_id: number, data: Buffer, end_stream: boolean,
 /** Allocates a DATA frame of `len` payload bytes with its header written; the caller fills the payload. */
 export function allocDataFrame(stream_id: number, len: number, end_stream: boolean): Buffer {
   assertStreamId(stream_id);
-  if (!Number.isInteger(len) || len < 0 || len > MAX_DATA_FRAME_BYTES) throw new RangeError(`data frame size out of range: ${len}`);
+  if (!Number.isInteger(len) || len < 0 || len > MAX_DATA_FRAME_BYTES)
+    throw new RangeError(`data frame size out of range: ${len}`);
   return header(FrameType.DATA, end_stream ? FrameFlag.END_STREAM : 0, stream_id, len);
 }
 
 export function encodeTrailers(stream_id: number, head: Buffer): Buffer {
   assertStreamId(stream_id);
-  if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES) throw new RangeError(`trailers size out of range: ${head.length}`);
+  if (head.length === 0 || head.length > MAX_HEAD_FRAME_BYTES)
+    throw new RangeError(`trailers size out of range: ${head.length}`);
   const buf = header(FrameType.TRAILERS, FrameFlag.END_STREAM, stream_id, head.length);
   head.copy(buf, FRAME_HEADER_BYTES);
   return buf;
@@ -136,7 +135,8 @@ export function decodeFrame(buf: Buffer): Frame {
   const stream_id = buf.readUInt32BE(2);
   const payload = buf.subarray(FRAME_HEADER_BYTES);
   const needStream = (): void => {
-    if (stream_id === 0 || stream_id > MAX_STREAM_ID) throw new FrameError(`frame type ${type} needs a stream id in 1..2^31-1, got ${stream_id}`);
+    if (stream_id === 0 || stream_id > MAX_STREAM_ID)
+      throw new FrameError(`frame type ${type} needs a stream id in 1..2^31-1, got ${stream_id}`);
   };
   const onlyFlags = (allowed: number): void => {
     if ((flags & ~allowed) !== 0) throw new FrameError(`unknown flags 0x${flags.toString(16)} on frame type ${type}`);
@@ -145,30 +145,35 @@ export function decodeFrame(buf: Buffer): Frame {
     case FrameType.HEADERS:
       needStream();
       onlyFlags(FrameFlag.END_STREAM);
-      if (payload.length === 0 || payload.length > MAX_HEAD_FRAME_BYTES) throw new FrameError(`HEADERS payload size ${payload.length} out of range`);
+      if (payload.length === 0 || payload.length > MAX_HEAD_FRAME_BYTES)
+        throw new FrameError(`HEADERS payload size ${payload.length} out of range`);
       return { type, stream_id, end_stream: (flags & FrameFlag.END_STREAM) !== 0, head: payload };
     case FrameType.DATA:
       needStream();
       onlyFlags(FrameFlag.END_STREAM);
-      if (payload.length > MAX_DATA_FRAME_BYTES) throw new FrameError(`DATA payload ${payload.length} exceeds ${MAX_DATA_FRAME_BYTES}`);
+      if (payload.length > MAX_DATA_FRAME_BYTES)
+        throw new FrameError(`DATA payload ${payload.length} exceeds ${MAX_DATA_FRAME_BYTES}`);
       return { type, stream_id, end_stream: (flags & FrameFlag.END_STREAM) !== 0, data: payload };
     case FrameType.TRAILERS:
       needStream();
       if (flags !== FrameFlag.END_STREAM) throw new FrameError('TRAILERS must carry END_STREAM and no other flag');
-      if (payload.length === 0 || payload.length > MAX_HEAD_FRAME_BYTES) throw new FrameError(`TRAILERS payload size ${payload.length} out of range`);
+      if (payload.length === 0 || payload.length > MAX_HEAD_FRAME_BYTES)
+        throw new FrameError(`TRAILERS payload size ${payload.length} out of range`);
       return { type, stream_id, head: payload };
     case FrameType.WINDOW_UPDATE: {
       onlyFlags(0);
       if (stream_id > MAX_STREAM_ID) throw new FrameError(`stream id ${stream_id} out of range`);
       if (payload.length !== 4) throw new FrameError(`WINDOW_UPDATE payload must be 4 bytes, got ${payload.length}`);
       const increment = payload.readUInt32BE(0);
-      if (increment < 1 || increment > MAX_WINDOW_BYTES) throw new FrameError(`WINDOW_UPDATE increment ${increment} out of range`);
+      if (increment < 1 || increment > MAX_WINDOW_BYTES)
+        throw new FrameError(`WINDOW_UPDATE increment ${increment} out of range`);
       return { type, stream_id, increment };
     }
     case FrameType.RESET:
       needStream();
       onlyFlags(0);
-      if (payload.length < 2 || payload.length > 2 + MAX_RESET_REASON_BYTES) throw new FrameError(`RESET payload size ${payload.length} out of range`);
+      if (payload.length < 2 || payload.length > 2 + MAX_RESET_REASON_BYTES)
+        throw new FrameError(`RESET payload size ${payload.length} out of range`);
       return { type, stream_id, code: payload.readUInt16BE(0), reason: payload.toString('utf8', 2) };
     case FrameType.GOAWAY: {
       onlyFlags(0);

@@ -24,7 +24,10 @@ export interface ResponseHead {
 
 export class HeadError extends Error {
   override readonly name = 'HeadError';
-  constructor(message: string, readonly too_large = false) {
+  constructor(
+    message: string,
+    readonly too_large = false,
+  ) {
     super(message);
   }
 }
@@ -67,7 +70,8 @@ function parseJsonObject(buf: Buffer): Record<string, unknown> {
   } catch {
     throw new HeadError('head is not valid JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HeadError('head must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new HeadError('head must be a JSON object');
   return value as Record<string, unknown>;
 }
 
@@ -84,14 +88,29 @@ export function decodeRequestHead(buf: Buffer, max_header_bytes = DEFAULT_MAX_HE
   const o = parseJsonObject(buf);
   rejectUnknownKeys(o, REQUEST_KEYS);
   if (typeof o.method !== 'string' || !METHOD_RE.test(o.method)) throw new HeadError('invalid method');
-  if (typeof o.path !== 'string' || !o.path.startsWith('/') || o.path.length > MAX_REQUEST_PATH_BYTES || /[\s\0]/.test(o.path)) {
+  if (
+    typeof o.path !== 'string' ||
+    !o.path.startsWith('/') ||
+    o.path.length > MAX_REQUEST_PATH_BYTES ||
+    /[\s\0]/.test(o.path)
+  ) {
     throw new HeadError('invalid path');
   }
-  if (typeof o.timeout_ms !== 'number' || !Number.isInteger(o.timeout_ms) || o.timeout_ms < 1 || o.timeout_ms > MAX_TIMEOUT_MS) {
+  if (
+    typeof o.timeout_ms !== 'number' ||
+    !Number.isInteger(o.timeout_ms) ||
+    o.timeout_ms < 1 ||
+    o.timeout_ms > MAX_TIMEOUT_MS
+  ) {
     throw new HeadError('invalid timeout_ms');
   }
   if (o.upgrade !== undefined && typeof o.upgrade !== 'boolean') throw new HeadError('invalid upgrade flag');
-  const head: RequestHead = { method: o.method, path: o.path, headers: checkHeaders(o.headers, max_header_bytes), timeout_ms: o.timeout_ms };
+  const head: RequestHead = {
+    method: o.method,
+    path: o.path,
+    headers: checkHeaders(o.headers, max_header_bytes),
+    timeout_ms: o.timeout_ms,
+  };
   if (o.upgrade) head.upgrade = true;
   return head;
 }
@@ -113,8 +132,15 @@ export function decodeTrailers(buf: Buffer, max_header_bytes = DEFAULT_MAX_HEADE
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) are never forwarded; each hop manages its own connection. */
 export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
 ]);
 
 /** Converts Node's rawHeaders ([k, v, k, v, ...]) into a list, dropping hop-by-hop headers and any the

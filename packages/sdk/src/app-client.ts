@@ -25,10 +25,16 @@ export interface AppFetchInit extends AppRequestOptions {
 export type AppBody = BodyLike | Record<string, unknown> | unknown[] | null;
 
 function isBodyLike(b: unknown): b is BodyLike {
-  return typeof b === 'string' || b instanceof Uint8Array || b instanceof ArrayBuffer || b instanceof URLSearchParams ||
-    (typeof Blob !== 'undefined' && b instanceof Blob) || (typeof FormData !== 'undefined' && b instanceof FormData) ||
+  return (
+    typeof b === 'string' ||
+    b instanceof Uint8Array ||
+    b instanceof ArrayBuffer ||
+    b instanceof URLSearchParams ||
+    (typeof Blob !== 'undefined' && b instanceof Blob) ||
+    (typeof FormData !== 'undefined' && b instanceof FormData) ||
     (typeof ReadableStream !== 'undefined' && b instanceof ReadableStream) ||
-    (typeof b === 'object' && b !== null && Symbol.asyncIterator in b);
+    (typeof b === 'object' && b !== null && Symbol.asyncIterator in b)
+  );
 }
 
 export class AppClient {
@@ -64,7 +70,12 @@ export class AppClient {
     return res;
   }
 
-  private async checked(method: string, path: string, body: AppBody | undefined, o: AppRequestOptions): Promise<Response> {
+  private async checked(
+    method: string,
+    path: string,
+    body: AppBody | undefined,
+    o: AppRequestOptions,
+  ): Promise<Response> {
     const headers = new Headers(o.headers);
     let b: BodyLike | null | undefined;
     if (body === undefined || body === null || isBodyLike(body)) {

@@ -4,7 +4,8 @@ type WebCrypto = { getRandomValues<T extends Uint8Array>(a: T): T; randomUUID?: 
 
 function webCrypto(): WebCrypto {
   const c = (globalThis as { crypto?: WebCrypto }).crypto;
-  if (c === undefined || typeof c.getRandomValues !== 'function') throw new Error('WebCrypto (globalThis.crypto) is not available');
+  if (c === undefined || typeof c.getRandomValues !== 'function')
+    throw new Error('WebCrypto (globalThis.crypto) is not available');
   return c;
 }
 

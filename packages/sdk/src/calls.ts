@@ -45,15 +45,34 @@ export function mergeHeaders(auth: AuthHeader, o: CallOptions): Headers {
   return h;
 }
 
-export async function get<S extends z.ZodType>(t: Transport, path: string, auth: AuthHeader, o: CallOptions, schema: S): Promise<z.output<S>> {
+export async function get<S extends z.ZodType>(
+  t: Transport,
+  path: string,
+  auth: AuthHeader,
+  o: CallOptions,
+  schema: S,
+): Promise<z.output<S>> {
   return (await callJson(t, { ...o, method: 'GET', path, headers: mergeHeaders(auth, o) }, schema)).data;
 }
 
 /** A POST under one Idempotency-Key for all its attempts. */
-export async function post<S extends z.ZodType>(t: Transport, path: string, body: unknown, auth: AuthHeader, o: IdempotentOptions, schema: S): Promise<Replayable<z.output<S>>> {
+export async function post<S extends z.ZodType>(
+  t: Transport,
+  path: string,
+  body: unknown,
+  auth: AuthHeader,
+  o: IdempotentOptions,
+  schema: S,
+): Promise<Replayable<z.output<S>>> {
   const { idempotency_key = newIdempotencyKey(), ...rest } = o;
-  const r = await callJson(t, { ...rest, method: 'POST', path, body, idempotency_key, headers: mergeHeaders(auth, o) }, schema);
-  return { ...(r.data as object), replayed: r.headers.get('idempotent-replayed') === 'true' } as Replayable<z.output<S>>;
+  const r = await callJson(
+    t,
+    { ...rest, method: 'POST', path, body, idempotency_key, headers: mergeHeaders(auth, o) },
+    schema,
+  );
+  return { ...(r.data as object), replayed: r.headers.get('idempotent-replayed') === 'true' } as Replayable<
+    z.output<S>
+  >;
 }
 
 /** A path segment (an id the server names): non-empty, encoded. */

@@ -16,7 +16,16 @@ import { callJson } from './json.js';
 import type { Auth, IdempotentOptions } from './calls.js';
 import * as ledger from './ledger.js';
 import * as market from './market.js';
-import { AppAttestationSchema, AppsSchema, ResolveSchema, SelfAttestationSchema, type AppAttestation, type AppSummary, type Resolved, type SelfAttestation } from './schemas.js';
+import {
+  AppAttestationSchema,
+  AppsSchema,
+  ResolveSchema,
+  SelfAttestationSchema,
+  type AppAttestation,
+  type AppSummary,
+  type Resolved,
+  type SelfAttestation,
+} from './schemas.js';
 import type { TrustOptions, VerifiedEvidence } from './trust.js';
 import type { EvidenceInput, LocalVerifier } from './verify.js';
 
@@ -59,7 +68,8 @@ export class EasyEnclave {
   readonly #byOverride = new WeakMap<TrustOptions, Promise<LocalVerifier>>();
 
   constructor(options: EasyEnclaveOptions) {
-    if (typeof options?.url !== 'string' || !/^https?:\/\//.test(options.url)) throw new TypeError('url must be an http(s) URL of the control plane');
+    if (typeof options?.url !== 'string' || !/^https?:\/\//.test(options.url))
+      throw new TypeError('url must be an http(s) URL of the control plane');
     this.#o = options;
     this.transport = new Transport({ ...options, base_url: options.url });
   }
@@ -82,7 +92,11 @@ export class EasyEnclave {
   private verifier(override?: TrustOptions): Promise<LocalVerifier> {
     const cached = override === undefined ? this.#base : this.#byOverride.get(override);
     if (cached !== undefined) return cached;
-    const trust: TrustOptions = { ...this.#o.trust, ...(this.#o.policy !== undefined ? { policy: this.#o.policy } : {}), ...override };
+    const trust: TrustOptions = {
+      ...this.#o.trust,
+      ...(this.#o.policy !== undefined ? { policy: this.#o.policy } : {}),
+      ...override,
+    };
     // Node-only code, loaded only now (see the header comment).
     const v = import('./verify.js').then((m) => m.createVerifier(trust, this.#o.network));
     if (override === undefined) this.#base = v;
@@ -95,7 +109,9 @@ export class EasyEnclave {
 
   /** GET /v1/resolve/{app}: where the app is served and on which network (typed errors when it is not). */
   async resolve(app: string, o: CallOptions = {}): Promise<Resolved> {
-    return (await callJson(this.transport, { ...o, method: 'GET', path: `/v1/resolve/${checkApp(app)}` }, ResolveSchema)).data;
+    return (
+      await callJson(this.transport, { ...o, method: 'GET', path: `/v1/resolve/${checkApp(app)}` }, ResolveSchema)
+    ).data;
   }
 
   /** GET /v1/apps (admin). */
@@ -109,17 +125,34 @@ export class EasyEnclave {
   async appEvidence(app: string, o: CallOptions & { nonce?: string; agent?: string } = {}): Promise<AppAttestation> {
     const q = new URLSearchParams({ nonce: o.nonce ?? newNonceHex() });
     if (o.agent !== undefined) q.set('agent', o.agent);
-    return (await callJson(this.transport, { ...o, method: 'GET', path: `/v1/apps/${checkApp(app)}/attestation?${q}` }, AppAttestationSchema)).data;
+    return (
+      await callJson(
+        this.transport,
+        { ...o, method: 'GET', path: `/v1/apps/${checkApp(app)}/attestation?${q}` },
+        AppAttestationSchema,
+      )
+    ).data;
   }
 
   /** Fetches and verifies an agent of the app; throws AttestationError with the reasons when it fails. */
-  async verifyApp(app: string, o: CallOptions & { agent?: string; trust?: TrustOptions } = {}): Promise<VerifiedEvidence> {
+  async verifyApp(
+    app: string,
+    o: CallOptions & { agent?: string; trust?: TrustOptions } = {},
+  ): Promise<VerifiedEvidence> {
     const verifier = this.verifier(o.trust);
     const nonce = newNonceHex();
     const ev = await this.appEvidence(app, { ...o, nonce });
     const input: EvidenceInput = {
-      nonce_hex: nonce, echoed_nonce: ev.nonce, quote_b64: ev.quote, report_data_hex: ev.report_data, keyset: ev.keyset,
-      repo: ev.repo, release_tag: ev.release_tag, network: ev.network, app: ev.app, agent_id: ev.agent_id,
+      nonce_hex: nonce,
+      echoed_nonce: ev.nonce,
+      quote_b64: ev.quote,
+      report_data_hex: ev.report_data,
+      keyset: ev.keyset,
+      repo: ev.repo,
+      release_tag: ev.release_tag,
+      network: ev.network,
+      app: ev.app,
+      agent_id: ev.agent_id,
     };
     if (ev.app !== app) throw new AttestationError([`the evidence is for app "${ev.app}", not "${app}"`]);
     return (await verifier).verify(input);
@@ -138,7 +171,8 @@ export class EasyEnclave {
     }
     if (!on) return new AppClient(this.transport, app, null, null);
     const trust = typeof verify === 'object' ? verify : undefined;
-    const run = (c: CallOptions) => this.verifyApp(app, { ...c, ...(agent !== undefined ? { agent } : {}), ...(trust ? { trust } : {}) });
+    const run = (c: CallOptions) =>
+      this.verifyApp(app, { ...c, ...(agent !== undefined ? { agent } : {}), ...(trust ? { trust } : {}) });
     return new AppClient(this.transport, app, await run(call), run);
   }
 
@@ -146,19 +180,36 @@ export class EasyEnclave {
 
   /** GET /v1/attestation: the control plane's own evidence over `nonce` (default a fresh one), unverified. */
   async controlPlaneEvidence(o: CallOptions & { nonce?: string } = {}): Promise<SelfAttestation> {
-    return (await callJson(this.transport, { ...o, method: 'GET', path: `/v1/attestation?nonce=${o.nonce ?? newNonceHex()}` }, SelfAttestationSchema)).data;
+    return (
+      await callJson(
+        this.transport,
+        { ...o, method: 'GET', path: `/v1/attestation?nonce=${o.nonce ?? newNonceHex()}` },
+        SelfAttestationSchema,
+      )
+    ).data;
   }
 
   /** Verifies the control plane's own evidence; throws AttestationError with the reasons when it fails. */
   async verifyControlPlane(o: CallOptions & TrustOptions = {}): Promise<VerifiedEvidence> {
     const { signal, timeout_ms, max_retries, headers, ...trust } = o;
-    const call = { ...(signal ? { signal } : {}), ...(timeout_ms !== undefined ? { timeout_ms } : {}), ...(max_retries !== undefined ? { max_retries } : {}), ...(headers ? { headers } : {}) };
+    const call = {
+      ...(signal ? { signal } : {}),
+      ...(timeout_ms !== undefined ? { timeout_ms } : {}),
+      ...(max_retries !== undefined ? { max_retries } : {}),
+      ...(headers ? { headers } : {}),
+    };
     const verifier = this.verifier(Object.keys(trust).length > 0 ? trust : undefined);
     const nonce = newNonceHex();
     const ev = await this.controlPlaneEvidence({ ...call, nonce });
     return (await verifier).verify({
-      nonce_hex: nonce, echoed_nonce: ev.nonce, quote_b64: ev.quote, report_data_hex: ev.report_data, keyset: ev.keyset,
-      repo: ev.repo, release_tag: ev.release_tag, network: null,
+      nonce_hex: nonce,
+      echoed_nonce: ev.nonce,
+      quote_b64: ev.quote,
+      report_data_hex: ev.report_data,
+      keyset: ev.keyset,
+      repo: ev.repo,
+      release_tag: ev.release_tag,
+      network: null,
     });
   }
 
@@ -184,7 +235,8 @@ export class EasyEnclave {
 
   balance(account?: string, o?: CallOptions) {
     const a = account ?? this.#o.account ?? this.keyAccount;
-    if (a === undefined) throw new TypeError('balance() needs an account (or `account` / `apiKey` in the EasyEnclave options)');
+    if (a === undefined)
+      throw new TypeError('balance() needs an account (or `account` / `apiKey` in the EasyEnclave options)');
     return ledger.balance(this.transport, this.auth, a, o);
   }
 

@@ -112,8 +112,16 @@ export class TimeoutError extends EasyEnclaveError {
 /** No HTTP answer at all (connection refused, reset, DNS). `attempts` counts the tries made. */
 export class ConnectionError extends EasyEnclaveError {
   override name = 'ConnectionError';
-  constructor(readonly attempts: number, cause: unknown) {
-    super('connection', { status: 0, code: 'connection_failed', message: `request failed after ${attempts} attempt(s): ${describe(cause)}`, cause });
+  constructor(
+    readonly attempts: number,
+    cause: unknown,
+  ) {
+    super('connection', {
+      status: 0,
+      code: 'connection_failed',
+      message: `request failed after ${attempts} attempt(s): ${describe(cause)}`,
+      cause,
+    });
   }
 }
 
@@ -129,7 +137,11 @@ export class InvalidResponseError extends EasyEnclaveError {
 export class AttestationError extends EasyEnclaveError {
   override name = 'AttestationError';
   constructor(readonly reasons: string[]) {
-    super('attestation', { status: 0, code: 'attestation_failed', message: `attestation failed: ${reasons.join('; ')}` });
+    super('attestation', {
+      status: 0,
+      code: 'attestation_failed',
+      message: `attestation failed: ${reasons.join('; ')}`,
+    });
   }
 }
 
@@ -177,7 +189,8 @@ export async function errorFromResponse(res: Response): Promise<EasyEnclaveError
   const d: ErrorDetails = {
     status: res.status,
     code: parsed?.error.code ?? `http_${res.status}`,
-    message: parsed?.error.message ?? (`HTTP ${res.status} ${res.statusText}`.trim() + (text ? `: ${text.slice(0, 200)}` : '')),
+    message:
+      parsed?.error.message ?? `HTTP ${res.status} ${res.statusText}`.trim() + (text ? `: ${text.slice(0, 200)}` : ''),
     ...(Number.isFinite(ra) && ra >= 0 && res.headers.has('retry-after') ? { retry_after_s: ra } : {}),
     ...(parsed === null && text !== '' ? { body: text } : {}),
   };

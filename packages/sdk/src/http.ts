@@ -7,7 +7,15 @@
 // Browser-safe: no Node modules; the body types are those of the Fetch standard plus async iterables (Node).
 import { ConnectionError, TimeoutError } from './errors.js';
 
-export type BodyLike = string | Uint8Array | ArrayBuffer | Blob | URLSearchParams | FormData | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+export type BodyLike =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | Blob
+  | URLSearchParams
+  | FormData
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<Uint8Array>;
 
 export interface TransportOptions {
   base_url: string;
@@ -41,7 +49,14 @@ export const DEFAULT_MAX_RETRIES = 2;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
 // Errors that mean no byte of the request reached the server.
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /** A deadline plus the caller's signal, as one signal for fetch. */
 export class Deadline {
@@ -50,7 +65,10 @@ export class Deadline {
   private timed_out = false;
   private readonly unlink: () => void;
 
-  constructor(readonly timeout_ms: number, readonly user: AbortSignal | undefined) {
+  constructor(
+    readonly timeout_ms: number,
+    readonly user: AbortSignal | undefined,
+  ) {
     this.timer = setTimeout(() => {
       this.timed_out = true;
       this.controller.abort(new TimeoutError(timeout_ms));
@@ -106,8 +124,15 @@ function errorCode(err: unknown): string | undefined {
 }
 
 function replayable(body: BodyLike | null | undefined): boolean {
-  return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer ||
-    (typeof Blob !== 'undefined' && body instanceof Blob) || body instanceof URLSearchParams;
+  return (
+    body === undefined ||
+    body === null ||
+    typeof body === 'string' ||
+    body instanceof Uint8Array ||
+    body instanceof ArrayBuffer ||
+    (typeof Blob !== 'undefined' && body instanceof Blob) ||
+    body instanceof URLSearchParams
+  );
 }
 
 export class Transport {
@@ -132,7 +157,10 @@ export class Transport {
    * whatever its status. The deadline is running when this returns: call `deadline.stopTimer()` to stream a
    * body without it, or `deadline.done()` when finished.
    */
-  async send(req: SendRequest, deadline = new Deadline(req.timeout_ms ?? this.timeout_ms, req.signal)): Promise<{ res: Response; deadline: Deadline }> {
+  async send(
+    req: SendRequest,
+    deadline = new Deadline(req.timeout_ms ?? this.timeout_ms, req.signal),
+  ): Promise<{ res: Response; deadline: Deadline }> {
     const method = req.method.toUpperCase();
     const headers = new Headers(req.headers);
     if (req.idempotency_key !== undefined) headers.set('idempotency-key', req.idempotency_key);
@@ -178,9 +206,10 @@ export class Transport {
   /** Full-jitter exponential backoff, or the server's Retry-After; both capped at max_retry_delay_ms. */
   private async backoff(attempt: number, retry_after: string | null, deadline: Deadline): Promise<void> {
     const ra = retry_after === null ? Number.NaN : Number(retry_after) * 1000;
-    const delay = Number.isFinite(ra) && ra >= 0
-      ? Math.min(ra, this.max_retry_delay_ms)
-      : Math.random() * Math.min(this.max_retry_delay_ms, this.retry_base_delay_ms * 2 ** attempt);
+    const delay =
+      Number.isFinite(ra) && ra >= 0
+        ? Math.min(ra, this.max_retry_delay_ms)
+        : Math.random() * Math.min(this.max_retry_delay_ms, this.retry_base_delay_ms * 2 ** attempt);
     try {
       await sleep(delay, deadline.signal);
     } catch {

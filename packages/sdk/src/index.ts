@@ -7,7 +7,19 @@ export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './tru
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
 export type { Amount, Balance, CreatedAccount, IdempotentOptions, Purchase, Replayable, Transfer } from './ledger.js';
 export type { AbuseReportParams, CreateLeaseParams, Period, RegisterNodeParams, Tier } from './market.js';
-export type { AbuseReport, CreatedLease, Finalized, Lease, LeasePeriod, NodeDetail, NodeSummary, Payout, RegisteredNode, Settlement, StakeResult } from './market-schemas.js';
+export type {
+  AbuseReport,
+  CreatedLease,
+  Finalized,
+  Lease,
+  LeasePeriod,
+  NodeDetail,
+  NodeSummary,
+  Payout,
+  RegisteredNode,
+  Settlement,
+  StakeResult,
+} from './market-schemas.js';
 export { MAX_JSON_BODY_BYTES, parseJsonExact, stringifyJson } from './json.js';
 export {
   AttestationError,

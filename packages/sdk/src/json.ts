@@ -52,7 +52,11 @@ async function readText(res: Response, deadline: Deadline): Promise<string> {
 }
 
 /** A JSON call: the parsed, validated 2xx body, or a typed error. */
-export async function callJson<S extends z.ZodType>(t: Transport, req: JsonRequest, schema: S): Promise<JsonResult<z.output<S>>> {
+export async function callJson<S extends z.ZodType>(
+  t: Transport,
+  req: JsonRequest,
+  schema: S,
+): Promise<JsonResult<z.output<S>>> {
   const headers = new Headers(req.headers);
   headers.set('accept', 'application/json');
   let body: string | undefined;
@@ -74,7 +78,10 @@ export async function callJson<S extends z.ZodType>(t: Transport, req: JsonReque
     const r = schema.safeParse(json);
     if (!r.success) {
       const issue = r.error.issues[0];
-      throw new InvalidResponseError(res.status, `${req.method} ${req.path.split('?')[0]}: unexpected response: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+      throw new InvalidResponseError(
+        res.status,
+        `${req.method} ${req.path.split('?')[0]}: unexpected response: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+      );
     }
     return { data: r.data, status: res.status, headers: res.headers };
   } catch (err) {

@@ -20,7 +20,12 @@ export type LedgerAuth = Auth;
 
 const Account = z.string().min(1).max(200);
 
-export const AccountSchema = z.looseObject({ account_id: z.string(), kind: z.enum(['user', 'provider']), name: z.string(), api_key: z.string() });
+export const AccountSchema = z.looseObject({
+  account_id: z.string(),
+  kind: z.enum(['user', 'provider']),
+  name: z.string(),
+  api_key: z.string(),
+});
 export const BalanceSchema = z.looseObject({
   account: z.string(),
   available_micro_usd: MicroUsd,
@@ -36,7 +41,12 @@ export const TransferSchema = z.looseObject({
   to: z.string().nullable().optional(),
   amount_micro_usd: MicroUsd,
 });
-export const PurchaseSchema = z.looseObject({ transfer_id: z.string(), account: z.string(), amount_micro_usd: MicroUsd, balance: BalanceSchema.partial().loose() });
+export const PurchaseSchema = z.looseObject({
+  transfer_id: z.string(),
+  account: z.string(),
+  amount_micro_usd: MicroUsd,
+  balance: BalanceSchema.partial().loose(),
+});
 const TransferPageSchema = z.object({ transfers: z.array(TransferSchema), next_cursor: z.string().nullable() });
 
 export type CreatedAccount = z.infer<typeof AccountSchema>;
@@ -50,33 +60,73 @@ export function amountFields(amount: Amount, name = 'amount'): Record<string, st
     if (amount.trim() === '') throw new TypeError(`${name} must not be empty`);
     return { [name]: amount };
   }
-  if (typeof amount === 'number' && !Number.isSafeInteger(amount)) throw new TypeError(`${name} as a number must be a safe integer of micro-USD (use a string for USD, or a bigint)`);
-  if (typeof amount !== 'number' && typeof amount !== 'bigint') throw new TypeError(`${name} must be a string of USD or micro-USD as a bigint or number`);
+  if (typeof amount === 'number' && !Number.isSafeInteger(amount))
+    throw new TypeError(`${name} as a number must be a safe integer of micro-USD (use a string for USD, or a bigint)`);
+  if (typeof amount !== 'number' && typeof amount !== 'bigint')
+    throw new TypeError(`${name} must be a string of USD or micro-USD as a bigint or number`);
   const micro = BigInt(amount);
   if (micro <= 0n) throw new TypeError(`${name} must be positive`);
   return { [`${name}_micro_usd`]: micro };
 }
 
-export function createAccount(t: Transport, auth: Auth, a: { kind: 'user' | 'provider'; name: string }, o: IdempotentOptions = {}): Promise<Replayable<CreatedAccount>> {
-  return post(t, '/v1/accounts', { kind: a.kind, name: a.name }, bearer(auth.admin_token, 'adminToken'), o, AccountSchema);
+export function createAccount(
+  t: Transport,
+  auth: Auth,
+  a: { kind: 'user' | 'provider'; name: string },
+  o: IdempotentOptions = {},
+): Promise<Replayable<CreatedAccount>> {
+  return post(
+    t,
+    '/v1/accounts',
+    { kind: a.kind, name: a.name },
+    bearer(auth.admin_token, 'adminToken'),
+    o,
+    AccountSchema,
+  );
 }
 
-export function purchaseCredits(t: Transport, auth: Auth, p: { account: string; amount: Amount; payment_ref: string }, o: IdempotentOptions = {}): Promise<Replayable<Purchase>> {
+export function purchaseCredits(
+  t: Transport,
+  auth: Auth,
+  p: { account: string; amount: Amount; payment_ref: string },
+  o: IdempotentOptions = {},
+): Promise<Replayable<Purchase>> {
   const body = { account: Account.parse(p.account), ...amountFields(p.amount), payment_ref: p.payment_ref };
   return post(t, '/v1/credits/purchase', body, bearer(auth.admin_token, 'adminToken'), o, PurchaseSchema);
 }
 
-export function transferCredits(t: Transport, auth: Auth, p: { to: string; amount: Amount; from?: string; memo?: string }, o: IdempotentOptions = {}): Promise<Replayable<Transfer>> {
-  const body = { ...(p.from !== undefined ? { from: p.from } : {}), to: Account.parse(p.to), ...amountFields(p.amount), ...(p.memo !== undefined ? { memo: p.memo } : {}) };
+export function transferCredits(
+  t: Transport,
+  auth: Auth,
+  p: { to: string; amount: Amount; from?: string; memo?: string },
+  o: IdempotentOptions = {},
+): Promise<Replayable<Transfer>> {
+  const body = {
+    ...(p.from !== undefined ? { from: p.from } : {}),
+    to: Account.parse(p.to),
+    ...amountFields(p.amount),
+    ...(p.memo !== undefined ? { memo: p.memo } : {}),
+  };
   return post(t, '/v1/credits/transfer', body, bearer(auth.api_key, 'apiKey'), o, TransferSchema);
 }
 
 export async function balance(t: Transport, auth: Auth, account: string, o: CallOptions = {}): Promise<Balance> {
-  return get(t, `/v1/balances/${encodeURIComponent(Account.parse(account))}`, optionalPrincipal(auth), o, BalanceSchema);
+  return get(
+    t,
+    `/v1/balances/${encodeURIComponent(Account.parse(account))}`,
+    optionalPrincipal(auth),
+    o,
+    BalanceSchema,
+  );
 }
 
 /** Every transfer of an account, newest first as the server pages them; `limit` is the page size. */
-export async function* transfers(t: Transport, auth: Auth, p: { account: string; limit?: number }, o: CallOptions = {}): AsyncGenerator<Transfer, void, undefined> {
+export async function* transfers(
+  t: Transport,
+  auth: Auth,
+  p: { account: string; limit?: number },
+  o: CallOptions = {},
+): AsyncGenerator<Transfer, void, undefined> {
   const base = `/v1/accounts/${encodeURIComponent(Account.parse(p.account))}/transfers`;
   let cursor: string | null = null;
   const seen = new Set<string>();
@@ -88,7 +138,8 @@ export async function* transfers(t: Transport, auth: Auth, p: { account: string;
     const page = await get(t, qs ? `${base}?${qs}` : base, optionalPrincipal(auth), o, TransferPageSchema);
     for (const tr of page.transfers) yield tr;
     // A server that hands back a cursor it already gave would loop forever: stop instead.
-    if (page.next_cursor !== null && seen.has(page.next_cursor)) throw new InvalidResponseError(200, `transfers: the server repeated cursor ${page.next_cursor}`);
+    if (page.next_cursor !== null && seen.has(page.next_cursor))
+      throw new InvalidResponseError(200, `transfers: the server repeated cursor ${page.next_cursor}`);
     cursor = page.next_cursor;
     if (cursor !== null) seen.add(cursor);
   } while (cursor !== null);

@@ -30,21 +30,52 @@ export const NodeSummarySchema = z.looseObject({
 /** POST /v1/nodes/register: the node, and its token (null on sealed networks and on an idempotent replay). */
 export const RegisteredNodeSchema = NodeSummarySchema.extend({ node_token: z.string().nullable() });
 
-const Eligibility = { eligible: z.boolean(), ineligible_reasons: z.array(z.string()), trust: z.number(), effective_price_per_vcpu_hour_micro_usd: MicroUsd };
+const Eligibility = {
+  eligible: z.boolean(),
+  ineligible_reasons: z.array(z.string()),
+  trust: z.number(),
+  effective_price_per_vcpu_hour_micro_usd: MicroUsd,
+};
 
 export const NodeListSchema = z.object({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
 
-const StakeView = z.looseObject({ held_micro_usd: MicroUsd, held_usd: z.string(), required_micro_usd: MicroUsd.optional(), required_usd: z.string().optional() });
+const StakeView = z.looseObject({
+  held_micro_usd: MicroUsd,
+  held_usd: z.string(),
+  required_micro_usd: MicroUsd.optional(),
+  required_usd: z.string().optional(),
+});
 
 /** GET /v1/nodes/{node}: stake is held per provider (it covers all the provider's nodes). */
 export const NodeDetailSchema = NodeSummarySchema.extend({
   ...Eligibility,
   stake: StakeView.extend({ required_micro_usd: MicroUsd, required_usd: z.string() }),
-  live: z.looseObject({ agents: z.number().int(), attested: z.number().int(), healthy: z.number().int(), apps: z.array(z.string()) }),
-  agents: z.array(z.looseObject({ agent_id: z.string(), via: z.string(), app: z.string().nullable(), connected: z.boolean(), attested: z.boolean() })),
+  live: z.looseObject({
+    agents: z.number().int(),
+    attested: z.number().int(),
+    healthy: z.number().int(),
+    apps: z.array(z.string()),
+  }),
+  agents: z.array(
+    z.looseObject({
+      agent_id: z.string(),
+      via: z.string(),
+      app: z.string().nullable(),
+      connected: z.boolean(),
+      attested: z.boolean(),
+    }),
+  ),
   attestations: z.array(z.looseObject({ agent_id: z.string(), at: Iso, ok: z.boolean() })),
   health_events: z.array(z.looseObject({ agent_id: z.string(), at: Iso, kind: z.string() })),
-  slashes: z.array(z.looseObject({ id: z.string(), kind: z.string(), amount_micro_usd: MicroUsd, reason: z.string().nullable(), at: Iso })),
+  slashes: z.array(
+    z.looseObject({
+      id: z.string(),
+      kind: z.string(),
+      amount_micro_usd: MicroUsd,
+      reason: z.string().nullable(),
+      at: Iso,
+    }),
+  ),
 });
 
 /** POST /v1/nodes/{node}/stake|unstake. `stake.required_*`, `eligible` and `ineligible_reasons` are computed
@@ -108,7 +139,11 @@ export const LeaseSchema = z.looseObject({
   lease_periods: z.array(LeasePeriodSchema),
 });
 
-export const SettlementSchema = z.looseObject({ period: Iso, period_index: z.number().int(), lease_periods: z.array(LeasePeriodSchema) });
+export const SettlementSchema = z.looseObject({
+  period: Iso,
+  period_index: z.number().int(),
+  lease_periods: z.array(LeasePeriodSchema),
+});
 
 /** POST /v1/settlements/{period}/finalize: counts and per-lease outcomes (`already`: finalized before). */
 export const FinalizeSchema = z.looseObject({
@@ -119,7 +154,9 @@ export const FinalizeSchema = z.looseObject({
   voided: z.number().int(),
   expired: z.number().int(),
   already_finalized: z.number().int(),
-  results: z.array(z.looseObject({ lease_id: z.string(), status: z.string(), reasons: z.array(z.string()), already: z.boolean() })),
+  results: z.array(
+    z.looseObject({ lease_id: z.string(), status: z.string(), reasons: z.array(z.string()), already: z.boolean() }),
+  ),
 });
 
 export const AbuseReportSchema = z.looseObject({

@@ -10,16 +10,42 @@
 //   POST   /v1/payouts, GET /v1/payouts/{id}, POST /v1/payouts/{id}/confirm | cancel   (admin)
 // Every POST carries one Idempotency-Key for all the SDK's attempts (calls.ts); amounts as in ledger.ts. As there,
 // bad arguments and a missing credential throw a TypeError synchronously, before any request.
-import { bearer, get, mergeHeaders, post, principal, segment, type Auth, type IdempotentOptions, type Replayable } from './calls.js';
+import {
+  bearer,
+  get,
+  mergeHeaders,
+  post,
+  principal,
+  segment,
+  type Auth,
+  type IdempotentOptions,
+  type Replayable,
+} from './calls.js';
 import { newIdempotencyKey } from './bytes.js';
 import type { CallOptions, Transport } from './http.js';
 import { callJson } from './json.js';
 import { amountFields, type Amount } from './ledger.js';
 import {
-  AbuseReportSchema, CreatedLeaseSchema, FinalizeSchema, LeaseSchema, NodeDetailSchema, NodeListSchema, PayoutSchema, RegisteredNodeSchema,
-  SettlementSchema, StakeResultSchema,
-  type AbuseReport, type CreatedLease, type Finalized, type Lease, type NodeDetail, type NodeSummary, type Payout, type RegisteredNode,
-  type Settlement, type StakeResult,
+  AbuseReportSchema,
+  CreatedLeaseSchema,
+  FinalizeSchema,
+  LeaseSchema,
+  NodeDetailSchema,
+  NodeListSchema,
+  PayoutSchema,
+  RegisteredNodeSchema,
+  SettlementSchema,
+  StakeResultSchema,
+  type AbuseReport,
+  type CreatedLease,
+  type Finalized,
+  type Lease,
+  type NodeDetail,
+  type NodeSummary,
+  type Payout,
+  type RegisteredNode,
+  type Settlement,
+  type StakeResult,
 } from './market-schemas.js';
 
 export type Tier = 'premium' | 'standard' | 'economy';
@@ -74,7 +100,8 @@ function checkPeriod(p: Period): string | number {
     if (!Number.isSafeInteger(p) || p < 0) throw new TypeError('a period index must be a non-negative integer');
     return p;
   }
-  if (typeof p !== 'string' || p === '') throw new TypeError('period must be an ISO-8601 period start, a Date or an index');
+  if (typeof p !== 'string' || p === '')
+    throw new TypeError('period must be an ISO-8601 period start, a Date or an index');
   return p;
 }
 
@@ -87,9 +114,21 @@ const payoutPath = (id: string) => `/v1/payouts/${segment(id, 'payout id')}`;
 // ---- Nodes and stake ----
 
 /** The answer's `node_token` is shown this once (null on sealed networks, and in an idempotent replay). */
-export function registerNode(t: Transport, auth: Auth, p: RegisterNodeParams, o: IdempotentOptions = {}): Promise<Replayable<RegisteredNode>> {
+export function registerNode(
+  t: Transport,
+  auth: Auth,
+  p: RegisterNodeParams,
+  o: IdempotentOptions = {},
+): Promise<Replayable<RegisteredNode>> {
   const { price_per_vcpu_hour, ...rest } = p;
-  return post(t, '/v1/nodes/register', { ...rest, ...amountFields(price_per_vcpu_hour, 'price_per_vcpu_hour') }, principal(auth), o, RegisteredNodeSchema);
+  return post(
+    t,
+    '/v1/nodes/register',
+    { ...rest, ...amountFields(price_per_vcpu_hour, 'price_per_vcpu_hour') },
+    principal(auth),
+    o,
+    RegisteredNodeSchema,
+  );
 }
 
 export function node(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<NodeDetail> {
@@ -101,19 +140,48 @@ export function nodes(t: Transport, auth: Auth, o: CallOptions = {}): Promise<No
 }
 
 /** Moves `amount` from the provider's earnings to its stake (held per provider, covering all its nodes). */
-export function stake(t: Transport, auth: Auth, node_id: string, amount: Amount, o: IdempotentOptions = {}): Promise<Replayable<StakeResult>> {
+export function stake(
+  t: Transport,
+  auth: Auth,
+  node_id: string,
+  amount: Amount,
+  o: IdempotentOptions = {},
+): Promise<Replayable<StakeResult>> {
   return post(t, `${nodePath(node_id)}/stake`, amountFields(amount), principal(auth), o, StakeResultSchema);
 }
 
 /** Back to earnings; `amount` omitted = everything staked. */
-export function unstake(t: Transport, auth: Auth, node_id: string, amount?: Amount, o: IdempotentOptions = {}): Promise<Replayable<StakeResult>> {
-  return post(t, `${nodePath(node_id)}/unstake`, amount === undefined ? {} : amountFields(amount), principal(auth), o, StakeResultSchema);
+export function unstake(
+  t: Transport,
+  auth: Auth,
+  node_id: string,
+  amount?: Amount,
+  o: IdempotentOptions = {},
+): Promise<Replayable<StakeResult>> {
+  return post(
+    t,
+    `${nodePath(node_id)}/unstake`,
+    amount === undefined ? {} : amountFields(amount),
+    principal(auth),
+    o,
+    StakeResultSchema,
+  );
 }
 
 // ---- Leases ----
 
-export function createLease(t: Transport, auth: Auth, p: CreateLeaseParams, o: IdempotentOptions = {}): Promise<Replayable<CreatedLease>> {
-  const body = { app: p.app, vcpus: p.vcpus, ...(p.periods !== undefined ? { periods: p.periods } : {}), ...(p.user !== undefined ? { user: p.user } : {}) };
+export function createLease(
+  t: Transport,
+  auth: Auth,
+  p: CreateLeaseParams,
+  o: IdempotentOptions = {},
+): Promise<Replayable<CreatedLease>> {
+  const body = {
+    app: p.app,
+    vcpus: p.vcpus,
+    ...(p.periods !== undefined ? { periods: p.periods } : {}),
+    ...(p.user !== undefined ? { user: p.user } : {}),
+  };
   return post(t, '/v1/leases', body, principal(auth), o, CreatedLeaseSchema);
 }
 
@@ -125,7 +193,17 @@ export function lease(t: Transport, auth: Auth, id: string, o: CallOptions = {})
 export function cancelLease(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Lease> {
   // Cancelling is idempotent on the server (a second DELETE returns the ended lease), so the key is only there
   // to let the transport retry the DELETE like any idempotent call.
-  return callJson(t, { ...o, headers: mergeHeaders(principal(auth), o), method: 'DELETE', path: leasePath(id), idempotency_key: newIdempotencyKey() }, LeaseSchema).then((r) => r.data);
+  return callJson(
+    t,
+    {
+      ...o,
+      headers: mergeHeaders(principal(auth), o),
+      method: 'DELETE',
+      path: leasePath(id),
+      idempotency_key: newIdempotencyKey(),
+    },
+    LeaseSchema,
+  ).then((r) => r.data);
 }
 
 // ---- Settlement (admin) ----
@@ -135,15 +213,30 @@ export function settlement(t: Transport, auth: Auth, period: Period, o: CallOpti
 }
 
 /** Finalizes every locked lease-period of an ended period (409 `period_not_ended` before); safe to repeat. */
-export function finalizeSettlement(t: Transport, auth: Auth, period: Period, o: IdempotentOptions = {}): Promise<Replayable<Finalized>> {
+export function finalizeSettlement(
+  t: Transport,
+  auth: Auth,
+  period: Period,
+  o: IdempotentOptions = {},
+): Promise<Replayable<Finalized>> {
   return post(t, `${periodPath(period)}/finalize`, undefined, admin(auth), o, FinalizeSchema);
 }
 
 // ---- Abuse reports ----
 
 /** Files a report (launcher token); it fails periods and lowers trust only once the admin authorises it. */
-export function reportAbuse(t: Transport, auth: Auth, p: AbuseReportParams, o: IdempotentOptions = {}): Promise<Replayable<AbuseReport>> {
-  const body = { node: p.node, reason: p.reason, ...(p.lease !== undefined ? { lease: p.lease } : {}), ...(p.period !== undefined ? { period: checkPeriod(p.period) } : {}) };
+export function reportAbuse(
+  t: Transport,
+  auth: Auth,
+  p: AbuseReportParams,
+  o: IdempotentOptions = {},
+): Promise<Replayable<AbuseReport>> {
+  const body = {
+    node: p.node,
+    reason: p.reason,
+    ...(p.lease !== undefined ? { lease: p.lease } : {}),
+    ...(p.period !== undefined ? { period: checkPeriod(p.period) } : {}),
+  };
   return post(t, '/v1/abuse/reports', body, launcher(auth), o, AbuseReportSchema);
 }
 
@@ -151,14 +244,28 @@ export function abuseReport(t: Transport, auth: Auth, id: string, o: CallOptions
   return get(t, reportPath(id), admin(auth), o, AbuseReportSchema);
 }
 
-export function authorizeAbuseReport(t: Transport, auth: Auth, id: string, o: IdempotentOptions = {}): Promise<Replayable<AbuseReport>> {
+export function authorizeAbuseReport(
+  t: Transport,
+  auth: Auth,
+  id: string,
+  o: IdempotentOptions = {},
+): Promise<Replayable<AbuseReport>> {
   return post(t, `${reportPath(id)}/authorize`, undefined, admin(auth), o, AbuseReportSchema);
 }
 
 // ---- Payouts (admin): provider earnings held PENDING until confirmed (paid out) or cancelled (back) ----
 
-export function createPayout(t: Transport, auth: Auth, p: { provider: string; amount: Amount; reference?: string }, o: IdempotentOptions = {}): Promise<Replayable<Payout>> {
-  const body = { provider: p.provider, ...amountFields(p.amount), ...(p.reference !== undefined ? { reference: p.reference } : {}) };
+export function createPayout(
+  t: Transport,
+  auth: Auth,
+  p: { provider: string; amount: Amount; reference?: string },
+  o: IdempotentOptions = {},
+): Promise<Replayable<Payout>> {
+  const body = {
+    provider: p.provider,
+    ...amountFields(p.amount),
+    ...(p.reference !== undefined ? { reference: p.reference } : {}),
+  };
   return post(t, '/v1/payouts', body, admin(auth), o, PayoutSchema);
 }
 
@@ -166,6 +273,12 @@ export function payout(t: Transport, auth: Auth, id: string, o: CallOptions = {}
   return get(t, payoutPath(id), admin(auth), o, PayoutSchema);
 }
 
-export function resolvePayout(t: Transport, auth: Auth, id: string, confirm: boolean, o: IdempotentOptions = {}): Promise<Replayable<Payout>> {
+export function resolvePayout(
+  t: Transport,
+  auth: Auth,
+  id: string,
+  confirm: boolean,
+  o: IdempotentOptions = {},
+): Promise<Replayable<Payout>> {
   return post(t, `${payoutPath(id)}/${confirm ? 'confirm' : 'cancel'}`, undefined, admin(auth), o, PayoutSchema);
 }

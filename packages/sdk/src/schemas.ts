@@ -2,8 +2,13 @@
 // validates every response with these instead of trusting its shape. Ledger answers are in ledger.ts, market answers in market-schemas.ts.
 import { z } from 'zod';
 
-const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
-const base64 = z.string().min(1).max(40_000).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
+const hex = (bytes: number) =>
+  z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
+const base64 = z
+  .string()
+  .min(1)
+  .max(40_000)
+  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
 
 export const KeysetSchema = z.object({ hpke_public_key: hex(32), receipt_public_key: hex(32) });
 export type Keyset = z.infer<typeof KeysetSchema>;

@@ -63,14 +63,19 @@ export class LocalVerifier {
   readonly policy: Policy | null;
   readonly #router: EvidenceRouter;
 
-  constructor(readonly trust: TrustOptions, readonly configured_network: string | undefined) {
+  constructor(
+    readonly trust: TrustOptions,
+    readonly configured_network: string | undefined,
+  ) {
     this.policy = trust.policy === undefined ? null : parsePolicy(trust.policy);
     let tdx: EvidenceVerifier | undefined;
     if (this.policy !== null) {
       tdx = new DcapVerifier({
         collateral: collateralSource(trust),
         policy: this.policy,
-        ...(trust.root_ca !== undefined ? { root_ca_der: rootDer(trust.root_ca), allow_non_intel_root: trust.allow_non_intel_root === true } : {}),
+        ...(trust.root_ca !== undefined
+          ? { root_ca_der: rootDer(trust.root_ca), allow_non_intel_root: trust.allow_non_intel_root === true }
+          : {}),
       });
     }
     this.#router = new EvidenceRouter({ sandbox: new SandboxVerifier(), ...(tdx ? { tdx } : {}) });
@@ -92,9 +97,12 @@ export class LocalVerifier {
       reasons.push(`the agent is on network "${ev.network}", not "${this.configured_network}"`);
     }
     const expect = this.trust.expect ?? {};
-    if (expect.repo !== undefined && expect.repo !== ev.repo) reasons.push(`repo is "${ev.repo}", expected "${expect.repo}"`);
-    if (expect.release_tag !== undefined && expect.release_tag !== ev.release_tag) reasons.push(`release_tag is "${ev.release_tag}", expected "${expect.release_tag}"`);
-    if (expect.agent_id !== undefined && expect.agent_id !== ev.agent_id) reasons.push(`agent is "${ev.agent_id ?? '(none)'}", expected "${expect.agent_id}"`);
+    if (expect.repo !== undefined && expect.repo !== ev.repo)
+      reasons.push(`repo is "${ev.repo}", expected "${expect.repo}"`);
+    if (expect.release_tag !== undefined && expect.release_tag !== ev.release_tag)
+      reasons.push(`release_tag is "${ev.release_tag}", expected "${expect.release_tag}"`);
+    if (expect.agent_id !== undefined && expect.agent_id !== ev.agent_id)
+      reasons.push(`agent is "${ev.agent_id ?? '(none)'}", expected "${expect.agent_id}"`);
     let keyset: Keyset;
     try {
       keyset = parseKeyset(ev.keyset);
@@ -103,8 +111,21 @@ export class LocalVerifier {
     }
     const quote = Buffer.from(ev.quote_b64, 'base64');
     const now_ms = this.trust.now_ms?.() ?? Date.now();
-    const subject = { agent_id: ev.agent_id ?? 'control-plane', app_name: ev.app ?? 'control-plane', repo: ev.repo, release_tag: ev.release_tag, network };
-    const verdict: Verdict = await this.#router.verify({ subject, nonce: Buffer.from(ev.nonce_hex, 'hex'), keyset, quote, now_ms, sealed_required });
+    const subject = {
+      agent_id: ev.agent_id ?? 'control-plane',
+      app_name: ev.app ?? 'control-plane',
+      repo: ev.repo,
+      release_tag: ev.release_tag,
+      network,
+    };
+    const verdict: Verdict = await this.#router.verify({
+      subject,
+      nonce: Buffer.from(ev.nonce_hex, 'hex'),
+      keyset,
+      quote,
+      now_ms,
+      sealed_required,
+    });
     if (!verdict.ok) {
       const why = verdict.reasons.map((r) => (r === 'no TDX verifier configured' ? NO_POLICY : r));
       throw new AttestationError([...reasons, ...why]);
@@ -113,10 +134,18 @@ export class LocalVerifier {
       // The sandbox verifier checks the measurements against the claimed release; the policy decides whether
       // that release is allowed at all.
       const m = verdict.measurements;
-      const input = { ...m, td_attributes: null, xfam: null, tcb_status: null, advisory_ids: [], tcb_grace_start: null };
+      const input = {
+        ...m,
+        td_attributes: null,
+        xfam: null,
+        tcb_status: null,
+        advisory_ids: [],
+        tcb_grace_start: null,
+      };
       reasons.push(...evaluateMeasurements(this.policy, input, subject));
     }
-    if (ev.report_data_hex !== verdict.report_data.toString('hex')) reasons.push('report_data beside the quote differs from the verified one');
+    if (ev.report_data_hex !== verdict.report_data.toString('hex'))
+      reasons.push('report_data beside the quote differs from the verified one');
     if (reasons.length > 0) throw new AttestationError(reasons);
     return {
       evidence_type: verdict.evidence_type,

@@ -28,14 +28,24 @@ async function refusedAtStart(env: CpEnv, variable: string, message?: RegExp): P
 
 describe('attestation configuration', () => {
   test('new variables are validated, each error naming its variable', () => {
-    const cfg = loadControlPlaneConfig({ EE_COLLATERAL_FILE: '/c.json', EE_ATTEST_ROOT_CA_FILE: '/r.pem', EE_ATTEST_ALLOW_NON_INTEL_ROOT: '1', EE_TSM_PATH: '/x/tsm' });
+    const cfg = loadControlPlaneConfig({
+      EE_COLLATERAL_FILE: '/c.json',
+      EE_ATTEST_ROOT_CA_FILE: '/r.pem',
+      EE_ATTEST_ALLOW_NON_INTEL_ROOT: '1',
+      EE_TSM_PATH: '/x/tsm',
+    });
     assert.equal(cfg.collateral_file, '/c.json');
     assert.equal(cfg.attest_root_ca_file, '/r.pem');
     assert.equal(cfg.attest_allow_non_intel_root, true);
     assert.equal(cfg.tsm_path, '/x/tsm');
     const refused = (env: Record<string, string>, variable: string) =>
-      assert.throws(() => loadControlPlaneConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.startsWith(`${variable} must be`));
-    for (const bad of ['yes', 'true', '2', ' 1']) refused({ EE_ATTEST_ALLOW_NON_INTEL_ROOT: bad }, 'EE_ATTEST_ALLOW_NON_INTEL_ROOT');
+      assert.throws(
+        () => loadControlPlaneConfig(env),
+        (e: unknown) =>
+          e instanceof ConfigError && e.variable === variable && e.message.startsWith(`${variable} must be`),
+      );
+    for (const bad of ['yes', 'true', '2', ' 1'])
+      refused({ EE_ATTEST_ALLOW_NON_INTEL_ROOT: bad }, 'EE_ATTEST_ALLOW_NON_INTEL_ROOT');
     refused({ EE_ATTEST_ALLOW_NON_INTEL_ROOT: '1' }, 'EE_ATTEST_ALLOW_NON_INTEL_ROOT'); // the override needs a root to allow
     refused({ EE_COLLATERAL_FILE: '/c.json', EE_PCCS_URL: 'https://pccs.example.com' }, 'EE_COLLATERAL_FILE');
     refused({ EE_TSM_PATH: 'relative/tsm' }, 'EE_TSM_PATH');
@@ -46,7 +56,10 @@ describe('attestation configuration', () => {
     const env = { ...t.env, EE_ATTEST_ALLOW_NON_INTEL_ROOT: '' };
     const err = await refusedAtStart(env, 'EE_ATTEST_ALLOW_NON_INTEL_ROOT', /not Intel's SGX Root CA/);
     assert.match(err.message, /EE_ATTEST_ROOT_CA_FILE/);
-    await refusedAtStart({ ...env, EE_ATTEST_ALLOW_NON_INTEL_ROOT: '0', EE_ATTEST_ROOT_CA_FILE: t.root_der }, 'EE_ATTEST_ALLOW_NON_INTEL_ROOT');
+    await refusedAtStart(
+      { ...env, EE_ATTEST_ALLOW_NON_INTEL_ROOT: '0', EE_ATTEST_ROOT_CA_FILE: t.root_der },
+      'EE_ATTEST_ALLOW_NON_INTEL_ROOT',
+    );
 
     // `ee control-plane`: exit 2, the message names the variable.
     const h = spawnEe(['control-plane'], cpEnv(env));
@@ -90,6 +103,9 @@ describe('attestation configuration', () => {
   test('no policy file: a warning at start-up, and the control plane runs', async () => {
     const logs = memoryLogger('warn');
     await startCp({ EE_ALLOWLIST_ASSET: join(tmpDir(), 'absent.json') }, { logger: logs.logger });
-    assert.ok(logs.lines().some((l) => l.level === 40 && /no allowlist policy loaded/.test(String(l.msg))), logs.text());
+    assert.ok(
+      logs.lines().some((l) => l.level === 40 && /no allowlist policy loaded/.test(String(l.msg))),
+      logs.text(),
+    );
   });
 });

@@ -6,9 +6,27 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
-import { computeReportData, ConfigfsQuoteProvider, generateKeyset, newNonce, parseTdxQuote, publicKeyset, SandboxQuoteProvider } from '@easyenclave/attestation';
+import {
+  computeReportData,
+  ConfigfsQuoteProvider,
+  generateKeyset,
+  newNonce,
+  parseTdxQuote,
+  publicKeyset,
+  SandboxQuoteProvider,
+} from '@easyenclave/attestation';
 import { Agent, loadAgentConfig, NoTdxError, selectQuoteProvider } from '@easyenclave/agent';
-import { agentEnv, closeAll, spawnAgent, startAgent, startBackend, startCp, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
+import {
+  agentEnv,
+  closeAll,
+  spawnAgent,
+  startAgent,
+  startBackend,
+  startCp,
+  waitFor,
+  waitRoutable,
+  wsUrl,
+} from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { proxyGet } from '../lifecycle/util.js';
 import { buildQuote, FakeTsm, GOOD, memoryLogger, trustFiles } from './fixture.js';
@@ -59,10 +77,16 @@ describe('configfs-tsm quote provider', () => {
     const p = new ConfigfsQuoteProvider({ path: sev.path, timeout_ms: 5000 });
     await assert.rejects(p.getQuote(reportData()), /provider is "sev_guest", not "tdx_guest"/);
 
-    await assert.rejects(new ConfigfsQuoteProvider({ path: join(tmpDir(), 'absent') }).getQuote(reportData()), /cannot create a report entry/);
+    await assert.rejects(
+      new ConfigfsQuoteProvider({ path: join(tmpDir(), 'absent') }).getQuote(reportData()),
+      /cannot create a report entry/,
+    );
     const silent = join(tmpDir(), 'report');
     mkdirSync(silent);
-    await assert.rejects(new ConfigfsQuoteProvider({ path: silent, timeout_ms: 100 }).getQuote(reportData()), /no quote in outblob within 100 ms/);
+    await assert.rejects(
+      new ConfigfsQuoteProvider({ path: silent, timeout_ms: 100 }).getQuote(reportData()),
+      /no quote in outblob within 100 ms/,
+    );
   });
 
   test('provider choice: configfs when EE_TSM_PATH exists; sandbox only on sandbox-1; sealed without TDX refuses', async () => {
@@ -70,27 +94,50 @@ describe('configfs-tsm quote provider', () => {
     mkdirSync(tsm);
     const absent = join(tmpDir(), 'no-tsm');
     const logs = memoryLogger('info');
-    const choose = (network: string, tsm_path: string) => selectQuoteProvider({ repo: 'acme/demo', release_tag: 'v1.0.0', network, tsm_path }, logs.logger);
+    const choose = (network: string, tsm_path: string) =>
+      selectQuoteProvider({ repo: 'acme/demo', release_tag: 'v1.0.0', network, tsm_path }, logs.logger);
     assert.ok(choose('forge-1', tsm) instanceof ConfigfsQuoteProvider);
     assert.ok(choose('sandbox-1', tsm) instanceof ConfigfsQuoteProvider);
     assert.ok(choose('sandbox-1', absent) instanceof SandboxQuoteProvider);
-    assert.ok(logs.lines().some((l) => l.level === 40 && /no TDX on this machine/.test(String(l.msg))), logs.text());
+    assert.ok(
+      logs.lines().some((l) => l.level === 40 && /no TDX on this machine/.test(String(l.msg))),
+      logs.text(),
+    );
     assert.throws(() => choose('forge-1', absent), NoTdxError);
     assert.throws(() => choose('mystery-net', absent), NoTdxError, 'unknown networks count as sealed');
-    assert.ok(logs.lines().some((l) => l.level === 50 && /network "forge-1" is sealed/.test(String(l.msg))), logs.text());
+    assert.ok(
+      logs.lines().some((l) => l.level === 50 && /network "forge-1" is sealed/.test(String(l.msg))),
+      logs.text(),
+    );
     // The Agent itself: constructing one fails the same way, before anything is dialled.
-    const config = loadAgentConfig(agentEnv({ control_ws: 'ws://127.0.0.1:9/v1/tunnel', backend_url: 'http://127.0.0.1:9', network: 'forge-1', extra: { EE_TSM_PATH: absent } }));
+    const config = loadAgentConfig(
+      agentEnv({
+        control_ws: 'ws://127.0.0.1:9/v1/tunnel',
+        backend_url: 'http://127.0.0.1:9',
+        network: 'forge-1',
+        extra: { EE_TSM_PATH: absent },
+      }),
+    );
     assert.equal(config.tsm_path, absent);
     assert.throws(() => new Agent(config, { logger: logs.logger }), NoTdxError);
   });
 
   test('`ee agent` on forge-1 without TDX logs an error and exits non-zero at start; EE_TSM_PATH must be absolute', async () => {
-    const h = spawnAgent({ control_ws: 'ws://127.0.0.1:9/v1/tunnel', backend_url: 'http://127.0.0.1:9', network: 'forge-1', extra: { EE_TSM_PATH: join(tmpDir(), 'none') } });
+    const h = spawnAgent({
+      control_ws: 'ws://127.0.0.1:9/v1/tunnel',
+      backend_url: 'http://127.0.0.1:9',
+      network: 'forge-1',
+      extra: { EE_TSM_PATH: join(tmpDir(), 'none') },
+    });
     const code = await h.exited;
     assert.equal(code, 1, h.output());
     assert.match(h.output(), /no TDX on this machine/);
     assert.match(h.output(), /refusing to start/);
-    const bad = spawnAgent({ control_ws: 'ws://127.0.0.1:9/v1/tunnel', backend_url: 'http://127.0.0.1:9', extra: { EE_TSM_PATH: 'tsm' } });
+    const bad = spawnAgent({
+      control_ws: 'ws://127.0.0.1:9/v1/tunnel',
+      backend_url: 'http://127.0.0.1:9',
+      extra: { EE_TSM_PATH: 'tsm' },
+    });
     assert.equal(await bad.exited, 2, bad.output());
     assert.match(bad.output(), /EE_TSM_PATH must be an absolute path/);
   });
@@ -100,7 +147,12 @@ describe('configfs-tsm quote provider', () => {
     const kernel = new FakeTsm(t.rot, { quote: buildQuote(GOOD) });
     const backend = await startBackend();
     const cp = await startCp(t.env);
-    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1', extra: { EE_TSM_PATH: kernel.path } });
+    const agent = startAgent({
+      control_ws: wsUrl(cp),
+      backend_url: backend.url,
+      network: 'forge-1',
+      extra: { EE_TSM_PATH: kernel.path },
+    });
     await waitRoutable(cp, 'demo', 10_000);
     await waitFor(() => agent.attested, 5000, 'the agent to hear attest_result ok');
     const res = await proxyGet(cp, '/echo');

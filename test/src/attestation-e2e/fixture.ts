@@ -16,12 +16,30 @@ import type { Challenge, RawAgent } from '../lifecycle/raw-agent.js';
 export const m48 = (s: string): Buffer => createHash('sha384').update(s).digest();
 
 /** The measurements of the release the default policy allows (acme/demo@v1.0.0, the raw agent's default). */
-export const GOOD = { mrtd: m48('e2e mrtd v1'), rtmr0: m48('e2e rtmr0'), rtmr1: m48('e2e rtmr1'), rtmr2: m48('e2e rtmr2'), rtmr3: Buffer.alloc(48) };
+export const GOOD = {
+  mrtd: m48('e2e mrtd v1'),
+  rtmr0: m48('e2e rtmr0'),
+  rtmr1: m48('e2e rtmr1'),
+  rtmr2: m48('e2e rtmr2'),
+  rtmr3: Buffer.alloc(48),
+};
 /** Another build: allowed only by the policies that list it. */
-export const OTHER = { mrtd: m48('e2e mrtd v2'), rtmr0: m48('e2e rtmr0'), rtmr1: m48('e2e rtmr1'), rtmr2: m48('e2e rtmr2'), rtmr3: Buffer.alloc(48) };
+export const OTHER = {
+  mrtd: m48('e2e mrtd v2'),
+  rtmr0: m48('e2e rtmr0'),
+  rtmr1: m48('e2e rtmr1'),
+  rtmr2: m48('e2e rtmr2'),
+  rtmr3: Buffer.alloc(48),
+};
 export type Build = typeof GOOD;
 
-export const buildQuote = (b: Build): QuoteOptions => ({ mrtd: b.mrtd, rtmr0: b.rtmr0, rtmr1: b.rtmr1, rtmr2: b.rtmr2, rtmr3: b.rtmr3 });
+export const buildQuote = (b: Build): QuoteOptions => ({
+  mrtd: b.mrtd,
+  rtmr0: b.rtmr0,
+  rtmr1: b.rtmr1,
+  rtmr2: b.rtmr2,
+  rtmr3: b.rtmr3,
+});
 
 export interface PolicyRelease {
   repo?: string;
@@ -78,7 +96,8 @@ export async function trustFiles(policy: unknown | null = policyJson('e2e-1')): 
   writeFileSync(root_pem, rot.root.pem);
   writeFileSync(root_der, rot.root.der);
   writeFileSync(collateral_file, JSON.stringify(collateral));
-  const writePolicy = (json: unknown) => writeFileSync(policy_file, typeof json === 'string' ? json : JSON.stringify(json, null, 2));
+  const writePolicy = (json: unknown) =>
+    writeFileSync(policy_file, typeof json === 'string' ? json : JSON.stringify(json, null, 2));
   if (policy !== null) writePolicy(policy);
   const digest = Buffer.from(normalizeCollateral(collateral).digest, 'hex');
   return {
@@ -108,7 +127,13 @@ export interface TdxAnswerOptions {
 }
 
 /** An attest_response carrying a TDX quote from the test root of trust, bound to the challenge's nonce. */
-export function tdxAnswer(raw: RawAgent, rot: TestRootOfTrust, req: Challenge, build: Build = GOOD, o: TdxAnswerOptions = {}): AttestResponseMessage {
+export function tdxAnswer(
+  raw: RawAgent,
+  rot: TestRootOfTrust,
+  req: Challenge,
+  build: Build = GOOD,
+  o: TdxAnswerOptions = {},
+): AttestResponseMessage {
   const report_data = computeReportData(Buffer.from(String(req.nonce), 'hex'), o.keyset_for_report_data ?? raw.keyset);
   const quote = rot.quote({ ...buildQuote(build), report_data, ...o.quote });
   return {
@@ -121,7 +146,13 @@ export function tdxAnswer(raw: RawAgent, rot: TestRootOfTrust, req: Challenge, b
   };
 }
 
-export function sendTdx(raw: RawAgent, rot: TestRootOfTrust, req: Challenge, build: Build = GOOD, o: TdxAnswerOptions = {}): AttestResponseMessage {
+export function sendTdx(
+  raw: RawAgent,
+  rot: TestRootOfTrust,
+  req: Challenge,
+  build: Build = GOOD,
+  o: TdxAnswerOptions = {},
+): AttestResponseMessage {
   const msg = tdxAnswer(raw, rot, req, build, o);
   raw.sendJson(msg);
   return msg;
@@ -129,7 +160,10 @@ export function sendTdx(raw: RawAgent, rot: TestRootOfTrust, req: Challenge, bui
 
 /** register → attest with a TDX quote → ok → health pass. */
 export async function attestTdx(
-  raw: RawAgent, rot: TestRootOfTrust, build: Build = GOOD, o: { register?: Partial<RegisterMessage>; answer?: TdxAnswerOptions } = {},
+  raw: RawAgent,
+  rot: TestRootOfTrust,
+  build: Build = GOOD,
+  o: { register?: Partial<RegisterMessage>; answer?: TdxAnswerOptions } = {},
 ): Promise<{ request: Record<string, unknown>; response: AttestResponseMessage }> {
   raw.register(o.register);
   await raw.next('registered');
@@ -148,10 +182,18 @@ export async function attestTdx(
 export async function otherPlatform(rot: TestRootOfTrust): Promise<{ ppid: string; quote: QuoteOptions }> {
   const ppid = randomBytes(16);
   const leaf = await rot.issuePck('platform', {
-    ppid, cpusvn: [...TEST_PLATFORM.cpusvn], pcesvn: TEST_PLATFORM.pcesvn, pce_id: Buffer.from('0000', 'hex'),
-    fmspc: Buffer.from(rot.fmspc, 'hex'), sgx_type: 1, platform_instance_id: randomBytes(16),
+    ppid,
+    cpusvn: [...TEST_PLATFORM.cpusvn],
+    pcesvn: TEST_PLATFORM.pcesvn,
+    pce_id: Buffer.from('0000', 'hex'),
+    fmspc: Buffer.from(rot.fmspc, 'hex'),
+    sgx_type: 1,
+    platform_instance_id: randomBytes(16),
   });
-  return { ppid: ppid.toString('hex'), quote: { pck_chain_pem: rot.pckChainPem('platform', leaf), qe_report_signer: leaf.private } };
+  return {
+    ppid: ppid.toString('hex'),
+    quote: { pck_chain_pem: rot.pckChainPem('platform', leaf), qe_report_signer: leaf.private },
+  };
 }
 
 // ---------- A fake configfs-tsm ----------
@@ -176,7 +218,10 @@ export class FakeTsm {
   readonly #served = new Set<string>();
   readonly #timer: NodeJS.Timeout;
 
-  constructor(readonly rot: TestRootOfTrust, readonly opts: FakeKernelOptions = {}) {
+  constructor(
+    readonly rot: TestRootOfTrust,
+    readonly opts: FakeKernelOptions = {},
+  ) {
     this.path = join(tmpDir('ee-tsm-'), 'report');
     mkdirSync(this.path, { recursive: true });
     this.#timer = setInterval(() => this.#tick(), 2);
@@ -212,7 +257,10 @@ export class FakeTsm {
         this.#served.add(name);
         const report_data = readFileSync(inblob);
         const racing = this.quotes < (this.opts.race ?? 0);
-        const quote = this.rot.quote({ ...this.opts.quote, report_data: racing ? Buffer.alloc(64, 0xee) : report_data });
+        const quote = this.rot.quote({
+          ...this.opts.quote,
+          report_data: racing ? Buffer.alloc(64, 0xee) : report_data,
+        });
         this.quotes++;
         writeFileSync(join(entry, 'generation'), '1\n');
         writeFileSync(join(entry, '.outblob.tmp'), quote);
@@ -227,7 +275,11 @@ export class FakeTsm {
 // ---------- Logs ----------
 
 /** A pino logger that keeps its JSON lines, to assert on what was logged. */
-export function memoryLogger(level = 'info'): { logger: Logger; lines: () => Array<Record<string, unknown>>; text: () => string } {
+export function memoryLogger(level = 'info'): {
+  logger: Logger;
+  lines: () => Array<Record<string, unknown>>;
+  text: () => string;
+} {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {

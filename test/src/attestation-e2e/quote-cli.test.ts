@@ -16,10 +16,15 @@ const COLLATERAL = '../shared/fixtures/tdx/tdx_quote_collateral.json';
 const AT = '1750329147';
 const MRTD = '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7';
 const RTMR0 = '44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0';
-const REPORT_DATA = '9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e44aed55d51ec39b7e518fadb92c2b523f20';
+const REPORT_DATA =
+  '9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e44aed55d51ec39b7e518fadb92c2b523f20';
 
 function ee(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [EE_BIN, 'quote', 'verify', ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [EE_BIN, 'quote', 'verify', ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -93,13 +98,35 @@ describe('ee quote verify', () => {
     const allow = join(dir, 'allow.json');
     const deny = join(dir, 'deny.json');
     const release = { repo: 'intel/sample', release_tag: 'v1', mrtd: MRTD, rtmr0: RTMR0 };
-    const base = { tcb: { allowed_statuses: ['UpToDate'], out_of_date_grace_days: 0 }, advisory_deny: [], networks: { 'forge-1': { sealed: true } } };
+    const base = {
+      tcb: { allowed_statuses: ['UpToDate'], out_of_date_grace_days: 0 },
+      advisory_deny: [],
+      networks: { 'forge-1': { sealed: true } },
+    };
     writeFileSync(allow, JSON.stringify({ version: 'cli-allow', measurements: [release], ...base }));
-    writeFileSync(deny, JSON.stringify({ version: 'cli-deny', measurements: [{ ...release, mrtd: 'ab'.repeat(48) }], ...base }));
+    writeFileSync(
+      deny,
+      JSON.stringify({ version: 'cli-deny', measurements: [{ ...release, mrtd: 'ab'.repeat(48) }], ...base }),
+    );
     const ok = ee(QUOTE, '--collateral', COLLATERAL, '--at', AT, '--policy', allow);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.match(ok.stdout, /^Policy\s+cli-allow: ALLOWED \(intel\/sample@v1\)$/m);
-    const named = JSON.parse(ee(QUOTE, '--collateral', COLLATERAL, '--at', AT, '--policy', allow, '--repo', 'intel/sample', '--release-tag', 'v2', '--json').stdout);
+    const named = JSON.parse(
+      ee(
+        QUOTE,
+        '--collateral',
+        COLLATERAL,
+        '--at',
+        AT,
+        '--policy',
+        allow,
+        '--repo',
+        'intel/sample',
+        '--release-tag',
+        'v2',
+        '--json',
+      ).stdout,
+    );
     assert.equal(named.ok, false);
     assert.ok(named.reasons.includes('release not in the allowlist: intel/sample@v2'), JSON.stringify(named.reasons));
     const no = ee(QUOTE, '--collateral', COLLATERAL, '--at', AT, '--policy', deny, '--json');
@@ -118,7 +145,10 @@ describe('ee quote verify', () => {
     const report_data = computeReportData(newNonce(), publicKeyset(generateKeyset()));
     writeFileSync(quoteFile, t.rot.quote({ ...buildQuote(GOOD), report_data }).toString('base64'));
     const policyFile = join(dir, 'policy.json');
-    writeFileSync(policyFile, JSON.stringify(policyJson('cli-gen', [{ build: GOOD }, { release_tag: 'v2', build: OTHER }])));
+    writeFileSync(
+      policyFile,
+      JSON.stringify(policyJson('cli-gen', [{ build: GOOD }, { release_tag: 'v2', build: OTHER }])),
+    );
     const at = String(t.rot.now_s);
     for (const root of [t.root_pem, t.root_der]) {
       const r = ee(quoteFile, '--collateral', t.collateral_file, '--at', at, '--root-ca', root, '--policy', policyFile);

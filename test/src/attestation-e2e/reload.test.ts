@@ -26,7 +26,12 @@ describe('attestation policy reload', () => {
     const old = await RawAgent.connect(wsUrl(cp), { ...FORGE, agent_id: oldId });
     old.serve();
     await attestTdx(old, t.rot, GOOD);
-    const keep = await RawAgent.connect(wsUrl(cp), { ...FORGE, app_name: 'keep', release_tag: 'v2.0.0', agent_id: keepId });
+    const keep = await RawAgent.connect(wsUrl(cp), {
+      ...FORGE,
+      app_name: 'keep',
+      release_tag: 'v2.0.0',
+      agent_id: keepId,
+    });
     keep.serve();
     await attestTdx(keep, t.rot, OTHER);
     await waitRoutable(cp, 'demo');
@@ -46,21 +51,37 @@ describe('attestation policy reload', () => {
     const rOld = await old.next('attest_result');
     const rKeep = await keep.next('attest_result');
     assert.equal(rOld.ok, false);
-    assert.ok(rOld.reasons.includes(POLICY_REASONS.releaseNotAllowed('acme/demo', 'v1.0.0')), JSON.stringify(rOld.reasons));
+    assert.ok(
+      rOld.reasons.includes(POLICY_REASONS.releaseNotAllowed('acme/demo', 'v1.0.0')),
+      JSON.stringify(rOld.reasons),
+    );
     assert.equal((await old.waitClose()).code, 4002);
     assert.equal(rKeep.ok, true);
     assert.equal((await resolveApp(cp, 'demo')).status, 403);
     assert.equal((await resolveApp(cp, 'keep')).status, 200);
 
     const oldRows = await cp.store.listAttestations({ agent_id: oldId, limit: 5 });
-    assert.deepEqual(oldRows.map((r) => [r.reason, r.ok, r.policy_version]), [['policy', false, null], ['register', true, 'p-1']]);
+    assert.deepEqual(
+      oldRows.map((r) => [r.reason, r.ok, r.policy_version]),
+      [
+        ['policy', false, null],
+        ['register', true, 'p-1'],
+      ],
+    );
     assert.match(oldRows[0]!.failure ?? '', /release not in the allowlist/);
     const keepRows = await cp.store.listAttestations({ agent_id: keepId, limit: 5 });
-    assert.deepEqual(keepRows.map((r) => [r.reason, r.ok, r.policy_version]), [['policy', true, 'p-2'], ['register', true, 'p-1']]);
+    assert.deepEqual(
+      keepRows.map((r) => [r.reason, r.ok, r.policy_version]),
+      [
+        ['policy', true, 'p-2'],
+        ['register', true, 'p-1'],
+      ],
+    );
 
     // The same content again changes nothing and challenges nobody for the policy. (Only 'policy' challenges
     // count: on a loaded machine an unrelated one, such as a deadline sweep's, may land in this window.)
-    const policyChallenges = () => keep.inbox.filter((m) => m.type === 'attest_request' && m.reason === 'policy').length;
+    const policyChallenges = () =>
+      keep.inbox.filter((m) => m.type === 'attest_request' && m.reason === 'policy').length;
     const before = policyChallenges();
     assert.deepEqual(await cp.reloadPolicy(), { ok: true, changed: false, policy_version: 'p-2' });
     await sleep(300);
@@ -76,20 +97,29 @@ describe('attestation policy reload', () => {
     await attestTdx(raw, t.rot, GOOD);
     await waitRoutable(cp);
 
-    for (const bad of ['{ not json', JSON.stringify({ ...policyJson('p-bad'), tcb: { allowed_statuses: ['Fine'], out_of_date_grace_days: 0 } })]) {
+    for (const bad of [
+      '{ not json',
+      JSON.stringify({ ...policyJson('p-bad'), tcb: { allowed_statuses: ['Fine'], out_of_date_grace_days: 0 } }),
+    ]) {
       t.writePolicy(bad);
       const r = await cp.reloadPolicy();
       assert.equal(r.ok, false);
       assert.equal(r.changed, false);
       assert.equal(r.policy_version, 'p-1');
-      const errors = logs.lines().filter((l) => l.level === 50 && /ATTESTATION POLICY RELOAD FAILED/.test(String(l.msg)));
+      const errors = logs
+        .lines()
+        .filter((l) => l.level === 50 && /ATTESTATION POLICY RELOAD FAILED/.test(String(l.msg)));
       assert.ok(errors.length >= 1, logs.text());
     }
     // A missing file on reload also keeps the policy in force.
     unlinkSync(t.policy_file);
     assert.equal((await cp.reloadPolicy()).ok, false);
     await sleep(300);
-    assert.equal(raw.inbox.filter((m) => m.type === 'attest_request').length, 0, 'no re-attestation for a failed reload');
+    assert.equal(
+      raw.inbox.filter((m) => m.type === 'attest_request').length,
+      0,
+      'no re-attestation for a failed reload',
+    );
     assert.equal((await resolveApp(cp)).status, 200);
 
     // New agents are still judged by p-1.
@@ -127,12 +157,16 @@ describe('attestation policy reload', () => {
     sendTdx(first, t.rot, await first.next('attest_request'));
     assert.equal((await first.next('attest_result')).ok, false);
     t.writePolicy(policyJson('created-1')); // no reload call: the directory watcher sees the new file
-    await waitFor(async () => {
-      const a = await RawAgent.connect(wsUrl(cp), { ...FORGE, agent_id: newAgentId() });
-      a.register();
-      sendTdx(a, t.rot, await a.next('attest_request'));
-      return (await a.next('attest_result')).ok === true;
-    }, 5000, 'an agent to be accepted under the new policy');
+    await waitFor(
+      async () => {
+        const a = await RawAgent.connect(wsUrl(cp), { ...FORGE, agent_id: newAgentId() });
+        a.register();
+        sendTdx(a, t.rot, await a.next('attest_request'));
+        return (await a.next('attest_result')).ok === true;
+      },
+      5000,
+      'an agent to be accepted under the new policy',
+    );
   });
 
   test('`ee control-plane` on SIGHUP restarts onto a successor that loads the new policy; a bad policy keeps the old process serving', async () => {
@@ -153,7 +187,9 @@ describe('attestation policy reload', () => {
       // A good one: the successor serves with it.
       t.writePolicy(policyJson('hup-2', [{ build: OTHER }]));
       cp.kill('SIGHUP');
-      successor = Number((await waitFor(() => /successor (\d+) is serving/.exec(cp.output()), 20_000, 'a serving successor'))[1]);
+      successor = Number(
+        (await waitFor(() => /successor (\d+) is serving/.exec(cp.output()), 20_000, 'a serving successor'))[1],
+      );
       assert.equal(await cp.exited, 0, cp.output());
       const b = await RawAgent.connect(cp.ws_url, { ...FORGE, app_name: 'after' });
       await attestTdx(b, t.rot, OTHER);

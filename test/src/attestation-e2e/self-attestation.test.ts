@@ -24,7 +24,13 @@ afterEach(() => closeAll());
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function request(body: any, nonce: Buffer, sealed_required = false): VerifyRequest {
   return {
-    subject: { agent_id: 'control-plane', app_name: 'control-plane', repo: body.repo, release_tag: body.release_tag, network: sealed_required ? 'forge-1' : 'sandbox-1' },
+    subject: {
+      agent_id: 'control-plane',
+      app_name: 'control-plane',
+      repo: body.repo,
+      release_tag: body.release_tag,
+      network: sealed_required ? 'forge-1' : 'sandbox-1',
+    },
     nonce,
     keyset: body.keyset,
     quote: Buffer.from(body.quote, 'base64'),
@@ -75,7 +81,15 @@ describe('GET /v1/attestation', () => {
 
   test('a bad nonce is a 400 JSON error', async () => {
     const cp = await startCp();
-    for (const q of ['', '?nonce=', '?nonce=zz', `?nonce=${'a'.repeat(63)}`, `?nonce=${'a'.repeat(66)}`, `?nonce=0x${'a'.repeat(62)}`, `?nonce=${'g'.repeat(64)}`]) {
+    for (const q of [
+      '',
+      '?nonce=',
+      '?nonce=zz',
+      `?nonce=${'a'.repeat(63)}`,
+      `?nonce=${'a'.repeat(66)}`,
+      `?nonce=0x${'a'.repeat(62)}`,
+      `?nonce=${'g'.repeat(64)}`,
+    ]) {
       const res = await httpGet(`${cp.api_url}/v1/attestation${q}`);
       assert.equal(res.status, 400, `${q}: ${res.text}`);
       assert.match(res.headers.get('content-type') ?? '', /application\/json/);
@@ -95,7 +109,10 @@ describe('GET /v1/attestation', () => {
     assert.equal(body.evidence_type, 'tdx');
     assert.equal(body.sandbox, false);
     assert.equal(body.measurements.mrtd, GOOD.mrtd.toString('hex'));
-    const dcap = DcapVerifier.newWithRootCa(t.rot.root_der, { collateral: new StaticCollateralSource(t.collateral), logger: { warn: () => undefined } });
+    const dcap = DcapVerifier.newWithRootCa(t.rot.root_der, {
+      collateral: new StaticCollateralSource(t.collateral),
+      logger: { warn: () => undefined },
+    });
     const v = await new EvidenceRouter({ tdx: dcap }).verify(request(body, nonce, true));
     assert.ok(v.ok, JSON.stringify(v));
     assert.equal(v.evidence_type, 'tdx');

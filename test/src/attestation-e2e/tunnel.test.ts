@@ -18,7 +18,17 @@ import { NO_POLICY_REASON } from '@easyenclave/control-plane/attestation/verifie
 import { closeAll, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
 import { newAgentId, RawAgent } from '../lifecycle/raw-agent.js';
 import { adminApp, proxyGet, resolveApp } from '../lifecycle/util.js';
-import { attestTdx, GOOD, m48, OTHER, policyJson, sendTdx, trustFiles, type Build, type TdxAnswerOptions } from './fixture.js';
+import {
+  attestTdx,
+  GOOD,
+  m48,
+  OTHER,
+  policyJson,
+  sendTdx,
+  trustFiles,
+  type Build,
+  type TdxAnswerOptions,
+} from './fixture.js';
 
 afterEach(() => closeAll());
 
@@ -51,14 +61,28 @@ describe('TDX attestation over the tunnel (forge-1)', () => {
     assert.equal(detail.json.recent_attestations[0].policy_version, 'e2e-1');
   });
 
-  const negatives: Array<{ name: string; reg?: { release_tag?: string }; build?: Build; answer?: () => TdxAnswerOptions; reason: string | RegExp }> = [
+  const negatives: Array<{
+    name: string;
+    reg?: { release_tag?: string };
+    build?: Build;
+    answer?: () => TdxAnswerOptions;
+    reason: string | RegExp;
+  }> = [
     {
       name: 'unknown MRTD',
       build: { ...GOOD, mrtd: m48('some other image') },
       reason: POLICY_REASONS.unknownMrtd(m48('some other image').toString('hex'), 'acme/demo', 'v1.0.0'),
     },
-    { name: 'release not in the allowlist', reg: { release_tag: 'v9.9.9' }, reason: POLICY_REASONS.releaseNotAllowed('acme/demo', 'v9.9.9') },
-    { name: 'RTMR mismatch', build: { ...GOOD, rtmr1: m48('tampered kernel') }, reason: /^RTMR mismatch: RTMR1 for acme\/demo@v1\.0\.0/ },
+    {
+      name: 'release not in the allowlist',
+      reg: { release_tag: 'v9.9.9' },
+      reason: POLICY_REASONS.releaseNotAllowed('acme/demo', 'v9.9.9'),
+    },
+    {
+      name: 'RTMR mismatch',
+      build: { ...GOOD, rtmr1: m48('tampered kernel') },
+      reason: /^RTMR mismatch: RTMR1 for acme\/demo@v1\.0\.0/,
+    },
     {
       name: 'debug TD',
       answer: () => ({ quote: { td_attributes: Buffer.from('0100001000000000', 'hex') } }),
@@ -102,7 +126,10 @@ describe('TDX attestation over the tunnel (forge-1)', () => {
       assert.equal(rows[0]!.ok, false, n.name);
       assert.equal(rows[0]!.missed, false, n.name);
       assert.equal(rows[0]!.evidence_type, 'tdx', n.name);
-      assert.ok(rows[0]!.failure !== null && rows[0]!.failure.split('; ').some(matches), `${n.name}: recorded ${rows[0]!.failure}`);
+      assert.ok(
+        rows[0]!.failure !== null && rows[0]!.failure.split('; ').some(matches),
+        `${n.name}: recorded ${rows[0]!.failure}`,
+      );
     }
   });
 
@@ -112,10 +139,17 @@ describe('TDX attestation over the tunnel (forge-1)', () => {
     const raw = await RawAgent.connect(wsUrl(cp), { ...FORGE, release_tag: 'v9.9.9' });
     raw.register();
     const req = await raw.next('attest_request');
-    sendTdx(raw, t.rot, req, GOOD, { quote: { td_attributes: Buffer.from('0100001000000000', 'hex') }, keyset_for_report_data: publicKeyset(generateKeyset()) });
+    sendTdx(raw, t.rot, req, GOOD, {
+      quote: { td_attributes: Buffer.from('0100001000000000', 'hex') },
+      keyset_for_report_data: publicKeyset(generateKeyset()),
+    });
     const result = await raw.next('attest_result');
     assert.equal(result.ok, false);
-    for (const r of [QUOTE_REASONS.debug, DCAP_REASONS.reportData, POLICY_REASONS.releaseNotAllowed('acme/demo', 'v9.9.9')]) {
+    for (const r of [
+      QUOTE_REASONS.debug,
+      DCAP_REASONS.reportData,
+      POLICY_REASONS.releaseNotAllowed('acme/demo', 'v9.9.9'),
+    ]) {
       assert.ok(result.reasons.includes(r), `${r} in ${JSON.stringify(result.reasons)}`);
     }
   });
@@ -133,7 +167,10 @@ describe('TDX attestation over the tunnel (forge-1)', () => {
     assert.match(r1.reasons.join(' '), /replayed/);
     assert.equal((await a.waitClose()).code, 4002);
     assert.equal((await resolveApp(cp)).status, 403, 'a failed replay stops routing');
-    assert.deepEqual((await cp.store.listAttestations({ agent_id: id1, limit: 5 })).map((r) => r.ok), [false, true]);
+    assert.deepEqual(
+      (await cp.store.listAttestations({ agent_id: id1, limit: 5 })).map((r) => r.ok),
+      [false, true],
+    );
 
     // A valid DCAP quote bound to the old nonce, replayed verbatim and with the nonce field rewritten.
     for (const rewrite of [false, true]) {
@@ -145,7 +182,10 @@ describe('TDX attestation over the tunnel (forge-1)', () => {
       b.sendJson(replay);
       const r = await b.next('attest_result');
       assert.equal(r.ok, false, `rewrite=${rewrite}`);
-      assert.ok(r.reasons.includes(rewrite ? DCAP_REASONS.reportData : 'unknown, expired or replayed nonce'), JSON.stringify(r.reasons));
+      assert.ok(
+        r.reasons.includes(rewrite ? DCAP_REASONS.reportData : 'unknown, expired or replayed nonce'),
+        JSON.stringify(r.reasons),
+      );
       assert.equal((await b.waitClose()).code, 4002);
     }
     assert.equal((await resolveApp(cp)).status, 403);
@@ -216,6 +256,9 @@ describe('TDX attestation over the tunnel (forge-1)', () => {
     sendTdx(liar, t.rot, await liar.next('attest_request'), GOOD);
     const r = await liar.next('attest_result');
     assert.equal(r.ok, false);
-    assert.ok(r.reasons.includes(POLICY_REASONS.unknownMrtd(GOOD.mrtd.toString('hex'), 'acme/demo', 'v2.0.0')), JSON.stringify(r.reasons));
+    assert.ok(
+      r.reasons.includes(POLICY_REASONS.unknownMrtd(GOOD.mrtd.toString('hex'), 'acme/demo', 'v2.0.0')),
+      JSON.stringify(r.reasons),
+    );
   });
 });

@@ -35,7 +35,10 @@ describe('file and static collateral', () => {
     const c = await src.get(FMSPC, 'platform');
     assert.equal(c.tcb_info_parsed.fmspc, FMSPC);
     assert.equal(c, await src.get(FMSPC.toLowerCase(), 'platform'), 'same object each time (digest computed once)');
-    await assert.rejects(src.get('00906ED50000', 'platform'), /collateral is for FMSPC B0C06F000000, the quote's platform is 00906ED50000/);
+    await assert.rejects(
+      src.get('00906ED50000', 'platform'),
+      /collateral is for FMSPC B0C06F000000, the quote's platform is 00906ED50000/,
+    );
     await assert.rejects(src.get('xyz', 'platform'), /invalid FMSPC/);
     await assert.rejects(src.get(FMSPC, 'other' as never), /invalid PCK CA/);
   });
@@ -86,13 +89,21 @@ describe('PccsCollateralSource against a local PCCS', () => {
         case '/tdx/certification/v4/tcb':
           if (url.searchParams.get('fmspc') !== FMSPC) return send(404, 'no such fmspc');
           // Pretty-printed around the signed member, as some servers do: the signed bytes must survive.
-          return send(200, `{\n  "tcbInfo": ${c.tcb_info},\n  "signature": "${c.tcb_info_signature.toString('hex')}"\n}`, {
-            'TCB-Info-Issuer-Chain': encodeURIComponent(c.tcb_info_issuer_chain),
-          });
+          return send(
+            200,
+            `{\n  "tcbInfo": ${c.tcb_info},\n  "signature": "${c.tcb_info_signature.toString('hex')}"\n}`,
+            {
+              'TCB-Info-Issuer-Chain': encodeURIComponent(c.tcb_info_issuer_chain),
+            },
+          );
         case '/tdx/certification/v4/qe/identity':
-          return send(200, `{"enclaveIdentity":${c.qe_identity},"signature":"${c.qe_identity_signature.toString('hex')}"}`, {
-            'SGX-Enclave-Identity-Issuer-Chain': encodeURIComponent(c.qe_identity_issuer_chain),
-          });
+          return send(
+            200,
+            `{"enclaveIdentity":${c.qe_identity},"signature":"${c.qe_identity_signature.toString('hex')}"}`,
+            {
+              'SGX-Enclave-Identity-Issuer-Chain': encodeURIComponent(c.qe_identity_issuer_chain),
+            },
+          );
         case '/sgx/certification/v4/pckcrl':
           if (url.searchParams.get('ca') !== 'platform') return send(404, 'unknown ca');
           return send(200, c.pck_crl, { 'SGX-PCK-CRL-Issuer-Chain': encodeURIComponent(c.pck_crl_issuer_chain) });

@@ -109,7 +109,16 @@ describe("the real Intel TDX quote, against Intel's root", () => {
   it('with a policy: allowlisted MRTD passes, another release does not', async () => {
     const policy = parsePolicy({
       version: 'fixture-1',
-      measurements: [{ repo: 'org/app', release_tag: 'v1', mrtd: EXPECTED.mrtd, rtmr0: EXPECTED.rtmr0, rtmr1: EXPECTED.rtmr1, rtmr2: EXPECTED.rtmr2 }],
+      measurements: [
+        {
+          repo: 'org/app',
+          release_tag: 'v1',
+          mrtd: EXPECTED.mrtd,
+          rtmr0: EXPECTED.rtmr0,
+          rtmr1: EXPECTED.rtmr1,
+          rtmr2: EXPECTED.rtmr2,
+        },
+      ],
       tcb: { allowed_statuses: ['UpToDate'], out_of_date_grace_days: 0 },
       advisory_deny: [],
       networks: { 'forge-1': { sealed: true } },
@@ -120,20 +129,35 @@ describe("the real Intel TDX quote, against Intel's root", () => {
     assert.equal(ok.policy_version, 'fixture-1');
     const other = await verifyQuote(quote, collateral, FIRST, { policy, subject: { ...subject, release_tag: 'v2' } });
     assert.deepEqual(other.reasons, [POLICY_REASONS.releaseNotAllowed('org/app', 'v2')]);
-    const sandbox = await verifyQuote(quote, collateral, FIRST, { policy, subject: { ...subject, network: 'sandbox-1' } });
+    const sandbox = await verifyQuote(quote, collateral, FIRST, {
+      policy,
+      subject: { ...subject, network: 'sandbox-1' },
+    });
     assert.deepEqual(sandbox.reasons, [POLICY_REASONS.networkNotInPolicy('sandbox-1', 'fixture-1')]);
   });
 
   it('against the wrong root (a test root) it is rejected, with the reasons', async () => {
     const rot = await TestRootOfTrust.create();
     const logs = new Logs();
-    const r = await verifyQuote(quote, collateral, FIRST, { root_ca_der: rot.root_der, allow_non_intel_root: true, logger: logs });
+    const r = await verifyQuote(quote, collateral, FIRST, {
+      root_ca_der: rot.root_der,
+      allow_non_intel_root: true,
+      logger: logs,
+    });
     assert.equal(r.ok, false);
     assert.ok(r.reasons.includes(CRL_REASONS.chainRoot), r.reasons.join('\n'));
-    assert.ok(r.reasons.some((x) => x.startsWith('root CA CRL is not issued by the trusted root CA')), r.reasons.join('\n'));
-    assert.ok(r.reasons.some((x) => x.startsWith('DCAP verification failed: ')), r.reasons.join('\n'));
+    assert.ok(
+      r.reasons.some((x) => x.startsWith('root CA CRL is not issued by the trusted root CA')),
+      r.reasons.join('\n'),
+    );
+    assert.ok(
+      r.reasons.some((x) => x.startsWith('DCAP verification failed: ')),
+      r.reasons.join('\n'),
+    );
     assert.equal(logs.lines.length, 1);
     // And verifyQuote refuses a non-Intel root without the override.
-    await assert.rejects(verifyQuote(quote, collateral, FIRST, { root_ca_der: rot.root_der }), { message: DCAP_REASONS.nonIntelRoot });
+    await assert.rejects(verifyQuote(quote, collateral, FIRST, { root_ca_der: rot.root_der }), {
+      message: DCAP_REASONS.nonIntelRoot,
+    });
   });
 });

@@ -55,25 +55,47 @@ describe('policy schema', () => {
   it('unknown fields are errors, at every level', () => {
     assert.throws(() => parsePolicy({ ...base, extra: 1 }), /invalid attestation policy: .*extra/);
     assert.throws(() => parsePolicy({ ...base, tcb: { ...base.tcb, grace: 3 } }), /tcb.*grace/);
-    assert.throws(() => parsePolicy({ ...base, measurements: [{ repo: 'o/r', release_tag: 't', mrtd: h48('a'), rtmr4: h48('a') }] }), /rtmr4/);
+    assert.throws(
+      () =>
+        parsePolicy({ ...base, measurements: [{ repo: 'o/r', release_tag: 't', mrtd: h48('a'), rtmr4: h48('a') }] }),
+      /rtmr4/,
+    );
     assert.throws(() => parsePolicy({ ...base, networks: { 'forge-1': { sealed: true, open: true } } }), /open/);
   });
 
   it('rejects bad values with the path', () => {
     assert.throws(() => parsePolicy({ ...base, version: '' }), /version/);
-    assert.throws(() => parsePolicy({ ...base, measurements: [{ repo: 'org/app', release_tag: 'v1', mrtd: 'abcd' }] }), /measurements\.0\.mrtd: must be 96 hex characters/);
-    assert.throws(() => parsePolicy({ ...base, measurements: [{ repo: 'no-slash', release_tag: 'v1', mrtd: h48('a') }] }), /repo/);
-    assert.throws(() => parsePolicy({ ...base, tcb: { allowed_statuses: ['Revoked'], out_of_date_grace_days: 1 } }), /allowed_statuses/);
-    assert.throws(() => parsePolicy({ ...base, tcb: { allowed_statuses: ['OutOfDate'], out_of_date_grace_days: 0 } }), /grace window is 0 days/);
+    assert.throws(
+      () => parsePolicy({ ...base, measurements: [{ repo: 'org/app', release_tag: 'v1', mrtd: 'abcd' }] }),
+      /measurements\.0\.mrtd: must be 96 hex characters/,
+    );
+    assert.throws(
+      () => parsePolicy({ ...base, measurements: [{ repo: 'no-slash', release_tag: 'v1', mrtd: h48('a') }] }),
+      /repo/,
+    );
+    assert.throws(
+      () => parsePolicy({ ...base, tcb: { allowed_statuses: ['Revoked'], out_of_date_grace_days: 1 } }),
+      /allowed_statuses/,
+    );
+    assert.throws(
+      () => parsePolicy({ ...base, tcb: { allowed_statuses: ['OutOfDate'], out_of_date_grace_days: 0 } }),
+      /grace window is 0 days/,
+    );
     assert.throws(() => parsePolicy({ ...base, advisory_deny: ['sa-1'] }), /advisory_deny/);
-    assert.throws(() => parsePolicy({ ...base, td_attributes: { mask: '00000000000000ff', value: '0000000000000100' } }), /outside mask/);
+    assert.throws(
+      () => parsePolicy({ ...base, td_attributes: { mask: '00000000000000ff', value: '0000000000000100' } }),
+      /outside mask/,
+    );
     const { advisory_deny: _omit, ...missing } = base;
     assert.throws(() => parsePolicy(missing), /advisory_deny/);
   });
 
   it('networks must be known and keep their sealing', () => {
     assert.throws(() => parsePolicy({ ...base, networks: { 'moon-1': { sealed: true } } }), /unknown network "moon-1"/);
-    assert.throws(() => parsePolicy({ ...base, networks: { 'forge-1': { sealed: false } } }), /network "forge-1" is sealed; a policy cannot change that/);
+    assert.throws(
+      () => parsePolicy({ ...base, networks: { 'forge-1': { sealed: false } } }),
+      /network "forge-1" is sealed; a policy cannot change that/,
+    );
     assert.throws(() => parsePolicy({ ...base, networks: { 'Forge 1': { sealed: true } } }), /must be a network name/);
     // A "__proto__" key never becomes a network (zod drops it), so it cannot be matched either.
     const p = parsePolicy({ ...base, networks: JSON.parse('{"__proto__": {"sealed": false}}') as unknown });
@@ -98,11 +120,25 @@ describe('policy evaluation', () => {
 
   it('measurements: allowlisted builds pass; each failure has its reason', () => {
     assert.deepEqual(evaluateMeasurements(policy, input(), subject), []);
-    assert.deepEqual(evaluateMeasurements(policy, input({ mrtd: h48('d'), rtmr0: h48('9') }), subject), [], 'second build, RTMRs unpinned');
-    assert.deepEqual(evaluateMeasurements(policy, input(), { ...subject, release_tag: 'v3' }), [POLICY_REASONS.releaseNotAllowed('org/app', 'v3')]);
-    assert.deepEqual(evaluateMeasurements(policy, input({ mrtd: h48('e') }), subject), [POLICY_REASONS.unknownMrtd(h48('e'), 'org/app', 'v1')], 'v2 MRTD claimed as v1');
-    assert.deepEqual(evaluateMeasurements(policy, input({ rtmr1: h48('9') }), subject), [POLICY_REASONS.rtmrMismatch('RTMR1', 'org/app', 'v1', h48('c'), h48('9'))]);
-    assert.deepEqual(evaluateMeasurements(policy, input(), { ...subject, network: 'other-1' }), [POLICY_REASONS.networkNotInPolicy('other-1', policy.version)]);
+    assert.deepEqual(
+      evaluateMeasurements(policy, input({ mrtd: h48('d'), rtmr0: h48('9') }), subject),
+      [],
+      'second build, RTMRs unpinned',
+    );
+    assert.deepEqual(evaluateMeasurements(policy, input(), { ...subject, release_tag: 'v3' }), [
+      POLICY_REASONS.releaseNotAllowed('org/app', 'v3'),
+    ]);
+    assert.deepEqual(
+      evaluateMeasurements(policy, input({ mrtd: h48('e') }), subject),
+      [POLICY_REASONS.unknownMrtd(h48('e'), 'org/app', 'v1')],
+      'v2 MRTD claimed as v1',
+    );
+    assert.deepEqual(evaluateMeasurements(policy, input({ rtmr1: h48('9') }), subject), [
+      POLICY_REASONS.rtmrMismatch('RTMR1', 'org/app', 'v1', h48('c'), h48('9')),
+    ]);
+    assert.deepEqual(evaluateMeasurements(policy, input(), { ...subject, network: 'other-1' }), [
+      POLICY_REASONS.networkNotInPolicy('other-1', policy.version),
+    ]);
     assert.deepEqual(evaluateMeasurements(policy, input({ td_attributes: '0000001000000040' }), subject), [
       'TD attributes 0000001000000040 do not match the policy (mask ffffffffffffffff, value 0000001000000000)',
     ]);
@@ -112,21 +148,38 @@ describe('policy evaluation', () => {
     const tcb = { ...policy.tcb, advisory_deny: policy.advisory_deny };
     const now = Date.parse('2026-11-20T00:00:00Z');
     assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'SWHardeningNeeded' }), now), []);
-    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'ConfigurationNeeded' }), now), [POLICY_REASONS.tcbNotAllowed('ConfigurationNeeded')]);
-    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'Revoked' }), now), [POLICY_REASONS.tcbNotAllowed('Revoked')]);
+    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'ConfigurationNeeded' }), now), [
+      POLICY_REASONS.tcbNotAllowed('ConfigurationNeeded'),
+    ]);
+    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'Revoked' }), now), [
+      POLICY_REASONS.tcbNotAllowed('Revoked'),
+    ]);
     const start = new Date(now - 10 * DAY).toISOString();
     assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'OutOfDate', tcb_grace_start: start }), now), []);
-    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'OutOfDate', tcb_grace_start: start }), now + 20 * DAY), [POLICY_REASONS.outOfGrace('OutOfDate', start, 30)]);
-    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'OutOfDate', tcb_grace_start: null }), now), [POLICY_REASONS.outOfGrace('OutOfDate', 'an unknown date', 30)]);
-    assert.deepEqual(evaluateTcb(tcb, input({ advisory_ids: ['INTEL-SA-00615', 'INTEL-SA-00001'] }), now), [POLICY_REASONS.advisoryDenied('INTEL-SA-00615')]);
+    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'OutOfDate', tcb_grace_start: start }), now + 20 * DAY), [
+      POLICY_REASONS.outOfGrace('OutOfDate', start, 30),
+    ]);
+    assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: 'OutOfDate', tcb_grace_start: null }), now), [
+      POLICY_REASONS.outOfGrace('OutOfDate', 'an unknown date', 30),
+    ]);
+    assert.deepEqual(evaluateTcb(tcb, input({ advisory_ids: ['INTEL-SA-00615', 'INTEL-SA-00001'] }), now), [
+      POLICY_REASONS.advisoryDenied('INTEL-SA-00615'),
+    ]);
     assert.deepEqual(evaluateTcb(tcb, input({ tcb_status: null }), now), [POLICY_REASONS.tcbUnknown]);
-    assert.deepEqual(evaluateTcb(DEFAULT_TCB_POLICY, input({ tcb_status: 'OutOfDate', tcb_grace_start: start }), now), [POLICY_REASONS.tcbNotAllowed('OutOfDate')]);
+    assert.deepEqual(evaluateTcb(DEFAULT_TCB_POLICY, input({ tcb_status: 'OutOfDate', tcb_grace_start: start }), now), [
+      POLICY_REASONS.tcbNotAllowed('OutOfDate'),
+    ]);
   });
 
   it('evaluatePolicy runs every check, debug TD included', () => {
     const now = Date.now();
     assert.deepEqual(evaluatePolicy(policy, input(), subject, now), []);
-    const r = evaluatePolicy(policy, input({ td_attributes: '0100001000000000', mrtd: h48('9'), tcb_status: 'OutOfDateConfigurationNeeded' }), subject, now);
+    const r = evaluatePolicy(
+      policy,
+      input({ td_attributes: '0100001000000000', mrtd: h48('9'), tcb_status: 'OutOfDateConfigurationNeeded' }),
+      subject,
+      now,
+    );
     assert.deepEqual(r, [
       QUOTE_REASONS.debug,
       POLICY_REASONS.unknownMrtd(h48('9'), 'org/app', 'v1'),

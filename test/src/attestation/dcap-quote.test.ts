@@ -40,7 +40,10 @@ describe('TDX quote parser: the real Intel quote', () => {
     assert.equal(q.tee_type, 0x81);
     assert.equal(q.attestation_key_type, 2);
     assert.equal(q.qe_vendor_id.toString('hex'), '939a7233f79c4ca9940a0db3957f0607');
-    assert.equal(q.td.mrtd.toString('hex'), '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7');
+    assert.equal(
+      q.td.mrtd.toString('hex'),
+      '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7',
+    );
     assert.equal(q.td.rtmr3.toString('hex'), '0'.repeat(96));
     assert.equal(q.td.td_attributes.toString('hex'), '0000001000000000');
     assert.equal(q.td.xfam.toString('hex'), 'e702060000000000');
@@ -117,11 +120,14 @@ describe('TDX quote parser: rejections, each with its reason', () => {
       QUOTE_REASONS.vendor,
     ]);
     assert.deepEqual(parseReasons(rot.quote({ qe_vendor_id: Buffer.alloc(16, 7) })), [QUOTE_REASONS.vendor]);
-    assert.deepEqual(parseReasons(rot.quote({ attestation_key_type: 3 })), ['unsupported attestation key type 3 (expected 2, ECDSA-256 with P-256)']);
+    assert.deepEqual(parseReasons(rot.quote({ attestation_key_type: 3 })), [
+      'unsupported attestation key type 3 (expected 2, ECDSA-256 with P-256)',
+    ]);
   });
 
   it('truncated quotes, at every length, are rejected as truncated', () => {
-    for (const len of [0, 1, 47]) assert.match(parseReasons(good.subarray(0, len))[0] as string, /shorter than the 48-byte header/);
+    for (const len of [0, 1, 47])
+      assert.match(parseReasons(good.subarray(0, len))[0] as string, /shorter than the 48-byte header/);
     for (const len of [48, 100, 48 + 584, 48 + 584 + 3, 48 + 584 + 4, 700, 1000, good.length - 600, good.length - 1]) {
       const reasons = parseReasons(good.subarray(0, len));
       assert.match(reasons[0] as string, /^quote is truncated/, `length ${len}: ${reasons.join('; ')}`);
@@ -182,15 +188,27 @@ describe('SGX extension and DER walker', () => {
   });
 
   it('rejects a CPUSVN that disagrees with the components, missing fields and trailing bytes', () => {
-    assert.throws(() => parseSgxExtension(encodeSgxExtension({ ...params, cpusvn_override: Buffer.alloc(16, 9) })), /disagree with CPUSVN/);
-    assert.throws(() => parseSgxExtension(encodeSgxExtension({ ...params, fmspc: Buffer.alloc(5) })), /FMSPC must be 6 bytes/);
-    assert.throws(() => parseSgxExtension(Buffer.concat([encodeSgxExtension(params), Buffer.from([0])])), /trailing bytes/);
+    assert.throws(
+      () => parseSgxExtension(encodeSgxExtension({ ...params, cpusvn_override: Buffer.alloc(16, 9) })),
+      /disagree with CPUSVN/,
+    );
+    assert.throws(
+      () => parseSgxExtension(encodeSgxExtension({ ...params, fmspc: Buffer.alloc(5) })),
+      /FMSPC must be 6 bytes/,
+    );
+    assert.throws(
+      () => parseSgxExtension(Buffer.concat([encodeSgxExtension(params), Buffer.from([0])])),
+      /trailing bytes/,
+    );
     assert.throws(() => parseSgxExtension(Buffer.from('3080', 'hex')), /indefinite length/);
     assert.throws(() => parseSgxExtension(Buffer.from('30810100', 'hex')), /non-minimal length/);
   });
 
   it('decodes OIDs', () => {
-    assert.equal(decodeOid(readDerExact(Buffer.from('060a2a864886f84d010d0101', 'hex')).value), '1.2.840.113741.1.13.1.1');
+    assert.equal(
+      decodeOid(readDerExact(Buffer.from('060a2a864886f84d010d0101', 'hex')).value),
+      '1.2.840.113741.1.13.1.1',
+    );
   });
 
   it('a certificate without the SGX extension is refused; a Processor CA PCK is recognised', async () => {

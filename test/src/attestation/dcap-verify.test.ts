@@ -73,10 +73,21 @@ describe('DcapVerifier with a generated root of trust', () => {
   let logs: Logs;
   let verifier: DcapVerifier;
 
-  const make = (opts: { collateral?: DcapCollateral | CollateralSource; policy?: Policy | null; root?: Buffer } = {}): DcapVerifier => {
-    const source = opts.collateral === undefined ? new StaticCollateralSource(collateral) : 'get' in opts.collateral ? opts.collateral : new StaticCollateralSource(opts.collateral);
+  const make = (
+    opts: { collateral?: DcapCollateral | CollateralSource; policy?: Policy | null; root?: Buffer } = {},
+  ): DcapVerifier => {
+    const source =
+      opts.collateral === undefined
+        ? new StaticCollateralSource(collateral)
+        : 'get' in opts.collateral
+          ? opts.collateral
+          : new StaticCollateralSource(opts.collateral);
     const p = opts.policy === null ? undefined : (opts.policy ?? policy);
-    return DcapVerifier.newWithRootCa(opts.root ?? rot.root_der, { collateral: source, ...(p !== undefined ? { policy: p } : {}), logger: logs });
+    return DcapVerifier.newWithRootCa(opts.root ?? rot.root_der, {
+      collateral: source,
+      ...(p !== undefined ? { policy: p } : {}),
+      logger: logs,
+    });
   };
 
   /** A request whose quote is bound to a fresh nonce and keyset, with the allowlisted measurements. */
@@ -105,12 +116,24 @@ describe('DcapVerifier with a generated root of trust', () => {
 
   it('generated quotes verify through dcap-qvl itself (QuoteVerifier.newWithRootCa)', () => {
     const qvl = QuoteVerifier.newWithRootCa(rot.root_der);
-    for (const q of [rot.quote(), rot.quote({ version: 5 }), rot.quote({ version: 5, body_type: 3 }), rot.quote({ pck: 'processor' })]) {
+    for (const q of [
+      rot.quote(),
+      rot.quote({ version: 5 }),
+      rot.quote({ version: 5, body_type: 3 }),
+      rot.quote({ pck: 'processor' }),
+    ]) {
       const r = qvl.verify(q, normalizeCollateral(collateral).qvl, rot.now_s);
       assert.equal(r.status, 'UpToDate');
       assert.deepEqual(r.advisory_ids, []);
     }
-    assert.equal(qvl.verify(rot.quote({ tee_tcb_svn: TEST_PLATFORM.tee_tcb_svn_out_of_date }), normalizeCollateral(collateral).qvl, rot.now_s).status, 'OutOfDate');
+    assert.equal(
+      qvl.verify(
+        rot.quote({ tee_tcb_svn: TEST_PLATFORM.tee_tcb_svn_out_of_date }),
+        normalizeCollateral(collateral).qvl,
+        rot.now_s,
+      ).status,
+      'OutOfDate',
+    );
   });
 
   it('accepts a good quote: measurements, report_data, evidence hash, policy version, TCB status', async () => {
@@ -159,7 +182,10 @@ describe('DcapVerifier with a generated root of trust', () => {
       const other = await TestRootOfTrust.create();
       const reasons = reasonsOf(await make({ root: other.root_der }).verify(request()));
       assert.ok(reasons.includes(CRL_REASONS.chainRoot), reasons.join('\n'));
-      assert.ok(reasons.some((r) => r.startsWith('DCAP verification failed: Failed to verify certificate chain')), reasons.join('\n'));
+      assert.ok(
+        reasons.some((r) => r.startsWith('DCAP verification failed: Failed to verify certificate chain')),
+        reasons.join('\n'),
+      );
       // Same names as our root (both are generated test roots), different keys.
       assert.ok(reasons.includes(CRL_REASONS.rootCrlSignature), reasons.join('\n'));
     });
@@ -176,7 +202,9 @@ describe('DcapVerifier with a generated root of trust', () => {
         const sig = request();
         sig.quote[48 + 584 + 4 + 10] = (sig.quote[48 + 584 + 4 + 10] as number) ^ 1;
         assert.deepEqual(reasonsOf(await v.verify(sig)), [DCAP_REASONS.quoteSignature]);
-        assert.deepEqual(reasonsOf(await v.verify(request({ quote_signer: rot.strayKey.private }))), [DCAP_REASONS.quoteSignature]);
+        assert.deepEqual(reasonsOf(await v.verify(request({ quote_signer: rot.strayKey.private }))), [
+          DCAP_REASONS.quoteSignature,
+        ]);
       }
     });
 
@@ -184,23 +212,38 @@ describe('DcapVerifier with a generated root of trust', () => {
       const qe = request();
       const qeOff = 48 + 584 + 4 + 128 + 6;
       qe.quote[qeOff + 100] = (qe.quote[qeOff + 100] as number) ^ 1; // reserved bytes inside the signed QE report
-      assert.deepEqual(reasonsOf(await verifier.verify(qe)), [DCAP_REASONS.dcap('Signature is invalid for qe_report in quote')]);
+      assert.deepEqual(reasonsOf(await verifier.verify(qe)), [
+        DCAP_REASONS.dcap('Signature is invalid for qe_report in quote'),
+      ]);
       assert.deepEqual(reasonsOf(await verifier.verify(request({ qe_report_signer: rot.strayKey.private }))), [
         DCAP_REASONS.dcap('Signature is invalid for qe_report in quote'),
       ]);
-      assert.deepEqual(reasonsOf(await verifier.verify(request({ bad_qe_hash: true }))), [DCAP_REASONS.dcap('QE report hash mismatch')]);
+      assert.deepEqual(reasonsOf(await verifier.verify(request({ bad_qe_hash: true }))), [
+        DCAP_REASONS.dcap('QE report hash mismatch'),
+      ]);
     });
 
     it('expired collateral', async () => {
       const late = rot.now_ms + 30 * DAY;
       const reasons = reasonsOf(await verifier.verify(request({}, { now_ms: late })));
       assert.ok(reasons.includes(DCAP_REASONS.dcap('TCBInfo expired')), reasons.join('\n'));
-      assert.ok(reasons.some((r) => r.startsWith('PCK CRL has expired')), reasons.join('\n'));
-      assert.ok(reasons.some((r) => r.startsWith('root CA CRL has expired')), reasons.join('\n'));
+      assert.ok(
+        reasons.some((r) => r.startsWith('PCK CRL has expired')),
+        reasons.join('\n'),
+      );
+      assert.ok(
+        reasons.some((r) => r.startsWith('root CA CRL has expired')),
+        reasons.join('\n'),
+      );
       // Only the CRLs expired: dcap-qvl does not notice, we do.
-      const crlsOnly = make({ collateral: await rot.collateral({ crl_next_ms: rot.now_ms - 1000, crl_this_ms: rot.now_ms - 2 * DAY }) });
+      const crlsOnly = make({
+        collateral: await rot.collateral({ crl_next_ms: rot.now_ms - 1000, crl_this_ms: rot.now_ms - 2 * DAY }),
+      });
       const r2 = reasonsOf(await crlsOnly.verify(request()));
-      assert.deepEqual(r2, [CRL_REASONS.expired('root CA CRL', new Date(rot.now_ms - 1000).toISOString()), CRL_REASONS.expired('PCK CRL', new Date(rot.now_ms - 1000).toISOString())]);
+      assert.deepEqual(r2, [
+        CRL_REASONS.expired('root CA CRL', new Date(rot.now_ms - 1000).toISOString()),
+        CRL_REASONS.expired('PCK CRL', new Date(rot.now_ms - 1000).toISOString()),
+      ]);
       // The QE identity alone.
       const qeOld = make({ collateral: await rot.collateral({ qe_next_ms: rot.now_ms - 1000 }) });
       assert.deepEqual(reasonsOf(await qeOld.verify(request())), [DCAP_REASONS.dcap('QE Identity expired')]);
@@ -208,11 +251,19 @@ describe('DcapVerifier with a generated root of trust', () => {
 
     it('not-yet-valid collateral', async () => {
       const early = make({ collateral: await rot.collateral({ tcb_issue_ms: rot.now_ms + 3_600_000 }) });
-      assert.deepEqual(reasonsOf(await early.verify(request())), [DCAP_REASONS.dcap('TCBInfo issue date is in the future')]);
+      assert.deepEqual(reasonsOf(await early.verify(request())), [
+        DCAP_REASONS.dcap('TCBInfo issue date is in the future'),
+      ]);
       const crlEarly = make({ collateral: await rot.collateral({ crl_this_ms: rot.now_ms + 3_600_000 }) });
       const r = reasonsOf(await crlEarly.verify(request()));
-      assert.ok(r.some((x) => x.startsWith('PCK CRL is not yet valid')), r.join('\n'));
-      assert.ok(r.some((x) => x.startsWith('root CA CRL is not yet valid')), r.join('\n'));
+      assert.ok(
+        r.some((x) => x.startsWith('PCK CRL is not yet valid')),
+        r.join('\n'),
+      );
+      assert.ok(
+        r.some((x) => x.startsWith('root CA CRL is not yet valid')),
+        r.join('\n'),
+      );
     });
 
     it('revoked PCK certificate, revoked PCK CA', async () => {
@@ -222,33 +273,48 @@ describe('DcapVerifier with a generated root of trust', () => {
       const caRevoked = make({ collateral: await rot.collateral({ revoked_root_serials: [rot.platformCa.serial] }) });
       const r2 = reasonsOf(await caRevoked.verify(request()));
       assert.ok(r2.includes(CRL_REASONS.pckCaRevoked(rot.platformCa.serial)), r2.join('\n'));
-      const signerRevoked = make({ collateral: await rot.collateral({ revoked_root_serials: [rot.tcbSigning.serial] }) });
+      const signerRevoked = make({
+        collateral: await rot.collateral({ revoked_root_serials: [rot.tcbSigning.serial] }),
+      });
       const r3 = reasonsOf(await signerRevoked.verify(request()));
       assert.ok(r3.includes(CRL_REASONS.signingRevoked(rot.tcbSigning.serial)), r3.join('\n'));
     });
 
     it('a CRL signed by the wrong key (dcap-qvl alone accepts it)', async () => {
       const bad = await rot.collateral({ pck_crl: 'wrong-key' });
-      assert.equal(QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(), normalizeCollateral(bad).qvl, rot.now_s).status, 'UpToDate');
+      assert.equal(
+        QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(), normalizeCollateral(bad).qvl, rot.now_s).status,
+        'UpToDate',
+      );
       assert.deepEqual(reasonsOf(await make({ collateral: bad }).verify(request())), [CRL_REASONS.pckCrlSignature]);
       const badRoot = await rot.collateral({ root_crl: 'wrong-key' });
-      assert.deepEqual(reasonsOf(await make({ collateral: badRoot }).verify(request())), [CRL_REASONS.rootCrlSignature]);
+      assert.deepEqual(reasonsOf(await make({ collateral: badRoot }).verify(request())), [
+        CRL_REASONS.rootCrlSignature,
+      ]);
     });
 
     it('a garbage CRL (dcap-qvl alone ignores it)', async () => {
       const bad = await rot.collateral({ pck_crl: 'garbage' });
-      assert.equal(QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(), normalizeCollateral(bad).qvl, rot.now_s).status, 'UpToDate');
+      assert.equal(
+        QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(), normalizeCollateral(bad).qvl, rot.now_s).status,
+        'UpToDate',
+      );
       const r = reasonsOf(await make({ collateral: bad }).verify(request()));
       assert.equal(r.length, 1);
       assert.match(r[0] as string, /^PCK CRL is malformed: /);
-      const badRoot = reasonsOf(await make({ collateral: await rot.collateral({ root_crl: 'garbage' }) }).verify(request()));
+      const badRoot = reasonsOf(
+        await make({ collateral: await rot.collateral({ root_crl: 'garbage' }) }).verify(request()),
+      );
       assert.equal(badRoot.length, 1);
       assert.match(badRoot[0] as string, /^root CA CRL is malformed: /);
     });
 
     it("the wrong CA's CRL (dcap-qvl alone accepts it)", async () => {
       const wrong = await rot.collateral({ pck_crl_ca: 'processor' }); // PCK is from the Platform CA
-      assert.equal(QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(), normalizeCollateral(wrong).qvl, rot.now_s).status, 'UpToDate');
+      assert.equal(
+        QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(), normalizeCollateral(wrong).qvl, rot.now_s).status,
+        'UpToDate',
+      );
       assert.deepEqual(reasonsOf(await make({ collateral: wrong }).verify(request())), [
         CRL_REASONS.pckCrlWrongCa('Intel SGX PCK Processor CA', 'Intel SGX PCK Platform CA'),
       ]);
@@ -258,11 +324,17 @@ describe('DcapVerifier with a generated root of trust', () => {
       assert.deepEqual(reasonsOf(await make({ collateral: mixed }).verify(request())), [CRL_REASONS.pckCrlIssuerChain]);
       // The PCK revoked on its own CA's CRL while the collateral carries the other CA's CRL: still refused.
       const dodge = await rot.collateral({ pck_crl_ca: 'processor', revoked_pck_serials: [rot.pckPlatform.serial] });
-      assert.ok(reasonsOf(await make({ collateral: dodge }).verify(request())).includes(CRL_REASONS.pckCrlWrongCa('Intel SGX PCK Processor CA', 'Intel SGX PCK Platform CA')));
+      assert.ok(
+        reasonsOf(await make({ collateral: dodge }).verify(request())).includes(
+          CRL_REASONS.pckCrlWrongCa('Intel SGX PCK Processor CA', 'Intel SGX PCK Platform CA'),
+        ),
+      );
     });
 
     it('PCK chain shape: missing root, extra certificate, garbage certificate', async () => {
-      const short = reasonsOf(await verifier.verify(request({ pck_chain_pem: rot.pckPlatform.pem + rot.platformCa.pem })));
+      const short = reasonsOf(
+        await verifier.verify(request({ pck_chain_pem: rot.pckPlatform.pem + rot.platformCa.pem })),
+      );
       assert.deepEqual(short, [CRL_REASONS.chainLength(2), CRL_REASONS.chainRoot]);
       const long = reasonsOf(await verifier.verify(request({ pck_chain_pem: rot.pckChainPem() + rot.root.pem })));
       assert.ok(long.includes(CRL_REASONS.chainLength(4)), long.join('\n'));
@@ -275,13 +347,31 @@ describe('DcapVerifier with a generated root of trust', () => {
         pce_id: Buffer.alloc(2),
         fmspc: Buffer.from(rot.fmspc, 'hex'),
       });
-      const forgedQuote: QuoteOptions = { pck_chain_pem: forged.pem + rot.pckChainPem(), qe_report_signer: forged.private };
-      assert.equal(QuoteVerifier.newWithRootCa(rot.root_der).verify(rot.quote(forgedQuote), normalizeCollateral(collateral).qvl, rot.now_s).status, 'UpToDate');
+      const forgedQuote: QuoteOptions = {
+        pck_chain_pem: forged.pem + rot.pckChainPem(),
+        qe_report_signer: forged.private,
+      };
+      assert.equal(
+        QuoteVerifier.newWithRootCa(rot.root_der).verify(
+          rot.quote(forgedQuote),
+          normalizeCollateral(collateral).qvl,
+          rot.now_s,
+        ).status,
+        'UpToDate',
+      );
       const r = reasonsOf(await verifier.verify(request(forgedQuote)));
       // Our PCK parse already refuses a leaf whose issuer is not one of Intel's two PCK CAs (and the chain-shape
       // check would refuse the chain: 4 certificates, names not chaining to the root, a non-CA in the middle).
-      assert.deepEqual(r, [DCAP_REASONS.pck('PCK certificate issuer "Intel SGX PCK Certificate" is neither "Intel SGX PCK Platform CA" nor "Intel SGX PCK Processor CA"')]);
-      const shape = await checkRevocation(rot.root_der, [forged.der, rot.pckPlatform.der, rot.platformCa.der, rot.root.der], normalizeCollateral(collateral));
+      assert.deepEqual(r, [
+        DCAP_REASONS.pck(
+          'PCK certificate issuer "Intel SGX PCK Certificate" is neither "Intel SGX PCK Platform CA" nor "Intel SGX PCK Processor CA"',
+        ),
+      ]);
+      const shape = await checkRevocation(
+        rot.root_der,
+        [forged.der, rot.pckPlatform.der, rot.platformCa.der, rot.root.der],
+        normalizeCollateral(collateral),
+      );
       assert.deepEqual(shape.reasons, [
         CRL_REASONS.chainLength(4),
         CRL_REASONS.chainNames,
@@ -289,9 +379,17 @@ describe('DcapVerifier with a generated root of trust', () => {
         CRL_REASONS.pckCrlWrongCa('Intel SGX PCK Platform CA', 'Intel SGX PCK Certificate'),
       ]);
       const junk = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
-      const garbage = reasonsOf(await verifier.verify(request({ pck_chain_pem: rot.pckPlatform.pem + junk + rot.root.pem })));
-      assert.ok(garbage.some((r) => r.startsWith('DCAP verification failed: ')), garbage.join('\n'));
-      assert.ok(garbage.some((r) => r.startsWith('CRL check failed: ')), garbage.join('\n'));
+      const garbage = reasonsOf(
+        await verifier.verify(request({ pck_chain_pem: rot.pckPlatform.pem + junk + rot.root.pem })),
+      );
+      assert.ok(
+        garbage.some((r) => r.startsWith('DCAP verification failed: ')),
+        garbage.join('\n'),
+      );
+      assert.ok(
+        garbage.some((r) => r.startsWith('CRL check failed: ')),
+        garbage.join('\n'),
+      );
     });
 
     it('debug TD', async () => {
@@ -301,13 +399,23 @@ describe('DcapVerifier with a generated root of trust', () => {
 
     it('unknown MRTD, RTMR mismatch, release not in the allowlist', async () => {
       const mrtd = m48('something else');
-      assert.deepEqual(reasonsOf(await verifier.verify(request({ mrtd }))), [POLICY_REASONS.unknownMrtd(mrtd.toString('hex'), subject.repo, subject.release_tag)]);
+      assert.deepEqual(reasonsOf(await verifier.verify(request({ mrtd }))), [
+        POLICY_REASONS.unknownMrtd(mrtd.toString('hex'), subject.repo, subject.release_tag),
+      ]);
       const rtmr1 = m48('tampered kernel');
       assert.deepEqual(reasonsOf(await verifier.verify(request({ rtmr1 }))), [
-        POLICY_REASONS.rtmrMismatch('RTMR1', subject.repo, subject.release_tag, (RTMR[1] as Buffer).toString('hex'), rtmr1.toString('hex')),
+        POLICY_REASONS.rtmrMismatch(
+          'RTMR1',
+          subject.repo,
+          subject.release_tag,
+          (RTMR[1] as Buffer).toString('hex'),
+          rtmr1.toString('hex'),
+        ),
       ]);
       const other = { ...subject, release_tag: 'v9.9.9' };
-      assert.deepEqual(reasonsOf(await verifier.verify(request({}, { subject: other }))), [POLICY_REASONS.releaseNotAllowed(subject.repo, 'v9.9.9')]);
+      assert.deepEqual(reasonsOf(await verifier.verify(request({}, { subject: other }))), [
+        POLICY_REASONS.releaseNotAllowed(subject.repo, 'v9.9.9'),
+      ]);
       // RTMR3 is not pinned by the policy: any value is fine.
       assert.ok((await verifier.verify(request({ rtmr3: m48('runtime event') }))).ok);
     });
@@ -322,13 +430,19 @@ describe('DcapVerifier with a generated root of trust', () => {
       assert.equal(r.tcb_grace_start, new Date(Date.parse(rot.defaultTcbLevels()[0]?.tcbDate as string)).toISOString());
       assert.deepEqual(r.advisory_ids, ['INTEL-SA-00106', 'INTEL-SA-00837']);
       // 5 days of grace are over.
-      const strict = make({ policy: makePolicy({ tcb: { allowed_statuses: ['UpToDate', 'OutOfDate'], out_of_date_grace_days: 5 } }) });
-      assert.deepEqual(reasonsOf(await strict.verify(request(ood))), [POLICY_REASONS.outOfGrace('OutOfDate', r.tcb_grace_start as string, 5)]);
+      const strict = make({
+        policy: makePolicy({ tcb: { allowed_statuses: ['UpToDate', 'OutOfDate'], out_of_date_grace_days: 5 } }),
+      });
+      assert.deepEqual(reasonsOf(await strict.verify(request(ood))), [
+        POLICY_REASONS.outOfGrace('OutOfDate', r.tcb_grace_start as string, 5),
+      ]);
       // 30 days of grace, but 25 days later.
       const later = reasonsOf(await verifier.verify(request(ood, { now_ms: rot.now_ms + 25 * DAY })));
       assert.deepEqual(later, [POLICY_REASONS.outOfGrace('OutOfDate', r.tcb_grace_start as string, 30)]);
       // No policy: OutOfDate is not allowed at all.
-      assert.deepEqual(reasonsOf(await make({ policy: null }).verify(request(ood))), [POLICY_REASONS.tcbNotAllowed('OutOfDate')]);
+      assert.deepEqual(reasonsOf(await make({ policy: null }).verify(request(ood))), [
+        POLICY_REASONS.tcbNotAllowed('OutOfDate'),
+      ]);
       // A denied advisory.
       const deny = make({ policy: makePolicy({ advisory_deny: ['INTEL-SA-00837'] }) });
       assert.deepEqual(reasonsOf(await deny.verify(request(ood))), [POLICY_REASONS.advisoryDenied('INTEL-SA-00837')]);
@@ -353,13 +467,18 @@ describe('DcapVerifier with a generated root of trust', () => {
       assert.equal(truncated.length, 1);
       assert.match(truncated[0] as string, /^quote is truncated/);
       const big = Buffer.concat([req.quote, Buffer.alloc(QUOTE_MAX_BYTES)]);
-      assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: big })), [`quote is too large: ${big.length} bytes (max ${QUOTE_MAX_BYTES})`]);
+      assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: big })), [
+        `quote is too large: ${big.length} bytes (max ${QUOTE_MAX_BYTES})`,
+      ]);
     });
 
     it('collects every reason, not just the first', async () => {
       const r = reasonsOf(
         await make({ collateral: await rot.collateral({ pck_crl: 'garbage' }) }).verify(
-          request({ td_attributes: Buffer.from('0100001000000000', 'hex'), mrtd: m48('x') }, { keyset: publicKeyset(generateKeyset()) }),
+          request(
+            { td_attributes: Buffer.from('0100001000000000', 'hex'), mrtd: m48('x') },
+            { keyset: publicKeyset(generateKeyset()) },
+          ),
         ),
       );
       assert.ok(r.includes(QUOTE_REASONS.debug));
@@ -372,15 +491,23 @@ describe('DcapVerifier with a generated root of trust', () => {
 
     it('collateral problems: the source fails, wrong FMSPC, malformed collateral', async () => {
       const failing: CollateralSource = { get: async () => Promise.reject(new Error('PCCS down')) };
-      assert.deepEqual(reasonsOf(await make({ collateral: failing }).verify(request())), [DCAP_REASONS.collateral('PCCS down')]);
+      assert.deepEqual(reasonsOf(await make({ collateral: failing }).verify(request())), [
+        DCAP_REASONS.collateral('PCCS down'),
+      ]);
       const otherFmspc = await rot.collateral({ fmspc: '00906ED50000' });
       assert.deepEqual(reasonsOf(await make({ collateral: otherFmspc }).verify(request())), [
         DCAP_REASONS.collateral(`collateral is for FMSPC 00906ED50000, the quote's platform is ${rot.fmspc}`),
       ]);
-      const tampered = await rot.collateral({ tamper_tcb_info: (s) => s.replace('"tcbEvaluationDataNumber":17', '"tcbEvaluationDataNumber":18') });
-      assert.deepEqual(reasonsOf(await make({ collateral: tampered }).verify(request())), [DCAP_REASONS.dcap('Signature is invalid for tcb_info')]);
+      const tampered = await rot.collateral({
+        tamper_tcb_info: (s) => s.replace('"tcbEvaluationDataNumber":17', '"tcbEvaluationDataNumber":18'),
+      });
+      assert.deepEqual(reasonsOf(await make({ collateral: tampered }).verify(request())), [
+        DCAP_REASONS.dcap('Signature is invalid for tcb_info'),
+      ]);
       const wrongSigner = await rot.collateral({ qe_identity_signer: rot.strayKey.private });
-      assert.deepEqual(reasonsOf(await make({ collateral: wrongSigner }).verify(request())), [DCAP_REASONS.dcap('Signature is invalid for qe_identity')]);
+      assert.deepEqual(reasonsOf(await make({ collateral: wrongSigner }).verify(request())), [
+        DCAP_REASONS.dcap('Signature is invalid for qe_identity'),
+      ]);
     });
 
     it('the cached DCAP verdict is only used inside its validity window', async () => {
@@ -416,8 +543,13 @@ describe('DcapVerifier with a generated root of trust', () => {
 
     it('refuses a non-Intel root unless the override is set, and then logs loudly', () => {
       const source = new StaticCollateralSource(collateral);
-      assert.throws(() => new DcapVerifier({ root_ca_der: rot.root_der, collateral: source }), { message: DCAP_REASONS.nonIntelRoot });
-      assert.throws(() => new DcapVerifier({ root_ca_der: rot.root_der, collateral: source, allow_non_intel_root: false }), { message: DCAP_REASONS.nonIntelRoot });
+      assert.throws(() => new DcapVerifier({ root_ca_der: rot.root_der, collateral: source }), {
+        message: DCAP_REASONS.nonIntelRoot,
+      });
+      assert.throws(
+        () => new DcapVerifier({ root_ca_der: rot.root_der, collateral: source, allow_non_intel_root: false }),
+        { message: DCAP_REASONS.nonIntelRoot },
+      );
       const l = new Logs();
       new DcapVerifier({ root_ca_der: rot.root_der, collateral: source, allow_non_intel_root: true, logger: l });
       assert.equal(l.lines.length, 1);
@@ -438,15 +570,28 @@ describe('DcapVerifier with a generated root of trust', () => {
       const l = new Logs();
       const v = new DcapVerifier({ collateral: new StaticCollateralSource(collateral), logger: l });
       assert.ok(v.root_ca_der.equals(INTEL_SGX_ROOT_CA_DER));
-      assert.equal(new DcapVerifier({ root_ca_der: Buffer.from(INTEL_SGX_ROOT_CA_DER), collateral: new StaticCollateralSource(collateral), logger: l }).root_ca_der.length > 0, true);
+      assert.equal(
+        new DcapVerifier({
+          root_ca_der: Buffer.from(INTEL_SGX_ROOT_CA_DER),
+          collateral: new StaticCollateralSource(collateral),
+          logger: l,
+        }).root_ca_der.length > 0,
+        true,
+      );
       assert.deepEqual(l.lines, []);
       const r = reasonsOf(await v.verify(request({}, { subject: { ...subject, network: 'forge-1' } })));
       assert.ok(r.includes(CRL_REASONS.chainRoot), r.join('\n'));
-      assert.ok(r.some((x) => x.startsWith('DCAP verification failed: ')), r.join('\n'));
+      assert.ok(
+        r.some((x) => x.startsWith('DCAP verification failed: ')),
+        r.join('\n'),
+      );
     });
 
     it('a root that is not a certificate is refused', () => {
-      assert.throws(() => DcapVerifier.newWithRootCa(Buffer.from('nope'), { collateral: new StaticCollateralSource(collateral) }), /not an X.509 certificate/);
+      assert.throws(
+        () => DcapVerifier.newWithRootCa(Buffer.from('nope'), { collateral: new StaticCollateralSource(collateral) }),
+        /not an X.509 certificate/,
+      );
     });
   });
 });

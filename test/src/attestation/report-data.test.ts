@@ -39,7 +39,12 @@ function shuffleKeys(value: unknown, seed: number): unknown {
     }
     const out: Record<string, unknown> = {};
     for (const k of keys) {
-      Object.defineProperty(out, k, { value: walk((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, k, {
+        value: walk((v as Record<string, unknown>)[k]),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   };
@@ -71,7 +76,17 @@ describe('canonicalJson', () => {
   });
 
   it('refuses values JSON would silently change', () => {
-    for (const bad of [undefined, [undefined], NaN, Infinity, 1n, () => 1, new Date(0), Buffer.alloc(1), { a: Symbol('x') }]) {
+    for (const bad of [
+      undefined,
+      [undefined],
+      NaN,
+      Infinity,
+      1n,
+      () => 1,
+      new Date(0),
+      Buffer.alloc(1),
+      { a: Symbol('x') },
+    ]) {
       assert.throws(() => canonicalJson(bad), /canonicalJson/);
     }
     assert.equal(canonicalJson({ a: undefined, b: 1 }), '{"b":1}');
@@ -89,12 +104,19 @@ describe('keyset', () => {
     assert.notDeepEqual(ka, kb);
     assert.deepEqual(parseKeyset(ka), ka);
     // The exported raw X25519 key is the one the private key agrees with.
-    const raw = (h: string) => createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(h, 'hex').toString('base64url') }, format: 'jwk' });
+    const raw = (h: string) =>
+      createPublicKey({
+        key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(h, 'hex').toString('base64url') },
+        format: 'jwk',
+      });
     const ab = diffieHellman({ privateKey: a.hpke.privateKey, publicKey: raw(kb.hpke_public_key) });
     const ba = diffieHellman({ privateKey: b.hpke.privateKey, publicKey: raw(ka.hpke_public_key) });
     assert.ok(ab.equals(ba));
     // And the raw Ed25519 key verifies receipts signed by the private key.
-    const edPub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(ka.receipt_public_key, 'hex').toString('base64url') }, format: 'jwk' });
+    const edPub = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(ka.receipt_public_key, 'hex').toString('base64url') },
+      format: 'jwk',
+    });
     const msg = Buffer.from('receipt');
     assert.ok(verify(null, msg, edPub, sign(null, msg, a.receipt.privateKey)));
   });
@@ -214,7 +236,15 @@ describe('nonces', () => {
 
   it('parseNonceHex rejects everything else', () => {
     const ok = 'ab'.repeat(32);
-    for (const bad of ['', ok.slice(1), `${ok}0`, `${ok.slice(2)}zz`, ` ${ok.slice(1)}`, `0x${ok.slice(2)}`, `${ok.slice(1)}\n`]) {
+    for (const bad of [
+      '',
+      ok.slice(1),
+      `${ok}0`,
+      `${ok.slice(2)}zz`,
+      ` ${ok.slice(1)}`,
+      `0x${ok.slice(2)}`,
+      `${ok.slice(1)}\n`,
+    ]) {
       assert.throws(() => parseNonceHex(bad), /nonce must be exactly 64 hex characters/);
     }
     assert.throws(() => parseNonceHex(42 as unknown as string), /nonce must be exactly 64 hex characters/);

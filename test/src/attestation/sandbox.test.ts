@@ -2,9 +2,23 @@ import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { computeReportData, EvidenceRouter, generateKeyset, isKnownNetwork, networkPolicy, newNonce, publicKeyset, ROUTER_REASONS } from '@easyenclave/attestation';
+import {
+  computeReportData,
+  EvidenceRouter,
+  generateKeyset,
+  isKnownNetwork,
+  networkPolicy,
+  newNonce,
+  publicKeyset,
+  ROUTER_REASONS,
+} from '@easyenclave/attestation';
 import type { EvidenceVerifier, Keyset, Verdict, VerifyRequest } from '@easyenclave/attestation';
-import { isSandboxQuote, parseSandboxQuote, SANDBOX_QUOTE_LENGTH, SANDBOX_REASONS } from '@easyenclave/attestation/sandbox';
+import {
+  isSandboxQuote,
+  parseSandboxQuote,
+  SANDBOX_QUOTE_LENGTH,
+  SANDBOX_REASONS,
+} from '@easyenclave/attestation/sandbox';
 import { SandboxQuoteProvider, sandboxMeasurements, SandboxVerifier } from '@easyenclave/attestation/sandbox';
 
 const subject = { agent_id: 'a1', repo: 'org/repo', release_tag: 'v0.1.3', app_name: 'myapp', network: 'sandbox-1' };
@@ -54,7 +68,14 @@ describe('sandbox quote provider → verifier', () => {
           const p = new SandboxQuoteProvider({ repo, release_tag });
           const quote = await p.getQuote(computeReportData(nonce, keyset));
           assert.equal(quote.length, SANDBOX_QUOTE_LENGTH);
-          const v = await verifier.verify({ subject: { ...subject, repo, release_tag }, nonce, keyset, quote, now_ms: 0, sealed_required: false });
+          const v = await verifier.verify({
+            subject: { ...subject, repo, release_tag },
+            nonce,
+            keyset,
+            quote,
+            now_ms: 0,
+            sealed_required: false,
+          });
           assert.ok(v.ok, JSON.stringify(v));
         },
       ),
@@ -64,16 +85,23 @@ describe('sandbox quote provider → verifier', () => {
 
   it('a wrong nonce or another keyset is rejected on the report_data binding only', async () => {
     const req = await setup();
-    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, nonce: newNonce() })), [SANDBOX_REASONS.reportDataMismatch]);
+    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, nonce: newNonce() })), [
+      SANDBOX_REASONS.reportDataMismatch,
+    ]);
     const other: Keyset = publicKeyset(generateKeyset());
     assert.deepEqual(reasonsOf(await verifier.verify({ ...req, keyset: other })), [SANDBOX_REASONS.reportDataMismatch]);
   });
 
   it('an invalid nonce or keyset is reported, not thrown', async () => {
     const req = await setup();
-    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, nonce: Buffer.alloc(16) })), ['invalid nonce: must be 32 bytes']);
+    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, nonce: Buffer.alloc(16) })), [
+      'invalid nonce: must be 32 bytes',
+    ]);
     const bad = { ...req.keyset, extra: 'x' } as unknown as Keyset;
-    assert.match(reasonsOf(await verifier.verify({ ...req, keyset: bad })).join('|'), /^invalid keyset: unexpected field "extra"$/);
+    assert.match(
+      reasonsOf(await verifier.verify({ ...req, keyset: bad })).join('|'),
+      /^invalid keyset: unexpected field "extra"$/,
+    );
   });
 
   it('measurements for another release are rejected', async () => {
@@ -99,7 +127,8 @@ describe('sandbox quote provider → verifier', () => {
         // The reason names the region that was tampered with.
         if (i < 16) assert.deepEqual(reasons, [SANDBOX_REASONS.notSandbox]);
         else if (i < 80) assert.deepEqual(reasons, [SANDBOX_REASONS.badSignature, SANDBOX_REASONS.reportDataMismatch]);
-        else if (i < 320) assert.deepEqual(reasons, [SANDBOX_REASONS.badSignature, SANDBOX_REASONS.measurementMismatch]);
+        else if (i < 320)
+          assert.deepEqual(reasons, [SANDBOX_REASONS.badSignature, SANDBOX_REASONS.measurementMismatch]);
         else assert.deepEqual(reasons, [SANDBOX_REASONS.badSignature]);
       }),
       { numRuns: 500 },
@@ -118,10 +147,14 @@ describe('sandbox quote provider → verifier', () => {
     const req = await setup();
     for (const len of [16, 17, 100, 352, 415]) {
       const v = await verifier.verify({ ...req, quote: req.quote.subarray(0, len) });
-      assert.deepEqual(reasonsOf(v), [`malformed sandbox quote: sandbox quote has the wrong length: ${len} bytes (expected 416)`]);
+      assert.deepEqual(reasonsOf(v), [
+        `malformed sandbox quote: sandbox quote has the wrong length: ${len} bytes (expected 416)`,
+      ]);
     }
     for (const len of [0, 1, 15]) {
-      assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: req.quote.subarray(0, len) })), [SANDBOX_REASONS.notSandbox]);
+      assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: req.quote.subarray(0, len) })), [
+        SANDBOX_REASONS.notSandbox,
+      ]);
     }
   });
 
@@ -130,8 +163,12 @@ describe('sandbox quote provider → verifier', () => {
     const longer = Buffer.concat([req.quote, Buffer.alloc(1)]);
     const huge = Buffer.concat([req.quote, Buffer.alloc(5000)]);
     const malformed = 'malformed sandbox quote: sandbox quote';
-    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: longer })), [`${malformed} has the wrong length: 417 bytes (expected 416)`]);
-    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: huge })), [`${malformed} is too large: 5416 bytes (max 4096)`]);
+    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: longer })), [
+      `${malformed} has the wrong length: 417 bytes (expected 416)`,
+    ]);
+    assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote: huge })), [
+      `${malformed} is too large: 5416 bytes (max 4096)`,
+    ]);
   });
 
   it('a sealed network rejects sandbox evidence, even a valid one', async () => {
@@ -195,10 +232,17 @@ describe('sandbox quote format', () => {
 });
 
 describe('EvidenceRouter', () => {
-  const fakeTdx = (verdict: (req: VerifyRequest) => Verdict | Promise<Verdict>): EvidenceVerifier => ({ verify: async (req) => verdict(req) });
+  const fakeTdx = (verdict: (req: VerifyRequest) => Verdict | Promise<Verdict>): EvidenceVerifier => ({
+    verify: async (req) => verdict(req),
+  });
 
   const okVerdict = (r: VerifyRequest, evidence_type: 'tdx' | 'sandbox'): Verdict => ({
-    ok: true, evidence_type, measurements: sandboxMeasurements('x', 'y'), report_data: computeReportData(r.nonce, r.keyset), evidence_hash: 'h', policy_version: null,
+    ok: true,
+    evidence_type,
+    measurements: sandboxMeasurements('x', 'y'),
+    report_data: computeReportData(r.nonce, r.keyset),
+    evidence_hash: 'h',
+    policy_version: null,
   });
 
   it('routes sandbox quotes to the sandbox verifier, anything else to TDX (or rejects)', async () => {
@@ -213,13 +257,20 @@ describe('EvidenceRouter', () => {
   it('accepts a TDX verdict on a sealed network only if its report_data is bound', async () => {
     const req = await setup({ quote: Buffer.alloc(600), sealed_required: true });
     assert.ok((await new EvidenceRouter({ tdx: fakeTdx((r) => okVerdict(r, 'tdx')) }).verify(req)).ok);
-    const unbound = await new EvidenceRouter({ tdx: fakeTdx((r) => ({ ...okVerdict(r, 'tdx'), report_data: Buffer.alloc(64) })) }).verify(req);
+    const unbound = await new EvidenceRouter({
+      tdx: fakeTdx((r) => ({ ...okVerdict(r, 'tdx'), report_data: Buffer.alloc(64) })),
+    }).verify(req);
     assert.deepEqual(reasonsOf(unbound), [ROUTER_REASONS.reportDataUnbound]);
   });
 
   it('fails closed on exceptions and reasonless rejections', async () => {
     const req = await setup();
-    const throwing = new EvidenceRouter({ sandbox: fakeTdx(() => { throw new Error('boom'); }), tdx: fakeTdx(() => Promise.reject(new Error('kaput'))) });
+    const throwing = new EvidenceRouter({
+      sandbox: fakeTdx(() => {
+        throw new Error('boom');
+      }),
+      tdx: fakeTdx(() => Promise.reject(new Error('kaput'))),
+    });
     assert.deepEqual(reasonsOf(await throwing.verify(req)), ['verifier error: boom']);
     assert.deepEqual(reasonsOf(await throwing.verify({ ...req, quote: Buffer.alloc(8) })), ['verifier error: kaput']);
     const silent = new EvidenceRouter({ tdx: fakeTdx(() => ({ ok: false, evidence_type: 'tdx', reasons: [] })) });
@@ -230,7 +281,9 @@ describe('EvidenceRouter', () => {
     const req = await setup({ sealed_required: true });
     const lax = fakeTdx((r) => okVerdict(r, 'sandbox'));
     assert.deepEqual(reasonsOf(await new EvidenceRouter({ sandbox: lax }).verify(req)), [SANDBOX_REASONS.sealed]);
-    assert.deepEqual(reasonsOf(await new EvidenceRouter({ tdx: lax }).verify({ ...req, quote: Buffer.alloc(8) })), [SANDBOX_REASONS.sealed]);
+    assert.deepEqual(reasonsOf(await new EvidenceRouter({ tdx: lax }).verify({ ...req, quote: Buffer.alloc(8) })), [
+      SANDBOX_REASONS.sealed,
+    ]);
     assert.deepEqual(reasonsOf(await new EvidenceRouter({ sandbox: verifier }).verify(req)), [SANDBOX_REASONS.sealed]);
   });
 });

@@ -8,8 +8,23 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { computeReportData, generateKeyset, newNonce, publicKeyset, SandboxQuoteProvider, sandboxMeasurements } from '@easyenclave/attestation';
-import { closeAll, onCleanup, spawnCp, startAgent, startBackend, waitRoutable, type CpProcess } from '../helpers/network.js';
+import {
+  computeReportData,
+  generateKeyset,
+  newNonce,
+  publicKeyset,
+  SandboxQuoteProvider,
+  sandboxMeasurements,
+} from '@easyenclave/attestation';
+import {
+  closeAll,
+  onCleanup,
+  spawnCp,
+  startAgent,
+  startBackend,
+  waitRoutable,
+  type CpProcess,
+} from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { FakeTsm, GOOD, policyJson, trustFiles } from '../attestation-e2e/fixture.js';
 import { ee, failsWith, json, show } from './util.js';
@@ -23,7 +38,13 @@ function sandboxPolicy(version: string, releases: Array<{ repo: string; release_
     const m = sandboxMeasurements(r.repo, r.release_tag);
     return { ...r, mrtd: m.mrtd, rtmr0: m.rtmr0, rtmr1: m.rtmr1, rtmr2: m.rtmr2, rtmr3: m.rtmr3 };
   });
-  const policy = { version, measurements, tcb: { allowed_statuses: ['UpToDate'], out_of_date_grace_days: 0 }, advisory_deny: [], networks: { 'forge-1': { sealed: true }, 'sandbox-1': { sealed: false } } };
+  const policy = {
+    version,
+    measurements,
+    tcb: { allowed_statuses: ['UpToDate'], out_of_date_grace_days: 0 },
+    advisory_deny: [],
+    networks: { 'forge-1': { sealed: true }, 'sandbox-1': { sealed: false } },
+  };
   writeFileSync(file, JSON.stringify(policy));
   return file;
 }
@@ -104,12 +125,24 @@ describe('ee attestation: the control plane (sandbox evidence)', () => {
     const fetched = json(await ee(['attestation', 'fetch', '--nonce', nonce, '--out', file, '--json'], env));
     assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), fetched);
 
-    const ok = json(await ee(['attestation', 'verify', '--evidence', file, '--nonce', nonce, '--policy', allow, '--json']));
+    const ok = json(
+      await ee(['attestation', 'verify', '--evidence', file, '--nonce', nonce, '--policy', allow, '--json']),
+    );
     assert.equal(ok.ok, true, JSON.stringify(ok.reasons));
     const fromFile = json(await ee(['attestation', 'verify', '--evidence', file, '--policy', allow, '--json']));
     assert.match(fromFile.source, /nonce taken from the file: freshness not checked/);
 
-    const other = await ee(['attestation', 'verify', '--evidence', file, '--nonce', newNonce().toString('hex'), '--policy', allow, '--json']);
+    const other = await ee([
+      'attestation',
+      'verify',
+      '--evidence',
+      file,
+      '--nonce',
+      newNonce().toString('hex'),
+      '--policy',
+      allow,
+      '--json',
+    ]);
     assert.equal(other.code, 1, show(other));
     const o = JSON.parse(other.stdout);
     assert.equal(o.checks.nonce.ok, false);
@@ -139,22 +172,54 @@ describe('ee attestation: the control plane (sandbox evidence)', () => {
     const dir = tmpDir();
     writeFileSync(join(dir, 'bad-policy.json'), '{"version":"x"}');
     writeFileSync(join(dir, 'not-evidence.json'), '{"hello":1}');
-    failsWith(await ee(['attestation', 'verify', '--policy', join(dir, 'missing.json')], env), 2, /cannot read attestation policy/);
-    failsWith(await ee(['attestation', 'verify', '--policy', join(dir, 'bad-policy.json')], env), 2, /invalid attestation policy/);
-    failsWith(await ee(['attestation', 'verify', '--policy', allow, '--evidence', join(dir, 'not-evidence.json')]), 2, /is not attestation evidence/);
-    failsWith(await ee(['attestation', 'verify', '--policy', allow, '--evidence', join(dir, 'x.json'), '--app', 'demo']), 2, /--evidence and --app do not go together/);
-    failsWith(await ee(['attestation', 'verify', '--policy', allow, '--collateral', join(dir, 'missing.json')]), 2, /cannot read collateral file/);
+    failsWith(
+      await ee(['attestation', 'verify', '--policy', join(dir, 'missing.json')], env),
+      2,
+      /cannot read attestation policy/,
+    );
+    failsWith(
+      await ee(['attestation', 'verify', '--policy', join(dir, 'bad-policy.json')], env),
+      2,
+      /invalid attestation policy/,
+    );
+    failsWith(
+      await ee(['attestation', 'verify', '--policy', allow, '--evidence', join(dir, 'not-evidence.json')]),
+      2,
+      /is not attestation evidence/,
+    );
+    failsWith(
+      await ee(['attestation', 'verify', '--policy', allow, '--evidence', join(dir, 'x.json'), '--app', 'demo']),
+      2,
+      /--evidence and --app do not go together/,
+    );
+    failsWith(
+      await ee(['attestation', 'verify', '--policy', allow, '--collateral', join(dir, 'missing.json')]),
+      2,
+      /cannot read collateral file/,
+    );
   });
 });
 
 describe('ee attestation: the control plane on TDX (fake configfs-tsm, test root of trust)', () => {
-  test('verify with the collateral file and --root-ca: exit 0, TCB UpToDate; against Intel\'s root it fails', async () => {
+  test("verify with the collateral file and --root-ca: exit 0, TCB UpToDate; against Intel's root it fails", async () => {
     const t = await trustFiles();
-    const kernel = new FakeTsm(t.rot, { quote: { mrtd: GOOD.mrtd, rtmr0: GOOD.rtmr0, rtmr1: GOOD.rtmr1, rtmr2: GOOD.rtmr2, rtmr3: GOOD.rtmr3 } });
+    const kernel = new FakeTsm(t.rot, {
+      quote: { mrtd: GOOD.mrtd, rtmr0: GOOD.rtmr0, rtmr1: GOOD.rtmr1, rtmr2: GOOD.rtmr2, rtmr3: GOOD.rtmr3 },
+    });
     const cp = await spawnCp({ ...t.env, EE_TSM_PATH: kernel.path });
     const policy = join(t.dir, 'cp-policy.json');
     writeFileSync(policy, JSON.stringify(policyJson('cli-tdx', [{ ...CP_RELEASE, build: GOOD }])));
-    const args = ['attestation', 'verify', '--url', cp.api_url, '--policy', policy, '--collateral', t.collateral_file, '--json'];
+    const args = [
+      'attestation',
+      'verify',
+      '--url',
+      cp.api_url,
+      '--policy',
+      policy,
+      '--collateral',
+      t.collateral_file,
+      '--json',
+    ];
     const r = await ee([...args, '--root-ca', t.root_pem]);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stderr, /WARNING: --root-ca .* is NOT Intel's SGX Root CA/);
@@ -178,7 +243,14 @@ describe("ee attestation --app: an app's agent", () => {
   test('fetch and verify through GET /v1/apps/:app/attestation (skipped while this branch has no such route)', async (t) => {
     const cp = await spawnCp();
     const backend = await startBackend();
-    startAgent({ control_ws: cp.ws_url, backend_url: backend.url, app_name: 'demo', repo: 'acme/demo', release_tag: 'v1.0.0', agent_id: 'agent-cli-att-1' });
+    startAgent({
+      control_ws: cp.ws_url,
+      backend_url: backend.url,
+      app_name: 'demo',
+      repo: 'acme/demo',
+      release_tag: 'v1.0.0',
+      agent_id: 'agent-cli-att-1',
+    });
     await waitRoutable(cp, 'demo', 10_000);
     const env = { EE_CONTROL_URL: cp.api_url };
     const fetched = await ee(['attestation', 'fetch', '--app', 'demo', '--json'], env);
@@ -216,15 +288,29 @@ async function standIn(tweak: (body: Record<string, unknown>) => Record<string, 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/v1\/apps\/([a-z0-9-]+)\/attestation$/.exec(url.pathname);
-    const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    if (m === null || m[1] !== 'demo') return send(404, { error: { code: 'unknown_app', message: `no app named "${m?.[1]}"` } });
+    const send = (status: number, body: unknown) =>
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (m === null || m[1] !== 'demo')
+      return send(404, { error: { code: 'unknown_app', message: `no app named "${m?.[1]}"` } });
     const nonce = Buffer.from(url.searchParams.get('nonce') ?? '', 'hex');
     const report_data = computeReportData(nonce, keyset);
     void provider.getQuote(report_data).then((quote) =>
-      send(200, tweak({
-        app: 'demo', agent_id: 'agent-standin-1', network: 'sandbox-1', evidence_type: 'sandbox', quote: quote.toString('base64'), keyset,
-        report_data: report_data.toString('hex'), nonce: nonce.toString('hex'), repo: 'acme/demo', release_tag: 'v1.0.0', sandbox: true,
-      })),
+      send(
+        200,
+        tweak({
+          app: 'demo',
+          agent_id: 'agent-standin-1',
+          network: 'sandbox-1',
+          evidence_type: 'sandbox',
+          quote: quote.toString('base64'),
+          keyset,
+          report_data: report_data.toString('hex'),
+          nonce: nonce.toString('hex'),
+          repo: 'acme/demo',
+          release_tag: 'v1.0.0',
+          sandbox: true,
+        }),
+      ),
     );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -232,8 +318,8 @@ async function standIn(tweak: (body: Record<string, unknown>) => Record<string, 
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-describe("ee attestation --app against a stand-in server (the agreed answer shape)", () => {
-  test('fetch and verify an app\'s evidence; unknown app exits 1 with its code', async () => {
+describe('ee attestation --app against a stand-in server (the agreed answer shape)', () => {
+  test("fetch and verify an app's evidence; unknown app exits 1 with its code", async () => {
     const url = await standIn();
     const j = json(await ee(['attestation', 'fetch', '--app', 'demo', '--json', '--url', url]));
     assert.equal(j.agent_id, 'agent-standin-1');
@@ -245,12 +331,20 @@ describe("ee attestation --app against a stand-in server (the agreed answer shap
     assert.equal(v.subject.network, 'sandbox-1');
     const t = await ee(['attestation', 'fetch', '--app', 'demo', '--url', url]);
     assert.match(t.stdout, /^Agent\s+agent-standin-1$/m);
-    failsWith(await ee(['attestation', 'fetch', '--app', 'nope', '--url', url]), 1, /^ee: unknown_app: no app named "nope"/);
+    failsWith(
+      await ee(['attestation', 'fetch', '--app', 'nope', '--url', url]),
+      1,
+      /^ee: unknown_app: no app named "nope"/,
+    );
   });
 
   test('a server answering for another app or another nonce is caught (exit 1)', async () => {
     const otherApp = await standIn((b) => ({ ...b, app: 'other' }));
-    failsWith(await ee(['attestation', 'fetch', '--app', 'demo', '--url', otherApp]), 1, /^ee: wrong_app: asked for app demo, the evidence is for app other/);
+    failsWith(
+      await ee(['attestation', 'fetch', '--app', 'demo', '--url', otherApp]),
+      1,
+      /^ee: wrong_app: asked for app demo, the evidence is for app other/,
+    );
     const replay = newNonce().toString('hex');
     const replayed = await standIn((b) => ({ ...b, nonce: replay }));
     failsWith(await ee(['attestation', 'fetch', '--app', 'demo', '--url', replayed]), 1, /^ee: wrong_nonce: /);

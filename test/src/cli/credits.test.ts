@@ -23,7 +23,12 @@ describe('ee accounts / ee credits', () => {
   after(closeAll);
 
   it('purchase "$200", transfer "$12.50", exact balances and history', async () => {
-    const p = json(await ee(['credits', 'purchase', '--account', alice.id, '--amount', '$200', '--payment-ref', 'cli-pay-1', '--json'], admin));
+    const p = json(
+      await ee(
+        ['credits', 'purchase', '--account', alice.id, '--amount', '$200', '--payment-ref', 'cli-pay-1', '--json'],
+        admin,
+      ),
+    );
     assert.equal(p.amount_micro_usd, 200_000_000);
     const asAlice = { EE_CONTROL_URL: url, EE_API_KEY: alice.key };
     const t = await ee(['credits', 'transfer', '--to', bob.id, '--amount', '$12.50', '--memo', 'lunch'], asAlice);
@@ -38,14 +43,30 @@ describe('ee accounts / ee credits', () => {
     const table = await ee(['credits', 'balance'], asAlice);
     assert.match(table.stdout, /Available\s+\$187\.50/);
     const h = json(await ee(['credits', 'history', '--json'], asAlice));
-    assert.deepEqual(h.transfers.map((x: { type: string; amount_micro_usd: number }) => [x.type, x.amount_micro_usd]), [['transfer', 12_500_000], ['purchase', 200_000_000]]);
+    assert.deepEqual(
+      h.transfers.map((x: { type: string; amount_micro_usd: number }) => [x.type, x.amount_micro_usd]),
+      [
+        ['transfer', 12_500_000],
+        ['purchase', 200_000_000],
+      ],
+    );
     const paged = json(await ee(['credits', 'history', '--limit', '1', '--all', '--json'], asAlice));
     assert.equal(paged.transfers.length, 2);
   });
 
   it('a retried transfer with the same --idempotency-key applies once', async () => {
     const asAlice = { EE_CONTROL_URL: url, EE_API_KEY: alice.key };
-    const args = ['credits', 'transfer', '--to', bob.id, '--micro-usd', '7', '--idempotency-key', 'cli-retry-1', '--json'];
+    const args = [
+      'credits',
+      'transfer',
+      '--to',
+      bob.id,
+      '--micro-usd',
+      '7',
+      '--idempotency-key',
+      'cli-retry-1',
+      '--json',
+    ];
     const first = json(await ee(args, asAlice));
     const second = json(await ee(args, asAlice));
     assert.equal(second.transfer_id, first.transfer_id);
@@ -59,7 +80,11 @@ describe('ee accounts / ee credits', () => {
       failsWith(await ee(['credits', 'transfer', '--to', bob.id, '--amount', amount], asAlice), 2, /invalid amount/);
     }
     failsWith(await ee(['credits', 'transfer', '--to', bob.id], asAlice), 2, /exactly one of --amount/);
-    failsWith(await ee(['credits', 'transfer', '--to', bob.id, '--amount', '1', '--micro-usd', '1'], asAlice), 2, /exactly one/);
+    failsWith(
+      await ee(['credits', 'transfer', '--to', bob.id, '--amount', '1', '--micro-usd', '1'], asAlice),
+      2,
+      /exactly one/,
+    );
     failsWith(await ee(['credits', 'transfer', '--to', bob.id, '--micro-usd', '1.5'], asAlice), 2, /integer/);
     failsWith(await ee(['accounts', 'create', '--kind', 'bank', '--name', 'x'], admin), 2, /user or provider/);
     failsWith(await ee(['credits', 'balance'], { EE_CONTROL_URL: url }), 2, /name the balance account/);
@@ -67,13 +92,22 @@ describe('ee accounts / ee credits', () => {
     failsWith(await ee(['credits', 'transfer', '--to', bob.id, '--amount', '$1000'], asAlice), 1, /insufficient_funds/);
     failsWith(await ee(['credits', 'balance', bob.id], asAlice), 1, /forbidden/);
     const wrong = 'wrong-admin-token-0123456789abcdef';
-    const r = await ee(['credits', 'purchase', '--account', alice.id, '--amount', '1', '--payment-ref', 'x'], { EE_CONTROL_URL: url, EE_ADMIN_TOKEN: wrong });
+    const r = await ee(['credits', 'purchase', '--account', alice.id, '--amount', '1', '--payment-ref', 'x'], {
+      EE_CONTROL_URL: url,
+      EE_ADMIN_TOKEN: wrong,
+    });
     failsWith(r, 1, /unauthorized/);
     assert.ok(!r.stderr.includes(wrong));
   });
 
   it('--help of every ledger command documents its options', async () => {
-    for (const [cmd, must] of [[['accounts', 'create'], '--kind'], [['credits', 'purchase'], '--payment-ref'], [['credits', 'transfer'], '--idempotency-key'], [['credits', 'balance'], '--json'], [['credits', 'history'], '--cursor']] as const) {
+    for (const [cmd, must] of [
+      [['accounts', 'create'], '--kind'],
+      [['credits', 'purchase'], '--payment-ref'],
+      [['credits', 'transfer'], '--idempotency-key'],
+      [['credits', 'balance'], '--json'],
+      [['credits', 'history'], '--cursor'],
+    ] as const) {
       const r = await ee([...cmd, '--help']);
       assert.equal(r.code, 0, show(r));
       assert.ok(r.stdout.includes(must) && r.stdout.includes('Examples:'), `${cmd.join(' ')} --help\n${r.stdout}`);

@@ -8,7 +8,24 @@ const CONNECTION = ['--url', '--admin-token', '--api-key', '--timeout-ms', '--js
 
 /** Every command, with the options its help must mention. */
 const COMMANDS: Array<{ path: string[]; options: string[]; examples: boolean }> = [
-  { path: [], options: ['--version', '--help', 'health', 'apps', 'attestation', 'quote', 'control-plane', 'agent', 'EE_CONTROL_URL', 'EE_ADMIN_TOKEN', 'EE_API_KEY', 'Exit codes'], examples: true },
+  {
+    path: [],
+    options: [
+      '--version',
+      '--help',
+      'health',
+      'apps',
+      'attestation',
+      'quote',
+      'control-plane',
+      'agent',
+      'EE_CONTROL_URL',
+      'EE_ADMIN_TOKEN',
+      'EE_API_KEY',
+      'Exit codes',
+    ],
+    examples: true,
+  },
   { path: ['health'], options: CONNECTION, examples: true },
   { path: ['apps'], options: ['list', 'show', 'resolve'], examples: false },
   { path: ['apps', 'list'], options: CONNECTION, examples: true },
@@ -18,11 +35,26 @@ const COMMANDS: Array<{ path: string[]; options: string[]; examples: boolean }> 
   { path: ['attestation', 'fetch'], options: [...CONNECTION, '--app', '--nonce', '--out'], examples: true },
   {
     path: ['attestation', 'verify'],
-    options: [...CONNECTION, '--app', '--nonce', '--evidence', '--policy', '--collateral', '--pccs-url', '--network', '--require-tdx', '--root-ca'],
+    options: [
+      ...CONNECTION,
+      '--app',
+      '--nonce',
+      '--evidence',
+      '--policy',
+      '--collateral',
+      '--pccs-url',
+      '--network',
+      '--require-tdx',
+      '--root-ca',
+    ],
     examples: true,
   },
   { path: ['quote'], options: ['verify'], examples: false },
-  { path: ['quote', 'verify'], options: ['--collateral', '--at', '--policy', '--repo', '--release-tag', '--network', '--json', '--root-ca'], examples: false },
+  {
+    path: ['quote', 'verify'],
+    options: ['--collateral', '--at', '--policy', '--repo', '--release-tag', '--network', '--json', '--root-ca'],
+    examples: false,
+  },
   { path: ['control-plane'], options: ['EE_CONTROL_PORT', 'SIGHUP'], examples: false },
   { path: ['agent'], options: ['EE_CONTROL_WS', 'EE_BACKEND_URL'], examples: false },
 ];
@@ -33,10 +65,14 @@ describe('ee --help', () => {
       const r = await ee([...c.path, '--help']);
       assert.equal(r.code, 0, show(r));
       assert.match(r.stdout, new RegExp(`^Usage: ee${c.path.map((p) => ` ${p}`).join('')} `, 'm'));
-      for (const o of c.options) assert.ok(r.stdout.includes(o), `${c.path.join(' ')} --help does not mention ${o}\n${r.stdout}`);
+      for (const o of c.options)
+        assert.ok(r.stdout.includes(o), `${c.path.join(' ')} --help does not mention ${o}\n${r.stdout}`);
       if (c.examples) {
         const examples = r.stdout.split('\nExamples:\n')[1] ?? '';
-        assert.ok(examples.includes(`ee ${c.path.join(' ')}`.trim()), `no example of ee ${c.path.join(' ')}\n${r.stdout}`);
+        assert.ok(
+          examples.includes(`ee ${c.path.join(' ')}`.trim()),
+          `no example of ee ${c.path.join(' ')}\n${r.stdout}`,
+        );
       }
       assert.equal(r.stderr, '');
     });

@@ -41,18 +41,43 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
 
   before(async () => {
     // Settlement delay 1 day: the scheduler never finalizes during the test, so `ee settle` is what does.
-    cp = await startCp({
-      EE_HEALTH_TIMEOUT_SEC: '1800', EE_SETTLEMENT_DELAY: '1d', EE_LAUNCHER_TOKEN: LAUNCHER, EE_UPTIME_TOKEN: UPTIME,
-      EE_OUTAGE_THRESHOLD_STANDARD: '30d', EE_UNSTAKE_COOLDOWN: '0s',
-    }, { clock });
+    cp = await startCp(
+      {
+        EE_HEALTH_TIMEOUT_SEC: '1800',
+        EE_SETTLEMENT_DELAY: '1d',
+        EE_LAUNCHER_TOKEN: LAUNCHER,
+        EE_UPTIME_TOKEN: UPTIME,
+        EE_OUTAGE_THRESHOLD_STANDARD: '30d',
+        EE_UNSTAKE_COOLDOWN: '0s',
+      },
+      { clock },
+    );
     admin = { EE_CONTROL_URL: cp.api_url, EE_ADMIN_TOKEN: ADMIN_TOKEN };
     const p = json(await ee(['accounts', 'create', '--kind', 'provider', '--name', 'Acme', '--json'], admin));
     const u = json(await ee(['accounts', 'create', '--kind', 'user', '--name', 'Alice', '--json'], admin));
     providerKey = p.api_key;
     userKey = u.api_key;
     user = u.account_id;
-    for (const [account, amount] of [[p.account_id, '$1000'], [user, '$100']] as const) {
-      json(await ee(['credits', 'purchase', '--account', account, '--amount', amount, '--payment-ref', `pay-${account}`, '--json'], admin));
+    for (const [account, amount] of [
+      [p.account_id, '$1000'],
+      [user, '$100'],
+    ] as const) {
+      json(
+        await ee(
+          [
+            'credits',
+            'purchase',
+            '--account',
+            account,
+            '--amount',
+            amount,
+            '--payment-ref',
+            `pay-${account}`,
+            '--json',
+          ],
+          admin,
+        ),
+      );
     }
     asProvider = { EE_CONTROL_URL: cp.api_url, EE_API_KEY: providerKey };
     asUser = { EE_CONTROL_URL: cp.api_url, EE_API_KEY: userKey };
@@ -62,7 +87,22 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
   after(closeAll);
 
   it('register prints the node token once; a replay of the same request does not', async () => {
-    const args = ['nodes', 'register', '--region', 'eu-west', '--tier', 'standard', '--vcpus', '4', '--price', '$0.10', '--name', 'acme-1', '--idempotency-key', 'cli-node-1'];
+    const args = [
+      'nodes',
+      'register',
+      '--region',
+      'eu-west',
+      '--tier',
+      'standard',
+      '--vcpus',
+      '4',
+      '--price',
+      '$0.10',
+      '--name',
+      'acme-1',
+      '--idempotency-key',
+      'cli-node-1',
+    ];
     const r = await ee(args, asProvider);
     assert.equal(r.code, 0, show(r));
     node = /^Node\s+(node_[0-9a-f]{16})$/m.exec(r.stdout)?.[1] ?? assert.fail(r.stdout);
@@ -97,7 +137,10 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
     assert.match(table.stdout, /Stake held\s+\$9\.60 \(per provider\)/);
     assert.match(table.stdout, /Eligible\s+yes/);
     const list = json(await run(['nodes', 'list', '--json'], admin));
-    assert.deepEqual(list.nodes.map((n: { node_id: string; eligible: boolean }) => [n.node_id, n.eligible]), [[node, true]]);
+    assert.deepEqual(
+      list.nodes.map((n: { node_id: string; eligible: boolean }) => [n.node_id, n.eligible]),
+      [[node, true]],
+    );
   });
 
   it('leases create / show: routed to the node, the prorated first period locked', async () => {
@@ -107,7 +150,10 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
     assert.equal(c.lock.amount_micro_usd, FIRST_LOCK);
     assert.equal(c.lock.period, iso(T0));
     const l = json(await run(['leases', 'show', lease, '--json'], asUser));
-    assert.deepEqual(l.lease_periods.map((p: { status: string; amount_micro_usd: number }) => [p.status, p.amount_micro_usd]), [['locked', FIRST_LOCK]]);
+    assert.deepEqual(
+      l.lease_periods.map((p: { status: string; amount_micro_usd: number }) => [p.status, p.amount_micro_usd]),
+      [['locked', FIRST_LOCK]],
+    );
     const table = await run(['leases', 'show', lease], asUser);
     assert.match(table.stdout, /Locked\s+\$0\.166667/);
   });
@@ -120,9 +166,19 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
     assert.deepEqual([first.lease_periods, first.posted, first.voided, first.already_finalized], [1, 1, 0, 0]);
     const second = json(await run(['settlements', 'finalize', iso(T0), '--json'], admin));
     assert.deepEqual([second.lease_periods, second.posted, second.voided, second.already_finalized], [1, 1, 0, 1]);
-    assert.deepEqual(second.results.map((r: { lease_id: string; status: string }) => [r.lease_id, r.status]), first.results.map((r: { lease_id: string; status: string }) => [r.lease_id, r.status]));
+    assert.deepEqual(
+      second.results.map((r: { lease_id: string; status: string }) => [r.lease_id, r.status]),
+      first.results.map((r: { lease_id: string; status: string }) => [r.lease_id, r.status]),
+    );
     const shown = json(await run(['settlements', 'show', iso(T0), '--json'], admin));
-    assert.deepEqual(shown.lease_periods.map((p: { lease_id: string; status: string; amount_micro_usd: number }) => [p.lease_id, p.status, p.amount_micro_usd]), [[lease, 'posted', FIRST_LOCK]]);
+    assert.deepEqual(
+      shown.lease_periods.map((p: { lease_id: string; status: string; amount_micro_usd: number }) => [
+        p.lease_id,
+        p.status,
+        p.amount_micro_usd,
+      ]),
+      [[lease, 'posted', FIRST_LOCK]],
+    );
     const table = await run(['settlements', 'show', String(T0 / HOUR)], admin);
     assert.match(table.stdout, new RegExp(`${lease}.*posted`));
     const bal = json(await run(['credits', 'balance', '--json'], asProvider));
@@ -130,23 +186,52 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
   });
 
   it('abuse report (launcher token) + authorize (admin) fail the period; cancel stops renewals', async () => {
-    const filed = json(await run(['abuse', 'report', '--node', node, '--lease', lease, '--reason', 'served malware', '--json'], asLauncher));
+    const filed = json(
+      await run(
+        ['abuse', 'report', '--node', node, '--lease', lease, '--reason', 'served malware', '--json'],
+        asLauncher,
+      ),
+    );
     report = filed.report_id;
     assert.equal(filed.status, 'filed');
     assert.equal(filed.period, iso(T0 + HOUR));
     const auth = json(await run(['abuse', 'authorize', report, '--json'], admin));
     assert.equal(auth.status, 'authorized');
     assert.equal(json(await run(['abuse', 'show', report, '--json'], admin)).status, 'authorized');
-    const u = json(await run(['usage', 'report', '--node', node, '--period', iso(T0 + HOUR), '--missed-checks', '0', '--units', '2', '--json'], { EE_CONTROL_URL: cp.api_url, EE_UPTIME_TOKEN: UPTIME }));
+    const u = json(
+      await run(
+        [
+          'usage',
+          'report',
+          '--node',
+          node,
+          '--period',
+          iso(T0 + HOUR),
+          '--missed-checks',
+          '0',
+          '--units',
+          '2',
+          '--json',
+        ],
+        { EE_CONTROL_URL: cp.api_url, EE_UPTIME_TOKEN: UPTIME },
+      ),
+    );
     assert.equal(u.missed_checks, 0);
     failsWith(await run(['nodes', 'unstake', node], asProvider), 1, /ee: open_periods: /);
     const cancelled = json(await run(['leases', 'cancel', lease, '--json'], asUser));
     assert.deepEqual([cancelled.status, cancelled.end_reason], ['ended', 'cancelled']);
     await nextPeriod(cp, clock, [node]);
     const f = json(await run(['settle', iso(T0 + HOUR), '--json'], admin));
-    assert.deepEqual(f.results.map((r: { status: string; reasons: string[] }) => [r.status, r.reasons]), [['voided', [`abuse_report:${report}`]]]);
+    assert.deepEqual(
+      f.results.map((r: { status: string; reasons: string[] }) => [r.status, r.reasons]),
+      [['voided', [`abuse_report:${report}`]]],
+    );
     const l = json(await run(['leases', 'show', lease, '--json'], asUser));
-    assert.deepEqual(l.lease_periods.map((p: { status: string }) => p.status), ['posted', 'voided'], 'cancelled: no third period');
+    assert.deepEqual(
+      l.lease_periods.map((p: { status: string }) => p.status),
+      ['posted', 'voided'],
+      'cancelled: no third period',
+    );
     const un = json(await run(['nodes', 'unstake', node, '--json'], asProvider));
     assert.equal(un.amount_micro_usd, REQUIRED);
     assert.equal(un.eligible, false);
@@ -159,7 +244,11 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
       [['nodes', 'show', node], asUser, /ee: unknown_node: /],
       [['leases', 'show', 'lease_0000000000000000'], asUser, /ee: unknown_lease: /],
       [['abuse', 'authorize', 'abuse_0000000000000000'], admin, /ee: unknown_report: /],
-      [['abuse', 'report', '--node', node, '--reason', 'x'], { EE_CONTROL_URL: cp.api_url, EE_LAUNCHER_TOKEN: 'wrong-launcher-token-0123456789' }, /ee: unauthorized: .*EE_LAUNCHER_TOKEN/],
+      [
+        ['abuse', 'report', '--node', node, '--reason', 'x'],
+        { EE_CONTROL_URL: cp.api_url, EE_LAUNCHER_TOKEN: 'wrong-launcher-token-0123456789' },
+        /ee: unauthorized: .*EE_LAUNCHER_TOKEN/,
+      ],
       [['abuse', 'report', '--node', 'node_0000000000000000', '--reason', 'x'], asLauncher, /ee: unknown_node: /],
       [['settle', iso(T0)], asUser, /ee: forbidden: |ee: unauthorized: /],
       [['nodes', 'list'], asProvider, /ee: forbidden: |ee: unauthorized: /],
@@ -178,11 +267,20 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
       [[...reg, '--price-micro-usd', '1.5'], /--price-micro-usd must be a positive integer/],
       [reg, /exactly one of --price .* and --price-micro-usd/],
       [[...reg, '--price', '1', '--price-micro-usd', '1'], /exactly one of --price/],
-      [['nodes', 'register', '--region', 'eu-west', '--tier', 'gold', '--vcpus', '4', '--price', '1'], /--tier must be one of premium, standard, economy/],
-      [['nodes', 'register', '--region', 'eu-west', '--tier', 'economy', '--vcpus', '0', '--price', '1'], /--vcpus must be an integer from 1 to 4096/],
+      [
+        ['nodes', 'register', '--region', 'eu-west', '--tier', 'gold', '--vcpus', '4', '--price', '1'],
+        /--tier must be one of premium, standard, economy/,
+      ],
+      [
+        ['nodes', 'register', '--region', 'eu-west', '--tier', 'economy', '--vcpus', '0', '--price', '1'],
+        /--vcpus must be an integer from 1 to 4096/,
+      ],
       [[...reg, '--price', '1', '--ppid', 'xyz'], /--ppid must be 32/],
       [[...reg, '--price', '1', '--provider', 'user:0123456789abcdef0123'], /--provider must be a provider account/],
-      [['nodes', 'register', '--tier', 'standard', '--vcpus', '4', '--price', '1'], /required option '--region <region>'/],
+      [
+        ['nodes', 'register', '--tier', 'standard', '--vcpus', '4', '--price', '1'],
+        /required option '--region <region>'/,
+      ],
       [['nodes', 'stake', node0, '--amount', '0'], /--amount: invalid amount/],
       [['nodes', 'stake', node0], /exactly one of --amount/],
       [['nodes', 'unstake', node0, '--micro-usd', '-1'], /--micro-usd must be a positive integer/],
@@ -197,7 +295,10 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
       [['abuse', 'report', '--node', node0], /required option '--reason <text>'/],
       [['abuse', 'report', '--node', node0, '--reason', 'x', '--period', 'now'], /--period must be/],
       [['abuse', 'authorize', 'a b'], /is not a report id/],
-      [['usage', 'report', '--node', node0, '--period', iso(T0), '--missed-checks', 'many'], /--missed-checks must be an integer/],
+      [
+        ['usage', 'report', '--node', node0, '--period', iso(T0), '--missed-checks', 'many'],
+        /--missed-checks must be an integer/,
+      ],
     ];
     const runs = await Promise.all(cases.map(([args]) => run(args, nowhere)));
     runs.forEach((r, i) => failsWith(r, 2, cases[i]![1]));
@@ -205,7 +306,11 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
 
   it('a POST whose outcome is unknown names the Idempotency-Key to retry with', async () => {
     const r = await run(['nodes', 'stake', node, '--amount', '1', '--idempotency-key', 'cli-stake-retry'], nowhere);
-    failsWith(r, 1, /ee: unreachable: .*connection refused.*\(to retry safely, repeat the command with --idempotency-key cli-stake-retry\)/);
+    failsWith(
+      r,
+      1,
+      /ee: unreachable: .*connection refused.*\(to retry safely, repeat the command with --idempotency-key cli-stake-retry\)/,
+    );
   });
 
   it('secrets given by flag or environment are redacted, even when echoed back', async () => {
@@ -213,7 +318,22 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
     const cases: Array<[string[], Record<string, string>, string]> = [
       [['settle', LAUNCHER], { EE_LAUNCHER_TOKEN: LAUNCHER }, LAUNCHER],
       [['settle', nodeToken], { EE_NODE_TOKEN: nodeToken }, nodeToken],
-      [['usage', 'report', '--uptime-token', flagged, '--node', 'node_0123456789abcdef', '--period', flagged, '--missed-checks', '0'], {}, flagged],
+      [
+        [
+          'usage',
+          'report',
+          '--uptime-token',
+          flagged,
+          '--node',
+          'node_0123456789abcdef',
+          '--period',
+          flagged,
+          '--missed-checks',
+          '0',
+        ],
+        {},
+        flagged,
+      ],
     ];
     for (const [args, env, secret] of cases) {
       const r = await ee(args, env);
@@ -233,27 +353,82 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
 
   it('--help of every market command exits 0 with its options and an example', async () => {
     const COMMANDS: Array<[string[], string[]]> = [
-      [['nodes', 'register'], ['--region', '--tier', '--vcpus', '--price', '--price-micro-usd', '--capacity-months', '--network', '--ppid', '--provider', '--idempotency-key', '--json']],
-      [['nodes', 'list'], ['--admin-token', '--json']],
-      [['nodes', 'show'], ['<node>', '--api-key', '--json']],
-      [['nodes', 'stake'], ['<node>', '--amount', '--micro-usd', '--idempotency-key']],
-      [['nodes', 'unstake'], ['<node>', '--amount', '--micro-usd']],
-      [['leases', 'create'], ['--app', '--vcpus', '--periods', '--user', '--idempotency-key', '--json']],
-      [['leases', 'show'], ['<lease>', '--json']],
-      [['leases', 'cancel'], ['<lease>', '--json']],
+      [
+        ['nodes', 'register'],
+        [
+          '--region',
+          '--tier',
+          '--vcpus',
+          '--price',
+          '--price-micro-usd',
+          '--capacity-months',
+          '--network',
+          '--ppid',
+          '--provider',
+          '--idempotency-key',
+          '--json',
+        ],
+      ],
+      [
+        ['nodes', 'list'],
+        ['--admin-token', '--json'],
+      ],
+      [
+        ['nodes', 'show'],
+        ['<node>', '--api-key', '--json'],
+      ],
+      [
+        ['nodes', 'stake'],
+        ['<node>', '--amount', '--micro-usd', '--idempotency-key'],
+      ],
+      [
+        ['nodes', 'unstake'],
+        ['<node>', '--amount', '--micro-usd'],
+      ],
+      [
+        ['leases', 'create'],
+        ['--app', '--vcpus', '--periods', '--user', '--idempotency-key', '--json'],
+      ],
+      [
+        ['leases', 'show'],
+        ['<lease>', '--json'],
+      ],
+      [
+        ['leases', 'cancel'],
+        ['<lease>', '--json'],
+      ],
       [['settle'], ['<period>', '--idempotency-key', '--json']],
-      [['settlements', 'finalize'], ['<period>', '--idempotency-key', '--json']],
-      [['settlements', 'show'], ['<period>', '--json']],
-      [['abuse', 'report'], ['--node', '--reason', '--lease', '--period', '--launcher-token', '--idempotency-key']],
-      [['abuse', 'show'], ['<report>', '--json']],
-      [['abuse', 'authorize'], ['<report>', '--admin-token']],
-      [['usage', 'report'], ['--node', '--period', '--missed-checks', '--units', '--uptime-token']],
+      [
+        ['settlements', 'finalize'],
+        ['<period>', '--idempotency-key', '--json'],
+      ],
+      [
+        ['settlements', 'show'],
+        ['<period>', '--json'],
+      ],
+      [
+        ['abuse', 'report'],
+        ['--node', '--reason', '--lease', '--period', '--launcher-token', '--idempotency-key'],
+      ],
+      [
+        ['abuse', 'show'],
+        ['<report>', '--json'],
+      ],
+      [
+        ['abuse', 'authorize'],
+        ['<report>', '--admin-token'],
+      ],
+      [
+        ['usage', 'report'],
+        ['--node', '--period', '--missed-checks', '--units', '--uptime-token'],
+      ],
     ];
     const runs = await Promise.all(COMMANDS.map(([path]) => ee([...path, '--help'])));
     runs.forEach((r, i) => {
       const [path, options] = COMMANDS[i]!;
       assert.equal(r.code, 0, show(r));
-      for (const o of options) assert.ok(r.stdout.includes(o), `ee ${path.join(' ')} --help does not mention ${o}\n${r.stdout}`);
+      for (const o of options)
+        assert.ok(r.stdout.includes(o), `ee ${path.join(' ')} --help does not mention ${o}\n${r.stdout}`);
       const examples = r.stdout.split('\nExamples:\n')[1] ?? '';
       assert.ok(examples.includes(`ee ${path.join(' ')} `), `no example of ee ${path.join(' ')}\n${r.stdout}`);
     });

@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { closeAll, freePort, spawnCp, startAgent, startBackend, waitRoutable, type CpProcess } from '../helpers/network.js';
+import {
+  closeAll,
+  freePort,
+  spawnCp,
+  startAgent,
+  startBackend,
+  waitRoutable,
+  type CpProcess,
+} from '../helpers/network.js';
 import { ee, failsWith, json, show, type Run } from './util.js';
 
 // Distinctive and lowercase, so the server itself echoes it when it is (wrongly) used as an app name.
@@ -26,7 +34,14 @@ before(async () => {
   cp = await spawnCp({ EE_ADMIN_TOKEN: SECRET });
   env = { EE_CONTROL_URL: cp.api_url, EE_ADMIN_TOKEN: SECRET };
   const backend = await startBackend();
-  startAgent({ control_ws: cp.ws_url, backend_url: backend.url, app_name: 'demo', repo: 'acme/demo', release_tag: 'v1.2.3', agent_id: 'agent-cli-test-1' });
+  startAgent({
+    control_ws: cp.ws_url,
+    backend_url: backend.url,
+    app_name: 'demo',
+    repo: 'acme/demo',
+    release_tag: 'v1.2.3',
+    agent_id: 'agent-cli-test-1',
+  });
   await waitRoutable(cp, 'demo', 10_000);
 });
 after(() => closeAll());
@@ -101,15 +116,27 @@ describe('ee apps', () => {
   test('API errors exit 1 with the error code: unknown app, missing and wrong admin token', async () => {
     failsWith(await run(['apps', 'show', 'nope']), 1, /^ee: unknown_app: no app named "nope"\n$/);
     failsWith(await run(['apps', 'resolve', 'nope']), 1, /^ee: unknown_app: /);
-    failsWith(await run(['apps', 'list'], { EE_ADMIN_TOKEN: undefined }), 1, /^ee: unauthorized: missing Authorization.*\(set EE_ADMIN_TOKEN or pass --admin-token\)\n$/);
+    failsWith(
+      await run(['apps', 'list'], { EE_ADMIN_TOKEN: undefined }),
+      1,
+      /^ee: unauthorized: missing Authorization.*\(set EE_ADMIN_TOKEN or pass --admin-token\)\n$/,
+    );
     failsWith(await run(['apps', 'list', '--admin-token', WRONG]), 1, /^ee: unauthorized: invalid admin token/);
     // The flag wins over the environment: the right token by flag works with a wrong one in the environment.
-    assert.equal(json(await run(['apps', 'list', '--json', '--admin-token', SECRET], { EE_ADMIN_TOKEN: WRONG })).apps.length, 1);
+    assert.equal(
+      json(await run(['apps', 'list', '--json', '--admin-token', SECRET], { EE_ADMIN_TOKEN: WRONG })).apps.length,
+      1,
+    );
   });
 
   test('an app that is known but offline: resolve exits 1 with app_offline', async () => {
     const backend = await startBackend();
-    const agent = startAgent({ control_ws: cp.ws_url, backend_url: backend.url, app_name: 'gone', agent_id: 'agent-cli-gone-1' });
+    const agent = startAgent({
+      control_ws: cp.ws_url,
+      backend_url: backend.url,
+      app_name: 'gone',
+      agent_id: 'agent-cli-gone-1',
+    });
     await waitRoutable(cp, 'gone', 10_000);
     await agent.stop(0);
     let r: Run;
@@ -123,8 +150,18 @@ describe('ee apps', () => {
 describe('connection failures exit 1 and name the URL', () => {
   test('connection refused', async () => {
     const port = await freePort();
-    failsWith(await run(['health'], { EE_CONTROL_URL: `http://127.0.0.1:${port}` }), 1, new RegExp(`^ee: unreachable: cannot reach the control plane at http://127\\.0\\.0\\.1:${port}: connection refused`));
-    failsWith(await run(['apps', 'list', '--json', '--url', `http://127.0.0.1:${port}/`]), 1, new RegExp(`at http://127\\.0\\.0\\.1:${port}: connection refused`));
+    failsWith(
+      await run(['health'], { EE_CONTROL_URL: `http://127.0.0.1:${port}` }),
+      1,
+      new RegExp(
+        `^ee: unreachable: cannot reach the control plane at http://127\\.0\\.0\\.1:${port}: connection refused`,
+      ),
+    );
+    failsWith(
+      await run(['apps', 'list', '--json', '--url', `http://127.0.0.1:${port}/`]),
+      1,
+      new RegExp(`at http://127\\.0\\.0\\.1:${port}: connection refused`),
+    );
   });
 
   test('a server that never answers: timeout after --timeout-ms', async () => {
@@ -135,7 +172,11 @@ describe('connection failures exit 1 and name the URL', () => {
 
   test('an answer of the wrong shape is refused, not printed', async () => {
     const backend = await startBackend(); // /echo answers JSON, but not /health's
-    failsWith(await run(['health', '--json', '--url', `${backend.url}/echo`]), 1, /^ee: bad_response: unexpected answer from GET \/health: status: /);
+    failsWith(
+      await run(['health', '--json', '--url', `${backend.url}/echo`]),
+      1,
+      /^ee: bad_response: unexpected answer from GET \/health: status: /,
+    );
   });
 });
 

@@ -42,7 +42,8 @@ export function ee(args: string[], env: Record<string, string | undefined> = {})
 export const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 
 /** Exit 0 and stdout is exactly one JSON document (nothing else on stdout). */
-export function json(r: Run): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function json(r: Run): any {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.equal(r.code, 0, show(r));
   return JSON.parse(r.stdout);
 }

@@ -19,20 +19,49 @@ function refused(env: Record<string, string>, variable: string, message?: RegExp
 }
 
 test('defaults match the seed (control-plane README) and the brief', () => {
-  assert.deepEqual({ ...loadControlPlaneConfig({}) }, {
-    control_bind: '0.0.0.0', control_port: 8088, proxy_bind: '0.0.0.0', proxy_port: 9090,
-    db_path: 'control_plane/data/control-plane.db', database_url: undefined,
-    admin_token: undefined, launcher_token: undefined, uptime_token: undefined, github_token: undefined,
-    allowlist_asset: 'agent-attestation-allowlist.json', pccs_url: undefined, collateral_file: undefined,
-    attest_root_ca_file: undefined, attest_allow_non_intel_root: false, tsm_path: '/sys/kernel/config/tsm/report',
-    attest_interval_ms: 3_600_000, attest_deadline_ms: 30_000, health_timeout_ms: 120_000,
-    registration_ttl_ms: 30 * DAY_MS, registration_warn_ms: 3 * DAY_MS, app_domain: undefined,
-    proxy_timeout_ms: 60_000, proxy_idle_timeout_ms: 60_000, max_streams_per_agent: 256, max_body_bytes: 0,
-    max_header_bytes: 16_384, max_handshakes: 256, drain_timeout_ms: 30_000, queue_timeout_ms: 2000, log_level: 'info',
-    settlement_period_ms: 3_600_000, settlement_grace_ms: 7 * DAY_MS, settlement_delay_ms: 300_000,
-    unstake_cooldown_ms: DAY_MS, outage_threshold_premium_ms: 300_000, outage_threshold_standard_ms: 1_800_000,
-    outage_threshold_economy_ms: 7_200_000,
-  });
+  assert.deepEqual(
+    { ...loadControlPlaneConfig({}) },
+    {
+      control_bind: '0.0.0.0',
+      control_port: 8088,
+      proxy_bind: '0.0.0.0',
+      proxy_port: 9090,
+      db_path: 'control_plane/data/control-plane.db',
+      database_url: undefined,
+      admin_token: undefined,
+      launcher_token: undefined,
+      uptime_token: undefined,
+      github_token: undefined,
+      allowlist_asset: 'agent-attestation-allowlist.json',
+      pccs_url: undefined,
+      collateral_file: undefined,
+      attest_root_ca_file: undefined,
+      attest_allow_non_intel_root: false,
+      tsm_path: '/sys/kernel/config/tsm/report',
+      attest_interval_ms: 3_600_000,
+      attest_deadline_ms: 30_000,
+      health_timeout_ms: 120_000,
+      registration_ttl_ms: 30 * DAY_MS,
+      registration_warn_ms: 3 * DAY_MS,
+      app_domain: undefined,
+      proxy_timeout_ms: 60_000,
+      proxy_idle_timeout_ms: 60_000,
+      max_streams_per_agent: 256,
+      max_body_bytes: 0,
+      max_header_bytes: 16_384,
+      max_handshakes: 256,
+      drain_timeout_ms: 30_000,
+      queue_timeout_ms: 2000,
+      log_level: 'info',
+      settlement_period_ms: 3_600_000,
+      settlement_grace_ms: 7 * DAY_MS,
+      settlement_delay_ms: 300_000,
+      unstake_cooldown_ms: DAY_MS,
+      outage_threshold_premium_ms: 300_000,
+      outage_threshold_standard_ms: 1_800_000,
+      outage_threshold_economy_ms: 7_200_000,
+    },
+  );
 });
 
 test('the config is frozen', () => {
@@ -42,13 +71,30 @@ test('the config is frozen', () => {
 
 test('values are parsed and converted to ms', () => {
   const cfg = loadControlPlaneConfig({
-    EE_CONTROL_BIND: '127.0.0.1', EE_CONTROL_PORT: '0', EE_PROXY_BIND: '::', EE_PROXY_PORT: '0',
-    EE_DB_PATH: ':memory:', EE_DATABASE_URL: 'postgresql://u:p@db:5432/ee', EE_ADMIN_TOKEN: 'x'.repeat(16),
-    EE_LAUNCHER_TOKEN: 'l'.repeat(16), EE_UPTIME_TOKEN: 'u'.repeat(16), EE_GITHUB_TOKEN: 'ghp_x', EE_PCCS_URL: 'https://pccs.example.com:8081/sgx/',
-    EE_ATTEST_INTERVAL_SEC: '60', EE_ATTEST_DEADLINE_SEC: '59', EE_HEALTH_TIMEOUT_SEC: '5',
-    EE_APP_DOMAIN: '.App.Example.COM', EE_PROXY_TIMEOUT_SEC: '7', EE_PROXY_IDLE_TIMEOUT_SEC: '8',
-    EE_MAX_STREAMS_PER_AGENT: '65535', EE_MAX_BODY_BYTES: '1073741824', EE_MAX_HEADER_BYTES: '32768',
-    EE_MAX_CONCURRENT_HANDSHAKES: '10', EE_DRAIN_TIMEOUT_SEC: '0', EE_QUEUE_TIMEOUT_MS: '0', EE_LOG_LEVEL: 'silent',
+    EE_CONTROL_BIND: '127.0.0.1',
+    EE_CONTROL_PORT: '0',
+    EE_PROXY_BIND: '::',
+    EE_PROXY_PORT: '0',
+    EE_DB_PATH: ':memory:',
+    EE_DATABASE_URL: 'postgresql://u:p@db:5432/ee',
+    EE_ADMIN_TOKEN: 'x'.repeat(16),
+    EE_LAUNCHER_TOKEN: 'l'.repeat(16),
+    EE_UPTIME_TOKEN: 'u'.repeat(16),
+    EE_GITHUB_TOKEN: 'ghp_x',
+    EE_PCCS_URL: 'https://pccs.example.com:8081/sgx/',
+    EE_ATTEST_INTERVAL_SEC: '60',
+    EE_ATTEST_DEADLINE_SEC: '59',
+    EE_HEALTH_TIMEOUT_SEC: '5',
+    EE_APP_DOMAIN: '.App.Example.COM',
+    EE_PROXY_TIMEOUT_SEC: '7',
+    EE_PROXY_IDLE_TIMEOUT_SEC: '8',
+    EE_MAX_STREAMS_PER_AGENT: '65535',
+    EE_MAX_BODY_BYTES: '1073741824',
+    EE_MAX_HEADER_BYTES: '32768',
+    EE_MAX_CONCURRENT_HANDSHAKES: '10',
+    EE_DRAIN_TIMEOUT_SEC: '0',
+    EE_QUEUE_TIMEOUT_MS: '0',
+    EE_LOG_LEVEL: 'silent',
   });
   assert.equal(cfg.control_port, 0);
   assert.equal(cfg.proxy_port, 0);
@@ -74,7 +120,10 @@ test('fractional days are allowed for the registration TTL and warning', () => {
   assert.equal(cfg.registration_ttl_ms, 12 * 3_600_000);
   assert.equal(cfg.registration_warn_ms, 6 * 3_600_000);
   assert.equal(loadControlPlaneConfig({ EE_REGISTRATION_WARN_DAYS: '0' }).registration_warn_ms, 0);
-  assert.equal(loadControlPlaneConfig({ EE_REGISTRATION_TTL_DAYS: '.5', EE_REGISTRATION_WARN_DAYS: '0' }).registration_ttl_ms, DAY_MS / 2);
+  assert.equal(
+    loadControlPlaneConfig({ EE_REGISTRATION_TTL_DAYS: '.5', EE_REGISTRATION_WARN_DAYS: '0' }).registration_ttl_ms,
+    DAY_MS / 2,
+  );
 });
 
 test('an empty string means unset', () => {
@@ -86,17 +135,31 @@ test('an empty string means unset', () => {
 });
 
 test('unknown EE_* variables are ignored, and the known names are exported', () => {
-  assert.doesNotThrow(() => loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }));
+  assert.doesNotThrow(() =>
+    loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }),
+  );
   assert.equal(CONTROL_PLANE_ENV_VARS.length, 38);
   assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 38);
-  for (const name of ['EE_CONTROL_PORT', 'EE_DB_PATH', 'EE_QUEUE_TIMEOUT_MS', 'EE_MAX_CONCURRENT_HANDSHAKES', 'EE_LOG_LEVEL']) {
+  for (const name of [
+    'EE_CONTROL_PORT',
+    'EE_DB_PATH',
+    'EE_QUEUE_TIMEOUT_MS',
+    'EE_MAX_CONCURRENT_HANDSHAKES',
+    'EE_LOG_LEVEL',
+  ]) {
     assert.ok(CONTROL_PLANE_ENV_VARS.includes(name), name);
   }
   assert.ok(!CONTROL_PLANE_ENV_VARS.some((n) => /INSECURE/.test(n)));
 });
 
 test('market settings: whole-hour periods, durations with a unit, delay shorter than the grace', () => {
-  const cfg = loadControlPlaneConfig({ EE_SETTLEMENT_PERIOD: '2h', EE_SETTLEMENT_GRACE: '12h', EE_SETTLEMENT_DELAY: '90s', EE_UNSTAKE_COOLDOWN: '0s', EE_OUTAGE_THRESHOLD_PREMIUM: '1m' });
+  const cfg = loadControlPlaneConfig({
+    EE_SETTLEMENT_PERIOD: '2h',
+    EE_SETTLEMENT_GRACE: '12h',
+    EE_SETTLEMENT_DELAY: '90s',
+    EE_UNSTAKE_COOLDOWN: '0s',
+    EE_OUTAGE_THRESHOLD_PREMIUM: '1m',
+  });
   assert.equal(cfg.settlement_period_ms, 7_200_000);
   assert.equal(cfg.settlement_grace_ms, 43_200_000);
   assert.equal(cfg.settlement_delay_ms, 90_000);
@@ -107,29 +170,56 @@ test('market settings: whole-hour periods, durations with a unit, delay shorter 
   refused({ EE_SETTLEMENT_PERIOD: '30m' }, 'EE_SETTLEMENT_PERIOD');
   refused({ EE_SETTLEMENT_GRACE: '7 days' }, 'EE_SETTLEMENT_GRACE');
   refused({ EE_OUTAGE_THRESHOLD_ECONOMY: '0s' }, 'EE_OUTAGE_THRESHOLD_ECONOMY');
-  refused({ EE_SETTLEMENT_GRACE: '10m', EE_SETTLEMENT_DELAY: '10m' }, 'EE_SETTLEMENT_DELAY', /shorter than EE_SETTLEMENT_GRACE/);
+  refused(
+    { EE_SETTLEMENT_GRACE: '10m', EE_SETTLEMENT_DELAY: '10m' },
+    'EE_SETTLEMENT_DELAY',
+    /shorter than EE_SETTLEMENT_GRACE/,
+  );
 });
 
 test('numbers must be plain decimal', () => {
   const err = refused({ EE_CONTROL_PORT: 'abc' }, 'EE_CONTROL_PORT', /from 0 to 65535.*got "abc"/);
   assert.equal(err.name, 'ConfigError');
-  for (const bad of ['1e3', ' 5', '5 ', '0x10', '-1', '+5', '80.0', '65536', '١٢']) refused({ EE_PROXY_PORT: bad }, 'EE_PROXY_PORT');
-  for (const bad of ['1e1', '-1', '1,5', 'NaN', 'Infinity', '1.', ' 1']) refused({ EE_REGISTRATION_TTL_DAYS: bad }, 'EE_REGISTRATION_TTL_DAYS');
+  for (const bad of ['1e3', ' 5', '5 ', '0x10', '-1', '+5', '80.0', '65536', '١٢'])
+    refused({ EE_PROXY_PORT: bad }, 'EE_PROXY_PORT');
+  for (const bad of ['1e1', '-1', '1,5', 'NaN', 'Infinity', '1.', ' 1'])
+    refused({ EE_REGISTRATION_TTL_DAYS: bad }, 'EE_REGISTRATION_TTL_DAYS');
   refused({ EE_MAX_BODY_BYTES: '99999999999999999999' }, 'EE_MAX_BODY_BYTES');
 });
 
 test('each invalid value is refused with an error naming its variable', () => {
   const cases: Array<[string, string]> = [
-    ['EE_CONTROL_BIND', 'not a host!'], ['EE_PROXY_BIND', 'a b'], ['EE_PROXY_PORT', '70000'],
-    ['EE_DATABASE_URL', 'mysql://db/ee'], ['EE_DATABASE_URL', 'postgres:/nope'], ['EE_ADMIN_TOKEN', 'short'],
-    ['EE_ADMIN_TOKEN', ' 0123456789abcdef'], ['EE_LAUNCHER_TOKEN', 'tok '], ['EE_PCCS_URL', 'pccs.example.com'],
-    ['EE_PCCS_URL', 'ftp://pccs.example.com'], ['EE_ATTEST_INTERVAL_SEC', '0'], ['EE_ATTEST_DEADLINE_SEC', '0'],
-    ['EE_ATTEST_INTERVAL_SEC', '1.5'], ['EE_ATTEST_INTERVAL_SEC', '2147484'], ['EE_HEALTH_TIMEOUT_SEC', '0'],
-    ['EE_REGISTRATION_TTL_DAYS', '0'], ['EE_REGISTRATION_WARN_DAYS', '-1'], ['EE_APP_DOMAIN', 'bad_domain.com'],
-    ['EE_APP_DOMAIN', 'a..b'], ['EE_APP_DOMAIN', 'https://app.example.com'], ['EE_PROXY_TIMEOUT_SEC', '0'],
-    ['EE_PROXY_IDLE_TIMEOUT_SEC', 'x'], ['EE_MAX_STREAMS_PER_AGENT', '0'], ['EE_MAX_STREAMS_PER_AGENT', '65536'],
-    ['EE_MAX_BODY_BYTES', '-1'], ['EE_MAX_HEADER_BYTES', '10'], ['EE_MAX_CONCURRENT_HANDSHAKES', '0'],
-    ['EE_DRAIN_TIMEOUT_SEC', 'soon'], ['EE_QUEUE_TIMEOUT_MS', '2s'], ['EE_LOG_LEVEL', 'verbose'], ['EE_LOG_LEVEL', 'INFO'],
+    ['EE_CONTROL_BIND', 'not a host!'],
+    ['EE_PROXY_BIND', 'a b'],
+    ['EE_PROXY_PORT', '70000'],
+    ['EE_DATABASE_URL', 'mysql://db/ee'],
+    ['EE_DATABASE_URL', 'postgres:/nope'],
+    ['EE_ADMIN_TOKEN', 'short'],
+    ['EE_ADMIN_TOKEN', ' 0123456789abcdef'],
+    ['EE_LAUNCHER_TOKEN', 'tok '],
+    ['EE_PCCS_URL', 'pccs.example.com'],
+    ['EE_PCCS_URL', 'ftp://pccs.example.com'],
+    ['EE_ATTEST_INTERVAL_SEC', '0'],
+    ['EE_ATTEST_DEADLINE_SEC', '0'],
+    ['EE_ATTEST_INTERVAL_SEC', '1.5'],
+    ['EE_ATTEST_INTERVAL_SEC', '2147484'],
+    ['EE_HEALTH_TIMEOUT_SEC', '0'],
+    ['EE_REGISTRATION_TTL_DAYS', '0'],
+    ['EE_REGISTRATION_WARN_DAYS', '-1'],
+    ['EE_APP_DOMAIN', 'bad_domain.com'],
+    ['EE_APP_DOMAIN', 'a..b'],
+    ['EE_APP_DOMAIN', 'https://app.example.com'],
+    ['EE_PROXY_TIMEOUT_SEC', '0'],
+    ['EE_PROXY_IDLE_TIMEOUT_SEC', 'x'],
+    ['EE_MAX_STREAMS_PER_AGENT', '0'],
+    ['EE_MAX_STREAMS_PER_AGENT', '65536'],
+    ['EE_MAX_BODY_BYTES', '-1'],
+    ['EE_MAX_HEADER_BYTES', '10'],
+    ['EE_MAX_CONCURRENT_HANDSHAKES', '0'],
+    ['EE_DRAIN_TIMEOUT_SEC', 'soon'],
+    ['EE_QUEUE_TIMEOUT_MS', '2s'],
+    ['EE_LOG_LEVEL', 'verbose'],
+    ['EE_LOG_LEVEL', 'INFO'],
   ];
   for (const [name, value] of cases) refused({ [name]: value }, name);
 });
@@ -142,7 +232,11 @@ test('secrets are never echoed in errors', () => {
 });
 
 test('the attestation deadline must be shorter than the interval', () => {
-  refused({ EE_ATTEST_INTERVAL_SEC: '30', EE_ATTEST_DEADLINE_SEC: '30' }, 'EE_ATTEST_DEADLINE_SEC', /less than EE_ATTEST_INTERVAL_SEC/);
+  refused(
+    { EE_ATTEST_INTERVAL_SEC: '30', EE_ATTEST_DEADLINE_SEC: '30' },
+    'EE_ATTEST_DEADLINE_SEC',
+    /less than EE_ATTEST_INTERVAL_SEC/,
+  );
   refused({ EE_ATTEST_INTERVAL_SEC: '10' }, 'EE_ATTEST_DEADLINE_SEC'); // default deadline 30 ≥ 10
   assert.equal(loadControlPlaneConfig({ EE_ATTEST_INTERVAL_SEC: '31' }).attest_interval_ms, 31_000);
 });

@@ -50,14 +50,18 @@ async function downloadVerified(e: Entry, n: number): Promise<number> {
   assert.equal(res.headers['content-length'], String(n));
   let offset = 0;
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    if (!chunk.equals(patternChunk(offset, chunk.length))) assert.fail(`byte mismatch in the chunk at offset ${offset}`);
+    if (!chunk.equals(patternChunk(offset, chunk.length)))
+      assert.fail(`byte mismatch in the chunk at offset ${offset}`);
     offset += chunk.length;
   }
   return offset;
 }
 
 /** Streams an upload of n pattern bytes from a generator; returns the backend's count and sha256, and ours. */
-async function uploadVerified(e: Entry, n: number): Promise<{ got: { body_bytes: number; sha256: string }; sent: string }> {
+async function uploadVerified(
+  e: Entry,
+  n: number,
+): Promise<{ got: { body_bytes: number; sha256: string }; sent: string }> {
   const hash = createHash('sha256');
   async function* body() {
     const CHUNK = 64 * 1024;
@@ -78,13 +82,18 @@ async function uploadVerified(e: Entry, n: number): Promise<{ got: { body_bytes:
 }
 
 /** Runs fn and returns the control plane's RSS growth over it: peak RSS during fn minus RSS before (KiB). */
-async function cpGrowthKiB(t: { diagnostic(m: string): void }, fn: () => Promise<void>): Promise<{ before: number; peak: number; growth: number }> {
+async function cpGrowthKiB(
+  t: { diagnostic(m: string): void },
+  fn: () => Promise<void>,
+): Promise<{ before: number; peak: number; growth: number }> {
   const before = memoryKiB(cp.pid).rss;
   resetPeakRss(cp.pid);
   const t0 = Date.now();
   await fn();
   const peak = memoryKiB(cp.pid).hwm;
-  t.diagnostic(`control plane RSS ${(before / 1024).toFixed(1)} MiB → peak ${(peak / 1024).toFixed(1)} MiB (growth ${((peak - before) / 1024).toFixed(1)} MiB) in ${Date.now() - t0} ms`);
+  t.diagnostic(
+    `control plane RSS ${(before / 1024).toFixed(1)} MiB → peak ${(peak / 1024).toFixed(1)} MiB (growth ${((peak - before) / 1024).toFixed(1)} MiB) in ${Date.now() - t0} ms`,
+  );
   return { before, peak, growth: peak - before };
 }
 
@@ -98,7 +107,10 @@ describe('large bodies through a control-plane subprocess', () => {
       n = await downloadVerified(entry('host'), BIG);
     });
     assert.equal(n, BIG);
-    assert.ok(m.growth < MEMORY_BOUND_KiB, `control plane grew ${(m.growth / 1024).toFixed(1)} MiB (RSS ${m.before} KiB → peak ${m.peak} KiB) for a 100 MiB download`);
+    assert.ok(
+      m.growth < MEMORY_BOUND_KiB,
+      `control plane grew ${(m.growth / 1024).toFixed(1)} MiB (RSS ${m.before} KiB → peak ${m.peak} KiB) for a 100 MiB download`,
+    );
   });
 
   it('100 MiB upload (streamed from a generator): sha256 matches, control-plane RSS grows < 64 MiB', async (t) => {
@@ -108,7 +120,10 @@ describe('large bodies through a control-plane subprocess', () => {
     });
     assert.equal(r.got.body_bytes, BIG);
     assert.equal(r.got.sha256, r.sent);
-    assert.ok(m.growth < MEMORY_BOUND_KiB, `control plane grew ${(m.growth / 1024).toFixed(1)} MiB (RSS ${m.before} KiB → peak ${m.peak} KiB) for a 100 MiB upload`);
+    assert.ok(
+      m.growth < MEMORY_BOUND_KiB,
+      `control plane grew ${(m.growth / 1024).toFixed(1)} MiB (RSS ${m.before} KiB → peak ${m.peak} KiB) for a 100 MiB upload`,
+    );
   });
 
   it('a slow reader does not stall other streams on the same agent, and finishes intact when it resumes', async (t) => {
@@ -123,7 +138,10 @@ describe('large bodies through a control-plane subprocess', () => {
       // 1. Start the 100 MiB download, read the first MiB, then stop reading.
       res = await new Promise<http.IncomingMessage>((resolve, reject) => {
         const u = new URL(e.base);
-        const req = http.request({ host: u.hostname, port: u.port, path: `${e.prefix}/bytes/${BIG}`, agent: false }, resolve);
+        const req = http.request(
+          { host: u.hostname, port: u.port, path: `${e.prefix}/bytes/${BIG}`, agent: false },
+          resolve,
+        );
         req.on('error', reject);
         req.end();
       });
@@ -138,7 +156,8 @@ describe('large bodies through a control-plane subprocess', () => {
       });
       let paused_once = false;
       const onData = (c: Buffer) => {
-        if (bad === null && !c.equals(patternChunk(received, c.length))) bad = `byte mismatch in the chunk at offset ${received}`;
+        if (bad === null && !c.equals(patternChunk(received, c.length)))
+          bad = `byte mismatch in the chunk at offset ${received}`;
         received += c.length;
         if (!paused_once && received >= MiB) {
           paused_once = true;
@@ -181,7 +200,10 @@ describe('large bodies through a control-plane subprocess', () => {
       assert.equal(done, false, 'the slow download must still be incomplete (stalled) while the others ran');
       assert.ok(received < BIG, `slow download received ${received} bytes while paused`);
     });
-    assert.ok(m.growth < MEMORY_BOUND_KiB, `control plane grew ${(m.growth / 1024).toFixed(1)} MiB behind a stalled reader (RSS ${m.before} KiB → peak ${m.peak} KiB)`);
+    assert.ok(
+      m.growth < MEMORY_BOUND_KiB,
+      `control plane grew ${(m.growth / 1024).toFixed(1)} MiB behind a stalled reader (RSS ${m.before} KiB → peak ${m.peak} KiB)`,
+    );
 
     // 4. Resume: the slow download completes, byte-exact.
     res.resume();

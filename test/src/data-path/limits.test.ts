@@ -37,7 +37,9 @@ describe('proxy input limits', () => {
     }
     const upgrade = await new Promise<string>((resolve, reject) => {
       const sock = net.connect(cp.api_port, '127.0.0.1', () =>
-        sock.end(`GET /v1/proxy/demo${long} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`),
+        sock.end(
+          `GET /v1/proxy/demo${long} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+        ),
       );
       const chunks: Buffer[] = [];
       sock.on('data', (c: Buffer) => chunks.push(c));
@@ -86,9 +88,25 @@ describe('proxy input limits', () => {
         });
       });
     const cases: Array<[string, Buffer, number, string]> = [
-      ['raw non-ASCII byte in the path', Buffer.concat([Buffer.from('GET /v1/proxy/demo/caf'), Buffer.from([0xe9]), Buffer.from(' HTTP/1.1\r\nHost: demo.app.test\r\n\r\n')]), 400, 'bad_request'],
+      [
+        'raw non-ASCII byte in the path',
+        Buffer.concat([
+          Buffer.from('GET /v1/proxy/demo/caf'),
+          Buffer.from([0xe9]),
+          Buffer.from(' HTTP/1.1\r\nHost: demo.app.test\r\n\r\n'),
+        ]),
+        400,
+        'bad_request',
+      ],
       ['garbage request line', Buffer.from('NOT HTTP AT ALL\r\n\r\n'), 400, 'bad_request'],
-      ['header block over EE_MAX_HEADER_BYTES', Buffer.from(`GET /v1/proxy/demo/echo HTTP/1.1\r\nHost: demo.app.test\r\nx-big: ${'y'.repeat(16 * 1024)}\r\n\r\n`), 431, 'headers_too_large'],
+      [
+        'header block over EE_MAX_HEADER_BYTES',
+        Buffer.from(
+          `GET /v1/proxy/demo/echo HTTP/1.1\r\nHost: demo.app.test\r\nx-big: ${'y'.repeat(16 * 1024)}\r\n\r\n`,
+        ),
+        431,
+        'headers_too_large',
+      ],
     ];
     for (const port of [cp.api_port, cp.proxy_port]) {
       for (const [what, bytes, status, code] of cases) {

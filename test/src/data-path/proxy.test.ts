@@ -20,11 +20,27 @@ import {
   type Backend,
 } from '../helpers/network.js';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { assertApiError, call, deadline, entries, extendBackend, sha256, statusRoutes, via, type Entry } from './util.js';
+import {
+  assertApiError,
+  call,
+  deadline,
+  entries,
+  extendBackend,
+  sha256,
+  statusRoutes,
+  via,
+  type Entry,
+} from './util.js';
 
 after(closeAll);
 
-type Echo = { method: string; url: string; headers: Record<string, string | undefined>; body: string; body_bytes: number };
+type Echo = {
+  method: string;
+  url: string;
+  headers: Record<string, string | undefined>;
+  body: string;
+  body_bytes: number;
+};
 
 describe('proxy: one agent, both entry points', () => {
   let backend: Backend;
@@ -44,7 +60,11 @@ describe('proxy: one agent, both entry points', () => {
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
           gate.pending.push(() => {
-            const body = JSON.stringify({ url: req.url, x_i: req.headers['x-i'], body: Buffer.concat(chunks).toString('utf8') });
+            const body = JSON.stringify({
+              url: req.url,
+              x_i: req.headers['x-i'],
+              body: Buffer.concat(chunks).toString('utf8'),
+            });
             res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
             res.end(body);
           });
@@ -68,7 +88,11 @@ describe('proxy: one agent, both entry points', () => {
         req.resume();
         const got = Buffer.from(String(req.headers['x-bytes'] ?? ''), 'latin1').toString('hex');
         const body = JSON.stringify({ got });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-bytes': String(req.headers['x-bytes'] ?? '') });
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-bytes': String(req.headers['x-bytes'] ?? ''),
+        });
         // A Buffer body: with a string body Node writes head and body as one UTF-8 string, which would
         // re-encode the header's latin1 chars and hide the bug this test is for.
         res.end(Buffer.from(body));
@@ -108,7 +132,11 @@ describe('proxy: one agent, both entry points', () => {
         assert.equal(echo.headers['x-bar'], undefined, 'a header named by Connection is hop-by-hop');
         assert.equal(echo.headers['keep-alive'], undefined, 'Keep-Alive is hop-by-hop');
         assert.equal(echo.headers['proxy-authorization'], undefined, 'Proxy-Authorization is hop-by-hop');
-        assert.notEqual(echo.headers['connection'], 'x-foo, x-bar', 'the client Connection header must not be forwarded');
+        assert.notEqual(
+          echo.headers['connection'],
+          'x-foo, x-bar',
+          'the client Connection header must not be forwarded',
+        );
         assert.equal(echo.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
         assert.equal(echo.headers['x-forwarded-proto'], 'http');
         assert.equal(echo.headers['x-forwarded-host'], e.forwarded_host);
@@ -127,7 +155,9 @@ describe('proxy: one agent, both entry points', () => {
 
       it('client-sent X-Forwarded-Proto/Host are replaced by what the control plane saw, not passed along', async () => {
         const e = entry();
-        const r = await via(e, '/echo', { headers: { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'evil.example' } });
+        const r = await via(e, '/echo', {
+          headers: { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'evil.example' },
+        });
         assert.equal(r.status, 200);
         const h = r.json<Echo>().headers;
         assert.equal(h['x-forwarded-proto'], 'http', 'the request arrived over plain http');
@@ -136,7 +166,11 @@ describe('proxy: one agent, both entry points', () => {
 
       it('POST with a small body arrives byte-exact (echo)', async () => {
         const text = 'héllo wörld ✓ — {"json": [1, 2, 3]}\r\n\u0000tail';
-        const r = await via(entry(), '/echo/post?q=1', { method: 'POST', body: text, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+        const r = await via(entry(), '/echo/post?q=1', {
+          method: 'POST',
+          body: text,
+          headers: { 'content-type': 'text/plain; charset=utf-8' },
+        });
         assert.equal(r.status, 200);
         const echo = r.json<Echo>();
         assert.equal(echo.method, 'POST');
@@ -148,7 +182,11 @@ describe('proxy: one agent, both entry points', () => {
 
       it('POST with a ~1 MiB binary body arrives byte-exact (sink sha256)', async () => {
         const body = randomBytes((1 << 20) + 12_345);
-        const r = await via(entry(), '/sink', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+        const r = await via(entry(), '/sink', {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/octet-stream' },
+        });
         assert.equal(r.status, 200, r.body.toString());
         assert.deepEqual(r.json(), { body_bytes: body.length, sha256: sha256(body) });
       });
@@ -185,10 +223,18 @@ describe('proxy: one agent, both entry points', () => {
         const raw = Buffer.from('€ café – ✓', 'utf8').toString('latin1');
         const r = await via(entry(), '/obs-text', { headers: { 'x-bytes': raw } });
         assert.equal(r.status, 200, r.body.toString());
-        assert.equal(r.json<{ got: string }>().got, Buffer.from(raw, 'latin1').toString('hex'), 'request header bytes changed on the way in');
+        assert.equal(
+          r.json<{ got: string }>().got,
+          Buffer.from(raw, 'latin1').toString('hex'),
+          'request header bytes changed on the way in',
+        );
         const i = r.rawHeaders.findIndex((h, j) => j % 2 === 0 && h.toLowerCase() === 'x-bytes');
         assert.ok(i >= 0, 'response header missing');
-        assert.equal(Buffer.from(r.rawHeaders[i + 1]!, 'latin1').toString('hex'), Buffer.from(raw, 'latin1').toString('hex'), 'response header bytes changed on the way out');
+        assert.equal(
+          Buffer.from(r.rawHeaders[i + 1]!, 'latin1').toString('hex'),
+          Buffer.from(raw, 'latin1').toString('hex'),
+          'response header bytes changed on the way out',
+        );
       });
 
       it('an informational head (103 Early Hints) before the response is dropped; the final response arrives intact', async () => {
@@ -220,7 +266,10 @@ describe('proxy: one agent, both entry points', () => {
           assert.equal(head.status, 200);
           assert.equal(head.body.length, 0);
           assert.equal(head.headers['content-type'], 'application/json');
-          assert.ok(Number(head.headers['content-length']) > 0, `HEAD content-length: ${head.headers['content-length']}`);
+          assert.ok(
+            Number(head.headers['content-length']) > 0,
+            `HEAD content-length: ${head.headers['content-length']}`,
+          );
           const again = await via(entry(), '/echo/after-head', { agent: ka });
           assert.equal(again.status, 200);
           assert.equal(again.json<Echo>().url, '/echo/after-head');
@@ -254,7 +303,11 @@ describe('proxy: one agent, both entry points', () => {
           Array.from({ length: N }, (_, i) => {
             const e = es[i % 2]!;
             const body = i % 2 === 0 ? undefined : `body-${i}-`.repeat(1 + (i % 17));
-            return via(e, `/gate?i=${i}`, { method: body ? 'POST' : 'GET', headers: { 'x-i': String(i) }, ...(body ? { body } : {}) }).then((r) => ({ i, body, r }));
+            return via(e, `/gate?i=${i}`, {
+              method: body ? 'POST' : 'GET',
+              headers: { 'x-i': String(i) },
+              ...(body ? { body } : {}),
+            }).then((r) => ({ i, body, r }));
           }),
         ),
         30_000,
@@ -296,7 +349,11 @@ describe('proxy: two agents for one app', () => {
     startAgent({ control_ws: wsUrl(cp), backend_url: a.url, agent_id: 'agent-aaaa', extra });
     await waitRoutable(cp);
     startAgent({ control_ws: wsUrl(cp), backend_url: b.url, agent_id: 'agent-bbbb', extra });
-    await waitFor(async () => ((await (await fetch(`${cp.api_url}/v1/resolve/demo`)).json()) as { agents?: number }).agents === 2, 5000, 'both agents routable');
+    await waitFor(
+      async () => ((await (await fetch(`${cp.api_url}/v1/resolve/demo`)).json()) as { agents?: number }).agents === 2,
+      5000,
+      'both agents routable',
+    );
   });
 
   it('concurrent requests are spread over both agents', async () => {
@@ -327,7 +384,11 @@ describe('proxy: two agents for one app', () => {
     const b_served = hits.b_die - b_before;
     assert.ok(died > 0, 'agent a was never chosen: the test did not exercise the no-retry rule');
     assert.equal(failed, died, 'every request that reached backend a must fail (502), not be retried');
-    assert.equal(died + b_served, N, `requests reached backends ${died + b_served} times for ${N} requests: a request was replayed`);
+    assert.equal(
+      died + b_served,
+      N,
+      `requests reached backends ${died + b_served} times for ${N} requests: a request was replayed`,
+    );
   });
 
   it('with one backend down (connection refused), bodiless GETs still succeed via the other agent', async () => {
@@ -362,19 +423,39 @@ describe('proxy: errors, resolve and the admin API', () => {
     // A subprocess: its backend deadline must not share an event loop with the test's clients and backends.
     spawnAgent({ control_ws: wsUrl(cp), backend_url: demo_backend.url, agent_id: 'agent-demo-1' });
     // "down": its backend goes away after the agent is routable; hourly health keeps it routable.
-    startAgent({ control_ws: wsUrl(cp), backend_url: down.url, app_name: 'down', repo: 'acme/down', extra: { EE_HEALTH_INTERVAL_SEC: '3600' } });
+    startAgent({
+      control_ws: wsUrl(cp),
+      backend_url: down.url,
+      app_name: 'down',
+      repo: 'acme/down',
+      extra: { EE_HEALTH_INTERVAL_SEC: '3600' },
+    });
     // "gone": known to the control plane, but its only agent stops.
-    const gone_agent = startAgent({ control_ws: wsUrl(cp), backend_url: gone.url, app_name: 'gone', repo: 'acme/gone' });
+    const gone_agent = startAgent({
+      control_ws: wsUrl(cp),
+      backend_url: gone.url,
+      app_name: 'gone',
+      repo: 'acme/gone',
+    });
     await Promise.all([waitRoutable(cp, 'demo', 10_000), waitRoutable(cp, 'down'), waitRoutable(cp, 'gone')]);
     await down.close();
     await gone_agent.stop(0);
-    await waitFor(async () => (await fetch(`${cp.api_url}/v1/resolve/gone`)).status === 403, 5000, 'app "gone" offline');
+    await waitFor(
+      async () => (await fetch(`${cp.api_url}/v1/resolve/gone`)).status === 403,
+      5000,
+      'app "gone" offline',
+    );
   });
 
   it('backend down → 502 backend_unreachable on both entry points', async () => {
     for (const e of entries(cp, 'down')) {
       assertApiError(await via(e, '/echo'), 502, 'backend_unreachable', `GET via ${e.name}`);
-      assertApiError(await via(e, '/sink', { method: 'POST', body: 'x'.repeat(1000) }), 502, 'backend_unreachable', `POST via ${e.name}`);
+      assertApiError(
+        await via(e, '/sink', { method: 'POST', body: 'x'.repeat(1000) }),
+        502,
+        'backend_unreachable',
+        `POST via ${e.name}`,
+      );
     }
   });
 
@@ -385,7 +466,10 @@ describe('proxy: errors, resolve and the admin API', () => {
         const r = await via(e, '/slow/3000');
         const ms = Date.now() - t0;
         assertApiError(r, 504, /^(backend_timeout|agent_timeout)$/, `via ${e.name}`);
-        assert.ok(ms < 2900, `504 via ${e.name} after ${ms} ms: it must come from the 1 s deadline (+1 s grace), before the backend's 3 s answer`);
+        assert.ok(
+          ms < 2900,
+          `504 via ${e.name} after ${ms} ms: it must come from the 1 s deadline (+1 s grace), before the backend's 3 s answer`,
+        );
       }),
     );
   });
@@ -401,7 +485,9 @@ describe('proxy: errors, resolve and the admin API', () => {
         return { i, r, ms: Date.now() - t0 };
       }),
     );
-    const cut = rs.filter((x) => x.r.status !== 200).map((x) => `#${x.i} ${x.r.status} after ${x.ms} ms: ${x.r.body.toString()}`);
+    const cut = rs
+      .filter((x) => x.r.status !== 200)
+      .map((x) => `#${x.i} ${x.r.status} after ${x.ms} ms: ${x.r.body.toString()}`);
     assert.deepEqual(cut, [], `backend answers at 400 ms with EE_PROXY_TIMEOUT_SEC=1 were cut off:\n${cut.join('\n')}`);
   });
 
@@ -412,13 +498,21 @@ describe('proxy: errors, resolve and the admin API', () => {
       const ms = Date.now() - t0;
       assertApiError(r, 503, 'no_agent', `via ${e.name}`);
       assert.match(String(r.headers['retry-after']), /^\d+$/, `Retry-After via ${e.name}: ${r.headers['retry-after']}`);
-      assert.ok(ms >= 190, `answered after ${ms} ms: the control plane must wait EE_QUEUE_TIMEOUT_MS (200) for an agent first`);
+      assert.ok(
+        ms >= 190,
+        `answered after ${ms} ms: the control plane must wait EE_QUEUE_TIMEOUT_MS (200) for an agent first`,
+      );
     }
   });
 
   it('unknown app → 404 unknown_app on both entry points; a host outside the app domain → 404', async () => {
     for (const e of entries(cp, 'nope')) assertApiError(await via(e, '/echo'), 404, 'unknown_app', `via ${e.name}`);
-    assertApiError(await call(cp.proxy_url, '/echo', { headers: { host: 'demo.example.com' } }), 404, undefined, 'foreign host');
+    assertApiError(
+      await call(cp.proxy_url, '/echo', { headers: { host: 'demo.example.com' } }),
+      404,
+      undefined,
+      'foreign host',
+    );
     assertApiError(await call(cp.api_url, '/v1/proxy/Bad_Name!/x'), 404, undefined, 'invalid app name');
   });
 
@@ -433,7 +527,10 @@ describe('proxy: errors, resolve and the admin API', () => {
     assert.equal(v.sealed, false, 'sandbox-1 is not sealed');
     assert.equal(typeof v.last_attest, 'string');
     const attested = Date.parse(v.last_attest);
-    assert.ok(Number.isFinite(attested) && attested <= Date.now() && attested > Date.now() - 60_000, `last_attest ${v.last_attest}`);
+    assert.ok(
+      Number.isFinite(attested) && attested <= Date.now() && attested > Date.now() - 60_000,
+      `last_attest ${v.last_attest}`,
+    );
 
     assertApiError(await call(cp.api_url, '/v1/resolve/gone'), 403, /^app_/, 'resolve gone');
     assertApiError(await call(cp.api_url, '/v1/resolve/nope'), 404, 'unknown_app', 'resolve unknown');
@@ -442,9 +539,24 @@ describe('proxy: errors, resolve and the admin API', () => {
   it('admin API: 401 without or with a wrong token, 200 with the admin token', async () => {
     for (const path of ['/v1/apps', '/v1/apps/demo']) {
       assertApiError(await call(cp.api_url, path), 401, 'unauthorized', `${path} without a token`);
-      assertApiError(await call(cp.api_url, path, { headers: { authorization: 'Bearer wrong-token-0123456789abcdef' } }), 401, 'unauthorized', `${path} wrong token`);
-      assertApiError(await call(cp.api_url, path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}x` } }), 401, 'unauthorized', `${path} token + 1 char`);
-      assertApiError(await call(cp.api_url, path, { headers: { authorization: `Basic ${ADMIN_TOKEN}` } }), 401, 'unauthorized', `${path} wrong scheme`);
+      assertApiError(
+        await call(cp.api_url, path, { headers: { authorization: 'Bearer wrong-token-0123456789abcdef' } }),
+        401,
+        'unauthorized',
+        `${path} wrong token`,
+      );
+      assertApiError(
+        await call(cp.api_url, path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}x` } }),
+        401,
+        'unauthorized',
+        `${path} token + 1 char`,
+      );
+      assertApiError(
+        await call(cp.api_url, path, { headers: { authorization: `Basic ${ADMIN_TOKEN}` } }),
+        401,
+        'unauthorized',
+        `${path} wrong scheme`,
+      );
       const ok = await call(cp.api_url, path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       assert.equal(ok.status, 200, `${path}: ${ok.body.toString()}`);
     }
@@ -453,7 +565,8 @@ describe('proxy: errors, resolve and the admin API', () => {
   it('admin API: /v1/apps and /v1/apps/demo describe the app, its agents, release, health and attestation', async () => {
     const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
     const now = Date.now();
-    const isRecent = (s: unknown) => typeof s === 'string' && Date.parse(s) <= now + 1000 && Date.parse(s) > now - 120_000;
+    const isRecent = (s: unknown) =>
+      typeof s === 'string' && Date.parse(s) <= now + 1000 && Date.parse(s) > now - 120_000;
 
     const list = (await call(cp.api_url, '/v1/apps', { headers: auth })).json();
     const names = list.apps.map((a: { app_name: string }) => a.app_name).sort();
@@ -504,6 +617,11 @@ describe('proxy: errors, resolve and the admin API', () => {
     assert.equal(att.ok, true);
     assert.ok(isRecent(att.at), `attestation at ${att.at}`);
 
-    assertApiError(await call(cp.api_url, '/v1/apps/nope', { headers: auth }), 404, 'unknown_app', 'unknown app detail');
+    assertApiError(
+      await call(cp.api_url, '/v1/apps/nope', { headers: auth }),
+      404,
+      'unknown_app',
+      'unknown app detail',
+    );
   });
 });

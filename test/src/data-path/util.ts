@@ -92,7 +92,12 @@ export function via(e: Entry, path: string, opts: CallOptions = {}): Promise<Rep
 }
 
 /** Asserts the one error shape: JSON `{error:{code,message}}` with the given status (and code, if given). */
-export function assertApiError(r: Reply, status: number, code?: string | RegExp, what = ''): { code: string; message: string } {
+export function assertApiError(
+  r: Reply,
+  status: number,
+  code?: string | RegExp,
+  what = '',
+): { code: string; message: string } {
   const text = r.body.toString('utf8');
   assert.equal(r.status, status, `${what}: expected HTTP ${status}, got ${r.status}: ${text}`);
   assert.match(String(r.headers['content-type']), /^application\/json/, `${what}: error content-type`);
@@ -126,7 +131,9 @@ export function extendBackend(b: Backend, extra: { request?: ExtraHandler; upgra
     });
   }
   if (extra.upgrade) {
-    const own = b.server.listeners('upgrade') as Array<(req: http.IncomingMessage, socket: Duplex, head: Buffer) => void>;
+    const own = b.server.listeners('upgrade') as Array<
+      (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void
+    >;
     b.server.removeAllListeners('upgrade');
     b.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (extra.upgrade!(req, socket, head)) return;
@@ -149,8 +156,18 @@ export function statusRoutes(b: Backend): { died: () => number } {
         req.resume();
         req.on('end', () => {
           const body = status === 204 || status === 304 ? '' : `status ${status} body`;
-          const raw = ['X-Backend', 'yes', 'Set-Cookie', 'a=1; Path=/', 'Set-Cookie', 'b=2; Path=/', 'Cache-Control', 'max-age=7'];
-          if (body) raw.push('Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body)));
+          const raw = [
+            'X-Backend',
+            'yes',
+            'Set-Cookie',
+            'a=1; Path=/',
+            'Set-Cookie',
+            'b=2; Path=/',
+            'Cache-Control',
+            'max-age=7',
+          ];
+          if (body)
+            raw.push('Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body)));
           res.writeHead(status, raw);
           res.end(body);
         });
@@ -169,7 +186,11 @@ export function statusRoutes(b: Backend): { died: () => number } {
 
 /** WebSocket routes the test can observe: `/held...` is an echo server whose server-side sockets are handed to
  *  the test (to close from the server side); `/refuse...` answers the upgrade with an ordinary 403. */
-export function wsRoutes(b: Backend): { held: WebSocket[]; requests: http.IncomingMessage[]; nextHeld(): Promise<WebSocket> } {
+export function wsRoutes(b: Backend): {
+  held: WebSocket[];
+  requests: http.IncomingMessage[];
+  nextHeld(): Promise<WebSocket>;
+} {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   const held: WebSocket[] = [];
   const requests: http.IncomingMessage[] = [];

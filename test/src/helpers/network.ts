@@ -41,7 +41,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `fn` until it returns a truthy value or the timeout passes. */
-export async function waitFor<T>(fn: () => T | Promise<T>, timeout_ms = 5000, what = 'condition'): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  timeout_ms = 5000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeout_ms;
   let last: unknown;
   for (;;) {
@@ -51,7 +55,10 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeout_ms = 5000, wh
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout_ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeout_ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
     await sleep(20);
   }
 }
@@ -90,9 +97,16 @@ export async function startBackend(port = 0): Promise<Backend> {
       if (url.startsWith('/sink')) return json(res, 200, { body_bytes: n, sha256: hash.digest('hex') });
       let m: RegExpExecArray | null;
       if ((m = /^\/bytes\/(\d+)/.exec(url))) return streamBytes(res, Number(m[1]));
-      if ((m = /^\/slow\/(\d+)/.exec(url))) return void setTimeout(() => json(res, 200, { slow: Number(m![1]) }), Number(m[1]));
+      if ((m = /^\/slow\/(\d+)/.exec(url)))
+        return void setTimeout(() => json(res, 200, { slow: Number(m![1]) }), Number(m[1]));
       if ((m = /^\/drip\/(\d+)\/(\d+)/.exec(url))) return drip(res, Number(m[1]), Number(m[2]));
-      json(res, 200, { method: req.method, url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), body_bytes: n });
+      json(res, 200, {
+        method: req.method,
+        url,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        body_bytes: n,
+      });
     });
   });
   const wss = new WebSocketServer({ server });
@@ -197,7 +211,10 @@ export interface ProcessHandle {
 }
 
 export function spawnEe(args: string[], env: CpEnv): ProcessHandle {
-  const child = spawn(process.execPath, [EE_BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [EE_BIN, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -241,7 +258,11 @@ export async function spawnCp(extra: CpEnv = {}): Promise<CpProcess> {
   const env = cpEnv({ EE_LOG_LEVEL: 'warn', ...extra, EE_CONTROL_PORT: String(api), EE_PROXY_PORT: String(proxy) });
   const h = spawnEe(['control-plane'], env);
   const api_url = `http://127.0.0.1:${api}`;
-  await waitFor(async () => (await fetch(`${api_url}/health`)).ok, 10_000, `control plane on ${api_url}\n${h.output()}`);
+  await waitFor(
+    async () => (await fetch(`${api_url}/health`)).ok,
+    10_000,
+    `control plane on ${api_url}\n${h.output()}`,
+  );
   return { ...h, api_url, proxy_url: `http://127.0.0.1:${proxy}`, ws_url: `ws://127.0.0.1:${api}/v1/tunnel`, env };
 }
 
@@ -291,7 +312,11 @@ export function spawnAgent(s: AgentSpec): ProcessHandle {
 
 /** Waits until the control plane resolves the app as routable. */
 export async function waitRoutable(cp: { api_url: string }, app = 'demo', timeout_ms = 5000): Promise<void> {
-  await waitFor(async () => (await fetch(`${cp.api_url}/v1/resolve/${app}`)).status === 200, timeout_ms, `app ${app} to be routable`);
+  await waitFor(
+    async () => (await fetch(`${cp.api_url}/v1/resolve/${app}`)).status === 200,
+    timeout_ms,
+    `app ${app} to be routable`,
+  );
 }
 
 /** RSS and peak RSS (KiB) of a process, from /proc. */

@@ -41,7 +41,8 @@ export function pgRequired(): boolean {
  */
 export async function pgSkipReason(): Promise<false | string> {
   if (await pgAvailable()) return false;
-  const msg = `PostgreSQL is not reachable at ${new URL(ADMIN_URL).host} (start it with: ` +
+  const msg =
+    `PostgreSQL is not reachable at ${new URL(ADMIN_URL).host} (start it with: ` +
     'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)';
   if (pgRequired()) throw new Error(`${msg}; required because CI or EE_REQUIRE_PG=1 is set`);
   console.warn(`SKIPPING PostgreSQL tests: ${msg}`);

@@ -7,7 +7,12 @@ export interface Reply {
   body: any;
 }
 
-export async function call(base: string, method: string, path: string, opts: { token?: string | null; body?: unknown; key?: string; raw?: string } = {}): Promise<Reply> {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  opts: { token?: string | null; body?: unknown; key?: string; raw?: string } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = {};
   const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -21,7 +26,11 @@ export async function call(base: string, method: string, path: string, opts: { t
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
 }
 
-export async function createAccount(base: string, kind: 'user' | 'provider', name: string): Promise<{ id: string; key: string }> {
+export async function createAccount(
+  base: string,
+  kind: 'user' | 'provider',
+  name: string,
+): Promise<{ id: string; key: string }> {
   const r = await call(base, 'POST', '/v1/accounts', { body: { kind, name } });
   if (r.status !== 201) throw new Error(`create account: ${r.status} ${JSON.stringify(r.body)}`);
   return { id: r.body.account_id, key: r.body.api_key };

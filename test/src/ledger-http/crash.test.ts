@@ -20,7 +20,9 @@ describe('ledger crash safety', () => {
     let cp = await spawnCp(env);
     const alice = await createAccount(cp.api_url, 'user', 'Alice');
     const bob = await createAccount(cp.api_url, 'user', 'Bob');
-    const minted = await call(cp.api_url, 'POST', '/v1/credits/purchase', { body: { account: alice.id, amount: '$100', payment_ref: 'crash-pay' } });
+    const minted = await call(cp.api_url, 'POST', '/v1/credits/purchase', {
+      body: { account: alice.id, amount: '$100', payment_ref: 'crash-pay' },
+    });
     assert.equal(minted.status, 201);
 
     const acknowledged = new Map<string, string>(); // idempotency key -> transfer id
@@ -32,7 +34,11 @@ describe('ledger crash safety', () => {
         const key = `burst-${next++}`;
         attempted.push(key);
         try {
-          const r = await call(cp.api_url, 'POST', '/v1/credits/transfer', { token: alice.key, key, body: { to: bob.id, amount_micro_usd: AMOUNT } });
+          const r = await call(cp.api_url, 'POST', '/v1/credits/transfer', {
+            token: alice.key,
+            key,
+            body: { to: bob.id, amount_micro_usd: AMOUNT },
+          });
           if (r.status === 200) acknowledged.set(key, r.body.transfer_id);
         } catch {
           return; // the connection died with the process
@@ -55,13 +61,19 @@ describe('ledger crash safety', () => {
     for (;;) {
       for (const t of page.transfers) present.add(t.transfer_id);
       if (page.next_cursor === null) break;
-      page = (await call(cp.api_url, 'GET', `/v1/accounts/${bob.id}/transfers?limit=500&cursor=${page.next_cursor}`)).body;
+      page = (await call(cp.api_url, 'GET', `/v1/accounts/${bob.id}/transfers?limit=500&cursor=${page.next_cursor}`))
+        .body;
     }
-    for (const [key, id] of acknowledged) assert.ok(present.has(id), `acknowledged transfer ${key} (${id}) lost in the crash`);
+    for (const [key, id] of acknowledged)
+      assert.ok(present.has(id), `acknowledged transfer ${key} (${id}) lost in the crash`);
 
     // The client retries everything it is unsure of (and, to prove replays are harmless, everything else too).
     for (const key of attempted) {
-      const r = await call(cp.api_url, 'POST', '/v1/credits/transfer', { token: alice.key, key, body: { to: bob.id, amount_micro_usd: AMOUNT } });
+      const r = await call(cp.api_url, 'POST', '/v1/credits/transfer', {
+        token: alice.key,
+        key,
+        body: { to: bob.id, amount_micro_usd: AMOUNT },
+      });
       assert.equal(r.status, 200, `${key}: ${JSON.stringify(r.body)}`);
       if (acknowledged.has(key)) assert.equal(r.body.transfer_id, acknowledged.get(key));
     }

@@ -41,7 +41,12 @@ export interface Backend {
   session<T>(fn: (withLedger: WithLedger) => Promise<T>): Promise<T>;
 }
 
-async function run<T>(db: Kysely<any>, dialect: StoreDialect, location: string, fn: (l: LedgerUnderTest) => Promise<T>): Promise<T> {
+async function run<T>(
+  db: Kysely<any>,
+  dialect: StoreDialect,
+  location: string,
+  fn: (l: LedgerUnderTest) => Promise<T>,
+): Promise<T> {
   try {
     const clock: Clock = { now_ms: START_MS };
     const ledger = await LedgerStore.open(db, dialect, () => clock.now_ms);
@@ -82,9 +87,17 @@ export const BACKENDS: Backend[] = [
   { name: 'SQLite file', dialect: 'sqlite', skip: false, session: (fn) => fn(sqliteFile) },
   { name: 'SQLite :memory:', dialect: 'sqlite', skip: false, session: (fn) => fn(sqliteMemory) },
   {
-    name: 'PostgreSQL', dialect: 'postgres', skip: await pgSkipReason(),
-    session: (fn) => withTempPgDatabase((url) =>
-      fn((inner) => inFreshSchema(url, `ledger_${seq++}`, (schemaUrl) => run(openPostgres(schemaUrl), 'postgres', schemaUrl, inner)))),
+    name: 'PostgreSQL',
+    dialect: 'postgres',
+    skip: await pgSkipReason(),
+    session: (fn) =>
+      withTempPgDatabase((url) =>
+        fn((inner) =>
+          inFreshSchema(url, `ledger_${seq++}`, (schemaUrl) =>
+            run(openPostgres(schemaUrl), 'postgres', schemaUrl, inner),
+          ),
+        ),
+      ),
   },
 ];
 
@@ -93,7 +106,13 @@ export const U1 = 'user:t1';
 
 /** A small ledger with every kind of row: accounts, plain and pending transfers, a failed id. */
 export async function populate(l: LedgerUnderTest): Promise<void> {
-  assert.deepEqual(await l.ledger.createAccounts([{ id: U0, flags: USER_FLAGS }, { id: U1, flags: USER_FLAGS }]), ['ok', 'ok']);
+  assert.deepEqual(
+    await l.ledger.createAccounts([
+      { id: U0, flags: USER_FLAGS },
+      { id: U1, flags: USER_FLAGS },
+    ]),
+    ['ok', 'ok'],
+  );
   const results = await l.ledger.createTransfers([
     { id: 'mint', debit_account: ISSUANCE, credit_account: U0, amount: 100n },
     { id: 'pay', debit_account: U0, credit_account: U1, amount: 30n },

@@ -32,7 +32,12 @@ class One implements fc.AsyncCommand<Scenario, LedgerUnderTest> {
       assert.deepEqual(await l.ledger.createAccounts([{ id: ISSUANCE }]), ['exists']);
     } else {
       const step = s.step(this.cmd);
-      if (step) assert.deepEqual(await l.ledger.createTransfers(step.reqs.map(toInput)), step.expected, JSON.stringify(step.reqs));
+      if (step)
+        assert.deepEqual(
+          await l.ledger.createTransfers(step.reqs.map(toInput)),
+          step.expected,
+          JSON.stringify(step.reqs),
+        );
     }
     await checkAll(l, s, this.toString());
   }
@@ -47,7 +52,11 @@ class Concurrent implements fc.AsyncCommand<Scenario, LedgerUnderTest> {
     const steps = this.cmds.map((c) => s.step(c)).filter((x) => x !== undefined);
     const batchesBefore = l.ledger.writer.stats.batches;
     const results = await Promise.all(steps.map((st) => l.ledger.createTransfers(st.reqs.map(toInput))));
-    assert.deepEqual(results, steps.map((st) => st.expected), JSON.stringify(steps.map((st) => st.reqs)));
+    assert.deepEqual(
+      results,
+      steps.map((st) => st.expected),
+      JSON.stringify(steps.map((st) => st.reqs)),
+    );
     if (steps.length > 0) assert.equal(l.ledger.writer.stats.batches, batchesBefore + 1, 'one group-commit batch');
     await checkAll(l, s, this.toString());
   }
@@ -67,15 +76,21 @@ const commands = fc.commands(
 for (const backend of BACKENDS) {
   describe(`LedgerStore model-based: ${backend.name}`, { skip: backend.skip }, () => {
     test('matches the reference model; verifyLedger passes after every command', async () => {
-      await backend.session((withLedger) => fc.assert(
-        fc.asyncProperty(commands, (cmds) =>
-          withLedger(async (l) => {
-            const created = await l.ledger.createAccounts(USERS.map((id) => ({ id, flags: USER_FLAGS })));
-            assert.deepEqual(created, USERS.map(() => 'ok'));
-            await fc.asyncModelRun(() => ({ model: new Scenario(), real: l }), cmds);
-          })),
-        { numRuns: RUNS_PER_BACKEND },
-      ));
+      await backend.session((withLedger) =>
+        fc.assert(
+          fc.asyncProperty(commands, (cmds) =>
+            withLedger(async (l) => {
+              const created = await l.ledger.createAccounts(USERS.map((id) => ({ id, flags: USER_FLAGS })));
+              assert.deepEqual(
+                created,
+                USERS.map(() => 'ok'),
+              );
+              await fc.asyncModelRun(() => ({ model: new Scenario(), real: l }), cmds);
+            }),
+          ),
+          { numRuns: RUNS_PER_BACKEND },
+        ),
+      );
     });
   });
 }

@@ -16,7 +16,10 @@ const EE_BIN = join(REPO_ROOT, 'packages/cli/bin/ee.js');
 
 function ee(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [EE_BIN, 'ledger', 'verify', ...args], {
-    cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000, env: { ...process.env, EE_DB_PATH: '', EE_DATABASE_URL: '', ...env },
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, EE_DB_PATH: '', EE_DATABASE_URL: '', ...env },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -25,45 +28,57 @@ const sqliteFile = BACKENDS.find((b) => b.name === 'SQLite file')!;
 
 describe('ee ledger verify', () => {
   test('a good ledger: exit 0 with the summary; --json is the report; EE_DB_PATH is the default', () =>
-    sqliteFile.session((withLedger) => withLedger(async (l) => {
-      await populate(l);
-      const r = ee(['--db', l.location]);
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /^Result\s+OK$/m);
-      assert.match(r.stdout, /^Accounts\s+5$/m); // three platform accounts and two users
-      assert.match(r.stdout, /^Journal rows\s+3$/m);
-      assert.match(r.stdout, /^Open locks\s+1$/m);
-      assert.match(r.stdout, /^Audit head\s+seq \d+ [0-9a-f]{64}$/m);
-      assert.match(r.stdout, /^Posted\s+debits \$0\.000130, credits \$0\.000130$/m);
-      assert.match(r.stdout, /^Pending\s+debits \$0\.000020, credits \$0\.000020$/m);
-      assert.equal(r.stderr, '');
+    sqliteFile.session((withLedger) =>
+      withLedger(async (l) => {
+        await populate(l);
+        const r = ee(['--db', l.location]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /^Result\s+OK$/m);
+        assert.match(r.stdout, /^Accounts\s+5$/m); // three platform accounts and two users
+        assert.match(r.stdout, /^Journal rows\s+3$/m);
+        assert.match(r.stdout, /^Open locks\s+1$/m);
+        assert.match(r.stdout, /^Audit head\s+seq \d+ [0-9a-f]{64}$/m);
+        assert.match(r.stdout, /^Posted\s+debits \$0\.000130, credits \$0\.000130$/m);
+        assert.match(r.stdout, /^Pending\s+debits \$0\.000020, credits \$0\.000020$/m);
+        assert.equal(r.stderr, '');
 
-      const j = ee(['--json'], { EE_DB_PATH: l.location });
-      assert.equal(j.code, 0, j.stderr);
-      const report = JSON.parse(j.stdout);
-      assert.equal(report.ok, true);
-      assert.deepEqual(report.errors, []);
-      assert.equal(report.journal_rows, 3);
-      assert.equal(report.pending_open, 1);
-      assert.deepEqual(report.totals, { debits_posted: '130', credits_posted: '130', debits_pending: '20', credits_pending: '20' });
-      assert.equal(report.head.seq, report.audit_rows);
-    })));
+        const j = ee(['--json'], { EE_DB_PATH: l.location });
+        assert.equal(j.code, 0, j.stderr);
+        const report = JSON.parse(j.stdout);
+        assert.equal(report.ok, true);
+        assert.deepEqual(report.errors, []);
+        assert.equal(report.journal_rows, 3);
+        assert.equal(report.pending_open, 1);
+        assert.deepEqual(report.totals, {
+          debits_posted: '130',
+          credits_posted: '130',
+          debits_pending: '20',
+          credits_pending: '20',
+        });
+        assert.equal(report.head.seq, report.audit_rows);
+      }),
+    ));
 
   test('a tampered ledger: exit 1 and the discrepancy named, in both formats', () =>
-    sqliteFile.session((withLedger) => withLedger(async (l) => {
-      await populate(l);
-      await dropAppendOnly(l.db, l.dialect, 'ledger_journal');
-      await sql`UPDATE ledger_journal SET amount = 31 WHERE transfer_id = 'pay'`.execute(l.db);
-      const r = ee(['--db', l.location]);
-      assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.match(r.stdout, /^Result\s+FAILED \(\d+ discrepancies\)$/m);
-      assert.match(r.stdout, /^ {2}- user:t1\.credits_posted is 30 but the journal folds to 31$/m);
-      const j = ee(['--db', l.location, '--json']);
-      assert.equal(j.code, 1);
-      const report = JSON.parse(j.stdout);
-      assert.equal(report.ok, false);
-      assert.ok(report.errors.includes('user:t1.credits_posted is 30 but the journal folds to 31'), report.errors.join('\n'));
-    })));
+    sqliteFile.session((withLedger) =>
+      withLedger(async (l) => {
+        await populate(l);
+        await dropAppendOnly(l.db, l.dialect, 'ledger_journal');
+        await sql`UPDATE ledger_journal SET amount = 31 WHERE transfer_id = 'pay'`.execute(l.db);
+        const r = ee(['--db', l.location]);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stdout, /^Result\s+FAILED \(\d+ discrepancies\)$/m);
+        assert.match(r.stdout, /^ {2}- user:t1\.credits_posted is 30 but the journal folds to 31$/m);
+        const j = ee(['--db', l.location, '--json']);
+        assert.equal(j.code, 1);
+        const report = JSON.parse(j.stdout);
+        assert.equal(report.ok, false);
+        assert.ok(
+          report.errors.includes('user:t1.credits_posted is 30 but the journal folds to 31'),
+          report.errors.join('\n'),
+        );
+      }),
+    ));
 
   test('no ledger there: exit 1 saying so (and a missing file is not created)', async () => {
     const empty = join(tmpDir(), 'empty.db');

@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { createAccounts, createLedgerState, createTransfers, expirePending } from '@easyenclave/control-plane/ledger/engine';
+import {
+  createAccounts,
+  createLedgerState,
+  createTransfers,
+  expirePending,
+} from '@easyenclave/control-plane/ledger/engine';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import type { LedgerState } from '@easyenclave/control-plane/ledger/types';
 import { ALL, commandArb, ISSUANCE, Scenario, toInput, USER_FLAGS, USERS, type Command } from './model.js';
@@ -17,7 +22,11 @@ function runSequence(commands: Command[]): void {
   for (const cmd of commands) {
     const step = scenario.step(cmd);
     if (step) {
-      assert.deepEqual(createTransfers(state, step.reqs.map(toInput), scenario.m.now), step.expected, JSON.stringify(step.reqs));
+      assert.deepEqual(
+        createTransfers(state, step.reqs.map(toInput), scenario.m.now),
+        step.expected,
+        JSON.stringify(step.reqs),
+      );
     } else if (cmd.t === 'advance' && cmd.sweep) {
       // Without a sweep, overdue locks must still refuse post/void (checked against the clock, not the status).
       assert.deepEqual(expirePending(state, scenario.m.now), scenario.sweep());
@@ -29,7 +38,9 @@ function runSequence(commands: Command[]): void {
 
 test('model-based: engine matches the reference model and keeps its invariants', () => {
   fc.assert(
-    fc.property(fc.array(commandArb, { minLength: 1, maxLength: 80, size: 'max' }), (commands) => runSequence(commands)),
+    fc.property(fc.array(commandArb, { minLength: 1, maxLength: 80, size: 'max' }), (commands) =>
+      runSequence(commands),
+    ),
     { numRuns: 300 },
   );
 });

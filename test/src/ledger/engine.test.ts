@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createAccounts, createLedgerState, createTransfers, expirePending } from '@easyenclave/control-plane/ledger/engine';
+import {
+  createAccounts,
+  createLedgerState,
+  createTransfers,
+  expirePending,
+} from '@easyenclave/control-plane/ledger/engine';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import type { LedgerState, TransferInput, TransferResult } from '@easyenclave/control-plane/ledger/types';
 
@@ -46,7 +51,10 @@ const post = (id: string, pending_id: string, amount?: bigint): TransferInput =>
   pending_id,
   flags: { post_pending: true },
 });
-const voidT = (id: string, pending_id: string): TransferInput => ({ ...post(id, pending_id), flags: { void_pending: true } });
+const voidT = (id: string, pending_id: string): TransferInput => ({
+  ...post(id, pending_id),
+  flags: { void_pending: true },
+});
 
 const bal = (s: LedgerState, id: string) => {
   const a = s.accounts.get(id);
@@ -90,7 +98,11 @@ test('validation codes', () => {
   run(s, [pay('nf', 1n, 'user:alice', 'user:nobody')], ['account_not_found']);
   run(s, [pay('nf2', 1n, 'user:nobody', 'user:alice')], ['account_not_found']);
   run(s, [{ ...pay('mx', 1n), flags: { pending: true, post_pending: true } }], ['flags_are_mutually_exclusive']);
-  run(s, [{ ...post('mx2', 'p'), flags: { void_pending: true, balancing_debit: true } }], ['flags_are_mutually_exclusive']);
+  run(
+    s,
+    [{ ...post('mx2', 'p'), flags: { void_pending: true, balancing_debit: true } }],
+    ['flags_are_mutually_exclusive'],
+  );
   run(s, [{ ...pay('memo', 1n), memo: 'm'.repeat(257) }], ['memo_invalid']);
   run(s, [{ ...pay('pid', 1n), pending_id: 'x' }], ['pending_id_must_not_be_set']);
   run(s, [{ ...pay('tmo', 1n), timeout_ms: 5 }], ['timeout_reserved_for_pending_transfer']);
@@ -186,11 +198,7 @@ test('linked chains succeed or fail together; a failed chain changes nothing', (
   run(s, [linked(pay('a', 10n)), pay('c', 1n, 'user:bob', 'user:carol')], ['ok', 'ok']);
   run(s, [pay('b', 5n, 'user:bob', 'user:carol')], ['id_already_failed']);
   // Retrying a committed chain is 'exists' all along; an independent chain in the same batch still applies.
-  run(
-    s,
-    [linked(pay('a', 10n)), pay('c', 1n, 'user:bob', 'user:carol'), pay('d', 1n)],
-    ['exists', 'exists', 'ok'],
-  );
+  run(s, [linked(pay('a', 10n)), pay('c', 1n, 'user:bob', 'user:carol'), pay('d', 1n)], ['exists', 'exists', 'ok']);
   run(s, [pay('e', 1n), linked(pay('f', 1n))], ['ok', 'linked_event_chain_open']);
   run(s, [linked(pay('g', 1n)), linked(pay('h', 1n))], ['linked_event_failed', 'linked_event_chain_open']);
   assert.ok(!s.failed.has('f') && !s.transfers.has('g'));
@@ -207,8 +215,14 @@ test('checkInvariants detects tampering', () => {
   assert.ok(alice);
   alice.credits_posted += 1n;
   const errors = checkInvariants(s);
-  assert.ok(errors.some((e) => e.includes('posted debits')), errors.join('\n'));
-  assert.ok(errors.some((e) => e.includes('folds to')), errors.join('\n'));
+  assert.ok(
+    errors.some((e) => e.includes('posted debits')),
+    errors.join('\n'),
+  );
+  assert.ok(
+    errors.some((e) => e.includes('folds to')),
+    errors.join('\n'),
+  );
   alice.credits_posted -= 1n;
   s.pending.set('l1', 'posted');
   assert.ok(checkInvariants(s).some((e) => e.includes('pending l1')));

@@ -73,7 +73,8 @@ function modelApply(m: Model, r: Req): string {
   } else {
     const p = m.pendings.get(r.pendingId!);
     if (!p) return 'pending_transfer_not_found';
-    if (p.status !== 'pending') return p.status === 'expired' ? 'pending_transfer_expired' : `pending_transfer_already_${p.status}`;
+    if (p.status !== 'pending')
+      return p.status === 'expired' ? 'pending_transfer_expired' : `pending_transfer_already_${p.status}`;
     if (p.expiresAt !== undefined && m.now >= p.expiresAt) return 'pending_transfer_expired';
     const amount = r.amount ?? p.amount;
     if (amount > p.amount) return 'exceeds_pending_transfer_amount';
@@ -91,7 +92,8 @@ function modelApply(m: Model, r: Req): string {
   return 'ok';
 }
 
-const RECORDED_FAILURE = (code: string) => !['ok', 'exists', 'exists_with_different_fields', 'id_already_failed'].includes(code);
+const RECORDED_FAILURE = (code: string) =>
+  !['ok', 'exists', 'exists_with_different_fields', 'id_already_failed'].includes(code);
 
 export function toInput(r: Req): TransferInput {
   return {
@@ -99,7 +101,12 @@ export function toInput(r: Req): TransferInput {
     debit_account: r.debit,
     credit_account: r.credit,
     amount: r.amount === undefined ? undefined : BigInt(r.amount),
-    flags: { pending: r.kind === 'pending', post_pending: r.kind === 'post', void_pending: r.kind === 'void', linked: r.linked },
+    flags: {
+      pending: r.kind === 'pending',
+      post_pending: r.kind === 'post',
+      void_pending: r.kind === 'void',
+      linked: r.linked,
+    },
     pending_id: r.pendingId,
     timeout_ms: r.timeout,
     memo: r.memo,
@@ -114,9 +121,15 @@ const moveOf = (t: 'mint' | 'transfer' | 'lock') =>
     to: fc.nat(3),
     amount: amountArb,
     // Multiples of 500 ms (like the clock steps) so a post lands exactly on a deadline now and then.
-    timeout: fc.option(fc.oneof(fc.integer({ min: 1, max: 6 }).map((k) => k * 500), fc.integer({ min: 1, max: 3_000 })), {
-      nil: undefined,
-    }),
+    timeout: fc.option(
+      fc.oneof(
+        fc.integer({ min: 1, max: 6 }).map((k) => k * 500),
+        fc.integer({ min: 1, max: 3_000 }),
+      ),
+      {
+        nil: undefined,
+      },
+    ),
   });
 const moveArb = fc.oneof(moveOf('mint'), moveOf('transfer'), moveOf('lock'));
 type Move = typeof moveArb extends fc.Arbitrary<infer T> ? T : never;
@@ -134,11 +147,25 @@ export const commandArb = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('void' as const), pick: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('advance' as const), sweep: fc.boolean(), ms: fc.oneof(fc.integer({ min: 0, max: 4 }).map((k) => k * 500), fc.integer({ min: 0, max: 2_000 })) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('advance' as const),
+      sweep: fc.boolean(),
+      ms: fc.oneof(
+        fc.integer({ min: 0, max: 4 }).map((k) => k * 500),
+        fc.integer({ min: 0, max: 2_000 }),
+      ),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('retrySame' as const), pick: fc.nat() }) },
   {
     weight: 1,
-    arbitrary: fc.record({ t: fc.constant('retryDiff' as const), pick: fc.nat(), field: fc.constantFrom('amount', 'memo') }),
+    arbitrary: fc.record({
+      t: fc.constant('retryDiff' as const),
+      pick: fc.nat(),
+      field: fc.constantFrom('amount', 'memo'),
+    }),
   },
   {
     weight: 2,
@@ -158,7 +185,13 @@ export interface Step {
 }
 
 export class Scenario {
-  readonly m: Model = { now: 1_000_000, accounts: new Map(), applied: new Map(), failed: new Set(), pendings: new Map() };
+  readonly m: Model = {
+    now: 1_000_000,
+    accounts: new Map(),
+    applied: new Map(),
+    failed: new Set(),
+    pendings: new Map(),
+  };
   readonly #pool: Req[] = []; // standalone requests, for retries
   #seq = 0;
 
@@ -171,7 +204,13 @@ export class Scenario {
   #fromMove(mv: Move): Req {
     const id = this.#fresh();
     if (mv.t === 'mint') return { id, kind: 'plain', debit: ISSUANCE, credit: USERS[mv.from]!, amount: mv.amount * 3 };
-    const r: Req = { id, kind: mv.t === 'lock' ? 'pending' : 'plain', debit: USERS[mv.from]!, credit: ALL[mv.to]!, amount: mv.amount };
+    const r: Req = {
+      id,
+      kind: mv.t === 'lock' ? 'pending' : 'plain',
+      debit: USERS[mv.from]!,
+      credit: ALL[mv.to]!,
+      amount: mv.amount,
+    };
     if (mv.t === 'lock') r.timeout = mv.timeout;
     return r;
   }
@@ -236,10 +275,13 @@ export class Scenario {
     const reqs = cmd.members.map((mv) => this.#fromMove(mv));
     const badAt = cmd.badAt % (reqs.length + 1);
     const bad: Req | undefined =
-      cmd.bad === 'same-accounts' ? { id: this.#fresh(), kind: 'plain', debit: USERS[0]!, credit: USERS[0]!, amount: 1 }
-      : cmd.bad === 'overdraft' ? { id: this.#fresh(), kind: 'plain', debit: USERS[1]!, credit: USERS[2]!, amount: 1e9 }
-      : cmd.bad === 'missing-pending' ? { ...this.#resolveReq('post', 0), pendingId: 'missing' }
-      : undefined;
+      cmd.bad === 'same-accounts'
+        ? { id: this.#fresh(), kind: 'plain', debit: USERS[0]!, credit: USERS[0]!, amount: 1 }
+        : cmd.bad === 'overdraft'
+          ? { id: this.#fresh(), kind: 'plain', debit: USERS[1]!, credit: USERS[2]!, amount: 1e9 }
+          : cmd.bad === 'missing-pending'
+            ? { ...this.#resolveReq('post', 0), pendingId: 'missing' }
+            : undefined;
     if (bad) reqs.splice(badAt, 0, bad);
     reqs.forEach((r, i) => (r.linked = i < reqs.length - 1));
     // Apply to a scratch copy; keep it only if every member succeeded.

@@ -46,7 +46,11 @@ describe('agent failure', () => {
     );
     assert.ok(killed_at > 0, 'the agent was killed mid-response');
     assert.equal(outcome.status, 200);
-    assert.equal(outcome.kind, 'error', `the client must see a broken response, not a clean end: ${JSON.stringify(outcome)}`);
+    assert.equal(
+      outcome.kind,
+      'error',
+      `the client must see a broken response, not a clean end: ${JSON.stringify(outcome)}`,
+    );
     assert.ok(outcome.bytes < 1000 * 1024, `truncated: ${outcome.bytes} bytes`);
     assert.equal(await within(agent.exited, 5000, 'agent exit'), 'SIGKILL');
 
@@ -64,7 +68,11 @@ describe('agent failure', () => {
     await waitRoutable(cp, 'demo', 10_000);
 
     const inflight = proxyGet(cp, '/slow/2500');
-    await waitFor(() => [...cp.hub.links].some((l) => l.session.activeStreams > 0), 3000, 'the request to be in flight');
+    await waitFor(
+      () => [...cp.hub.links].some((l) => l.session.activeStreams > 0),
+      3000,
+      'the request to be in flight',
+    );
     agent.kill('SIGTERM');
 
     // During the drain the agent takes no new work: the control plane stops routing to it at once.

@@ -7,9 +7,24 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { afterEach, describe, test } from 'node:test';
-import { generateKeyset, publicKeyset, SANDBOX_REASONS, SandboxQuoteProvider, type Keyset } from '@easyenclave/attestation';
+import {
+  generateKeyset,
+  publicKeyset,
+  SANDBOX_REASONS,
+  SandboxQuoteProvider,
+  type Keyset,
+} from '@easyenclave/attestation';
 import type { AttestResponseMessage } from '@easyenclave/protocol';
-import { closeAll, sleep, startAgent, startBackend, startCp, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
+import {
+  closeAll,
+  sleep,
+  startAgent,
+  startBackend,
+  startCp,
+  waitFor,
+  waitRoutable,
+  wsUrl,
+} from '../helpers/network.js';
 import { newAgentId, RawAgent, type AnswerOptions } from './raw-agent.js';
 import { adminApp, proxyGet, resolveApp, within } from './util.js';
 
@@ -106,7 +121,10 @@ describe('attestation', () => {
       assert.equal(result.ok, false, w.name);
       assert.equal(result.nonce, req.nonce, w.name);
       assert.ok(result.reasons.length > 0, `${w.name}: reasons given`);
-      assert.ok(result.reasons.some((r: string) => w.reason.test(r)), `${w.name}: ${JSON.stringify(result.reasons)}`);
+      assert.ok(
+        result.reasons.some((r: string) => w.reason.test(r)),
+        `${w.name}: ${JSON.stringify(result.reasons)}`,
+      );
       const close = await raw.waitClose();
       assert.equal(close.code, 4002, w.name);
       assert.match(close.reason, /attestation failed/, w.name);
@@ -164,7 +182,10 @@ describe('attestation', () => {
     assert.equal((await a.waitClose()).code, 4002);
     assert.equal((await resolveApp(cp)).status, 403, 'a failed replay stops routing');
     const rows1 = await cp.store.listAttestations({ agent_id: id1, limit: 5 });
-    assert.deepEqual(rows1.map((r) => r.ok), [false, true]);
+    assert.deepEqual(
+      rows1.map((r) => r.ok),
+      [false, true],
+    );
 
     // On a new connection whose challenge has another nonce: verbatim, then with the nonce field rewritten.
     for (const rewrite of [false, true]) {
@@ -216,17 +237,32 @@ describe('attestation', () => {
     assert.equal([...cp.hub.links].filter((l) => l.routable(Date.now(), 120_000)).length, 0);
     assert.equal((await raw.waitClose()).code, 4002);
     const rows = await cp.store.listAttestations({ agent_id, limit: 10 });
-    assert.deepEqual(rows.map((r) => [r.reason, r.ok]), [['interval', false], ['interval', true], ['register', true]]);
+    assert.deepEqual(
+      rows.map((r) => [r.reason, r.ok]),
+      [
+        ['interval', false],
+        ['interval', true],
+        ['register', true],
+      ],
+    );
   });
 
   test('sealed network forge-1: a real agent with sandbox evidence is refused and never routable', async () => {
     const backend = await startBackend();
     const cp = await startCp({ EE_QUEUE_TIMEOUT_MS: '200' });
-    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' }, { quote_provider: forcedSandbox() });
+    const agent = startAgent(
+      { control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' },
+      { quote_provider: forcedSandbox() },
+    );
     let attested = false;
     agent.on('attested', () => (attested = true));
-    const [reasons] = (await within(once(agent, 'attest_failed'), 5000, 'the sealed network to refuse the agent')) as [string[]];
-    assert.ok(reasons.some((r) => /sealed/.test(r)), JSON.stringify(reasons));
+    const [reasons] = (await within(once(agent, 'attest_failed'), 5000, 'the sealed network to refuse the agent')) as [
+      string[],
+    ];
+    assert.ok(
+      reasons.some((r) => /sealed/.test(r)),
+      JSON.stringify(reasons),
+    );
 
     // Watch it for a while (it keeps reconnecting): never routable.
     const until = Date.now() + 1500;
@@ -252,7 +288,10 @@ describe('attestation', () => {
     // about 4-5 attempts in 3 s; 10 or more is (p < 1e-3) a retry loop that never backs off.
     const backend = await startBackend();
     const cp = await startCp();
-    const agent = startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' }, { quote_provider: forcedSandbox() });
+    const agent = startAgent(
+      { control_ws: wsUrl(cp), backend_url: backend.url, network: 'forge-1' },
+      { quote_provider: forcedSandbox() },
+    );
     let refusals = 0;
     agent.on('attest_failed', () => refusals++);
     await waitFor(() => refusals >= 1, 5000, 'the first refusal');

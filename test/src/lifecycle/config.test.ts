@@ -19,7 +19,8 @@ async function expectConfigExit(args: string[], env: CpEnv, variable: string, se
   assert.ok(h.output().includes(variable), `the message names ${variable}:\n${h.output()}`);
   // Quickly: about a bare node start-up (seconds on a loaded 2-core machine), no connecting or retrying.
   assert.ok(took < 10_000, `exit took ${took} ms`);
-  if (secret !== undefined) assert.ok(!h.output().includes(secret), `the secret value must not be echoed:\n${h.output()}`);
+  if (secret !== undefined)
+    assert.ok(!h.output().includes(secret), `the secret value must not be echoed:\n${h.output()}`);
 }
 
 describe('ee configuration errors', { concurrency: true }, () => {
@@ -27,7 +28,12 @@ describe('ee configuration errors', { concurrency: true }, () => {
     await Promise.all([
       expectConfigExit(['control-plane'], cpEnv({ EE_CONTROL_PORT: 'abc' }), 'EE_CONTROL_PORT'),
       expectConfigExit(['control-plane'], cpEnv({ EE_ATTEST_DEADLINE_SEC: '0' }), 'EE_ATTEST_DEADLINE_SEC'),
-      expectConfigExit(['control-plane'], cpEnv({ EE_DATABASE_URL: 'mysql://ee:hunter2-secret@db/x' }), 'EE_DATABASE_URL', 'hunter2-secret'),
+      expectConfigExit(
+        ['control-plane'],
+        cpEnv({ EE_DATABASE_URL: 'mysql://ee:hunter2-secret@db/x' }),
+        'EE_DATABASE_URL',
+        'hunter2-secret',
+      ),
     ]);
   });
 
@@ -38,11 +44,19 @@ describe('ee configuration errors', { concurrency: true }, () => {
   });
 
   test('npx ee --help lists the commands and exits 0', async () => {
-    const child = spawn('npx', ['--no-install', 'ee', '--help'], { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npx', ['--no-install', 'ee', '--help'], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await within(new Promise<number | null>((r) => child.on('exit', (c) => r(c))), 20_000, 'npx ee --help').finally(() => child.kill('SIGKILL'));
+    const code = await within(
+      new Promise<number | null>((r) => child.on('exit', (c) => r(c))),
+      20_000,
+      'npx ee --help',
+    ).finally(() => child.kill('SIGKILL'));
     assert.equal(code, 0, out);
     assert.match(out, /Usage: ee/);
     assert.match(out, /control-plane/);

@@ -37,7 +37,12 @@ interface Net {
 async function network(): Promise<Net> {
   const backend = await startBackend();
   // In-memory SQLite: these runs exercise the protocol, not persistence, and fsyncs would dominate them.
-  const cp = await spawnCp({ EE_DB_PATH: ':memory:', EE_QUEUE_TIMEOUT_MS: '200', EE_PROXY_TIMEOUT_SEC: '5', EE_LOG_LEVEL: 'error' });
+  const cp = await spawnCp({
+    EE_DB_PATH: ':memory:',
+    EE_QUEUE_TIMEOUT_MS: '200',
+    EE_PROXY_TIMEOUT_SEC: '5',
+    EE_LOG_LEVEL: 'error',
+  });
   startAgent({ control_ws: cp.ws_url, backend_url: backend.url, app_name: 'good', repo: 'acme/good' });
   await waitRoutable(cp, 'good', 10_000);
   return { cp };
@@ -55,7 +60,10 @@ after(() => closeAll());
 
 function assertAlive(cp: CpProcess, what: string): void {
   const dead = cp.child.exitCode !== null || cp.child.signalCode !== null;
-  assert.ok(!dead, `the control plane process died (${cp.child.exitCode ?? cp.child.signalCode}) after ${what}; its output:\n${cp.output().slice(-3000)}`);
+  assert.ok(
+    !dead,
+    `the control plane process died (${cp.child.exitCode ?? cp.child.signalCode}) after ${what}; its output:\n${cp.output().slice(-3000)}`,
+  );
 }
 
 /** The control plane survived and still serves the healthy app. */
@@ -98,7 +106,9 @@ async function registered(cp: CpProcess): Promise<RawAgent> {
 }
 
 /** A registered agent with one proxied request in flight toward it (stream 1 open on the control plane). */
-async function withOpenStream(cp: CpProcess): Promise<{ raw: RawAgent; pending: Promise<HttpResult | Error>; stream_id: number }> {
+async function withOpenStream(
+  cp: CpProcess,
+): Promise<{ raw: RawAgent; pending: Promise<HttpResult | Error>; stream_id: number }> {
   const raw = await registered(cp);
   await waitRoutable(cp, raw.reg.app_name);
   const pending = proxyGet(cp, '/fz', raw.reg.app_name).catch((err: Error) => err);
@@ -120,11 +130,17 @@ function frame(type: number, flags: number, stream_id: number, payload: Uint8Arr
  */
 async function runProperty(prop: fc.IAsyncProperty<[Uint8Array[]]> | fc.IAsyncProperty<[Buffer[]]>): Promise<void> {
   const seed = process.env.EE_FUZZ_SEED ? Number(process.env.EE_FUZZ_SEED) : undefined;
-  const details = await fc.check(prop as fc.IAsyncProperty<[Uint8Array[]]>, { numRuns: NUM_RUNS, endOnFailure: true, ...(seed !== undefined ? { seed } : {}) });
+  const details = await fc.check(prop as fc.IAsyncProperty<[Uint8Array[]]>, {
+    numRuns: NUM_RUNS,
+    endOnFailure: true,
+    ...(seed !== undefined ? { seed } : {}),
+  });
   if (!details.failed) return;
   const example = details.counterexample ? describeRun(details.counterexample[0]) : '(none)';
   const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  throw new Error(`property failed after ${details.numRuns} runs (EE_FUZZ_SEED=${details.seed}); messages (hex): ${example}\n${cause}`);
+  throw new Error(
+    `property failed after ${details.numRuns} runs (EE_FUZZ_SEED=${details.seed}); messages (hex): ${example}\n${cause}`,
+  );
 }
 
 const describeRun = (msgs: Uint8Array[]) => JSON.stringify(msgs.map((m) => Buffer.from(m).toString('hex')));
@@ -149,7 +165,11 @@ describe('fuzz: arbitrary binary messages from a registered agent', () => {
     );
     assert.ok(closed > 0, 'some inputs must have been refused');
     const health = await httpGet(`${cp.api_url}/health`);
-    await waitFor(async () => (await httpGet(`${cp.api_url}/health`)).json.agents_connected === 1, 3000, 'fuzz links to be gone');
+    await waitFor(
+      async () => (await httpGet(`${cp.api_url}/health`)).json.agents_connected === 1,
+      3000,
+      'fuzz links to be gone',
+    );
     assert.equal(health.status, 200);
   });
 
@@ -162,13 +182,28 @@ describe('fuzz: arbitrary binary messages from a registered agent', () => {
       fc.string({ unit: 'binary', maxLength: 6 }),
       fc.string({ maxLength: 6 }),
     );
-    const json = fc.oneof(
-      { weight: 4, arbitrary: fc.record({ status: fc.oneof(fc.integer({ min: 100, max: 599 }), fc.integer({ min: -10, max: 1000 })), headers: fc.array(fc.tuple(token, token), { maxLength: 3 }) }) },
-      { weight: 1, arbitrary: fc.record({ headers: fc.array(fc.tuple(token, token), { maxLength: 3 }) }) },
-      { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
-    ).map((v) => Buffer.from(JSON.stringify(v) ?? 'null'));
-    const streamId = fc.oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constantFrom(0, 2) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) });
-    const flags = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(0, 1) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) });
+    const json = fc
+      .oneof(
+        {
+          weight: 4,
+          arbitrary: fc.record({
+            status: fc.oneof(fc.integer({ min: 100, max: 599 }), fc.integer({ min: -10, max: 1000 })),
+            headers: fc.array(fc.tuple(token, token), { maxLength: 3 }),
+          }),
+        },
+        { weight: 1, arbitrary: fc.record({ headers: fc.array(fc.tuple(token, token), { maxLength: 3 }) }) },
+        { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+      )
+      .map((v) => Buffer.from(JSON.stringify(v) ?? 'null'));
+    const streamId = fc.oneof(
+      { weight: 6, arbitrary: fc.constant(1) },
+      { weight: 1, arbitrary: fc.constantFrom(0, 2) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) },
+    );
+    const flags = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom(0, 1) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
+    );
     const u32 = (n: number) => {
       const b = Buffer.alloc(4);
       b.writeUInt32BE(n >>> 0);
@@ -177,16 +212,45 @@ describe('fuzz: arbitrary binary messages from a registered agent', () => {
     const increment = fc.oneof(fc.integer({ min: 1, max: 1 << 20 }), fc.constantFrom(0, MAX_WINDOW_BYTES, 0xffffffff));
     const frameArb = fc.oneof(
       { weight: 4, arbitrary: fc.tuple(flags, streamId, json).map(([f, id, p]) => frame(FrameType.HEADERS, f, id, p)) },
-      { weight: 3, arbitrary: fc.tuple(flags, streamId, fc.uint8Array({ maxLength: 64 })).map(([f, id, p]) => frame(FrameType.DATA, f, id, p)) },
-      { weight: 1, arbitrary: fc.tuple(flags, streamId, json).map(([f, id, p]) => frame(FrameType.TRAILERS, f, id, p)) },
-      { weight: 1, arbitrary: fc.tuple(streamId, increment).map(([id, n]) => frame(FrameType.WINDOW_UPDATE, 0, id, u32(n))) },
+      {
+        weight: 3,
+        arbitrary: fc
+          .tuple(flags, streamId, fc.uint8Array({ maxLength: 64 }))
+          .map(([f, id, p]) => frame(FrameType.DATA, f, id, p)),
+      },
       {
         weight: 1,
-        arbitrary: fc.tuple(streamId, fc.integer({ min: 0, max: 0xffff }), fc.string({ maxLength: 20 })).map(([id, code, reason]) =>
-          frame(FrameType.RESET, 0, id, Buffer.concat([u32(code).subarray(2), Buffer.from(reason)]))),
+        arbitrary: fc.tuple(flags, streamId, json).map(([f, id, p]) => frame(FrameType.TRAILERS, f, id, p)),
       },
-      { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffff })).map(([last, code]) => frame(FrameType.GOAWAY, 0, 0, Buffer.concat([u32(last), u32(code).subarray(2)]))) },
-      { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), streamId, fc.uint8Array({ maxLength: 64 })).map(([t, f, id, p]) => frame(t, f, id, p)) },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(streamId, increment).map(([id, n]) => frame(FrameType.WINDOW_UPDATE, 0, id, u32(n))),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(streamId, fc.integer({ min: 0, max: 0xffff }), fc.string({ maxLength: 20 }))
+          .map(([id, code, reason]) =>
+            frame(FrameType.RESET, 0, id, Buffer.concat([u32(code).subarray(2), Buffer.from(reason)])),
+          ),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffff }))
+          .map(([last, code]) => frame(FrameType.GOAWAY, 0, 0, Buffer.concat([u32(last), u32(code).subarray(2)]))),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(
+            fc.integer({ min: 0, max: 255 }),
+            fc.integer({ min: 0, max: 255 }),
+            streamId,
+            fc.uint8Array({ maxLength: 64 }),
+          )
+          .map(([t, f, id, p]) => frame(t, f, id, p)),
+      },
     );
 
     await runProperty(
@@ -256,14 +320,21 @@ describe('malformed and oversized messages (targeted)', () => {
     for (let i = 0; i < 200; i++) answer.measurements[`${i}-${'中'.repeat(90)}`] = 'x';
     const text = JSON.stringify(answer);
     const bytes = Buffer.byteLength(text);
-    assert.ok(bytes > MAX_CONTROL_MESSAGE_BYTES && bytes < MAX_WS_MESSAGE_BYTES && text.length < MAX_CONTROL_MESSAGE_BYTES, `${bytes} bytes, ${text.length} units`);
+    assert.ok(
+      bytes > MAX_CONTROL_MESSAGE_BYTES && bytes < MAX_WS_MESSAGE_BYTES && text.length < MAX_CONTROL_MESSAGE_BYTES,
+      `${bytes} bytes, ${text.length} units`,
+    );
     raw.sendText(text);
     // The attest_response is handled asynchronously (verification), so wait for the close itself.
     const o = await raw.waitClose(1500).catch(() => 'open' as const);
     const got = JSON.stringify(raw.received.map((m) => [m.type, m.ok]));
     assert.notEqual(o, 'open', `a ${bytes}-byte control message was accepted and processed: ${got}`);
     const c = assertClosedWithReason(o, [1009], `a ${bytes}-byte control message`);
-    assert.match(c.reason, /exceeds/, `a ${bytes}-byte control message was processed instead of refused for its size: ${got}`);
+    assert.match(
+      c.reason,
+      /exceeds/,
+      `a ${bytes}-byte control message was processed instead of refused for its size: ${got}`,
+    );
     await assertServing(cp, 'multi-byte text > 48 KiB');
   });
 
@@ -303,7 +374,10 @@ describe('malformed and oversized messages (targeted)', () => {
     const c = assertClosedWithReason(await outcome(raw), [1002], 'stream WINDOW_UPDATE overflow');
     assert.match(c.reason, /overflow/);
     const r = await within(pending, 5000, 'the proxied request on the broken tunnel');
-    assert.ok(r instanceof Error || r.status >= 500, `the client must see a failure: ${r instanceof Error ? r.message : r.status}`);
+    assert.ok(
+      r instanceof Error || r.status >= 500,
+      `the client must see a failure: ${r instanceof Error ? r.message : r.status}`,
+    );
     await assertServing(cp, 'stream WINDOW_UPDATE overflow');
   });
 });
@@ -312,26 +386,36 @@ describe('inputs that must not crash the control plane process', () => {
   test('a response head with a header name that is not an HTTP token: the request fails, the control plane lives', async () => {
     const { cp } = await net();
     const { raw, pending, stream_id } = await withOpenStream(cp);
-    raw.sendBinary(encodeHeaders(stream_id, Buffer.from(JSON.stringify({ status: 200, headers: [['bad name', 'x']] })), true));
+    raw.sendBinary(
+      encodeHeaders(stream_id, Buffer.from(JSON.stringify({ status: 200, headers: [['bad name', 'x']] })), true),
+    );
     await Promise.race([pending, cp.exited, new Promise((r) => setTimeout(r, 2000))]);
     await new Promise((r) => setTimeout(r, 100));
     assertAlive(cp, 'a response head with the header name "bad name"');
     raw.terminate();
     const r = await within(pending, 5000, 'the proxied request');
-    assert.ok(r instanceof Error || r.status >= 500, `the client must see a failure: ${r instanceof Error ? r.message : r.status}`);
+    assert.ok(
+      r instanceof Error || r.status >= 500,
+      `the client must see a failure: ${r instanceof Error ? r.message : r.status}`,
+    );
     await assertServing(cp, 'a response head with an invalid header name');
   });
 
   test('a response head with a header value outside latin-1: the request fails, the control plane lives', async () => {
     const { cp } = await net();
     const { raw, pending, stream_id } = await withOpenStream(cp);
-    raw.sendBinary(encodeHeaders(stream_id, Buffer.from(JSON.stringify({ status: 200, headers: [['x-name', '中']] })), true));
+    raw.sendBinary(
+      encodeHeaders(stream_id, Buffer.from(JSON.stringify({ status: 200, headers: [['x-name', '中']] })), true),
+    );
     await Promise.race([pending, cp.exited, new Promise((r) => setTimeout(r, 2000))]);
     await new Promise((r) => setTimeout(r, 100));
     assertAlive(cp, 'a response head with the header value "中"');
     raw.terminate();
     const r = await within(pending, 5000, 'the proxied request');
-    assert.ok(r instanceof Error || r.status >= 500, `the client must see a failure: ${r instanceof Error ? r.message : r.status}`);
+    assert.ok(
+      r instanceof Error || r.status >= 500,
+      `the client must see a failure: ${r instanceof Error ? r.message : r.status}`,
+    );
     await assertServing(cp, 'a response head with a non-latin-1 header value');
   });
 

@@ -3,7 +3,16 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, describe, it } from 'node:test';
-import { closeAll, sleep, spawnCp, startAgent, startBackend, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
+import {
+  closeAll,
+  sleep,
+  spawnCp,
+  startAgent,
+  startBackend,
+  waitFor,
+  waitRoutable,
+  wsUrl,
+} from '../helpers/network.js';
 
 after(closeAll);
 
@@ -46,7 +55,9 @@ describe('SIGHUP handoff', () => {
       const load = loadUntil(`${cp.api_url}/v1/proxy/demo/echo`, () => done);
       await sleep(500);
       cp.kill('SIGHUP');
-      successor = Number((await waitFor(() => /successor (\d+) is serving/.exec(cp.output()), 20_000, 'a serving successor'))[1]);
+      successor = Number(
+        (await waitFor(() => /successor (\d+) is serving/.exec(cp.output()), 20_000, 'a serving successor'))[1],
+      );
       assert.equal(await cp.exited, 0, cp.output());
       await sleep(1000); // keep the load running on the successor alone
       done = true;

@@ -75,7 +75,10 @@ export class RawAgent {
   provider: SandboxQuoteProvider;
   reg: Required<RegisterFields>;
 
-  private constructor(readonly ws: WebSocket, reg: RegisterFields) {
+  private constructor(
+    readonly ws: WebSocket,
+    reg: RegisterFields,
+  ) {
     this.reg = {
       repo: reg.repo ?? 'acme/demo',
       release_tag: reg.release_tag ?? 'v1.0.0',
@@ -168,10 +171,13 @@ export class RawAgent {
       const i = this.inbox.findIndex((m) => m.type === type);
       if (i >= 0) return this.inbox.splice(i, 1)[0]!;
       if (this.close_info) {
-        throw new Error(`connection closed (${this.close_info.code} ${this.close_info.reason}) before a "${type}" message; got: ${JSON.stringify(this.received)}`);
+        throw new Error(
+          `connection closed (${this.close_info.code} ${this.close_info.reason}) before a "${type}" message; got: ${JSON.stringify(this.received)}`,
+        );
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no "${type}" message within ${timeout_ms} ms; got: ${JSON.stringify(this.received)}`);
+      if (left <= 0)
+        throw new Error(`no "${type}" message within ${timeout_ms} ms; got: ${JSON.stringify(this.received)}`);
       await this.changed(left);
     }
   }
@@ -182,9 +188,15 @@ export class RawAgent {
     for (;;) {
       const f = this.frames.find((x): x is Frame => x !== null && pred(x));
       if (f) return f;
-      if (this.close_info) throw new Error(`connection closed (${this.close_info.code} ${this.close_info.reason}) before the expected frame`);
+      if (this.close_info)
+        throw new Error(
+          `connection closed (${this.close_info.code} ${this.close_info.reason}) before the expected frame`,
+        );
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`expected frame not received within ${timeout_ms} ms; got types ${JSON.stringify(this.frames.map((x) => x?.type ?? null))}`);
+      if (left <= 0)
+        throw new Error(
+          `expected frame not received within ${timeout_ms} ms; got types ${JSON.stringify(this.frames.map((x) => x?.type ?? null))}`,
+        );
       await this.changed(left);
     }
   }
@@ -193,7 +205,10 @@ export class RawAgent {
   async waitClose(timeout_ms = 3000): Promise<CloseInfo> {
     let t: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`connection still open after ${timeout_ms} ms; got: ${JSON.stringify(this.received)}`)), timeout_ms);
+      t = setTimeout(
+        () => reject(new Error(`connection still open after ${timeout_ms} ms; got: ${JSON.stringify(this.received)}`)),
+        timeout_ms,
+      );
     });
     try {
       return await Promise.race([this.closed, timeout]);
@@ -245,7 +260,13 @@ export class RawAgent {
         this.streams_opened++;
         stream.onData = (chunk) => stream.consumed(chunk.length);
         const body = Buffer.from('raw-agent');
-        stream.respond({ status: 200, headers: [['content-type', 'text/plain'], ['content-length', String(body.length)]] });
+        stream.respond({
+          status: 200,
+          headers: [
+            ['content-type', 'text/plain'],
+            ['content-length', String(body.length)],
+          ],
+        });
         stream.write(body);
         stream.end();
       },
@@ -254,7 +275,9 @@ export class RawAgent {
   }
 
   /** register → registered → attest_request → correct answer → attest_result ok → health pass. */
-  async registerAndAttest(opts: { health?: boolean } = {}): Promise<{ registered: Msg; request: Msg; result: Msg; response: AttestResponseMessage }> {
+  async registerAndAttest(
+    opts: { health?: boolean } = {},
+  ): Promise<{ registered: Msg; request: Msg; result: Msg; response: AttestResponseMessage }> {
     this.register();
     const registered = await this.next('registered');
     const request = await this.next('attest_request');

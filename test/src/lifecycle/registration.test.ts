@@ -28,7 +28,11 @@ describe('registration', () => {
     const close = await thief.waitClose();
     assert.equal(close.code, 4001);
     assert.ok(close.reason.length > 0, 'the close carries a reason');
-    assert.deepEqual(thief.received.map((m) => m.type), ['error'], 'the refused agent is never registered nor challenged');
+    assert.deepEqual(
+      thief.received.map((m) => m.type),
+      ['error'],
+      'the refused agent is never registered nor challenged',
+    );
 
     // The owner is untouched.
     const app = await cp.store.getApp('demo');
@@ -104,7 +108,10 @@ describe('registration', () => {
     const backend = await startBackend();
     let hits = 0;
     backend.server.on('request', () => hits++);
-    const cp = await startCp({ EE_REGISTRATION_TTL_DAYS: '1', EE_REGISTRATION_WARN_DAYS: '0.5', EE_QUEUE_TIMEOUT_MS: '300' }, { clock });
+    const cp = await startCp(
+      { EE_REGISTRATION_TTL_DAYS: '1', EE_REGISTRATION_WARN_DAYS: '0.5', EE_QUEUE_TIMEOUT_MS: '300' },
+      { clock },
+    );
     startAgent({ control_ws: wsUrl(cp), backend_url: backend.url });
     await waitRoutable(cp);
 
@@ -115,10 +122,14 @@ describe('registration', () => {
 
     // Inside the warning window (0.6 d of 1 d): expiring, and still routable.
     clock.advance(0.6 * DAY_MS);
-    await waitFor(async () => {
-      const r = await resolveApp(cp);
-      return r.status === 200 && r.json.status === 'expiring';
-    }, 5000, 'status expiring while still routable');
+    await waitFor(
+      async () => {
+        const r = await resolveApp(cp);
+        return r.status === 200 && r.json.status === 'expiring';
+      },
+      5000,
+      'status expiring while still routable',
+    );
     const served = await proxyGet(cp, '/echo');
     assert.equal(served.status, 200, served.text);
     assert.equal((await hostGet(cp, '/echo')).status, 200, 'host-routed proxy serves too');
@@ -171,9 +182,17 @@ describe('registration', () => {
     assert.equal(proxied.status, 503, proxied.text);
     assert.equal(proxied.json.error.code, 'unhealthy');
     assert.equal(raw.streams_opened, 1, 'no request was routed to the silent agent');
-    await waitFor(async () => (await cp.store.listHealthEvents({ agent_id, limit: 20 })).some((e) => e.kind === 'missed'), 3000, 'a missed health event');
+    await waitFor(
+      async () => (await cp.store.listHealthEvents({ agent_id, limit: 20 })).some((e) => e.kind === 'missed'),
+      3000,
+      'a missed health event',
+    );
     const detail = await adminApp(cp);
-    assert.ok(detail.json.recent_health_events.some((e: { kind: string; agent_id: string }) => e.kind === 'missed' && e.agent_id === agent_id));
+    assert.ok(
+      detail.json.recent_health_events.some(
+        (e: { kind: string; agent_id: string }) => e.kind === 'missed' && e.agent_id === agent_id,
+      ),
+    );
     assert.equal((await cp.store.getAgent(agent_id))?.health_status, 'fail');
     assert.equal(raw.open, true, 'a health miss stops traffic; it does not cut the connection');
 

@@ -47,7 +47,11 @@ async function killAndRestart(t: TestContext, extra: CpEnv): Promise<{ expires_a
   assert.equal(cp2.api_url, cp.api_url);
 
   // No manual step: the agent redials by itself and serves again within 5 s of the new process listening.
-  await waitFor(async () => (await proxyGet(cp2, '/echo')).status === 200, 5000, 'the agent back and serving after the restart');
+  await waitFor(
+    async () => (await proxyGet(cp2, '/echo')).status === 200,
+    5000,
+    'the agent back and serving after the restart',
+  );
   t.diagnostic(`agent serving again ${Date.now() - listening_at} ms after the new control plane listened`);
   assert.equal(agent.child.exitCode, null, 'the agent process must have survived the control-plane restart');
 
@@ -55,16 +59,26 @@ async function killAndRestart(t: TestContext, extra: CpEnv): Promise<{ expires_a
   const after = await adminApp(cp2);
   assert.equal(after.status, 200, after.text);
   assert.deepEqual(
-    after.json.registrations.map((r: { release_tag: string; created_at: string; expires_at: string }) => [r.release_tag, r.created_at, r.expires_at]),
+    after.json.registrations.map((r: { release_tag: string; created_at: string; expires_at: string }) => [
+      r.release_tag,
+      r.created_at,
+      r.expires_at,
+    ]),
     [[reg0.release_tag, reg0.created_at, reg0.expires_at]],
   );
   const res1 = await resolveApp(cp2);
   assert.equal(res1.status, 200, res1.text);
   assert.equal(res1.json.expires_at, reg0.expires_at);
   // The agent row survived too, and the new process recorded that the old one went away.
-  assert.deepEqual(after.json.agents.map((a: { agent_id: string; connected: boolean }) => [a.agent_id, a.connected]), [['restart-agent-1', true]]);
+  assert.deepEqual(
+    after.json.agents.map((a: { agent_id: string; connected: boolean }) => [a.agent_id, a.connected]),
+    [['restart-agent-1', true]],
+  );
   assert.ok(
-    after.json.recent_health_events.some((e: { kind: string; detail: string | null }) => e.kind === 'disconnected' && e.detail === 'control plane restarted'),
+    after.json.recent_health_events.some(
+      (e: { kind: string; detail: string | null }) =>
+        e.kind === 'disconnected' && e.detail === 'control plane restarted',
+    ),
     `expected a 'disconnected' event from the restart: ${JSON.stringify(after.json.recent_health_events)}`,
   );
   return { expires_at: reg0.expires_at, created_at: reg0.created_at };
@@ -106,7 +120,11 @@ describe('control plane restart', () => {
 
     const started = Date.now();
     const inflight = proxyGet(cp, '/slow/1500');
-    await waitFor(async () => (await adminApp(cp)).json.agents.some((a: { streams_active: number }) => a.streams_active > 0), 3000, 'the slow request to be in flight');
+    await waitFor(
+      async () => (await adminApp(cp)).json.agents.some((a: { streams_active: number }) => a.streams_active > 0),
+      3000,
+      'the slow request to be in flight',
+    );
     cp.kill('SIGTERM');
 
     const res = await within(inflight, 10_000, 'the in-flight request during graceful shutdown');

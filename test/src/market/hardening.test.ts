@@ -7,7 +7,19 @@ import { ManualClock } from '@easyenclave/control-plane/clock';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { closeAll, startCp } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
-import { freshHealth, funded, HOUR, LAUNCHER, MIN, nodeAgent, registerNode, stake, T0, UPTIME, type Party } from './util.js';
+import {
+  freshHealth,
+  funded,
+  HOUR,
+  LAUNCHER,
+  MIN,
+  nodeAgent,
+  registerNode,
+  stake,
+  T0,
+  UPTIME,
+  type Party,
+} from './util.js';
 
 const PRICE = 50_000;
 
@@ -21,7 +33,15 @@ describe('market hardening', () => {
   let agent: { stop(ms?: number): Promise<void> };
 
   before(async () => {
-    cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '1800', EE_SETTLEMENT_DELAY: '30m', EE_LAUNCHER_TOKEN: LAUNCHER, EE_UPTIME_TOKEN: UPTIME }, { clock });
+    cp = await startCp(
+      {
+        EE_HEALTH_TIMEOUT_SEC: '1800',
+        EE_SETTLEMENT_DELAY: '30m',
+        EE_LAUNCHER_TOKEN: LAUNCHER,
+        EE_UPTIME_TOKEN: UPTIME,
+      },
+      { clock },
+    );
     await cp.scheduler.stop();
     base = cp.api_url;
     provider = await funded(base, 'provider', 'P', '$500');
@@ -46,10 +66,18 @@ describe('market hardening', () => {
     const late = await call(base, 'POST', '/v1/leases', { token: user.key, body, key: 'lease-1' });
     assert.equal(late.status, 201, JSON.stringify(late.body));
     assert.equal(late.body.lease_id, first.body.lease_id);
-    const conflict = await call(base, 'POST', '/v1/leases', { token: user.key, body: { app: 'shop', vcpus: 2 }, key: 'lease-1' });
+    const conflict = await call(base, 'POST', '/v1/leases', {
+      token: user.key,
+      body: { app: 'shop', vcpus: 2 },
+      key: 'lease-1',
+    });
     assert.equal(conflict.status, 400); // the stored record again: same key, different request
     await forgetKeys();
-    const conflictLate = await call(base, 'POST', '/v1/leases', { token: user.key, body: { app: 'shop', vcpus: 2 }, key: 'lease-1' });
+    const conflictLate = await call(base, 'POST', '/v1/leases', {
+      token: user.key,
+      body: { app: 'shop', vcpus: 2 },
+      key: 'lease-1',
+    });
     assert.equal(conflictLate.status, 409);
     assert.equal(conflictLate.body.error.code, 'lease_conflict');
     const leases = await cp.market.db.selectFrom('market_leases').select('id').where('user_id', '=', user.id).execute();
@@ -94,12 +122,18 @@ describe('market hardening', () => {
       assert.equal(r.status, 400, `${method} ${path}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.error.code, 'invalid_period');
     }
-    const pricey = await call(base, 'POST', '/v1/nodes/register', { token: provider.key, body: { region: 'eu', tier: 'premium', vcpus: 4096, price_per_vcpu_hour_micro_usd: 2 ** 52 } });
+    const pricey = await call(base, 'POST', '/v1/nodes/register', {
+      token: provider.key,
+      body: { region: 'eu', tier: 'premium', vcpus: 4096, price_per_vcpu_hour_micro_usd: 2 ** 52 },
+    });
     assert.equal(pricey.status, 400);
     assert.equal(pricey.body.error.code, 'price_too_high');
     // Finalize takes no body, so a deep one reaches the idempotency hashing (before: a stack overflow, 500).
     const deep = `{"x":${'['.repeat(5000)}1${']'.repeat(5000)}}`;
-    const r = await call(base, 'POST', `/v1/settlements/${new Date(T0).toISOString()}/finalize`, { key: 'deep-1', raw: deep });
+    const r = await call(base, 'POST', `/v1/settlements/${new Date(T0).toISOString()}/finalize`, {
+      key: 'deep-1',
+      raw: deep,
+    });
     assert.equal(r.status, 400, JSON.stringify(r.body));
     assert.match(r.body.error.message, /nests deeper than 16/);
   });
@@ -108,14 +142,26 @@ describe('market hardening', () => {
     const p = await funded(base, 'provider', 'Unstaker', '$100');
     const n = await registerNode(base, p, { price_per_vcpu_hour_micro_usd: PRICE });
     await stake(base, p, n.node_id, 5_000_000);
-    const u1 = await call(base, 'POST', `/v1/nodes/${n.node_id}/unstake`, { token: p.key, key: 'un-1', body: { amount_micro_usd: 1_000_000 } });
+    const u1 = await call(base, 'POST', `/v1/nodes/${n.node_id}/unstake`, {
+      token: p.key,
+      key: 'un-1',
+      body: { amount_micro_usd: 1_000_000 },
+    });
     assert.equal(u1.status, 200, JSON.stringify(u1.body));
     await forgetKeys();
-    const same = await call(base, 'POST', `/v1/nodes/${n.node_id}/unstake`, { token: p.key, key: 'un-1', body: { amount_micro_usd: 1_000_000 } });
+    const same = await call(base, 'POST', `/v1/nodes/${n.node_id}/unstake`, {
+      token: p.key,
+      key: 'un-1',
+      body: { amount_micro_usd: 1_000_000 },
+    });
     assert.equal(same.status, 200, JSON.stringify(same.body));
     assert.equal(same.body.amount_micro_usd, 1_000_000);
     await forgetKeys();
-    const other = await call(base, 'POST', `/v1/nodes/${n.node_id}/unstake`, { token: p.key, key: 'un-1', body: { amount_micro_usd: 2_000_000 } });
+    const other = await call(base, 'POST', `/v1/nodes/${n.node_id}/unstake`, {
+      token: p.key,
+      key: 'un-1',
+      body: { amount_micro_usd: 2_000_000 },
+    });
     assert.equal(other.status, 409, JSON.stringify(other.body));
     assert.equal(other.body.error.code, 'transfer_conflict');
     const held = await call(base, 'GET', `/v1/balances/${p.id}`, { token: p.key });
@@ -126,7 +172,10 @@ describe('market hardening', () => {
     const p = await funded(base, 'provider', 'Many', '$1');
     let last = { status: 0, body: {} as { error?: { code: string } } };
     for (let i = 0; i < 257; i++) {
-      last = await call(base, 'POST', '/v1/nodes/register', { token: p.key, body: { region: 'eu', tier: 'economy', vcpus: 1, price_per_vcpu_hour_micro_usd: 1 } });
+      last = await call(base, 'POST', '/v1/nodes/register', {
+        token: p.key,
+        body: { region: 'eu', tier: 'economy', vcpus: 1, price_per_vcpu_hour_micro_usd: 1 },
+      });
       if (i < 256) assert.equal(last.status, 201, `node ${i}: ${JSON.stringify(last.body)}`);
     }
     assert.equal(last.status, 409);

@@ -10,7 +10,22 @@ import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { closeAll, startCp, waitFor } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import {
-  available, freshHealth, funded, HOUR, iso, LAUNCHER, MIN, nextPeriod, nodeAgent, nodeLinks, pass, registerNode, stake, T0, UPTIME, type Party,
+  available,
+  freshHealth,
+  funded,
+  HOUR,
+  iso,
+  LAUNCHER,
+  MIN,
+  nextPeriod,
+  nodeAgent,
+  nodeLinks,
+  pass,
+  registerNode,
+  stake,
+  T0,
+  UPTIME,
+  type Party,
 } from './util.js';
 
 const PRICE = 100_000; // $0.10 per vCPU-hour
@@ -29,10 +44,16 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
   const lockOf: number[] = [];
 
   before(async () => {
-    cp = await startCp({
-      EE_HEALTH_TIMEOUT_SEC: '1800', EE_SETTLEMENT_DELAY: '0s', EE_LAUNCHER_TOKEN: LAUNCHER, EE_UPTIME_TOKEN: UPTIME,
-      EE_OUTAGE_THRESHOLD_STANDARD: '30d',
-    }, { clock });
+    cp = await startCp(
+      {
+        EE_HEALTH_TIMEOUT_SEC: '1800',
+        EE_SETTLEMENT_DELAY: '0s',
+        EE_LAUNCHER_TOKEN: LAUNCHER,
+        EE_UPTIME_TOKEN: UPTIME,
+        EE_OUTAGE_THRESHOLD_STANDARD: '30d',
+      },
+      { clock },
+    );
     base = cp.api_url;
     const inner = cp.hub.deps.verifier;
     const verifier: EvidenceVerifier = {
@@ -68,7 +89,10 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
 
     await nodeAgent(cp, reg.node_token);
     await freshHealth(cp, clock, [node_id]);
-    const below = await call(base, 'POST', `/v1/nodes/${node_id}/stake`, { token: provider.key, body: { amount_micro_usd: REQUIRED - 1 } });
+    const below = await call(base, 'POST', `/v1/nodes/${node_id}/stake`, {
+      token: provider.key,
+      body: { amount_micro_usd: REQUIRED - 1 },
+    });
     assert.equal(below.status, 200);
     assert.equal(below.body.eligible, false);
     const s = await stake(base, provider, node_id, 1);
@@ -78,7 +102,11 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
   });
 
   it('a lease routes to the node and locks the prorated first period', async () => {
-    const r = await call(base, 'POST', '/v1/leases', { token: user.key, body: { app: 'demo', vcpus: 2, periods: 5 }, key: 'lease-1' });
+    const r = await call(base, 'POST', '/v1/leases', {
+      token: user.key,
+      body: { app: 'demo', vcpus: 2, periods: 5 },
+      key: 'lease-1',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     lease_id = r.body.lease_id;
     assert.equal(r.body.node_id, node_id);
@@ -86,11 +114,18 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
     assert.equal(r.body.lock.amount_micro_usd, 166_667);
     assert.equal(r.body.lock.period, iso(T0));
     lockOf.push(166_667);
-    const replay = await call(base, 'POST', '/v1/leases', { token: user.key, body: { app: 'demo', vcpus: 2, periods: 5 }, key: 'lease-1' });
+    const replay = await call(base, 'POST', '/v1/leases', {
+      token: user.key,
+      body: { app: 'demo', vcpus: 2, periods: 5 },
+      key: 'lease-1',
+    });
     assert.equal(replay.body.lease_id, lease_id);
     assert.equal(await available(base, user.id), 100_000_000 - 166_667);
     // An uptime report without misses is evidence too, and changes nothing.
-    const u = await call(base, 'POST', '/v1/usage/report', { token: UPTIME, body: { node: node_id, period: iso(T0), units: 2, missed_checks: 0 } });
+    const u = await call(base, 'POST', '/v1/usage/report', {
+      token: UPTIME,
+      body: { node: node_id, period: iso(T0), units: 2, missed_checks: 0 },
+    });
     assert.equal(u.status, 201, JSON.stringify(u.body));
   });
 
@@ -98,9 +133,13 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
     await nextPeriod(cp, clock, [node_id]);
     const l = await call(base, 'GET', `/v1/leases/${lease_id}`, { token: user.key });
     assert.equal(l.status, 200);
-    assert.deepEqual(l.body.lease_periods.map((p: any) => [p.period, p.status, p.amount_micro_usd]), [
-      [iso(T0), 'posted', 166_667], [iso(T0 + HOUR), 'locked', 200_000],
-    ]);
+    assert.deepEqual(
+      l.body.lease_periods.map((p: any) => [p.period, p.status, p.amount_micro_usd]),
+      [
+        [iso(T0), 'posted', 166_667],
+        [iso(T0 + HOUR), 'locked', 200_000],
+      ],
+    );
     lockOf.push(200_000);
     assert.equal(await available(base, provider.id), 1000_000_000 - REQUIRED + 166_667);
     assert.equal(await available(base, user.id), 100_000_000 - 166_667 - 200_000);
@@ -110,7 +149,9 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
     await pass(cp, clock, 10 * MIN, [node_id]);
     clock.advance(31 * MIN); // past EE_HEALTH_TIMEOUT_SEC without a report...
     cp.hub.sweep(); // ...seen by the sweep before the agent's next heartbeat
-    await waitFor(async () => (await cp.store.listHealthEvents({ app_name: 'demo', limit: 5 })).some((e) => e.kind === 'missed'));
+    await waitFor(async () =>
+      (await cp.store.listHealthEvents({ app_name: 'demo', limit: 5 })).some((e) => e.kind === 'missed'),
+    );
     await freshHealth(cp, clock, [node_id]);
     await nextPeriod(cp, clock, [node_id]);
     const l = await call(base, 'GET', `/v1/leases/${lease_id}`, { token: user.key });
@@ -118,7 +159,11 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
     assert.equal(p1.status, 'voided');
     assert.deepEqual(p1.reasons, ['health_missed:1']);
     lockOf.push(200_000);
-    assert.equal(await available(base, user.id), 100_000_000 - 166_667 - 200_000, 'refunded exactly the lock; the next one is locked');
+    assert.equal(
+      await available(base, user.id),
+      100_000_000 - 166_667 - 200_000,
+      'refunded exactly the lock; the next one is locked',
+    );
     assert.equal(await available(base, provider.id), 1000_000_000 - REQUIRED + 166_667);
   });
 
@@ -128,7 +173,11 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
     failNextAttestation = true;
     cp.hub.reattestAll();
     await waitFor(() => before.closed, 5000, 'the agent to be dropped');
-    await waitFor(() => nodeLinks(cp, node_id).some((l) => l !== before && l.attested), 10_000, 'the agent to come back');
+    await waitFor(
+      () => nodeLinks(cp, node_id).some((l) => l !== before && l.attested),
+      10_000,
+      'the agent to come back',
+    );
     await freshHealth(cp, clock, [node_id]);
     await nextPeriod(cp, clock, [node_id]);
     const l = await call(base, 'GET', `/v1/leases/${lease_id}`, { token: user.key });
@@ -140,21 +189,33 @@ describe('market lifecycle (sandbox, real agent, manual clock)', () => {
   });
 
   it('an authorised abuse report fails its period; an unauthorised one changes nothing', async () => {
-    const filed = await call(base, 'POST', '/v1/abuse/reports', { token: LAUNCHER, body: { node: node_id, lease: lease_id, period: iso(T0 + 3 * HOUR), reason: 'phishing page' } });
+    const filed = await call(base, 'POST', '/v1/abuse/reports', {
+      token: LAUNCHER,
+      body: { node: node_id, lease: lease_id, period: iso(T0 + 3 * HOUR), reason: 'phishing page' },
+    });
     assert.equal(filed.status, 201, JSON.stringify(filed.body));
     assert.equal(filed.body.status, 'filed');
-    assert.equal((await call(base, 'POST', `/v1/abuse/reports/${filed.body.report_id}/authorize`, { token: LAUNCHER })).status, 401);
+    assert.equal(
+      (await call(base, 'POST', `/v1/abuse/reports/${filed.body.report_id}/authorize`, { token: LAUNCHER })).status,
+      401,
+    );
     const auth = await call(base, 'POST', `/v1/abuse/reports/${filed.body.report_id}/authorize`, {});
     assert.equal(auth.status, 200);
     assert.equal(auth.body.status, 'authorized');
     await nextPeriod(cp, clock, [node_id]);
     // Period 4 gets a report that is never authorised.
-    const unauth = await call(base, 'POST', '/v1/abuse/reports', { token: LAUNCHER, body: { node: node_id, reason: 'spam?' } });
+    const unauth = await call(base, 'POST', '/v1/abuse/reports', {
+      token: LAUNCHER,
+      body: { node: node_id, reason: 'spam?' },
+    });
     assert.equal(unauth.status, 201);
     assert.equal(unauth.body.period, iso(T0 + 4 * HOUR));
     await nextPeriod(cp, clock, [node_id]);
     const l = await call(base, 'GET', `/v1/leases/${lease_id}`, { token: user.key });
-    assert.deepEqual(l.body.lease_periods.map((p: any) => p.status), ['posted', 'voided', 'voided', 'voided', 'posted']);
+    assert.deepEqual(
+      l.body.lease_periods.map((p: any) => p.status),
+      ['posted', 'voided', 'voided', 'voided', 'posted'],
+    );
     assert.deepEqual(l.body.lease_periods[3].reasons, [`abuse_report:${filed.body.report_id}`]);
     assert.deepEqual(l.body.lease_periods[4].reasons, []);
     assert.equal(l.body.status, 'ended');

@@ -9,7 +9,18 @@ import { slashOp } from '@easyenclave/control-plane/market/ops-penalty';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { closeAll, startCp, waitFor, type Backend } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
-import { available, freshHealth, funded, MIN, nextPeriod, nodeAgent, registerNode, stake, T0, type Party } from './util.js';
+import {
+  available,
+  freshHealth,
+  funded,
+  MIN,
+  nextPeriod,
+  nodeAgent,
+  registerNode,
+  stake,
+  T0,
+  type Party,
+} from './util.js';
 
 const req = (price: number, vcpus: number, hours: number) => price * vcpus * hours;
 
@@ -27,7 +38,10 @@ describe('market: routing, slashing, fraud, payouts', () => {
   const live = () => ['A', 'B', 'C'].map((n) => node[n]!);
 
   before(async () => {
-    cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '1800', EE_SETTLEMENT_DELAY: '30m', EE_OUTAGE_THRESHOLD_ECONOMY: '10m' }, { clock });
+    cp = await startCp(
+      { EE_HEALTH_TIMEOUT_SEC: '1800', EE_SETTLEMENT_DELAY: '30m', EE_OUTAGE_THRESHOLD_ECONOMY: '10m' },
+      { clock },
+    );
     base = cp.api_url;
     u1 = await funded(base, 'user', 'U1', '$50');
     u2 = await funded(base, 'user', 'U2', '$50');
@@ -45,7 +59,9 @@ describe('market: routing, slashing, fraud, payouts', () => {
       backend[k] = a.backend;
       agents[k] = a.agent;
       hits[k] = 0;
-      a.backend.server.on('request', () => { hits[k]! += 1; });
+      a.backend.server.on('request', () => {
+        hits[k]! += 1;
+      });
     }
     await freshHealth(cp, clock, [...live(), node.D!]);
     await stake(base, p.A!, node.A!, req(50_000, 4, 24));
@@ -80,7 +96,10 @@ describe('market: routing, slashing, fraud, payouts', () => {
     // Capacity: A has 4 vCPUs, 2 are leased; 3 more go to the next cheapest eligible node.
     const l2 = await call(base, 'POST', '/v1/leases', { token: u2.key, body: { app: 'shop', vcpus: 3 } });
     assert.equal(l2.body.node_id, node.B);
-    assert.equal((await call(base, 'DELETE', `/v1/leases/${l2.body.lease_id}`, { token: u2.key })).body.end_reason, 'cancelled');
+    assert.equal(
+      (await call(base, 'DELETE', `/v1/leases/${l2.body.lease_id}`, { token: u2.key })).body.end_reason,
+      'cancelled',
+    );
     assert.equal((await call(base, 'GET', `/v1/leases/${l.body.lease_id}`, { token: u2.key })).status, 404);
   });
 
@@ -88,7 +107,11 @@ describe('market: routing, slashing, fraud, payouts', () => {
     const lease = await call(base, 'POST', '/v1/leases', { token: u1.key, body: { app: 'batch', vcpus: 1 } });
     assert.equal(lease.status, 201, JSON.stringify(lease.body));
     await agents.D!.stop(0);
-    await waitFor(async () => (await cp.store.listAgents('batch')).every((a) => !a.connected), 5000, 'D to be disconnected');
+    await waitFor(
+      async () => (await cp.store.listAgents('batch')).every((a) => !a.connected),
+      5000,
+      'D to be disconnected',
+    );
     clock.advance(11 * MIN);
     await freshHealth(cp, clock, live());
     await cp.scheduler.tick();
@@ -99,7 +122,10 @@ describe('market: routing, slashing, fraud, payouts', () => {
     assert.equal(d.body.stake.held_micro_usd, req(40_000, 4, 23));
     assert.equal(d.body.eligible, false);
     assert.ok(d.body.ineligible_reasons.includes('stake_below_required'));
-    assert.equal((await call(base, 'GET', '/v1/balances/platform:slash_pool', {})).body.available_micro_usd, req(40_000, 4, 1));
+    assert.equal(
+      (await call(base, 'GET', '/v1/balances/platform:slash_pool', {})).body.available_micro_usd,
+      req(40_000, 4, 1),
+    );
     const none = await call(base, 'POST', '/v1/leases', { token: u1.key, body: { app: 'batch', vcpus: 1 } });
     assert.equal(none.status, 409);
     const open = await call(base, 'POST', `/v1/nodes/${node.D}/unstake`, { token: p.D!.key, body: {} });
@@ -108,7 +134,9 @@ describe('market: routing, slashing, fraud, payouts', () => {
   });
 
   it('a slash is clamped to the stake held', async () => {
-    const r = await cp.ledger.submit(slashOp(node.D!, p.D!.id, 'slash:test:clamp', 10n ** 12n, 'outage', 'test: more than held'));
+    const r = await cp.ledger.submit(
+      slashOp(node.D!, p.D!.id, 'slash:test:clamp', 10n ** 12n, 'outage', 'test: more than held'),
+    );
     assert.deepEqual(r, { outcome: 'slashed', amount: BigInt(req(40_000, 4, 23)) });
     const d = await call(base, 'GET', `/v1/nodes/${node.D}`, {});
     assert.equal(d.body.stake.held_micro_usd, 0);
@@ -120,17 +148,31 @@ describe('market: routing, slashing, fraud, payouts', () => {
     const l2 = await call(base, 'POST', '/v1/leases', { token: u2.key, body: { app: 'shop', vcpus: 2 } });
     assert.equal(l2.body.node_id, node.A);
     await nextPeriod(cp, clock, live()); // period 2 locked; period 1 still awaits settlement (EE_SETTLEMENT_DELAY 30m)
-    const before = { u1: await available(base, u1.id), u2: await available(base, u2.id), pool: (await call(base, 'GET', '/v1/balances/platform:slash_pool', {})).body.available_micro_usd };
-    const openLocks = (await cp.market.db.selectFrom('market_lease_periods').selectAll().where('node_id', '=', node.A!).where('status', '=', 'locked').execute());
+    const before = {
+      u1: await available(base, u1.id),
+      u2: await available(base, u2.id),
+      pool: (await call(base, 'GET', '/v1/balances/platform:slash_pool', {})).body.available_micro_usd,
+    };
+    const openLocks = await cp.market.db
+      .selectFrom('market_lease_periods')
+      .selectAll()
+      .where('node_id', '=', node.A!)
+      .where('status', '=', 'locked')
+      .execute();
     assert.equal(openLocks.length, 4);
-    const r = await call(base, 'POST', `/v1/nodes/${node.A}/fraud`, { body: { reason: 'quote contradicts registered PPID' } });
+    const r = await call(base, 'POST', `/v1/nodes/${node.A}/fraud`, {
+      body: { reason: 'quote contradicts registered PPID' },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.slashed_micro_usd, req(50_000, 4, 24));
     assert.equal(r.body.voided.length, 4);
     const refunded = (u: string) => openLocks.filter((x) => x.user_id === u).reduce((s, x) => s + Number(x.amount), 0);
     assert.equal(await available(base, u1.id), before.u1 + refunded(u1.id));
     assert.equal(await available(base, u2.id), before.u2 + refunded(u2.id));
-    assert.equal((await call(base, 'GET', '/v1/balances/platform:slash_pool', {})).body.available_micro_usd, before.pool + req(50_000, 4, 24));
+    assert.equal(
+      (await call(base, 'GET', '/v1/balances/platform:slash_pool', {})).body.available_micro_usd,
+      before.pool + req(50_000, 4, 24),
+    );
     const a = await call(base, 'GET', `/v1/nodes/${node.A}`, {});
     assert.equal(a.body.status, 'banned');
     assert.equal(a.body.stake.held_micro_usd, 0);
@@ -153,7 +195,10 @@ describe('market: routing, slashing, fraud, payouts', () => {
 
   it('payouts are pending until confirmed, and cancelled ones return to earnings', async () => {
     const before = await available(base, p.B!.id);
-    const r = await call(base, 'POST', '/v1/payouts', { body: { provider: p.B!.id, amount: '$10', reference: 'wire-1' }, key: 'po-1' });
+    const r = await call(base, 'POST', '/v1/payouts', {
+      body: { provider: p.B!.id, amount: '$10', reference: 'wire-1' },
+      key: 'po-1',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.status, 'pending');
     assert.equal(await available(base, p.B!.id), before - 10_000_000);
@@ -164,19 +209,47 @@ describe('market: routing, slashing, fraud, payouts', () => {
     const r2 = await call(base, 'POST', '/v1/payouts', { body: { provider: p.B!.id, amount: '$5' } });
     assert.equal((await call(base, 'POST', `/v1/payouts/${r2.body.payout_id}/cancel`, {})).body.status, 'cancelled');
     assert.equal(await available(base, p.B!.id), before - 10_000_000);
-    assert.equal((await call(base, 'POST', '/v1/payouts', { token: p.B!.key, body: { provider: p.B!.id, amount: '$5' } })).status, 403);
+    assert.equal(
+      (await call(base, 'POST', '/v1/payouts', { token: p.B!.key, body: { provider: p.B!.id, amount: '$5' } })).status,
+      403,
+    );
     const over = await call(base, 'POST', '/v1/payouts', { body: { provider: p.B!.id, amount: '$100000' } });
     assert.equal(over.status, 402);
   });
 
   it('authenticates every market endpoint', async () => {
     assert.equal((await call(base, 'POST', '/v1/nodes/register', { token: null, body: {} })).status, 401);
-    assert.equal((await call(base, 'POST', '/v1/nodes/register', { token: u1.key, body: { region: 'x', tier: 'standard', vcpus: 1, price_per_vcpu_hour: '$1' } })).status, 403);
-    assert.equal((await call(base, 'POST', '/v1/nodes/register', { token: p.B!.key, body: { region: 'x', tier: 'gold', vcpus: 1 } })).status, 400);
-    assert.equal((await call(base, 'POST', '/v1/leases', { token: p.B!.key, body: { app: 'shop', vcpus: 1 } })).status, 403);
+    assert.equal(
+      (
+        await call(base, 'POST', '/v1/nodes/register', {
+          token: u1.key,
+          body: { region: 'x', tier: 'standard', vcpus: 1, price_per_vcpu_hour: '$1' },
+        })
+      ).status,
+      403,
+    );
+    assert.equal(
+      (
+        await call(base, 'POST', '/v1/nodes/register', {
+          token: p.B!.key,
+          body: { region: 'x', tier: 'gold', vcpus: 1 },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (await call(base, 'POST', '/v1/leases', { token: p.B!.key, body: { app: 'shop', vcpus: 1 } })).status,
+      403,
+    );
     assert.equal((await call(base, 'POST', '/v1/abuse/reports', { body: { node: node.B, reason: 'x' } })).status, 403); // no EE_LAUNCHER_TOKEN here
-    assert.equal((await call(base, 'POST', '/v1/usage/report', { body: { node: node.B, period: 0, missed_checks: 0 } })).status, 403);
-    assert.equal((await call(base, 'POST', `/v1/nodes/${node.B}/stake`, { token: p.A!.key, body: { amount: '$1' } })).status, 404);
+    assert.equal(
+      (await call(base, 'POST', '/v1/usage/report', { body: { node: node.B, period: 0, missed_checks: 0 } })).status,
+      403,
+    );
+    assert.equal(
+      (await call(base, 'POST', `/v1/nodes/${node.B}/stake`, { token: p.A!.key, body: { amount: '$1' } })).status,
+      404,
+    );
     assert.equal((await call(base, 'GET', `/v1/nodes/${node.B}`, { token: 'wrong' })).status, 401);
   });
 });

@@ -32,10 +32,18 @@ describe('market on a sealed network: binding by PPID, token/PPID fraud', () => 
   const agent = async (on: 'x' | 'y', node_token?: string): Promise<RawAgent> => {
     const raw = await RawAgent.connect(wsUrl(cp), { network: 'forge-1', agent_id: newAgentId() });
     raw.serve();
-    await attestTdx(raw, t.rot, GOOD, { ...(node_token ? { register: { node_token } } : {}), ...(on === 'y' ? { answer: { quote: yQuote } } : {}) });
+    await attestTdx(raw, t.rot, GOOD, {
+      ...(node_token ? { register: { node_token } } : {}),
+      ...(on === 'y' ? { answer: { quote: yQuote } } : {}),
+    });
     return raw;
   };
-  const binding = (raw: RawAgent) => cp.market.db.selectFrom('market_node_agents').selectAll().where('agent_id', '=', raw.reg.agent_id).executeTakeFirst();
+  const binding = (raw: RawAgent) =>
+    cp.market.db
+      .selectFrom('market_node_agents')
+      .selectAll()
+      .where('agent_id', '=', raw.reg.agent_id)
+      .executeTakeFirst();
   const link = (raw: RawAgent) => [...cp.hub.links].find((l) => l.reg?.agent_id === raw.reg.agent_id && !l.closed);
 
   before(async () => {
@@ -46,24 +54,48 @@ describe('market on a sealed network: binding by PPID, token/PPID fraud', () => 
     base = cp.api_url;
     provider = await funded(base, 'provider', 'Sealed Nodes', '$1000');
     user = await funded(base, 'user', 'Sealed User', '$100');
-    x = await registerNode(base, provider, { network: 'forge-1', ppid: t.rot.ppid.toString('hex'), price_per_vcpu_hour_micro_usd: PRICE, vcpus: VCPUS });
-    y = await registerNode(base, provider, { network: 'forge-1', ppid: other.ppid, price_per_vcpu_hour_micro_usd: PRICE, vcpus: VCPUS });
+    x = await registerNode(base, provider, {
+      network: 'forge-1',
+      ppid: t.rot.ppid.toString('hex'),
+      price_per_vcpu_hour_micro_usd: PRICE,
+      vcpus: VCPUS,
+    });
+    y = await registerNode(base, provider, {
+      network: 'forge-1',
+      ppid: other.ppid,
+      price_per_vcpu_hour_micro_usd: PRICE,
+      vcpus: VCPUS,
+    });
   });
   after(closeAll);
 
-  it('binds an attested agent to the node registered with its PPID, without a token; another machine\'s agent goes to its own node', async () => {
+  it("binds an attested agent to the node registered with its PPID, without a token; another machine's agent goes to its own node", async () => {
     assert.match(x.node_token, /^ee_node_/); // issued on sealed networks too, optional there
     xAgent = await agent('x');
     const yAgent = await agent('y');
-    await waitFor(() => link(xAgent)?.node_id === x.node_id && link(yAgent)?.node_id === y.node_id, 3000, 'PPID bindings');
-    assert.deepEqual({ ...(await binding(xAgent)), bound_ms: 0 }, { agent_id: xAgent.reg.agent_id, node_id: x.node_id, via: 'ppid', bound_ms: 0 });
+    await waitFor(
+      () => link(xAgent)?.node_id === x.node_id && link(yAgent)?.node_id === y.node_id,
+      3000,
+      'PPID bindings',
+    );
+    assert.deepEqual(
+      { ...(await binding(xAgent)), bound_ms: 0 },
+      { agent_id: xAgent.reg.agent_id, node_id: x.node_id, via: 'ppid', bound_ms: 0 },
+    );
     assert.equal((await binding(yAgent))?.node_id, y.node_id);
     const detail = await call(base, 'GET', `/v1/nodes/${x.node_id}`);
-    assert.deepEqual(detail.body.agents.map((a: { agent_id: string; via: string; attested: boolean }) => [a.agent_id, a.via, a.attested]), [[xAgent.reg.agent_id, 'ppid', true]]);
+    assert.deepEqual(
+      detail.body.agents.map((a: { agent_id: string; via: string; attested: boolean }) => [
+        a.agent_id,
+        a.via,
+        a.attested,
+      ]),
+      [[xAgent.reg.agent_id, 'ppid', true]],
+    );
     yAgent.terminate();
   });
 
-  it('the node token presented from another node\'s machine is attestation fraud of the token\'s node: stake, locks, ban, agents', async () => {
+  it("the node token presented from another node's machine is attestation fraud of the token's node: stake, locks, ban, agents", async () => {
     await stake(base, provider, x.node_id, 2 * REQUIRED); // covers X and Y (stake is per provider)
     await cp.market.refreshRanking();
     const lease = await call(base, 'POST', '/v1/leases', { token: user.key, body: { app: 'demo', vcpus: 2 } });
@@ -76,7 +108,10 @@ describe('market on a sealed network: binding by PPID, token/PPID fraud', () => 
     // X's token, from machine Y (the PPID of node Y): X is the fraudster, Y is not touched.
     const liar = await agent('y', x.node_token);
     const closed = await Promise.all([liar.waitClose(), xAgent.waitClose()]);
-    assert.ok(closed.every((c) => /banned/.test(c.reason)), JSON.stringify(closed));
+    assert.ok(
+      closed.every((c) => /banned/.test(c.reason)),
+      JSON.stringify(closed),
+    );
 
     const node = await call(base, 'GET', `/v1/nodes/${x.node_id}`);
     assert.equal(node.body.status, 'banned');
@@ -84,12 +119,19 @@ describe('market on a sealed network: binding by PPID, token/PPID fraud', () => 
     assert.equal(node.body.stake.held_micro_usd, 0, 'the whole provider stake');
     assert.equal(await available(base, 'platform:slash_pool'), poolBefore + 2 * REQUIRED);
     assert.equal(await available(base, user.id), userBefore + lock, 'the open lock voided back to the user');
-    const slash = await cp.market.db.selectFrom('market_slashes').selectAll().where('id', '=', fraudSlashId(x.node_id)).executeTakeFirstOrThrow();
+    const slash = await cp.market.db
+      .selectFrom('market_slashes')
+      .selectAll()
+      .where('id', '=', fraudSlashId(x.node_id))
+      .executeTakeFirstOrThrow();
     assert.equal(slash.kind, 'fraud');
     const l = await call(base, 'GET', `/v1/leases/${lease.body.lease_id}`, { token: user.key });
     assert.equal(l.body.status, 'ended');
     assert.equal(l.body.end_reason, 'node_banned');
-    assert.deepEqual(l.body.lease_periods.map((p: { status: string; reasons: string[] }) => [p.status, p.reasons]), [['voided', ['fraud']]]);
+    assert.deepEqual(
+      l.body.lease_periods.map((p: { status: string; reasons: string[] }) => [p.status, p.reasons]),
+      [['voided', ['fraud']]],
+    );
     assert.equal((await call(base, 'GET', `/v1/nodes/${y.node_id}`)).body.status, 'active');
 
     // Refused afterwards: with the token at registration, and by PPID (X's machine) after attestation.

@@ -2,11 +2,23 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MAX_CONTROL_MESSAGE_BYTES, parseAgentMessage, parseControlMessage, type ParseResult } from '@easyenclave/protocol';
+import {
+  MAX_CONTROL_MESSAGE_BYTES,
+  parseAgentMessage,
+  parseControlMessage,
+  type ParseResult,
+} from '@easyenclave/protocol';
 
 const UUID = '3f2b8c1e-9a4d-4b7e-8c2f-1d6e5a9b0c3d';
 const NONCE = 'a'.repeat(24) + randomBytes(20).toString('hex');
-const register = { type: 'register', repo: 'org/repo', release_tag: 'v0.1.3', app_name: 'myapp', network: 'forge-1', agent_id: UUID };
+const register = {
+  type: 'register',
+  repo: 'org/repo',
+  release_tag: 'v0.1.3',
+  app_name: 'myapp',
+  network: 'forge-1',
+  agent_id: UUID,
+};
 const attestRequest = { type: 'attest_request', nonce: NONCE, deadline_s: 30, reason: 'register' };
 const attestResponse = {
   type: 'attest_response',
@@ -30,7 +42,10 @@ describe('control messages: the seed examples', () => {
   it('register with a uuid agent_id', () => {
     const raw = `{"type":"register","repo":"org/repo","release_tag":"v0.1.3","app_name":"myapp","network":"forge-1","agent_id":"${randomUUID()}"}`;
     assert.deepEqual(ok(parseAgentMessage(raw)), JSON.parse(raw));
-    assert.deepEqual(ok(parseAgentMessage(text({ ...register, agent_version: '0.1.0' }))), { ...register, agent_version: '0.1.0' });
+    assert.deepEqual(ok(parseAgentMessage(text({ ...register, agent_version: '0.1.0' }))), {
+      ...register,
+      agent_version: '0.1.0',
+    });
   });
   it('attest_request, for every reason', () => {
     for (const reason of ['register', 'interval', 'policy', 'client']) {
@@ -40,9 +55,13 @@ describe('control messages: the seed examples', () => {
   it('attest_response with a base64 quote and 128-hex report_data (with and without keyset)', () => {
     assert.equal(attestResponse.report_data.length, 128);
     assert.deepEqual(ok(parseAgentMessage(text(attestResponse))), attestResponse);
-    const keyset = { hpke_public_key: randomBytes(32).toString('hex'), receipt_public_key: randomBytes(32).toString('hex') };
+    const keyset = {
+      hpke_public_key: randomBytes(32).toString('hex'),
+      receipt_public_key: randomBytes(32).toString('hex'),
+    };
     assert.deepEqual(ok(parseAgentMessage(text({ ...attestResponse, keyset }))), { ...attestResponse, keyset });
-    for (const pad of ['', '=', '==']) ok(parseAgentMessage(text({ ...attestResponse, quote: 'QUJD' + 'QQ'.slice(0, 2 - pad.length) + pad })));
+    for (const pad of ['', '=', '=='])
+      ok(parseAgentMessage(text({ ...attestResponse, quote: 'QUJD' + 'QQ'.slice(0, 2 - pad.length) + pad })));
   });
   it('a maximal quote still fits in one control message', () => {
     const quote = 'A'.repeat(40_000);
@@ -52,12 +71,26 @@ describe('control messages: the seed examples', () => {
   });
   it('health pass and fail', () => {
     assert.deepEqual(ok(parseAgentMessage('{"type":"health","status":"pass"}')), { type: 'health', status: 'pass' });
-    assert.deepEqual(ok(parseAgentMessage('{"type":"health","status":"fail","detail":"backend unreachable: ECONNREFUSED"}')),
-      { type: 'health', status: 'fail', detail: 'backend unreachable: ECONNREFUSED' });
+    assert.deepEqual(
+      ok(parseAgentMessage('{"type":"health","status":"fail","detail":"backend unreachable: ECONNREFUSED"}')),
+      { type: 'health', status: 'fail', detail: 'backend unreachable: ECONNREFUSED' },
+    );
   });
   it('our control-to-agent messages', () => {
-    ok(parseControlMessage(text({ type: 'registered', app_name: 'myapp', agent_id: UUID, expires_at: '2026-01-01T00:00:00Z', status: 'active' })));
-    ok(parseControlMessage(text({ type: 'attest_result', nonce: NONCE, ok: false, reasons: ['measurement mismatch'] })));
+    ok(
+      parseControlMessage(
+        text({
+          type: 'registered',
+          app_name: 'myapp',
+          agent_id: UUID,
+          expires_at: '2026-01-01T00:00:00Z',
+          status: 'active',
+        }),
+      ),
+    );
+    ok(
+      parseControlMessage(text({ type: 'attest_result', nonce: NONCE, ok: false, reasons: ['measurement mismatch'] })),
+    );
     ok(parseControlMessage(text({ type: 'error', code: 'bad_request', message: 'nope' })));
   });
 });
@@ -68,7 +101,15 @@ describe('control messages: rejection', () => {
     fails(parseAgentMessage(text({ ...attestResponse, report: 'x' })), 'report');
     fails(parseAgentMessage(text({ type: 'health', status: 'pass', Status: 'fail' })), 'Status');
     fails(parseControlMessage(text({ ...attestRequest, nonse: NONCE })), 'nonse');
-    fails(parseAgentMessage(text({ ...attestResponse, keyset: { hpke_public_key: 'ab'.repeat(32), receipt_public_key: 'cd'.repeat(32), x: 1 } })), /keyset.*x/);
+    fails(
+      parseAgentMessage(
+        text({
+          ...attestResponse,
+          keyset: { hpke_public_key: 'ab'.repeat(32), receipt_public_key: 'cd'.repeat(32), x: 1 },
+        }),
+      ),
+      /keyset.*x/,
+    );
   });
   it('bad values are rejected, naming the field', () => {
     const cases: Array<[object, string]> = [
@@ -114,17 +155,30 @@ describe('control messages: rejection', () => {
     fails(parseAgentMessage(text(register) + ' '.repeat(MAX_CONTROL_MESSAGE_BYTES)), /exceeds/);
   });
   it('fuzz: the parsers never throw, on arbitrary text or on mutated valid messages', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => {
-      assert.equal(typeof parseAgentMessage(s).ok, 'boolean');
-      assert.equal(typeof parseControlMessage(s).ok, 'boolean');
-    }), { numRuns: 1000 });
-    const base = fc.constantFrom<Record<string, unknown>>(register, attestRequest, attestResponse, { type: 'health', status: 'pass' });
-    const patch = fc.dictionary(fc.constantFrom('type', 'repo', 'nonce', 'quote', 'status', 'measurements', 'keyset', 'x'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
-    fc.assert(fc.property(base, patch, (b, p) => {
-      const r1 = parseAgentMessage(text({ ...b, ...p }));
-      const r2 = parseControlMessage(text({ ...b, ...p }));
-      if (!r1.ok) assert.match(r1.error, /^invalid control message: /);
-      if (!r2.ok) assert.match(r2.error, /^invalid control message: /);
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => {
+        assert.equal(typeof parseAgentMessage(s).ok, 'boolean');
+        assert.equal(typeof parseControlMessage(s).ok, 'boolean');
+      }),
+      { numRuns: 1000 },
+    );
+    const base = fc.constantFrom<Record<string, unknown>>(register, attestRequest, attestResponse, {
+      type: 'health',
+      status: 'pass',
+    });
+    const patch = fc.dictionary(
+      fc.constantFrom('type', 'repo', 'nonce', 'quote', 'status', 'measurements', 'keyset', 'x'),
+      fc.jsonValue({ maxDepth: 2 }),
+      { maxKeys: 3 },
+    );
+    fc.assert(
+      fc.property(base, patch, (b, p) => {
+        const r1 = parseAgentMessage(text({ ...b, ...p }));
+        const r2 = parseControlMessage(text({ ...b, ...p }));
+        if (!r1.ok) assert.match(r1.error, /^invalid control message: /);
+        if (!r2.ok) assert.match(r2.error, /^invalid control message: /);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

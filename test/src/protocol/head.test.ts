@@ -17,7 +17,8 @@ import {
 } from '@easyenclave/protocol';
 
 const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split('');
-const token = (min: number, max: number) => fc.array(fc.constantFrom(...TCHARS), { minLength: min, maxLength: max }).map((a) => a.join(''));
+const token = (min: number, max: number) =>
+  fc.array(fc.constantFrom(...TCHARS), { minLength: min, maxLength: max }).map((a) => a.join(''));
 /** Header values: latin1 text without control characters other than tab (Node's own rule). */
 const value = fc.string({ unit: 'binary', maxLength: 60 }).map((s) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, ''));
 const headers: fc.Arbitrary<HeaderList> = fc.array(fc.tuple(token(1, 30), value), { maxLength: 30 });
@@ -46,33 +47,50 @@ function rejects(fn: () => unknown, match?: RegExp, too_large = false): void {
 
 describe('heads round trip', () => {
   it('request heads', () => {
-    fc.assert(fc.property(requestHead, (h) => {
-      const expected: RequestHead = { method: h.method, path: h.path, headers: h.headers, timeout_ms: h.timeout_ms };
-      if (h.upgrade) expected.upgrade = true; // upgrade:false is the default and is not echoed back
-      assert.deepEqual(decodeRequestHead(encodeHead(h)), expected);
-    }));
+    fc.assert(
+      fc.property(requestHead, (h) => {
+        const expected: RequestHead = { method: h.method, path: h.path, headers: h.headers, timeout_ms: h.timeout_ms };
+        if (h.upgrade) expected.upgrade = true; // upgrade:false is the default and is not echoed back
+        assert.deepEqual(decodeRequestHead(encodeHead(h)), expected);
+      }),
+    );
   });
   it('response heads and trailers', () => {
-    fc.assert(fc.property(fc.integer({ min: 100, max: 599 }), headers, (status, hs) => {
-      assert.deepEqual(decodeResponseHead(encodeHead({ status, headers: hs })), { status, headers: hs });
-      assert.deepEqual(decodeTrailers(encodeHead({ headers: hs })), hs);
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 100, max: 599 }), headers, (status, hs) => {
+        assert.deepEqual(decodeResponseHead(encodeHead({ status, headers: hs })), { status, headers: hs });
+        assert.deepEqual(decodeTrailers(encodeHead({ headers: hs })), hs);
+      }),
+    );
   });
   it('preserves header order, case and duplicates', () => {
-    const hs: HeaderList = [['Set-Cookie', 'a=1'], ['set-cookie', 'b=2'], ['X-Unicode', 'v\u00e4lue'], ['Set-Cookie', 'a=1']];
+    const hs: HeaderList = [
+      ['Set-Cookie', 'a=1'],
+      ['set-cookie', 'b=2'],
+      ['X-Unicode', 'v\u00e4lue'],
+      ['Set-Cookie', 'a=1'],
+    ];
     assert.deepEqual(decodeResponseHead(encodeHead({ status: 200, headers: hs })).headers, hs);
   });
 });
 
 describe('head validation', () => {
   it('rejects CR, LF and NUL (and any non-token name / control character) in headers', () => {
-    fc.assert(fc.property(fc.constantFrom('\r', '\n', '\0', '\r\n'), fc.boolean(), fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), (bad, inName, a, b) => {
-      const pair = inName ? [`x${a}${bad}${b}`, 'v'] : ['x-a', `${a}${bad}Injected: yes${b}`];
-      const why = inName ? /not an HTTP token/ : /control character/;
-      rejects(() => decodeRequestHead(json({ ...baseReq, headers: [pair] })), why);
-      rejects(() => decodeResponseHead(json({ status: 200, headers: [pair] })), why);
-      rejects(() => decodeTrailers(json({ headers: [pair] })), why);
-    }));
+    fc.assert(
+      fc.property(
+        fc.constantFrom('\r', '\n', '\0', '\r\n'),
+        fc.boolean(),
+        fc.string({ maxLength: 5 }),
+        fc.string({ maxLength: 5 }),
+        (bad, inName, a, b) => {
+          const pair = inName ? [`x${a}${bad}${b}`, 'v'] : ['x-a', `${a}${bad}Injected: yes${b}`];
+          const why = inName ? /not an HTTP token/ : /control character/;
+          rejects(() => decodeRequestHead(json({ ...baseReq, headers: [pair] })), why);
+          rejects(() => decodeResponseHead(json({ status: 200, headers: [pair] })), why);
+          rejects(() => decodeTrailers(json({ headers: [pair] })), why);
+        },
+      ),
+    );
   });
   it('rejects whitespace and NUL in paths and separators in methods', () => {
     for (const p of ['/a b', '/a\r\nHost: evil', '/a\0', '/a\tb', 'relative', '', '//' + 'x'.repeat(9000)]) {
@@ -86,11 +104,22 @@ describe('head validation', () => {
     const fill = (n: number): HeaderList => [['x-big', 'v'.repeat(n - 5)]];
     assert.equal(headerBytes(fill(DEFAULT_MAX_HEADER_BYTES)), DEFAULT_MAX_HEADER_BYTES);
     assert.doesNotThrow(() => decodeRequestHead(json({ ...baseReq, headers: fill(DEFAULT_MAX_HEADER_BYTES) })));
-    rejects(() => decodeRequestHead(json({ ...baseReq, headers: fill(DEFAULT_MAX_HEADER_BYTES + 1) })), /exceeds/, true);
-    rejects(() => decodeResponseHead(json({ status: 200, headers: fill(DEFAULT_MAX_HEADER_BYTES + 1) })), /exceeds/, true);
+    rejects(
+      () => decodeRequestHead(json({ ...baseReq, headers: fill(DEFAULT_MAX_HEADER_BYTES + 1) })),
+      /exceeds/,
+      true,
+    );
+    rejects(
+      () => decodeResponseHead(json({ status: 200, headers: fill(DEFAULT_MAX_HEADER_BYTES + 1) })),
+      /exceeds/,
+      true,
+    );
     rejects(() => decodeTrailers(json({ headers: fill(DEFAULT_MAX_HEADER_BYTES + 1) })), /exceeds/, true);
     // A custom limit, counted over names and values of all headers.
-    const hs: HeaderList = [['ab', 'cd'], ['ef', 'gh']];
+    const hs: HeaderList = [
+      ['ab', 'cd'],
+      ['ef', 'gh'],
+    ];
     assert.doesNotThrow(() => decodeResponseHead(json({ status: 204, headers: hs }), 8));
     rejects(() => decodeResponseHead(json({ status: 204, headers: hs }), 7), /exceeds/, true);
   });
@@ -101,8 +130,15 @@ describe('head validation', () => {
   });
   it('rejects unknown keys, naming them', () => {
     rejects(() => decodeRequestHead(json({ ...baseReq, status: 200 })), /unknown field in head: status/);
-    rejects(() => decodeRequestHead(Buffer.from('{"method":"GET","path":"/","headers":[],"timeout_ms":1,"__proto__":{"x":1}}')), /__proto__/);
-    rejects(() => decodeResponseHead(json({ status: 200, headers: [], method: 'GET' })), /unknown field in head: method/);
+    rejects(
+      () =>
+        decodeRequestHead(Buffer.from('{"method":"GET","path":"/","headers":[],"timeout_ms":1,"__proto__":{"x":1}}')),
+      /__proto__/,
+    );
+    rejects(
+      () => decodeResponseHead(json({ status: 200, headers: [], method: 'GET' })),
+      /unknown field in head: method/,
+    );
     rejects(() => decodeTrailers(json({ headers: [], status: 200 })), /unknown field in head: status/);
   });
   it('rejects wrong shapes and out-of-range values', () => {
@@ -119,41 +155,112 @@ describe('head validation', () => {
       [{ method: 'GET', path: '/', headers: [] }, /timeout_ms/],
     ];
     for (const [o, re] of bad) rejects(() => decodeRequestHead(json(o)), re);
-    for (const status of [99, 600, 200.5, '200', null]) rejects(() => decodeResponseHead(json({ status, headers: [] })), /invalid status/);
-    for (const text of ['', 'null', '[]', '1', '"x"', '{', '{"a":1}x']) rejects(() => decodeRequestHead(Buffer.from(text)));
+    for (const status of [99, 600, 200.5, '200', null])
+      rejects(() => decodeResponseHead(json({ status, headers: [] })), /invalid status/);
+    for (const text of ['', 'null', '[]', '1', '"x"', '{', '{"a":1}x'])
+      rejects(() => decodeRequestHead(Buffer.from(text)));
   });
 });
 
 describe('headersFromRaw', () => {
   it('drops hop-by-hop headers (any case) and keeps the rest in order', () => {
-    const rawHs = ['Host', 'a', 'Connection', 'keep-alive', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'TE', 'trailers',
-      'Trailer', 'x-t', 'Upgrade', 'websocket', 'Proxy-Connection', 'x', 'Proxy-Authorization', 'Basic x', 'PROXY-AUTHENTICATE', 'y',
-      'Content-Type', 'text/plain', 'X-Dup', '1', 'x-dup', '2'];
-    assert.deepEqual(headersFromRaw(rawHs), [['Host', 'a'], ['Content-Type', 'text/plain'], ['X-Dup', '1'], ['x-dup', '2']]);
+    const rawHs = [
+      'Host',
+      'a',
+      'Connection',
+      'keep-alive',
+      'Keep-Alive',
+      'timeout=5',
+      'Transfer-Encoding',
+      'chunked',
+      'TE',
+      'trailers',
+      'Trailer',
+      'x-t',
+      'Upgrade',
+      'websocket',
+      'Proxy-Connection',
+      'x',
+      'Proxy-Authorization',
+      'Basic x',
+      'PROXY-AUTHENTICATE',
+      'y',
+      'Content-Type',
+      'text/plain',
+      'X-Dup',
+      '1',
+      'x-dup',
+      '2',
+    ];
+    assert.deepEqual(headersFromRaw(rawHs), [
+      ['Host', 'a'],
+      ['Content-Type', 'text/plain'],
+      ['X-Dup', '1'],
+      ['x-dup', '2'],
+    ]);
   });
   it('drops headers named by Connection (every Connection header, trimmed, any case)', () => {
-    const rawHs = ['X-Secret', 's', 'connection', ' X-Secret ,x-other', 'X-Other', 'o', 'CONNECTION', 'x-third', 'x-third', 't', 'Accept', '*/*'];
+    const rawHs = [
+      'X-Secret',
+      's',
+      'connection',
+      ' X-Secret ,x-other',
+      'X-Other',
+      'o',
+      'CONNECTION',
+      'x-third',
+      'x-third',
+      't',
+      'Accept',
+      '*/*',
+    ];
     assert.deepEqual(headersFromRaw(rawHs), [['Accept', '*/*']]);
   });
   it('keeps upgrade and connection when asked', () => {
-    const rawHs = ['Host', 'h', 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Sec-WebSocket-Key', 'k', 'Keep-Alive', '1'];
-    assert.deepEqual(headersFromRaw(rawHs, new Set(['upgrade', 'connection'])),
-      [['Host', 'h'], ['Connection', 'Upgrade'], ['Upgrade', 'websocket'], ['Sec-WebSocket-Key', 'k']]);
-    assert.deepEqual(headersFromRaw(rawHs), [['Host', 'h'], ['Sec-WebSocket-Key', 'k']]);
+    const rawHs = [
+      'Host',
+      'h',
+      'Connection',
+      'Upgrade',
+      'Upgrade',
+      'websocket',
+      'Sec-WebSocket-Key',
+      'k',
+      'Keep-Alive',
+      '1',
+    ];
+    assert.deepEqual(headersFromRaw(rawHs, new Set(['upgrade', 'connection'])), [
+      ['Host', 'h'],
+      ['Connection', 'Upgrade'],
+      ['Upgrade', 'websocket'],
+      ['Sec-WebSocket-Key', 'k'],
+    ]);
+    assert.deepEqual(headersFromRaw(rawHs), [
+      ['Host', 'h'],
+      ['Sec-WebSocket-Key', 'k'],
+    ]);
   });
   it('property: output is an in-order subsequence of the input with no hop-by-hop or Connection-named header', () => {
     const name = fc.oneof(token(1, 12), fc.constantFrom(...HOP_BY_HOP, 'Connection', 'UPGRADE', 'x-a', 'X-A', 'x-b'));
-    const pairs = fc.array(fc.tuple(name, fc.oneof(value, fc.constantFrom('x-a', 'X-A, x-b', 'close', 'upgrade'))), { maxLength: 20 });
-    fc.assert(fc.property(pairs, fc.boolean(), (ps, keepUpgrade) => {
-      const keep = keepUpgrade ? new Set(['upgrade', 'connection']) : undefined;
-      const out = headersFromRaw(ps.flat(), keep);
-      const named = new Set(ps.filter(([k]) => k.toLowerCase() === 'connection').flatMap(([, v]) => v.split(',').map((t) => t.trim().toLowerCase())));
-      const expected = ps.filter(([k]) => {
-        const l = k.toLowerCase();
-        return keep?.has(l) || (!HOP_BY_HOP.has(l) && !named.has(l));
-      });
-      assert.deepEqual(out, expected);
-    }));
+    const pairs = fc.array(fc.tuple(name, fc.oneof(value, fc.constantFrom('x-a', 'X-A, x-b', 'close', 'upgrade'))), {
+      maxLength: 20,
+    });
+    fc.assert(
+      fc.property(pairs, fc.boolean(), (ps, keepUpgrade) => {
+        const keep = keepUpgrade ? new Set(['upgrade', 'connection']) : undefined;
+        const out = headersFromRaw(ps.flat(), keep);
+        const named = new Set(
+          ps
+            .filter(([k]) => k.toLowerCase() === 'connection')
+            .flatMap(([, v]) => v.split(',').map((t) => t.trim().toLowerCase())),
+        );
+        const expected = ps.filter(([k]) => {
+          const l = k.toLowerCase();
+          return keep?.has(l) || (!HOP_BY_HOP.has(l) && !named.has(l));
+        });
+        assert.deepEqual(out, expected);
+      }),
+    );
   });
 });
 
@@ -168,14 +275,35 @@ describe('head decoder fuzz', () => {
     }
   };
   it('arbitrary strings only ever throw HeadError', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => onlyHeadErrors(Buffer.from(s))), { numRuns: 2000 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => onlyHeadErrors(Buffer.from(b))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => onlyHeadErrors(Buffer.from(s))),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => onlyHeadErrors(Buffer.from(b))),
+      { numRuns: 1000 },
+    );
   });
   it('arbitrary JSON values and near-miss objects only ever throw HeadError', () => {
-    fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => onlyHeadErrors(json(v))), { numRuns: 1000 });
-    const anything = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.string(), fc.integer(), headers, fc.array(fc.array(fc.jsonValue({ maxDepth: 1 }))));
-    const nearMiss = fc.dictionary(fc.constantFrom('method', 'path', 'headers', 'timeout_ms', 'upgrade', 'status', 'extra'), anything);
-    fc.assert(fc.property(nearMiss, (o) => onlyHeadErrors(json(o))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => onlyHeadErrors(json(v))),
+      { numRuns: 1000 },
+    );
+    const anything = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.string(),
+      fc.integer(),
+      headers,
+      fc.array(fc.array(fc.jsonValue({ maxDepth: 1 }))),
+    );
+    const nearMiss = fc.dictionary(
+      fc.constantFrom('method', 'path', 'headers', 'timeout_ms', 'upgrade', 'status', 'extra'),
+      anything,
+    );
+    fc.assert(
+      fc.property(nearMiss, (o) => onlyHeadErrors(json(o))),
+      { numRuns: 2000 },
+    );
   });
   it('deeply nested JSON is rejected as HeadError, not a crash', () => {
     onlyHeadErrors(Buffer.from('['.repeat(100_000) + ']'.repeat(100_000)));

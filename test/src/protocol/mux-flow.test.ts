@@ -17,7 +17,11 @@ const KB = 1024;
 /** A pair whose acceptor hands each accepted stream to the test, unconsumed unless told otherwise. */
 function stalledPair(auto: false | 'sync' = false) {
   const server: Received[] = [];
-  const p = pair({ onStream: (s) => { server.push(receive(s, auto)); } });
+  const p = pair({
+    onStream: (s) => {
+      server.push(receive(s, auto));
+    },
+  });
   return { p, server };
 }
 
@@ -40,20 +44,30 @@ describe('mux flow control', () => {
     }
     assert.equal(r.bytes, 2 * MiB);
     s.end();
-    while (!r.ended) { r.consume(); await settle(p); }
+    while (!r.ended) {
+      r.consume();
+      await settle(p);
+    }
     assert.equal(r.bytes, 3 * MiB);
     assert.ok(r.chunks.every((c) => c.every((b) => b === 7)));
   });
 
   it('with 20 stalled streams the connection window bounds the total delivered but unconsumed bytes', async () => {
     const { p, server } = stalledPair();
-    const streams = Array.from({ length: 20 }, () => { const s = p.opener.openStream(REQ, false); s.write(Buffer.alloc(1536 * KB)); return s; });
+    const streams = Array.from({ length: 20 }, () => {
+      const s = p.opener.openStream(REQ, false);
+      s.write(Buffer.alloc(1536 * KB));
+      return s;
+    });
     await settle(p);
     const held = (): number => server.reduce((n, r) => n + r.held, 0);
     assert.equal(held(), INITIAL_CONNECTION_WINDOW_BYTES);
     assert.equal(p.up.dataBytes(), INITIAL_CONNECTION_WINDOW_BYTES);
     for (const r of server) assert.ok(r.bytes <= INITIAL_STREAM_WINDOW_BYTES);
-    assert.equal(streams.reduce((n, s) => n + s.queuedBytes, 0), 20 * 1536 * KB - INITIAL_CONNECTION_WINDOW_BYTES);
+    assert.equal(
+      streams.reduce((n, s) => n + s.queuedBytes, 0),
+      20 * 1536 * KB - INITIAL_CONNECTION_WINDOW_BYTES,
+    );
     assert.equal(windows(p.opener).send, 0);
     // Consuming on some streams lets the others proceed, but the bound holds throughout.
     for (let round = 0; round < 40 && server.some((r) => r.bytes < 1536 * KB); round++) {
@@ -83,58 +97,78 @@ describe('mux flow control', () => {
   });
 
   it('streams keep moving while 15 stalled readers hold 15 MiB of the connection window', async () => {
-      const { p, server } = stalledPair();
-      for (let i = 0; i < 15; i++) p.opener.openStream(REQ, false).write(Buffer.alloc(INITIAL_STREAM_WINDOW_BYTES));
+    const { p, server } = stalledPair();
+    for (let i = 0; i < 15; i++) p.opener.openStream(REQ, false).write(Buffer.alloc(INITIAL_STREAM_WINDOW_BYTES));
+    await settle(p);
+    assert.equal(
+      server.reduce((n, r) => n + r.held, 0),
+      15 * MiB,
+    );
+    const s = p.opener.openStream(REQ, false);
+    s.write(Buffer.alloc(3 * MiB));
+    s.end();
+    await until(() => server.length === 16, 'stream 16');
+    const r = server[15]!;
+    for (let i = 0; i < 20 && !r.ended; i++) {
+      r.consume();
       await settle(p);
-      assert.equal(server.reduce((n, r) => n + r.held, 0), 15 * MiB);
-      const s = p.opener.openStream(REQ, false);
-      s.write(Buffer.alloc(3 * MiB));
-      s.end();
-      await until(() => server.length === 16, 'stream 16');
-      const r = server[15]!;
-      for (let i = 0; i < 20 && !r.ended; i++) { r.consume(); await settle(p); }
-      assert.equal(r.bytes, 3 * MiB, `the 16th stream got only ${r.bytes} bytes`);
-    });
+    }
+    assert.equal(r.bytes, 3 * MiB, `the 16th stream got only ${r.bytes} bytes`);
+  });
 
   it('completed streams whose data was not consumed still count against the connection window', async () => {
-      // One at a time, so each response completes (round-robin would otherwise share the window out evenly).
-      const p = pair({ onStream: (s) => { s.respond(RES); s.write(Buffer.alloc(MiB)); s.end(); } });
-      const client: Received[] = [];
-      for (let i = 0; i < 20; i++) {
-        const r = receive(p.opener.openStream({ ...REQ, method: 'GET' }, true), false);
-        client.push(r);
-        await settle(p);
-      }
-      const held = client.reduce((n, r) => n + r.held, 0);
-      assert.ok(held <= INITIAL_CONNECTION_WINDOW_BYTES, `the opener's owner holds ${held / MiB} MiB it never consumed`);
+    // One at a time, so each response completes (round-robin would otherwise share the window out evenly).
+    const p = pair({
+      onStream: (s) => {
+        s.respond(RES);
+        s.write(Buffer.alloc(MiB));
+        s.end();
+      },
     });
+    const client: Received[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = receive(p.opener.openStream({ ...REQ, method: 'GET' }, true), false);
+      client.push(r);
+      await settle(p);
+    }
+    const held = client.reduce((n, r) => n + r.held, 0);
+    assert.ok(held <= INITIAL_CONNECTION_WINDOW_BYTES, `the opener's owner holds ${held / MiB} MiB it never consumed`);
+  });
 
   it('consumed() with a non-integer count cannot corrupt the connection window', async () => {
-      const { p, server } = stalledPair();
-      p.opener.openStream(REQ, false).write(Buffer.alloc(100_000));
-      await settle(p);
-      const s = server[0]!;
-      try { p.acceptor.streams.get(1)!.consumed(NaN); } catch { /* throwing is an acceptable answer */ }
-      assert.ok(Number.isInteger(windows(p.acceptor).recv) && Number.isInteger(windows(p.acceptor).pending));
-      s.consume();
-      assert.equal(windows(p.acceptor).recv, INITIAL_CONNECTION_WINDOW_BYTES);
-    });
+    const { p, server } = stalledPair();
+    p.opener.openStream(REQ, false).write(Buffer.alloc(100_000));
+    await settle(p);
+    const s = server[0]!;
+    try {
+      p.acceptor.streams.get(1)!.consumed(NaN);
+    } catch {
+      /* throwing is an acceptable answer */
+    }
+    assert.ok(Number.isInteger(windows(p.acceptor).recv) && Number.isInteger(windows(p.acceptor).pending));
+    s.consume();
+    assert.equal(windows(p.acceptor).recv, INITIAL_CONNECTION_WINDOW_BYTES);
+  });
 });
 
 describe('mux scheduling and backpressure', () => {
   it('round-robin: two streams with large queues interleave frame by frame', async () => {
     const { p, server } = stalledPair('sync');
-    const a = p.opener.openStream(REQ, false), b = p.opener.openStream(REQ, false);
+    const a = p.opener.openStream(REQ, false),
+      b = p.opener.openStream(REQ, false);
     a.write(Buffer.alloc(4 * MiB, 0xa));
     b.write(Buffer.alloc(4 * MiB, 0xb));
     a.end();
     b.end();
     await until(() => server.length === 2 && server.every((r) => r.ended), 'both streams');
-    const order = p.up.log.filter((f) => f.type === FrameType.DATA && f.data.length > 0).map((f) => (f as { stream_id: number }).stream_id);
-    assert.equal(order.length, 2 * (4 * MiB / MAX_DATA_FRAME_BYTES));
+    const order = p.up.log
+      .filter((f) => f.type === FrameType.DATA && f.data.length > 0)
+      .map((f) => (f as { stream_id: number }).stream_id);
+    assert.equal(order.length, 2 * ((4 * MiB) / MAX_DATA_FRAME_BYTES));
     // `a` wrote first and filled the socket on its own; from the moment `b` has data they take turns,
     // except while one is waiting for stream credit (returned in 256 KiB steps).
-    const first_b = order.indexOf(b.id), last_a = order.lastIndexOf(a.id);
+    const first_b = order.indexOf(b.id),
+      last_a = order.lastIndexOf(a.id);
     let turns = 0;
     for (let i = first_b + 1; i <= last_a; i++) if (order[i] !== order[i - 1]) turns++;
     assert.ok(turns >= (last_a - first_b) / 2, `only ${turns} turns in ${last_a - first_b} frames`);
@@ -154,7 +188,10 @@ describe('mux scheduling and backpressure', () => {
     s.end();
     await tick(); // the session may defer its pump to the end of the job
     assert.ok(p.opener.inflightBytes >= SOCKET_HIGH_WATER_BYTES);
-    assert.ok(p.opener.inflightBytes < SOCKET_HIGH_WATER_BYTES + MAX_DATA_FRAME_BYTES + 1024, `inflight ${p.opener.inflightBytes}`);
+    assert.ok(
+      p.opener.inflightBytes < SOCKET_HIGH_WATER_BYTES + MAX_DATA_FRAME_BYTES + 1024,
+      `inflight ${p.opener.inflightBytes}`,
+    );
     assert.ok(s.queuedBytes >= 5 * MiB - SOCKET_HIGH_WATER_BYTES - MAX_DATA_FRAME_BYTES);
     const other = p.opener.openStream(REQ, false);
     other.write(Buffer.alloc(10));
@@ -179,7 +216,10 @@ describe('mux scheduling and backpressure', () => {
     assert.ok(p.opener.inflightBytes >= SOCKET_HIGH_WATER_BYTES);
     const s = p.opener.openStream(REQ, false);
     let drains = 0;
-    s.onDrain = () => { drains++; assert.ok(s.queuedBytes < STREAM_QUEUE_HIGH_WATER_BYTES / 2); };
+    s.onDrain = () => {
+      drains++;
+      assert.ok(s.queuedBytes < STREAM_QUEUE_HIGH_WATER_BYTES / 2);
+    };
     let written = 0;
     for (;;) {
       const ok = s.write(Buffer.alloc(16 * KB));

@@ -66,7 +66,8 @@ export class Link {
 
   dataBytes(stream_id?: number): number {
     let n = 0;
-    for (const f of this.log) if (f.type === 2 && (stream_id === undefined || f.stream_id === stream_id)) n += f.data.length;
+    for (const f of this.log)
+      if (f.type === 2 && (stream_id === undefined || f.stream_id === stream_id)) n += f.data.length;
     return n;
   }
 }
@@ -82,13 +83,16 @@ export interface Pair {
   goaways: Array<[number, number]>;
 }
 
-export function pair(opts: {
-  onStream?: (s: MuxStream, head: RequestHead) => void;
-  max_streams?: number;
-  manual?: boolean;
-  acceptor?: Partial<SessionOptions>;
-} = {}): Pair {
-  const up = new Link(opts.manual), down = new Link(opts.manual);
+export function pair(
+  opts: {
+    onStream?: (s: MuxStream, head: RequestHead) => void;
+    max_streams?: number;
+    manual?: boolean;
+    acceptor?: Partial<SessionOptions>;
+  } = {},
+): Pair {
+  const up = new Link(opts.manual),
+    down = new Link(opts.manual);
   const errors = { opener: [] as Error[], acceptor: [] as Error[] };
   const goaways: Array<[number, number]> = [];
   const acceptor = new MuxSession({
@@ -131,7 +135,12 @@ export async function settle(p: Pair): Promise<void> {
   }
 }
 
-export const REQ: RequestHead = { method: 'POST', path: '/upload', headers: [['content-type', 'application/octet-stream']], timeout_ms: 30_000 };
+export const REQ: RequestHead = {
+  method: 'POST',
+  path: '/upload',
+  headers: [['content-type', 'application/octet-stream']],
+  timeout_ms: 30_000,
+};
 export const RES: ResponseHead = { status: 200, headers: [['x-served-by', 'test']] };
 
 export interface Received {
@@ -150,7 +159,13 @@ export interface Received {
 /** Attaches receive-side callbacks. `auto` consumes each chunk as it arrives (optionally a turn later). */
 export function receive(s: MuxStream, auto: false | 'sync' | 'async' = 'sync'): Received {
   const r: Received = {
-    chunks: [], bytes: 0, held: 0, ended: false, head: null, trailers: null, reset: null,
+    chunks: [],
+    bytes: 0,
+    held: 0,
+    ended: false,
+    head: null,
+    trailers: null,
+    reset: null,
     body: () => Buffer.concat(r.chunks),
     consume(n = r.held) {
       n = Math.min(n, r.held);
@@ -158,7 +173,9 @@ export function receive(s: MuxStream, auto: false | 'sync' | 'async' = 'sync'): 
       s.consumed(n);
     },
   };
-  s.onHeaders = (h) => { r.head = h; };
+  s.onHeaders = (h) => {
+    r.head = h;
+  };
   s.onData = (c) => {
     r.chunks.push(Buffer.from(c));
     r.bytes += c.length;
@@ -166,20 +183,31 @@ export function receive(s: MuxStream, auto: false | 'sync' | 'async' = 'sync'): 
     if (auto === 'sync') r.consume(c.length);
     else if (auto === 'async') setImmediate(() => r.consume(c.length));
   };
-  s.onTrailers = (t) => { r.trailers = t; };
-  s.onEnd = () => { r.ended = true; };
-  s.onReset = (code, reason) => { assert.equal(r.reset, null, 'onReset fired twice'); r.reset = [code, reason]; };
+  s.onTrailers = (t) => {
+    r.trailers = t;
+  };
+  s.onEnd = () => {
+    r.ended = true;
+  };
+  s.onReset = (code, reason) => {
+    assert.equal(r.reset, null, 'onReset fired twice');
+    r.reset = [code, reason];
+  };
   return r;
 }
 
 /** Writes `body` in chunks of the given sizes (cycled), honouring write() backpressure, then ends. */
 export async function writeAll(s: MuxStream, body: Buffer, sizes: number[], trailers?: HeaderList): Promise<void> {
-  let off = 0, i = 0;
+  let off = 0,
+    i = 0;
   while (off < body.length) {
     const n = Math.max(1, sizes[i++ % sizes.length]!);
     const ok = s.write(body.subarray(off, off + n));
     off += n;
-    if (!ok && !s.closed) await new Promise<void>((resolve) => { s.onDrain = resolve; });
+    if (!ok && !s.closed)
+      await new Promise<void>((resolve) => {
+        s.onDrain = resolve;
+      });
   }
   s.end(trailers);
 }
@@ -199,6 +227,6 @@ export function rng(seed: number): (max: number) => number {
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % max);
+    return ((t ^ (t >>> 14)) >>> 0) % max;
   };
 }

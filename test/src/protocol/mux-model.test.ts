@@ -38,21 +38,56 @@ interface End {
   got_end: boolean;
   got_trailers: HeaderList | null;
 }
-interface Logical { ends: [End, End]; reset: boolean }
+interface Logical {
+  ends: [End, End];
+  reset: boolean;
+}
 
 const POOL = randomBytes(2 * 1024 * 1024);
 const side = fc.constantFrom<Side>(0, 1);
 const idx = fc.nat({ max: 7 });
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('open' as const), end: fc.boolean() }) },
-  { weight: 5, arbitrary: fc.record({ k: fc.constant('write' as const), side, i: idx, size: fc.oneof(fc.integer({ min: 1, max: 2048 }), fc.integer({ min: 1, max: 65536 }), fc.integer({ min: 200_000, max: 700_000 })) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      k: fc.constant('write' as const),
+      side,
+      i: idx,
+      size: fc.oneof(
+        fc.integer({ min: 1, max: 2048 }),
+        fc.integer({ min: 1, max: 65536 }),
+        fc.integer({ min: 200_000, max: 700_000 }),
+      ),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('end' as const), side, i: idx, trailers: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('consume' as const), side, i: idx, frac: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant('consume' as const),
+      side,
+      i: idx,
+      frac: fc.double({ min: 0, max: 1, noNaN: true }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('reset' as const), side, i: idx }) },
-  { weight: 5, arbitrary: fc.record({ k: fc.constant('deliver' as const), dir: side, n: fc.integer({ min: 1, max: 40 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({ k: fc.constant('deliver' as const), dir: side, n: fc.integer({ min: 1, max: 40 }) }),
+  },
 );
 
-const newEnd = (): End => ({ stream: null, sent: [], ended: false, trailers: null, got: [], held: 0, got_end: false, got_trailers: null });
+const newEnd = (): End => ({
+  stream: null,
+  sent: [],
+  ended: false,
+  trailers: null,
+  got: [],
+  held: 0,
+  got_end: false,
+  got_trailers: null,
+});
 
 function attach(l: Logical, s: Side, stream: MuxStream, sess: Pair): void {
   const e = l.ends[s];
@@ -64,13 +99,22 @@ function attach(l: Logical, s: Side, stream: MuxStream, sess: Pair): void {
     const session = s === 0 ? sess.opener : sess.acceptor;
     let open_held = 0;
     for (const st of session.streams.values()) open_held += st['unconsumed'];
-    assert.ok(open_held <= INITIAL_CONNECTION_WINDOW_BYTES, `side ${s} holds ${open_held} unconsumed bytes on open streams`);
+    assert.ok(
+      open_held <= INITIAL_CONNECTION_WINDOW_BYTES,
+      `side ${s} holds ${open_held} unconsumed bytes on open streams`,
+    );
   };
-  stream.onTrailers = (t) => { e.got_trailers = t; };
-  stream.onEnd = () => { e.got_end = true; };
+  stream.onTrailers = (t) => {
+    e.got_trailers = t;
+  };
+  stream.onEnd = () => {
+    e.got_end = true;
+  };
   // A request that ends with its head fires no onEnd on the acceptor: the owner reads remote_ended in onStream.
   if (stream.remote_ended) e.got_end = true;
-  stream.onReset = () => { l.reset = true; };
+  stream.onReset = () => {
+    l.reset = true;
+  };
 }
 
 async function runModel(ops: Op[]): Promise<void> {
@@ -121,15 +165,26 @@ async function runModel(ops: Op[]): Promise<void> {
         attach(nl, 0, s, p);
         break;
       }
-      case 'write': if (l) write(l.ends[o.side], o.size); break;
-      case 'end': if (l) end(l.ends[o.side], o.trailers); break;
-      case 'consume': if (l) consume(l.ends[o.side], o.frac); break;
+      case 'write':
+        if (l) write(l.ends[o.side], o.size);
+        break;
+      case 'end':
+        if (l) end(l.ends[o.side], o.trailers);
+        break;
+      case 'consume':
+        if (l) consume(l.ends[o.side], o.frac);
+        break;
       case 'reset': {
         const s = l?.ends[o.side].stream;
-        if (l && s && !s.closed) { l.reset = true; s.reset(ResetCode.CANCEL, 'model'); }
+        if (l && s && !s.closed) {
+          l.reset = true;
+          s.reset(ResetCode.CANCEL, 'model');
+        }
         break;
       }
-      case 'deliver': link(o.dir).step(o.n); break;
+      case 'deliver':
+        link(o.dir).step(o.n);
+        break;
     }
     await tick(); // lets a deferred pump run
   }
@@ -137,7 +192,11 @@ async function runModel(ops: Op[]): Promise<void> {
   // Wind down: consume everything, end every open side, drain both links.
   for (let round = 0; ; round++) {
     assert.ok(round < 5000, 'the session did not quiesce');
-    for (const l of streams) for (const e of l.ends) { consume(e, 1); end(e, false); }
+    for (const l of streams)
+      for (const e of l.ends) {
+        consume(e, 1);
+        end(e, false);
+      }
     const moved = p.up.step() + p.down.step();
     await tick();
     if (moved === 0 && p.up.queue.length === 0 && p.down.queue.length === 0) break;
@@ -146,10 +205,15 @@ async function runModel(ops: Op[]): Promise<void> {
   assert.deepEqual(p.errors, { opener: [], acceptor: [] });
   for (const [i, l] of streams.entries()) {
     for (const d of [0, 1] as const) {
-      const from = l.ends[d], to = l.ends[d === 0 ? 1 : 0];
-      const sent = Buffer.concat(from.sent), got = Buffer.concat(to.got);
+      const from = l.ends[d],
+        to = l.ends[d === 0 ? 1 : 0];
+      const sent = Buffer.concat(from.sent),
+        got = Buffer.concat(to.got);
       if (l.reset) {
-        assert.ok(got.length <= sent.length && sent.subarray(0, got.length).equals(got), `stream ${i} dir ${d}: not a prefix`);
+        assert.ok(
+          got.length <= sent.length && sent.subarray(0, got.length).equals(got),
+          `stream ${i} dir ${d}: not a prefix`,
+        );
       } else {
         assert.equal(got.length, sent.length, `stream ${i} dir ${d}: ${got.length} of ${sent.length} bytes`);
         assert.ok(got.equals(sent), `stream ${i} dir ${d}: bytes differ`);
@@ -160,7 +224,8 @@ async function runModel(ops: Op[]): Promise<void> {
   }
   assert.equal(p.opener.activeStreams, 0, 'opener streams left open');
   assert.equal(p.acceptor.activeStreams, 0, 'acceptor streams left open');
-  const o = windows(p.opener), a = windows(p.acceptor);
+  const o = windows(p.opener),
+    a = windows(p.acceptor);
   assert.equal(o.recv, INITIAL_CONNECTION_WINDOW_BYTES);
   assert.equal(a.recv, INITIAL_CONNECTION_WINDOW_BYTES);
   assert.equal(o.send + a.pending, INITIAL_CONNECTION_WINDOW_BYTES, 'opener send window + acceptor unsent credit');
@@ -176,12 +241,21 @@ describe('mux model', () => {
 
   it('a hand-written sequence: stall at the window, reset mid-flight, finish the rest', async () => {
     await runModel([
-      { k: 'open', end: false }, { k: 'open', end: true }, { k: 'deliver', dir: 0, n: 2 },
-      { k: 'write', side: 0, i: 0, size: 700_000 }, { k: 'write', side: 0, i: 0, size: 700_000 },
-      { k: 'write', side: 1, i: 1, size: 600_000 }, { k: 'write', side: 1, i: 1, size: 600_000 },
-      { k: 'deliver', dir: 0, n: 40 }, { k: 'deliver', dir: 1, n: 40 }, { k: 'deliver', dir: 0, n: 40 },
-      { k: 'consume', side: 1, i: 0, frac: 0.5 }, { k: 'reset', side: 1, i: 1 }, { k: 'deliver', dir: 1, n: 40 },
-      { k: 'end', side: 0, i: 0, trailers: true }, { k: 'deliver', dir: 0, n: 40 },
+      { k: 'open', end: false },
+      { k: 'open', end: true },
+      { k: 'deliver', dir: 0, n: 2 },
+      { k: 'write', side: 0, i: 0, size: 700_000 },
+      { k: 'write', side: 0, i: 0, size: 700_000 },
+      { k: 'write', side: 1, i: 1, size: 600_000 },
+      { k: 'write', side: 1, i: 1, size: 600_000 },
+      { k: 'deliver', dir: 0, n: 40 },
+      { k: 'deliver', dir: 1, n: 40 },
+      { k: 'deliver', dir: 0, n: 40 },
+      { k: 'consume', side: 1, i: 0, frac: 0.5 },
+      { k: 'reset', side: 1, i: 1 },
+      { k: 'deliver', dir: 1, n: 40 },
+      { k: 'end', side: 0, i: 0, trailers: true },
+      { k: 'deliver', dir: 0, n: 40 },
     ]);
   });
 });

@@ -15,7 +15,19 @@ import {
   type MuxStream,
   type RequestHead,
 } from '@easyenclave/protocol';
-import { pair, receive, REQ, RES, rng, settle, sha256, until, windows, writeAll, type Received } from './mux-harness.js';
+import {
+  pair,
+  receive,
+  REQ,
+  RES,
+  rng,
+  settle,
+  sha256,
+  until,
+  windows,
+  writeAll,
+  type Received,
+} from './mux-harness.js';
 
 describe('mux: request/response', () => {
   it('carries heads, bodies both ways and trailers, then frees the stream on both sides', async () => {
@@ -63,7 +75,12 @@ describe('mux: request/response', () => {
   });
 
   it('trailers after an empty body are delivered and end the stream', async () => {
-    const p = pair({ onStream: (s) => { s.respond(RES); s.end([['grpc-status', '0']]); } });
+    const p = pair({
+      onStream: (s) => {
+        s.respond(RES);
+        s.end([['grpc-status', '0']]);
+      },
+    });
     const c = receive(p.opener.openStream(REQ, true));
     await until(() => c.ended, 'end');
     assert.deepEqual(c.trailers, [['grpc-status', '0']]);
@@ -71,7 +88,8 @@ describe('mux: request/response', () => {
   });
 
   it('20 MiB random bodies both ways with random chunk sizes arrive byte-exact', async () => {
-    const reqBody = randomBytes(20 * MiB), resBody = randomBytes(20 * MiB);
+    const reqBody = randomBytes(20 * MiB),
+      resBody = randomBytes(20 * MiB);
     const r = rng(42);
     const sizes = Array.from({ length: 97 }, () => 1 + r(200_000));
     let server: Received | null = null;
@@ -102,7 +120,11 @@ describe('mux: request/response', () => {
 describe('mux: reset', () => {
   it('opener → acceptor: onReset with code and reason, stream freed on both sides', async () => {
     let server: Received | null = null;
-    const p = pair({ onStream: (s) => { server = receive(s); } });
+    const p = pair({
+      onStream: (s) => {
+        server = receive(s);
+      },
+    });
     const s = p.opener.openStream(REQ, false);
     const c = receive(s);
     s.write(Buffer.alloc(1000));
@@ -132,12 +154,15 @@ describe('mux: reset', () => {
     let round = 0;
     const p = pair({
       onStream: (s) => {
-        if (round < 40) { // take one chunk, never consume it, reset while the opener is still sending
+        if (round < 40) {
+          // take one chunk, never consume it, reset while the opener is still sending
           s.onData = () => s.reset(ResetCode.TOO_LARGE, 'nope');
           return;
         }
         const r = receive(s);
-        s.onEnd = () => { s.respond({ status: 200, headers: [['x-len', String(r.bytes)]] }, true); };
+        s.onEnd = () => {
+          s.respond({ status: 200, headers: [['x-len', String(r.bytes)]] }, true);
+        };
       },
     });
     for (; round < 40; round++) {
@@ -161,7 +186,13 @@ describe('mux: reset', () => {
 describe('mux: stream limits, GOAWAY and destroy', () => {
   it('the acceptor refuses streams above max_streams with REFUSED_STREAM', async () => {
     const accepted: MuxStream[] = [];
-    const p = pair({ max_streams: 2, onStream: (s) => { accepted.push(s); receive(s); } });
+    const p = pair({
+      max_streams: 2,
+      onStream: (s) => {
+        accepted.push(s);
+        receive(s);
+      },
+    });
     const cs = [0, 1, 2].map(() => receive(p.opener.openStream(REQ, false)));
     await until(() => cs[2]!.reset !== null, 'refusal');
     assert.equal(cs[2]!.reset![0], ResetCode.REFUSED_STREAM);
@@ -174,7 +205,15 @@ describe('mux: stream limits, GOAWAY and destroy', () => {
   });
 
   it('after goaway() the acceptor refuses new streams with DRAINING; open streams finish; the opener stops opening', async () => {
-    const p = pair({ onStream: (s) => { const r = receive(s); s.onEnd = () => { r.ended = true; s.respond(RES, true); }; } });
+    const p = pair({
+      onStream: (s) => {
+        const r = receive(s);
+        s.onEnd = () => {
+          r.ended = true;
+          s.respond(RES, true);
+        };
+      },
+    });
     const inflight = p.opener.openStream(REQ, false);
     const a = receive(inflight);
     await until(() => p.acceptor.activeStreams === 1, 'stream accepted');
@@ -192,8 +231,15 @@ describe('mux: stream limits, GOAWAY and destroy', () => {
   });
 
   it('destroy() resets every open stream exactly once, locally', async () => {
-    const p = pair({ onStream: (s) => { receive(s); } });
-    const cs = [0, 1, 2].map(() => { const s = p.opener.openStream(REQ, false); return { s, r: receive(s) }; });
+    const p = pair({
+      onStream: (s) => {
+        receive(s);
+      },
+    });
+    const cs = [0, 1, 2].map(() => {
+      const s = p.opener.openStream(REQ, false);
+      return { s, r: receive(s) };
+    });
     await settle(p);
     const sent = p.up.log.length;
     p.opener.destroy(ResetCode.INTERNAL_ERROR, 'socket closed');
@@ -215,10 +261,22 @@ describe('mux: protocol violations call onProtocolError', () => {
     const errors: Error[] = [];
     const sent: Buffer[] = [];
     const streams: MuxStream[] = [];
-    const s = new MuxSession({ role, send: (f, cb) => { sent.push(f); cb(); }, onProtocolError: (e) => errors.push(e), onStream: (st) => { streams.push(st); st.onData = () => {}; } });
+    const s = new MuxSession({
+      role,
+      send: (f, cb) => {
+        sent.push(f);
+        cb();
+      },
+      onProtocolError: (e) => errors.push(e),
+      onStream: (st) => {
+        streams.push(st);
+        st.onData = () => {};
+      },
+    });
     return { s, errors, sent, streams };
   }
-  const reqHead = encodeHead(REQ), resHead = encodeHead(RES);
+  const reqHead = encodeHead(REQ),
+    resHead = encodeHead(RES);
 
   it('DATA beyond the stream window, and beyond the connection window', () => {
     const a = lone('acceptor');
@@ -231,7 +289,8 @@ describe('mux: protocol violations call onProtocolError', () => {
     const b = lone('acceptor');
     for (let id = 1; id <= 17; id++) {
       b.s.handleFrame(encodeHeaders(id, reqHead, false));
-      for (let i = 0; i < 16 && b.errors.length === 0; i++) b.s.handleFrame(encodeData(id, Buffer.alloc(64 * 1024), false));
+      for (let i = 0; i < 16 && b.errors.length === 0; i++)
+        b.s.handleFrame(encodeData(id, Buffer.alloc(64 * 1024), false));
     }
     assert.equal(b.errors.length, 1);
     assert.match(b.errors[0]!.message, /connection flow-control window exceeded/);
@@ -283,11 +342,16 @@ describe('mux: protocol violations call onProtocolError', () => {
     assert.deepEqual(a.errors, []);
     assert.deepEqual(a.streams, []);
     const resets = a.sent.map((b) => [b[0], b.readUInt32BE(2), b.readUInt16BE(6)]);
-    assert.deepEqual(resets, [[FrameType.RESET, 1, ResetCode.PROTOCOL_ERROR], [FrameType.RESET, 3, ResetCode.HEADERS_TOO_LARGE]]);
+    assert.deepEqual(resets, [
+      [FrameType.RESET, 1, ResetCode.PROTOCOL_ERROR],
+      [FrameType.RESET, 3, ResetCode.HEADERS_TOO_LARGE],
+    ]);
     const o = lone('opener');
     const s = o.s.openStream(REQ, true);
     let reset: number | null = null;
-    s.onReset = (c) => { reset = c; };
+    s.onReset = (c) => {
+      reset = c;
+    };
     o.s.handleFrame(encodeHeaders(s.id, Buffer.from('{"status":42,"headers":[]}'), false));
     assert.equal(reset, ResetCode.PROTOCOL_ERROR);
     assert.equal(o.s.activeStreams, 0);

@@ -25,11 +25,16 @@ test('the core (index.js) statically imports no node: module, Buffer or process;
     const file = stack.pop()!;
     if (seen.has(file)) continue;
     seen.add(file);
-    const code = readFileSync(file, 'utf8').replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+    const code = readFileSync(file, 'utf8')
+      .replace(/\/\/.*$/gm, '')
+      .replace(/\/\*[\s\S]*?\*\//g, '');
     assert.doesNotMatch(code, /\bBuffer\.|\bprocess\.|\brequire\(/, `${file} uses a Node-only global`);
     for (const m of code.matchAll(STATIC_IMPORT)) {
       const spec = m[1]!;
-      assert.ok(!spec.startsWith('node:') && !['fs', 'crypto', 'http', 'net', 'path'].includes(spec), `${file} imports ${spec}`);
+      assert.ok(
+        !spec.startsWith('node:') && !['fs', 'crypto', 'http', 'net', 'path'].includes(spec),
+        `${file} imports ${spec}`,
+      );
       const next = resolveSpec(spec, file);
       if (next === null) external.add(spec.split('/')[0]!);
       else stack.push(next);
@@ -39,6 +44,9 @@ test('the core (index.js) statically imports no node: module, Buffer or process;
   const names = [...seen].map((f) => f.slice(REPO_ROOT.length + 1)).sort();
   assert.ok(names.includes('packages/sdk/dist/client.js'));
   assert.ok(!names.some((n) => n.endsWith('sdk/dist/verify.js')), 'verify.js is not in the static graph');
-  assert.ok(!names.includes('packages/attestation/dist/index.js'), 'the attestation package is not in the static graph');
+  assert.ok(
+    !names.includes('packages/attestation/dist/index.js'),
+    'the attestation package is not in the static graph',
+  );
   assert.match(readFileSync(resolve(REPO_ROOT, 'packages/sdk/dist/client.js'), 'utf8'), /import\('\.\/verify\.js'\)/);
 });

@@ -13,7 +13,17 @@ import {
   UnavailableError,
   type EasyEnclaveError,
 } from '@easyenclave/sdk';
-import { ADMIN_TOKEN, closeAll, patternChunk, startAgent, startBackend, startCp, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
+import {
+  ADMIN_TOKEN,
+  closeAll,
+  patternChunk,
+  startAgent,
+  startBackend,
+  startCp,
+  waitFor,
+  waitRoutable,
+  wsUrl,
+} from '../helpers/network.js';
 import { RawAgent } from '../lifecycle/raw-agent.js';
 import { resolveApp } from '../lifecycle/util.js';
 
@@ -93,8 +103,17 @@ describe('connect: requests through the tunnel', () => {
 });
 
 describe('typed errors from the real control plane', () => {
-  const expectError = async <T extends EasyEnclaveError>(p: Promise<unknown>, cls: new (...a: never[]) => T, status: number, code: string, kind: string) => {
-    const err = await p.then(() => null, (e: unknown) => e);
+  const expectError = async <T extends EasyEnclaveError>(
+    p: Promise<unknown>,
+    cls: new (...a: never[]) => T,
+    status: number,
+    code: string,
+    kind: string,
+  ) => {
+    const err = await p.then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof cls, `expected ${cls.name}, got ${String(err)}`);
     assert.equal(err.status, status);
     assert.equal(err.code, code);
@@ -104,7 +123,13 @@ describe('typed errors from the real control plane', () => {
 
   test('401 wrong admin token, 404 unknown app, 403 unattested app, 503 offline app', async () => {
     const cp = await startCp({ EE_QUEUE_TIMEOUT_MS: '100' });
-    await expectError(new EasyEnclave({ url: cp.api_url, adminToken: 'wrong-token-0123456789' }).apps(), UnauthorizedError, 401, 'unauthorized', 'unauthorized');
+    await expectError(
+      new EasyEnclave({ url: cp.api_url, adminToken: 'wrong-token-0123456789' }).apps(),
+      UnauthorizedError,
+      401,
+      'unauthorized',
+      'unauthorized',
+    );
     assert.deepEqual(await new EasyEnclave({ url: cp.api_url, adminToken: ADMIN_TOKEN }).apps(), []);
 
     const ee = new EasyEnclave({ url: cp.api_url, max_retries: 0 });
@@ -145,7 +170,12 @@ describe('typed errors from the real control plane', () => {
       seen.push(String(init?.method));
       return fetch(input, init);
     };
-    const app = await new EasyEnclave({ url: cp.api_url, fetch: counting, max_retries: 2, max_retry_delay_ms: 20 }).connect('demo', { verify: false });
+    const app = await new EasyEnclave({
+      url: cp.api_url,
+      fetch: counting,
+      max_retries: 2,
+      max_retry_delay_ms: 20,
+    }).connect('demo', { verify: false });
     await assert.rejects(app.get('/x'), UnavailableError);
     assert.deepEqual(seen, ['GET', 'GET', 'GET']);
     seen.length = 0;
@@ -162,7 +192,10 @@ describe('timeouts and AbortSignal', () => {
     const { cp } = await network();
     const app = await new EasyEnclave({ url: cp.api_url, timeout_ms: 5000 }).connect('demo', { verify: false });
     const t0 = Date.now();
-    const err = await app.get('/hang', { timeout_ms: 300 }).then(() => null, (e: unknown) => e);
+    const err = await app.get('/hang', { timeout_ms: 300 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof TimeoutError, String(err));
     assert.equal(err.kind, 'timeout');
     assert.ok(Date.now() - t0 < 3000);
@@ -175,7 +208,10 @@ describe('timeouts and AbortSignal', () => {
     const pre = new AbortController();
     pre.abort(reason);
     await assert.rejects(app.get('/hello', { signal: pre.signal }), (e) => e === reason);
-    await assert.rejects(new EasyEnclave({ url: cp.api_url }).verifyControlPlane({ signal: pre.signal }), (e) => e === reason);
+    await assert.rejects(
+      new EasyEnclave({ url: cp.api_url }).verifyControlPlane({ signal: pre.signal }),
+      (e) => e === reason,
+    );
 
     // The deadline covers the head only; the caller's signal still stops a streaming body.
     const body = new AbortController();

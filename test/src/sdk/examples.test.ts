@@ -10,8 +10,15 @@ afterEach(() => closeAll());
 
 const EXAMPLE = join(REPO_ROOT, 'examples/private-api');
 
-function run(script: string, env: Record<string, string>): { done: Promise<{ code: number | null; out: string }>; firstLine: Promise<string> } {
-  const child = spawn(process.execPath, [join(EXAMPLE, script)], { cwd: EXAMPLE, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(
+  script: string,
+  env: Record<string, string>,
+): { done: Promise<{ code: number | null; out: string }>; firstLine: Promise<string> } {
+  const child = spawn(process.execPath, [join(EXAMPLE, script)], {
+    cwd: EXAMPLE,
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   onCleanup(() => child.kill('SIGKILL'));
   let out = '';
   let resolveLine: (l: string) => void;
@@ -25,7 +32,11 @@ function run(script: string, env: Record<string, string>): { done: Promise<{ cod
   return { done, firstLine };
 }
 
-const lines = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (out: string) =>
+  out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('examples/private-api', () => {
   test('backend behind an agent, reached with connect() from the SDK', async () => {
@@ -33,13 +44,21 @@ describe('examples/private-api', () => {
     const backend = run('backend.mjs', { PORT: '0' });
     const port = /^listening (\d+)$/.exec(await backend.firstLine)?.[1];
     assert.ok(port, 'backend started');
-    startAgent({ control_ws: wsUrl(cp), backend_url: `http://127.0.0.1:${port}`, app_name: 'private-api', repo: 'acme/private-api' });
+    startAgent({
+      control_ws: wsUrl(cp),
+      backend_url: `http://127.0.0.1:${port}`,
+      app_name: 'private-api',
+      repo: 'acme/private-api',
+    });
     await waitRoutable(cp, 'private-api');
 
     const client = await run('client.mjs', { EE_URL: cp.api_url }).done;
     assert.equal(client.code, 0, client.out);
     const steps = lines(client.out);
-    assert.deepEqual(steps.map((s) => s.step), ['connected', 'private', 'created', 'notes']);
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      ['connected', 'private', 'created', 'notes'],
+    );
     assert.equal(steps[0]!.verified, null, 'sandbox network: not verified by default');
     assert.equal(steps[1]!.served_by, 'private-api');
     assert.deepEqual(steps[2], { step: 'created', id: 1, text: 'hello from the SDK' });
@@ -50,7 +69,10 @@ describe('examples/private-api', () => {
     assert.equal(strict.code, 1, strict.out);
     const [refused] = lines(strict.out);
     assert.equal(refused!.step, 'refused');
-    assert.ok((refused!.reasons as string[]).includes('the agent is on network "sandbox-1", not "forge-1"'), strict.out);
+    assert.ok(
+      (refused!.reasons as string[]).includes('the agent is on network "sandbox-1", not "forge-1"'),
+      strict.out,
+    );
     const after = await (await fetch(`${cp.api_url}/v1/proxy/private-api/api/notes`)).json();
     assert.equal((after as { notes: unknown[] }).notes.length, 1, 'the refused client created nothing');
   });

@@ -2,7 +2,14 @@
 // transfer applied once, typed errors from real refusals, and the paged history iterator.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BadRequestError, ConflictError, EasyEnclave, ForbiddenError, UnauthorizedError, EasyEnclaveError } from '@easyenclave/sdk';
+import {
+  BadRequestError,
+  ConflictError,
+  EasyEnclave,
+  ForbiddenError,
+  UnauthorizedError,
+  EasyEnclaveError,
+} from '@easyenclave/sdk';
 import { ADMIN_TOKEN, closeAll, startCp } from '../helpers/network.js';
 
 describe('SDK ledger calls against the control plane', () => {
@@ -43,14 +50,26 @@ describe('SDK ledger calls against the control plane', () => {
     assert.equal(again.replayed, true);
     assert.equal(again.transfer_id, first.transfer_id);
     assert.equal((await bob.client.balance(bob.id)).available_micro_usd, before + 1_000_000n);
-    await assert.rejects(alice.client.transferCredits({ to: bob.id, amount: '$2' }, { idempotency_key: 'sdk-retry-1' }), (e: unknown) => e instanceof BadRequestError && e.code === 'idempotency_key_reused');
+    await assert.rejects(
+      alice.client.transferCredits({ to: bob.id, amount: '$2' }, { idempotency_key: 'sdk-retry-1' }),
+      (e: unknown) => e instanceof BadRequestError && e.code === 'idempotency_key_reused',
+    );
   });
 
   it('real refusals arrive as typed errors', async () => {
-    await assert.rejects(admin.purchaseCredits({ account: alice.id, amount: '$1', payment_ref: 'sdk-pay-1' }), (e: unknown) => e instanceof ConflictError && e.code === 'transfer_conflict');
+    await assert.rejects(
+      admin.purchaseCredits({ account: alice.id, amount: '$1', payment_ref: 'sdk-pay-1' }),
+      (e: unknown) => e instanceof ConflictError && e.code === 'transfer_conflict',
+    );
     await assert.rejects(bob.client.balance(alice.id), (e: unknown) => e instanceof ForbiddenError);
-    await assert.rejects(new EasyEnclave({ url, adminToken: 'wrong-admin-token-0123456789' }).createAccount({ kind: 'user', name: 'x' }), (e: unknown) => e instanceof UnauthorizedError);
-    await assert.rejects(bob.client.transferCredits({ to: alice.id, amount: '$1000000' }), (e: unknown) => e instanceof EasyEnclaveError && e.status === 402 && e.code === 'insufficient_funds');
+    await assert.rejects(
+      new EasyEnclave({ url, adminToken: 'wrong-admin-token-0123456789' }).createAccount({ kind: 'user', name: 'x' }),
+      (e: unknown) => e instanceof UnauthorizedError,
+    );
+    await assert.rejects(
+      bob.client.transferCredits({ to: alice.id, amount: '$1000000' }),
+      (e: unknown) => e instanceof EasyEnclaveError && e.status === 402 && e.code === 'insufficient_funds',
+    );
   });
 
   it('transfers() walks every page of the history', async () => {

@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
-import { ConflictError, ConnectionError, EasyEnclave, InvalidResponseError, UnauthorizedError, parseJsonExact, stringifyJson } from '@easyenclave/sdk';
+import {
+  ConflictError,
+  ConnectionError,
+  EasyEnclave,
+  InvalidResponseError,
+  UnauthorizedError,
+  parseJsonExact,
+  stringifyJson,
+} from '@easyenclave/sdk';
 import { closeAll, freePort, onCleanup } from '../helpers/network.js';
 
 afterEach(() => closeAll());
@@ -49,7 +57,10 @@ describe('ledger calls (stub server)', () => {
       const amount = b.amount_micro_usd ?? '200000000';
       return {
         status: 200,
-        headers: req.headers['idempotency-key'] === 'mine' ? { 'idempotent-replayed': 'true' } : ({} as Record<string, string>),
+        headers:
+          req.headers['idempotency-key'] === 'mine'
+            ? { 'idempotent-replayed': 'true' }
+            : ({} as Record<string, string>),
         body: `{"transfer_id":"t1","from":"acct-a","to":"${String(b.to)}","amount_micro_usd":${String(amount)},"memo":"x\\"y_micro_usd\\":1"}`,
       };
     });
@@ -80,14 +91,20 @@ describe('ledger calls (stub server)', () => {
 
     assert.throws(() => ee.transferCredits({ to: 'x', amount: 1.5 }), TypeError);
     assert.throws(() => ee.transferCredits({ to: 'x', amount: -1n }), TypeError);
-    assert.throws(() => new EasyEnclave({ url: s.url }).transferCredits({ to: 'x', amount: '$1' }), /apiKey is required/);
+    assert.throws(
+      () => new EasyEnclave({ url: s.url }).transferCredits({ to: 'x', amount: '$1' }),
+      /apiKey is required/,
+    );
   });
 
   test('retries (503, then a reset after sending) reuse the same Idempotency-Key', async () => {
     const s = await stub((_req, n) => {
       if (n === 1) return { status: 503, headers: { 'retry-after': '0' }, body: err('busy', 'try again') };
       if (n === 2) return 'reset';
-      return { status: 201, body: '{"account_id":"acct-1","kind":"user","name":"alice","api_key":"k1","created_at":"now"}' };
+      return {
+        status: 201,
+        body: '{"account_id":"acct-1","kind":"user","name":"alice","api_key":"k1","created_at":"now"}',
+      };
     });
     const ee = new EasyEnclave({ url: s.url, adminToken: 'admin-token-0123456789', retry_base_delay_ms: 5 });
     const acct = await ee.createAccount({ kind: 'user', name: 'alice' });
@@ -107,7 +124,10 @@ describe('ledger calls (stub server)', () => {
         : { status: 401, body: err('unauthorized', 'invalid API key') },
     );
     const ee = new EasyEnclave({ url: s.url, apiKey: 'k', adminToken: 'admin-token-0123456789' });
-    const c = await ee.purchaseCredits({ account: 'acct-1', amount: '12.50', payment_ref: 'stripe:pi_1' }).then(() => null, (e: unknown) => e);
+    const c = await ee.purchaseCredits({ account: 'acct-1', amount: '12.50', payment_ref: 'stripe:pi_1' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(c instanceof ConflictError);
     assert.equal(c.status, 409);
     assert.equal(c.code, 'idempotency_conflict');
@@ -139,23 +159,40 @@ describe('ledger calls (stub server)', () => {
       '': '{"transfers":[{"transfer_id":"t3","from":"a","to":"b","amount_micro_usd":3},{"transfer_id":"t2","from":"a","to":"b","amount_micro_usd":2}],"next_cursor":"c2"}',
       c2: '{"transfers":[{"transfer_id":"t1","from":null,"to":"a","amount_micro_usd":1}],"next_cursor":null}',
     };
-    const s = await stub((req) => ({ status: 200, body: pages[new URL(req.url, 'http://x').searchParams.get('cursor') ?? '']! }));
+    const s = await stub((req) => ({
+      status: 200,
+      body: pages[new URL(req.url, 'http://x').searchParams.get('cursor') ?? '']!,
+    }));
     const ee = new EasyEnclave({ url: s.url, apiKey: 'k' });
     const ids: string[] = [];
     for await (const t of ee.transfers({ account: 'a', limit: 2 })) ids.push(`${t.transfer_id}:${t.amount_micro_usd}`);
     assert.deepEqual(ids, ['t3:3', 't2:2', 't1:1']);
-    assert.deepEqual(s.seen.map((r) => r.url), ['/v1/accounts/a/transfers?limit=2', '/v1/accounts/a/transfers?limit=2&cursor=c2']);
+    assert.deepEqual(
+      s.seen.map((r) => r.url),
+      ['/v1/accounts/a/transfers?limit=2', '/v1/accounts/a/transfers?limit=2&cursor=c2'],
+    );
   });
 
   test('connection errors: retried when nothing was sent, a keyless POST reset after sending is not', async () => {
     const port = await freePort(); // nothing listens there
-    const refused = new EasyEnclave({ url: `http://127.0.0.1:${port}`, apiKey: 'k', retry_base_delay_ms: 5, max_retries: 3 });
-    const e = await refused.balance('a').then(() => null, (x: unknown) => x);
+    const refused = new EasyEnclave({
+      url: `http://127.0.0.1:${port}`,
+      apiKey: 'k',
+      retry_base_delay_ms: 5,
+      max_retries: 3,
+    });
+    const e = await refused.balance('a').then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof ConnectionError, String(e));
     assert.equal(e.attempts, 4);
     const s = await stub(() => 'reset');
     const app = await new EasyEnclave({ url: s.url, retry_base_delay_ms: 5 }).connect('demo', { verify: false });
-    const once = await app.post('/x', 'body').then(() => null, (x: unknown) => x);
+    const once = await app.post('/x', 'body').then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(once instanceof ConnectionError);
     assert.equal(once.attempts, 1);
     assert.equal(s.seen.length, 1);

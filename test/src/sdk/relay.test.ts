@@ -15,7 +15,10 @@ const relayUrl = (cp: { api_url: string }, app: string, nonce: string, agent?: s
   `${cp.api_url}/v1/apps/${app}/attestation?nonce=${nonce}${agent !== undefined ? `&agent=${agent}` : ''}`;
 
 /** A raw agent that is registered, attested and healthy (routable). */
-async function routableRaw(cp: { api_url: string }, fields: { app_name?: string; agent_id?: string } = {}): Promise<RawAgent> {
+async function routableRaw(
+  cp: { api_url: string },
+  fields: { app_name?: string; agent_id?: string } = {},
+): Promise<RawAgent> {
   const raw = await RawAgent.connect(wsUrl(cp), fields);
   raw.serve();
   await raw.registerAndAttest();
@@ -35,16 +38,56 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
     assert.equal(res.headers.get('cache-control'), 'no-store');
     const b = res.json;
     assert.deepEqual(
-      { app: b.app, agent_id: b.agent_id, network: b.network, sealed: b.sealed, repo: b.repo, release_tag: b.release_tag, evidence_type: b.evidence_type, sandbox: b.sandbox, nonce: b.nonce },
-      { app: 'demo', agent_id: 'agent-relay-1', network: 'sandbox-1', sealed: false, repo: 'acme/demo', release_tag: 'v1.0.0', evidence_type: 'sandbox', sandbox: true, nonce: nonce.toString('hex') },
+      {
+        app: b.app,
+        agent_id: b.agent_id,
+        network: b.network,
+        sealed: b.sealed,
+        repo: b.repo,
+        release_tag: b.release_tag,
+        evidence_type: b.evidence_type,
+        sandbox: b.sandbox,
+        nonce: b.nonce,
+      },
+      {
+        app: 'demo',
+        agent_id: 'agent-relay-1',
+        network: 'sandbox-1',
+        sealed: false,
+        repo: 'acme/demo',
+        release_tag: 'v1.0.0',
+        evidence_type: 'sandbox',
+        sandbox: true,
+        nonce: nonce.toString('hex'),
+      },
     );
     assert.deepEqual(b.keyset, agent.keys.toJSON());
     assert.equal(b.report_data, computeReportData(nonce, b.keyset).toString('hex'));
-    const subject = { agent_id: b.agent_id, app_name: 'demo', repo: b.repo, release_tag: b.release_tag, network: b.network };
-    const verdict = await new SandboxVerifier().verify({ subject, nonce, keyset: b.keyset, quote: Buffer.from(b.quote, 'base64'), now_ms: Date.now(), sealed_required: false });
+    const subject = {
+      agent_id: b.agent_id,
+      app_name: 'demo',
+      repo: b.repo,
+      release_tag: b.release_tag,
+      network: b.network,
+    };
+    const verdict = await new SandboxVerifier().verify({
+      subject,
+      nonce,
+      keyset: b.keyset,
+      quote: Buffer.from(b.quote, 'base64'),
+      now_ms: Date.now(),
+      sealed_required: false,
+    });
     assert.ok(verdict.ok, JSON.stringify(verdict));
     // Bound to this nonce: the same evidence does not verify for another one.
-    const other = await new SandboxVerifier().verify({ subject, nonce: newNonce(), keyset: b.keyset, quote: Buffer.from(b.quote, 'base64'), now_ms: Date.now(), sealed_required: false });
+    const other = await new SandboxVerifier().verify({
+      subject,
+      nonce: newNonce(),
+      keyset: b.keyset,
+      quote: Buffer.from(b.quote, 'base64'),
+      now_ms: Date.now(),
+      sealed_required: false,
+    });
     assert.equal(other.ok, false);
     // A chosen agent.
     const pinned = await httpGet(relayUrl(cp, 'demo', newNonce().toString('hex'), 'agent-relay-1'));
@@ -54,7 +97,14 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
   test('validation: 400 bad nonce or agent, 404 unknown app or agent, 503/403 when no agent can answer', async () => {
     const cp = await startCp({ EE_QUEUE_TIMEOUT_MS: '100' });
     const good = newNonce().toString('hex');
-    for (const q of ['', '?nonce=', '?nonce=zz', `?nonce=${'a'.repeat(63)}`, `?nonce=${'a'.repeat(65)}`, `?nonce=${'g'.repeat(64)}`]) {
+    for (const q of [
+      '',
+      '?nonce=',
+      '?nonce=zz',
+      `?nonce=${'a'.repeat(63)}`,
+      `?nonce=${'a'.repeat(65)}`,
+      `?nonce=${'g'.repeat(64)}`,
+    ]) {
       const res = await httpGet(`${cp.api_url}/v1/apps/demo/attestation${q}`);
       assert.equal(res.status, 400, `${q}: ${res.text}`);
       assert.equal(res.json.error.code, 'invalid_nonce', q);
@@ -89,12 +139,16 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
     assert.equal(unknownAgent.json.error.code, 'unknown_agent');
   });
 
-  test('a relay is not the agent\'s attestation: no record, no attest_result, and a pending challenge is untouched', async () => {
+  test("a relay is not the agent's attestation: no record, no attest_result, and a pending challenge is untouched", async () => {
     const cp = await startCp();
     const agent_id = newAgentId();
     const raw = await routableRaw(cp, { agent_id });
     const link = cp.hub.byAgentId.get(agent_id)!;
-    const before = { rows: (await cp.store.listAttestations({ agent_id, limit: 50 })).length, last: link.last_attest_ms, next: link.next_attest_at_ms };
+    const before = {
+      rows: (await cp.store.listAttestations({ agent_id, limit: 50 })).length,
+      last: link.last_attest_ms,
+      next: link.next_attest_at_ms,
+    };
     assert.equal(before.rows, 1);
 
     // The control plane's own challenge is pending (a policy re-attestation) while a client's is relayed.
@@ -115,7 +169,11 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
       assert.deepEqual(res.json.measurements, sent.measurements);
     }
     assert.equal(link.challenge?.nonce_hex, own.nonce, 'the own challenge is still pending');
-    assert.equal((await cp.store.listAttestations({ agent_id, limit: 50 })).length, before.rows, 'relays are not recorded');
+    assert.equal(
+      (await cp.store.listAttestations({ agent_id, limit: 50 })).length,
+      before.rows,
+      'relays are not recorded',
+    );
     assert.equal(link.last_attest_ms, before.last);
     assert.equal(raw.received.filter((m) => m.type === 'attest_result').length, 1, 'no attest_result for relays');
 

@@ -6,20 +6,43 @@
 // mismatched one.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { DCAP_REASONS, POLICY_REASONS, ROUTER_REASONS, SANDBOX_REASONS, sandboxMeasurements } from '@easyenclave/attestation';
+import {
+  DCAP_REASONS,
+  POLICY_REASONS,
+  ROUTER_REASONS,
+  SANDBOX_REASONS,
+  sandboxMeasurements,
+} from '@easyenclave/attestation';
 import { AttestationError, EasyEnclave, type TrustOptions } from '@easyenclave/sdk';
 import { closeAll, startAgent, startBackend, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { RawAgent } from '../lifecycle/raw-agent.js';
-import { attestTdx, buildQuote, FakeTsm, GOOD, OTHER, policyJson, tdxAnswer, trustFiles, type TrustFiles } from '../attestation-e2e/fixture.js';
+import {
+  attestTdx,
+  buildQuote,
+  FakeTsm,
+  GOOD,
+  OTHER,
+  policyJson,
+  tdxAnswer,
+  trustFiles,
+  type TrustFiles,
+} from '../attestation-e2e/fixture.js';
 
 afterEach(() => closeAll());
 
 /** Client-side trust: the test root of trust and its collateral, offline. */
-const clientTrust = (t: TrustFiles): Omit<TrustOptions, 'policy'> => ({ collateral: t.collateral, root_ca: t.rot.root.der, allow_non_intel_root: true });
+const clientTrust = (t: TrustFiles): Omit<TrustOptions, 'policy'> => ({
+  collateral: t.collateral,
+  root_ca: t.rot.root.der,
+  allow_non_intel_root: true,
+});
 
 async function refused(p: Promise<unknown>): Promise<string[]> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof AttestationError, `expected AttestationError, got ${String(err)}`);
   assert.equal(err.kind, 'attestation');
   return err.reasons;
@@ -35,7 +58,13 @@ async function sealed() {
 
 function tdxAgent(s: Awaited<ReturnType<typeof sealed>>, build: typeof GOOD, app_name = 'demo') {
   const kernel = new FakeTsm(s.t.rot, { quote: buildQuote(build) });
-  return startAgent({ control_ws: wsUrl(s.cp), backend_url: s.backend.url, network: 'forge-1', app_name, extra: { EE_TSM_PATH: kernel.path } });
+  return startAgent({
+    control_ws: wsUrl(s.cp),
+    backend_url: s.backend.url,
+    network: 'forge-1',
+    app_name,
+    extra: { EE_TSM_PATH: kernel.path },
+  });
 }
 
 describe('SDK verification on a sealed network (test root of trust)', () => {
@@ -60,7 +89,10 @@ describe('SDK verification on a sealed network (test root of trust)', () => {
     assert.equal(app.verified, again);
     // Without a policy, TDX evidence cannot be judged: refused, fail closed.
     const reasons = await refused(new EasyEnclave({ url: s.cp.api_url, trust: clientTrust(s.t) }).connect('demo'));
-    assert.ok(reasons.some((r) => r.startsWith('no attestation policy given')), JSON.stringify(reasons));
+    assert.ok(
+      reasons.some((r) => r.startsWith('no attestation policy given')),
+      JSON.stringify(reasons),
+    );
   });
 
   test('an agent the control plane admits but the client policy does not list is refused, and nothing is sent', async () => {
@@ -72,12 +104,25 @@ describe('SDK verification on a sealed network (test root of trust)', () => {
       if (String(input).includes('/v1/proxy/')) sent++;
       return fetch(input, init);
     };
-    const ee = new EasyEnclave({ url: s.cp.api_url, policy: policyJson('client-1'), trust: clientTrust(s.t), fetch: counting, network: 'forge-1' });
+    const ee = new EasyEnclave({
+      url: s.cp.api_url,
+      policy: policyJson('client-1'),
+      trust: clientTrust(s.t),
+      fetch: counting,
+      network: 'forge-1',
+    });
     const reasons = await refused(ee.connect('demo'));
-    assert.ok(reasons.includes(POLICY_REASONS.unknownMrtd(OTHER.mrtd.toString('hex'), 'acme/demo', 'v1.0.0')), JSON.stringify(reasons));
+    assert.ok(
+      reasons.includes(POLICY_REASONS.unknownMrtd(OTHER.mrtd.toString('hex'), 'acme/demo', 'v1.0.0')),
+      JSON.stringify(reasons),
+    );
     assert.equal(sent, 0);
     // Pinning the release the evidence must be for is checked too.
-    const pinned = await refused(ee.verifyApp('demo', { trust: { policy: policyJson('c', [{ build: OTHER }]), ...clientTrust(s.t), expect: { release_tag: 'v2.0.0' } } }));
+    const pinned = await refused(
+      ee.verifyApp('demo', {
+        trust: { policy: policyJson('c', [{ build: OTHER }]), ...clientTrust(s.t), expect: { release_tag: 'v2.0.0' } },
+      }),
+    );
     assert.deepEqual(pinned, ['release_tag is "v1.0.0", expected "v2.0.0"']);
   });
 
@@ -105,9 +150,16 @@ describe('SDK verification on a sealed network (test root of trust)', () => {
     req = await raw.next('attest_request');
     raw.sendJson({ ...own, nonce: req.nonce });
     reasons = await refused(pending);
-    assert.ok(reasons.includes(DCAP_REASONS.reportData) || reasons.includes(ROUTER_REASONS.reportDataUnbound), JSON.stringify(reasons));
+    assert.ok(
+      reasons.includes(DCAP_REASONS.reportData) || reasons.includes(ROUTER_REASONS.reportDataUnbound),
+      JSON.stringify(reasons),
+    );
     assert.equal(raw.streams_opened, 0, 'nothing reached the app');
-    assert.equal((await ee.connect('demo', { verify: false }).then((a) => a.get('/x'))).status, 200, 'the app itself is up');
+    assert.equal(
+      (await ee.connect('demo', { verify: false }).then((a) => a.get('/x'))).status,
+      200,
+      'the app itself is up',
+    );
   });
 });
 
@@ -134,13 +186,26 @@ describe('verifyControlPlane', () => {
 
     const mismatched = await refused(ee.verifyControlPlane({ policy: cpPolicy('9.9.9') }));
     assert.deepEqual(mismatched, [POLICY_REASONS.releaseNotAllowed('easyenclave/control-plane', '0.1.0')]);
-    const wrongMrtd = { ...cpPolicy('0.1.0'), measurements: [{ repo: 'easyenclave/control-plane', release_tag: '0.1.0', mrtd: 'ab'.repeat(48) }] };
+    const wrongMrtd = {
+      ...cpPolicy('0.1.0'),
+      measurements: [{ repo: 'easyenclave/control-plane', release_tag: '0.1.0', mrtd: 'ab'.repeat(48) }],
+    };
     assert.ok((await refused(ee.verifyControlPlane({ policy: wrongMrtd })))[0]!.startsWith('unknown MRTD'));
 
     // A client that did not opt into sandbox evidence (no sandbox network configured) refuses it.
-    const strict = await refused(new EasyEnclave({ url: cp.api_url }).verifyControlPlane({ policy: cpPolicy('0.1.0') }));
+    const strict = await refused(
+      new EasyEnclave({ url: cp.api_url }).verifyControlPlane({ policy: cpPolicy('0.1.0') }),
+    );
     assert.ok(strict.includes(SANDBOX_REASONS.sealed), JSON.stringify(strict));
     // ... unless it says so explicitly.
-    assert.equal((await new EasyEnclave({ url: cp.api_url }).verifyControlPlane({ policy: cpPolicy('0.1.0'), allow_sandbox: true })).evidence_type, 'sandbox');
+    assert.equal(
+      (
+        await new EasyEnclave({ url: cp.api_url }).verifyControlPlane({
+          policy: cpPolicy('0.1.0'),
+          allow_sandbox: true,
+        })
+      ).evidence_type,
+      'sandbox',
+    );
   });
 });

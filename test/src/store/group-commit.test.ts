@@ -12,10 +12,20 @@ describe('group commit', () => {
       const gc = new GroupCommitter(store.db);
       const N = 200;
       const writes = Array.from({ length: N }, (_, i) =>
-        gc.submit((tx) => tx.insertInto('apps').values({ app_name: `app-${i}`, repo: 'acme/x', network: 'sandbox-1', created_at_ms: i }).execute()),
+        gc.submit((tx) =>
+          tx
+            .insertInto('apps')
+            .values({ app_name: `app-${i}`, repo: 'acme/x', network: 'sandbox-1', created_at_ms: i })
+            .execute(),
+        ),
       );
       // A write that violates the primary key (app-7 is inserted above in the same batch).
-      const bad = gc.submit((tx) => tx.insertInto('apps').values({ app_name: 'app-7', repo: 'acme/y', network: 'sandbox-1', created_at_ms: 0 }).execute());
+      const bad = gc.submit((tx) =>
+        tx
+          .insertInto('apps')
+          .values({ app_name: 'app-7', repo: 'acme/y', network: 'sandbox-1', created_at_ms: 0 })
+          .execute(),
+      );
       const results = await Promise.allSettled([...writes, bad]);
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, N);
       assert.equal(results[N]!.status, 'rejected');
@@ -31,7 +41,14 @@ describe('group commit', () => {
   it('registerAgent: the first repo owns the name; another repo or network writes nothing', async () => {
     const store = await openStore({ db_path: join(tmpDir(), 'reg.db') });
     try {
-      const base = { app_name: 'demo', release_tag: 'v1', network: 'sandbox-1', remote_addr: null, now_ms: 1000, ttl_ms: 5000 };
+      const base = {
+        app_name: 'demo',
+        release_tag: 'v1',
+        network: 'sandbox-1',
+        remote_addr: null,
+        now_ms: 1000,
+        ttl_ms: 5000,
+      };
       const [a, b] = await Promise.all([
         store.registerAgent({ ...base, agent_id: 'agent-aaaa', repo: 'acme/one' }),
         store.registerAgent({ ...base, agent_id: 'agent-bbbb', repo: 'acme/two' }),
@@ -41,7 +58,10 @@ describe('group commit', () => {
       assert.equal(!b.ok && b.app.repo, 'acme/one');
       const c = await store.registerAgent({ ...base, agent_id: 'agent-cccc', repo: 'acme/one', network: 'forge-1' });
       assert.equal(c.ok, false);
-      assert.deepEqual((await store.listAgents('demo')).map((x) => x.agent_id), ['agent-aaaa']);
+      assert.deepEqual(
+        (await store.listAgents('demo')).map((x) => x.agent_id),
+        ['agent-aaaa'],
+      );
       assert.equal(a.ok && a.registration.expires_at_ms, 6000);
     } finally {
       await store.close();

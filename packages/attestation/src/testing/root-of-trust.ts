@@ -49,7 +49,8 @@ function derLen(n: number): Buffer {
   for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
-const tlv = (tag: number, content: Buffer): Buffer => Buffer.concat([Buffer.from([tag]), derLen(content.length), content]);
+const tlv = (tag: number, content: Buffer): Buffer =>
+  Buffer.concat([Buffer.from([tag]), derLen(content.length), content]);
 const dSeq = (...items: Buffer[]): Buffer => tlv(0x30, Buffer.concat(items));
 const dOctets = (b: Buffer): Buffer => tlv(0x04, b);
 function dOid(dotted: string): Buffer {
@@ -90,7 +91,11 @@ export function encodeSgxExtension(p: SgxExtensionParams): Buffer {
     dSeq(dOid(`${SGX}.1`), dOctets(p.ppid)),
     dSeq(
       dOid(`${SGX}.2`),
-      dSeq(...comps, dSeq(dOid(`${SGX}.2.17`), dUint(0x02, p.pcesvn)), dSeq(dOid(`${SGX}.2.18`), dOctets(p.cpusvn_override ?? Buffer.from(p.cpusvn)))),
+      dSeq(
+        ...comps,
+        dSeq(dOid(`${SGX}.2.17`), dUint(0x02, p.pcesvn)),
+        dSeq(dOid(`${SGX}.2.18`), dOctets(p.cpusvn_override ?? Buffer.from(p.cpusvn))),
+      ),
     ),
     dSeq(dOid(`${SGX}.3`), dOctets(p.pce_id)),
     dSeq(dOid(`${SGX}.4`), dOctets(p.fmspc)),
@@ -127,7 +132,9 @@ async function makeCert(
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(ca, ca ? 1 : undefined, true),
     new x509.KeyUsagesExtension(
-      ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
+      ca
+        ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
+        : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
       true,
     ),
     await x509.SubjectKeyIdentifierExtension.create(key.keys.publicKey),
@@ -348,8 +355,24 @@ export class TestRootOfTrust {
           ...(platform ? { platform_instance_id: randomBytes(16) } : {}),
         }),
       );
-    const pckPlatform = await makeCert(await newKey(), TEST_NAMES.pck, { name: TEST_NAMES.platform, key: platformCa }, false, from, to, [ext(true)]);
-    const pckProcessor = await makeCert(await newKey(), TEST_NAMES.pck, { name: TEST_NAMES.processor, key: processorCa }, false, from, to, [ext(false)]);
+    const pckPlatform = await makeCert(
+      await newKey(),
+      TEST_NAMES.pck,
+      { name: TEST_NAMES.platform, key: platformCa },
+      false,
+      from,
+      to,
+      [ext(true)],
+    );
+    const pckProcessor = await makeCert(
+      await newKey(),
+      TEST_NAMES.pck,
+      { name: TEST_NAMES.processor, key: processorCa },
+      false,
+      from,
+      to,
+      [ext(false)],
+    );
     return new TestRootOfTrust({
       now_ms,
       root,
@@ -377,7 +400,11 @@ export class TestRootOfTrust {
    * A PCK-like leaf with chosen SGX extension contents, issued by one of the PCK CAs (e.g. a malformed one),
    * or by any test certificate's key (e.g. a PCK leaf, to forge a longer chain).
    */
-  async issuePck(ca: 'platform' | 'processor' | TestCert, ext: SgxExtensionParams | Buffer, leafKey?: TestKey): Promise<TestCert> {
+  async issuePck(
+    ca: 'platform' | 'processor' | TestCert,
+    ext: SgxExtensionParams | Buffer,
+    leafKey?: TestKey,
+  ): Promise<TestCert> {
     const issuer = ca === 'platform' ? this.platformCa : ca === 'processor' ? this.processorCa : ca;
     const value = Buffer.isBuffer(ext) ? ext : encodeSgxExtension(ext);
     return makeCert(
@@ -400,7 +427,13 @@ export class TestRootOfTrust {
 
   defaultTcbLevels(): TestTcbLevel[] {
     return [
-      { sgx: [...TEST_PLATFORM.cpusvn], pcesvn: 11, tdx: pad16([5, 0, 2]), tcbDate: intelDate(this.now_ms - 10 * DAY), tcbStatus: 'UpToDate' },
+      {
+        sgx: [...TEST_PLATFORM.cpusvn],
+        pcesvn: 11,
+        tdx: pad16([5, 0, 2]),
+        tcbDate: intelDate(this.now_ms - 10 * DAY),
+        tcbStatus: 'UpToDate',
+      },
       {
         sgx: [...TEST_PLATFORM.cpusvn],
         pcesvn: 5,
@@ -468,7 +501,9 @@ export class TestRootOfTrust {
       attributesMask: 'FBFFFFFFFFFFFFFF0000000000000000',
       mrsigner: this.qeMrsigner.toString('hex').toUpperCase(),
       isvprodid: TEST_PLATFORM.qe_isvprodid,
-      tcbLevels: (opts.qe_tcb_levels ?? [{ isvsvn: 4, tcbDate: intelDate(this.now_ms - 10 * DAY), tcbStatus: 'UpToDate' }]).map((l) => ({
+      tcbLevels: (
+        opts.qe_tcb_levels ?? [{ isvsvn: 4, tcbDate: intelDate(this.now_ms - 10 * DAY), tcbStatus: 'UpToDate' }]
+      ).map((l) => ({
         tcb: { isvsvn: l.isvsvn },
         tcbDate: l.tcbDate,
         tcbStatus: l.tcbStatus,
@@ -483,7 +518,11 @@ export class TestRootOfTrust {
       issuer: issuer.cert.subjectName,
       thisUpdate: new Date(this_ms),
       nextUpdate: new Date(next_ms),
-      entries: revoked.map((serialNumber) => ({ serialNumber, revocationDate: new Date(this_ms), reason: x509.X509CrlReason.keyCompromise })),
+      entries: revoked.map((serialNumber) => ({
+        serialNumber,
+        revocationDate: new Date(this_ms),
+        reason: x509.X509CrlReason.keyCompromise,
+      })),
       signingKey: signer.keys.privateKey,
       signingAlgorithm: SIGN_ALG,
     });
@@ -513,7 +552,14 @@ export class TestRootOfTrust {
     const rootKind = opts.root_crl ?? 'good';
     let rootCrl: Buffer;
     if (rootKind === 'garbage') rootCrl = randomBytes(120);
-    else rootCrl = await this.crl(this.root, rootKind === 'wrong-key' ? this.strayKey : this.root, opts.revoked_root_serials ?? [], thisMs, nextMs);
+    else
+      rootCrl = await this.crl(
+        this.root,
+        rootKind === 'wrong-key' ? this.strayKey : this.root,
+        opts.revoked_root_serials ?? [],
+        thisMs,
+        nextMs,
+      );
 
     const tcbText = JSON.stringify(this.tcbInfo(opts));
     const tcbSig = TestRootOfTrust.signJson(tcbText, opts.tcb_info_signer ?? this.tcbSigning.private);
@@ -593,7 +639,10 @@ export class TestRootOfTrust {
       descriptor.writeUInt32LE(report.length, 2);
     }
     const signed = Buffer.concat([header, descriptor, report]);
-    const signature = cryptoSign('sha256', signed, { key: opts.quote_signer ?? this.attestationKey.private, dsaEncoding: 'ieee-p1363' });
+    const signature = cryptoSign('sha256', signed, {
+      key: opts.quote_signer ?? this.attestationKey.private,
+      dsaEncoding: 'ieee-p1363',
+    });
 
     const pck = opts.pck ?? 'platform';
     const pckCert = pck === 'platform' ? this.pckPlatform : this.pckProcessor;

@@ -13,7 +13,13 @@ import { formatFields, printResult } from '../output.js';
 type ReadOptions = GlobalOptions & { json?: boolean };
 type PostOptions = ReadOptions & { idempotencyKey?: string };
 type ReportOptions = PostOptions & { node: string; lease?: string; period?: string; reason: string };
-type UsageOptions = PostOptions & { node: string; period: string; missedChecks: string; units?: string; detail?: string };
+type UsageOptions = PostOptions & {
+  node: string;
+  period: string;
+  missedChecks: string;
+  units?: string;
+  detail?: string;
+};
 
 const reportTable = (d: AbuseReport): string =>
   formatFields([
@@ -28,7 +34,13 @@ const reportTable = (d: AbuseReport): string =>
   ]) + (d.status === 'filed' ? '\nNot counted until the admin authorizes it (ee abuse authorize).' : '');
 
 const usageTable = (d: UsageReport): string =>
-  formatFields([['Report', d.report_id], ['Node', d.node_id], ['Period', d.period], ['Units', d.units], ['Missed checks', d.missed_checks]]);
+  formatFields([
+    ['Report', d.report_id],
+    ['Node', d.node_id],
+    ['Period', d.period],
+    ['Units', d.units],
+    ['Missed checks', d.missed_checks],
+  ]);
 
 /** A command that POSTs and prints: the shared flags, examples. */
 const postCommand = (cmd: Command, examples: string[]) => {
@@ -37,13 +49,20 @@ const postCommand = (cmd: Command, examples: string[]) => {
 };
 
 export function registerAbuse(program: Command): void {
-  const abuse = program.command('abuse').description('abuse reports: report (launcher token), show and authorize (admin)');
+  const abuse = program
+    .command('abuse')
+    .description('abuse reports: report (launcher token), show and authorize (admin)');
 
-  const report = addServiceTokenOption(abuse.command('report').description('file an abuse report against a node (EE_LAUNCHER_TOKEN); it counts once authorized')
-    .requiredOption('--node <node>', 'the node reported (node_…)')
-    .requiredOption('--reason <text>', 'what happened (1-1000 characters)')
-    .option('--lease <lease>', 'the lease affected (must be on that node; default: every lease of the node)')
-    .option('--period <period>', 'the period\'s start in ISO-8601 or its index (default: the current one)'), 'launcher');
+  const report = addServiceTokenOption(
+    abuse
+      .command('report')
+      .description('file an abuse report against a node (EE_LAUNCHER_TOKEN); it counts once authorized')
+      .requiredOption('--node <node>', 'the node reported (node_…)')
+      .requiredOption('--reason <text>', 'what happened (1-1000 characters)')
+      .option('--lease <lease>', 'the lease affected (must be on that node; default: every lease of the node)')
+      .option('--period <period>', "the period's start in ISO-8601 or its index (default: the current one)"),
+    'launcher',
+  );
   postCommand(report, ['EE_LAUNCHER_TOKEN=… ee abuse report --node node_0123456789abcdef --reason "served malware"']);
   report.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<ReportOptions>(cmd);
@@ -55,36 +74,65 @@ export function registerAbuse(program: Command): void {
       ...(o.lease !== undefined ? { lease: o.lease } : {}),
       ...(o.period !== undefined ? { period: periodArg(o.period, '--period') } : {}),
     };
-    const r = await idempotentPost(o.idempotencyKey, (key) => apiRequest({ method: 'POST', path: '/v1/abuse/reports', auth: 'launcher', body, idempotencyKey: key, schema: AbuseReportSchema }, o));
+    const r = await idempotentPost(o.idempotencyKey, (key) =>
+      apiRequest(
+        {
+          method: 'POST',
+          path: '/v1/abuse/reports',
+          auth: 'launcher',
+          body,
+          idempotencyKey: key,
+          schema: AbuseReportSchema,
+        },
+        o,
+      ),
+    );
     printResult(r, { json: o.json, table: reportTable });
   });
 
-  const show = abuse.command('show').description('one abuse report (admin)').argument('<report>', 'the report id (abuse_…)');
+  const show = abuse
+    .command('show')
+    .description('one abuse report (admin)')
+    .argument('<report>', 'the report id (abuse_…)');
   addJsonOption(addConnectionOptions(show));
   addExamples(show, ['ee abuse show abuse_0123456789abcdef --json']);
   show.action(async (id: string, _o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: `/v1/abuse/reports/${reportId(id)}`, auth: 'admin', schema: AbuseReportSchema }, o), { json: o.json, table: reportTable });
+    printResult(
+      await apiRequest({ path: `/v1/abuse/reports/${reportId(id)}`, auth: 'admin', schema: AbuseReportSchema }, o),
+      { json: o.json, table: reportTable },
+    );
   });
 
-  const authorize = abuse.command('authorize').description('authorize a report (admin): it fails its periods and lowers the node\'s trust')
+  const authorize = abuse
+    .command('authorize')
+    .description("authorize a report (admin): it fails its periods and lowers the node's trust")
     .argument('<report>', 'the report id (abuse_…)');
   postCommand(authorize, ['EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee abuse authorize abuse_0123456789abcdef']);
   authorize.action(async (id: string, _o: unknown, cmd: Command) => {
     const o = optsOf<PostOptions>(cmd);
     const path = `/v1/abuse/reports/${reportId(id)}/authorize`;
-    const r = await idempotentPost(o.idempotencyKey, (key) => apiRequest({ method: 'POST', path, auth: 'admin', idempotencyKey: key, schema: AbuseReportSchema }, o));
+    const r = await idempotentPost(o.idempotencyKey, (key) =>
+      apiRequest({ method: 'POST', path, auth: 'admin', idempotencyKey: key, schema: AbuseReportSchema }, o),
+    );
     printResult(r, { json: o.json, table: reportTable });
   });
 
   const usage = program.command('usage').description('uptime reports (EE_UPTIME_TOKEN)');
-  const usageReport = addServiceTokenOption(usage.command('report').description('report a node\'s uptime checks for a period; any missed check fails the node\'s lease-periods of it')
-    .requiredOption('--node <node>', 'the node (node_…)')
-    .requiredOption('--period <period>', 'the period\'s start in ISO-8601 or its index')
-    .requiredOption('--missed-checks <n>', 'uptime checks the node missed in the period (0 = none)')
-    .option('--units <n>', 'usage units measured (default 0)')
-    .option('--detail <text>', 'a note (at most 500 characters)'), 'uptime');
-  postCommand(usageReport, ['EE_UPTIME_TOKEN=… ee usage report --node node_0123456789abcdef --period 2026-11-22T03:00:00Z --missed-checks 0']);
+  const usageReport = addServiceTokenOption(
+    usage
+      .command('report')
+      .description("report a node's uptime checks for a period; any missed check fails the node's lease-periods of it")
+      .requiredOption('--node <node>', 'the node (node_…)')
+      .requiredOption('--period <period>', "the period's start in ISO-8601 or its index")
+      .requiredOption('--missed-checks <n>', 'uptime checks the node missed in the period (0 = none)')
+      .option('--units <n>', 'usage units measured (default 0)')
+      .option('--detail <text>', 'a note (at most 500 characters)'),
+    'uptime',
+  );
+  postCommand(usageReport, [
+    'EE_UPTIME_TOKEN=… ee usage report --node node_0123456789abcdef --period 2026-11-22T03:00:00Z --missed-checks 0',
+  ]);
   usageReport.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<UsageOptions>(cmd);
     nodeId(o.node);
@@ -95,7 +143,19 @@ export function registerAbuse(program: Command): void {
       ...(o.units !== undefined ? { units: intArg(o.units, '--units', 0, 1e12) } : {}),
       ...(o.detail !== undefined ? { detail: textArg(o.detail, '--detail', 500) } : {}),
     };
-    const r = await idempotentPost(o.idempotencyKey, (key) => apiRequest({ method: 'POST', path: '/v1/usage/report', auth: 'uptime', body, idempotencyKey: key, schema: UsageReportSchema }, o));
+    const r = await idempotentPost(o.idempotencyKey, (key) =>
+      apiRequest(
+        {
+          method: 'POST',
+          path: '/v1/usage/report',
+          auth: 'uptime',
+          body,
+          idempotencyKey: key,
+          schema: UsageReportSchema,
+        },
+        o,
+      ),
+    );
     printResult(r, { json: o.json, table: usageTable });
   });
 }

@@ -13,28 +13,47 @@ type CreateOptions = GlobalOptions & { kind: string; name: string; idempotencyKe
 
 export function registerAccounts(program: Command): void {
   const accounts = program.command('accounts').description('user and provider accounts (admin)');
-  const create = accounts.command('create').description('create an account; prints its API key once')
+  const create = accounts
+    .command('create')
+    .description('create an account; prints its API key once')
     .requiredOption('--kind <kind>', 'user or provider')
     .requiredOption('--name <name>', 'a display name (1-128 characters)')
     .option('--idempotency-key <key>', 'reuse to retry safely after an error (default: a fresh one)');
   addJsonOption(addConnectionOptions(create));
-  addExamples(create, ['ee accounts create --kind user --name "Alice"', 'ee accounts create --kind provider --name "Acme GPUs" --json']);
-  create.addHelpText('after', '\nThe API key is shown only in this output. Store it now (e.g. as EE_API_KEY for that account).');
+  addExamples(create, [
+    'ee accounts create --kind user --name "Alice"',
+    'ee accounts create --kind provider --name "Acme GPUs" --json',
+  ]);
+  create.addHelpText(
+    'after',
+    '\nThe API key is shown only in this output. Store it now (e.g. as EE_API_KEY for that account).',
+  );
   create.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<CreateOptions>(cmd);
     if (o.kind !== 'user' && o.kind !== 'provider') throw usageError('--kind must be user or provider');
     if (o.name.length < 1 || o.name.length > 128) throw usageError('--name must be 1 to 128 characters');
     const key = o.idempotencyKey ?? randomUUID();
-    const created = await apiRequest({ method: 'POST', path: '/v1/accounts', auth: 'admin', body: { kind: o.kind, name: o.name }, idempotencyKey: key, schema: CreatedAccountSchema.extend({ api_key: z.string().nullable() }) }, o);
+    const created = await apiRequest(
+      {
+        method: 'POST',
+        path: '/v1/accounts',
+        auth: 'admin',
+        body: { kind: o.kind, name: o.name },
+        idempotencyKey: key,
+        schema: CreatedAccountSchema.extend({ api_key: z.string().nullable() }),
+      },
+      o,
+    );
     printResult(created, {
       json: o.json,
-      table: (d) => formatFields([
-        ['Account', d.account_id],
-        ['Kind', d.kind],
-        ['Name', d.name],
-        ['Ledger accounts', d.ledger_accounts.join(', ')],
-        ['API key', d.api_key ?? '(already shown when this request first ran; not stored)'],
-      ]) + (d.api_key ? '\nStore the API key now: it is not shown again.' : ''),
+      table: (d) =>
+        formatFields([
+          ['Account', d.account_id],
+          ['Kind', d.kind],
+          ['Name', d.name],
+          ['Ledger accounts', d.ledger_accounts.join(', ')],
+          ['API key', d.api_key ?? '(already shown when this request first ran; not stored)'],
+        ]) + (d.api_key ? '\nStore the API key now: it is not shown again.' : ''),
     });
   });
 }

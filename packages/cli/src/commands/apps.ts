@@ -2,7 +2,14 @@
 // agents, registrations and recent events (admin), and whether an app may receive traffic (public).
 import type { Command } from 'commander';
 import { APP_NAME_RE } from '@easyenclave/protocol';
-import { AppDetailSchema, AppListSchema, ResolveSchema, type AppDetail, type AppList, type Resolve } from '../api-schemas.js';
+import {
+  AppDetailSchema,
+  AppListSchema,
+  ResolveSchema,
+  type AppDetail,
+  type AppList,
+  type Resolve,
+} from '../api-schemas.js';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
@@ -14,7 +21,10 @@ type ReadOptions = GlobalOptions & { json?: boolean };
 const SHOW_RECENT_EVENTS = 5;
 
 function appPath(app: string): string {
-  if (!APP_NAME_RE.test(app)) throw usageError(`"${app.slice(0, 80)}" is not an app name (a DNS label: a-z, 0-9, inner hyphens, at most 63 characters)`);
+  if (!APP_NAME_RE.test(app))
+    throw usageError(
+      `"${app.slice(0, 80)}" is not an app name (a DNS label: a-z, 0-9, inner hyphens, at most 63 characters)`,
+    );
   return encodeURIComponent(app);
 }
 
@@ -100,23 +110,36 @@ const resolveTable = (r: Resolve): string =>
 export function registerApps(program: Command): void {
   const apps = program.command('apps').description('inspect the apps a control plane knows');
 
-  const list = apps.command('list').description('every app ever registered: status, network, routable/connected agents, expiry (admin)');
+  const list = apps
+    .command('list')
+    .description('every app ever registered: status, network, routable/connected agents, expiry (admin)');
   addJsonOption(addConnectionOptions(list));
-  addExamples(list, ['EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee apps list', 'ee apps list --url https://control.example.com --json | jq -r ".apps[].app_name"']);
+  addExamples(list, [
+    'EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee apps list',
+    'ee apps list --url https://control.example.com --json | jq -r ".apps[].app_name"',
+  ]);
   list.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppListSchema }, o), { json: o.json, table: listTable });
+    printResult(await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppListSchema }, o), {
+      json: o.json,
+      table: listTable,
+    });
   });
 
   const show = apps
     .command('show')
-    .description('one app: status, agents (connection, routing, health, attestation), registrations, recent events (admin)')
+    .description(
+      'one app: status, agents (connection, routing, health, attestation), registrations, recent events (admin)',
+    )
     .argument('<app>', 'app name');
   addJsonOption(addConnectionOptions(show));
   addExamples(show, ['ee apps show demo', 'ee apps show demo --json | jq ".agents[] | {agent_id, status}"']);
   show.action(async (app: string, _o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: `/v1/apps/${appPath(app)}`, auth: 'admin', schema: AppDetailSchema }, o), { json: o.json, table: showTable });
+    printResult(await apiRequest({ path: `/v1/apps/${appPath(app)}`, auth: 'admin', schema: AppDetailSchema }, o), {
+      json: o.json,
+      table: showTable,
+    });
   });
 
   const resolve = apps
@@ -125,9 +148,15 @@ export function registerApps(program: Command): void {
     .argument('<app>', 'app name');
   addJsonOption(addConnectionOptions(resolve));
   addExamples(resolve, ['ee apps resolve demo', 'ee apps resolve demo --json | jq -r .endpoint']);
-  resolve.addHelpText('after', '\nExit codes: 0 routable; 1 not (e.g. app_offline, app_unattested, unknown_app) or unreachable; 2 usage errors.');
+  resolve.addHelpText(
+    'after',
+    '\nExit codes: 0 routable; 1 not (e.g. app_offline, app_unattested, unknown_app) or unreachable; 2 usage errors.',
+  );
   resolve.action(async (app: string, _o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: `/v1/resolve/${appPath(app)}`, auth: 'none', schema: ResolveSchema }, o), { json: o.json, table: resolveTable });
+    printResult(await apiRequest({ path: `/v1/resolve/${appPath(app)}`, auth: 'none', schema: ResolveSchema }, o), {
+      json: o.json,
+      table: resolveTable,
+    });
   });
 }

@@ -4,7 +4,9 @@ import { fail, onShutdownSignals } from '../process.js';
 export function registerControlPlane(program: Command): void {
   program
     .command('control-plane')
-    .description('run the control plane (API on EE_CONTROL_PORT, app proxy on EE_PROXY_PORT); configured by EE_* environment variables')
+    .description(
+      'run the control plane (API on EE_CONTROL_PORT, app proxy on EE_PROXY_PORT); configured by EE_* environment variables',
+    )
     .addHelpText(
       'after',
       '\nConfiguration: see the table in README.md (EE_CONTROL_PORT, EE_PROXY_PORT, EE_DB_PATH, EE_DATABASE_URL, EE_ADMIN_TOKEN, ...).' +
@@ -31,14 +33,18 @@ export function registerControlPlane(program: Command): void {
         if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`, 2);
         throw err;
       });
-      process.stderr.write(`easyenclave control plane: api ${cp.api_url}  app proxy ${cp.proxy_url}${listen_fds ? ' (inherited sockets)' : ''}\n`);
+      process.stderr.write(
+        `easyenclave control plane: api ${cp.api_url}  app proxy ${cp.proxy_url}${listen_fds ? ' (inherited sockets)' : ''}\n`,
+      );
       announceReady();
       onShutdownSignals(() => cp.shutdown());
       // SIGUSR2: re-read the attestation policy in place (writing the file does the same); every connected
       // agent is re-attested against it. A policy that fails to parse is logged and the old one stays.
       process.on('SIGUSR2', () => {
         process.stderr.write('ee: SIGUSR2: reloading the attestation policy\n');
-        void Promise.resolve(cp.reloadPolicy()).catch((err: Error) => process.stderr.write(`ee: policy reload failed: ${err.message}\n`));
+        void Promise.resolve(cp.reloadPolicy()).catch((err: Error) =>
+          process.stderr.write(`ee: policy reload failed: ${err.message}\n`),
+        );
       });
       let restarting = false;
       process.on('SIGHUP', () => {

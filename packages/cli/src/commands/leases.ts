@@ -13,7 +13,13 @@ import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../opt
 import { formatFields, formatTable, printResult, section, type Cell, type Column } from '../output.js';
 
 type ReadOptions = GlobalOptions & { json?: boolean };
-type CreateOptions = ReadOptions & { app: string; vcpus: string; periods?: string; user?: string; idempotencyKey?: string };
+type CreateOptions = ReadOptions & {
+  app: string;
+  vcpus: string;
+  periods?: string;
+  user?: string;
+  idempotencyKey?: string;
+};
 
 /** Lease-period rows, shared with `ee settlements show`. */
 export const PERIOD_COLUMNS: readonly Column<LeasePeriod>[] = [
@@ -58,43 +64,78 @@ const leaseTable = (d: Lease): string =>
 export function registerLeases(program: Command): void {
   const leases = program.command('leases').description('leases: create, show, cancel (user key, or admin)');
 
-  const create = leases.command('create').description('lease vCPUs for an app on the cheapest eligible node; locks the first period')
-    .requiredOption('--app <app>', 'the app the lease pays for (its traffic goes to the lease\'s node)')
+  const create = leases
+    .command('create')
+    .description('lease vCPUs for an app on the cheapest eligible node; locks the first period')
+    .requiredOption('--app <app>', "the app the lease pays for (its traffic goes to the lease's node)")
     .requiredOption('--vcpus <n>', 'vCPUs (1-4096)')
     .option('--periods <n>', 'periods to run, the prorated first one included (default: until cancelled or unfunded)')
     .option('--user <account>', 'with the admin token: the user account that pays');
   addJsonOption(addConnectionOptions(addIdempotencyOption(create)));
-  addExamples(create, ['EE_API_KEY=ee_user_… ee leases create --app demo --vcpus 2', 'EE_API_KEY=ee_user_… ee leases create --app demo --vcpus 2 --periods 24 --json']);
+  addExamples(create, [
+    'EE_API_KEY=ee_user_… ee leases create --app demo --vcpus 2',
+    'EE_API_KEY=ee_user_… ee leases create --app demo --vcpus 2 --periods 24 --json',
+  ]);
   create.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<CreateOptions>(cmd);
-    if (!APP_NAME_RE.test(o.app)) throw usageError('--app must be an app name (a DNS label: a-z, 0-9, inner hyphens, at most 63 characters)');
-    if (o.user !== undefined && !(IDENTITY_ID_PATTERN.test(o.user) && o.user.startsWith('user:'))) throw usageError('--user must be a user account id (like user:0123456789abcdef0123)');
+    if (!APP_NAME_RE.test(o.app))
+      throw usageError('--app must be an app name (a DNS label: a-z, 0-9, inner hyphens, at most 63 characters)');
+    if (o.user !== undefined && !(IDENTITY_ID_PATTERN.test(o.user) && o.user.startsWith('user:')))
+      throw usageError('--user must be a user account id (like user:0123456789abcdef0123)');
     const body = {
       app: o.app,
       vcpus: intArg(o.vcpus, '--vcpus', 1, 4096),
       ...(o.periods !== undefined ? { periods: intArg(o.periods, '--periods', 1, 100_000) } : {}),
       ...(o.user !== undefined ? { user: o.user } : {}),
     };
-    const r = await idempotentPost(o.idempotencyKey, (key) => apiRequest({ method: 'POST', path: '/v1/leases', auth: keyOrAdmin(o), body, idempotencyKey: key, schema: CreatedLeaseSchema }, o));
+    const r = await idempotentPost(o.idempotencyKey, (key) =>
+      apiRequest(
+        {
+          method: 'POST',
+          path: '/v1/leases',
+          auth: keyOrAdmin(o),
+          body,
+          idempotencyKey: key,
+          schema: CreatedLeaseSchema,
+        },
+        o,
+      ),
+    );
     printResult(r, { json: o.json, table: createdTable });
   });
 
-  const show = leases.command('show').description('one lease with every period: amount, status and the reasons a period failed')
+  const show = leases
+    .command('show')
+    .description('one lease with every period: amount, status and the reasons a period failed')
     .argument('<lease>', 'the lease id (lease_…)');
   addJsonOption(addConnectionOptions(show));
-  addExamples(show, ['EE_API_KEY=ee_user_… ee leases show lease_0123456789abcdef', 'ee leases show lease_0123456789abcdef --json']);
+  addExamples(show, [
+    'EE_API_KEY=ee_user_… ee leases show lease_0123456789abcdef',
+    'ee leases show lease_0123456789abcdef --json',
+  ]);
   show.action(async (lease: string, _o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: `/v1/leases/${leaseId(lease)}`, auth: keyOrAdmin(o), schema: LeaseSchema }, o), { json: o.json, table: leaseTable });
+    printResult(
+      await apiRequest({ path: `/v1/leases/${leaseId(lease)}`, auth: keyOrAdmin(o), schema: LeaseSchema }, o),
+      { json: o.json, table: leaseTable },
+    );
   });
 
   // DELETE is idempotent by itself (an ended lease stays ended), so no Idempotency-Key is needed.
-  const cancel = leases.command('cancel').description('stop renewals; the period already locked settles as usual')
+  const cancel = leases
+    .command('cancel')
+    .description('stop renewals; the period already locked settles as usual')
     .argument('<lease>', 'the lease id (lease_…)');
   addJsonOption(addConnectionOptions(cancel));
   addExamples(cancel, ['EE_API_KEY=ee_user_… ee leases cancel lease_0123456789abcdef']);
   cancel.action(async (lease: string, _o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ method: 'DELETE', path: `/v1/leases/${leaseId(lease)}`, auth: keyOrAdmin(o), schema: LeaseSchema }, o), { json: o.json, table: leaseTable });
+    printResult(
+      await apiRequest(
+        { method: 'DELETE', path: `/v1/leases/${leaseId(lease)}`, auth: keyOrAdmin(o), schema: LeaseSchema },
+        o,
+      ),
+      { json: o.json, table: leaseTable },
+    );
   });
 }

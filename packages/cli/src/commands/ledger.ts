@@ -26,7 +26,7 @@ function target(o: VerifyOptions): ReadOnlyTarget {
   try {
     env = loadControlPlaneConfig({
       EE_DB_PATH: o.db ?? process.env.EE_DB_PATH,
-      EE_DATABASE_URL: o.db !== undefined ? undefined : o.databaseUrl ?? process.env.EE_DATABASE_URL,
+      EE_DATABASE_URL: o.db !== undefined ? undefined : (o.databaseUrl ?? process.env.EE_DATABASE_URL),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -96,8 +96,10 @@ export function registerLedger(program: Command): void {
   const ledger = program.command('ledger').description("check the control plane's credit ledger");
   ledger
     .command('verify')
-    .description('replay the journal, recompute every balance, check the invariants and the audit hash chain (read-only)')
-    .option('--db <path>', 'SQLite database file (default: EE_DB_PATH, or the control plane\'s default path)')
+    .description(
+      'replay the journal, recompute every balance, check the invariants and the audit hash chain (read-only)',
+    )
+    .option('--db <path>', "SQLite database file (default: EE_DB_PATH, or the control plane's default path)")
     .option('--database-url <url>', 'PostgreSQL URL (default: EE_DATABASE_URL)')
     .option('--json', 'print the report as one JSON object')
     .action((o: VerifyOptions) => verifyCommand(o));

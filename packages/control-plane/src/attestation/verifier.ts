@@ -145,21 +145,29 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
       try {
         der = readCertificateFile(config.attest_root_ca_file);
       } catch (err) {
-        throw new ConfigError('EE_ATTEST_ROOT_CA_FILE', `EE_ATTEST_ROOT_CA_FILE must be a DER or PEM certificate file: ${config.attest_root_ca_file}: ${(err as Error).message}`);
+        throw new ConfigError(
+          'EE_ATTEST_ROOT_CA_FILE',
+          `EE_ATTEST_ROOT_CA_FILE must be a DER or PEM certificate file: ${config.attest_root_ca_file}: ${(err as Error).message}`,
+        );
       }
       const intel = der.equals(INTEL_SGX_ROOT_CA_DER);
       if (!intel && !config.attest_allow_non_intel_root) {
         throw new ConfigError(
           'EE_ATTEST_ALLOW_NON_INTEL_ROOT',
           `EE_ATTEST_ALLOW_NON_INTEL_ROOT must be 1 to use EE_ATTEST_ROOT_CA_FILE=${config.attest_root_ca_file}: it is not Intel's SGX Root CA ` +
-            '(only Intel\'s root proves real TDX hardware; a non-Intel root is for tests only)',
+            "(only Intel's root proves real TDX hardware; a non-Intel root is for tests only)",
         );
       }
       root = { der, intel };
       if (!intel) {
         const cert = new x509.X509Certificate(der);
         log.warn(
-          { root_ca_file: config.attest_root_ca_file, subject: cert.subject, sha256: sha256hex(der), EE_ATTEST_ALLOW_NON_INTEL_ROOT: '1' },
+          {
+            root_ca_file: config.attest_root_ca_file,
+            subject: cert.subject,
+            sha256: sha256hex(der),
+            EE_ATTEST_ALLOW_NON_INTEL_ROOT: '1',
+          },
           "!!! ATTESTATION OVERRIDE: DCAP quotes are verified against a root CA that is NOT Intel's SGX Root CA. " +
             'TDX evidence accepted by this control plane proves nothing about real hardware. Tests only: never run production like this. !!!',
         );
@@ -172,7 +180,10 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
       try {
         collateral = readCollateralFile(config.collateral_file);
       } catch (err) {
-        throw new ConfigError('EE_COLLATERAL_FILE', `EE_COLLATERAL_FILE must be a DCAP collateral JSON file: ${config.collateral_file}: ${(err as Error).message}`);
+        throw new ConfigError(
+          'EE_COLLATERAL_FILE',
+          `EE_COLLATERAL_FILE must be a DCAP collateral JSON file: ${config.collateral_file}: ${(err as Error).message}`,
+        );
       }
       log.info({ collateral_file: config.collateral_file }, 'DCAP collateral from a file (offline)');
     } else {
@@ -189,16 +200,25 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
       policy_text = readFileSync(policy_path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new ConfigError('EE_ALLOWLIST_ASSET', `EE_ALLOWLIST_ASSET must be a readable attestation policy file: ${policy_path}: ${(err as Error).message}`);
+        throw new ConfigError(
+          'EE_ALLOWLIST_ASSET',
+          `EE_ALLOWLIST_ASSET must be a readable attestation policy file: ${policy_path}: ${(err as Error).message}`,
+        );
       }
     }
     if (policy_text !== null) {
       try {
         policy = parsePolicyText(policy_text);
       } catch (err) {
-        throw new ConfigError('EE_ALLOWLIST_ASSET', `EE_ALLOWLIST_ASSET must be a valid attestation policy: ${policy_path}: ${(err as Error).message}`);
+        throw new ConfigError(
+          'EE_ALLOWLIST_ASSET',
+          `EE_ALLOWLIST_ASSET must be a valid attestation policy: ${policy_path}: ${(err as Error).message}`,
+        );
       }
-      log.info({ policy_file: policy_path, policy_version: policy.version, releases: policy.measurements.length }, 'attestation policy loaded');
+      log.info(
+        { policy_file: policy_path, policy_version: policy.version, releases: policy.measurements.length },
+        'attestation policy loaded',
+      );
     } else {
       log.warn(
         { policy_file: policy_path },
@@ -207,7 +227,15 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
       );
     }
 
-    const v = new ControlPlaneVerifier({ log, root, policy_path, policy, policy_text, collateral, collateral_path: config.collateral_file });
+    const v = new ControlPlaneVerifier({
+      log,
+      root,
+      policy_path,
+      policy,
+      policy_text,
+      collateral,
+      collateral_path: config.collateral_file,
+    });
     if (opts.watch !== false) v.#watch(opts.debounce_ms ?? POLICY_WATCH_DEBOUNCE_MS);
     return v;
   }
@@ -293,7 +321,8 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
     if (this.collateral_path !== undefined) {
       try {
         const ctext = await readFile(this.collateral_path, 'utf8');
-        if (ctext !== collateral.text) collateral = { text: ctext, value: new StaticCollateralSource(normalizeCollateral(JSON.parse(ctext))) };
+        if (ctext !== collateral.text)
+          collateral = { text: ctext, value: new StaticCollateralSource(normalizeCollateral(JSON.parse(ctext))) };
       } catch (err) {
         return failed(`collateral file ${this.collateral_path} cannot be used: ${(err as Error).message}`);
       }
@@ -301,7 +330,10 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
     const collateralChanged = collateral !== this.#collateral;
     this.#lastFailure = null;
     if (!policyChanged && !collateralChanged) {
-      log[trigger === 'file change' ? 'debug' : 'info']({ trigger, policy_version: old }, 'attestation policy unchanged');
+      log[trigger === 'file change' ? 'debug' : 'info'](
+        { trigger, policy_version: old },
+        'attestation policy unchanged',
+      );
       return { ok: true, changed: false, policy_version: old };
     }
 
@@ -312,10 +344,20 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
     this.generation++;
     const now = this.policy_version;
     if (policyChanged && old !== null && old === now) {
-      log.warn({ policy_version: now }, 'attestation policy content changed but its version did not: bump "version" so attestation records tell them apart');
+      log.warn(
+        { policy_version: now },
+        'attestation policy content changed but its version did not: bump "version" so attestation records tell them apart',
+      );
     }
     log.warn(
-      { trigger, from: old, to: now, policy_changed: policyChanged, collateral_changed: collateralChanged, generation: this.generation },
+      {
+        trigger,
+        from: old,
+        to: now,
+        policy_changed: policyChanged,
+        collateral_changed: collateralChanged,
+        generation: this.generation,
+      },
       'attestation policy reloaded: re-attesting every connected agent',
     );
     const result: ReloadResult = { ok: true, changed: true, policy_version: now };
@@ -335,7 +377,8 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
     // Kubernetes config maps swap a `..data` symlink rather than the file. A reload does nothing when the
     // contents are unchanged.
     const names = new Set(files.map((f) => basename(f)));
-    const relevant = (f: string | Buffer | null) => f === null || names.has(f.toString()) || f.toString().startsWith('..');
+    const relevant = (f: string | Buffer | null) =>
+      f === null || names.has(f.toString()) || f.toString().startsWith('..');
     for (const dir of new Set(files.map((f) => dirname(f)))) {
       let w: FSWatcher;
       try {
@@ -343,10 +386,18 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
           if (relevant(filename)) this.#schedule(debounce_ms);
         });
       } catch (err) {
-        this.#log.warn({ dir, err: (err as Error).message }, 'cannot watch the attestation policy directory: changes apply after a restart (SIGHUP)');
+        this.#log.warn(
+          { dir, err: (err as Error).message },
+          'cannot watch the attestation policy directory: changes apply after a restart (SIGHUP)',
+        );
         continue;
       }
-      w.on('error', (err) => this.#log.warn({ dir, err: err.message }, 'attestation policy watcher failed: changes apply after a restart (SIGHUP)'));
+      w.on('error', (err) =>
+        this.#log.warn(
+          { dir, err: err.message },
+          'attestation policy watcher failed: changes apply after a restart (SIGHUP)',
+        ),
+      );
       this.#watchers.push(w);
     }
   }
@@ -370,6 +421,10 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
 }
 
 /** The verifier factory: see the header comment. */
-export function createVerifier(config: ControlPlaneConfig, log: Logger, opts: VerifierFactoryOptions = {}): ControlPlaneVerifier {
+export function createVerifier(
+  config: ControlPlaneConfig,
+  log: Logger,
+  opts: VerifierFactoryOptions = {},
+): ControlPlaneVerifier {
   return ControlPlaneVerifier.create(config, log, opts);
 }

@@ -73,16 +73,28 @@ export async function appAttestationRoutes(app: FastifyInstance, opts: { hub: Tu
     const now = clock.now();
     if (agent_id !== undefined) {
       const link = hub.byAgentId.get(agent_id);
-      if (!link || link.reg?.app_name !== name) return { status: 404, code: 'unknown_agent', message: `no connected agent "${agent_id}" of app "${name}"` };
+      if (!link || link.reg?.app_name !== name)
+        return { status: 404, code: 'unknown_agent', message: `no connected agent "${agent_id}" of app "${name}"` };
       const blocker = link.blocker(now, config.health_timeout_ms);
-      if (blocker !== null) return { status: 503, code: 'agent_unavailable', message: `agent "${agent_id}" is ${blocker}`, retry_after_s: 1 };
+      if (blocker !== null)
+        return {
+          status: 503,
+          code: 'agent_unavailable',
+          message: `agent "${agent_id}" is ${blocker}`,
+          retry_after_s: 1,
+        };
       return [link];
     }
     const links = [...(hub.byApp.get(name) ?? [])].filter((l) => l.routable(now, config.health_timeout_ms));
     if (links.length > 0) return links;
     const status = hub.status(name).status;
     const b = BLOCKED[status] ?? BLOCKED.offline!;
-    return { status: b.status, code: `app_${status}`, message: `app "${name}" ${b.text}`, ...(b.retry_after_s ? { retry_after_s: b.retry_after_s } : {}) };
+    return {
+      status: b.status,
+      code: `app_${status}`,
+      message: `app "${name}" ${b.text}`,
+      ...(b.retry_after_s ? { retry_after_s: b.retry_after_s } : {}),
+    };
   };
 
   app.get('/v1/apps/:app/attestation', async (req, reply) => {
@@ -90,7 +102,12 @@ export async function appAttestationRoutes(app: FastifyInstance, opts: { hub: Tu
     const q = req.query as Record<string, unknown>;
     if (!APP_NAME_RE.test(name)) return apiError(reply, 404, 'unknown_app', `no app named "${name.slice(0, 80)}"`);
     if (typeof q.nonce !== 'string') {
-      return apiError(reply, 400, 'invalid_nonce', 'query parameter "nonce" is required: 64 hex characters (32 random bytes)');
+      return apiError(
+        reply,
+        400,
+        'invalid_nonce',
+        'query parameter "nonce" is required: 64 hex characters (32 random bytes)',
+      );
     }
     let nonce_hex: string;
     try {
@@ -99,12 +116,22 @@ export async function appAttestationRoutes(app: FastifyInstance, opts: { hub: Tu
       return apiError(reply, 400, 'invalid_nonce', (e as Error).message);
     }
     if (q.agent !== undefined && (typeof q.agent !== 'string' || !AgentId.safeParse(q.agent).success)) {
-      return apiError(reply, 400, 'invalid_agent', 'query parameter "agent" must be an agent id (8-64 characters of A-Z a-z 0-9 _ -)');
+      return apiError(
+        reply,
+        400,
+        'invalid_agent',
+        'query parameter "agent" must be an agent id (8-64 characters of A-Z a-z 0-9 _ -)',
+      );
     }
     if (!hub.knownApps.has(name)) return apiError(reply, 404, 'unknown_app', `no app named "${name}"`);
     const found = candidates(name, q.agent as string | undefined);
     if (!Array.isArray(found)) return send(reply, found);
-    const busy: ApiError = { status: 503, code: 'busy', message: 'too many attestation requests at once', retry_after_s: 1 };
+    const busy: ApiError = {
+      status: 503,
+      code: 'busy',
+      message: 'too many attestation requests at once',
+      retry_after_s: 1,
+    };
     if (inflight >= MAX_CONCURRENT_RELAYS) return send(reply, busy);
     const now_wall = Date.now();
     const link = shuffled(found).find((l) => reserveRelay(l, now_wall));

@@ -68,7 +68,10 @@ export async function attestationRoutes(app: FastifyInstance, opts: AttestationR
     log.info({ tsm_path: config.tsm_path }, 'control plane self-attestation: TDX quotes through configfs-tsm');
   } else {
     provider = new SandboxQuoteProvider({ repo: CONTROL_PLANE_REPO, release_tag: CONTROL_PLANE_RELEASE });
-    log.warn({ tsm_path: config.tsm_path }, 'control plane self-attestation: no TDX here, GET /v1/attestation serves SANDBOX evidence (labelled sandbox: true)');
+    log.warn(
+      { tsm_path: config.tsm_path },
+      'control plane self-attestation: no TDX here, GET /v1/attestation serves SANDBOX evidence (labelled sandbox: true)',
+    );
   }
   const sandbox = provider.evidence_type === 'sandbox';
   let inflight = 0;
@@ -77,7 +80,9 @@ export async function attestationRoutes(app: FastifyInstance, opts: AttestationR
     const q = req.query as Record<string, unknown>;
     const raw = q.nonce;
     if (typeof raw !== 'string') {
-      return reply.code(400).send(err('invalid_nonce', 'query parameter "nonce" is required: 64 hex characters (32 random bytes)'));
+      return reply
+        .code(400)
+        .send(err('invalid_nonce', 'query parameter "nonce" is required: 64 hex characters (32 random bytes)'));
     }
     let nonce: Buffer;
     try {
@@ -105,7 +110,13 @@ export async function attestationRoutes(app: FastifyInstance, opts: AttestationR
     } else {
       const td = parseTdxQuote(quote).td;
       const hex = (b: Buffer) => b.toString('hex');
-      measurements = { mrtd: hex(td.mrtd), rtmr0: hex(td.rtmr0), rtmr1: hex(td.rtmr1), rtmr2: hex(td.rtmr2), rtmr3: hex(td.rtmr3) };
+      measurements = {
+        mrtd: hex(td.mrtd),
+        rtmr0: hex(td.rtmr0),
+        rtmr1: hex(td.rtmr1),
+        rtmr2: hex(td.rtmr2),
+        rtmr3: hex(td.rtmr3),
+      };
     }
     const body: SelfAttestation = {
       evidence_type: sandbox ? 'sandbox' : 'tdx',

@@ -21,7 +21,8 @@ export function clientErrorAnswer(err: ParserError): ApiError {
       return { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' };
     default: {
       // llhttp's reason names the violation ("Invalid method encountered"); it never echoes request bytes.
-      const why = typeof err.reason === 'string' && err.reason.length > 0 ? err.reason.slice(0, 200) : 'malformed request';
+      const why =
+        typeof err.reason === 'string' && err.reason.length > 0 ? err.reason.slice(0, 200) : 'malformed request';
       return { status: 400, code: 'bad_request', message: `malformed HTTP request: ${why}` };
     }
   }

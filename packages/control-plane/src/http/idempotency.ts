@@ -24,10 +24,13 @@ export const MAX_CANONICAL_DEPTH = 16;
 
 /** JSON with object keys sorted, so `{a,b}` and `{b,a}` are the same request. */
 function canonical(value: unknown, depth = 0): string {
-  if (depth > MAX_CANONICAL_DEPTH) throw new BadRequest('invalid_request', `the request body nests deeper than ${MAX_CANONICAL_DEPTH} levels`);
+  if (depth > MAX_CANONICAL_DEPTH)
+    throw new BadRequest('invalid_request', `the request body nests deeper than ${MAX_CANONICAL_DEPTH} levels`);
   if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, depth + 1)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
@@ -55,37 +58,75 @@ export class IdempotencyKeys {
    * Runs `run` under the request's Idempotency-Key (if any) and sends its response; replays, mismatches and
    * concurrent duplicates are answered here without running it.
    */
-  async handle(req: FastifyRequest, reply: FastifyReply, principal: string, run: (ctx: IdempotentRun) => Promise<StoredResponse>): Promise<FastifyReply> {
+  async handle(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    principal: string,
+    run: (ctx: IdempotentRun) => Promise<StoredResponse>,
+  ): Promise<FastifyReply> {
     const header = req.headers['idempotency-key'];
     if (header === undefined) {
       const response = await run({ derivedId: (_p, fallback) => fallback(), record: () => undefined });
       return reply.code(response.status).send(response.body);
     }
     if (typeof header !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(header)) {
-      return apiError(reply, 400, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 printable ASCII characters');
+      return apiError(
+        reply,
+        400,
+        'invalid_idempotency_key',
+        'Idempotency-Key must be 1 to 255 printable ASCII characters',
+      );
     }
     const key = header;
-    const request_hash = createHash('sha256').update(canonical([req.method, req.routeOptions.url, req.params, req.body])).digest('hex');
+    const request_hash = createHash('sha256')
+      .update(canonical([req.method, req.routeOptions.url, req.params, req.body]))
+      .digest('hex');
     const slot = `${principal}\n${key}`;
     if (this.#inFlight.has(slot)) {
-      return apiError(reply, 409, 'idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed; retry later');
+      return apiError(
+        reply,
+        409,
+        'idempotency_key_in_use',
+        'a request with this Idempotency-Key is still being processed; retry later',
+      );
     }
-    if (this.#inFlight.size >= MAX_IN_FLIGHT_KEYS) return apiError(reply, 503, 'busy', 'too many requests in flight; retry later');
+    if (this.#inFlight.size >= MAX_IN_FLIGHT_KEYS)
+      return apiError(reply, 503, 'busy', 'too many requests in flight; retry later');
     this.#inFlight.add(slot);
     try {
-      const stored = await this.db.selectFrom('ee_idempotency').select(['request_hash', 'status_code', 'response'])
-        .where('principal', '=', principal).where('key', '=', key).executeTakeFirst();
+      const stored = await this.db
+        .selectFrom('ee_idempotency')
+        .select(['request_hash', 'status_code', 'response'])
+        .where('principal', '=', principal)
+        .where('key', '=', key)
+        .executeTakeFirst();
       if (stored) {
         if (stored.request_hash !== request_hash) {
-          return apiError(reply, 400, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request; use a new key');
+          return apiError(
+            reply,
+            400,
+            'idempotency_key_reused',
+            'this Idempotency-Key was used with a different request; use a new key',
+          );
         }
-        return reply.code(stored.status_code).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').send(stored.response);
+        return reply
+          .code(stored.status_code)
+          .header('idempotent-replayed', 'true')
+          .type('application/json; charset=utf-8')
+          .send(stored.response);
       }
       const digest = createHash('sha256').update(slot).digest('hex').slice(0, 40);
       const response = await run({
         derivedId: (prefix) => `${prefix}${digest}`,
         record: (writes, now_ms, r) => {
-          writes.idempotency.push({ principal, key, request_hash, status_code: r.status, response: JSON.stringify(r.body), created_ms: now_ms });
+          writes.idempotency.push({
+            principal,
+            key,
+            request_hash,
+            status_code: r.status,
+            response: JSON.stringify(r.body),
+            created_ms: now_ms,
+          });
         },
       });
       return reply.code(response.status).send(response.body);
@@ -96,7 +137,10 @@ export class IdempotencyKeys {
 
   /** Forgets keys older than the retention window. Returns how many were removed. */
   async prune(now_ms: number): Promise<number> {
-    const r = await this.db.deleteFrom('ee_idempotency').where('created_ms', '<', now_ms - IDEMPOTENCY_RETENTION_MS).executeTakeFirst();
+    const r = await this.db
+      .deleteFrom('ee_idempotency')
+      .where('created_ms', '<', now_ms - IDEMPOTENCY_RETENTION_MS)
+      .executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }

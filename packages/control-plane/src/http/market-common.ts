@@ -19,12 +19,20 @@ export interface MarketRoutesOptions {
   uptime_token: string | undefined;
 }
 
-export const principalDeps = (o: MarketRoutesOptions): PrincipalDeps => ({ db: o.market.deps.ledger.db, admin_token: o.admin_token });
+export const principalDeps = (o: MarketRoutesOptions): PrincipalDeps => ({
+  db: o.market.deps.ledger.db,
+  admin_token: o.admin_token,
+});
 
 export { guard, parse } from './route-guard.js';
 
 /** A service token route (launcher, uptime reporter): 403 when the token is not configured, 401 when wrong. */
-export function requireServiceToken(req: FastifyRequest, reply: FastifyReply, expected: string | undefined, name: string): boolean {
+export function requireServiceToken(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  expected: string | undefined,
+  name: string,
+): boolean {
   if (expected === undefined) {
     void apiError(reply, 403, 'endpoint_disabled', `this endpoint needs ${name}, and it is not configured`);
     return false;
@@ -37,7 +45,10 @@ export function requireServiceToken(req: FastifyRequest, reply: FastifyReply, ex
   return true;
 }
 
-export const err = (status: number, code: string, message: string): StoredResponse => ({ status, body: { error: { code, message } } });
+export const err = (status: number, code: string, message: string): StoredResponse => ({
+  status,
+  body: { error: { code, message } },
+});
 
 /** Money as `{name}_micro_usd` (JSON integer) and `{name}_usd` ("$12.50"). */
 export function money(name: string, micro: bigint | number): Record<string, number | string> {
@@ -45,24 +56,45 @@ export function money(name: string, micro: bigint | number): Record<string, numb
   return { [`${name}_micro_usd`]: Number(b), [`${name}_usd`]: formatUsd(b) };
 }
 
-export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+export const iso = (ms: number | null | undefined) =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
 export function periodParam(market: Market, text: string): number {
   const p = parsePeriod(text, market.timing.period_ms);
-  if (p === undefined) throw new BadRequest('invalid_period', `a period is its start in ISO-8601 (e.g. ${periodIso(1, market.timing.period_ms).replace('1970', '2026')}) aligned to EE_SETTLEMENT_PERIOD, or its index`);
+  if (p === undefined)
+    throw new BadRequest(
+      'invalid_period',
+      `a period is its start in ISO-8601 (e.g. ${periodIso(1, market.timing.period_ms).replace('1970', '2026')}) aligned to EE_SETTLEMENT_PERIOD, or its index`,
+    );
   return p;
 }
 
 export function periodView(p: PeriodRow, period_ms: number) {
   return {
-    lease_id: p.lease_id, period: periodIso(p.period, period_ms), period_index: p.period, node_id: p.node_id, provider: p.provider,
-    user: p.user_id, app: p.app_name, from: iso(p.from_ms), to: iso(p.to_ms), ...money('amount', p.amount), status: p.status,
-    reasons: p.reasons === null ? [] : JSON.parse(p.reasons) as string[], finalized_at: iso(p.finalized_ms),
+    lease_id: p.lease_id,
+    period: periodIso(p.period, period_ms),
+    period_index: p.period,
+    node_id: p.node_id,
+    provider: p.provider,
+    user: p.user_id,
+    app: p.app_name,
+    from: iso(p.from_ms),
+    to: iso(p.to_ms),
+    ...money('amount', p.amount),
+    status: p.status,
+    reasons: p.reasons === null ? [] : (JSON.parse(p.reasons) as string[]),
+    finalized_at: iso(p.finalized_ms),
   };
 }
 
 /** A ledger operation that only writes market rows (no money), so its idempotency record commits with them. */
-export function rowsOp(run: IdempotentRun, build: (ctx: ApplyContext) => { response: StoredResponse; write?: (tx: import('kysely').Transaction<any>) => Promise<void> }): LedgerOp<StoredResponse> {
+export function rowsOp(
+  run: IdempotentRun,
+  build: (ctx: ApplyContext) => {
+    response: StoredResponse;
+    write?: (tx: import('kysely').Transaction<any>) => Promise<void>;
+  },
+): LedgerOp<StoredResponse> {
   return {
     accounts: [],
     transfers: [],

@@ -17,7 +17,11 @@ export interface PrincipalDeps {
 }
 
 /** Resolves the caller, or sends 401 and returns null. */
-export async function principalOf(req: FastifyRequest, reply: FastifyReply, deps: PrincipalDeps): Promise<Principal | null> {
+export async function principalOf(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  deps: PrincipalDeps,
+): Promise<Principal | null> {
   const token = bearerToken(req.headers.authorization);
   if (token === null) {
     void apiError(reply, 401, 'unauthorized', 'missing Authorization: Bearer <API key or admin token>');
@@ -31,9 +35,18 @@ export async function principalOf(req: FastifyRequest, reply: FastifyReply, deps
 }
 
 /** Admin-only routes. With no EE_ADMIN_TOKEN configured nobody is admin: money is never minted unauthenticated. */
-export async function requireAdminPrincipal(req: FastifyRequest, reply: FastifyReply, deps: PrincipalDeps): Promise<Principal | null> {
+export async function requireAdminPrincipal(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  deps: PrincipalDeps,
+): Promise<Principal | null> {
   if (deps.admin_token === undefined) {
-    void apiError(reply, 403, 'admin_disabled', 'this endpoint needs the admin token, and EE_ADMIN_TOKEN is not configured');
+    void apiError(
+      reply,
+      403,
+      'admin_disabled',
+      'this endpoint needs the admin token, and EE_ADMIN_TOKEN is not configured',
+    );
     return null;
   }
   const p = await principalOf(req, reply, deps);

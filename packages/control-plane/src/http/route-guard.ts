@@ -18,8 +18,8 @@ export async function guard(reply: FastifyReply, fn: () => Promise<unknown>): Pr
   } catch (err) {
     if (err instanceof BadRequest) return apiError(reply, err.status, err.code, err.message);
     if (err instanceof LedgerBusyError) return apiError(reply, 503, 'busy', err.message);
-    if (err instanceof LedgerClosedError) return apiError(reply, 503, 'shutting_down', 'the control plane is shutting down; retry');
+    if (err instanceof LedgerClosedError)
+      return apiError(reply, 503, 'shutting_down', 'the control plane is shutting down; retry');
     throw err;
   }
 }
-

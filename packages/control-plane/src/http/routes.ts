@@ -72,8 +72,11 @@ export async function routes(app: FastifyInstance, deps: RoutesDeps): Promise<vo
     const view = hub.status(name);
     if (!mayReceiveTraffic(view.status)) {
       const why: Record<string, string> = {
-        offline: 'has no connected agent', draining: 'has only draining agents', unattested: 'is not attested',
-        expired: 'has an expired registration', unhealthy: 'is not passing health checks',
+        offline: 'has no connected agent',
+        draining: 'has only draining agents',
+        unattested: 'is not attested',
+        expired: 'has an expired registration',
+        unhealthy: 'is not passing health checks',
       };
       return apiError(reply, 403, `app_${view.status}`, `app "${name}" ${why[view.status] ?? view.status}`);
     }
@@ -98,9 +101,16 @@ export async function routes(app: FastifyInstance, deps: RoutesDeps): Promise<vo
       apps: apps.map((a) => {
         const view = hub.status(a.app_name);
         return {
-          app_name: a.app_name, repo: a.repo, network: a.network, status: view.status, sealed: view.sealed ?? isSealed(a.network),
-          agents_connected: view.connected_agents, agents_routable: view.routable_agents,
-          expires_at: iso(view.expires_at_ms), last_attest: iso(view.last_attest_ms), created_at: iso(a.created_at_ms),
+          app_name: a.app_name,
+          repo: a.repo,
+          network: a.network,
+          status: view.status,
+          sealed: view.sealed ?? isSealed(a.network),
+          agents_connected: view.connected_agents,
+          agents_routable: view.routable_agents,
+          expires_at: iso(view.expires_at_ms),
+          last_attest: iso(view.last_attest_ms),
+          created_at: iso(a.created_at_ms),
         };
       }),
     };
@@ -120,30 +130,62 @@ export async function routes(app: FastifyInstance, deps: RoutesDeps): Promise<vo
       store.listHealthEvents({ app_name: name, limit: 20 }),
     ]);
     return {
-      app_name: name, repo: row.repo, network: row.network, sealed: isSealed(row.network), status: view.status,
-      created_at: iso(row.created_at_ms), expires_at: iso(view.expires_at_ms), last_attest: iso(view.last_attest_ms),
+      app_name: name,
+      repo: row.repo,
+      network: row.network,
+      sealed: isSealed(row.network),
+      status: view.status,
+      created_at: iso(row.created_at_ms),
+      expires_at: iso(view.expires_at_ms),
+      last_attest: iso(view.last_attest_ms),
       registrations: registrations.map((r) => ({
-        release_tag: r.release_tag, created_at: iso(r.created_at_ms), expires_at: iso(r.expires_at_ms),
-        status: now >= r.expires_at_ms ? 'expired' : now >= r.expires_at_ms - config.registration_warn_ms ? 'expiring' : 'active',
+        release_tag: r.release_tag,
+        created_at: iso(r.created_at_ms),
+        expires_at: iso(r.expires_at_ms),
+        status:
+          now >= r.expires_at_ms
+            ? 'expired'
+            : now >= r.expires_at_ms - config.registration_warn_ms
+              ? 'expiring'
+              : 'active',
       })),
       agents: agents.map((a) => {
         const live = hub.byAgentId.get(a.agent_id);
         return {
-          agent_id: a.agent_id, release_tag: a.release_tag, connected: live !== undefined && !live.closed,
+          agent_id: a.agent_id,
+          release_tag: a.release_tag,
+          connected: live !== undefined && !live.closed,
           status: live ? (live.blocker(now, config.health_timeout_ms) ?? 'routable') : 'offline',
-          streams_active: live?.session.activeStreams ?? 0, remote_addr: a.remote_addr,
-          last_connected: iso(a.last_connected_ms), last_disconnected: iso(a.last_disconnected_ms),
-          health: live?.health ?? a.health_status, last_health: iso(live?.last_health_ms ?? a.last_health_ms),
+          streams_active: live?.session.activeStreams ?? 0,
+          remote_addr: a.remote_addr,
+          last_connected: iso(a.last_connected_ms),
+          last_disconnected: iso(a.last_disconnected_ms),
+          health: live?.health ?? a.health_status,
+          last_health: iso(live?.last_health_ms ?? a.last_health_ms),
           last_health_pass: iso(live?.last_pass_ms ?? a.last_health_pass_ms),
-          attested: live?.attested ?? false, last_attest: iso(live?.last_attest_ms ?? a.last_attest_ms),
-          evidence_type: live?.evidence_type ?? a.attest_evidence_type, attest_failure: live?.attest_failure ?? a.attest_failure,
+          attested: live?.attested ?? false,
+          last_attest: iso(live?.last_attest_ms ?? a.last_attest_ms),
+          evidence_type: live?.evidence_type ?? a.attest_evidence_type,
+          attest_failure: live?.attest_failure ?? a.attest_failure,
         };
       }),
       recent_attestations: attestations.map((x) => ({
-        agent_id: x.agent_id, at: iso(x.at_ms), reason: x.reason, ok: x.ok, missed: x.missed, evidence_type: x.evidence_type,
-        evidence_hash: x.evidence_hash, policy_version: x.policy_version, failure: x.failure,
+        agent_id: x.agent_id,
+        at: iso(x.at_ms),
+        reason: x.reason,
+        ok: x.ok,
+        missed: x.missed,
+        evidence_type: x.evidence_type,
+        evidence_hash: x.evidence_hash,
+        policy_version: x.policy_version,
+        failure: x.failure,
       })),
-      recent_health_events: health.map((h) => ({ agent_id: h.agent_id, at: iso(h.at_ms), kind: h.kind, detail: h.detail })),
+      recent_health_events: health.map((h) => ({
+        agent_id: h.agent_id,
+        at: iso(h.at_ms),
+        kind: h.kind,
+        detail: h.detail,
+      })),
     };
   });
 }

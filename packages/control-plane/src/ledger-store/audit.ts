@@ -20,7 +20,11 @@ export function auditHash(prev_hash: string, seq: number, at_ms: number, kind: s
 }
 
 /** Extends the chain from `head` with `entries`; returns the rows to insert and the new head. */
-export function extendChain(head: ChainHead, entries: readonly AuditEntry[], at_ms: number): { rows: LedgerAuditTable[]; head: ChainHead } {
+export function extendChain(
+  head: ChainHead,
+  entries: readonly AuditEntry[],
+  at_ms: number,
+): { rows: LedgerAuditTable[]; head: ChainHead } {
   const rows: LedgerAuditTable[] = [];
   let { seq, hash } = head;
   for (const e of entries) {

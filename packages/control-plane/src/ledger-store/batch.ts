@@ -13,10 +13,27 @@ import { createLedgerState, expirePending } from '../ledger/engine.js';
 import type { Account, LedgerState, PendingStatus, TransferResult } from '../ledger/types.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { extendChain, type AuditEntry } from './audit.js';
-import { insertAudit, insertFailed, insertJournal, selectAccounts, selectFailed, selectJournal, selectPending, upsertAccounts, upsertPending } from './bulk.js';
 import {
-  accountFromRow, accountPayload, accountToRow, entryFromJournalRow, failedPayload, identityPayload,
-  journalPayload, journalRowFromEntry, type AccountRow,
+  insertAudit,
+  insertFailed,
+  insertJournal,
+  selectAccounts,
+  selectFailed,
+  selectJournal,
+  selectPending,
+  upsertAccounts,
+  upsertPending,
+} from './bulk.js';
+import {
+  accountFromRow,
+  accountPayload,
+  accountToRow,
+  entryFromJournalRow,
+  failedPayload,
+  identityPayload,
+  journalPayload,
+  journalRowFromEntry,
+  type AccountRow,
 } from './rows.js';
 import type { EeAccountsTable, EeIdempotencyTable, LedgerDatabase } from './schema.js';
 
@@ -78,11 +95,21 @@ export class BatchConflictError extends Error {
   readonly retryable = true;
 }
 
-async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknown>[], now_ms: number): Promise<WorkingSet> {
+async function load(
+  tx: Tx,
+  dialect: StoreDialect,
+  ops: readonly LedgerOp<unknown>[],
+  now_ms: number,
+): Promise<WorkingSet> {
   const lock = dialect === 'postgres';
-  const due = await tx.selectFrom('ledger_pending').select('id')
-    .where('status', '=', 'pending').where('expires_at_ms', '<=', now_ms)
-    .orderBy('expires_at_ms').limit(MAX_EXPIRIES_PER_BATCH).execute();
+  const due = await tx
+    .selectFrom('ledger_pending')
+    .select('id')
+    .where('status', '=', 'pending')
+    .where('expires_at_ms', '<=', now_ms)
+    .orderBy('expires_at_ms')
+    .limit(MAX_EXPIRIES_PER_BATCH)
+    .execute();
 
   const accountIds = new Set<string>();
   const transferIds = new Set<string>(due.map((r) => r.id));
@@ -121,8 +148,12 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
     state.pending.set(r.id, r.status);
     loadedPending.set(r.id, r.status);
   }
-  const head = await tx.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1)
-    .$if(lock, (q) => q.forUpdate()).executeTakeFirstOrThrow();
+  const head = await tx
+    .selectFrom('ledger_audit_head')
+    .select(['seq', 'hash'])
+    .where('id', '=', 1)
+    .$if(lock, (q) => q.forUpdate())
+    .executeTakeFirstOrThrow();
   // What happened to our ids is read only now: the head lock serialises every batch, so READ COMMITTED sees
   // every batch committed before ours. An id of ours committed by another replica since the unlocked read
   // above (its accounts may be outside our lock set, its pending row unlocked) means the working set is
@@ -141,7 +172,13 @@ async function load(tx: Tx, dialect: StoreDialect, ops: readonly LedgerOp<unknow
   return { state, loadedCounters, loadedPending, loadedFailed, head: { seq: Number(head.seq), hash: head.hash } };
 }
 
-async function persist(tx: Tx, dialect: StoreDialect, ws: WorkingSet, writes: ExtraWrites, now_ms: number): Promise<void> {
+async function persist(
+  tx: Tx,
+  dialect: StoreDialect,
+  ws: WorkingSet,
+  writes: ExtraWrites,
+  now_ms: number,
+): Promise<void> {
   const { state } = ws;
   const audit: AuditEntry[] = [];
 
@@ -178,14 +215,22 @@ async function persist(tx: Tx, dialect: StoreDialect, ws: WorkingSet, writes: Ex
   for (const identity of writes.identities) audit.push({ kind: 'identity', payload: identityPayload(identity) });
   if (writes.identities.length > 0) await tx.insertInto('ee_accounts').values(writes.identities).execute();
   if (writes.idempotency.length > 0) {
-    await tx.insertInto('ee_idempotency').values(writes.idempotency).onConflict((oc) => oc.columns(['principal', 'key']).doNothing()).execute();
+    await tx
+      .insertInto('ee_idempotency')
+      .values(writes.idempotency)
+      .onConflict((oc) => oc.columns(['principal', 'key']).doNothing())
+      .execute();
   }
   for (const write of writes.after) await write(tx as Transaction<any>);
 
   if (audit.length === 0) return;
   const chained = extendChain(ws.head, audit, now_ms);
   await insertAudit(tx, dialect, chained.rows);
-  await tx.updateTable('ledger_audit_head').set({ seq: chained.head.seq, hash: chained.head.hash }).where('id', '=', 1).execute();
+  await tx
+    .updateTable('ledger_audit_head')
+    .set({ seq: chained.head.seq, hash: chained.head.hash })
+    .where('id', '=', 1)
+    .execute();
 }
 
 async function inTransaction<T>(db: LedgerDb, dialect: StoreDialect, fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -206,7 +251,12 @@ async function inTransaction<T>(db: LedgerDb, dialect: StoreDialect, fn: (tx: Tx
 }
 
 /** Runs `ops` in one transaction; returns their results in order. Throws (nothing committed) on any error. */
-export async function runBatch(db: LedgerDb, dialect: StoreDialect, ops: readonly LedgerOp<unknown>[], now: () => number): Promise<unknown[]> {
+export async function runBatch(
+  db: LedgerDb,
+  dialect: StoreDialect,
+  ops: readonly LedgerOp<unknown>[],
+  now: () => number,
+): Promise<unknown[]> {
   return inTransaction(db, dialect, async (tx) => {
     const now_ms = now();
     const ws = await load(tx, dialect, ops, now_ms);

@@ -40,7 +40,8 @@ export function createIdentityOp<T>(n: NewIdentity, then: (ctx: ApplyContext) =>
     apply: (ctx) => {
       const results = createAccounts(ctx.state, identityAccountInputs(n.identity.id));
       // 128 bits of randomness per id: a collision is a bug, not a condition to handle.
-      if (results.some((r) => r !== 'ok')) throw new Error(`ledger: accounts of new identity ${n.identity.id} already exist`);
+      if (results.some((r) => r !== 'ok'))
+        throw new Error(`ledger: accounts of new identity ${n.identity.id} already exist`);
       ctx.writes.identities.push(n.identity);
       return then(ctx);
     },

@@ -3,7 +3,14 @@
 import type { Kysely } from 'kysely';
 import { createAccounts, createTransfers } from '../ledger/engine.js';
 import { PLATFORM_ACCOUNTS } from '../ledger/chart.js';
-import type { Account, AccountInput, AccountResult, JournalEntry, TransferInput, TransferResult } from '../ledger/types.js';
+import type {
+  Account,
+  AccountInput,
+  AccountResult,
+  JournalEntry,
+  TransferInput,
+  TransferResult,
+} from '../ledger/types.js';
 import { runMigrations, type StoreDialect } from '../store/migrations.js';
 import type { LedgerOp } from './batch.js';
 import { LEDGER_MIGRATIONS } from './migrations.js';
@@ -24,7 +31,11 @@ export const MAX_TRANSFERS_PER_OP = 128;
 export class LedgerStore {
   readonly writer: LedgerWriter;
 
-  private constructor(readonly db: Kysely<LedgerDatabase>, readonly dialect: StoreDialect, now: () => number) {
+  private constructor(
+    readonly db: Kysely<LedgerDatabase>,
+    readonly dialect: StoreDialect,
+    now: () => number,
+  ) {
     this.writer = new LedgerWriter(db, dialect, now);
   }
 
@@ -52,7 +63,8 @@ export class LedgerStore {
 
   /** Applies `inputs` as one request (linked chains inside it work as in the engine). */
   createTransfers(inputs: readonly TransferInput[]): Promise<TransferResult[]> {
-    if (inputs.length > MAX_TRANSFERS_PER_OP) throw new RangeError(`at most ${MAX_TRANSFERS_PER_OP} transfers per request`);
+    if (inputs.length > MAX_TRANSFERS_PER_OP)
+      throw new RangeError(`at most ${MAX_TRANSFERS_PER_OP} transfers per request`);
     return this.submit(transfersOp(inputs, (results) => results));
   }
 
@@ -69,10 +81,14 @@ export class LedgerStore {
   /** Journal entries touching any of `accounts`, newest first. */
   async history(accounts: readonly string[], opts: { limit: number; before_seq?: number }): Promise<HistoryPage> {
     const limit = Math.max(1, Math.min(MAX_HISTORY_PAGE, opts.limit));
-    const rows = await this.db.selectFrom('ledger_journal').selectAll()
+    const rows = await this.db
+      .selectFrom('ledger_journal')
+      .selectAll()
       .where((eb) => eb.or([eb('debit_account', 'in', accounts), eb('credit_account', 'in', accounts)]))
       .$if(opts.before_seq !== undefined, (q) => q.where('seq', '<', opts.before_seq!))
-      .orderBy('seq', 'desc').limit(limit + 1).execute();
+      .orderBy('seq', 'desc')
+      .limit(limit + 1)
+      .execute();
     const page = rows.slice(0, limit);
     return {
       entries: page.map((r) => ({ seq: Number(r.seq), entry: entryFromJournalRow(r) })),
@@ -87,7 +103,10 @@ export class LedgerStore {
 }
 
 /** An operation applying `inputs` and mapping the engine's results (inside the transaction) to T. */
-export function transfersOp<T>(inputs: readonly TransferInput[], map: (results: TransferResult[], ctx: Parameters<LedgerOp<T>['apply']>[0]) => T): LedgerOp<T> {
+export function transfersOp<T>(
+  inputs: readonly TransferInput[],
+  map: (results: TransferResult[], ctx: Parameters<LedgerOp<T>['apply']>[0]) => T,
+): LedgerOp<T> {
   const accounts = new Set<string>();
   const transfers = new Set<string>();
   for (const t of inputs) {

@@ -8,24 +8,39 @@ import { int64Type, type Migration, type StoreDialect } from '../store/migration
 export const GENESIS_HASH = '0'.repeat(64);
 const APPEND_ONLY = ['ledger_journal', 'ledger_failed', 'ledger_audit'] as const;
 
-
 async function appendOnlyTriggers(db: Kysely<any>, d: StoreDialect): Promise<void> {
   if (d === 'sqlite') {
     for (const table of APPEND_ONLY) {
       for (const op of ['UPDATE', 'DELETE']) {
-        await sql.raw(`CREATE TRIGGER ${table}_no_${op.toLowerCase()} BEFORE ${op} ON ${table}
-          BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END`).execute(db);
+        await sql
+          .raw(
+            `CREATE TRIGGER ${table}_no_${op.toLowerCase()} BEFORE ${op} ON ${table}
+          BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END`,
+          )
+          .execute(db);
       }
     }
     return;
   }
-  await sql.raw(`CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$`).execute(db);
+  await sql
+    .raw(
+      `CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$`,
+    )
+    .execute(db);
   for (const table of APPEND_ONLY) {
-    await sql.raw(`CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${table}
-      FOR EACH ROW EXECUTE FUNCTION ledger_append_only()`).execute(db);
-    await sql.raw(`CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table}
-      FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()`).execute(db);
+    await sql
+      .raw(
+        `CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${table}
+      FOR EACH ROW EXECUTE FUNCTION ledger_append_only()`,
+      )
+      .execute(db);
+    await sql
+      .raw(
+        `CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table}
+      FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()`,
+      )
+      .execute(db);
   }
 }
 
@@ -35,7 +50,8 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
     name: 'ledger: accounts, journal, pending, failed, audit chain, identities, idempotency',
     async up(db, d) {
       const i64 = int64Type(d);
-      await db.schema.createTable('ledger_accounts')
+      await db.schema
+        .createTable('ledger_accounts')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('flags', 'integer', (c) => c.notNull())
         .addColumn('debits_pending', i64, (c) => c.notNull().check(sql`debits_pending >= 0`))
@@ -47,9 +63,10 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
 
       // No foreign keys on the journal: the engine only journals transfers between accounts it loaded, and a
       // per-row FK probe would cost the hot path two index lookups; `ee ledger verify` checks the references.
-      const journal = d === 'postgres'
-        ? db.schema.createTable('ledger_journal').addColumn('seq', 'bigserial', (c) => c.primaryKey())
-        : db.schema.createTable('ledger_journal').addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement());
+      const journal =
+        d === 'postgres'
+          ? db.schema.createTable('ledger_journal').addColumn('seq', 'bigserial', (c) => c.primaryKey())
+          : db.schema.createTable('ledger_journal').addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement());
       await journal
         .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind IN ('transfer', 'expiry')`))
         .addColumn('transfer_id', 'text', (c) => c.unique())
@@ -66,25 +83,42 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
         .addColumn('timestamp_ms', i64, (c) => c.notNull())
         .addCheckConstraint('ledger_journal_id_by_kind', sql`(kind = 'transfer') = (transfer_id IS NOT NULL)`)
         .execute();
-      await db.schema.createIndex('ledger_journal_debit').on('ledger_journal').columns(['debit_account', 'seq']).execute();
-      await db.schema.createIndex('ledger_journal_credit').on('ledger_journal').columns(['credit_account', 'seq']).execute();
+      await db.schema
+        .createIndex('ledger_journal_debit')
+        .on('ledger_journal')
+        .columns(['debit_account', 'seq'])
+        .execute();
+      await db.schema
+        .createIndex('ledger_journal_credit')
+        .on('ledger_journal')
+        .columns(['credit_account', 'seq'])
+        .execute();
 
-      await db.schema.createTable('ledger_pending')
+      await db.schema
+        .createTable('ledger_pending')
         .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('pending', 'posted', 'voided', 'expired')`))
+        .addColumn('status', 'text', (c) =>
+          c.notNull().check(sql`status IN ('pending', 'posted', 'voided', 'expired')`),
+        )
         .addColumn('expires_at_ms', i64)
         .execute();
       // The expiry sweep's query; only open locks are indexed.
-      await db.schema.createIndex('ledger_pending_open').on('ledger_pending').column('expires_at_ms')
-        .where(sql.ref('status'), '=', 'pending').execute();
+      await db.schema
+        .createIndex('ledger_pending_open')
+        .on('ledger_pending')
+        .column('expires_at_ms')
+        .where(sql.ref('status'), '=', 'pending')
+        .execute();
 
-      await db.schema.createTable('ledger_failed')
+      await db.schema
+        .createTable('ledger_failed')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('result', 'text', (c) => c.notNull())
         .addColumn('timestamp_ms', i64, (c) => c.notNull())
         .execute();
 
-      await db.schema.createTable('ledger_audit')
+      await db.schema
+        .createTable('ledger_audit')
         .addColumn('seq', i64, (c) => c.primaryKey())
         .addColumn('at_ms', i64, (c) => c.notNull())
         .addColumn('kind', 'text', (c) => c.notNull())
@@ -92,14 +126,16 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
         .addColumn('prev_hash', 'text', (c) => c.notNull())
         .addColumn('hash', 'text', (c) => c.notNull())
         .execute();
-      await db.schema.createTable('ledger_audit_head')
+      await db.schema
+        .createTable('ledger_audit_head')
         .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
         .addColumn('seq', i64, (c) => c.notNull())
         .addColumn('hash', 'text', (c) => c.notNull())
         .execute();
       await db.insertInto('ledger_audit_head').values({ id: 1, seq: 0, hash: GENESIS_HASH }).execute();
 
-      await db.schema.createTable('ee_accounts')
+      await db.schema
+        .createTable('ee_accounts')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind IN ('user', 'provider')`))
         .addColumn('name', 'text', (c) => c.notNull())
@@ -107,7 +143,8 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
         .addColumn('created_ms', i64, (c) => c.notNull())
         .execute();
 
-      await db.schema.createTable('ee_idempotency')
+      await db.schema
+        .createTable('ee_idempotency')
         .addColumn('principal', 'text', (c) => c.notNull())
         .addColumn('key', 'text', (c) => c.notNull())
         .addColumn('request_hash', 'text', (c) => c.notNull())

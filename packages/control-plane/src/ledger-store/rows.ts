@@ -1,7 +1,14 @@
 // Mapping between stored rows and the engine's types, and the canonical audit payloads. The only place where
 // a database number becomes a bigint (and back), so an out-of-range value fails loudly here instead of rounding.
 import type { Selectable } from 'kysely';
-import { MAX_COUNTER_MICRO, type Account, type AccountFlags, type JournalEntry, type Transfer, type TransferFlags } from '../ledger/types.js';
+import {
+  MAX_COUNTER_MICRO,
+  type Account,
+  type AccountFlags,
+  type JournalEntry,
+  type Transfer,
+  type TransferFlags,
+} from '../ledger/types.js';
 import type { EeAccountsTable, LedgerAccountsTable, LedgerJournalTable } from './schema.js';
 
 export type JournalRow = Omit<Selectable<LedgerJournalTable>, 'seq'>;
@@ -28,8 +35,10 @@ const ACCOUNT_FLAG_BITS = { debits_must_not_exceed_credits: 1, credits_must_not_
 const TRANSFER_FLAG_BITS = { pending: 1, post_pending: 2, void_pending: 4, linked: 8, balancing_debit: 16 } as const;
 
 export function accountFlagsToBits(f: AccountFlags): number {
-  return (f.debits_must_not_exceed_credits ? ACCOUNT_FLAG_BITS.debits_must_not_exceed_credits : 0) |
-    (f.credits_must_not_exceed_debits ? ACCOUNT_FLAG_BITS.credits_must_not_exceed_debits : 0);
+  return (
+    (f.debits_must_not_exceed_credits ? ACCOUNT_FLAG_BITS.debits_must_not_exceed_credits : 0) |
+    (f.credits_must_not_exceed_debits ? ACCOUNT_FLAG_BITS.credits_must_not_exceed_debits : 0)
+  );
 }
 
 export function accountFromRow(r: AccountRow): Account {
@@ -79,25 +88,48 @@ const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 export function journalRowFromEntry(e: JournalEntry): JournalRow {
   if (e.kind === 'expiry') {
     return {
-      kind: 'expiry', transfer_id: null, debit_account: e.debit_account, credit_account: e.credit_account,
-      amount: num(e.amount), requested_amount: null, flags: 0, pending_id: e.pending_id, timeout_ms: null,
-      expires_at_ms: null, memo: null, reference: null, timestamp_ms: e.timestamp_ms,
+      kind: 'expiry',
+      transfer_id: null,
+      debit_account: e.debit_account,
+      credit_account: e.credit_account,
+      amount: num(e.amount),
+      requested_amount: null,
+      flags: 0,
+      pending_id: e.pending_id,
+      timeout_ms: null,
+      expires_at_ms: null,
+      memo: null,
+      reference: null,
+      timestamp_ms: e.timestamp_ms,
     };
   }
   const t = e.transfer;
   return {
-    kind: 'transfer', transfer_id: t.id, debit_account: t.debit_account, credit_account: t.credit_account,
-    amount: num(t.amount), requested_amount: t.requested_amount === undefined ? null : num(t.requested_amount),
-    flags: transferFlagsToBits(t.flags), pending_id: orNull(t.pending_id), timeout_ms: orNull(t.timeout_ms),
-    expires_at_ms: orNull(t.expires_at_ms), memo: orNull(t.memo), reference: orNull(t.reference), timestamp_ms: t.timestamp_ms,
+    kind: 'transfer',
+    transfer_id: t.id,
+    debit_account: t.debit_account,
+    credit_account: t.credit_account,
+    amount: num(t.amount),
+    requested_amount: t.requested_amount === undefined ? null : num(t.requested_amount),
+    flags: transferFlagsToBits(t.flags),
+    pending_id: orNull(t.pending_id),
+    timeout_ms: orNull(t.timeout_ms),
+    expires_at_ms: orNull(t.expires_at_ms),
+    memo: orNull(t.memo),
+    reference: orNull(t.reference),
+    timestamp_ms: t.timestamp_ms,
   };
 }
 
 export function entryFromJournalRow(r: JournalRow): JournalEntry {
   if (r.kind === 'expiry') {
     return {
-      kind: 'expiry', pending_id: r.pending_id ?? '', debit_account: r.debit_account, credit_account: r.credit_account,
-      amount: big(r.amount), timestamp_ms: Number(r.timestamp_ms),
+      kind: 'expiry',
+      pending_id: r.pending_id ?? '',
+      debit_account: r.debit_account,
+      credit_account: r.credit_account,
+      amount: big(r.amount),
+      timestamp_ms: Number(r.timestamp_ms),
     };
   }
   const t: Transfer = {
@@ -124,8 +156,19 @@ export function entryFromJournalRow(r: JournalRow): JournalEntry {
 export function journalPayload(r: JournalRow): string {
   const s = (v: number | null) => (v === null ? null : String(v));
   return JSON.stringify([
-    r.kind, r.transfer_id, r.debit_account, r.credit_account, s(r.amount), s(r.requested_amount), r.flags,
-    r.pending_id, s(r.timeout_ms), s(r.expires_at_ms), r.memo, r.reference, String(r.timestamp_ms),
+    r.kind,
+    r.transfer_id,
+    r.debit_account,
+    r.credit_account,
+    s(r.amount),
+    s(r.requested_amount),
+    r.flags,
+    r.pending_id,
+    s(r.timeout_ms),
+    s(r.expires_at_ms),
+    r.memo,
+    r.reference,
+    String(r.timestamp_ms),
   ]);
 }
 

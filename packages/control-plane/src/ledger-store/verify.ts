@@ -15,7 +15,14 @@ import type { StoreDialect } from '../store/migrations.js';
 import { auditHash } from './audit.js';
 import { GENESIS_HASH } from './migrations.js';
 import {
-  accountFromRow, accountPayload, big, entryFromJournalRow, failedPayload, identityPayload, journalPayload, type AccountRow,
+  accountFromRow,
+  accountPayload,
+  big,
+  entryFromJournalRow,
+  failedPayload,
+  identityPayload,
+  journalPayload,
+  type AccountRow,
   type JournalRow,
 } from './rows.js';
 
@@ -41,7 +48,15 @@ export interface LedgerVerifyReport {
   checked_at_ms: number;
 }
 
-const LEDGER_TABLES = ['ledger_accounts', 'ledger_journal', 'ledger_pending', 'ledger_failed', 'ledger_audit', 'ledger_audit_head', 'ee_accounts'];
+const LEDGER_TABLES = [
+  'ledger_accounts',
+  'ledger_journal',
+  'ledger_pending',
+  'ledger_failed',
+  'ledger_audit',
+  'ledger_audit_head',
+  'ee_accounts',
+];
 
 /** The database has no (complete) ledger schema: nothing to verify. */
 export class LedgerMissingError extends Error {
@@ -79,9 +94,14 @@ async function inSnapshot<T>(db: Db, dialect: StoreDialect, fn: (conn: Db) => Pr
 
 async function missingTables(conn: Db, dialect: StoreDialect): Promise<string[]> {
   // pg_tables, not information_schema.tables: the latter is a slow view (tens of ms).
-  const rows = dialect === 'sqlite'
-    ? (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`.execute(conn)).rows
-    : (await sql<{ name: string }>`SELECT tablename AS name FROM pg_catalog.pg_tables WHERE schemaname = current_schema()`.execute(conn)).rows;
+  const rows =
+    dialect === 'sqlite'
+      ? (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`.execute(conn)).rows
+      : (
+          await sql<{
+            name: string;
+          }>`SELECT tablename AS name FROM pg_catalog.pg_tables WHERE schemaname = current_schema()`.execute(conn)
+        ).rows;
   const present = new Set(rows.map((r) => r.name));
   return LEDGER_TABLES.filter((t) => !present.has(t));
 }
@@ -90,9 +110,13 @@ async function missingTables(conn: Db, dialect: StoreDialect): Promise<string[]>
 async function* streamRows<R extends Record<string, any>>(conn: Db, table: string, key: string): AsyncGenerator<R> {
   let after: unknown;
   for (;;) {
-    const page = (await conn.selectFrom(table).selectAll()
+    const page = (await conn
+      .selectFrom(table)
+      .selectAll()
       .$if(after !== undefined, (q) => q.where(key, '>', after))
-      .orderBy(key).limit(VERIFY_PAGE_ROWS).execute()) as R[];
+      .orderBy(key)
+      .limit(VERIFY_PAGE_ROWS)
+      .execute()) as R[];
     yield* page;
     if (page.length < VERIFY_PAGE_ROWS) return;
     after = page[page.length - 1]![key];
@@ -100,8 +124,11 @@ async function* streamRows<R extends Record<string, any>>(conn: Db, table: strin
 }
 
 async function count(conn: Db, table: string, where?: [string, string]): Promise<number> {
-  const row = await conn.selectFrom(table).select((eb) => eb.fn.countAll().as('n'))
-    .$if(where !== undefined, (q) => q.where(where![0], '=', where![1])).executeTakeFirstOrThrow();
+  const row = await conn
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll().as('n'))
+    .$if(where !== undefined, (q) => q.where(where![0], '=', where![1]))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
@@ -131,19 +158,32 @@ function payloadId(payload: string): string | undefined {
 async function checkKeyed(conn: Db, kind: string, k: KeyedKind, report: (m: string) => void): Promise<void> {
   for (let i = 0; i < k.waiting.length; i += LOOKUP_CHUNK_IDS) {
     const part = k.waiting.slice(i, i + LOOKUP_CHUNK_IDS);
-    const rows = await conn.selectFrom(k.table).selectAll().where('id', 'in', part.map((w) => w.id)).execute();
+    const rows = await conn
+      .selectFrom(k.table)
+      .selectAll()
+      .where(
+        'id',
+        'in',
+        part.map((w) => w.id),
+      )
+      .execute();
     const byId = new Map(rows.map((r) => [r.id as string, r]));
     for (const w of part) {
       const row = byId.get(w.id);
       if (!row) report(`audit seq ${w.seq}: ${kind} ${w.id} is not in ${k.table}`);
-      else if (k.payload(row) !== w.payload) report(`audit seq ${w.seq}: ${kind} ${w.id} differs from its ${k.table} row`);
+      else if (k.payload(row) !== w.payload)
+        report(`audit seq ${w.seq}: ${kind} ${w.id} differs from its ${k.table} row`);
     }
   }
   k.waiting.length = 0;
 }
 
 /** Verifies the ledger stored in `db` (read-only). Throws LedgerMissingError when there is no ledger schema. */
-export async function verifyLedger(db: Db, dialect: StoreDialect, now: () => number = Date.now): Promise<LedgerVerifyReport> {
+export async function verifyLedger(
+  db: Db,
+  dialect: StoreDialect,
+  now: () => number = Date.now,
+): Promise<LedgerVerifyReport> {
   return inSnapshot(db, dialect, async (conn) => {
     const missing = await missingTables(conn, dialect);
     if (missing.length > 0) throw new LedgerMissingError(missing);
@@ -152,7 +192,11 @@ export async function verifyLedger(db: Db, dialect: StoreDialect, now: () => num
 
     const accounts = new Map<string, StoredAccount>();
     for await (const row of streamRows<AccountRow>(conn, 'ledger_accounts', 'id')) {
-      accounts.set(row.id, { account: accountFromRow(row), row: { id: row.id, flags: row.flags, created_ms: row.created_ms }, audited: false });
+      accounts.set(row.id, {
+        account: accountFromRow(row),
+        row: { id: row.id, flags: row.flags, created_ms: row.created_ms },
+        audited: false,
+      });
     }
     const fold = new JournalFold((id) => accounts.get(id)?.account.flags, report);
 
@@ -173,26 +217,36 @@ export async function verifyLedger(db: Db, dialect: StoreDialect, now: () => num
     };
     let last = { seq: 0, hash: GENESIS_HASH };
     let auditRows = 0;
-    for await (const a of streamRows<{ seq: number; at_ms: number; kind: string; payload: string; prev_hash: string; hash: string }>(conn, 'ledger_audit', 'seq')) {
+    for await (const a of streamRows<{
+      seq: number;
+      at_ms: number;
+      kind: string;
+      payload: string;
+      prev_hash: string;
+      hash: string;
+    }>(conn, 'ledger_audit', 'seq')) {
       auditRows += 1;
       const seq = Number(a.seq);
       if (seq !== last.seq + 1) report(`audit seq ${seq} follows ${last.seq}: the chain has a gap`);
       if (a.prev_hash !== last.hash) report(`audit seq ${seq}: prev_hash does not link to the previous row`);
-      if (auditHash(a.prev_hash, seq, Number(a.at_ms), a.kind, a.payload) !== a.hash) report(`audit seq ${seq}: hash does not match its contents`);
+      if (auditHash(a.prev_hash, seq, Number(a.at_ms), a.kind, a.payload) !== a.hash)
+        report(`audit seq ${seq}: hash does not match its contents`);
       // Continue from the stored hash so one bad row is reported once, not as every later row.
       last = { seq, hash: a.hash };
 
       if (a.kind === 'transfer' || a.kind === 'expiry') {
         const j = await nextJournal();
         if (!j) report(`audit seq ${seq}: ${a.kind} has no journal row`);
-        else if (j.kind !== a.kind || journalPayload(j) !== a.payload) report(`audit seq ${seq}: differs from journal seq ${j.seq}`);
+        else if (j.kind !== a.kind || journalPayload(j) !== a.payload)
+          report(`audit seq ${seq}: differs from journal seq ${j.seq}`);
       } else if (a.kind === 'account') {
         const id = payloadId(a.payload);
         const stored = id === undefined ? undefined : accounts.get(id);
         if (!stored) report(`audit seq ${seq}: account ${id} is not in ledger_accounts`);
         else {
           if (stored.audited) report(`audit seq ${seq}: account ${id} has a second audit row`);
-          if (accountPayload(stored.row) !== a.payload) report(`audit seq ${seq}: account ${id} differs from its ledger_accounts row`);
+          if (accountPayload(stored.row) !== a.payload)
+            report(`audit seq ${seq}: account ${id} differs from its ledger_accounts row`);
           stored.audited = true;
         }
       } else if (a.kind === 'failed' || a.kind === 'identity') {
@@ -212,34 +266,61 @@ export async function verifyLedger(db: Db, dialect: StoreDialect, now: () => num
       // Every audit row matched a row of the table; equal counts and no repeated payload make that one to one.
       const rows = await count(conn, k.table);
       if (rows !== k.audit_rows) report(`${k.table} has ${rows} rows but the audit log records ${k.audit_rows}`);
-      const dup = await conn.selectFrom('ledger_audit').select(['payload']).where('kind', '=', kind)
-        .groupBy('payload').having((eb) => eb.fn.countAll(), '>', 1).limit(1).executeTakeFirst();
+      const dup = await conn
+        .selectFrom('ledger_audit')
+        .select(['payload'])
+        .where('kind', '=', kind)
+        .groupBy('payload')
+        .having((eb) => eb.fn.countAll(), '>', 1)
+        .limit(1)
+        .executeTakeFirst();
       if (dup) report(`audit log records ${kind} ${payloadId(dup.payload)} more than once`);
     }
     for (const s of accounts.values()) if (!s.audited) report(`account ${s.account.id} has no audit row`);
 
-    const head = await conn.selectFrom('ledger_audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
+    const head = await conn
+      .selectFrom('ledger_audit_head')
+      .select(['seq', 'hash'])
+      .where('id', '=', 1)
+      .executeTakeFirst();
     const headSeq = head ? Number(head.seq) : 0;
     if (!head) report('ledger_audit_head has no row');
     else if (headSeq !== last.seq || head.hash !== last.hash) {
-      report(`audit head (${headSeq}, ${String(head.hash).slice(0, 12)}…) is not the last audit row (${last.seq}, ${last.hash.slice(0, 12)}…)`);
+      report(
+        `audit head (${headSeq}, ${String(head.hash).slice(0, 12)}…) is not the last audit row (${last.seq}, ${last.hash.slice(0, 12)}…)`,
+      );
     }
 
     let pendingRows = 0;
     let pendingOpen = 0;
-    for await (const p of streamRows<{ id: string; status: PendingStatus; expires_at_ms: number | null }>(conn, 'ledger_pending', 'id')) {
+    for await (const p of streamRows<{ id: string; status: PendingStatus; expires_at_ms: number | null }>(
+      conn,
+      'ledger_pending',
+      'id',
+    )) {
       pendingRows += 1;
       if (p.status === 'pending') pendingOpen += 1;
       fold.checkLockStatus(p.id, p.status, p.expires_at_ms === null ? null : Number(big(p.expires_at_ms)));
     }
-    if (pendingRows !== fold.locks.size) report(`ledger_pending has ${pendingRows} rows but the journal created ${fold.locks.size} locks`);
+    if (pendingRows !== fold.locks.size)
+      report(`ledger_pending has ${pendingRows} rows but the journal created ${fold.locks.size} locks`);
 
-    const both = await conn.selectFrom('ledger_failed').innerJoin('ledger_journal', 'ledger_journal.transfer_id', 'ledger_failed.id')
-      .select('ledger_failed.id').limit(MAX_REPORTED_ERRORS).execute();
+    const both = await conn
+      .selectFrom('ledger_failed')
+      .innerJoin('ledger_journal', 'ledger_journal.transfer_id', 'ledger_failed.id')
+      .select('ledger_failed.id')
+      .limit(MAX_REPORTED_ERRORS)
+      .execute();
     for (const r of both) report(`id ${r.id} is both failed and in the journal`);
     // The UNIQUE constraint makes this impossible unless someone dropped it.
-    const twice = await conn.selectFrom('ledger_journal').select('transfer_id').where('transfer_id', 'is not', null)
-      .groupBy('transfer_id').having((eb) => eb.fn.countAll(), '>', 1).limit(MAX_REPORTED_ERRORS).execute();
+    const twice = await conn
+      .selectFrom('ledger_journal')
+      .select('transfer_id')
+      .where('transfer_id', 'is not', null)
+      .groupBy('transfer_id')
+      .having((eb) => eb.fn.countAll(), '>', 1)
+      .limit(MAX_REPORTED_ERRORS)
+      .execute();
     for (const r of twice) report(`journal id ${r.transfer_id} appears more than once`);
 
     const totals: Counters = fold.checkAccounts([...accounts.values()].map((s) => s.account));

@@ -35,4 +35,3 @@ export function createAccounts(state: LedgerState, inputs: readonly AccountInput
     return 'ok';
   });
 }
-

@@ -43,7 +43,10 @@ export function parseAmount(input: string | number | bigint): bigint {
     if (Number.isNaN(input)) throw new AmountError(input, 'not a number');
     if (!Number.isFinite(input)) throw new AmountError(input, 'must be finite');
     if (!Number.isInteger(input)) {
-      throw new AmountError(input, 'numbers are micro-USD and must be integers; pass a string like "12.50" for dollars');
+      throw new AmountError(
+        input,
+        'numbers are micro-USD and must be integers; pass a string like "12.50" for dollars',
+      );
     }
     // Above 2^53 a float can no longer represent every integer, so the value the caller meant may be lost already.
     if (!Number.isSafeInteger(input) && input > 0) {

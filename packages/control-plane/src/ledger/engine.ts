@@ -93,11 +93,15 @@ function execute(ov: Overlay, input: TransferInput, now_ms: number): TransferRes
   if (input.memo !== undefined && (typeof input.memo !== 'string' || input.memo.length > MAX_MEMO_LENGTH)) {
     return 'memo_invalid';
   }
-  if (input.reference !== undefined && (typeof input.reference !== 'string' || !REFERENCE_PATTERN.test(input.reference))) {
+  if (
+    input.reference !== undefined &&
+    (typeof input.reference !== 'string' || !REFERENCE_PATTERN.test(input.reference))
+  ) {
     return 'reference_invalid';
   }
   if (input.amount !== undefined) {
-    if (typeof input.amount !== 'bigint' || input.amount < 0n || input.amount > MAX_AMOUNT_MICRO) return 'amount_invalid';
+    if (typeof input.amount !== 'bigint' || input.amount < 0n || input.amount > MAX_AMOUNT_MICRO)
+      return 'amount_invalid';
     if (input.amount === 0n) return 'amount_must_not_be_zero';
   }
   if (input.timeout_ms !== undefined) {
@@ -210,7 +214,11 @@ function resolvePending(
  * the failing member keeps its code and every other member gets 'linked_event_failed'. A batch whose last
  * transfer is linked has an open chain: that chain fails with 'linked_event_chain_open' on its last member.
  */
-export function createTransfers(state: LedgerState, inputs: readonly TransferInput[], now_ms: number): TransferResult[] {
+export function createTransfers(
+  state: LedgerState,
+  inputs: readonly TransferInput[],
+  now_ms: number,
+): TransferResult[] {
   const results: TransferResult[] = [];
   let start = 0;
   while (start < inputs.length) {

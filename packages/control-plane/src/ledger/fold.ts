@@ -9,7 +9,12 @@ import type { Account, AccountFlags, JournalEntry, PendingStatus } from './types
 
 export type Counters = Pick<Account, 'debits_pending' | 'debits_posted' | 'credits_pending' | 'credits_posted'>;
 export const COUNTER_FIELDS = ['debits_pending', 'debits_posted', 'credits_pending', 'credits_posted'] as const;
-export const zeroCounters = (): Counters => ({ debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n });
+export const zeroCounters = (): Counters => ({
+  debits_pending: 0n,
+  debits_posted: 0n,
+  credits_pending: 0n,
+  credits_posted: 0n,
+});
 
 /** A lock as replayed from the journal. */
 export interface ReplayedLock {
@@ -51,13 +56,15 @@ export class JournalFold {
       this.report(`${at}: ${how} of ${pendingId}, which is not an earlier pending transfer`);
       return undefined;
     }
-    if (lock.status !== 'pending') this.report(`pending transfer ${pendingId} resolved twice (${lock.status}, then ${how})`);
+    if (lock.status !== 'pending')
+      this.report(`pending transfer ${pendingId} resolved twice (${lock.status}, then ${how})`);
     lock.status = how;
     return lock;
   }
 
   #sameAccounts(lock: ReplayedLock, debit: string, credit: string, what: string, at: string): void {
-    if (lock.debit_account !== debit || lock.credit_account !== credit) this.report(`${at}: ${what} moves other accounts than its lock`);
+    if (lock.debit_account !== debit || lock.credit_account !== credit)
+      this.report(`${at}: ${what} moves other accounts than its lock`);
   }
 
   /** Applies one entry; `at` names it in messages (e.g. "journal seq 17"). */
@@ -65,7 +72,8 @@ export class JournalFold {
     if (entry.kind === 'expiry') {
       const lock = this.#release(entry.pending_id, 'expired', at);
       if (lock) {
-        if (lock.amount !== entry.amount) this.report(`${at}: expiry of ${entry.pending_id} amount differs from its lock`);
+        if (lock.amount !== entry.amount)
+          this.report(`${at}: expiry of ${entry.pending_id} amount differs from its lock`);
         this.#sameAccounts(lock, entry.debit_account, entry.credit_account, `expiry of ${entry.pending_id}`, at);
         if (lock.expires_at_ms === undefined || entry.timestamp_ms < lock.expires_at_ms) {
           this.report(`${at}: ${entry.pending_id} expired before its deadline`);
@@ -99,7 +107,10 @@ export class JournalFold {
       }
     } else if (t.flags.pending) {
       this.locks.set(t.id, {
-        status: 'pending', amount: t.amount, debit_account: t.debit_account, credit_account: t.credit_account,
+        status: 'pending',
+        amount: t.amount,
+        debit_account: t.debit_account,
+        credit_account: t.credit_account,
         expires_at_ms: t.expires_at_ms,
       });
       d.debits_pending += t.amount;
@@ -143,7 +154,8 @@ export class JournalFold {
       const fold = this.counters.get(account.id) ?? zeroCounters();
       for (const f of COUNTER_FIELDS) {
         totals[f] += account[f];
-        if (account[f] !== fold[f]) this.report(`${account.id}.${f} is ${account[f]} but the journal folds to ${fold[f]}`);
+        if (account[f] !== fold[f])
+          this.report(`${account.id}.${f} is ${account[f]} but the journal folds to ${fold[f]}`);
         if (account[f] < 0n) this.report(`${account.id}.${f} is negative (${account[f]})`);
       }
       const why = overdrawn(account.flags, account);
@@ -161,7 +173,8 @@ export class JournalFold {
 
 /** Why the counters break the account's flags, or undefined. */
 function overdrawn(flags: AccountFlags, c: Counters): string | undefined {
-  if (flags.debits_must_not_exceed_credits && c.debits_pending + c.debits_posted > c.credits_posted) return 'is overdrawn';
+  if (flags.debits_must_not_exceed_credits && c.debits_pending + c.debits_posted > c.credits_posted)
+    return 'is overdrawn';
   if (flags.credits_must_not_exceed_debits && c.credits_pending + c.credits_posted > c.debits_posted) {
     return 'holds more credits than debits';
   }

@@ -9,7 +9,10 @@ import type { LedgerState } from './types.js';
 
 export function checkInvariants(state: LedgerState): string[] {
   const errors: string[] = [];
-  const fold = new JournalFold((id) => state.accounts.get(id)?.flags, (m) => errors.push(m));
+  const fold = new JournalFold(
+    (id) => state.accounts.get(id)?.flags,
+    (m) => errors.push(m),
+  );
   const seenIds = new Set<string>();
 
   for (const [index, entry] of state.journal.entries()) {
@@ -21,7 +24,8 @@ export function checkInvariants(state: LedgerState): string[] {
     if (state.transfers.get(t.id) !== t) errors.push(`journal transfer ${t.id} is not the one in the transfers map`);
   }
 
-  if (seenIds.size !== state.transfers.size) errors.push(`transfers map has ${state.transfers.size} ids, journal ${seenIds.size}`);
+  if (seenIds.size !== state.transfers.size)
+    errors.push(`transfers map has ${state.transfers.size} ids, journal ${seenIds.size}`);
   for (const id of state.failed.keys()) {
     if (state.transfers.has(id)) errors.push(`id ${id} is both failed and applied`);
   }

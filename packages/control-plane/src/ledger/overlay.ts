@@ -49,4 +49,3 @@ export class Overlay {
     this.base.journal.push(...this.journal);
   }
 }
-

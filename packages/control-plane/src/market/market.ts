@@ -14,7 +14,16 @@ import { fraudOp, slashOp, type FraudResult } from './ops-penalty.js';
 import { finalizeOp, renewOp, type FinalizeResult, type MarketTiming, type NodeRow, type PeriodRow } from './ops.js';
 import { periodIndex } from './period.js';
 import { decide } from './settlement.js';
-import { effectivePrice, eligibility, rankNodes, requiredStake, slashAmount, trust, type IneligibleReason, type Tier } from './policy.js';
+import {
+  effectivePrice,
+  eligibility,
+  rankNodes,
+  requiredStake,
+  slashAmount,
+  trust,
+  type IneligibleReason,
+  type Tier,
+} from './policy.js';
 import { MARKET_MIGRATIONS } from './store/migrations.js';
 import type { MarketDb } from './store/schema.js';
 import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
@@ -98,7 +107,10 @@ export class Market implements MarketHooks {
 
   // ---------- Tunnel hooks ----------
 
-  async bindToken(a: { agent_id: string; network: string; app_name: string }, node_token: string): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }> {
+  async bindToken(
+    a: { agent_id: string; network: string; app_name: string },
+    node_token: string,
+  ): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }> {
     const m = NODE_TOKEN.exec(node_token);
     const node = m ? await getNode(this.db, `node_${m[1]}`) : undefined;
     const presented = Buffer.from(sha256hex(m?.[2] ?? ''), 'hex');
@@ -106,12 +118,25 @@ export class Market implements MarketHooks {
       return { ok: false, code: 'invalid_node_token', message: 'the node token is not valid' };
     }
     if (node.status === 'banned') return { ok: false, code: 'node_banned', message: `node ${node.id} is banned` };
-    if (node.network !== a.network) return { ok: false, code: 'network_mismatch', message: `node ${node.id} is registered on network "${node.network}"` };
-    const existing = await this.db.selectFrom('market_node_agents').select('node_id').where('agent_id', '=', a.agent_id).executeTakeFirst();
-    if (existing && existing.node_id !== node.id) return { ok: false, code: 'agent_bound_elsewhere', message: `agent ${a.agent_id} is bound to another node` };
+    if (node.network !== a.network)
+      return {
+        ok: false,
+        code: 'network_mismatch',
+        message: `node ${node.id} is registered on network "${node.network}"`,
+      };
+    const existing = await this.db
+      .selectFrom('market_node_agents')
+      .select('node_id')
+      .where('agent_id', '=', a.agent_id)
+      .executeTakeFirst();
+    if (existing && existing.node_id !== node.id)
+      return { ok: false, code: 'agent_bound_elsewhere', message: `agent ${a.agent_id} is bound to another node` };
     if (!existing) {
-      await this.db.insertInto('market_node_agents').values({ agent_id: a.agent_id, node_id: node.id, via: 'token', bound_ms: this.now })
-        .onConflict((oc) => oc.column('agent_id').doNothing()).execute();
+      await this.db
+        .insertInto('market_node_agents')
+        .values({ agent_id: a.agent_id, node_id: node.id, via: 'token', bound_ms: this.now })
+        .onConflict((oc) => oc.column('agent_id').doNothing())
+        .execute();
     }
     setImmediate(() => void this.refreshRanking());
     return { ok: true, node_id: node.id };
@@ -124,11 +149,15 @@ export class Market implements MarketHooks {
    */
   async onAttested(link: AgentLink, ppid: string | undefined): Promise<void> {
     if (!link.reg?.sealed || ppid === undefined) return;
-    const owner = await this.db.selectFrom('market_nodes').selectAll().where('ppid', '=', ppid).executeTakeFirst() as NodeRow | undefined;
+    const owner = (await this.db.selectFrom('market_nodes').selectAll().where('ppid', '=', ppid).executeTakeFirst()) as
+      NodeRow | undefined;
     if (link.node_id !== null) {
       const claimed = await getNode(this.db, link.node_id);
       if (claimed && claimed.ppid !== ppid) {
-        await this.fraud(claimed.id, `agent ${link.reg.agent_id} presented the node token of ${claimed.id} from a machine with PPID ${ppid}${owner ? ` (node ${owner.id})` : ''}`);
+        await this.fraud(
+          claimed.id,
+          `agent ${link.reg.agent_id} presented the node token of ${claimed.id} from a machine with PPID ${ppid}${owner ? ` (node ${owner.id})` : ''}`,
+        );
         return;
       }
     }
@@ -139,8 +168,11 @@ export class Market implements MarketHooks {
       return;
     }
     if (link.node_id === null) {
-      await this.db.insertInto('market_node_agents').values({ agent_id: link.reg.agent_id, node_id: owner.id, via: 'ppid', bound_ms: this.now })
-        .onConflict((oc) => oc.column('agent_id').doNothing()).execute();
+      await this.db
+        .insertInto('market_node_agents')
+        .values({ agent_id: link.reg.agent_id, node_id: owner.id, via: 'ppid', bound_ms: this.now })
+        .onConflict((oc) => oc.column('agent_id').doNothing())
+        .execute();
       link.node_id = owner.id;
       setImmediate(() => void this.refreshRanking());
     }
@@ -164,10 +196,13 @@ export class Market implements MarketHooks {
     this.#remoteRefreshing ??= (async () => {
       try {
         const now = this.now;
-        const rows = await this.db.selectFrom('agents')
+        const rows = await this.db
+          .selectFrom('agents')
           .innerJoin('market_node_agents', 'market_node_agents.agent_id', 'agents.agent_id')
           .select(['agents.agent_id', 'agents.app_name', 'market_node_agents.node_id'])
-          .where('agents.connected', '=', 1).where('agents.attest_ok', '=', 1).where('agents.health_status', '=', 'pass')
+          .where('agents.connected', '=', 1)
+          .where('agents.attest_ok', '=', 1)
+          .where('agents.health_status', '=', 'pass')
           .where('agents.last_health_pass_ms', '>=', now - this.deps.config.health_timeout_ms)
           .execute();
         const local = new Set<string>();
@@ -182,7 +217,7 @@ export class Market implements MarketHooks {
         this.#remote = remote;
         this.#remoteAt = now;
       } catch (err) {
-        this.deps.log.warn({ err }, 'market: reading other replicas\' agents failed; using this replica\'s view');
+        this.deps.log.warn({ err }, "market: reading other replicas' agents failed; using this replica's view");
       } finally {
         this.#remoteRefreshing = null;
       }
@@ -230,25 +265,44 @@ export class Market implements MarketHooks {
 
   /** The stake a provider must hold: the sum over its active nodes (stake is per provider). */
   async providerRequired(provider: string): Promise<bigint> {
-    const rows = await this.db.selectFrom('market_nodes').selectAll().where('provider', '=', provider).where('status', '=', 'active').execute() as NodeRow[];
+    const rows = (await this.db
+      .selectFrom('market_nodes')
+      .selectAll()
+      .where('provider', '=', provider)
+      .where('status', '=', 'active')
+      .execute()) as NodeRow[];
     return rows.reduce((s, r) => s + requiredStake(BigInt(r.price_micro), r.vcpus, r.tier as Tier), 0n);
   }
 
   async nodeState(node: NodeRow, app?: string, memo?: StateMemo): Promise<NodeState> {
-    const held = memo?.held.get(node.provider) ?? await this.stakeHeld(node.provider);
+    const held = memo?.held.get(node.provider) ?? (await this.stakeHeld(node.provider));
     memo?.held.set(node.provider, held);
     let stake_required: bigint;
     if (node.status === 'active') {
-      stake_required = memo?.required.get(node.provider) ?? await this.providerRequired(node.provider);
+      stake_required = memo?.required.get(node.provider) ?? (await this.providerRequired(node.provider));
       memo?.required.set(node.provider, stake_required);
     } else {
       stake_required = requiredStake(BigInt(node.price_micro), node.vcpus, node.tier as Tier);
     }
     const live = this.live(node.id, app);
-    const e = eligibility({ status: node.status, stake_held: held, stake_required, attested_agents: live.attested, healthy_agents: live.healthy });
+    const e = eligibility({
+      status: node.status,
+      stake_held: held,
+      stake_required,
+      attested_agents: live.attested,
+      healthy_agents: live.healthy,
+    });
     const t = trust(await trustInputs(this.db, node.id));
     this.#trust.set(node.id, t);
-    return { stake_held: held, stake_required, eligible: e.eligible, reasons: e.reasons, trust: t, effective_price: effectivePrice(BigInt(node.price_micro), t), live };
+    return {
+      stake_held: held,
+      stake_required,
+      eligible: e.eligible,
+      reasons: e.reasons,
+      trust: t,
+      effective_price: effectivePrice(BigInt(node.price_micro), t),
+      live,
+    };
   }
 
   /**
@@ -258,15 +312,19 @@ export class Market implements MarketHooks {
    */
   async candidates(app: string): Promise<(NodeRow & { trust: number })[]> {
     await this.refreshRemoteLive();
-    const rows = (await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute() as NodeRow[])
-      .filter((r) => this.liveEligible(r.id, app));
+    const rows = (
+      (await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute()) as NodeRow[]
+    ).filter((r) => this.liveEligible(r.id, app));
     const memo: StateMemo = { held: new Map(), required: new Map() };
     const out: (NodeRow & { node_id: string; price_micro_b: bigint; trust: number })[] = [];
     for (const r of rows) {
       const s = await this.nodeState(r, app, memo);
       if (s.eligible) out.push({ ...r, node_id: r.id, price_micro_b: BigInt(r.price_micro), trust: s.trust });
     }
-    return rankNodes(out.map((o) => ({ ...o, price_micro: o.price_micro_b }))).map((o) => ({ ...o, price_micro: Number(o.price_micro) }));
+    return rankNodes(out.map((o) => ({ ...o, price_micro: o.price_micro_b }))).map((o) => ({
+      ...o,
+      price_micro: Number(o.price_micro),
+    }));
   }
 
   /**
@@ -276,11 +334,19 @@ export class Market implements MarketHooks {
   refreshRanking(): Promise<void> {
     this.#refreshing ??= (async () => {
       try {
-        const rows = await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute() as NodeRow[];
+        const rows = (await this.db
+          .selectFrom('market_nodes')
+          .selectAll()
+          .where('status', '=', 'active')
+          .execute()) as NodeRow[];
         const ok: { node_id: string; price_micro: bigint; trust: number }[] = [];
         const held = new Map<string, bigint>();
         const required = new Map<string, bigint>();
-        for (const r of rows) required.set(r.provider, (required.get(r.provider) ?? 0n) + requiredStake(BigInt(r.price_micro), r.vcpus, r.tier as Tier));
+        for (const r of rows)
+          required.set(
+            r.provider,
+            (required.get(r.provider) ?? 0n) + requiredStake(BigInt(r.price_micro), r.vcpus, r.tier as Tier),
+          );
         for (const p of required.keys()) held.set(p, await this.stakeHeld(p));
         for (const r of rows) {
           if ((held.get(r.provider) ?? 0n) < (required.get(r.provider) ?? 0n)) continue;
@@ -311,13 +377,25 @@ export class Market implements MarketHooks {
   }
 
   async finalizePeriod(index: number): Promise<(FinalizeResult & { lease_id: string; period: number })[]> {
-    const rows = await this.db.selectFrom('market_lease_periods').selectAll().where('period', '=', index).orderBy('lease_id').execute() as PeriodRow[];
+    const rows = (await this.db
+      .selectFrom('market_lease_periods')
+      .selectAll()
+      .where('period', '=', index)
+      .orderBy('lease_id')
+      .execute()) as PeriodRow[];
     const locked = rows.filter((r) => r.status === 'locked');
     const out: (FinalizeResult & { lease_id: string; period: number })[] = [];
     // In slices: each lease-period is one ledger operation, and the writer's queue is bounded.
-    for (let i = 0; i < locked.length; i += FINALIZE_SLICE) out.push(...await Promise.all(locked.slice(i, i + FINALIZE_SLICE).map((r) => this.finalize(r))));
+    for (let i = 0; i < locked.length; i += FINALIZE_SLICE)
+      out.push(...(await Promise.all(locked.slice(i, i + FINALIZE_SLICE).map((r) => this.finalize(r)))));
     for (const r of rows.filter((x) => x.status !== 'locked')) {
-      out.push({ lease_id: r.lease_id, period: r.period, status: r.status as 'posted' | 'voided' | 'expired', reasons: JSON.parse(r.reasons ?? '[]') as string[], already: true });
+      out.push({
+        lease_id: r.lease_id,
+        period: r.period,
+        status: r.status as 'posted' | 'voided' | 'expired',
+        reasons: JSON.parse(r.reasons ?? '[]') as string[],
+        already: true,
+      });
     }
     void this.refreshRanking();
     return out.sort((a, b) => (a.lease_id < b.lease_id ? -1 : 1));
@@ -327,17 +405,32 @@ export class Market implements MarketHooks {
   async renewDue(limit = 500): Promise<number> {
     const index = periodIndex(this.now, this.timing.period_ms);
     await this.refreshRemoteLive();
-    const due = await this.db.selectFrom('market_leases').innerJoin('market_nodes', 'market_nodes.id', 'market_leases.node_id')
-      .select(['market_leases.id', 'market_leases.user_id', 'market_nodes.provider']).where('market_leases.status', '=', 'active')
-      .where('market_leases.last_period', '<', index).limit(limit).execute() as { id: string; user_id: string; provider: string }[];
-    await Promise.all(due.map((l) => this.deps.ledger.submit(renewOp(l.id, l.user_id, l.provider, index, this.timing, this.liveEligible))));
+    const due = (await this.db
+      .selectFrom('market_leases')
+      .innerJoin('market_nodes', 'market_nodes.id', 'market_leases.node_id')
+      .select(['market_leases.id', 'market_leases.user_id', 'market_nodes.provider'])
+      .where('market_leases.status', '=', 'active')
+      .where('market_leases.last_period', '<', index)
+      .limit(limit)
+      .execute()) as { id: string; user_id: string; provider: string }[];
+    await Promise.all(
+      due.map((l) =>
+        this.deps.ledger.submit(renewOp(l.id, l.user_id, l.provider, index, this.timing, this.liveEligible)),
+      ),
+    );
     return due.length;
   }
 
   /** Finalizes every locked lease-period whose period ended more than EE_SETTLEMENT_DELAY ago. */
   async finalizeDue(limit = 500): Promise<number> {
-    const rows = await this.db.selectFrom('market_lease_periods').selectAll().where('status', '=', 'locked')
-      .where('to_ms', '<=', this.now - this.deps.config.settlement_delay_ms).orderBy('to_ms').limit(limit).execute() as PeriodRow[];
+    const rows = (await this.db
+      .selectFrom('market_lease_periods')
+      .selectAll()
+      .where('status', '=', 'locked')
+      .where('to_ms', '<=', this.now - this.deps.config.settlement_delay_ms)
+      .orderBy('to_ms')
+      .limit(limit)
+      .execute()) as PeriodRow[];
     await Promise.all(rows.map((r) => this.finalize(r)));
     if (rows.length > 0) void this.refreshRanking();
     return rows.length;
@@ -349,21 +442,61 @@ export class Market implements MarketHooks {
    * once per outage (the id names the outage's start, taken from the records, so every replica agrees).
    */
   async slashOutages(): Promise<number> {
-    const nodes = await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active')
-      .where('id', 'in', (eb: any) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active')).execute() as NodeRow[];
+    const nodes = (await this.db
+      .selectFrom('market_nodes')
+      .selectAll()
+      .where('status', '=', 'active')
+      .where('id', 'in', (eb: any) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
+      .execute()) as NodeRow[];
     let slashed = 0;
     const c = this.deps.config;
     for (const n of nodes) {
       if (this.live(n.id).healthy > 0) continue;
-      const agents = await this.db.selectFrom('market_node_agents').innerJoin('agents', 'agents.agent_id', 'market_node_agents.agent_id')
-        .select(['agents.connected', 'agents.health_status', 'agents.last_health_pass_ms', 'agents.last_connected_ms', 'agents.last_disconnected_ms', 'agents.first_seen_ms'])
-        .where('market_node_agents.node_id', '=', n.id).execute() as { connected: number; health_status: string | null; last_health_pass_ms: number | null; last_connected_ms: number; last_disconnected_ms: number | null; first_seen_ms: number }[];
+      const agents = (await this.db
+        .selectFrom('market_node_agents')
+        .innerJoin('agents', 'agents.agent_id', 'market_node_agents.agent_id')
+        .select([
+          'agents.connected',
+          'agents.health_status',
+          'agents.last_health_pass_ms',
+          'agents.last_connected_ms',
+          'agents.last_disconnected_ms',
+          'agents.first_seen_ms',
+        ])
+        .where('market_node_agents.node_id', '=', n.id)
+        .execute()) as {
+        connected: number;
+        health_status: string | null;
+        last_health_pass_ms: number | null;
+        last_connected_ms: number;
+        last_disconnected_ms: number | null;
+        first_seen_ms: number;
+      }[];
       if (agents.length === 0) continue;
-      const since = Math.max(...agents.map((a) => (a.connected === 1 ? Math.max(a.last_health_pass_ms ?? 0, a.last_connected_ms) : a.last_disconnected_ms ?? a.first_seen_ms)));
-      const threshold = n.tier === 'premium' ? c.outage_threshold_premium_ms : n.tier === 'standard' ? c.outage_threshold_standard_ms : c.outage_threshold_economy_ms;
+      const since = Math.max(
+        ...agents.map((a) =>
+          a.connected === 1
+            ? Math.max(a.last_health_pass_ms ?? 0, a.last_connected_ms)
+            : (a.last_disconnected_ms ?? a.first_seen_ms),
+        ),
+      );
+      const threshold =
+        n.tier === 'premium'
+          ? c.outage_threshold_premium_ms
+          : n.tier === 'standard'
+            ? c.outage_threshold_standard_ms
+            : c.outage_threshold_economy_ms;
       if (this.now - since <= threshold) continue;
-      const r = await this.deps.ledger.submit(slashOp(n.id, n.provider, `slash:outage:${n.id}:${since}`, slashAmount(BigInt(n.price_micro), n.vcpus, n.tier as Tier), 'outage',
-        `outage since ${new Date(since).toISOString()} exceeded the ${n.tier} threshold of ${Math.round(threshold / 1000)} s`));
+      const r = await this.deps.ledger.submit(
+        slashOp(
+          n.id,
+          n.provider,
+          `slash:outage:${n.id}:${since}`,
+          slashAmount(BigInt(n.price_micro), n.vcpus, n.tier as Tier),
+          'outage',
+          `outage since ${new Date(since).toISOString()} exceeded the ${n.tier} threshold of ${Math.round(threshold / 1000)} s`,
+        ),
+      );
       if (r.outcome === 'slashed') slashed++;
     }
     if (slashed > 0) await this.refreshRanking();
@@ -375,7 +508,8 @@ export class Market implements MarketHooks {
     const r = await this.deps.ledger.submit(fraudOp(node_id, reason));
     if (r.outcome === 'banned') {
       this.deps.log.warn({ node_id, reason }, 'market: node banned for attestation fraud');
-      for (const l of [...this.deps.hub.links]) if (l.node_id === node_id) this.deps.hub.closeLink(l, CloseCode.POLICY_VIOLATION, 'node banned');
+      for (const l of [...this.deps.hub.links])
+        if (l.node_id === node_id) this.deps.hub.closeLink(l, CloseCode.POLICY_VIOLATION, 'node banned');
       await this.refreshRanking();
     }
     return r;

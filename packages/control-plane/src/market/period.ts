@@ -6,7 +6,8 @@ export const HOUR_MS = 3_600_000;
 export const periodIndex = (t_ms: number, period_ms: number): number => Math.floor(t_ms / period_ms);
 export const periodStart = (index: number, period_ms: number): number => index * period_ms;
 export const periodEnd = (index: number, period_ms: number): number => (index + 1) * period_ms;
-export const periodIso = (index: number, period_ms: number): string => new Date(periodStart(index, period_ms)).toISOString();
+export const periodIso = (index: number, period_ms: number): string =>
+  new Date(periodStart(index, period_ms)).toISOString();
 
 /**
  * An API period parameter: the period's start as ISO-8601 (`2026-11-22T03:00:00.000Z`, any ISO form Date
@@ -36,7 +37,13 @@ export function amountFor(price_micro: bigint, vcpus: number, ms: number): bigin
 }
 
 /** The lock of a lease's period: its window [from, to) and amount. The first period is prorated to what remains. */
-export function lockFor(price_micro: bigint, vcpus: number, index: number, period_ms: number, now_ms: number): { from_ms: number; to_ms: number; amount: bigint } {
+export function lockFor(
+  price_micro: bigint,
+  vcpus: number,
+  index: number,
+  period_ms: number,
+  now_ms: number,
+): { from_ms: number; to_ms: number; amount: bigint } {
   const start = periodStart(index, period_ms);
   const end = periodEnd(index, period_ms);
   const from = Math.min(Math.max(start, now_ms), end);

@@ -11,13 +11,15 @@ export const PENALTY_HOURS: Record<Tier, number> = { premium: 720, standard: 24,
 export const MIN_STAKE_HOURS = 24;
 
 /** The node's revenue (micro-USD) at its posted price over `hours`, all vCPUs. */
-export const revenue = (price_micro: bigint, vcpus: number, hours: number): bigint => price_micro * BigInt(vcpus) * BigInt(hours);
+export const revenue = (price_micro: bigint, vcpus: number, hours: number): bigint =>
+  price_micro * BigInt(vcpus) * BigInt(hours);
 
 export const requiredStake = (price_micro: bigint, vcpus: number, tier: Tier): bigint =>
   revenue(price_micro, vcpus, Math.max(MIN_STAKE_HOURS, PENALTY_HOURS[tier]));
 
 /** The outage slash before clamping (the ledger's balancing_debit clamps it to the stake held). */
-export const slashAmount = (price_micro: bigint, vcpus: number, tier: Tier): bigint => revenue(price_micro, vcpus, PENALTY_HOURS[tier]);
+export const slashAmount = (price_micro: bigint, vcpus: number, tier: Tier): bigint =>
+  revenue(price_micro, vcpus, PENALTY_HOURS[tier]);
 
 export interface EligibilityInput {
   status: 'active' | 'banned';
@@ -85,5 +87,6 @@ export function rankNodes<T extends RankInput>(nodes: readonly T[]): T[] {
   });
 }
 
-export const outageThreshold = (tier: Tier, t: { premium: number; standard: number; economy: number }): number => t[tier];
+export const outageThreshold = (tier: Tier, t: { premium: number; standard: number; economy: number }): number =>
+  t[tier];
 export const hours = (ms: number) => ms / HOUR_MS;

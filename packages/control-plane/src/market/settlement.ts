@@ -32,16 +32,21 @@ export function decide(e: PeriodEvidence): { outcome: Outcome; reasons: string[]
   const attFailed = e.attestations.filter((a) => !a.ok && !a.missed).length;
   if (attMissed > 0) reasons.push(`attestation_missed:${attMissed}`);
   if (attFailed > 0) reasons.push(`attestation_failed:${attFailed}`);
-  for (const u of e.usage_reports) if (u.missed_checks > 0) reasons.push(`uptime_report_missed:${u.id}:${u.missed_checks}`);
+  for (const u of e.usage_reports)
+    if (u.missed_checks > 0) reasons.push(`uptime_report_missed:${u.id}:${u.missed_checks}`);
   for (const a of e.abuse_reports) reasons.push(`abuse_report:${a.id}`);
   const cov = coverage(e);
   if (cov.covered_ms === 0) reasons.push('no_service');
-  else if (cov.longest_gap_ms > e.health_timeout_ms) reasons.push(`disconnected:${Math.round(cov.longest_gap_ms / 1000)}s`);
+  else if (cov.longest_gap_ms > e.health_timeout_ms)
+    reasons.push(`disconnected:${Math.round(cov.longest_gap_ms / 1000)}s`);
   return { outcome: reasons.length === 0 ? 'post' : 'void', reasons };
 }
 
 /** How much of the window some agent was connected, and the longest stretch with none. */
-export function coverage(e: Pick<PeriodEvidence, 'from_ms' | 'to_ms' | 'connected_at_start' | 'health'>): { covered_ms: number; longest_gap_ms: number } {
+export function coverage(e: Pick<PeriodEvidence, 'from_ms' | 'to_ms' | 'connected_at_start' | 'health'>): {
+  covered_ms: number;
+  longest_gap_ms: number;
+} {
   const up = new Set(e.connected_at_start);
   let covered = 0;
   let longestGap = 0;

@@ -4,7 +4,16 @@
 // certainly never reached a backend.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HeadError, headersFromRaw, MAX_REQUEST_PATH_BYTES, resetToHttp, ResetCode, type HeaderList, type MuxStream, type RequestHead } from '@easyenclave/protocol';
+import {
+  HeadError,
+  headersFromRaw,
+  MAX_REQUEST_PATH_BYTES,
+  resetToHttp,
+  ResetCode,
+  type HeaderList,
+  type MuxStream,
+  type RequestHead,
+} from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import type { AgentLink } from '../tunnel/link.js';
@@ -28,7 +37,12 @@ function hasNoBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
 }
 
-export function buildHead(req: IncomingMessage, opts: ForwardOptions, timeout_ms: number, upgrade: boolean): RequestHead {
+export function buildHead(
+  req: IncomingMessage,
+  opts: ForwardOptions,
+  timeout_ms: number,
+  upgrade: boolean,
+): RequestHead {
   // The client's own X-Forwarded-* are claims we cannot check: drop them all and state what we saw.
   // X-Forwarded-For keeps the client's chain with the peer we saw appended (the usual proxy convention).
   const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
@@ -48,9 +62,14 @@ const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 /** A request every agent would refuse is answered here, before an agent is chosen or waited for. */
 export function targetError(opts: ForwardOptions): ApiError | null {
   // Only origin-form reaches a backend: `*` (OPTIONS) and absolute-form targets name no path on it.
-  if (!opts.path.startsWith('/')) return { status: 400, code: 'bad_request', message: 'the request target must be a path starting with "/"' };
+  if (!opts.path.startsWith('/'))
+    return { status: 400, code: 'bad_request', message: 'the request target must be a path starting with "/"' };
   if (opts.path.length > MAX_REQUEST_PATH_BYTES) {
-    return { status: 414, code: 'uri_too_long', message: `request target of ${opts.path.length} bytes exceeds the limit of ${MAX_REQUEST_PATH_BYTES}` };
+    return {
+      status: 414,
+      code: 'uri_too_long',
+      message: `request target of ${opts.path.length} bytes exceeds the limit of ${MAX_REQUEST_PATH_BYTES}`,
+    };
   }
   return null;
 }
@@ -61,14 +80,24 @@ export function openStreamError(err: unknown): ApiError {
   return { status: 503, code: 'agent_draining', message: 'agent stopped taking new streams', retry_after_s: 1 };
 }
 
-export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions, metrics: ProxyMetrics): Promise<void> {
+export async function forward(
+  hub: TunnelHub,
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ForwardOptions,
+  metrics: ProxyMetrics,
+): Promise<void> {
   const { config } = hub.deps;
   const max_body = config.max_body_bytes;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (max_body > 0 && declared > max_body) {
     metrics.done(413);
     req.resume();
-    return sendRawError(res, { status: 413, code: 'body_too_large', message: `request body of ${declared} bytes exceeds the limit of ${max_body}` });
+    return sendRawError(res, {
+      status: 413,
+      code: 'body_too_large',
+      message: `request body of ${declared} bytes exceeds the limit of ${max_body}`,
+    });
   }
   const refused = targetError(opts);
   if (refused) {
@@ -113,7 +142,14 @@ export async function forward(hub: TunnelHub, req: IncomingMessage, res: ServerR
 
 type Outcome = 'done' | ApiError;
 
-function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions, replayable: boolean): Promise<Outcome> {
+function attemptOnce(
+  hub: TunnelHub,
+  link: AgentLink,
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ForwardOptions,
+  replayable: boolean,
+): Promise<Outcome> {
   const { config } = hub.deps;
   return new Promise<Outcome>((resolve) => {
     let stream: MuxStream;
@@ -127,7 +163,11 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
     let timer: NodeJS.Timeout | null = setTimeout(() => {
       timer = null;
       stream.reset(ResetCode.CANCEL, 'response timeout');
-      finish({ status: 504, code: 'agent_timeout', message: `no response from the agent within ${Math.round(config.proxy_timeout_ms / 1000)} s` });
+      finish({
+        status: 504,
+        code: 'agent_timeout',
+        message: `no response from the agent within ${Math.round(config.proxy_timeout_ms / 1000)} s`,
+      });
     }, config.proxy_timeout_ms + 1000); // the agent's own backend deadline fires first and names the cause
     // After the response head, the deadline becomes an idle timer, refreshed by every data frame.
     const armIdle = () => {
@@ -153,7 +193,11 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
       body_bytes += chunk.length;
       if (config.max_body_bytes > 0 && body_bytes > config.max_body_bytes) {
         stream.reset(ResetCode.TOO_LARGE, 'request body too large');
-        finish({ status: 413, code: 'body_too_large', message: `request body exceeds the limit of ${config.max_body_bytes} bytes` });
+        finish({
+          status: 413,
+          code: 'body_too_large',
+          message: `request body exceeds the limit of ${config.max_body_bytes} bytes`,
+        });
         return;
       }
       if (!stream.write(chunk)) req.pause();
@@ -187,7 +231,11 @@ function attemptOnce(hub: TunnelHub, link: AgentLink, req: IncomingMessage, res:
         res.writeHead(head.status, flat);
       } catch (err) {
         stream.reset(ResetCode.PROTOCOL_ERROR, 'invalid response head');
-        sendRawError(res, { status: 502, code: 'bad_response', message: `the agent sent an invalid response head: ${(err as Error).message}` });
+        sendRawError(res, {
+          status: 502,
+          code: 'bad_response',
+          message: `the agent sent an invalid response head: ${(err as Error).message}`,
+        });
         return finish('done');
       }
       if (req.method === 'HEAD' || head.status === 204 || head.status === 304) res.flushHeaders();

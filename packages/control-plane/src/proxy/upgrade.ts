@@ -17,7 +17,13 @@ function statusBlock(head: ResponseHead, extra: string): string {
   return s + extra + '\r\n';
 }
 
-export async function forwardUpgrade(hub: TunnelHub, req: IncomingMessage, socket: Duplex, early: Buffer, opts: ForwardOptions): Promise<void> {
+export async function forwardUpgrade(
+  hub: TunnelHub,
+  req: IncomingMessage,
+  socket: Duplex,
+  early: Buffer,
+  opts: ForwardOptions,
+): Promise<void> {
   socket.on('error', () => socket.destroy());
   const refused = targetError(opts);
   if (refused) return void socket.end(rawErrorResponse(refused));

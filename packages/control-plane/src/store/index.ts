@@ -8,7 +8,16 @@ import { GroupCommitter } from './group-commit.js';
 import type { AgentRow, AppRow, AttestationRow, Database, HealthEventRow, RegistrationRow } from './schema.js';
 import { openSqlite } from './sqlite.js';
 
-export type { AgentRow, AppRow, AttestationRow, Database, HealthEventKind, HealthEventRow, HealthStatus, RegistrationRow } from './schema.js';
+export type {
+  AgentRow,
+  AppRow,
+  AttestationRow,
+  Database,
+  HealthEventKind,
+  HealthEventRow,
+  HealthStatus,
+  RegistrationRow,
+} from './schema.js';
 export { runMigrations, STORE_MIGRATIONS, type Migration, type StoreDialect } from './migrations.js';
 export { parseInt8 } from './postgres.js';
 export type { EventQuery } from './queries.js';
@@ -22,25 +31,72 @@ export interface Store {
   /** Idempotent. */
   close(): Promise<void>;
   /** Atomically claims app_name for repo if unclaimed. `ok:false` with owner_repo when another repo owns it. */
-  claimApp(a: { app_name: string; repo: string; network: string; now_ms: number }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
+  claimApp(a: {
+    app_name: string;
+    repo: string;
+    network: string;
+    now_ms: number;
+  }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
   /** claimApp + ensureRegistration + upsertAgentConnected in one write. `ok:false` with the owning app row
    *  when another repo owns the name or it lives on another network (nothing else is written then). */
-  registerAgent(a: { agent_id: string; app_name: string; repo: string; release_tag: string; network: string; remote_addr: string | null; now_ms: number; ttl_ms: number }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }>;
+  registerAgent(a: {
+    agent_id: string;
+    app_name: string;
+    repo: string;
+    release_tag: string;
+    network: string;
+    remote_addr: string | null;
+    now_ms: number;
+    ttl_ms: number;
+  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
-  ensureRegistration(r: { app_name: string; release_tag: string; repo: string; network: string; now_ms: number; ttl_ms: number }): Promise<RegistrationRow>;
+  ensureRegistration(r: {
+    app_name: string;
+    release_tag: string;
+    repo: string;
+    network: string;
+    now_ms: number;
+    ttl_ms: number;
+  }): Promise<RegistrationRow>;
   getApp(app_name: string): Promise<AppRow | undefined>;
   listApps(): Promise<AppRow[]>;
   listRegistrations(app_name: string): Promise<RegistrationRow[]>;
   /** Creates or refreshes the agent row (new session: attest_ok=false, health_status=null) and writes a 'connected' event. The app must be claimed. */
-  upsertAgentConnected(a: { agent_id: string; app_name: string; repo: string; release_tag: string; network: string; remote_addr: string | null; now_ms: number }): Promise<void>;
+  upsertAgentConnected(a: {
+    agent_id: string;
+    app_name: string;
+    repo: string;
+    release_tag: string;
+    network: string;
+    remote_addr: string | null;
+    now_ms: number;
+  }): Promise<void>;
   /** Marks the agent disconnected and writes a 'disconnected' event; no-op if unknown or already disconnected. */
   markAgentDisconnected(agent_id: string, now_ms: number, detail?: string): Promise<void>;
   /** At start-up: nothing is connected to a fresh process. Returns how many agents were marked (each gets an event). */
   markAllAgentsDisconnected(now_ms: number): Promise<number>;
   /** Updates the agent row; inserts a health_events row only when event=true. A miss sets health_status='fail' without touching last_health_ms. Throws for an unknown agent. */
-  recordHealth(h: { agent_id: string; app_name: string; status: 'pass' | 'fail' | 'missed'; now_ms: number; detail?: string; event: boolean }): Promise<void>;
+  recordHealth(h: {
+    agent_id: string;
+    app_name: string;
+    status: 'pass' | 'fail' | 'missed';
+    now_ms: number;
+    detail?: string;
+    event: boolean;
+  }): Promise<void>;
   /** Inserts an attestations row and updates the agent (last_attest_ms only when ok). Throws for an unknown agent or ok && missed. */
-  recordAttestation(a: { agent_id: string; app_name: string; now_ms: number; reason: string; ok: boolean; missed: boolean; evidence_type: string; evidence_hash: string | null; policy_version: string | null; failure: string | null }): Promise<void>;
+  recordAttestation(a: {
+    agent_id: string;
+    app_name: string;
+    now_ms: number;
+    reason: string;
+    ok: boolean;
+    missed: boolean;
+    evidence_type: string;
+    evidence_hash: string | null;
+    policy_version: string | null;
+    failure: string | null;
+  }): Promise<void>;
   getAgent(agent_id: string): Promise<AgentRow | undefined>;
   listAgents(app_name?: string): Promise<AgentRow[]>;
   /** Newest first. */
@@ -53,7 +109,10 @@ class KyselyStore implements Store {
   #closed: Promise<void> | undefined;
   /** Writes go through group commit: one transaction per event-loop turn. */
   readonly #writes: GroupCommitter;
-  constructor(readonly db: Kysely<Database>, readonly dialect: StoreDialect) {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: StoreDialect,
+  ) {
     this.#writes = new GroupCommitter(db);
   }
 
@@ -61,28 +120,57 @@ class KyselyStore implements Store {
     this.#closed ??= this.db.destroy();
     return this.#closed;
   }
-  claimApp(a: Parameters<Store['claimApp']>[0]) { return this.#writes.submit((tx) => q.claimApp(tx, a)); }
-  registerAgent(a: Parameters<Store['registerAgent']>[0]) { return this.#writes.submit((tx) => q.registerAgent(tx, a)); }
-  ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) { return this.#writes.submit((tx) => q.ensureRegistration(tx, r)); }
-  getApp(app_name: string) { return q.getApp(this.db, app_name); }
-  listApps() { return q.listApps(this.db); }
-  listRegistrations(app_name: string) { return q.listRegistrations(this.db, app_name); }
-  upsertAgentConnected(a: Parameters<Store['upsertAgentConnected']>[0]) { return this.#writes.submit((tx) => q.upsertAgentConnected(tx, a)); }
-  markAgentDisconnected(agent_id: string, now_ms: number, detail?: string) { return this.#writes.submit((tx) => q.markAgentDisconnected(tx, agent_id, now_ms, detail)); }
-  markAllAgentsDisconnected(now_ms: number) { return q.markAllAgentsDisconnected(this.db, now_ms); }
-  recordHealth(h: Parameters<Store['recordHealth']>[0]) { return this.#writes.submit((tx) => q.recordHealth(tx, h)); }
-  recordAttestation(a: Parameters<Store['recordAttestation']>[0]) { return this.#writes.submit((tx) => q.recordAttestation(tx, a)); }
-  getAgent(agent_id: string) { return q.getAgent(this.db, agent_id); }
-  listAgents(app_name?: string) { return q.listAgents(this.db, app_name); }
-  listAttestations(f: q.EventQuery) { return q.listAttestations(this.db, f); }
-  listHealthEvents(f: q.EventQuery) { return q.listHealthEvents(this.db, f); }
+  claimApp(a: Parameters<Store['claimApp']>[0]) {
+    return this.#writes.submit((tx) => q.claimApp(tx, a));
+  }
+  registerAgent(a: Parameters<Store['registerAgent']>[0]) {
+    return this.#writes.submit((tx) => q.registerAgent(tx, a));
+  }
+  ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) {
+    return this.#writes.submit((tx) => q.ensureRegistration(tx, r));
+  }
+  getApp(app_name: string) {
+    return q.getApp(this.db, app_name);
+  }
+  listApps() {
+    return q.listApps(this.db);
+  }
+  listRegistrations(app_name: string) {
+    return q.listRegistrations(this.db, app_name);
+  }
+  upsertAgentConnected(a: Parameters<Store['upsertAgentConnected']>[0]) {
+    return this.#writes.submit((tx) => q.upsertAgentConnected(tx, a));
+  }
+  markAgentDisconnected(agent_id: string, now_ms: number, detail?: string) {
+    return this.#writes.submit((tx) => q.markAgentDisconnected(tx, agent_id, now_ms, detail));
+  }
+  markAllAgentsDisconnected(now_ms: number) {
+    return q.markAllAgentsDisconnected(this.db, now_ms);
+  }
+  recordHealth(h: Parameters<Store['recordHealth']>[0]) {
+    return this.#writes.submit((tx) => q.recordHealth(tx, h));
+  }
+  recordAttestation(a: Parameters<Store['recordAttestation']>[0]) {
+    return this.#writes.submit((tx) => q.recordAttestation(tx, a));
+  }
+  getAgent(agent_id: string) {
+    return q.getAgent(this.db, agent_id);
+  }
+  listAgents(app_name?: string) {
+    return q.listAgents(this.db, app_name);
+  }
+  listAttestations(f: q.EventQuery) {
+    return q.listAttestations(this.db, f);
+  }
+  listHealthEvents(f: q.EventQuery) {
+    return q.listHealthEvents(this.db, f);
+  }
 }
 
 /** Opens the database and applies pending migrations. On failure nothing is left open. */
 export async function openStore(opts: StoreOptions): Promise<Store> {
-  const [db, dialect]: [Kysely<Database>, StoreDialect] = 'database_url' in opts
-    ? [openPostgres(opts.database_url), 'postgres']
-    : [openSqlite(opts.db_path), 'sqlite'];
+  const [db, dialect]: [Kysely<Database>, StoreDialect] =
+    'database_url' in opts ? [openPostgres(opts.database_url), 'postgres'] : [openSqlite(opts.db_path), 'sqlite'];
   try {
     await runMigrations(db, dialect, STORE_MIGRATIONS);
   } catch (err) {

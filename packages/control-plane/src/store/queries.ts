@@ -4,19 +4,31 @@
 // lock up front instead of failing to upgrade a stale read snapshot.
 import type { Kysely } from 'kysely';
 import type {
-  AgentRow, AgentsTable, AppRow, AttestationRow, AttestationsTable, Database, HealthEventRow, Int01, RegistrationRow,
+  AgentRow,
+  AgentsTable,
+  AppRow,
+  AttestationRow,
+  AttestationsTable,
+  Database,
+  HealthEventRow,
+  Int01,
+  RegistrationRow,
 } from './schema.js';
 
 type Db = Kysely<Database>;
 
 const b01 = (v: boolean): Int01 => (v ? 1 : 0);
 const toAgentRow = (r: AgentsTable): AgentRow => ({ ...r, connected: r.connected === 1, attest_ok: r.attest_ok === 1 });
-const toAttestationRow = (r: Omit<AttestationsTable, 'id'> & { id: number }): AttestationRow =>
-  ({ ...r, ok: r.ok === 1, missed: r.missed === 1 });
+const toAttestationRow = (r: Omit<AttestationsTable, 'id'> & { id: number }): AttestationRow => ({
+  ...r,
+  ok: r.ok === 1,
+  missed: r.missed === 1,
+});
 
 /** Times must be integer ms: PostgreSQL BIGINT rejects fractions, and SQLite would silently store a REAL. */
 function ms(name: string, v: number): number {
-  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer of milliseconds, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw new RangeError(`${name} must be a non-negative integer of milliseconds, got ${v}`);
   return v;
 }
 function positiveInt(name: string, v: number): number {
@@ -24,11 +36,14 @@ function positiveInt(name: string, v: number): number {
   return v;
 }
 
-export async function claimApp(db: Db, a: { app_name: string; repo: string; network: string; now_ms: number }):
-  Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }> {
+export async function claimApp(
+  db: Db,
+  a: { app_name: string; repo: string; network: string; now_ms: number },
+): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }> {
   // Race-free without a transaction: the insert either creates the row or does nothing, and an app's
   // owner never changes afterwards, so the SELECT sees the one true owner.
-  await db.insertInto('apps')
+  await db
+    .insertInto('apps')
     .values({ app_name: a.app_name, repo: a.repo, network: a.network, created_at_ms: ms('now_ms', a.now_ms) })
     .onConflict((oc) => oc.column('app_name').doNothing())
     .execute();
@@ -36,19 +51,29 @@ export async function claimApp(db: Db, a: { app_name: string; repo: string; netw
   return app.repo === a.repo ? { ok: true, app } : { ok: false, owner_repo: app.repo };
 }
 
-export async function ensureRegistration(db: Db, r: { app_name: string; release_tag: string; repo: string; network: string; now_ms: number; ttl_ms: number }):
-  Promise<RegistrationRow> {
+export async function ensureRegistration(
+  db: Db,
+  r: { app_name: string; release_tag: string; repo: string; network: string; now_ms: number; ttl_ms: number },
+): Promise<RegistrationRow> {
   const created = ms('now_ms', r.now_ms);
   // The TTL counts from the first registration; reconnects must not extend it, hence DO NOTHING.
-  await db.insertInto('registrations')
+  await db
+    .insertInto('registrations')
     .values({
-      app_name: r.app_name, release_tag: r.release_tag, repo: r.repo, network: r.network,
-      created_at_ms: created, expires_at_ms: ms('expires_at_ms', created + positiveInt('ttl_ms', r.ttl_ms)),
+      app_name: r.app_name,
+      release_tag: r.release_tag,
+      repo: r.repo,
+      network: r.network,
+      created_at_ms: created,
+      expires_at_ms: ms('expires_at_ms', created + positiveInt('ttl_ms', r.ttl_ms)),
     })
     .onConflict((oc) => oc.columns(['app_name', 'release_tag']).doNothing())
     .execute();
-  return db.selectFrom('registrations').selectAll()
-    .where('app_name', '=', r.app_name).where('release_tag', '=', r.release_tag)
+  return db
+    .selectFrom('registrations')
+    .selectAll()
+    .where('app_name', '=', r.app_name)
+    .where('release_tag', '=', r.release_tag)
     .executeTakeFirstOrThrow();
 }
 
@@ -58,23 +83,46 @@ export const getApp = (db: Db, app_name: string): Promise<AppRow | undefined> =>
 export const listApps = (db: Db): Promise<AppRow[]> => db.selectFrom('apps').selectAll().orderBy('app_name').execute();
 
 export const listRegistrations = (db: Db, app_name: string): Promise<RegistrationRow[]> =>
-  db.selectFrom('registrations').selectAll().where('app_name', '=', app_name)
-    .orderBy('created_at_ms').orderBy('release_tag').execute();
+  db
+    .selectFrom('registrations')
+    .selectAll()
+    .where('app_name', '=', app_name)
+    .orderBy('created_at_ms')
+    .orderBy('release_tag')
+    .execute();
 
-export async function upsertAgentConnected(db: Db, a: { agent_id: string; app_name: string; repo: string; release_tag: string; network: string; remote_addr: string | null; now_ms: number }): Promise<void> {
+export async function upsertAgentConnected(
+  db: Db,
+  a: {
+    agent_id: string;
+    app_name: string;
+    repo: string;
+    release_tag: string;
+    network: string;
+    remote_addr: string | null;
+    now_ms: number;
+  },
+): Promise<void> {
   const now = ms('now_ms', a.now_ms);
   const identity = { app_name: a.app_name, repo: a.repo, release_tag: a.release_tag, network: a.network };
   // A new connection is a new session: it has not attested or reported health yet, so the current-state
   // columns are reset (fail closed). The last_* history columns are kept.
   const session = {
-    last_connected_ms: now, connected: 1, remote_addr: a.remote_addr,
-    health_status: null, attest_ok: 0, attest_evidence_type: null, attest_failure: null,
+    last_connected_ms: now,
+    connected: 1,
+    remote_addr: a.remote_addr,
+    health_status: null,
+    attest_ok: 0,
+    attest_evidence_type: null,
+    attest_failure: null,
   } as const;
-  await db.insertInto('agents')
+  await db
+    .insertInto('agents')
     .values({ agent_id: a.agent_id, ...identity, ...session, first_seen_ms: now })
     .onConflict((oc) => oc.column('agent_id').doUpdateSet({ ...identity, ...session }))
     .execute();
-  await db.insertInto('health_events')
+  await db
+    .insertInto('health_events')
     .values({ agent_id: a.agent_id, app_name: a.app_name, at_ms: now, kind: 'connected', detail: a.remote_addr })
     .execute();
 }
@@ -82,11 +130,16 @@ export async function upsertAgentConnected(db: Db, a: { agent_id: string; app_na
 export async function markAgentDisconnected(db: Db, agent_id: string, now_ms: number, detail?: string): Promise<void> {
   const now = ms('now_ms', now_ms);
   // Only a connected agent gets a 'disconnected' event, so repeated calls do not duplicate it.
-  const row = await db.updateTable('agents').set({ connected: 0, last_disconnected_ms: now })
-    .where('agent_id', '=', agent_id).where('connected', '=', 1)
-    .returning(['app_name']).executeTakeFirst();
+  const row = await db
+    .updateTable('agents')
+    .set({ connected: 0, last_disconnected_ms: now })
+    .where('agent_id', '=', agent_id)
+    .where('connected', '=', 1)
+    .returning(['app_name'])
+    .executeTakeFirst();
   if (!row) return;
-  await db.insertInto('health_events')
+  await db
+    .insertInto('health_events')
     .values({ agent_id, app_name: row.app_name, at_ms: now, kind: 'disconnected', detail: detail ?? null })
     .execute();
 }
@@ -94,48 +147,100 @@ export async function markAgentDisconnected(db: Db, agent_id: string, now_ms: nu
 export async function markAllAgentsDisconnected(db: Db, now_ms: number): Promise<number> {
   const now = ms('now_ms', now_ms);
   return db.transaction().execute(async (tx) => {
-    const rows = await tx.updateTable('agents').set({ connected: 0, last_disconnected_ms: now })
-      .where('connected', '=', 1).returning(['agent_id', 'app_name']).execute();
+    const rows = await tx
+      .updateTable('agents')
+      .set({ connected: 0, last_disconnected_ms: now })
+      .where('connected', '=', 1)
+      .returning(['agent_id', 'app_name'])
+      .execute();
     // Chunked: SQLite caps the number of bound parameters per statement.
     for (let i = 0; i < rows.length; i += 500) {
-      await tx.insertInto('health_events')
-        .values(rows.slice(i, i + 500).map((r) => ({
-          agent_id: r.agent_id, app_name: r.app_name, at_ms: now, kind: 'disconnected' as const, detail: 'control plane restarted',
-        })))
+      await tx
+        .insertInto('health_events')
+        .values(
+          rows.slice(i, i + 500).map((r) => ({
+            agent_id: r.agent_id,
+            app_name: r.app_name,
+            at_ms: now,
+            kind: 'disconnected' as const,
+            detail: 'control plane restarted',
+          })),
+        )
         .execute();
     }
     return rows.length;
   });
 }
 
-export async function recordHealth(db: Db, h: { agent_id: string; app_name: string; status: 'pass' | 'fail' | 'missed'; now_ms: number; detail?: string; event: boolean }): Promise<void> {
+export async function recordHealth(
+  db: Db,
+  h: {
+    agent_id: string;
+    app_name: string;
+    status: 'pass' | 'fail' | 'missed';
+    now_ms: number;
+    detail?: string;
+    event: boolean;
+  },
+): Promise<void> {
   const now = ms('now_ms', h.now_ms);
   // A miss means no report arrived: the status turns to 'fail' but last_health_ms (last report) stays.
-  const set = h.status === 'pass' ? { health_status: 'pass' as const, last_health_ms: now, last_health_pass_ms: now }
-    : h.status === 'fail' ? { health_status: 'fail' as const, last_health_ms: now }
-    : { health_status: 'fail' as const };
+  const set =
+    h.status === 'pass'
+      ? { health_status: 'pass' as const, last_health_ms: now, last_health_pass_ms: now }
+      : h.status === 'fail'
+        ? { health_status: 'fail' as const, last_health_ms: now }
+        : { health_status: 'fail' as const };
   const res = await db.updateTable('agents').set(set).where('agent_id', '=', h.agent_id).executeTakeFirst();
   if (res.numUpdatedRows === 0n) throw new Error(`recordHealth: unknown agent ${h.agent_id}`);
   if (!h.event) return;
-  await db.insertInto('health_events')
+  await db
+    .insertInto('health_events')
     .values({ agent_id: h.agent_id, app_name: h.app_name, at_ms: now, kind: h.status, detail: h.detail ?? null })
     .execute();
 }
 
-export async function recordAttestation(db: Db, a: { agent_id: string; app_name: string; now_ms: number; reason: string; ok: boolean; missed: boolean; evidence_type: string; evidence_hash: string | null; policy_version: string | null; failure: string | null }): Promise<void> {
+export async function recordAttestation(
+  db: Db,
+  a: {
+    agent_id: string;
+    app_name: string;
+    now_ms: number;
+    reason: string;
+    ok: boolean;
+    missed: boolean;
+    evidence_type: string;
+    evidence_hash: string | null;
+    policy_version: string | null;
+    failure: string | null;
+  },
+): Promise<void> {
   const now = ms('now_ms', a.now_ms);
   if (a.ok && a.missed) throw new Error('recordAttestation: an attestation cannot be both ok and missed');
-  const res = await db.updateTable('agents')
+  const res = await db
+    .updateTable('agents')
     .set({
-      attest_ok: b01(a.ok), attest_evidence_type: a.evidence_type, attest_failure: a.ok ? null : a.failure,
+      attest_ok: b01(a.ok),
+      attest_evidence_type: a.evidence_type,
+      attest_failure: a.ok ? null : a.failure,
       ...(a.ok ? { last_attest_ms: now } : {}), // last_attest_ms = last *successful* attestation
     })
-    .where('agent_id', '=', a.agent_id).executeTakeFirst();
+    .where('agent_id', '=', a.agent_id)
+    .executeTakeFirst();
   if (res.numUpdatedRows === 0n) throw new Error(`recordAttestation: unknown agent ${a.agent_id}`);
-  await db.insertInto('attestations')
+  await db
+    .insertInto('attestations')
     .values({
-      agent_id: a.agent_id, app_name: a.app_name, at_ms: now, reason: a.reason, ok: b01(a.ok), missed: b01(a.missed),
-      evidence_type: a.evidence_type, evidence_hash: a.evidence_hash, policy_version: a.policy_version, failure: a.failure,
+      agent_id: a.agent_id,
+      app_name: a.app_name,
+      at_ms: now,
+      reason: a.reason,
+      ok: b01(a.ok),
+      missed: b01(a.missed),
+      evidence_type: a.evidence_type,
+      evidence_hash: a.evidence_hash,
+      policy_version: a.policy_version,
+      failure: a.failure,
     })
     .execute();
 }
@@ -151,7 +256,12 @@ export async function listAgents(db: Db, app_name?: string): Promise<AgentRow[]>
   return (await q.orderBy('app_name').orderBy('agent_id').execute()).map(toAgentRow);
 }
 
-export interface EventQuery { agent_id?: string; app_name?: string; since_ms?: number; limit: number }
+export interface EventQuery {
+  agent_id?: string;
+  app_name?: string;
+  since_ms?: number;
+  limit: number;
+}
 
 export async function listAttestations(db: Db, f: EventQuery): Promise<AttestationRow[]> {
   let q = db.selectFrom('attestations').selectAll();
@@ -172,9 +282,21 @@ export async function listHealthEvents(db: Db, f: EventQuery): Promise<HealthEve
 
 /** One registration in one write: claim the name (first repo wins, on its first network), ensure the
  *  release's registration (its TTL counts from the first time) and mark the agent connected. */
-export async function registerAgent(db: Db, a: { agent_id: string; app_name: string; repo: string; release_tag: string; network: string; remote_addr: string | null; now_ms: number; ttl_ms: number }):
-  Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }> {
-  await db.insertInto('apps')
+export async function registerAgent(
+  db: Db,
+  a: {
+    agent_id: string;
+    app_name: string;
+    repo: string;
+    release_tag: string;
+    network: string;
+    remote_addr: string | null;
+    now_ms: number;
+    ttl_ms: number;
+  },
+): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }> {
+  await db
+    .insertInto('apps')
     .values({ app_name: a.app_name, repo: a.repo, network: a.network, created_at_ms: ms('now_ms', a.now_ms) })
     .onConflict((oc) => oc.column('app_name').doNothing())
     .execute();

@@ -11,7 +11,12 @@ import { takeRelayedResponse } from './attestation-relay.js';
 
 type Reason = PendingChallenge['reason'];
 
-export function challenge(hub: TunnelHub, link: AgentLink, reason: Reason, on_evidence?: PendingChallenge['on_evidence']): boolean {
+export function challenge(
+  hub: TunnelHub,
+  link: AgentLink,
+  reason: Reason,
+  on_evidence?: PendingChallenge['on_evidence'],
+): boolean {
   if (link.closed || !link.reg || link.challenge) return false;
   const { config, clock } = hub.deps;
   const nonce_hex = newNonce().toString('hex');
@@ -32,7 +37,15 @@ async function missed(hub: TunnelHub, link: AgentLink, nonce_hex: string): Promi
   const c = link.challenge;
   if (!c || c.nonce_hex !== nonce_hex || link.closed) return;
   link.challenge = null;
-  await fail(hub, link, c, [`no attest_response within ${Math.round(hub.deps.config.attest_deadline_ms / 1000)} s`], true, 'unknown', null);
+  await fail(
+    hub,
+    link,
+    c,
+    [`no attest_response within ${Math.round(hub.deps.config.attest_deadline_ms / 1000)} s`],
+    true,
+    'unknown',
+    null,
+  );
 }
 
 export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg: AttestResponseMessage): Promise<void> {
@@ -45,7 +58,15 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
       link.challenge = null;
       clearTimeout(c.timer);
     }
-    return fail(hub, link, c ?? { nonce_hex: msg.nonce, reason: 'register' }, ['unknown, expired or replayed nonce'], false, 'unknown', null);
+    return fail(
+      hub,
+      link,
+      c ?? { nonce_hex: msg.nonce, reason: 'register' },
+      ['unknown, expired or replayed nonce'],
+      false,
+      'unknown',
+      null,
+    );
   }
   link.challenge = null;
   clearTimeout(c.timer);
@@ -55,14 +76,28 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   try {
     keyset = parseKeyset(msg.keyset);
   } catch (err) {
-    return fail(hub, link, c, [`attest_response carries no valid keyset: ${(err as Error).message}`], false, 'unknown', null);
+    return fail(
+      hub,
+      link,
+      c,
+      [`attest_response carries no valid keyset: ${(err as Error).message}`],
+      false,
+      'unknown',
+      null,
+    );
   }
   const quote = Buffer.from(msg.quote, 'base64');
   // The policy generation this evidence is checked under: if the policy changes while we verify, the agent is
   // challenged again under the new one (see TunnelHub.reattestAll and the sweep).
   const generation = hub.policy_generation;
   const verdict = await verifier.verify({
-    subject: { agent_id: reg.agent_id, repo: reg.repo, release_tag: reg.release_tag, app_name: reg.app_name, network: reg.network },
+    subject: {
+      agent_id: reg.agent_id,
+      repo: reg.repo,
+      release_tag: reg.release_tag,
+      app_name: reg.app_name,
+      network: reg.network,
+    },
     nonce: Buffer.from(c.nonce_hex, 'hex'),
     keyset,
     quote,
@@ -73,7 +108,16 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   if (!verdict.ok) return fail(hub, link, c, verdict.reasons, false, verdict.evidence_type, quote, keyset);
   // The agent's own report_data claim must agree with the verified quote (it is never trusted on its own).
   if (msg.report_data !== verdict.report_data.toString('hex')) {
-    return fail(hub, link, c, ['report_data in the message differs from the quote'], false, verdict.evidence_type, quote, keyset);
+    return fail(
+      hub,
+      link,
+      c,
+      ['report_data in the message differs from the quote'],
+      false,
+      verdict.evidence_type,
+      quote,
+      keyset,
+    );
   }
   const now = clock.now();
   const was_attested = link.attested;
@@ -84,10 +128,19 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   link.policy_generation = generation;
   const { attest_interval_ms } = hub.deps.config;
   // Spread re-attestations (±10%) so agents that connected together do not all answer at once.
-  link.next_attest_at_ms = now + attest_interval_ms - Math.floor(attest_interval_ms / 10) + randomInt(Math.floor(attest_interval_ms / 5) + 1);
+  link.next_attest_at_ms =
+    now + attest_interval_ms - Math.floor(attest_interval_ms / 10) + randomInt(Math.floor(attest_interval_ms / 5) + 1);
   await hub.deps.store.recordAttestation({
-    agent_id: reg.agent_id, app_name: reg.app_name, now_ms: now, reason: c.reason, ok: true, missed: false,
-    evidence_type: verdict.evidence_type, evidence_hash: verdict.evidence_hash, policy_version: verdict.policy_version, failure: null,
+    agent_id: reg.agent_id,
+    app_name: reg.app_name,
+    now_ms: now,
+    reason: c.reason,
+    ok: true,
+    missed: false,
+    evidence_type: verdict.evidence_type,
+    evidence_hash: verdict.evidence_hash,
+    policy_version: verdict.policy_version,
+    failure: null,
   });
   hub.deps.metrics?.attestations.labels('ok').inc();
   hub.send(link, { type: 'attest_result', nonce: c.nonce_hex, ok: true, reasons: [] });
@@ -95,7 +148,11 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   if (hub.market?.onAttested) await hub.market.onAttested(link, verdict.ppid);
   if (link.closed) return;
   c.on_evidence?.(quote, keyset, true, []);
-  if (!was_attested) hub.deps.log.info({ agent_id: reg.agent_id, app_name: reg.app_name, evidence_type: verdict.evidence_type }, 'agent attested');
+  if (!was_attested)
+    hub.deps.log.info(
+      { agent_id: reg.agent_id, app_name: reg.app_name, evidence_type: verdict.evidence_type },
+      'agent attested',
+    );
   hub.wake(reg.app_name);
 }
 
@@ -118,11 +175,24 @@ async function fail(
   c.on_evidence?.(quote ?? Buffer.alloc(0), keyset, false, reasons);
   try {
     await hub.deps.store.recordAttestation({
-      agent_id: reg.agent_id, app_name: reg.app_name, now_ms: now, reason: c.reason, ok: false, missed,
-      evidence_type, evidence_hash: null, policy_version: null, failure: link.attest_failure.slice(0, 1000),
+      agent_id: reg.agent_id,
+      app_name: reg.app_name,
+      now_ms: now,
+      reason: c.reason,
+      ok: false,
+      missed,
+      evidence_type,
+      evidence_hash: null,
+      policy_version: null,
+      failure: link.attest_failure.slice(0, 1000),
     });
   } finally {
-    hub.send(link, { type: 'attest_result', nonce: c.nonce_hex, ok: false, reasons: reasons.slice(0, 32).map((r) => r.slice(0, 512)) });
+    hub.send(link, {
+      type: 'attest_result',
+      nonce: c.nonce_hex,
+      ok: false,
+      reasons: reasons.slice(0, 32).map((r) => r.slice(0, 512)),
+    });
     hub.closeLink(link, CloseCode.ATTESTATION_FAILED, `attestation failed: ${reasons[0] ?? 'unknown'}`);
   }
 }

@@ -26,16 +26,27 @@ export function reserveRelay(link: AgentLink, now_wall_ms: number): boolean {
 }
 
 /** Sends the client's nonce to the agent and waits (at most `timeout_ms`) for its answer. */
-export function relayChallenge(hub: TunnelHub, link: AgentLink, nonce_hex: string, timeout_ms: number): Promise<RelayOutcome> {
+export function relayChallenge(
+  hub: TunnelHub,
+  link: AgentLink,
+  nonce_hex: string,
+  timeout_ms: number,
+): Promise<RelayOutcome> {
   if ((link.relayCount > 0 && link.relays.has(nonce_hex)) || link.challenge?.nonce_hex === nonce_hex) {
-    return Promise.resolve({ ok: false, error: { status: 409, code: 'nonce_in_use', message: 'this nonce is already being used with this agent' } });
+    return Promise.resolve({
+      ok: false,
+      error: { status: 409, code: 'nonce_in_use', message: 'this nonce is already being used with this agent' },
+    });
   }
   return new Promise<RelayOutcome>((resolve) => {
     const relay: PendingRelay = {
       settle: resolve,
       timer: setTimeout(() => {
         relay.settle = null;
-        resolve({ ok: false, error: { status: 504, code: 'agent_timeout', message: `the agent did not answer within ${timeout_ms} ms` } });
+        resolve({
+          ok: false,
+          error: { status: 504, code: 'agent_timeout', message: `the agent did not answer within ${timeout_ms} ms` },
+        });
         // Keep the entry a while so a late answer is recognised (and dropped) instead of failing the agent.
         relay.timer = setTimeout(() => link.relays.delete(nonce_hex), RELAY_LATE_GRACE_MS);
         relay.timer.unref();
@@ -43,7 +54,12 @@ export function relayChallenge(hub: TunnelHub, link: AgentLink, nonce_hex: strin
     };
     relay.timer.unref();
     link.relays.set(nonce_hex, relay);
-    hub.send(link, { type: 'attest_request', nonce: nonce_hex, deadline_s: Math.max(1, Math.ceil(timeout_ms / 1000)), reason: 'client' });
+    hub.send(link, {
+      type: 'attest_request',
+      nonce: nonce_hex,
+      deadline_s: Math.max(1, Math.ceil(timeout_ms / 1000)),
+      reason: 'client',
+    });
   });
 }
 
@@ -63,7 +79,15 @@ export function failRelays(link: AgentLink): void {
   if (link.relayCount === 0) return;
   for (const relay of link.relays.values()) {
     clearTimeout(relay.timer);
-    relay.settle?.({ ok: false, error: { status: 502, code: 'agent_disconnected', message: 'the agent disconnected before answering', retry_after_s: 1 } });
+    relay.settle?.({
+      ok: false,
+      error: {
+        status: 502,
+        code: 'agent_disconnected',
+        message: 'the agent disconnected before answering',
+        retry_after_s: 1,
+      },
+    });
   }
   link.relays.clear();
 }

@@ -36,7 +36,10 @@ import { failRelays } from './attestation-relay.js';
 /** What the market (docs/market.md) plugs into the tunnel: agent-to-node binding and the routing order. */
 export interface MarketHooks {
   /** A `register` carrying a node token: bind the agent to the token's node, or refuse. */
-  bindToken(a: { agent_id: string; network: string; app_name: string }, node_token: string): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }>;
+  bindToken(
+    a: { agent_id: string; network: string; app_name: string },
+    node_token: string,
+  ): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }>;
   /** A successful attestation (sealed networks bind agents by the PPID of the verified quote here). */
   onAttested?(link: AgentLink, ppid: string | undefined): Promise<void>;
   /** Routing order of a node's agents, lower first; undefined = the node may receive no traffic. O(1): a cache. */
@@ -73,7 +76,12 @@ class AgentSocket extends WebSocket {
   override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
     const hub = this.hub;
     const link = this.link;
-    if (hub === null || link === null) return arguments.length <= 1 ? super.emit(event) : arguments.length === 2 ? super.emit(event, a) : super.emit(event, a, b);
+    if (hub === null || link === null)
+      return arguments.length <= 1
+        ? super.emit(event)
+        : arguments.length === 2
+          ? super.emit(event, a)
+          : super.emit(event, a, b);
     switch (event) {
       case 'message':
         hub.onMessage(link, a as Buffer, b as boolean);
@@ -89,7 +97,11 @@ class AgentSocket extends WebSocket {
         hub.onClosed(link, a as number, (b as Buffer).toString('utf8'));
         return true;
       default:
-        return arguments.length <= 1 ? super.emit(event) : arguments.length === 2 ? super.emit(event, a) : super.emit(event, a, b);
+        return arguments.length <= 1
+          ? super.emit(event)
+          : arguments.length === 2
+            ? super.emit(event, a)
+            : super.emit(event, a, b);
     }
   }
 }
@@ -103,7 +115,11 @@ class LinkChannel extends TickBatcher implements SessionOptions {
   readonly max_header_bytes: number;
   link: AgentLink | null = null;
 
-  constructor(private readonly hub: TunnelHub, private readonly ws: WebSocket, socket: Duplex) {
+  constructor(
+    private readonly hub: TunnelHub,
+    private readonly ws: WebSocket,
+    socket: Duplex,
+  ) {
     super(socket);
     this.max_header_bytes = hub.deps.config.max_header_bytes;
   }
@@ -130,7 +146,13 @@ const BINARY = { binary: true } as const;
 
 export class TunnelHub {
   // ws's own cap closes with a bare 1009; ours (below) closes with a reason, so ws's is set higher.
-  readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_WS_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false, WebSocket: AgentSocket });
+  readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 4 * MAX_WS_MESSAGE_BYTES,
+    perMessageDeflate: false,
+    clientTracking: false,
+    WebSocket: AgentSocket,
+  });
   readonly links = new Set<AgentLink>();
   /** Registered links per app: a plain array (most apps have one or a few agents; a Set costs ~150 B more). */
   readonly byApp = new Map<string, AgentLink[]>();
@@ -151,7 +173,8 @@ export class TunnelHub {
   async start(): Promise<void> {
     const { store, clock } = this.deps;
     await store.markAllAgentsDisconnected(clock.now());
-    for (const app of await store.listApps()) this.knownApps.set(app.app_name, { repo: app.repo, network: app.network });
+    for (const app of await store.listApps())
+      this.knownApps.set(app.app_name, { repo: app.repo, network: app.network });
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
   }
@@ -159,11 +182,25 @@ export class TunnelHub {
   /** HTTP upgrade on /v1/tunnel. Caps concurrent handshakes so a restart does not stampede. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.draining) {
-      socket.end(rawErrorResponse({ status: 503, code: 'draining', message: 'control plane is shutting down', retry_after_s: 1 }));
+      socket.end(
+        rawErrorResponse({
+          status: 503,
+          code: 'draining',
+          message: 'control plane is shutting down',
+          retry_after_s: 1,
+        }),
+      );
       return;
     }
     if (this.handshakes >= this.deps.config.max_handshakes) {
-      socket.end(rawErrorResponse({ status: 503, code: 'too_many_handshakes', message: 'too many agents connecting at once', retry_after_s: 1 }));
+      socket.end(
+        rawErrorResponse({
+          status: 503,
+          code: 'too_many_handshakes',
+          message: 'too many agents connecting at once',
+          retry_after_s: 1,
+        }),
+      );
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
@@ -186,13 +223,19 @@ export class TunnelHub {
   onMessage(link: AgentLink, data: Buffer, isBinary: boolean): void {
     link.last_seen_wall_ms = Date.now();
     const limit = isBinary ? MAX_WS_MESSAGE_BYTES : MAX_CONTROL_MESSAGE_BYTES;
-    if (data.length > limit) return this.closeLink(link, CloseCode.MESSAGE_TOO_BIG, `${isBinary ? 'binary' : 'text'} message of ${data.length} bytes exceeds ${limit}`);
+    if (data.length > limit)
+      return this.closeLink(
+        link,
+        CloseCode.MESSAGE_TOO_BIG,
+        `${isBinary ? 'binary' : 'text'} message of ${data.length} bytes exceeds ${limit}`,
+      );
     if (isBinary) {
       if (link.reg === null) return this.closeLink(link, CloseCode.NOT_REGISTERED, 'register before sending frames');
       link.session.handleFrame(data);
       return;
     }
-    if (!link.takeControlToken(Date.now())) return this.closeLink(link, CloseCode.POLICY_VIOLATION, 'too many control messages');
+    if (!link.takeControlToken(Date.now()))
+      return this.closeLink(link, CloseCode.POLICY_VIOLATION, 'too many control messages');
     void this.onControl(link, data.toString('utf8'));
   }
 
@@ -233,7 +276,14 @@ export class TunnelHub {
     if (transition || now - link.last_health_persist_ms >= 30_000) {
       link.last_health_persist_ms = now;
       const reg = link.reg!;
-      await this.deps.store.recordHealth({ agent_id: reg.agent_id, app_name: reg.app_name, status, now_ms: now, event: transition, ...(detail ? { detail } : {}) });
+      await this.deps.store.recordHealth({
+        agent_id: reg.agent_id,
+        app_name: reg.app_name,
+        status,
+        now_ms: now,
+        event: transition,
+        ...(detail ? { detail } : {}),
+      });
     }
     if (status === 'pass') this.wake(link.reg!.app_name);
   }
@@ -269,7 +319,10 @@ export class TunnelHub {
   closeLink(link: AgentLink, code: number, reason: string): void {
     if (link.closed) return;
     if (code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY && code !== CloseCode.REPLACED) {
-      this.deps.log.warn({ agent_id: link.agent_id, app_name: link.reg?.app_name, code, reason }, 'closing agent connection');
+      this.deps.log.warn(
+        { agent_id: link.agent_id, app_name: link.reg?.app_name, code, reason },
+        'closing agent connection',
+      );
     }
     try {
       link.ws.close(code, closeReason(reason));
@@ -334,7 +387,8 @@ export class TunnelHub {
     let seen = 0;
     let best = Number.POSITIVE_INFINITY;
     for (const l of set) {
-      if (exclude?.has(l) || !l.routable(now, health_timeout_ms) || l.session.activeStreams >= max_streams_per_agent) continue;
+      if (exclude?.has(l) || !l.routable(now, health_timeout_ms) || l.session.activeStreams >= max_streams_per_agent)
+        continue;
       let rank = UNBOUND_RANK;
       if (l.node_id !== null) {
         const r = market?.rank(l.node_id);
@@ -364,10 +418,14 @@ export class TunnelHub {
   }
 
   /** A routable agent now, or after waiting up to queue_timeout_ms for one; otherwise the error to send. */
-  acquire(app_name: string, exclude: ReadonlySet<AgentLink> | null): AgentLink | ApiError | Promise<AgentLink | ApiError> {
+  acquire(
+    app_name: string,
+    exclude: ReadonlySet<AgentLink> | null,
+  ): AgentLink | ApiError | Promise<AgentLink | ApiError> {
     const link = this.pick(app_name, exclude);
     if (link) return link;
-    if (!this.knownApps.has(app_name)) return { status: 404, code: 'unknown_app', message: `no app named "${app_name}"` };
+    if (!this.knownApps.has(app_name))
+      return { status: 404, code: 'unknown_app', message: `no app named "${app_name}"` };
     const view = this.status(app_name);
     if (view.status === 'expired' && view.connected_agents > 0) {
       return { status: 403, code: 'registration_expired', message: `the registration of "${app_name}" has expired` };
@@ -394,14 +452,31 @@ export class TunnelHub {
   unavailable(app_name: string, exclude: ReadonlySet<AgentLink> | null): ApiError {
     const view = this.status(app_name);
     if (view.status === 'active' || view.status === 'expiring') {
-      if (this.onlyIneligibleNodes(app_name)) return { status: 503, code: 'no_eligible_node', message: `no agent of "${app_name}" runs on an eligible node`, retry_after_s: 5 };
-      const why = exclude && exclude.size > 0 ? 'no other agent could take the request' : 'all agents are at their stream limit';
+      if (this.onlyIneligibleNodes(app_name))
+        return {
+          status: 503,
+          code: 'no_eligible_node',
+          message: `no agent of "${app_name}" runs on an eligible node`,
+          retry_after_s: 5,
+        };
+      const why =
+        exclude && exclude.size > 0 ? 'no other agent could take the request' : 'all agents are at their stream limit';
       return { status: 503, code: 'agent_overloaded', message: why, retry_after_s: 1 };
     }
     const messages: Record<string, ApiError> = {
       offline: { status: 503, code: 'no_agent', message: `no agent of "${app_name}" is connected`, retry_after_s: 5 },
-      draining: { status: 503, code: 'agent_draining', message: `the agents of "${app_name}" are draining`, retry_after_s: 1 },
-      unhealthy: { status: 503, code: 'unhealthy', message: `no agent of "${app_name}" is passing health checks`, retry_after_s: 5 },
+      draining: {
+        status: 503,
+        code: 'agent_draining',
+        message: `the agents of "${app_name}" are draining`,
+        retry_after_s: 1,
+      },
+      unhealthy: {
+        status: 503,
+        code: 'unhealthy',
+        message: `no agent of "${app_name}" is passing health checks`,
+        retry_after_s: 5,
+      },
       unattested: { status: 403, code: 'not_attested', message: `no agent of "${app_name}" holds a valid attestation` },
       expired: { status: 403, code: 'registration_expired', message: `the registration of "${app_name}" has expired` },
     };
@@ -427,7 +502,12 @@ export class TunnelHub {
 
   /** A proxied stream on `link` finished: its slot is free, and a retired link may now close. */
   streamDone(link: AgentLink, app_name: string): void {
-    if (link.draining && !link.closed && link.session.activeStreams === 0 && this.byAgentId.get(link.agent_id ?? '') !== link) {
+    if (
+      link.draining &&
+      !link.closed &&
+      link.session.activeStreams === 0 &&
+      this.byAgentId.get(link.agent_id ?? '') !== link
+    ) {
       this.closeLink(link, CloseCode.REPLACED, 'replaced by a newer connection');
     }
     this.wake(app_name);
@@ -459,7 +539,10 @@ export class TunnelHub {
     for (const link of this.links) {
       if (link.attested && !link.closed && !link.challenge && challenge(this, link, 'policy')) sent++;
     }
-    this.deps.log.info({ challenged: sent, generation: this.policy_generation }, 're-attesting connected agents after a policy change');
+    this.deps.log.info(
+      { challenged: sent, generation: this.policy_generation },
+      're-attesting connected agents after a policy change',
+    );
     return sent;
   }
 
@@ -478,14 +561,22 @@ export class TunnelHub {
       if (silent > PING_INTERVAL_MS) link.ws.ping();
       const reg = link.reg;
       if (!reg) continue;
-      if (link.attested && !link.challenge && link.policy_generation < this.policy_generation) challenge(this, link, 'policy');
+      if (link.attested && !link.challenge && link.policy_generation < this.policy_generation)
+        challenge(this, link, 'policy');
       else if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');
       const last_ok = link.last_pass_ms ?? link.connected_at_ms;
       if (!link.health_missed && link.attested && now - last_ok > health_timeout_ms) {
         link.health_missed = true;
         this.deps.log.warn({ agent_id: reg.agent_id, app_name: reg.app_name }, 'health timeout: agent gets no traffic');
         this.deps.store
-          .recordHealth({ agent_id: reg.agent_id, app_name: reg.app_name, status: 'missed', now_ms: now, event: true, detail: `no passing health for ${Math.round(health_timeout_ms / 1000)} s` })
+          .recordHealth({
+            agent_id: reg.agent_id,
+            app_name: reg.app_name,
+            status: 'missed',
+            now_ms: now,
+            event: true,
+            detail: `no passing health for ${Math.round(health_timeout_ms / 1000)} s`,
+          })
           .catch((err) => this.deps.log.error({ err }, 'failed to record missed health'));
       }
     }

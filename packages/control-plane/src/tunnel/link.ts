@@ -52,7 +52,10 @@ export class TokenBucket {
   private tokens: number;
   private refill_ms = Date.now();
 
-  constructor(readonly burst: number, readonly per_second: number) {
+  constructor(
+    readonly burst: number,
+    readonly per_second: number,
+  ) {
     this.tokens = burst;
   }
 
@@ -148,7 +151,10 @@ export class AgentLink {
   }
 
   /** Why this agent gets no traffic (first reason), or null when routable. */
-  blocker(now_ms: number, health_timeout_ms: number): 'offline' | 'draining' | 'unattested' | 'expired' | 'unhealthy' | null {
+  blocker(
+    now_ms: number,
+    health_timeout_ms: number,
+  ): 'offline' | 'draining' | 'unattested' | 'expired' | 'unhealthy' | null {
     if (this.closed || this.session.closed || this.reg === null) return 'offline';
     if (this.draining || this.session.goaway_received) return 'draining';
     if (!this.attested) return 'unattested';

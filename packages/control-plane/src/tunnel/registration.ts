@@ -11,7 +11,10 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   const { store, clock, config, log } = hub.deps;
   const now = clock.now();
   const refuse = (code: string, message: string) => {
-    log.warn({ app_name: msg.app_name, repo: msg.repo, agent_id: msg.agent_id, code }, `registration refused: ${message}`);
+    log.warn(
+      { app_name: msg.app_name, repo: msg.repo, agent_id: msg.agent_id, code },
+      `registration refused: ${message}`,
+    );
     hub.send(link, { type: 'error', code, message: message.slice(0, 1000) });
     hub.closeLink(link, CloseCode.REGISTRATION_REFUSED, message);
   };
@@ -22,7 +25,10 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   let node_id: string | null = null;
   if (msg.node_token !== undefined) {
     if (!hub.market) return refuse('market_unavailable', 'this control plane does not bind agents to market nodes');
-    const bound = await hub.market.bindToken({ agent_id: msg.agent_id, network: msg.network, app_name: msg.app_name }, msg.node_token);
+    const bound = await hub.market.bindToken(
+      { agent_id: msg.agent_id, network: msg.network, app_name: msg.app_name },
+      msg.node_token,
+    );
     if (!bound.ok) return refuse(bound.code, bound.message);
     node_id = bound.node_id;
   }
@@ -40,8 +46,12 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
   });
   if (!result.ok) {
     const owner = result.app;
-    if (owner.repo !== msg.repo) return refuse('app_name_taken', `app "${msg.app_name}" belongs to repo "${owner.repo}", not "${msg.repo}"`);
-    return refuse('network_mismatch', `app "${msg.app_name}" is registered on network "${owner.network}", not "${msg.network}"`);
+    if (owner.repo !== msg.repo)
+      return refuse('app_name_taken', `app "${msg.app_name}" belongs to repo "${owner.repo}", not "${msg.repo}"`);
+    return refuse(
+      'network_mismatch',
+      `app "${msg.app_name}" is registered on network "${owner.network}", not "${msg.network}"`,
+    );
   }
   const registration = result.registration;
   // One entry per app, replaced only when it changes; the link's registration shares its strings.
@@ -72,8 +82,21 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     app_name: msg.app_name,
     agent_id: msg.agent_id,
     expires_at: new Date(registration.expires_at_ms).toISOString(),
-    status: expired ? 'expired' : now >= registration.expires_at_ms - config.registration_warn_ms ? 'expiring' : 'active',
+    status: expired
+      ? 'expired'
+      : now >= registration.expires_at_ms - config.registration_warn_ms
+        ? 'expiring'
+        : 'active',
   });
-  log.info({ app_name: msg.app_name, repo: msg.repo, release_tag: msg.release_tag, agent_id: msg.agent_id, network: msg.network }, 'agent registered');
+  log.info(
+    {
+      app_name: msg.app_name,
+      repo: msg.repo,
+      release_tag: msg.release_tag,
+      agent_id: msg.agent_id,
+      network: msg.network,
+    },
+    'agent registered',
+  );
   challenge(hub, link, 'register');
 }

@@ -100,7 +100,8 @@ export class MuxSession implements StreamHost {
     if (this.next_stream_id > MAX_STREAM_ID) throw new Error('stream ids exhausted');
     // Encode first: a head too large for one frame must fail before the stream exists (no leaked slot).
     const encoded = encodeHead(head);
-    if (encoded.length > MAX_HEAD_FRAME_BYTES) throw new HeadError(`request head of ${encoded.length} bytes exceeds ${MAX_HEAD_FRAME_BYTES}`, true);
+    if (encoded.length > MAX_HEAD_FRAME_BYTES)
+      throw new HeadError(`request head of ${encoded.length} bytes exceeds ${MAX_HEAD_FRAME_BYTES}`, true);
     const stream = new MuxStream(this.next_stream_id++, this);
     this.highest_stream_id = stream.id;
     (this.stream_map ??= new Map()).set(stream.id, stream);
@@ -169,17 +170,21 @@ export class MuxSession implements StreamHost {
 
   private fail(err: Error): void {
     if (this.closed) return;
-    this.opts.onProtocolError(err instanceof FrameError || err instanceof HeadError ? err : new FrameError(err.message));
+    this.opts.onProtocolError(
+      err instanceof FrameError || err instanceof HeadError ? err : new FrameError(err.message),
+    );
   }
 
   private onHeadersFrame(id: number, head: Buffer, end_stream: boolean): void {
     if (this.opts.role === 'acceptor') {
-      if (id <= this.highest_stream_id || this.streams.has(id)) return this.fail(new FrameError(`stream id ${id} is not new`));
+      if (id <= this.highest_stream_id || this.streams.has(id))
+        return this.fail(new FrameError(`stream id ${id} is not new`));
       this.highest_stream_id = id;
       const s = new MuxStream(id, this);
       if (end_stream) s.remote_ended = true;
       if (this.goaway_sent) return this.refuse(s, ResetCode.DRAINING, 'agent is draining');
-      if (this.streams.size >= this.max_streams) return this.refuse(s, ResetCode.REFUSED_STREAM, 'too many concurrent streams');
+      if (this.streams.size >= this.max_streams)
+        return this.refuse(s, ResetCode.REFUSED_STREAM, 'too many concurrent streams');
       let req: RequestHead;
       try {
         req = decodeRequestHead(head, this.max_header_bytes);
@@ -225,7 +230,8 @@ export class MuxSession implements StreamHost {
 
   private onDataFrame(id: number, data: Buffer, end_stream: boolean): void {
     const n = data.length;
-    if (n > this.recv_window) return this.fail(new FrameError(`connection flow-control window exceeded by ${n - this.recv_window} bytes`));
+    if (n > this.recv_window)
+      return this.fail(new FrameError(`connection flow-control window exceeded by ${n - this.recv_window} bytes`));
     this.recv_window -= n;
     const s = this.streams.get(id);
     if (!s) {
@@ -234,7 +240,8 @@ export class MuxSession implements StreamHost {
       return this.ignoreOrFail(id);
     }
     if (s.remote_ended) return this.fail(new FrameError(`DATA after end of stream ${id}`));
-    if (this.opts.role === 'opener' && !s.head_done) return this.fail(new FrameError(`DATA before response head on stream ${id}`));
+    if (this.opts.role === 'opener' && !s.head_done)
+      return this.fail(new FrameError(`DATA before response head on stream ${id}`));
     if (n > s.recv_window) return this.fail(new FrameError(`stream ${id} flow-control window exceeded`));
     s.recv_window -= n;
     s.received_bytes += n;
@@ -272,7 +279,8 @@ export class MuxSession implements StreamHost {
 
   private onWindowUpdate(id: number, increment: number): void {
     if (id === 0) {
-      if (this.send_window + increment > MAX_WINDOW_BYTES) return this.fail(new FrameError('connection window overflow'));
+      if (this.send_window + increment > MAX_WINDOW_BYTES)
+        return this.fail(new FrameError('connection window overflow'));
       this.send_window += increment;
       this.pump();
       return;
@@ -294,10 +302,12 @@ export class MuxSession implements StreamHost {
     if (!this.pump_scheduled) {
       this.pump_scheduled = true;
       // One callback per session, made on first use (an idle session never needs it).
-      queueMicrotask((this.runScheduledPump ??= () => {
-        this.pump_scheduled = false;
-        this.pump();
-      }));
+      queueMicrotask(
+        (this.runScheduledPump ??= () => {
+          this.pump_scheduled = false;
+          this.pump();
+        }),
+      );
     }
   }
   private pump_scheduled = false;
@@ -334,7 +344,10 @@ export class MuxSession implements StreamHost {
     // Flush when enough credit has piled up, or when the peer's view of the window (granted minus what it
     // has sent) is nearly exhausted: stalled streams may hold the rest, and waiting for the threshold
     // would then deadlock the connection.
-    if (this.credit_pending >= CONNECTION_CREDIT_THRESHOLD || this.recv_window - this.credit_pending < CONNECTION_CREDIT_THRESHOLD) {
+    if (
+      this.credit_pending >= CONNECTION_CREDIT_THRESHOLD ||
+      this.recv_window - this.credit_pending < CONNECTION_CREDIT_THRESHOLD
+    ) {
       this.sendControl(encodeWindowUpdate(0, this.credit_pending));
       this.credit_pending = 0;
     }
@@ -381,7 +394,8 @@ export class MuxSession implements StreamHost {
   private onSent(len: number): (err?: Error | null) => void {
     return () => {
       this.inflight_bytes -= len;
-      if (this.ready_set !== null && this.ready_set.size > 0 && this.inflight_bytes < SOCKET_HIGH_WATER_BYTES / 2) this.pump();
+      if (this.ready_set !== null && this.ready_set.size > 0 && this.inflight_bytes < SOCKET_HIGH_WATER_BYTES / 2)
+        this.pump();
     };
   }
 

@@ -53,7 +53,10 @@ export class MuxStream {
   closed = false;
   reset_code: number | null = null;
 
-  constructor(readonly id: number, private readonly host: StreamHost) {}
+  constructor(
+    readonly id: number,
+    private readonly host: StreamHost,
+  ) {}
 
   /** Queues body bytes. Returns false when the producer should pause until onDrain. */
   write(chunk: Buffer): boolean {

@@ -2,14 +2,14 @@
 import { sql } from 'kysely';
 import { int64Type, type Migration } from '../../store/migrations.js';
 
-
 export const MARKET_MIGRATIONS: readonly Migration[] = [
   {
     version: 200,
     name: 'market: nodes, agent bindings, leases, lease periods, usage and abuse reports, slashes, payouts',
     async up(db, d) {
       const n = int64Type(d);
-      await db.schema.createTable('market_nodes')
+      await db.schema
+        .createTable('market_nodes')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('provider', 'text', (c) => c.notNull())
         .addColumn('name', 'text', (c) => c.notNull())
@@ -28,7 +28,8 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .execute();
       await db.schema.createIndex('market_nodes_provider').on('market_nodes').column('provider').execute();
 
-      await db.schema.createTable('market_node_agents')
+      await db.schema
+        .createTable('market_node_agents')
         .addColumn('agent_id', 'text', (c) => c.primaryKey())
         .addColumn('node_id', 'text', (c) => c.notNull().references('market_nodes.id'))
         .addColumn('via', 'text', (c) => c.notNull())
@@ -36,7 +37,8 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .execute();
       await db.schema.createIndex('market_node_agents_node').on('market_node_agents').column('node_id').execute();
 
-      await db.schema.createTable('market_leases')
+      await db.schema
+        .createTable('market_leases')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('user_id', 'text', (c) => c.notNull())
         .addColumn('app_name', 'text', (c) => c.notNull())
@@ -52,10 +54,15 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .addColumn('created_ms', n, (c) => c.notNull())
         .addColumn('ended_ms', n)
         .execute();
-      await db.schema.createIndex('market_leases_status').on('market_leases').columns(['status', 'last_period']).execute();
+      await db.schema
+        .createIndex('market_leases_status')
+        .on('market_leases')
+        .columns(['status', 'last_period'])
+        .execute();
       await db.schema.createIndex('market_leases_node').on('market_leases').column('node_id').execute();
 
-      await db.schema.createTable('market_lease_periods')
+      await db.schema
+        .createTable('market_lease_periods')
         .addColumn('lease_id', 'text', (c) => c.notNull().references('market_leases.id'))
         .addColumn('period', n, (c) => c.notNull())
         .addColumn('node_id', 'text', (c) => c.notNull())
@@ -70,11 +77,20 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .addColumn('finalized_ms', n)
         .addPrimaryKeyConstraint('market_lease_periods_pk', ['lease_id', 'period'])
         .execute();
-      await db.schema.createIndex('market_lease_periods_open').on('market_lease_periods').columns(['status', 'to_ms']).execute();
-      await db.schema.createIndex('market_lease_periods_node').on('market_lease_periods').columns(['node_id', 'status']).execute();
+      await db.schema
+        .createIndex('market_lease_periods_open')
+        .on('market_lease_periods')
+        .columns(['status', 'to_ms'])
+        .execute();
+      await db.schema
+        .createIndex('market_lease_periods_node')
+        .on('market_lease_periods')
+        .columns(['node_id', 'status'])
+        .execute();
       await db.schema.createIndex('market_lease_periods_period').on('market_lease_periods').column('period').execute();
 
-      await db.schema.createTable('market_usage_reports')
+      await db.schema
+        .createTable('market_usage_reports')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('node_id', 'text', (c) => c.notNull())
         .addColumn('period', n, (c) => c.notNull())
@@ -83,9 +99,14 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .addColumn('detail', 'text')
         .addColumn('created_ms', n, (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('market_usage_reports_node').on('market_usage_reports').columns(['node_id', 'period']).execute();
+      await db.schema
+        .createIndex('market_usage_reports_node')
+        .on('market_usage_reports')
+        .columns(['node_id', 'period'])
+        .execute();
 
-      await db.schema.createTable('market_abuse_reports')
+      await db.schema
+        .createTable('market_abuse_reports')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('node_id', 'text', (c) => c.notNull())
         .addColumn('lease_id', 'text')
@@ -95,9 +116,14 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .addColumn('filed_ms', n, (c) => c.notNull())
         .addColumn('authorized_ms', n)
         .execute();
-      await db.schema.createIndex('market_abuse_reports_node').on('market_abuse_reports').columns(['node_id', 'period']).execute();
+      await db.schema
+        .createIndex('market_abuse_reports_node')
+        .on('market_abuse_reports')
+        .columns(['node_id', 'period'])
+        .execute();
 
-      await db.schema.createTable('market_slashes')
+      await db.schema
+        .createTable('market_slashes')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('node_id', 'text', (c) => c.notNull())
         .addColumn('kind', 'text', (c) => c.notNull())
@@ -107,7 +133,8 @@ export const MARKET_MIGRATIONS: readonly Migration[] = [
         .execute();
       await db.schema.createIndex('market_slashes_node').on('market_slashes').column('node_id').execute();
 
-      await db.schema.createTable('market_payouts')
+      await db.schema
+        .createTable('market_payouts')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('provider', 'text', (c) => c.notNull())
         .addColumn('amount', n, (c) => c.notNull())
