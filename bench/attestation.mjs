@@ -8,7 +8,7 @@
 //   dcap-qvl  QuoteVerifier.verify(quote, collateral, now) for every quote (what a naive verifier does)
 //
 // Workloads:
-//   fixture    the real Intel-signed quote (shared/fixtures/tdx) at a time inside its collateral window, Intel root
+//   fixture    the real Intel-signed quote (test/fixtures/tdx) at a time inside its collateral window, Intel root
 //   generated  N distinct quotes from one generated platform (test root of trust, DcapVerifier.newWithRootCa),
 //              each bound to its own nonce and keyset, verified with a policy — the control plane's steady state
 //
@@ -35,7 +35,7 @@ import {
 import { TestRootOfTrust } from '@easyenclave/attestation/testing/root-of-trust';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const FIXTURES = join(REPO_ROOT, '..', 'shared', 'fixtures', 'tdx');
+const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'tdx');
 const FIXTURE_AT_S = 1750329147 + 86_400; // inside the fixture's window (1750329147 … 1752919234)
 
 const argv = process.argv.slice(2);

@@ -8,7 +8,6 @@ import { MAX_CONTROL_MESSAGE_BYTES } from './limits.js';
 
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
-const name = z.string().min(1).max(128);
 
 export const APP_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** App names are DNS labels: they become `{app}.{EE_APP_DOMAIN}` hosts. */
@@ -65,7 +64,7 @@ export const AttestResponseMessage = z.strictObject({
   measurements: z
     .record(z.string().max(32), z.string().max(256))
     .refine((m) => Object.keys(m).length <= 16, 'at most 16 measurements'),
-  /** Ours: the per-boot keyset bound into report_data (DESIGN.md §3). */
+  /** Ours: the per-boot keyset bound into report_data (docs/design.md §3). */
   keyset: Keyset.optional(),
 });
 

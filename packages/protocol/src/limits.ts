@@ -42,7 +42,7 @@ export const DEAD_AFTER_MS = 25_000;
 
 /** Reconnect backoff (full jitter): base, cap, and how long a connection must live to reset the attempt count. */
 export const RECONNECT_BASE_MS = 250;
-// 2 s rather than the 5 s TUNNEL.md started from: after a control-plane restart every agent must be back
+// 2 s rather than the 5 s cap the design started from (docs/design.md §2): after a control-plane restart every agent must be back
 // within 5 s, and a refused dial is cheap (a RST on loopback, a SYN across the internet).
 export const RECONNECT_CAP_MS = 2_000;
 export const RECONNECT_RESET_AFTER_MS = 30_000;

@@ -11,8 +11,8 @@ import { EE_BIN, REPO_ROOT } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { buildQuote, GOOD, OTHER, policyJson, trustFiles } from './fixture.js';
 
-const QUOTE = '../shared/fixtures/tdx/tdx_quote.bin';
-const COLLATERAL = '../shared/fixtures/tdx/tdx_quote_collateral.json';
+const QUOTE = 'test/fixtures/tdx/tdx_quote.bin';
+const COLLATERAL = 'test/fixtures/tdx/tdx_quote_collateral.json';
 const AT = '1750329147';
 const MRTD = '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7';
 const RTMR0 = '44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0';

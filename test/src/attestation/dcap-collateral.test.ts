@@ -19,7 +19,7 @@ import {
 import type { DcapCollateral } from '@easyenclave/attestation';
 import { tmpDir } from '../helpers/tmp.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/tdx/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../fixtures/tdx/', import.meta.url));
 const quote = readFileSync(`${FIXTURES}tdx_quote.bin`);
 const collateralPath = `${FIXTURES}tdx_quote_collateral.json`;
 const fixture = JSON.parse(readFileSync(collateralPath, 'utf8')) as DcapCollateral;

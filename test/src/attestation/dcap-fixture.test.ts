@@ -1,4 +1,4 @@
-// The real Intel-signed TDX quote from shared/fixtures/tdx, verified against Intel's SGX Root CA with its
+// The real Intel-signed TDX quote from test/fixtures/tdx, verified against Intel's SGX Root CA with its
 // collateral: UpToDate inside its window (unix 1750329147 … 1752919234), rejected with a reason outside it.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ import {
 import type { DcapCollateral } from '@easyenclave/attestation';
 import { TestRootOfTrust } from '@easyenclave/attestation/testing/root-of-trust';
 
-const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/tdx/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../fixtures/tdx/', import.meta.url));
 const quote = readFileSync(`${FIXTURES}tdx_quote.bin`);
 const collateralPath = `${FIXTURES}tdx_quote_collateral.json`;
 const collateral = JSON.parse(readFileSync(collateralPath, 'utf8')) as DcapCollateral;

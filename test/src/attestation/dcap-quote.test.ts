@@ -18,7 +18,7 @@ import {
 import { decodeOid, readDerExact } from '@easyenclave/attestation/der';
 import { encodeSgxExtension, TEST_PLATFORM, TestRootOfTrust } from '@easyenclave/attestation/testing/root-of-trust';
 
-const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/tdx/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../fixtures/tdx/', import.meta.url));
 const fixtureQuote = readFileSync(`${FIXTURES}tdx_quote.bin`);
 
 function parseReasons(buf: Buffer): string[] {

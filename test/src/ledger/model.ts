@@ -1,7 +1,7 @@
 /**
  * The reference model of the ledger and the random commands that drive it, shared by the engine's model test
  * and the storage's (LedgerStore on SQLite and PostgreSQL). The model is deliberately naive (plain number
- * balances, no overlay, no bigint) and written from DESIGN.md §4 rather than from the engine's code.
+ * balances, no overlay, no bigint) and written from docs/design.md §4 rather than from the engine's code.
  * A Scenario turns commands into requests plus the results the model expects, advancing the model as it goes;
  * each test then submits the requests to its system under test and compares.
  */

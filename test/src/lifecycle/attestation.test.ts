@@ -284,7 +284,7 @@ describe('attestation', () => {
   });
 
   test('an agent refused at attestation reconnects with growing backoff, not in a tight loop', async () => {
-    // Full-jitter backoff (250 ms base, doubling, 5 s cap; TUNNEL.md: "reset after 30 s connected") allows
+    // Full-jitter backoff (250 ms base, doubling, 2 s cap, reset after 30 s connected: protocol/limits.ts) allows
     // about 4-5 attempts in 3 s; 10 or more is (p < 1e-3) a retry loop that never backs off.
     const backend = await startBackend();
     const cp = await startCp();

@@ -1,4 +1,4 @@
-/** The chart of accounts (DESIGN.md §4): who owns which ledger account, and with which flags. */
+/** The chart of accounts (docs/design.md §4): who owns which ledger account, and with which flags. */
 import type { AccountInput } from './types.js';
 
 export const PLATFORM_ISSUANCE = 'platform:issuance';

@@ -1,5 +1,5 @@
 /**
- * Ledger invariants (DESIGN.md §4), checked by property tests after every operation. Returns human-readable
+ * Ledger invariants (docs/design.md §4), checked by property tests after every operation. Returns human-readable
  * violations; an empty array means the ledger is consistent. Recomputes everything from the journal rather than
  * trusting the counters, because the counters are what it is checking. The replay itself is JournalFold, shared
  * with `ee ledger verify` (ledger-store/verify.ts), which checks the stored tables the same way.

@@ -1,5 +1,5 @@
 /**
- * Ledger data model (DESIGN.md §4), TigerBeetle-style double entry. All amounts are integer micro-USD bigints.
+ * Ledger data model (docs/design.md §4), TigerBeetle-style double entry. All amounts are integer micro-USD bigints.
  *
  * Sign convention: a user's spendable balance is credits_posted - debits_posted - debits_pending; a mint debits
  * `platform:issuance` (which has no no-overdraft flag, so it goes negative by exactly the money in circulation).
@@ -12,7 +12,7 @@ export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9:_-]{1,128}$/;
 /** Memos are free text for humans; bounded so a journal row has a bounded size. */
 export const MAX_MEMO_LENGTH = 256;
 /** External references (a payment id, a lease-period) are machine strings; same alphabet as ids, a little longer. */
-export const REFERENCE_PATTERN = /^[A-Za-z0-9:_.@\/-]{1,128}$/;
+export const REFERENCE_PATTERN = /^[A-Za-z0-9:_.@/-]{1,128}$/;
 /**
  * Every account counter stays <= 2^53 - 1 micro-USD (~$9 billion): it then survives JSON numbers, JavaScript
  * numbers and both databases' 64-bit integers exactly. A transfer that would push a counter past it fails with

@@ -1,4 +1,4 @@
-// Tiers, stake, eligibility, trust and routing order (DESIGN.md §4–5, docs/market.md). Pure functions: the
+// Tiers, stake, eligibility, trust and routing order (docs/design.md §4–5, docs/market.md). Pure functions: the
 // callers gather the inputs (ledger balances, live tunnel state, records) and pass the time in.
 import { HOUR_MS } from './period.js';
 

@@ -1,4 +1,4 @@
-// The settlement decision for one lease-period, from its evidence (DESIGN.md §4, zero tolerance). Pure: the
+// The settlement decision for one lease-period, from its evidence (docs/design.md §4, zero tolerance). Pure: the
 // caller gathers the records of the lease's node for the lease's app within the period's window.
 
 export interface PeriodEvidence {
