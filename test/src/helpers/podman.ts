@@ -1,19 +1,18 @@
 // Real podman for the launcher tests. This machine needs `--runtime runc` (crun refuses its hybrid cgroup
-// layout) and explicit rlimits (the defaults are refused): they are the launcher's settings, given here
-// (override with EE_TEST_CONTAINER_GLOBAL_ARGS / EE_TEST_CONTAINER_RUN_ARGS). Without podman the tests skip
-// with a warning, except under CI or EE_REQUIRE_PODMAN=1, where they fail — like PostgreSQL (pg.ts).
+// layout) and explicit rlimits (the defaults are refused): they are the launcher's settings, given here from
+// TEST_PODMAN_ENV (override with EE_TEST_CONTAINER_GLOBAL_ARGS / EE_TEST_CONTAINER_RUN_ARGS). Without podman
+// the tests skip with a warning, except under CI or EE_REQUIRE_PODMAN=1, where they fail — like PostgreSQL.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { PodmanCli, PodmanRuntime, loadLauncherConfig, type LauncherConfig } from '@easyenclave/launcher';
-import { ensureTestImage } from '@easyenclave/launcher/testing/test-image';
+import { TEST_PODMAN_ENV, ensureTestImage } from '@easyenclave/launcher/testing/test-image';
 import { onCleanup, quietLogger } from './network.js';
 import { tmpDir } from './tmp.js';
 
-export const PODMAN_TEST_ENV = {
-  EE_CONTAINER_RUNTIME: process.env.EE_TEST_CONTAINER_RUNTIME ?? 'podman',
-  EE_CONTAINER_GLOBAL_ARGS: process.env.EE_TEST_CONTAINER_GLOBAL_ARGS ?? '--runtime runc',
-  EE_CONTAINER_RUN_ARGS: process.env.EE_TEST_CONTAINER_RUN_ARGS ?? '--ulimit nofile=1024:1024 --ulimit nproc=1000:1000',
-};
+export const PODMAN_TEST_ENV = TEST_PODMAN_ENV;
+
+/** A suite that hangs (a lost container exit) fails after this instead of blocking the run. */
+export const PODMAN_SUITE_TIMEOUT_MS = 10 * 60_000;
 
 export function podmanRequired(): boolean {
   return Boolean(process.env.CI) || process.env.EE_REQUIRE_PODMAN === '1';

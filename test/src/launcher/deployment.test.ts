@@ -7,7 +7,7 @@ import os from 'node:os';
 import { after, afterEach, describe, test } from 'node:test';
 import { TEST_IMAGE_INDEX_HTML } from '@easyenclave/launcher/testing/test-image';
 import { closeAll, waitFor } from '../helpers/network.js';
-import { openRuntime, podmanSkipReason, testImage } from '../helpers/podman.js';
+import { openRuntime, podmanSkipReason, testImage, PODMAN_SUITE_TIMEOUT_MS } from '../helpers/podman.js';
 
 const skip = podmanSkipReason();
 
@@ -25,7 +25,7 @@ function connects(host: string, port: number): Promise<boolean> {
   });
 }
 
-describe('launcher deployments on podman', { skip }, () => {
+describe('launcher deployments on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, () => {
   afterEach(() => closeAll());
   after(() => closeAll());
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { after, afterEach, describe, test } from 'node:test';
 import type { PodmanRuntime, WorkloadSpecInput } from '@easyenclave/launcher';
 import { closeAll, onCleanup } from '../helpers/network.js';
-import { openRuntime, podmanSkipReason, testImage } from '../helpers/podman.js';
+import { openRuntime, podmanSkipReason, testImage, PODMAN_SUITE_TIMEOUT_MS } from '../helpers/podman.js';
 
 const skip = podmanSkipReason();
 
@@ -56,7 +56,7 @@ const probe = (addresses: string[], port: number) =>
     .map((a) => `if echo | nc -w 2 ${a} ${port} >/dev/null 2>&1; then echo ${a}:reached; else echo ${a}:refused; fi`)
     .join('; ');
 
-describe('launcher isolation on podman', { skip }, () => {
+describe('launcher isolation on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, () => {
   let rt: PodmanRuntime;
   afterEach(() => closeAll());
   after(() => closeAll());

@@ -13,7 +13,14 @@ import {
   type WorkloadSpecInput,
 } from '@easyenclave/launcher';
 import { closeAll, waitFor } from '../helpers/network.js';
-import { openRuntime, podmanSkipReason, testCli, testImage, testLauncherConfig } from '../helpers/podman.js';
+import {
+  openRuntime,
+  podmanSkipReason,
+  testCli,
+  testImage,
+  testLauncherConfig,
+  PODMAN_SUITE_TIMEOUT_MS,
+} from '../helpers/podman.js';
 
 const skip = podmanSkipReason();
 /** Slack for podman's own start/stop work on a loaded machine, on top of the grace period. */
@@ -64,7 +71,7 @@ function allCommandLines(): string {
   return all;
 }
 
-describe('launcher jobs on podman', { skip }, () => {
+describe('launcher jobs on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, () => {
   let rt: PodmanRuntime;
   afterEach(() => closeAll());
   after(() => closeAll());

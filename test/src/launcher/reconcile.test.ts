@@ -6,7 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { after, afterEach, describe, test } from 'node:test';
 import { STOP_GRACE_MS, type WorkloadSpecInput } from '@easyenclave/launcher';
 import { closeAll, waitFor } from '../helpers/network.js';
-import { openRuntime, podmanSkipReason, testCli, testImage, testLauncherConfig } from '../helpers/podman.js';
+import {
+  openRuntime,
+  podmanSkipReason,
+  testCli,
+  testImage,
+  testLauncherConfig,
+  PODMAN_SUITE_TIMEOUT_MS,
+} from '../helpers/podman.js';
 
 const skip = podmanSkipReason();
 
@@ -29,7 +36,7 @@ async function exitedInPodman(container_id: string): Promise<boolean> {
   return state[0].State.Status === 'exited';
 }
 
-describe('launcher restart on podman', { skip }, () => {
+describe('launcher restart on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, () => {
   afterEach(() => closeAll());
   after(() => closeAll());
 

@@ -3,13 +3,25 @@
 // It is tagged by the hash of its tar, so each machine builds it once and a changed layout gets a new tag.
 // Not for production: nothing here is used by the runtime itself.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { PodmanCli } from '../podman/cli.js';
 
-export const DEFAULT_BUSYBOX_PATH = '/usr/bin/busybox';
+/** Where busybox-static puts busybox (/usr/bin on merged-/usr systems, /bin otherwise). */
+export const DEFAULT_BUSYBOX_PATH =
+  ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p)) ?? '/usr/bin/busybox';
+/**
+ * The podman settings tests and benchmarks use unless EE_TEST_CONTAINER_* overrides them: `--runtime runc`
+ * (crun refuses the hybrid cgroup layout of some hosts) and explicit rlimits (podman's defaults are refused on
+ * some hosts). They are launcher settings (EE_CONTAINER_GLOBAL_ARGS / EE_CONTAINER_RUN_ARGS), not built in.
+ */
+export const TEST_PODMAN_ENV = {
+  EE_CONTAINER_RUNTIME: process.env.EE_TEST_CONTAINER_RUNTIME ?? 'podman',
+  EE_CONTAINER_GLOBAL_ARGS: process.env.EE_TEST_CONTAINER_GLOBAL_ARGS ?? '--runtime runc',
+  EE_CONTAINER_RUN_ARGS: process.env.EE_TEST_CONTAINER_RUN_ARGS ?? '--ulimit nofile=1024:1024 --ulimit nproc=1000:1000',
+};
 export const TEST_IMAGE_REPO = 'localhost/easyenclave-test';
 /** Applets linked in /usr/bin (busybox has more; these are what tests and docs use). */
 export const TEST_IMAGE_APPLETS = [
