@@ -19,6 +19,8 @@ export interface ExitFacts {
   max_runtime_ms: number | null;
   /** null when the container disappeared before its exit could be read. */
   exit_code: number | null;
+  /** False for a container podman created but never started (a start that failed half-way). */
+  started: boolean;
   started_at_ms: number;
   finished_at_ms: number;
   podman_oom_killed: boolean;
@@ -53,6 +55,7 @@ export function outcome(f: ExitFacts): Outcome {
   if (timed_out) return { ...base, state: 'timed_out', reason: `max runtime ${f.max_runtime_ms} ms reached` };
   if (f.stop_reason === 'cancel') return { ...base, state: 'cancelled', reason: 'stopped on request' };
   if (f.exit_code === null) return { ...base, state: 'failed', reason: 'container lost before its exit was read' };
+  if (!f.started) return { ...base, state: 'failed', reason: 'container never started' };
   if (oom_killed && f.exit_code !== 0)
     return { ...base, state: 'failed', reason: `out of memory (limit ${f.memory_mib} MiB), exit code ${f.exit_code}` };
   if (f.exit_code === 0 && f.kind === 'job') return { ...base, state: 'succeeded', reason: 'exit code 0' };

@@ -27,7 +27,7 @@ export function podmanSkipReason(): false | string {
   if (r.status === 0) return false;
   const msg =
     r.error !== undefined
-      ? `${PODMAN_TEST_ENV.EE_CONTAINER_RUNTIME} is not installed (apt-get install podman runc busybox-static)`
+      ? `${PODMAN_TEST_ENV.EE_CONTAINER_RUNTIME} is not installed (apt-get install podman runc slirp4netns busybox-static)`
       : `${PODMAN_TEST_ENV.EE_CONTAINER_RUNTIME} version failed: ${(r.stderr ?? '').trim()}`;
   if (podmanRequired()) throw new Error(`${msg}; required because CI or EE_REQUIRE_PODMAN=1 is set`);
   console.warn(`SKIPPING podman tests: ${msg}`);

@@ -124,7 +124,8 @@ describe('launcher jobs on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     const secret = `s3cr3t-${randomBytes(16).toString('hex')}`;
     const w = await rt.start(
       await job({
-        command: ['/bin/sh', '-c', 'printf %s "$SECRET" | sha256sum; sleep 2'],
+        // Runs until cancelled; the trap makes the shell (PID 1) end at once on SIGTERM.
+        command: ['/bin/sh', '-c', 'printf %s "$SECRET" | sha256sum; trap "exit 0" TERM; sleep 600 & wait'],
         env: { SECRET: secret },
       }),
     );
@@ -144,7 +145,8 @@ describe('launcher jobs on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     inspect[0].Config.Env = [];
     assert.ok(!JSON.stringify(inspect).includes(secret), 'podman keeps the secret beyond Config.Env');
 
-    await w.result();
+    await w.cancel();
+    assert.equal((await w.result()).state, 'cancelled');
     await logs.done;
     await w.remove();
     for (const f of filesUnder(config.state_dir)) assert.ok(!readFileSync(f).includes(secret), `secret in ${f}`);

@@ -66,7 +66,8 @@ describe('launcher restart on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS 
   test('a running job is re-attached: capacity held, exit seen, result collected', async () => {
     const config = testLauncherConfig();
     const first = await openRuntime(config);
-    const w = await first.start(await job('sleep 2; echo finished', { vcpus: 2, memory_mib: 128 }));
+    // Long enough to still run after the restart below, even on a loaded machine.
+    const w = await first.start(await job('sleep 8; echo finished', { vcpus: 2, memory_mib: 128 }));
     await first.close();
 
     const second = await openRuntime(config);

@@ -224,6 +224,7 @@ describe('outcome', () => {
     memory_mib: 64,
     max_runtime_ms: 10_000,
     exit_code: 0,
+    started: true,
     started_at_ms: 1_000_000,
     finished_at_ms: 1_004_000,
     podman_oom_killed: false,
@@ -262,6 +263,7 @@ describe('outcome', () => {
     assert.deepEqual([child_oom.state, child_oom.oom_killed], ['succeeded', true]);
     assert.equal(outcome(facts({ exit_code: 3 })).reason, 'exit code 3');
     assert.equal(outcome(facts({ exit_code: null })).state, 'failed');
+    assert.equal(outcome(facts({ started: false, finished_at_ms: 1_000_000 })).reason, 'container never started');
     const dep = outcome(facts({ kind: 'deployment', max_runtime_ms: null, finished_at_ms: 9_000_000 }));
     assert.deepEqual([dep.state, dep.billed_ms], ['failed', 8_000_000]);
   });

@@ -142,7 +142,13 @@ export class PodmanWorkload implements Workload {
   }
 
   result(): Promise<WorkloadResult> {
-    this.result_promise ??= this.exited.then(() => this.collect());
+    // A failed collection (podman did not answer) is not kept: the next call tries again.
+    this.result_promise ??= this.exited
+      .then(() => this.collect())
+      .catch((err: unknown) => {
+        this.result_promise = null;
+        throw err;
+      });
     return this.result_promise;
   }
 
@@ -195,6 +201,7 @@ export class PodmanWorkload implements Workload {
       memory_mib: r.memory_mib,
       max_runtime_ms: r.max_runtime_ms,
       exit_code: s?.exit_code ?? null,
+      started: s === null || s.started_at_ms !== null,
       started_at_ms: this.started_at_ms,
       finished_at_ms,
       podman_oom_killed: s?.oom_killed ?? false,
