@@ -149,7 +149,7 @@ export class PodmanRuntime implements ContainerRuntime, WorkloadHost {
     }
     const w = this.track(new PodmanWorkload(this, record, state, null));
     this.log.info({ workload_id: id, kind: spec.kind, container_id, image: image.id }, 'container started');
-    if (this.early_deaths.delete(container_id)) void w.checkExit();
+    if (this.early_deaths.delete(container_id)) void w.checkExit().catch((err) => this.warn(w, err));
     return w;
   }
 

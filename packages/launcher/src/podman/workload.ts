@@ -98,7 +98,15 @@ export class PodmanWorkload implements Workload {
     if (!this.is_running) return;
     if (this.record.max_runtime_ms !== null) {
       const left_ms = this.started_at_ms + this.record.max_runtime_ms - this.host.now();
-      this.deadline_timer = setTimeout(() => void this.stopFor('timeout'), Math.max(0, left_ms));
+      const expire = () =>
+        this.stopFor('timeout').catch((err: unknown) =>
+          // The sweep or conmon's own --timeout still ends it; the result will say timed_out from its times.
+          this.host.log.error(
+            { workload_id: this.workload_id, err: (err as Error).message },
+            'stop at max runtime failed',
+          ),
+        );
+      this.deadline_timer = setTimeout(expire, Math.max(0, left_ms));
       this.deadline_timer.unref();
     }
     if (this.cgroup_path !== null) {
