@@ -2,7 +2,7 @@
 // secret, timeouts, cancel, logs, the output file, capacity and unknown images.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
@@ -150,6 +150,8 @@ describe('launcher jobs on podman', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     await logs.done;
     await w.remove();
     for (const f of filesUnder(config.state_dir)) assert.ok(!readFileSync(f).includes(secret), `secret in ${f}`);
+    await rt.close();
+    assert.ok(!existsSync(rt.env_dir), 'a closed runtime leaves no env directory');
   });
 
   test('a job that outlives max_runtime is stopped and reported timed_out, billed at most max_runtime', async () => {

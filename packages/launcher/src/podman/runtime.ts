@@ -218,6 +218,8 @@ export class PodmanRuntime implements ContainerRuntime, WorkloadHost {
     this.events.stop();
     if (this.sweep_timer) clearInterval(this.sweep_timer);
     for (const w of this.by_id.values()) w.detach();
+    // Empty by now (each env file lives only during its `podman run`); a closed runtime starts nothing more.
+    await rm(this.env_dir, { recursive: true, force: true });
   }
 
   // ---- WorkloadHost ----
