@@ -6,3 +6,5 @@ export * from './reset-codes.js';
 export { MuxSession, type SessionOptions, type SendFn } from './mux/session.js';
 export { MuxStream } from './mux/stream.js';
 export { tickBatched, TickBatcher, type Corkable } from './batch.js';
+export * from './seal/index.js';
+export * from './signed-record.js';
