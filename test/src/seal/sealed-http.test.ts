@@ -14,6 +14,8 @@ import {
   SEALED_MEDIA_TYPE,
   toHex,
 } from '@easyenclave/protocol';
+import { EasyEnclave } from '@easyenclave/sdk';
+import { sealedFetch as sdkSealedFetch } from '@easyenclave/sdk/seal-client';
 import { closeAll, waitFor } from '../helpers/network.js';
 import { within } from '../lifecycle/util.js';
 import { readAll, sealedFetch, startSealedNet, type SealedNet } from './harness.js';
@@ -200,6 +202,29 @@ describe('sealed HTTP through the tunnel', () => {
     const res = await fetch(`${net.app_url}/sink`, { method: 'POST', headers, body: req.body as Uint8Array });
     assert.equal(res.status, 400);
     assert.equal(net.backend.seen.length, before_n);
+  });
+
+  test('the SDK: sealedFetch through an AppClient, with the key from the verified evidence', async () => {
+    // Sandbox evidence (this test network) is accepted only when the client says it expects a sandbox.
+    const ee = new EasyEnclave({ url: net.cp.api_url, network: 'sandbox-1' });
+    const app = await ee.connect('demo', { verify: { allow_sandbox: true } });
+    const pk = app.verified!.keyset.hpke_public_key;
+    assert.equal(pk, net.hpke_public_key);
+    const { sealed, response } = await sdkSealedFetch(app, pk, '/chat', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: CANARY_AUTH },
+      body: JSON.stringify({ q: CANARY }),
+    });
+    assert.equal(sealed, true);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), 'application/json');
+    const j = (await response.json()) as { echo: string; authorization: string };
+    assert.equal(j.authorization, CANARY_AUTH);
+    assert.ok(j.echo.includes(CANARY));
+    const stranger = await generateRecipientKey();
+    const refused = await sdkSealedFetch(app, toHex(stranger.publicKey), '/whoami');
+    assert.equal(refused.sealed, false);
+    assert.equal(refused.response.status, 421);
   });
 
   test('32 MiB each way, streamed and sealed, intact', async () => {

@@ -14,7 +14,7 @@ import {
   type HttpHeaderList,
 } from './http.js';
 import { MessageOpener, MessageSealer } from './message.js';
-import { sealingStream } from './streams.js';
+import { sealIterable, sealingStream } from './streams.js';
 import type { Exporter } from './hpke.js';
 
 export interface SealedRequestInit {
@@ -23,9 +23,12 @@ export interface SealedRequestInit {
   path: string;
   /** Headers sealed inside the request (content type, credentials, anything the relay must not read). */
   headers?: HttpHeaderList;
-  /** undefined/null: no body (the sealed request rides in the EE-Sealed header). */
-  body?: Uint8Array | ReadableStream<Uint8Array> | null;
+  /** undefined/null: no body (the sealed request rides in the EE-Sealed header). A web stream comes back
+   *  as a web stream, an async iterable (a Node stream) as an async iterable. */
+  body?: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null;
 }
+
+export type SealedBody = Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 export interface OpenedResponse {
   /** false: the answer was not sealed (an error from the relay or the agent before opening): unauthenticated. */
@@ -39,7 +42,8 @@ export interface OpenedResponse {
 export interface ResponseLike {
   status: number;
   headers: { get(name: string): string | null; forEach?(cb: (value: string, name: string) => void): void };
-  body: ReadableStream<Uint8Array> | null;
+  /** A fetch Response's body, or any async iterable of bytes (e.g. undici's or node:http's response). */
+  body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null;
 }
 
 export class SealedHttpRequest {
@@ -47,7 +51,7 @@ export class SealedHttpRequest {
     /** Outer headers to add: EE-Sealed (and Content-Type when there is a body). */
     readonly headers: HttpHeaderList,
     /** Outer body: the sealed request, or null (then it is in the EE-Sealed header). */
-    readonly body: Uint8Array | ReadableStream<Uint8Array> | null,
+    readonly body: SealedBody | null,
     private readonly exporter: Exporter,
     readonly keyIdHex: string,
   ) {}
@@ -73,7 +77,10 @@ export class SealedHttpRequest {
       [SEALED_HEADER, formatSealedHeader({ key })],
       ['content-type', SEALED_MEDIA_TYPE],
     ];
-    const body = b instanceof Uint8Array ? concatBytes(await sealer.end(b)) : b.pipeThrough(sealingStream(sealer));
+    let body: SealedBody;
+    if (b instanceof Uint8Array) body = concatBytes(await sealer.end(b));
+    else if (isWebStream(b)) body = b.pipeThrough(sealingStream(sealer));
+    else body = sealIterable(sealer, b);
     return new SealedHttpRequest(headers, body, sealer.exporter!, key);
   }
 
@@ -90,7 +97,8 @@ export class SealedHttpRequest {
       }
       const headers: HttpHeaderList = [];
       res.headers.forEach?.((v, k) => headers.push([k, v]));
-      return { sealed: false, status: res.status, headers, body: res.body };
+      const body = res.body === null || isWebStream(res.body) ? res.body : webStream(byteSource(res.body));
+      return { sealed: false, status: res.status, headers, body };
     }
     const parsed = parseSealedHeader(value);
     if (parsed.key !== null) throw new SealError('malformed', 'a sealed response names no key');
@@ -99,11 +107,11 @@ export class SealedHttpRequest {
     if (parsed.envelope !== null) {
       const rest = concatBytes(await opener.push(parsed.envelope));
       opener.end();
-      if (res.body !== null) await drainEmpty(res.body);
+      if (res.body !== null) await drainEmpty(byteSource(res.body));
       body = rest.length > 0 ? bytesStream(rest) : null;
     } else {
       if (res.body === null) throw new SealError('truncated', 'sealed response without a body');
-      body = await openedBody(opener, res.body);
+      body = await openedBody(opener, byteSource(res.body));
     }
     const meta = decodeHttpMeta(opener.meta, 'response');
     if (meta.status !== res.status) {
@@ -116,16 +124,57 @@ export class SealedHttpRequest {
   }
 }
 
-async function drainEmpty(body: ReadableStream<Uint8Array>): Promise<void> {
-  const reader = body.getReader();
+/** The one reading interface both body kinds offer: web streams through a reader (browsers may lack their
+ *  async iteration), anything else through its async iterator. */
+interface ByteSource {
+  read(): Promise<IteratorResult<Uint8Array>>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+function isWebStream(b: unknown): b is ReadableStream<Uint8Array> {
+  return typeof (b as { getReader?: unknown }).getReader === 'function';
+}
+
+function byteSource(body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>): ByteSource {
+  if (isWebStream(body)) {
+    const reader = body.getReader();
+    return {
+      read: async () => {
+        const r = await reader.read();
+        return r.done ? { done: true, value: undefined } : { done: false, value: r.value };
+      },
+      cancel: (reason) => reader.cancel(reason),
+    };
+  }
+  const it = body[Symbol.asyncIterator]();
+  return {
+    read: () => it.next(),
+    cancel: async () => {
+      await it.return?.();
+    },
+  };
+}
+
+async function drainEmpty(src: ByteSource): Promise<void> {
   for (;;) {
-    const r = await reader.read();
+    const r = await src.read();
     if (r.done) return;
     if (r.value.length > 0) {
-      await reader.cancel();
+      await src.cancel();
       throw new SealError('trailing_data', 'a body beside a sealed envelope header');
     }
   }
+}
+
+function webStream(src: ByteSource): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const r = await src.read();
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+    cancel: (reason) => src.cancel(reason),
+  });
 }
 
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
@@ -138,12 +187,11 @@ function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /** Reads until the meta frame is open (so status and headers are known), then streams the rest. */
-async function openedBody(opener: MessageOpener, src: ReadableStream<Uint8Array>): Promise<ReadableStream<Uint8Array>> {
-  const reader = src.getReader();
+async function openedBody(opener: MessageOpener, src: ByteSource): Promise<ReadableStream<Uint8Array>> {
   const early: Uint8Array[] = [];
   try {
     while (!opener.started) {
-      const r = await reader.read();
+      const r = await src.read();
       if (r.done) {
         opener.end();
         break;
@@ -151,7 +199,7 @@ async function openedBody(opener: MessageOpener, src: ReadableStream<Uint8Array>
       early.push(...(await opener.push(r.value)));
     }
   } catch (err) {
-    await reader.cancel().catch(() => {});
+    await src.cancel().catch(() => {});
     throw err;
   }
   let done = false;
@@ -161,7 +209,7 @@ async function openedBody(opener: MessageOpener, src: ReadableStream<Uint8Array>
       if (next !== undefined) return c.enqueue(next);
       // One outer read per pull, so each arriving frame (an SSE event) is handed on at once.
       while (!done) {
-        const r = await reader.read();
+        const r = await src.read();
         if (r.done) {
           done = true;
           opener.end();
@@ -174,7 +222,7 @@ async function openedBody(opener: MessageOpener, src: ReadableStream<Uint8Array>
       c.close();
     },
     cancel(reason) {
-      return reader.cancel(reason);
+      return src.cancel(reason);
     },
   });
 }
