@@ -25,6 +25,7 @@ async function main() {
   const o = JSON.parse(process.argv[2]);
   const { Pool } = await import('undici');
   const P = await import(join(o.code_root, 'packages/protocol/dist/index.js'));
+  P.useNodeSealCrypto(); // a Node client: node:crypto under the seal, as the agent
   const u = new URL(o.url);
   const pool = new Pool(u.origin, { connections: o.connections ?? 1, pipelining: 1, keepAliveTimeout: 30_000 });
   const prefix = u.pathname;

@@ -8,3 +8,4 @@ export { MuxStream } from './mux/stream.js';
 export { tickBatched, TickBatcher, type Corkable } from './batch.js';
 export * from './seal/index.js';
 export * from './signed-record.js';
+export * from './seal-node.js';

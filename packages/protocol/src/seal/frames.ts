@@ -13,7 +13,8 @@ import {
   MAX_FRAME_SEALED_BYTES,
   MAX_FRAMES_PER_MESSAGE,
 } from './constants.js';
-import { copyOf, plainView, subtle, type CryptoKey } from './bytes.js';
+import { copyOf, plainView } from './bytes.js';
+import { sealCrypto, type AesGcmKey } from './provider.js';
 import { SealError } from './errors.js';
 
 export interface Frame {
@@ -29,14 +30,13 @@ export class ChunkCipher {
   private seq = 0;
 
   private constructor(
-    private readonly key: CryptoKey,
+    private readonly key: AesGcmKey,
     private readonly base_nonce: Uint8Array,
   ) {}
 
   static async create(key: Uint8Array, base_nonce: Uint8Array): Promise<ChunkCipher> {
     if (key.length !== AES_KEY_BYTES || base_nonce.length !== AEAD_NONCE_BYTES) throw new Error('bad key material');
-    const k = await subtle().importKey('raw', key, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
-    return new ChunkCipher(k, copyOf(base_nonce));
+    return new ChunkCipher(await sealCrypto().aesGcm(key), copyOf(base_nonce));
   }
 
   /** Frames sealed or opened so far (the next frame's sequence number). */
@@ -69,15 +69,11 @@ export class ChunkCipher {
     const len = plaintext.length + AEAD_TAG_BYTES;
     const header = new Uint8Array([flags, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff]);
     const iv = this.nextNonce();
-    const ct = await subtle().encrypt(
-      { name: 'AES-GCM', iv, additionalData: header, tagLength: 128 },
-      this.key,
-      plaintext,
-    );
-    if (ct.byteLength !== len) throw new Error('unexpected AES-GCM output length');
+    const ct = await this.key.seal(iv, header, plaintext);
+    if (ct.length !== len) throw new Error('unexpected AES-GCM output length');
     const out = new Uint8Array(SEAL_FRAME_HEADER_BYTES + len);
     out.set(header, 0);
-    out.set(new Uint8Array(ct), SEAL_FRAME_HEADER_BYTES);
+    out.set(ct, SEAL_FRAME_HEADER_BYTES);
     return out;
   }
 
@@ -85,12 +81,7 @@ export class ChunkCipher {
     const seq = this.seq;
     const iv = this.nextNonce();
     try {
-      const pt = await subtle().decrypt(
-        { name: 'AES-GCM', iv, additionalData: frame.header, tagLength: 128 },
-        this.key,
-        frame.sealed,
-      );
-      return new Uint8Array(pt);
+      return await this.key.open(iv, frame.header, frame.sealed);
     } catch {
       throw new SealError('auth_failed', `frame ${seq} failed authentication`);
     }

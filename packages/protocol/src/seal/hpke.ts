@@ -1,16 +1,22 @@
 // The HPKE (RFC 9180) part: base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM via @hpke/core
 // (WebCrypto underneath, so the same code runs in Node 20 and browsers). Sealed messages use HPKE for key
 // encapsulation and its secret export (§5.3): the body keys, and the response key, are exported secrets.
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
+import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256 } from '@hpke/core';
 import { ENC_BYTES } from './constants.js';
 import { bufferOf, copyOf, utf8 } from './bytes.js';
 import { importX25519PublicKey, type RecipientKey } from './keys.js';
 import { SealError } from './errors.js';
+import { sealCrypto, type SealCrypto } from './provider.js';
 
-let suite: CipherSuite | null = null;
+let suite: { provider: SealCrypto; suite: CipherSuite } | null = null;
+/** One suite per provider (its KDF runs the key schedule and the exports). */
 function cipherSuite(): CipherSuite {
-  suite ??= new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
-  return suite;
+  const provider = sealCrypto();
+  if (suite?.provider !== provider) {
+    const s = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: provider.hpkeKdf(), aead: new Aes256Gcm() });
+    suite = { provider, suite: s };
+  }
+  return suite.suite;
 }
 
 /** What both ends of one request hold after HPKE setup: the exporter of its context and the enc. The

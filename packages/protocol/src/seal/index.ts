@@ -22,6 +22,7 @@ export {
   type RecipientKey,
 } from './keys.js';
 export type { Exporter } from './hpke.js';
+export { sealCrypto, setSealCrypto, webSealCrypto, type AesGcmKey, type SealCrypto } from './provider.js';
 export { MessageOpener, MessageSealer, type OpenOptions, type SealOptions } from './message.js';
 export { openingStream, openIterable, sealingStream, sealIterable } from './streams.js';
 export { open, openMessage, seal } from './oneshot.js';

@@ -31,7 +31,8 @@ import {
   SEAL_MAGIC,
   SEAL_VERSION,
 } from './constants.js';
-import { concatBytes, copyOf, equalBytes, randomBytes, subtle, toHex, utf8 } from './bytes.js';
+import { concatBytes, copyOf, equalBytes, randomBytes, toHex, utf8 } from './bytes.js';
+import { sealCrypto } from './provider.js';
 import { SealError } from './errors.js';
 import { ChunkCipher, FrameParser } from './frames.js';
 import { setupRecipient, setupSender, type Exporter } from './hpke.js';
@@ -113,10 +114,12 @@ async function requestCipher(exporter: Exporter): Promise<ChunkCipher> {
 async function responseCipher(exporter: Exporter, header: Uint8Array, aad: Uint8Array): Promise<ChunkCipher> {
   const secret = await exporter.export(LABEL_RESPONSE_SECRET, AES_KEY_BYTES);
   const salt = concatBytes([exporter.enc, header.subarray(COMMON_HEADER_BYTES)]);
-  const ikm = await subtle().importKey('raw', secret, 'HKDF', false, ['deriveBits']);
-  const info = labelled(LABEL_RESPONSE_KEYS, header, aad);
-  const bits = (AES_KEY_BYTES + AEAD_NONCE_BYTES) * 8;
-  const km = new Uint8Array(await subtle().deriveBits({ name: 'HKDF', hash: 'SHA-256', salt, info }, ikm, bits));
+  const km = await sealCrypto().hkdf(
+    salt,
+    secret,
+    labelled(LABEL_RESPONSE_KEYS, header, aad),
+    AES_KEY_BYTES + AEAD_NONCE_BYTES,
+  );
   return ChunkCipher.create(km.subarray(0, AES_KEY_BYTES), km.subarray(AES_KEY_BYTES));
 }
 
