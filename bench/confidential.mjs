@@ -24,8 +24,9 @@ export function runConfidential(opts) {
 async function main() {
   const o = JSON.parse(process.argv[2]);
   const { Pool } = await import('undici');
-  const P = await import(join(o.code_root, 'packages/protocol/dist/index.js'));
-  P.useNodeSealCrypto(); // a Node client: node:crypto under the seal, as the agent
+  const P = await import(join(o.code_root, 'packages/protocol/dist/seal/index.js'));
+  const { useNodeSealCrypto } = await import(join(o.code_root, 'packages/protocol/dist/seal-node.js'));
+  useNodeSealCrypto(); // a Node client: node:crypto under the seal, as the agent
   const u = new URL(o.url);
   const pool = new Pool(u.origin, { connections: o.connections ?? 1, pipelining: 1, keepAliveTimeout: 30_000 });
   const prefix = u.pathname;

@@ -9,9 +9,13 @@ import {
   BACKEND_DEADLINE_MARGIN_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   ResetCode,
+  STREAM_QUEUE_HIGH_WATER_BYTES,
+  type MuxStream,
+  type RequestHead,
+} from '@easyenclave/protocol';
+import {
   SEALED_HEADER,
   SEALED_MEDIA_TYPE,
-  STREAM_QUEUE_HIGH_WATER_BYTES,
   MessageOpener,
   MessageSealer,
   SealError,
@@ -23,12 +27,10 @@ import {
   recipientKeyFromJwk,
   requestAad,
   responseHasNoBody,
-  type MuxStream,
   type RecipientKey,
-  type RequestHead,
   type SealedHeader,
-  useNodeSealCrypto,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/seal/index';
+import { useNodeSealCrypto } from '@easyenclave/protocol/seal-node';
 import { rawPublicKey, type AgentKeys } from '@easyenclave/attestation';
 import { BackendExchange, DROP_REQUEST, toList, type SealedRequests } from './forwarder.js';
 

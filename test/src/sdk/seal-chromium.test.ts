@@ -8,7 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, normalize } from 'node:path';
 import { after, test } from 'node:test';
-import { generateRecipientKey, open, seal, toHex, verifyRecord, fromHex } from '@easyenclave/protocol';
+import { generateRecipientKey, open, seal, toHex, fromHex } from '@easyenclave/protocol/seal/index';
+import { verifyRecord } from '@easyenclave/protocol/signed-record';
 import { closeAll, onCleanup, REPO_ROOT, waitFor } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 

@@ -6,7 +6,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { computeReportData } from '@easyenclave/attestation';
-import { SealedHttpRequest, type HttpHeaderList, type OpenedResponse } from '@easyenclave/protocol';
+import { SealedHttpRequest, type HttpHeaderList, type OpenedResponse } from '@easyenclave/protocol/seal/index';
 import { onCleanup, startAgent, startCp, waitRoutable } from '../helpers/network.js';
 import type { Agent } from '@easyenclave/agent';
 

@@ -9,11 +9,11 @@ import {
   MessageSealer,
   concatBytes,
   generateRecipientKey,
-  nodeSealCrypto,
   setSealCrypto,
   webSealCrypto,
   type SealCrypto,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/seal/index';
+import { nodeSealCrypto } from '@easyenclave/protocol/seal-node';
 import { equal, flipBit, pattern } from './util.js';
 
 after(() => setSealCrypto(null));

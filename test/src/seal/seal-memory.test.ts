@@ -12,7 +12,7 @@ import {
   generateRecipientKey,
   openIterable,
   sealingStream,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/seal/index';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { MessageSealer, concatBytes, generateRecipientKey } from '@easyenclave/protocol';
+import { MessageSealer, concatBytes, generateRecipientKey } from '@easyenclave/protocol/seal/index';
 import { equal, join, splitMessage, tryOpen } from './util.js';
 
 const key = await generateRecipientKey();

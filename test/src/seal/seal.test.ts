@@ -27,7 +27,7 @@ import {
   toBase64Url,
   toHex,
   type Exporter,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/seal/index';
 import { generateKeyPairSync } from 'node:crypto';
 import { equal, flipBit, join, pattern, splitMessage, te, tryOpen } from './util.js';
 

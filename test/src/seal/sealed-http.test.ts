@@ -13,7 +13,7 @@ import {
   requestAad,
   SEALED_MEDIA_TYPE,
   toHex,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/seal/index';
 import { EasyEnclave } from '@easyenclave/sdk';
 import { sealedFetch as sdkSealedFetch } from '@easyenclave/sdk/seal-client';
 import { closeAll, waitFor } from '../helpers/network.js';

@@ -11,7 +11,7 @@ import {
   recordSigningBytes,
   signRecord,
   verifyRecord,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/signed-record';
 
 const receipt = {
   reservation_id: 'res_01',

@@ -8,7 +8,7 @@ import {
   concatBytes,
   type OpenOptions,
   type RecipientKey,
-} from '@easyenclave/protocol';
+} from '@easyenclave/protocol/seal/index';
 
 export const te = new TextEncoder();
 
