@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { computeReportData } from '@easyenclave/attestation';
+import { computeReportData, REPORT_DATA_DOMAINS } from '@easyenclave/attestation';
 import { SealedHttpRequest, type HttpHeaderList, type OpenedResponse } from '@easyenclave/protocol/seal/index';
 import { onCleanup, startAgent, startCp, waitRoutable } from '../helpers/network.js';
 import type { Agent } from '@easyenclave/agent';
@@ -198,7 +198,8 @@ export async function startSealedNet(): Promise<SealedNet> {
     keyset: { hpke_public_key: string; receipt_public_key: string };
     report_data: string;
   };
-  if (computeReportData(nonce, ev.keyset).toString('hex') !== ev.report_data) throw new Error('keyset not bound');
+  if (computeReportData(REPORT_DATA_DOMAINS.relay, nonce, ev.keyset).toString('hex') !== ev.report_data)
+    throw new Error('keyset not bound');
   return {
     cp,
     agent,
