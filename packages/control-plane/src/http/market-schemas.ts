@@ -69,15 +69,15 @@ export const LeaseBody = z.strictObject({
 
 const PeriodField = z.union([z.string().max(40), z.number().int().min(0)]);
 export const UsageBody = z.strictObject({
-  node: z.string().max(64),
+  node: pathId(64),
   period: PeriodField,
   units: z.number().int().min(0).max(1e12).default(0),
   missed_checks: z.number().int().min(0).max(1e9),
   detail: printable(500).optional(),
 });
 export const AbuseBody = z.strictObject({
-  node: z.string().max(64),
-  lease: z.string().max(64).optional(),
+  node: pathId(64),
+  lease: pathId(64).optional(),
   period: PeriodField.optional(),
   reason: printable(1000),
 });
