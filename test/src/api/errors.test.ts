@@ -97,6 +97,22 @@ describe('errors, request ids and the access log', () => {
     assert.equal(broke.body.error.param, undefined);
   });
 
+  it('fastify refusals speak the catalogue: a body that is not JSON, a wrong media type', async () => {
+    const alice = await createAccount(base, 'user', 'Erin');
+    const junk = await call(base, 'POST', '/v1/credits/transfer', { token: alice.key, raw: '{"to":' });
+    assert.equal(junk.status, 400);
+    assert.equal(junk.body.error.code, 'bad_request');
+    assert.equal(junk.body.error.type, 'invalid_request');
+    const text = await fetch(`${base}/v1/credits/transfer`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.key}`, 'content-type': 'application/xml' },
+      body: '<transfer/>',
+    });
+    assert.equal(text.status, 415);
+    // It was "fst_err_ctp_invalid_media_type", fastify's internal code, lowercased.
+    assert.equal(((await text.json()) as any).error.code, 'unsupported_media_type');
+  });
+
   it('an amount that is a word is refused as not an amount, not as exponent notation', async () => {
     const alice = await createAccount(base, 'user', 'Carol');
     const r = await call(base, 'POST', '/v1/credits/transfer', { token: alice.key, body: { to: 'x', amount: 'ten' } });
