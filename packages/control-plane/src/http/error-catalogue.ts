@@ -36,7 +36,6 @@ export const ERROR_CATALOGUE = {
   // 400: the request itself is wrong.
   bad_request: e(400, 'invalid_request', 'the request is malformed'),
   invalid_request: e(400, 'invalid_request', 'the request is not valid'),
-  invalid_json: e(400, 'invalid_request', 'the request body is not valid JSON'),
   invalid_amount: e(400, 'invalid_request', 'the amount is not valid'),
   invalid_cursor: e(400, 'invalid_request', 'cursor is not one this API returned'),
   invalid_period: e(400, 'invalid_request', 'the period is not valid'),
