@@ -30,6 +30,7 @@ import {
   normalizeCollateral,
   parsePolicy,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
   StaticCollateralSource,
 } from '@easyenclave/attestation';
 import { TestRootOfTrust } from '@easyenclave/attestation/testing/root-of-trust';
@@ -110,8 +111,9 @@ const requests = [];
 for (let i = 0; i < NQUOTES; i++) {
   const keyset = publicKeyset(generateKeyset());
   const nonce = newNonce();
-  const quote = rot.quote({ ...build, report_data: computeReportData(nonce, keyset) });
-  requests.push({ subject, nonce, keyset, quote, now_ms: rot.now_ms, sealed_required: true });
+  const domain = REPORT_DATA_DOMAINS.tunnel;
+  const quote = rot.quote({ ...build, report_data: computeReportData(domain, nonce, keyset) });
+  requests.push({ subject, domain, nonce, keyset, quote, now_ms: rot.now_ms, sealed_required: true });
 }
 const genQvl = QuoteVerifier.newWithRootCa(rot.root_der);
 const genOurs = DcapVerifier.newWithRootCa(rot.root_der, {

@@ -27,6 +27,8 @@ import {
   computeReportData,
   generateKeyset,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
+  signPossession,
   type AgentKeys,
   type QuoteProvider,
 } from '@easyenclave/attestation';
@@ -47,6 +49,8 @@ interface Conn {
   session: MuxSession;
   opened_at: number;
   registered: boolean;
+  /** From `registered`: signed into the proof of possession of every answer on this connection. */
+  session_id: string | null;
   attested: boolean;
   last_seen: number;
 }
@@ -156,6 +160,7 @@ export class Agent extends EventEmitter {
       }),
       opened_at: Date.now(),
       registered: false,
+      session_id: null,
       attested: false,
       last_seen: Date.now(),
     };
@@ -238,6 +243,7 @@ export class Agent extends EventEmitter {
     switch (msg.type) {
       case 'registered':
         conn.registered = true;
+        conn.session_id = msg.session_id;
         this.log.info({ status: msg.status, expires_at: msg.expires_at }, 'registered');
         this.emit('registered', msg);
         await this.sendHealth();
@@ -263,9 +269,21 @@ export class Agent extends EventEmitter {
     }
   }
 
+  /**
+   * A client's relayed nonce is quoted in the relay domain and never signed for this connection; the control
+   * plane's own challenges in the tunnel domain, with a proof of possession over this connection's session id.
+   * So evidence a client obtains can never answer a control-plane challenge, here or on another connection.
+   */
   private async answerChallenge(conn: Conn, req: AttestRequestMessage): Promise<void> {
+    const relayed = req.reason === 'client';
+    const session_id = conn.session_id;
+    if (!relayed && session_id === null) {
+      this.log.error('attest_request before registered: no session id to prove possession with');
+      return;
+    }
     const keyset = publicKeyset(this.keys);
-    const report_data = computeReportData(Buffer.from(req.nonce, 'hex'), keyset);
+    const domain = relayed ? REPORT_DATA_DOMAINS.relay : REPORT_DATA_DOMAINS.tunnel;
+    const report_data = computeReportData(domain, Buffer.from(req.nonce, 'hex'), keyset);
     try {
       const quote = await this.provider.getQuote(report_data);
       const m = (this.provider as { measurements?: Record<string, string> }).measurements ?? {};
@@ -276,6 +294,7 @@ export class Agent extends EventEmitter {
         report_data: report_data.toString('hex'),
         measurements: { ...m },
         keyset,
+        ...(session_id !== null && !relayed ? { pop_signature: signPossession(this.keys, req.nonce, session_id) } : {}),
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not produce a quote');

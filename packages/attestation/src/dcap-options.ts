@@ -3,6 +3,7 @@ import type { AttestationSubject } from './evidence.js';
 import type { CollateralSource } from './collateral-source.js';
 import type { Keyset } from './keyset.js';
 import type { Policy } from './policy.js';
+import type { ReportDataDomain } from './report-data.js';
 
 export interface DcapLogger {
   warn(msg: string): void;
@@ -26,7 +27,8 @@ export interface VerifyQuoteOptions extends RootOptions {
   policy?: Policy;
   /** With a policy: the measurement allowlist is checked only when the subject is given. */
   subject?: AttestationSubject;
-  /** With nonce and keyset, the report_data binding is checked. */
+  /** With any of domain, nonce and keyset, the report_data binding is checked (and needs all three). */
+  domain?: ReportDataDomain;
   nonce?: Buffer;
   keyset?: Keyset;
 }

@@ -2,7 +2,7 @@
 // closed and every reason is collected where later steps can still run:
 //   1. size and header (quote.ts): ≤ 64 KiB, v4/v5, ECDSA-P256, TDX, Intel QE vendor id; TD attributes
 //      (debug TD, reserved bits, SEPT_VE_DISABLE), MRSERVICETD
-//   2. report_data binding: computeReportData(nonce, keyset) equals the quote's report_data (constant time)
+//   2. report_data binding: computeReportData(domain, nonce, keyset) equals the quote's report_data (constant time)
 //   3. measurement allowlist (policy.ts), if a policy is set
 //   4. DCAP signature chain with collateral: @phala/dcap-qvl (PCK chain to the root, TCB info and QE
 //      identity signatures and dates, QE report signature and hash, QE identity policy, quote signature,
@@ -32,10 +32,13 @@ import type { TdxQuote } from './quote.js';
 import { emptyReport } from './quote-report.js';
 import type { QuoteReport } from './quote-report.js';
 import { computeReportData, reportDataMatches } from './report-data.js';
+import type { ReportDataDomain } from './report-data.js';
 
 export interface PipelineContext {
   policy?: Policy;
   subject?: AttestationSubject;
+  /** What the evidence must be for; without it a binding check fails (closed). */
+  domain?: ReportDataDomain;
   nonce?: Buffer;
   keyset?: Keyset;
   /** True when the caller requires the binding (the verifier always does). */
@@ -90,9 +93,9 @@ export async function pipeline(
   reasons.push(...tdReportReasons(q.td));
 
   // 2. report_data binding.
-  if (ctx.bind || ctx.nonce !== undefined || ctx.keyset !== undefined) {
+  if (ctx.bind || ctx.nonce !== undefined || ctx.keyset !== undefined || ctx.domain !== undefined) {
     try {
-      const expected = computeReportData(ctx.nonce as Buffer, ctx.keyset as Keyset);
+      const expected = computeReportData(ctx.domain as ReportDataDomain, ctx.nonce as Buffer, ctx.keyset as Keyset);
       if (!reportDataMatches(expected, q.td.report_data)) reasons.push(DCAP_REASONS.reportData);
     } catch (err) {
       reasons.push(`cannot check the report_data binding: ${errorText(err)}`);
@@ -175,6 +178,7 @@ export async function verifyQuote(
   const ctx: PipelineContext = { bind: false };
   if (opts.policy !== undefined) ctx.policy = opts.policy;
   if (opts.subject !== undefined) ctx.subject = opts.subject;
+  if (opts.domain !== undefined) ctx.domain = opts.domain;
   if (opts.nonce !== undefined) ctx.nonce = opts.nonce;
   if (opts.keyset !== undefined) ctx.keyset = opts.keyset;
   return guarded(opts.policy, () =>

@@ -10,6 +10,7 @@ import type { Keyset } from './keyset.js';
 import type { PckInfo } from './pck.js';
 import type { Policy } from './policy.js';
 import type { QuoteReport } from './quote-report.js';
+import type { ReportDataDomain } from './report-data.js';
 
 /**
  * The TDX/DCAP EvidenceVerifier. Collateral comes from `collateral` (a PCCS client or a file), never from
@@ -52,7 +53,7 @@ export class DcapVerifier implements EvidenceVerifier {
   async report(
     quote: Buffer,
     now_ms: number,
-    ctx: { subject?: AttestationSubject; nonce?: Buffer; keyset?: Keyset } = {},
+    ctx: { subject?: AttestationSubject; domain?: ReportDataDomain; nonce?: Buffer; keyset?: Keyset } = {},
   ): Promise<QuoteReport> {
     return guarded(this.#policy, () =>
       pipeline(this.#core, quote, (pck) => this.#getCollateral(pck), now_ms, {
@@ -72,6 +73,7 @@ export class DcapVerifier implements EvidenceVerifier {
       pipeline(this.#core, req.quote, (pck) => this.#getCollateral(pck), req.now_ms, {
         policy: this.#policy,
         subject: req.subject,
+        domain: req.domain,
         nonce: req.nonce,
         keyset: req.keyset,
         bind: true,

@@ -2,6 +2,7 @@
 // QuoteProvider on the agent and checked by an EvidenceVerifier on the control plane/SDK, so callers never
 // branch on the evidence type themselves.
 import type { Keyset } from './keyset.js';
+import type { ReportDataDomain } from './report-data.js';
 
 export type EvidenceType = 'tdx' | 'sandbox';
 
@@ -25,6 +26,8 @@ export interface AttestationSubject {
 
 export interface VerifyRequest {
   subject: AttestationSubject;
+  /** What the evidence must have been made for (report-data.ts): evidence of another domain never verifies. */
+  domain: ReportDataDomain;
   /** The 32-byte nonce the verifier issued (never one echoed back by the agent). */
   nonce: Buffer;
   keyset: Keyset;

@@ -12,15 +12,29 @@ export type { AgentKeys, Keyset } from './keyset.js';
 export { canonicalJson, generateKeyset, keysetDigest, parseKeyset, publicKeyset, rawPublicKey } from './keyset.js';
 export type { NetworkName, NetworkPolicy } from './network.js';
 export { isKnownNetwork, NETWORKS, networkPolicy } from './network.js';
+export type { ReportDataDomain } from './report-data.js';
 export {
   computeReportData,
+  isReportDataDomain,
   newNonce,
   NONCE_LENGTH,
   parseNonceHex,
-  REPORT_DATA_DOMAIN,
+  REPORT_DATA_DOMAINS,
   REPORT_DATA_LENGTH,
   reportDataMatches,
 } from './report-data.js';
+export type { Bytes32 } from './possession.js';
+export {
+  newSessionId,
+  POP_DOMAIN,
+  POP_MESSAGE_LENGTH,
+  POP_SIGNATURE_LENGTH,
+  popMessage,
+  POSSESSION_REASONS,
+  SESSION_ID_LENGTH,
+  signPossession,
+  verifyPossession,
+} from './possession.js';
 export type { SandboxQuote, SandboxQuoteProviderOptions } from './sandbox.js';
 export {
   isSandboxQuote,

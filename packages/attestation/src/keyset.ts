@@ -1,6 +1,6 @@
 // An agent's per-boot keyset (DESIGN §6): an X25519 key for HPKE and an Ed25519 key for usage receipts.
 // Both public keys are bound into report_data (see report-data.ts), so a verified quote vouches for them.
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 
 /** The public half of an agent's keyset, as it travels on the wire and is hashed into report_data. */
@@ -31,6 +31,19 @@ export function rawPublicKey(key: KeyObject): Buffer {
   const raw = Buffer.from(jwk.x, 'base64url');
   if (raw.length !== 32) throw new Error(`unexpected public key length ${raw.length}`);
   return raw;
+}
+
+/** Ed25519 signature check with a raw 32-byte public key; an unusable key or signature is just `false`. */
+export function ed25519Verify(publicKey: Buffer, data: Buffer, signature: Buffer): boolean {
+  try {
+    const key = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: publicKey.toString('base64url') },
+      format: 'jwk',
+    });
+    return verify(null, data, key, signature);
+  } catch {
+    return false;
+  }
 }
 
 export function generateKeyset(): AgentKeys {

@@ -15,10 +15,10 @@
 //      272    48  rtmr3     ┘
 //      320    32  Ed25519 signing public key (per boot)
 //      352    64  Ed25519 signature over bytes [0, 352)
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { EvidenceVerifier, Measurements, QuoteProvider, Verdict, VerifyRequest } from './evidence.js';
-import { parseKeyset, rawPublicKey } from './keyset.js';
+import { ed25519Verify, parseKeyset, rawPublicKey } from './keyset.js';
 import type { Keyset } from './keyset.js';
 import { computeReportData, NONCE_LENGTH, REPORT_DATA_LENGTH, reportDataMatches } from './report-data.js';
 
@@ -134,18 +134,6 @@ export class SandboxQuoteProvider implements QuoteProvider {
   }
 }
 
-function ed25519Verify(publicKey: Buffer, data: Buffer, signature: Buffer): boolean {
-  try {
-    const key = createPublicKey({
-      key: { kty: 'OKP', crv: 'Ed25519', x: publicKey.toString('base64url') },
-      format: 'jwk',
-    });
-    return verify(null, data, key, signature);
-  } catch {
-    return false; // an unusable key is just an invalid signature
-  }
-}
-
 /**
  * Control-plane/SDK side. Runs every check that still makes sense after a failure and reports all of
  * the failures, so a developer sees the whole problem at once.
@@ -180,7 +168,10 @@ export class SandboxVerifier implements EvidenceVerifier {
     }
     if (!Buffer.isBuffer(req.nonce) || req.nonce.length !== NONCE_LENGTH) {
       reasons.push(`invalid nonce: must be ${NONCE_LENGTH} bytes`);
-    } else if (keyset !== undefined && !reportDataMatches(computeReportData(req.nonce, keyset), quote.report_data)) {
+    } else if (
+      keyset !== undefined &&
+      !reportDataMatches(computeReportData(req.domain, req.nonce, keyset), quote.report_data)
+    ) {
       reasons.push(SANDBOX_REASONS.reportDataMismatch);
     }
 

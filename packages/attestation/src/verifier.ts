@@ -72,7 +72,7 @@ function guard(req: VerifyRequest, verdict: Verdict, routed: EvidenceType | 'unk
   try {
     bound =
       Buffer.isBuffer(verdict.report_data) &&
-      reportDataMatches(computeReportData(req.nonce, req.keyset), verdict.report_data);
+      reportDataMatches(computeReportData(req.domain, req.nonce, req.keyset), verdict.report_data);
   } catch (err) {
     return { ok: false, evidence_type: verdict.evidence_type, reasons: [`verifier error: ${errorMessage(err)}`] };
   }

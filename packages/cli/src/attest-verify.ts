@@ -2,8 +2,9 @@
 // `ee attestation verify`. Nothing the server says is trusted; each check is reported on its own:
 //
 //   nonce        the evidence answers the nonce we generated (not a replay of another answer)
-//   report_data  SHA-512("ee-tunnel-v1" ‖ nonce ‖ SHA-256(keyset)) equals the report_data inside the quote
-//                (and the one the server reported beside it): the quote vouches for this keyset, now
+//   report_data  SHA-512(domain ‖ nonce ‖ SHA-256(keyset)) equals the report_data inside the quote (and the
+//                one the server reported beside it): the quote vouches for this keyset, now, for this purpose
+//                (domain "ee-relay-v1" for an app's agent, "ee-self-v1" for the control plane itself)
 //   quote        the quote itself: a TDX quote through the DCAP pipeline `ee quote verify` uses (chain to
 //                Intel's root, collateral, CRLs, TCB status and the policy's TCB rules), or a sandbox quote
 //                through SandboxVerifier (signature, declared measurements) — refused where TDX is required
@@ -24,12 +25,15 @@ import {
   type Measurements,
   type Policy,
   type PolicyInput,
+  type ReportDataDomain,
 } from '@easyenclave/attestation';
 import type { Evidence } from './api-schemas.js';
 import type { RootOverride } from './root-ca.js';
 
 export interface VerifyEvidenceInput {
   evidence: Evidence;
+  /** What the evidence must be for: an app's agent answering a relayed nonce, or the control plane itself. */
+  domain: ReportDataDomain;
   /** The nonce we sent (or, for a saved file, the one the user vouches for). */
   nonce: Buffer;
   policy: Policy;
@@ -97,7 +101,7 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
   } catch (err) {
     bindReasons.push((err as Error).message);
   }
-  const expected = keyset === undefined ? undefined : computeReportData(nonce, keyset).toString('hex');
+  const expected = keyset === undefined ? undefined : computeReportData(input.domain, nonce, keyset).toString('hex');
   if (expected !== undefined && expected !== ev.report_data.toLowerCase())
     bindReasons.push('report_data reported beside the quote does not match the nonce and keyset');
 
@@ -120,6 +124,7 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
   if (isSandboxQuote(quote)) {
     const v = await new SandboxVerifier().verify({
       subject,
+      domain: input.domain,
       nonce,
       keyset: ks,
       quote,
@@ -147,7 +152,7 @@ export async function verifyEvidence(input: VerifyEvidenceInput): Promise<Eviden
     }
   } else {
     const dcap = new DcapVerifier({ collateral: input.collateral(), policy, ...(input.root?.verifier_options ?? {}) });
-    const report = await dcap.report(quote, input.now_ms, { subject, nonce, keyset: ks });
+    const report = await dcap.report(quote, input.now_ms, { subject, domain: input.domain, nonce, keyset: ks });
     quoteReportData = report.report_data;
     tcb_status = report.tcb_status;
     advisory_ids = report.advisory_ids;

@@ -9,6 +9,7 @@ import {
   newNonce,
   parseNonceHex,
   PccsCollateralSource,
+  REPORT_DATA_DOMAINS,
   type CollateralSource,
 } from '@easyenclave/attestation';
 import { APP_NAME_RE } from '@easyenclave/protocol';
@@ -207,9 +208,13 @@ export async function verifyCommand(o: VerifyOptions): Promise<void> {
     source = `${baseUrlText(conn)}${o.app !== undefined ? ` app ${o.app}` : ' (control plane)'}`;
   }
   const network = o.network ?? evidence.network ?? (evidence.sandbox ? 'sandbox-1' : 'forge-1');
+  // An app's agent answers a relayed nonce in the relay domain, the control plane in its own: evidence
+  // relabelled as the other kind fails the report_data check.
+  const domain = (o.app ?? evidence.app) !== undefined ? REPORT_DATA_DOMAINS.relay : REPORT_DATA_DOMAINS.self;
   const verdict = await withProgress('verifying the evidence', () =>
     verifyEvidence({
       evidence,
+      domain,
       nonce,
       policy,
       network,

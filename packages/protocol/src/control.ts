@@ -66,6 +66,9 @@ export const AttestResponseMessage = z.strictObject({
     .refine((m) => Object.keys(m).length <= 16, 'at most 16 measurements'),
   /** Ours: the per-boot keyset bound into report_data (docs/design.md §3). */
   keyset: Keyset.optional(),
+  /** Ours: proof of possession of the keyset on this connection (docs/protocol.md, Proof of possession); required by
+   *  the control plane in answers to its own challenges, absent in answers to relayed (`client`) ones. */
+  pop_signature: hex(64).optional(),
 });
 
 export const HealthMessage = z.strictObject({
@@ -81,6 +84,8 @@ export const RegisteredMessage = z.strictObject({
   agent_id: AgentId,
   expires_at: z.string(),
   status: z.string(),
+  /** Ours: 32 random bytes for this connection only, signed into every pop_signature. */
+  session_id: hex(32),
 });
 
 export const AttestResultMessage = z.strictObject({

@@ -143,6 +143,7 @@ export class EasyEnclave {
     const nonce = newNonceHex();
     const ev = await this.appEvidence(app, { ...o, nonce });
     const input: EvidenceInput = {
+      domain: 'ee-relay-v1', // a client's nonce relayed to the agent (never the control plane's own challenges)
       nonce_hex: nonce,
       echoed_nonce: ev.nonce,
       quote_b64: ev.quote,
@@ -202,6 +203,7 @@ export class EasyEnclave {
     const nonce = newNonceHex();
     const ev = await this.controlPlaneEvidence({ ...call, nonce });
     return (await verifier).verify({
+      domain: 'ee-self-v1', // the control plane's own evidence, never an agent's
       nonce_hex: nonce,
       echoed_nonce: ev.nonce,
       quote_b64: ev.quote,

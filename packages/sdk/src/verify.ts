@@ -1,7 +1,9 @@
 // Local verification of evidence (an app's agent, or the control plane itself) with @easyenclave/attestation,
 // the same code the control plane runs: sandbox quotes with SandboxVerifier, TDX quotes with DcapVerifier
 // (DCAP chain, CRLs, TCB, the policy's measurement allowlist), both through EvidenceRouter, which re-checks
-// the report_data binding to OUR nonce and the keyset and refuses sandbox evidence where hardware is required.
+// the report_data binding to OUR nonce, the keyset and the evidence's purpose (an app's agent answers a relayed
+// nonce in the relay domain, the control plane in the self domain; see report-data.ts), and refuses sandbox
+// evidence where hardware is required.
 //
 // NODE-ONLY (node:crypto, Buffer, dcap-qvl): the client loads this module with a dynamic import only when it
 // verifies, so code that never verifies (or a browser bundle that splits it out) does not load it.
@@ -21,6 +23,7 @@ import {
   type EvidenceVerifier,
   type Keyset,
   type Policy,
+  type ReportDataDomain,
   type Verdict,
 } from '@easyenclave/attestation';
 import { AttestationError } from './errors.js';
@@ -28,6 +31,8 @@ import type { TrustOptions, VerifiedEvidence } from './trust.js';
 
 /** Evidence as received, plus what the client itself knows (its nonce, the network it was configured for). */
 export interface EvidenceInput {
+  /** What the evidence must be for: 'ee-relay-v1' for an app's agent, 'ee-self-v1' for the control plane. */
+  domain: ReportDataDomain;
   /** The nonce WE chose (hex); the echoed one is only compared against it. */
   nonce_hex: string;
   echoed_nonce: string;
@@ -120,6 +125,7 @@ export class LocalVerifier {
     };
     const verdict: Verdict = await this.#router.verify({
       subject,
+      domain: ev.domain,
       nonce: Buffer.from(ev.nonce_hex, 'hex'),
       keyset,
       quote,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import {
   computeReportData,
+  REPORT_DATA_DOMAINS,
   ConfigfsQuoteProvider,
   generateKeyset,
   newNonce,
@@ -33,7 +34,7 @@ import { buildQuote, FakeTsm, GOOD, memoryLogger, trustFiles } from './fixture.j
 
 afterEach(() => closeAll());
 
-const reportData = () => computeReportData(newNonce(), publicKeyset(generateKeyset()));
+const reportData = () => computeReportData(REPORT_DATA_DOMAINS.tunnel, newNonce(), publicKeyset(generateKeyset()));
 
 describe('configfs-tsm quote provider', () => {
   test('mkdir an entry, write inblob, read outblob, remove the entry', async () => {

@@ -11,7 +11,7 @@ import { TEST_PLATFORM, TestRootOfTrust, type QuoteOptions } from '@easyenclave/
 import type { AttestResponseMessage, RegisterMessage } from '@easyenclave/protocol';
 import { onCleanup, type CpEnv } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
-import type { Challenge, RawAgent } from '../lifecycle/raw-agent.js';
+import type { BindingOptions, Challenge, RawAgent } from '../lifecycle/raw-agent.js';
 
 export const m48 = (s: string): Buffer => createHash('sha384').update(s).digest();
 
@@ -119,7 +119,7 @@ export async function trustFiles(policy: unknown | null = policyJson('e2e-1')): 
   };
 }
 
-export interface TdxAnswerOptions {
+export interface TdxAnswerOptions extends BindingOptions {
   quote?: QuoteOptions;
   /** Bind report_data to this keyset instead of the one sent. */
   keyset_for_report_data?: Keyset;
@@ -134,7 +134,11 @@ export function tdxAnswer(
   build: Build = GOOD,
   o: TdxAnswerOptions = {},
 ): AttestResponseMessage {
-  const report_data = computeReportData(Buffer.from(String(req.nonce), 'hex'), o.keyset_for_report_data ?? raw.keyset);
+  const report_data = computeReportData(
+    raw.domainFor(req, o),
+    Buffer.from(String(req.nonce), 'hex'),
+    o.keyset_for_report_data ?? raw.keyset,
+  );
   const quote = rot.quote({ ...buildQuote(build), report_data, ...o.quote });
   return {
     type: 'attest_response',
@@ -143,6 +147,7 @@ export function tdxAnswer(
     report_data: report_data.toString('hex'),
     measurements: { mrtd: build.mrtd.toString('hex') },
     keyset: raw.keyset,
+    ...raw.possession(req, o),
   };
 }
 

@@ -6,7 +6,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { computeReportData, generateKeyset, newNonce, publicKeyset } from '@easyenclave/attestation';
+import {
+  computeReportData,
+  generateKeyset,
+  newNonce,
+  publicKeyset,
+  REPORT_DATA_DOMAINS,
+} from '@easyenclave/attestation';
 import { EE_BIN, REPO_ROOT } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { buildQuote, GOOD, OTHER, policyJson, trustFiles } from './fixture.js';
@@ -142,7 +148,7 @@ describe('ee quote verify', () => {
     const t = await trustFiles();
     const dir = tmpDir();
     const quoteFile = join(dir, 'gen.quote');
-    const report_data = computeReportData(newNonce(), publicKeyset(generateKeyset()));
+    const report_data = computeReportData(REPORT_DATA_DOMAINS.tunnel, newNonce(), publicKeyset(generateKeyset()));
     writeFileSync(quoteFile, t.rot.quote({ ...buildQuote(GOOD), report_data }).toString('base64'));
     const policyFile = join(dir, 'policy.json');
     writeFileSync(

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import {
   computeReportData,
+  REPORT_DATA_DOMAINS,
   DcapVerifier,
   EvidenceRouter,
   newNonce,
@@ -31,6 +32,7 @@ function request(body: any, nonce: Buffer, sealed_required = false): VerifyReque
       release_tag: body.release_tag,
       network: sealed_required ? 'forge-1' : 'sandbox-1',
     },
+    domain: REPORT_DATA_DOMAINS.self,
     nonce,
     keyset: body.keyset,
     quote: Buffer.from(body.quote, 'base64'),
@@ -51,7 +53,7 @@ describe('GET /v1/attestation', () => {
     assert.equal(body.sandbox, true);
     assert.equal(body.nonce, nonce.toString('hex'));
     assert.deepEqual(Object.keys(body.keyset).sort(), ['hpke_public_key', 'receipt_public_key']);
-    assert.equal(body.report_data, computeReportData(nonce, body.keyset).toString('hex'));
+    assert.equal(body.report_data, computeReportData(REPORT_DATA_DOMAINS.self, nonce, body.keyset).toString('hex'));
     assert.equal(typeof body.measurements.mrtd, 'string');
 
     const v = await new SandboxVerifier().verify(request(body, nonce));

@@ -17,6 +17,7 @@ import {
   parsePolicy,
   POLICY_REASONS,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
   verifyQuote,
 } from '@easyenclave/attestation';
 import type { DcapCollateral } from '@easyenclave/attestation';
@@ -98,9 +99,18 @@ describe("the real Intel TDX quote, against Intel's root", () => {
     const keyset = publicKeyset(generateKeyset());
     const nonce = newNonce();
     const subject = { agent_id: 'a', repo: 'org/app', release_tag: 'v1', app_name: 'app', network: 'forge-1' };
-    const verdict = await v.verify({ subject, nonce, keyset, quote, now_ms: FIRST * 1000, sealed_required: true });
+    const domain = REPORT_DATA_DOMAINS.tunnel;
+    const verdict = await v.verify({
+      subject,
+      domain,
+      nonce,
+      keyset,
+      quote,
+      now_ms: FIRST * 1000,
+      sealed_required: true,
+    });
     assert.deepEqual(verdict.ok ? [] : verdict.reasons, [DCAP_REASONS.reportData]);
-    assert.notDeepEqual(computeReportData(nonce, keyset).toString('hex'), EXPECTED.report_data);
+    assert.notDeepEqual(computeReportData(domain, nonce, keyset).toString('hex'), EXPECTED.report_data);
     const report = await v.report(quote, FIRST * 1000);
     assert.equal(report.ok, true, report.reasons.join('; '));
     assert.equal(report.evidence_type, 'tdx');

@@ -21,6 +21,7 @@ import {
   publicKeyset,
   QUOTE_MAX_BYTES,
   QUOTE_REASONS,
+  REPORT_DATA_DOMAINS,
   StaticCollateralSource,
 } from '@easyenclave/attestation';
 import type { CollateralSource, DcapCollateral, Policy, Verdict, VerifyRequest } from '@easyenclave/attestation';
@@ -100,10 +101,19 @@ describe('DcapVerifier with a generated root of trust', () => {
       rtmr1: RTMR[1],
       rtmr2: RTMR[2],
       rtmr3: RTMR[3],
-      report_data: computeReportData(nonce, keyset),
+      report_data: computeReportData(REPORT_DATA_DOMAINS.tunnel, nonce, keyset),
       ...q,
     });
-    return { subject, nonce, keyset, quote, now_ms: rot.now_ms, sealed_required: true, ...over };
+    return {
+      subject,
+      domain: REPORT_DATA_DOMAINS.tunnel,
+      nonce,
+      keyset,
+      quote,
+      now_ms: rot.now_ms,
+      sealed_required: true,
+      ...over,
+    };
   };
 
   before(async () => {
@@ -148,7 +158,7 @@ describe('DcapVerifier with a generated root of trust', () => {
       rtmr2: (RTMR[2] as Buffer).toString('hex'),
       rtmr3: '0'.repeat(96),
     });
-    assert.ok(v.report_data.equals(computeReportData(req.nonce, req.keyset)));
+    assert.ok(v.report_data.equals(computeReportData(req.domain, req.nonce, req.keyset)));
     const digest = Buffer.from(normalizeCollateral(collateral).digest, 'hex');
     assert.equal(v.evidence_hash, createHash('sha256').update(req.quote).update(digest).digest('hex'));
     assert.equal(v.policy_version, 'test-2026.1');
@@ -456,6 +466,37 @@ describe('DcapVerifier with a generated root of trust', () => {
       assert.deepEqual(reasonsOf(await verifier.verify(otherNonce)), [DCAP_REASONS.reportData]);
       const badNonce = reasonsOf(await verifier.verify({ ...req, nonce: Buffer.alloc(3) }));
       assert.deepEqual(badNonce, ['cannot check the report_data binding: nonce must be 32 bytes']);
+    });
+
+    it('report_data made for one purpose (domain) never verifies for another, directly or through the router', async () => {
+      const domains = Object.values(REPORT_DATA_DOMAINS);
+      const router = new EvidenceRouter({ tdx: verifier });
+      for (const made of domains) {
+        const base = request();
+        const quote = rot.quote({
+          mrtd: MRTD,
+          rtmr0: RTMR[0],
+          rtmr1: RTMR[1],
+          rtmr2: RTMR[2],
+          rtmr3: RTMR[3],
+          report_data: computeReportData(made, base.nonce, base.keyset),
+        });
+        for (const checked of domains) {
+          const req = { ...base, quote, domain: checked };
+          const direct = await verifier.verify(req);
+          const routed = await router.verify(req);
+          if (made === checked) {
+            assert.ok(direct.ok && routed.ok, `${made}: ${JSON.stringify(direct)} ${JSON.stringify(routed)}`);
+          } else {
+            assert.deepEqual(reasonsOf(direct), [DCAP_REASONS.reportData], `${made} as ${checked}`);
+            assert.deepEqual(reasonsOf(routed), [DCAP_REASONS.reportData], `${made} as ${checked} (router)`);
+          }
+        }
+      }
+      // No domain at all (a caller bug) is a failure, never a skipped check.
+      const undomained = { ...request(), domain: undefined } as unknown as VerifyRequest;
+      const r = reasonsOf(await verifier.verify(undomained));
+      assert.deepEqual(r, ['cannot check the report_data binding: unknown report_data domain "undefined"']);
     });
 
     it('SGX quote where a TDX quote is required; truncated and oversized quotes', async () => {

@@ -11,12 +11,14 @@ import {
   parseKeyset,
   parseNonceHex,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
   reportDataMatches,
 } from '@easyenclave/attestation';
 import type { Keyset } from '@easyenclave/attestation';
 
 const hex32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex'));
 const keysetArb: fc.Arbitrary<Keyset> = fc.record({ hpke_public_key: hex32, receipt_public_key: hex32 });
+const T = REPORT_DATA_DOMAINS.tunnel;
 const nonceArb = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b));
 
 /** Rebuilds a JSON value with every object's keys in a seeded random order. */
@@ -153,13 +155,13 @@ describe('report_data', () => {
   const ks = { hpke_public_key: '11'.repeat(32), receipt_public_key: '22'.repeat(32) };
   const nonce = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 
-  it('matches the written-down scheme (known answer, cross-checked in Python)', () => {
+  it('matches the written-down scheme in the tunnel domain (known answer, cross-checked in Python)', () => {
     const expected = createHash('sha512')
       .update('ee-tunnel-v1')
       .update(nonce)
       .update(createHash('sha256').update(canonicalJson(ks)).digest())
       .digest();
-    const rd = computeReportData(nonce, ks);
+    const rd = computeReportData(T, nonce, ks);
     assert.ok(rd.equals(expected));
     assert.equal(
       rd.toString('hex'),
@@ -170,9 +172,9 @@ describe('report_data', () => {
   it('is 64 bytes and deterministic (property)', () => {
     fc.assert(
       fc.property(nonceArb, keysetArb, (n, k) => {
-        const rd = computeReportData(n, k);
+        const rd = computeReportData(T, n, k);
         assert.equal(rd.length, 64);
-        assert.ok(rd.equals(computeReportData(Buffer.from(n), { ...k })));
+        assert.ok(rd.equals(computeReportData(T, Buffer.from(n), { ...k })));
       }),
     );
   });
@@ -181,7 +183,7 @@ describe('report_data', () => {
     fc.assert(
       fc.property(nonceArb, nonceArb, keysetArb, (n1, n2, k) => {
         fc.pre(!n1.equals(n2));
-        assert.ok(!reportDataMatches(computeReportData(n1, k), computeReportData(n2, k)));
+        assert.ok(!reportDataMatches(computeReportData(T, n1, k), computeReportData(T, n2, k)));
       }),
     );
   });
@@ -190,24 +192,24 @@ describe('report_data', () => {
     fc.assert(
       fc.property(nonceArb, keysetArb, keysetArb, (n, k1, k2) => {
         fc.pre(canonicalJson(k1) !== canonicalJson(k2));
-        assert.ok(!reportDataMatches(computeReportData(n, k1), computeReportData(n, k2)));
+        assert.ok(!reportDataMatches(computeReportData(T, n, k1), computeReportData(T, n, k2)));
       }),
     );
   });
 
   it('binds the two keys to their roles (swapping them changes report_data)', () => {
     const swapped = { hpke_public_key: ks.receipt_public_key, receipt_public_key: ks.hpke_public_key };
-    assert.ok(!reportDataMatches(computeReportData(nonce, ks), computeReportData(nonce, swapped)));
+    assert.ok(!reportDataMatches(computeReportData(T, nonce, ks), computeReportData(T, nonce, swapped)));
   });
 
   it('rejects a nonce that is not 32 bytes and an invalid keyset', () => {
-    assert.throws(() => computeReportData(Buffer.alloc(31), ks), /nonce must be 32 bytes/);
-    assert.throws(() => computeReportData(Buffer.alloc(33), ks), /nonce must be 32 bytes/);
-    assert.throws(() => computeReportData(nonce, { ...ks, hpke_public_key: 'x' }), /invalid keyset/);
+    assert.throws(() => computeReportData(T, Buffer.alloc(31), ks), /nonce must be 32 bytes/);
+    assert.throws(() => computeReportData(T, Buffer.alloc(33), ks), /nonce must be 32 bytes/);
+    assert.throws(() => computeReportData(T, nonce, { ...ks, hpke_public_key: 'x' }), /invalid keyset/);
   });
 
   it('reportDataMatches is length-checked', () => {
-    const rd = computeReportData(nonce, ks);
+    const rd = computeReportData(T, nonce, ks);
     assert.equal(reportDataMatches(rd, Buffer.from(rd)), true);
     assert.equal(reportDataMatches(rd, rd.subarray(0, 63)), false);
     assert.equal(reportDataMatches(rd, Buffer.concat([rd, Buffer.alloc(1)])), false);

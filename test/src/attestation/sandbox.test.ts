@@ -10,6 +10,7 @@ import {
   networkPolicy,
   newNonce,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
   ROUTER_REASONS,
 } from '@easyenclave/attestation';
 import type { EvidenceVerifier, Keyset, Verdict, VerifyRequest } from '@easyenclave/attestation';
@@ -24,12 +25,13 @@ import { SandboxQuoteProvider, sandboxMeasurements, SandboxVerifier } from '@eas
 const subject = { agent_id: 'a1', repo: 'org/repo', release_tag: 'v0.1.3', app_name: 'myapp', network: 'sandbox-1' };
 const provider = new SandboxQuoteProvider({ repo: subject.repo, release_tag: subject.release_tag });
 const verifier = new SandboxVerifier();
+const TUNNEL = REPORT_DATA_DOMAINS.tunnel;
 
 async function setup(over: Partial<VerifyRequest> = {}): Promise<VerifyRequest> {
   const keyset = publicKeyset(generateKeyset());
   const nonce = newNonce();
-  const quote = await provider.getQuote(computeReportData(nonce, keyset));
-  return { subject, nonce, keyset, quote, now_ms: Date.now(), sealed_required: false, ...over };
+  const quote = await provider.getQuote(computeReportData(TUNNEL, nonce, keyset));
+  return { subject, domain: TUNNEL, nonce, keyset, quote, now_ms: Date.now(), sealed_required: false, ...over };
 }
 
 function reasonsOf(v: Verdict): string[] {
@@ -50,7 +52,7 @@ describe('sandbox quote provider → verifier', () => {
     assert.ok(v.ok, JSON.stringify(v));
     assert.equal(v.evidence_type, 'sandbox');
     assert.deepEqual(v.measurements, sandboxMeasurements(subject.repo, subject.release_tag));
-    assert.ok(v.report_data.equals(computeReportData(req.nonce, req.keyset)));
+    assert.ok(v.report_data.equals(computeReportData(req.domain, req.nonce, req.keyset)));
     assert.equal(v.evidence_hash, createHash('sha256').update(req.quote).digest('hex'));
     assert.equal(v.policy_version, null);
   });
@@ -66,10 +68,11 @@ describe('sandbox quote provider → verifier', () => {
         async (repo, release_tag, n, keyset) => {
           const nonce = Buffer.from(n);
           const p = new SandboxQuoteProvider({ repo, release_tag });
-          const quote = await p.getQuote(computeReportData(nonce, keyset));
+          const quote = await p.getQuote(computeReportData(TUNNEL, nonce, keyset));
           assert.equal(quote.length, SANDBOX_QUOTE_LENGTH);
           const v = await verifier.verify({
             subject: { ...subject, repo, release_tag },
+            domain: TUNNEL,
             nonce,
             keyset,
             quote,
@@ -139,7 +142,7 @@ describe('sandbox quote provider → verifier', () => {
     // Anyone can sign a sandbox quote; what stops replay is the nonce binding.
     const req = await setup();
     const other = new SandboxQuoteProvider({ repo: subject.repo, release_tag: subject.release_tag });
-    const quote = await other.getQuote(computeReportData(newNonce(), req.keyset));
+    const quote = await other.getQuote(computeReportData(TUNNEL, newNonce(), req.keyset));
     assert.deepEqual(reasonsOf(await verifier.verify({ ...req, quote })), [SANDBOX_REASONS.reportDataMismatch]);
   });
 
@@ -240,7 +243,7 @@ describe('EvidenceRouter', () => {
     ok: true,
     evidence_type,
     measurements: sandboxMeasurements('x', 'y'),
-    report_data: computeReportData(r.nonce, r.keyset),
+    report_data: computeReportData(r.domain, r.nonce, r.keyset),
     evidence_hash: 'h',
     policy_version: null,
   });

@@ -10,6 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   computeReportData,
+  REPORT_DATA_DOMAINS,
   generateKeyset,
   newNonce,
   publicKeyset,
@@ -157,6 +158,23 @@ describe('ee attestation: the control plane (sandbox evidence)', () => {
     assert.equal(sj.checks.report_data.ok, false);
     assert.equal(sj.checks.nonce.ok, true);
 
+    // The control plane's own evidence relabelled as an app agent's (checked in the relay domain): it fails.
+    const relabelled = { ...fetched, app: 'demo', agent_id: 'agent-x-0001', network: 'sandbox-1' };
+    writeFileSync(join(dir, 'relabelled.json'), JSON.stringify(relabelled));
+    const rl = await ee([
+      'attestation',
+      'verify',
+      '--evidence',
+      join(dir, 'relabelled.json'),
+      '--policy',
+      allow,
+      '--json',
+    ]);
+    assert.equal(rl.code, 1, show(rl));
+    const rlj = JSON.parse(rl.stdout);
+    assert.equal(rlj.checks.report_data.ok, false);
+    assert.equal(rlj.checks.nonce.ok, true);
+
     // One flipped bit in the quote's measurements: the sandbox signature no longer verifies.
     const quote = Buffer.from(fetched.quote, 'base64');
     quote[100] = (quote[100] as number) ^ 1;
@@ -293,7 +311,7 @@ async function standIn(tweak: (body: Record<string, unknown>) => Record<string, 
     if (m === null || m[1] !== 'demo')
       return send(404, { error: { code: 'unknown_app', message: `no app named "${m?.[1]}"` } });
     const nonce = Buffer.from(url.searchParams.get('nonce') ?? '', 'hex');
-    const report_data = computeReportData(nonce, keyset);
+    const report_data = computeReportData(REPORT_DATA_DOMAINS.relay, nonce, keyset);
     void provider.getQuote(report_data).then((quote) =>
       send(
         200,

@@ -13,6 +13,7 @@ import {
   patternChunk,
   spawnAgent,
   spawnCp,
+  SPAWN_READY_TIMEOUT_MS,
   startBackend,
   waitFor,
   waitRoutable,
@@ -35,7 +36,7 @@ async function freshNetwork(): Promise<void> {
   const backend = await startBackend();
   cp = await spawnCp();
   spawnAgent({ control_ws: cp.ws_url, backend_url: backend.url, agent_id: `agent-large-${cp.pid}` });
-  await waitRoutable(cp, 'demo', 10_000);
+  await waitRoutable(cp, 'demo', SPAWN_READY_TIMEOUT_MS);
   await downloadVerified(entry('host'), 4 * MiB);
   await uploadVerified(entry('api-path'), 4 * MiB);
 }

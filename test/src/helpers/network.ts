@@ -251,6 +251,9 @@ export interface CpProcess extends ProcessHandle {
   env: CpEnv;
 }
 
+/** How long a subprocess may take to come up: node start-up alone took over 10 s on a loaded 2-core machine. */
+export const SPAWN_READY_TIMEOUT_MS = 30_000;
+
 /** A control plane as a real `ee control-plane` subprocess on fixed ports (so it can be killed and restarted). */
 export async function spawnCp(extra: CpEnv = {}): Promise<CpProcess> {
   const api = extra.EE_CONTROL_PORT ? Number(extra.EE_CONTROL_PORT) : await freePort();
@@ -260,7 +263,7 @@ export async function spawnCp(extra: CpEnv = {}): Promise<CpProcess> {
   const api_url = `http://127.0.0.1:${api}`;
   await waitFor(
     async () => (await fetch(`${api_url}/health`)).ok,
-    10_000,
+    SPAWN_READY_TIMEOUT_MS,
     `control plane on ${api_url}\n${h.output()}`,
   );
   return { ...h, api_url, proxy_url: `http://127.0.0.1:${proxy}`, ws_url: `ws://127.0.0.1:${api}/v1/tunnel`, env };

@@ -16,8 +16,11 @@ import {
   computeReportData,
   generateKeyset,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
   SandboxQuoteProvider,
+  signPossession,
   type Keyset,
+  type ReportDataDomain,
 } from '@easyenclave/attestation';
 import { onCleanup } from '../helpers/network.js';
 
@@ -41,7 +44,17 @@ export interface RegisterFields {
   agent_id?: string;
 }
 
-export interface AnswerOptions {
+/** How an answer is bound: its report_data domain and its proof of possession (docs/protocol.md). */
+export interface BindingOptions {
+  /** report_data domain (default: relay for a `client` challenge, tunnel otherwise, as a real agent does). */
+  domain?: ReportDataDomain;
+  /** null: send no pop_signature; a string: send this one instead of a real signature. */
+  pop_signature?: string | null;
+  /** Sign over this session id instead of the one this connection got in `registered`. */
+  pop_session_id?: string;
+}
+
+export interface AnswerOptions extends BindingOptions {
   /** Compute report_data over this nonce instead of the challenge's. */
   nonce_for_report_data?: Buffer;
   /** Hash this keyset into report_data instead of the one sent in the message. */
@@ -74,6 +87,8 @@ export class RawAgent {
   private session: MuxSession | null = null;
   provider: SandboxQuoteProvider;
   reg: Required<RegisterFields>;
+  /** The session id of this connection, from `registered`. */
+  session_id: string | null = null;
 
   private constructor(
     readonly ws: WebSocket,
@@ -113,6 +128,7 @@ export class RawAgent {
       } catch {
         msg = { type: '<invalid json>', raw: data.toString('utf8') };
       }
+      if (msg.type === 'registered' && typeof msg.session_id === 'string') this.session_id = msg.session_id;
       this.received.push(msg);
       this.inbox.push(msg);
       this.notify();
@@ -225,10 +241,25 @@ export class RawAgent {
     this.sendJson(this.registerMessage(overrides));
   }
 
+  /** The report_data domain a real agent uses for this challenge, unless the options say otherwise. */
+  domainFor(req: Challenge, o: BindingOptions = {}): ReportDataDomain {
+    return o.domain ?? ((req as Msg).reason === 'client' ? REPORT_DATA_DOMAINS.relay : REPORT_DATA_DOMAINS.tunnel);
+  }
+
+  /** The pop_signature field a real agent adds (none for a relayed challenge), or what the options ask for. */
+  possession(req: Challenge, o: BindingOptions = {}): { pop_signature?: string } {
+    if (o.pop_signature === null) return {};
+    if (o.pop_signature !== undefined) return { pop_signature: o.pop_signature };
+    if ((req as Msg).reason === 'client' && o.pop_session_id === undefined) return {};
+    const session_id = o.pop_session_id ?? this.session_id;
+    if (session_id === null) return {}; // not registered yet: nothing to sign over
+    return { pop_signature: signPossession(this.keys, String(req.nonce), session_id) };
+  }
+
   /** Builds an attest_response for a challenge; options produce the various wrong answers. */
   async buildAnswer(req: Challenge, o: AnswerOptions = {}): Promise<AttestResponseMessage> {
     const nonce = o.nonce_for_report_data ?? Buffer.from(String(req.nonce), 'hex');
-    const report_data = computeReportData(nonce, o.keyset_for_report_data ?? this.keyset);
+    const report_data = computeReportData(this.domainFor(req, o), nonce, o.keyset_for_report_data ?? this.keyset);
     const quote = await this.provider.getQuote(report_data);
     o.tamper?.(quote);
     return {
@@ -238,6 +269,7 @@ export class RawAgent {
       report_data: o.report_data_hex ?? report_data.toString('hex'),
       measurements: { ...this.provider.measurements },
       keyset: o.keyset ?? this.keyset,
+      ...this.possession(req, o),
     };
   }
 

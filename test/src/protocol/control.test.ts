@@ -62,6 +62,12 @@ describe('control messages: the seed examples', () => {
     assert.deepEqual(ok(parseAgentMessage(text({ ...attestResponse, keyset }))), { ...attestResponse, keyset });
     for (const pad of ['', '=', '=='])
       ok(parseAgentMessage(text({ ...attestResponse, quote: 'QUJD' + 'QQ'.slice(0, 2 - pad.length) + pad })));
+    const pop_signature = randomBytes(64).toString('hex');
+    assert.deepEqual(ok(parseAgentMessage(text({ ...attestResponse, keyset, pop_signature }))), {
+      ...attestResponse,
+      keyset,
+      pop_signature,
+    });
   });
   it('a maximal quote still fits in one control message', () => {
     const quote = 'A'.repeat(40_000);
@@ -77,17 +83,19 @@ describe('control messages: the seed examples', () => {
     );
   });
   it('our control-to-agent messages', () => {
-    ok(
-      parseControlMessage(
-        text({
-          type: 'registered',
-          app_name: 'myapp',
-          agent_id: UUID,
-          expires_at: '2026-01-01T00:00:00Z',
-          status: 'active',
-        }),
-      ),
-    );
+    const registered = {
+      type: 'registered',
+      app_name: 'myapp',
+      agent_id: UUID,
+      expires_at: '2026-01-01T00:00:00Z',
+      status: 'active',
+      session_id: randomBytes(32).toString('hex'),
+    };
+    assert.deepEqual(ok(parseControlMessage(text(registered))), registered);
+    // The session id is required, and exactly 32 bytes of lowercase hex.
+    fails(parseControlMessage(text({ ...registered, session_id: undefined })), 'session_id');
+    fails(parseControlMessage(text({ ...registered, session_id: 'AB'.repeat(32) })), 'session_id');
+    fails(parseControlMessage(text({ ...registered, session_id: 'ab'.repeat(31) })), 'session_id');
     ok(
       parseControlMessage(text({ type: 'attest_result', nonce: NONCE, ok: false, reasons: ['measurement mismatch'] })),
     );
@@ -130,6 +138,8 @@ describe('control messages: rejection', () => {
       [{ ...attestResponse, report_data: 'AB'.repeat(64) }, 'report_data'],
       [{ ...attestResponse, nonce: 'g'.repeat(64) }, 'nonce'],
       [{ ...attestResponse, measurements: { mrtd: 1 } }, 'measurements'],
+      [{ ...attestResponse, pop_signature: 'ab'.repeat(63) }, 'pop_signature'],
+      [{ ...attestResponse, pop_signature: 'AB'.repeat(64) }, 'pop_signature'],
       [{ type: 'health', status: 'ok' }, 'status'],
       [{ type: 'health', status: 'fail', detail: 'x'.repeat(513) }, 'detail'],
       [{ ...register, type: 'attest_request' }, 'type'],

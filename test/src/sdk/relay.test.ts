@@ -4,7 +4,7 @@
 // agent's answer. A relay must never count as, or disturb, the agent's own attestation.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { computeReportData, newNonce, SandboxVerifier } from '@easyenclave/attestation';
+import { computeReportData, newNonce, REPORT_DATA_DOMAINS, SandboxVerifier } from '@easyenclave/attestation';
 import { closeAll, startAgent, startBackend, startCp, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
 import { newAgentId, RawAgent } from '../lifecycle/raw-agent.js';
 import { httpGet, resolveApp } from '../lifecycle/util.js';
@@ -62,7 +62,7 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
       },
     );
     assert.deepEqual(b.keyset, agent.keys.toJSON());
-    assert.equal(b.report_data, computeReportData(nonce, b.keyset).toString('hex'));
+    assert.equal(b.report_data, computeReportData(REPORT_DATA_DOMAINS.relay, nonce, b.keyset).toString('hex'));
     const subject = {
       agent_id: b.agent_id,
       app_name: 'demo',
@@ -72,6 +72,7 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
     };
     const verdict = await new SandboxVerifier().verify({
       subject,
+      domain: REPORT_DATA_DOMAINS.relay,
       nonce,
       keyset: b.keyset,
       quote: Buffer.from(b.quote, 'base64'),
@@ -82,6 +83,7 @@ describe('GET /v1/apps/:app/attestation (relay)', () => {
     // Bound to this nonce: the same evidence does not verify for another one.
     const other = await new SandboxVerifier().verify({
       subject,
+      domain: REPORT_DATA_DOMAINS.relay,
       nonce: newNonce(),
       keyset: b.keyset,
       quote: Buffer.from(b.quote, 'base64'),

@@ -3,18 +3,27 @@
 // no TDX hardware here). A real agent with allowlisted measurements passes; an agent the control plane admits
 // but the client's policy does not list is refused; a tampered or replayed quote is refused, and then nothing
 // reaches the app. The control plane's own (sandbox) evidence verifies with a sandbox policy and not with a
-// mismatched one.
+// mismatched one. Evidence made for another purpose (report_data domain) than the one asked for is refused:
+// an app's evidence must be a relayed answer (ee-relay-v1), the control plane's its own (ee-self-v1).
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import {
+  computeReportData,
   DCAP_REASONS,
+  generateKeyset,
   POLICY_REASONS,
+  publicKeyset,
+  REPORT_DATA_DOMAINS,
   ROUTER_REASONS,
   SANDBOX_REASONS,
+  SandboxQuoteProvider,
   sandboxMeasurements,
+  type ReportDataDomain,
 } from '@easyenclave/attestation';
 import { AttestationError, EasyEnclave, type TrustOptions } from '@easyenclave/sdk';
-import { closeAll, startAgent, startBackend, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
+import { closeAll, onCleanup, startAgent, startBackend, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { RawAgent } from '../lifecycle/raw-agent.js';
 import {
@@ -160,6 +169,94 @@ describe('SDK verification on a sealed network (test root of trust)', () => {
       200,
       'the app itself is up',
     );
+  });
+});
+
+describe('SDK verification: report_data domains', () => {
+  test('forge-1: an agent answering a relayed nonce in the tunnel or self domain is refused; the relay domain passes', async () => {
+    const s = await sealed();
+    const raw = await RawAgent.connect(wsUrl(s.cp), { network: 'forge-1' });
+    raw.serve();
+    await attestTdx(raw, s.t.rot, GOOD);
+    await waitRoutable(s.cp);
+    const ee = new EasyEnclave({ url: s.cp.api_url, policy: policyJson('client-1'), trust: clientTrust(s.t) });
+    for (const domain of [REPORT_DATA_DOMAINS.tunnel, REPORT_DATA_DOMAINS.self, REPORT_DATA_DOMAINS.relay]) {
+      const pending = ee.verifyApp('demo');
+      const req = await raw.next('attest_request');
+      assert.equal(req.reason, 'client');
+      const answer = tdxAnswer(raw, s.t.rot, req, GOOD, { domain });
+      assert.equal(answer.pop_signature, undefined, 'a relayed answer carries no proof of possession');
+      raw.sendJson(answer);
+      if (domain === REPORT_DATA_DOMAINS.relay) {
+        assert.equal((await pending).evidence_type, 'tdx');
+      } else {
+        const reasons = await refused(pending);
+        assert.ok(
+          reasons.includes(DCAP_REASONS.reportData) || reasons.includes(ROUTER_REASONS.reportDataUnbound),
+          `${domain}: ${JSON.stringify(reasons)}`,
+        );
+      }
+    }
+    assert.equal(raw.streams_opened, 0, 'nothing reached the app');
+  });
+
+  /** A stand-in control plane serving sandbox evidence made in the domain the test chooses. */
+  async function standIn(): Promise<{ url: string; domain: { app: ReportDataDomain; self: ReportDataDomain } }> {
+    const provider = new SandboxQuoteProvider({ repo: 'acme/demo', release_tag: 'v1.0.0' });
+    const keyset = publicKeyset(generateKeyset());
+    const domain = {
+      app: REPORT_DATA_DOMAINS.relay as ReportDataDomain,
+      self: REPORT_DATA_DOMAINS.self as ReportDataDomain,
+    };
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const nonce = Buffer.from(url.searchParams.get('nonce') ?? '', 'hex');
+      const app = url.pathname === '/v1/apps/demo/attestation';
+      const report_data = computeReportData(app ? domain.app : domain.self, nonce, keyset);
+      void provider.getQuote(report_data).then((quote) => {
+        const common = {
+          evidence_type: 'sandbox',
+          sandbox: true,
+          nonce: nonce.toString('hex'),
+          quote: quote.toString('base64'),
+          report_data: report_data.toString('hex'),
+          keyset,
+          measurements: { ...provider.measurements },
+          repo: 'acme/demo',
+          release_tag: 'v1.0.0',
+        };
+        const body = app
+          ? { ...common, app: 'demo', agent_id: 'agent-standin-1', network: 'sandbox-1', sealed: false }
+          : common;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onCleanup(() => new Promise((r) => server.close(r)));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, domain };
+  }
+
+  test('verifyApp accepts only relay-domain evidence, verifyControlPlane only self-domain evidence', async () => {
+    const s = await standIn();
+    const ee = new EasyEnclave({ url: s.url, network: 'sandbox-1' });
+    assert.equal((await ee.verifyApp('demo')).agent_id, 'agent-standin-1');
+    assert.equal((await ee.verifyControlPlane()).evidence_type, 'sandbox');
+    for (const d of [REPORT_DATA_DOMAINS.tunnel, REPORT_DATA_DOMAINS.self]) {
+      s.domain.app = d;
+      assert.deepEqual(
+        await refused(ee.verifyApp('demo')),
+        [SANDBOX_REASONS.reportDataMismatch],
+        `app evidence in ${d}`,
+      );
+    }
+    for (const d of [REPORT_DATA_DOMAINS.tunnel, REPORT_DATA_DOMAINS.relay]) {
+      s.domain.self = d;
+      assert.deepEqual(
+        await refused(ee.verifyControlPlane()),
+        [SANDBOX_REASONS.reportDataMismatch],
+        `control-plane evidence in ${d}`,
+      );
+    }
   });
 });
 

@@ -2,7 +2,10 @@
 // bound to a nonce the caller chose, so a client (the SDK, `ee`) can verify the agent itself before sending it
 // anything, instead of trusting the control plane's verdict. The control plane relays the nonce over the
 // tunnel (see tunnel/attestation-relay.ts) and returns the agent's answer exactly as the agent produced it;
-// it does not judge it, and the relay is never recorded as, nor disturbs, the agent's own attestation.
+// it does not judge it, and the relay is never recorded as, nor disturbs, the agent's own attestation. Agents
+// quote relayed nonces in the relay report_data domain (ee-relay-v1) without a proof of possession, and a nonce
+// that is any agent's pending challenge is refused (409 nonce_in_use), so this public route is never an oracle
+// for the control plane's own challenges.
 //
 // Public, so bounded: MAX_CONCURRENT_RELAYS at once over all apps, and per agent a few pending and a rate
 // (attestation-relay.ts, link.ts), each refused with 503 busy + Retry-After.

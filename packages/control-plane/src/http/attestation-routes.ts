@@ -1,8 +1,11 @@
 // GET /v1/attestation?nonce=<64 hex>: the control plane attests itself (DESIGN §3), so a client (the SDK) can
 // verify the coordinator like any agent. The answer is the control plane's own evidence, bound to the caller's
-// nonce and to this process's per-boot keyset by the one report_data scheme:
+// nonce and to this process's per-boot keyset by the one report_data scheme, in its own domain:
 //
-//   report_data = SHA-512("ee-tunnel-v1" ‖ nonce ‖ SHA-256(canonical JSON of the keyset))
+//   report_data = SHA-512("ee-self-v1" ‖ nonce ‖ SHA-256(canonical JSON of the keyset))
+//
+// The domain is what keeps this public route from being an oracle: a quote made here never verifies as an
+// agent's answer to a challenge (ee-tunnel-v1) or to a relayed one (ee-relay-v1).
 //
 // The quote comes from configfs-tsm on TDX (EE_TSM_PATH), otherwise from the sandbox provider, and then says
 // so: evidence_type 'sandbox' and sandbox: true. Quote generation is bounded (a few at a time) because the
@@ -19,6 +22,7 @@ import {
   parseNonceHex,
   parseTdxQuote,
   publicKeyset,
+  REPORT_DATA_DOMAINS,
   SandboxQuoteProvider,
   type AgentKeys,
   type Keyset,
@@ -94,7 +98,7 @@ export async function attestationRoutes(base: FastifyInstance, opts: Attestation
         throw apiFailure('busy', 'too many attestation requests at once', { retry_after_s: 1 });
       inflight++;
       let quote: Buffer;
-      const report_data = computeReportData(nonce, keyset);
+      const report_data = computeReportData(REPORT_DATA_DOMAINS.self, nonce, keyset);
       try {
         quote = await provider.getQuote(report_data);
       } catch (e) {

@@ -4,10 +4,17 @@
 
 import { randomInt } from 'node:crypto';
 import { CloseCode, type AttestResponseMessage } from '@easyenclave/protocol';
-import { newNonce, parseKeyset, type Keyset } from '@easyenclave/attestation';
+import {
+  newNonce,
+  parseKeyset,
+  POSSESSION_REASONS,
+  REPORT_DATA_DOMAINS,
+  verifyPossession,
+  type Keyset,
+} from '@easyenclave/attestation';
 import type { TunnelHub } from './hub.js';
 import type { AgentLink, PendingChallenge } from './link.js';
-import { takeRelayedResponse } from './attestation-relay.js';
+import { notePendingChallenge, takeRelayedResponse } from './attestation-relay.js';
 
 type Reason = PendingChallenge['reason'];
 
@@ -29,6 +36,7 @@ export function challenge(
     ...(on_evidence ? { on_evidence } : {}),
   };
   link.challenge.timer.unref();
+  notePendingChallenge(hub, link, nonce_hex);
   hub.send(link, { type: 'attest_request', nonce: nonce_hex, deadline_s, reason });
   return true;
 }
@@ -98,6 +106,7 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
       app_name: reg.app_name,
       network: reg.network,
     },
+    domain: REPORT_DATA_DOMAINS.tunnel,
     nonce: Buffer.from(c.nonce_hex, 'hex'),
     keyset,
     quote,
@@ -119,6 +128,12 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
       keyset,
     );
   }
+  // Proof of possession: the attested keyset signed this nonce and this connection's session id, so evidence
+  // obtained elsewhere (another connection, a relay) cannot be presented here. Fails closed.
+  if (msg.pop_signature === undefined)
+    return fail(hub, link, c, [POSSESSION_REASONS.missing], false, verdict.evidence_type, quote, keyset);
+  if (!verifyPossession(keyset, c.nonce_hex, link.session_id ?? '', msg.pop_signature))
+    return fail(hub, link, c, [POSSESSION_REASONS.invalid], false, verdict.evidence_type, quote, keyset);
   const now = clock.now();
   const was_attested = link.attested;
   link.attested = true;

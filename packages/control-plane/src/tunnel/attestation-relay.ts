@@ -6,6 +6,10 @@
 // or counted as the agent's own attestation, and it never spends or disturbs the control plane's pending
 // challenge. A late answer (after the client gave up) is dropped quietly for a grace period rather than being
 // taken for an unknown nonce, which would fail the agent: a public caller must not be able to do that.
+//
+// A client may never have a relay quote over the nonce of a challenge the control plane is waiting for, on
+// any agent: agents answer relays in another report_data domain, but refusing such a nonce outright (409
+// nonce_in_use) keeps the relay from ever being an oracle for a pending challenge.
 
 import type { AttestResponseMessage } from '@easyenclave/protocol';
 import type { ApiError } from '../http-errors.js';
@@ -18,6 +22,33 @@ export const MAX_PENDING_RELAYS_PER_AGENT = 2;
 export const RELAY_LATE_GRACE_MS = 60_000;
 
 export type RelayOutcome = { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError };
+
+/**
+ * The control plane's pending challenge nonces over all agents (one index per hub), in issue order. An entry
+ * is live while its link still waits for that nonce; stale ones (answered, missed, disconnected) are dropped
+ * from the front as new challenges come in, so the index holds about one deadline's worth of challenges.
+ */
+const pendingChallenges = new WeakMap<TunnelHub, Map<string, AgentLink>>();
+
+const stillPending = (link: AgentLink, nonce_hex: string): boolean =>
+  !link.closed && link.challenge?.nonce_hex === nonce_hex;
+
+/** Indexes a challenge just issued on `link` (attestation-flow.ts). */
+export function notePendingChallenge(hub: TunnelHub, link: AgentLink, nonce_hex: string): void {
+  let index = pendingChallenges.get(hub);
+  if (index === undefined) pendingChallenges.set(hub, (index = new Map()));
+  for (const [nonce, l] of index) {
+    if (stillPending(l, nonce)) break;
+    index.delete(nonce);
+  }
+  index.set(nonce_hex, link);
+}
+
+/** Is this nonce the pending challenge of any agent of this hub? */
+export function isPendingChallenge(hub: TunnelHub, nonce_hex: string): boolean {
+  const link = pendingChallenges.get(hub)?.get(nonce_hex);
+  return link !== undefined && stillPending(link, nonce_hex);
+}
 
 /** Reserves a relay on this link (capacity and rate); false when it cannot take one now. */
 export function reserveRelay(link: AgentLink, now_wall_ms: number): boolean {
@@ -32,7 +63,13 @@ export function relayChallenge(
   nonce_hex: string,
   timeout_ms: number,
 ): Promise<RelayOutcome> {
-  if ((link.relayCount > 0 && link.relays.has(nonce_hex)) || link.challenge?.nonce_hex === nonce_hex) {
+  if (isPendingChallenge(hub, nonce_hex)) {
+    return Promise.resolve({
+      ok: false,
+      error: { status: 409, code: 'nonce_in_use', message: 'this nonce is a pending challenge of the control plane' },
+    });
+  }
+  if (link.relayCount > 0 && link.relays.has(nonce_hex)) {
     return Promise.resolve({
       ok: false,
       error: { status: 409, code: 'nonce_in_use', message: 'this nonce is already being used with this agent' },

@@ -73,6 +73,8 @@ export class TokenBucket {
 
 export class AgentLink {
   reg: LinkRegistration | null = null;
+  /** Random per connection, sent in `registered`; every answer to our own challenges is signed over it. */
+  session_id: string | null = null;
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
   node_id: string | null = null;
   attested = false;

@@ -2,7 +2,7 @@
 // and its TTL, then the first attestation challenge. The agent gets no traffic until that challenge passes.
 
 import { CloseCode, type RegisterMessage } from '@easyenclave/protocol';
-import { networkPolicy } from '@easyenclave/attestation';
+import { networkPolicy, newSessionId } from '@easyenclave/attestation';
 import type { TunnelHub } from './hub.js';
 import type { AgentLink } from './link.js';
 import { challenge } from './attestation-flow.js';
@@ -75,6 +75,7 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     expires_at_ms: registration.expires_at_ms,
   };
   link.node_id = node_id;
+  link.session_id = newSessionId();
   hub.index(link);
   const expired = now >= registration.expires_at_ms;
   hub.send(link, {
@@ -87,6 +88,7 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
       : now >= registration.expires_at_ms - config.registration_warn_ms
         ? 'expiring'
         : 'active',
+    session_id: link.session_id,
   });
   log.info(
     {
