@@ -6,7 +6,7 @@
 //   npm run bench                                  # everything (writes docs/benchmarks.md)
 //   npm run bench -- small large                   # some sections (prints only; add --write to write the doc)
 //   npm run bench -- --quick                       # smoke run: short durations, 200 agents (prints only)
-// Sections: small large mixed idle restart profile graceful attestation ledger jobs. Options: --quick, --write, --no-write, --build,
+// Sections: small large mixed idle restart profile graceful attestation ledger confidential jobs. Options: --quick, --write, --no-write, --build,
 // --no-snapshot, --agents N (default 1000; 200 with --quick). The built packages are copied to a temp dir at
 // the start (bench/snapshot.mjs) so a concurrent rebuild cannot change the code under test mid-run.
 //
@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import {
   REPO_ROOT,
   setCodeRoot,
+  CODE_ROOT,
   APP_DOMAIN,
   CP_MALLOC_TUNABLES,
   freePort,
@@ -43,6 +44,7 @@ import { findNginx, nginxVersion, startNginx, NGINX_INSTALL_HINT } from '../benc
 import { runLoad } from '../bench/load.mjs';
 import { runTransfers } from '../bench/transfer.mjs';
 import { runHttpLoad } from '../bench/http-load.mjs';
+import { runConfidential } from '../bench/confidential.mjs';
 import { connectInspector, INSPECT_ARG, INSPECT_LINE, summarizeProfile } from '../bench/inspector.mjs';
 import { snapshotBuild } from '../bench/snapshot.mjs';
 import {
@@ -60,7 +62,19 @@ import {
 
 // ---------- Arguments ----------
 
-const ALL = ['small', 'large', 'mixed', 'idle', 'restart', 'profile', 'graceful', 'attestation', 'ledger', 'jobs']; // run in this order
+const ALL = [
+  'small',
+  'large',
+  'mixed',
+  'idle',
+  'restart',
+  'profile',
+  'graceful',
+  'attestation',
+  'ledger',
+  'confidential',
+  'jobs',
+]; // run in this order
 const argv = process.argv.slice(2);
 const flags = new Set(argv.filter((a) => a.startsWith('--')));
 const quick = flags.has('--quick');
@@ -921,7 +935,7 @@ async function benchLedger() {
   return r;
 }
 
-// ---------- 9. jobs ----------
+// ---------- 11. jobs ----------
 
 /** Container start latency: `podman run` of the test image by hand against the launcher's runtime. */
 async function benchJobs() {
@@ -1265,6 +1279,116 @@ async function benchProfile() {
   return { cpProf, agProf, load };
 }
 
+// ---------- 10. confidential ----------
+
+/** Sealed vs plain through the tunnel, same client code, same run: small POSTs (req/s, p99, agent CPU per
+ *  request) and 100 MiB each way. A fresh backend, control plane and agent of their own. */
+async function benchConfidential() {
+  const backend = await startBackend();
+  const cp = await spawnControlPlane({ name: 'control-plane (confidential)' });
+  const agent = spawnAgent({ ws_url: cp.ws_url, backend_url: backend.url, app: 'demo', name: 'agent (confidential)' });
+  try {
+    await waitRoutable(cp.api_url, 'demo', 15_000);
+    const nonce = Buffer.alloc(32, 7).toString('hex');
+    const ev = await (await fetch(`${cp.api_url}/v1/apps/demo/attestation?nonce=${nonce}`)).json();
+    const pk = ev.keyset.hpke_public_key;
+    const base = { code_root: CODE_ROOT, url: `${cp.api_url}/v1/proxy/demo` };
+    const CONNS = 32;
+    const rounds = quick ? 1 : 3;
+    const rps = { plain: [], sealed: [] };
+    const cpu = (pid) => {
+      const c = cpuMs(pid);
+      return c.u + c.s;
+    };
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of round % 2 ? ['sealed', 'plain'] : ['plain', 'sealed']) {
+        log(`confidential: small POSTs, round ${round + 1}/${rounds}, ${mode}`);
+        const public_key = mode === 'sealed' ? pk : null;
+        await runConfidential({
+          ...base,
+          public_key,
+          kind: 'rps',
+          connections: CONNS,
+          duration_s: WARM,
+          body_bytes: 100,
+        });
+        const a0 = cpu(agent.pid);
+        const c0 = cpu(cp.pid);
+        const r = await runConfidential({
+          ...base,
+          public_key,
+          kind: 'rps',
+          connections: CONNS,
+          duration_s: SMALL_DUR,
+          body_bytes: 100,
+        });
+        r.agent_us = ((cpu(agent.pid) - a0) * 1000) / Math.max(1, r.ok);
+        r.cp_us = ((cpu(cp.pid) - c0) * 1000) / Math.max(1, r.ok);
+        rps[mode].push(r);
+      }
+    }
+    const xfer = { plain: { upload: [], download: [] }, sealed: { upload: [], download: [] } };
+    for (let rep = 0; rep < LARGE_REPS; rep++) {
+      for (const mode of ['plain', 'sealed']) {
+        for (const dir of ['download', 'upload']) {
+          log(`confidential: 100 MiB ${dir}, ${mode}, ${rep + 1}/${LARGE_REPS}`);
+          const r = await runConfidential({
+            ...base,
+            public_key: mode === 'sealed' ? pk : null,
+            kind: 'transfer',
+            dir,
+            bytes: LARGE,
+          });
+          xfer[mode][dir].push(r.gbps);
+        }
+      }
+    }
+    const m = (xs, k) => median(xs.map((x) => x[k]));
+    const ratioRps = median(rps.sealed.map((s, i) => s.rps / rps.plain[i].rps));
+    const rows = ['plain', 'sealed'].map((mode) => [
+      mode,
+      f0(m(rps[mode], 'rps')),
+      f2(m(rps[mode], 'p50_ms')),
+      f2(m(rps[mode], 'p99_ms')),
+      f0(m(rps[mode], 'agent_us')),
+      f0(m(rps[mode], 'cp_us')),
+      String(rps[mode].reduce((a, r) => a + r.failed, 0)),
+    ]);
+    const gb = (mode, dir) => median(xfer[mode][dir]);
+    const tRows = ['download', 'upload'].map((dir) => [
+      `100 MiB ${dir}`,
+      f2(gb('plain', dir)),
+      f2(gb('sealed', dir)),
+      pct(gb('sealed', dir) / gb('plain', dir)),
+    ]);
+    goals.push({
+      goal: `confidential: sealed small POSTs ≥ 80% of plain req/s (${CONNS} conns, same run)`,
+      measured: `${pct(ratioRps)} (${f0(m(rps.sealed, 'rps'))} vs ${f0(m(rps.plain, 'rps'))} req/s; p99 ${f2(m(rps.sealed, 'p99_ms'))} vs ${f2(m(rps.plain, 'p99_ms'))} ms)`,
+      met: ratioRps >= 0.8,
+    });
+    for (const dir of ['download', 'upload']) {
+      const r = gb('sealed', dir) / gb('plain', dir);
+      goals.push({
+        goal: `confidential: sealed 100 MiB ${dir} ≥ 70% of plain GB/s`,
+        measured: `${pct(r)} (${f2(gb('sealed', dir))} vs ${f2(gb('plain', dir))} GB/s)`,
+        met: r >= 0.7,
+      });
+    }
+    section(
+      'Confidential (sealed) traffic',
+      `Sealed requests (HPKE to the agent's attested X25519 key, docs/confidential.md) against plain ones through the same control plane and agent (\`/v1/proxy/demo\`), with the same client code (\`bench/confidential.mjs\`, undici keep-alive pool, its own process); a sealed request is sealed and its response opened and authenticated by that client, so the client's crypto is part of the cost, and every process shares the 2 cores. Small POSTs: 100-byte body to \`/sink\`, ${CONNS} connections, ${rounds} round(s) of ${SMALL_DUR} s after a ${WARM} s warm-up, plain and sealed alternating; medians over rounds (the ratio is the median of per-round ratios). CPU per request: user + system time of the agent and control-plane processes over the measured window, divided by the requests served.\n\n` +
+        table(['mode', 'req/s', 'p50 ms', 'p99 ms', 'agent CPU µs/req', 'control plane CPU µs/req', 'failed'], rows) +
+        `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
+        table(['transfer', 'plain GB/s', 'sealed GB/s', 'sealed / plain'], tRows),
+    );
+    return { rps, xfer };
+  } finally {
+    await stopProc(agent, 'SIGKILL');
+    await stopProc(cp, 'SIGKILL');
+    await stopProc(backend, 'SIGKILL');
+  }
+}
+
 // ---------- Main ----------
 
 async function main() {
@@ -1287,6 +1411,7 @@ async function main() {
   }
   const run = {
     ledger: benchLedger,
+    confidential: benchConfidential,
     jobs: benchJobs,
     attestation: benchAttestation,
     small: benchSmall,

@@ -35,6 +35,7 @@ import {
 import type { AgentConfig } from './config.js';
 import { fullJitterDelay } from './backoff.js';
 import { forwardToBackend, newBackendPool } from './forwarder.js';
+import { SealedHttp } from './sealed.js';
 import { forwardUpgradeToBackend } from './upgrade.js';
 import { selectQuoteProvider } from './quote-configfs.js';
 
@@ -63,6 +64,8 @@ export interface AgentOptions {
 export class Agent extends EventEmitter {
   readonly log: Logger;
   readonly keys: AgentKeys = generateKeyset();
+  /** Opens sealed requests with keys.hpke and seals their responses (docs/confidential.md). */
+  readonly sealed = new SealedHttp(this.keys);
   private readonly provider: QuoteProvider;
   private readonly pool: Pool;
   private current: Conn | null = null;
@@ -364,6 +367,6 @@ export class Agent extends EventEmitter {
 
   private serve(stream: MuxStream, head: RequestHead): void {
     if (head.upgrade) forwardUpgradeToBackend(this.config.backend_url, stream, head);
-    else forwardToBackend(this.pool, stream, head);
+    else forwardToBackend(this.pool, stream, head, this.sealed);
   }
 }

@@ -14,6 +14,12 @@ import {
   type RequestHead,
 } from '@easyenclave/protocol';
 
+/** What the forwarder needs from the sealed-request handler (sealed.ts); narrow so the two stay apart. */
+export interface SealedRequests {
+  claims(head: RequestHead): boolean;
+  forward(pool: Pool, stream: MuxStream, head: RequestHead): void;
+}
+
 const CONNECT_ERRORS = new Set([
   'ECONNREFUSED',
   'ENOTFOUND',
@@ -24,7 +30,7 @@ const CONNECT_ERRORS = new Set([
 ]);
 // Headers the agent never passes to undici: hop-by-hop (re-added per hop), host (the backend's own),
 // and expect (undici does not support 100-continue; the control plane already answered it).
-const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'expect']);
+export const DROP_REQUEST: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'expect']);
 
 export function newBackendPool(backend_url: string, connections: number): Pool {
   return new Pool(new URL(backend_url).origin, {
@@ -46,7 +52,7 @@ export function backendErrorCode(err: Error): number {
 
 /** The request body as an async iterable: credit for a chunk returns when undici asks for the next one,
  *  i.e. once it has written the previous chunk to the backend socket. */
-class TunnelBody implements AsyncIterable<Buffer> {
+export class TunnelBody implements AsyncIterable<Buffer> {
   private readonly chunks: Buffer[] = [];
   private ended = false;
   private failed: Error | null = null;
@@ -61,6 +67,14 @@ class TunnelBody implements AsyncIterable<Buffer> {
       this.ended = true;
       this.notify();
     };
+  }
+
+  /** Stops reading: what is buffered and what still arrives is credited and dropped (the request was
+   *  answered without its body, e.g. refused). */
+  discard(): void {
+    for (const c of this.chunks) this.stream.consumed(c.length);
+    this.chunks.length = 0;
+    this.stream.onData = (c) => this.stream.consumed(c.length);
   }
 
   fail(err: Error): void {
@@ -93,7 +107,7 @@ class TunnelBody implements AsyncIterable<Buffer> {
  *  obs-text (RFC 9110 §5.5) into U+FFFD or chars above 0xff, which no hop can write back byte-exact. */
 const text = (x: Buffer | string): string => (typeof x === 'string' ? x : x.toString('latin1'));
 
-function toList(
+export function toList(
   raw: Buffer[] | string[] | Record<string, string | string[] | undefined> | null | undefined,
 ): HeaderList {
   const out: HeaderList = [];
@@ -117,15 +131,16 @@ function toList(
 /**
  * One proxied request against the backend: undici's dispatch handler (methods on a prototype, not a closure
  * per callback: this runs for every request), with the deadline and the stream's reset wired to it.
+ * sealed.ts extends it for sealed requests (the response callbacks seal what the backend sends).
  */
-class BackendExchange implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | null = null;
-  private responded = false;
+export class BackendExchange implements Dispatcher.DispatchHandler {
+  protected controller: Dispatcher.DispatchController | null = null;
+  protected responded = false;
   private deadline: NodeJS.Timeout | null;
   readonly body: TunnelBody | null;
 
   constructor(
-    private readonly stream: MuxStream,
+    protected readonly stream: MuxStream,
     private readonly deadline_ms: number,
   ) {
     this.body = stream.remote_ended ? null : new TunnelBody(stream);
@@ -143,13 +158,13 @@ class BackendExchange implements Dispatcher.DispatchHandler {
     this.abort(new Error('backend did not answer in time'));
   }
 
-  private abort(err: Error): void {
+  protected abort(err: Error): void {
     this.clearDeadline();
     this.body?.fail(err);
     this.controller?.abort(err);
   }
 
-  private clearDeadline(): void {
+  protected clearDeadline(): void {
     if (this.deadline) clearTimeout(this.deadline);
     this.deadline = null;
   }
@@ -191,7 +206,9 @@ function onDeadline(x: BackendExchange): void {
   x.timedOut();
 }
 
-export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHead): void {
+/** Serves a stream; a request carrying EE-Sealed goes to `sealed` (opened here, sealed response). */
+export function forwardToBackend(pool: Pool, stream: MuxStream, head: RequestHead, sealed?: SealedRequests): void {
+  if (sealed !== undefined && sealed.claims(head)) return sealed.forward(pool, stream, head);
   const headers: string[] = [];
   for (const [k, v] of head.headers) if (!DROP_REQUEST.has(k.toLowerCase())) headers.push(k, v);
   const exchange = new BackendExchange(stream, Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS));

@@ -48,6 +48,8 @@ export interface ControlPlaneConfig {
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
+  /** API access log: off, sampled (every error answer and 1 in 100 others) or full (every request). */
+  readonly access_log: 'off' | 'sampled' | 'full';
   /** Market (docs/market.md): settlement period, whole hours, epoch-aligned. */
   readonly settlement_period_ms: number;
   /** A lock never finalized is voided this long after its period ends (the ledger's pending timeout). */
@@ -248,6 +250,9 @@ const SPECS = {
     { fallback: '2h' },
   ),
   log_level: spec('EE_LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`, z.enum(LOG_LEVELS), { fallback: 'info' }),
+  access_log: spec('EE_ACCESS_LOG', 'one of off, sampled, full', z.enum(['off', 'sampled', 'full']), {
+    fallback: 'sampled',
+  }),
 } satisfies { [K in keyof ControlPlaneConfig]-?: Spec<NonNullable<ControlPlaneConfig[K]>> };
 
 /** Every variable this loader reads. Other EE_* names are ignored: other tools share the namespace. */

@@ -4,8 +4,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import Fastify from 'fastify';
-import { pino, type Logger } from 'pino';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
 import type { EvidenceVerifier } from '@easyenclave/attestation';
 import type { ControlPlaneConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
@@ -21,13 +22,20 @@ import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
 import { ledgerRoutes } from './http/ledger-routes.js';
-import { IdempotencyKeys } from './http/idempotency.js';
+import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
 import { Market } from './market/market.js';
 import { MarketScheduler } from './market/scheduler.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
+import { marketPayoutRoutes } from './http/market-payouts.js';
+import { AccessLog } from './http/access-log.js';
+import { installErrorHandling } from './http/error-handler.js';
+import { openApiRoutes, registerOpenApi } from './http/openapi.js';
+import { requestIdOf } from './http/request-id.js';
+import { controlPlaneLogger } from './log.js';
+import { StoreHealth } from './store/health.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
@@ -51,6 +59,10 @@ export interface ControlPlane {
   /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
   readonly market: Market;
   readonly scheduler: MarketScheduler;
+  /** The database's state as /health and /ready report it. */
+  readonly storeHealth: StoreHealth;
+  /** Every route fastify serves (method and URL, as registered), for checking the OpenAPI document. */
+  readonly api_routes: readonly { method: string; url: string }[];
   /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
   listening_fds(): { api: number; proxy: number };
   readonly verifier: EvidenceVerifier;
@@ -102,7 +114,7 @@ export async function startControlPlane(
   config: ControlPlaneConfig,
   opts: ControlPlaneOptions = {},
 ): Promise<ControlPlane> {
-  const log = opts.logger ?? pino({ level: config.log_level, base: { svc: 'control-plane' } });
+  const log = opts.logger ?? controlPlaneLogger(config.log_level);
   const clock = opts.clock ?? systemClock;
   capHttpParserPool(); // see http/parser-pool.ts: ~2 KiB per agent that connected in a burst otherwise
   // Configuration problems (root CA, collateral, policy) surface here as ConfigError, before anything is opened.
@@ -123,6 +135,7 @@ export async function startControlPlane(
     await store.close();
     throw err;
   }
+  const storeHealth = new StoreHealth(store.db);
   const idempotency = new IdempotencyKeys(ledger.db);
   const pruneTimer = setInterval(() => {
     idempotency.prune(clock.now()).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
@@ -164,13 +177,16 @@ export async function startControlPlane(
       { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
       metrics,
     ).catch((err) => {
-      log.error({ err }, 'proxy failure');
+      log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
       sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
     });
   };
 
   const fastify = Fastify({
-    logger: false,
+    // Every log line of a request carries its id (pino child logger); the access log is ours (error-handler.ts).
+    loggerInstance: log as FastifyBaseLogger,
+    genReqId: requestIdOf,
+    logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
@@ -185,7 +201,7 @@ export async function startControlPlane(
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
         if (!target)
           return void socket.end(
-            rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }),
+            rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }, req),
           );
         void forwardUpgrade(hub, req, socket, head, {
           ...target,
@@ -196,22 +212,24 @@ export async function startControlPlane(
       return server;
     },
   });
-  fastify.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({ error: { code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` } }),
-  );
-  fastify.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) log.error({ err }, 'request failed');
-    reply.code(status).send({
-      error: {
-        code: status >= 500 ? 'internal' : (err.code ?? 'bad_request').toLowerCase(),
-        message: status >= 500 ? 'internal error' : err.message,
-      },
-    });
+  fastify.setValidatorCompiler(validatorCompiler);
+  fastify.setSerializerCompiler(serializerCompiler);
+  fastify.decorateRequest('principal', null);
+  captureReceivedBody(fastify);
+  installErrorHandling(fastify, { store: storeHealth });
+  const api_routes: { method: string; url: string }[] = [];
+  fastify.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) api_routes.push({ method, url: r.url });
   });
-  await fastify.register(routes, { hub, metrics, admin_token: config.admin_token, started_at_ms });
+  await registerOpenApi(fastify);
+  await fastify.register(routes, {
+    hub,
+    metrics,
+    admin_token: config.admin_token,
+    started_at_ms,
+    store: storeHealth,
+  });
+  await fastify.register(openApiRoutes);
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
   await fastify.register(appAttestationRoutes, { hub });
@@ -225,6 +243,7 @@ export async function startControlPlane(
   await fastify.register(marketNodeRoutes, marketOpts);
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
+  await fastify.register(marketPayoutRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -246,7 +265,7 @@ export async function startControlPlane(
       { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
       metrics,
     ).catch((err) => {
-      log.error({ err }, 'proxy failure');
+      log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
       sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
     });
   });
@@ -255,7 +274,7 @@ export async function startControlPlane(
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
-      return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }));
+      return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
     void forwardUpgrade(hub, req, socket, head, {
       app_name,
       path: req.url!,
@@ -273,6 +292,7 @@ export async function startControlPlane(
     hub.close();
     cpVerifier?.close();
     clearInterval(pruneTimer);
+    storeHealth.close();
     await scheduler.stop();
     api_server.close();
     await ledger.close();
@@ -293,6 +313,8 @@ export async function startControlPlane(
     ledger,
     market,
     scheduler,
+    storeHealth,
+    api_routes,
     verifier,
     reloadPolicy() {
       if (cpVerifier === null)
@@ -315,6 +337,7 @@ export async function startControlPlane(
         await hub.drain(Math.max(0, deadline - Date.now())); // tunnelled WebSockets and other long streams
         await closed;
         clearInterval(pruneTimer);
+        storeHealth.close();
         await scheduler.stop();
         await ledger.close(); // every acknowledged write is committed before the connection closes
         await store.close();

@@ -53,6 +53,7 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
+      access_log: 'sampled',
       settlement_period_ms: 3_600_000,
       settlement_grace_ms: 7 * DAY_MS,
       settlement_delay_ms: 300_000,
@@ -134,18 +135,29 @@ test('an empty string means unset', () => {
   assert.equal(cfg.log_level, 'info');
 });
 
+test('EE_ACCESS_LOG: off, sampled (the default) or full; anything else stops start-up naming it', () => {
+  assert.equal(loadControlPlaneConfig({}).access_log, 'sampled');
+  for (const v of ['off', 'sampled', 'full'] as const)
+    assert.equal(loadControlPlaneConfig({ EE_ACCESS_LOG: v }).access_log, v);
+  assert.throws(
+    () => loadControlPlaneConfig({ EE_ACCESS_LOG: 'verbose' }),
+    /EE_ACCESS_LOG must be one of off, sampled, full/,
+  );
+});
+
 test('unknown EE_* variables are ignored, and the known names are exported', () => {
   assert.doesNotThrow(() =>
     loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }),
   );
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 38);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 38);
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 39);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 39);
   for (const name of [
     'EE_CONTROL_PORT',
     'EE_DB_PATH',
     'EE_QUEUE_TIMEOUT_MS',
     'EE_MAX_CONCURRENT_HANDSHAKES',
     'EE_LOG_LEVEL',
+    'EE_ACCESS_LOG',
   ]) {
     assert.ok(CONTROL_PLANE_ENV_VARS.includes(name), name);
   }

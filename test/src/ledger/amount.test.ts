@@ -50,6 +50,10 @@ test('bad amounts are refused with a reason', () => {
   refused(Number.POSITIVE_INFINITY, /finite/);
   refused('1e6', /exponent/);
   refused('1E6', /exponent/);
+  refused('2.5e+3', /exponent/);
+  // A word with an "e" in it is not exponent notation (it read "exponent notation is not accepted" before).
+  refused('ten', /expected dollars/);
+  refused('$seven', /expected dollars/);
   refused(' 5', /whitespace/);
   refused('5\n', /whitespace/);
   refused('1,000', /separators/);

@@ -9,14 +9,17 @@
 //
 // Public, so bounded: MAX_CONCURRENT_RELAYS at once over all apps, and per agent a few pending and a rate
 // (attestation-relay.ts, link.ts), each refused with 503 busy + Retry-After.
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { AgentId, APP_NAME_RE } from '@easyenclave/protocol';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AgentId } from '@easyenclave/protocol';
 import { isSandboxQuote, parseNonceHex } from '@easyenclave/attestation';
 import type { TunnelHub } from '../tunnel/hub.js';
 import type { AgentLink } from '../tunnel/link.js';
 import { relayChallenge, reserveRelay } from '../tunnel/attestation-relay.js';
-import type { ApiError } from '../http-errors.js';
-import { apiError } from './routes.js';
+import { ApiFailure, apiFailure, type ErrorCode } from './error-catalogue.js';
+import { AppAttestationView, AppParams, Nonce } from './routes-schemas.js';
+import { coded, errorResponses, isAppName } from './schemas.js';
 
 /** Relays waiting for agents at once, over all apps; more get 503 busy. */
 export const MAX_CONCURRENT_RELAYS = 8;
@@ -45,18 +48,22 @@ export interface AppAttestation {
   measurements: Record<string, string>;
 }
 
-const BLOCKED: Record<string, { status: number; text: string; retry_after_s?: number }> = {
-  offline: { status: 503, text: 'has no connected agent', retry_after_s: 5 },
-  draining: { status: 503, text: 'has only draining agents', retry_after_s: 1 },
-  unhealthy: { status: 503, text: 'is not passing health checks', retry_after_s: 5 },
-  unattested: { status: 403, text: 'is not attested' },
-  expired: { status: 403, text: 'has an expired registration' },
+/** Why no agent of the app can answer (the catalogue's status: 503 where waiting helps, 403 where not). */
+const BLOCKED: Record<string, { code: ErrorCode; text: string; retry_after_s?: number }> = {
+  offline: { code: 'app_offline', text: 'has no connected agent', retry_after_s: 5 },
+  draining: { code: 'app_draining', text: 'has only draining agents', retry_after_s: 1 },
+  unhealthy: { code: 'app_unhealthy', text: 'is not passing health checks', retry_after_s: 5 },
+  unattested: { code: 'app_unattested', text: 'is not attested' },
+  expired: { code: 'app_expired', text: 'has an expired registration' },
 };
 
-function send(reply: FastifyReply, e: ApiError): FastifyReply {
-  if (e.retry_after_s !== undefined) reply.header('retry-after', String(e.retry_after_s));
-  return apiError(reply, e.status, e.code, e.message);
-}
+const RelayQuery = z.object({
+  nonce: coded(Nonce, 'invalid_nonce'),
+  agent: coded(
+    z.string({ error: 'query parameter "agent" must be an agent id' }).pipe(AgentId).optional(),
+    'invalid_agent',
+  ),
+});
 
 function shuffled<T>(xs: T[]): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
@@ -66,105 +73,80 @@ function shuffled<T>(xs: T[]): T[] {
   return xs;
 }
 
-export async function appAttestationRoutes(app: FastifyInstance, opts: { hub: TunnelHub }): Promise<void> {
+export async function appAttestationRoutes(base: FastifyInstance, opts: { hub: TunnelHub }): Promise<void> {
+  const app = base.withTypeProvider<ZodTypeProvider>();
   const { hub } = opts;
   const { config, clock } = hub.deps;
   let inflight = 0;
 
-  /** The agents a relay may go to, or the error saying why there are none. */
-  const candidates = (name: string, agent_id: string | undefined): AgentLink[] | ApiError => {
+  /** The agents a relay may go to; throws the error saying why there are none. */
+  const candidates = (name: string, agent_id: string | undefined): AgentLink[] => {
     const now = clock.now();
     if (agent_id !== undefined) {
       const link = hub.byAgentId.get(agent_id);
       if (!link || link.reg?.app_name !== name)
-        return { status: 404, code: 'unknown_agent', message: `no connected agent "${agent_id}" of app "${name}"` };
+        throw apiFailure('unknown_agent', `no connected agent "${agent_id}" of app "${name}"`, { param: 'agent' });
       const blocker = link.blocker(now, config.health_timeout_ms);
       if (blocker !== null)
-        return {
-          status: 503,
-          code: 'agent_unavailable',
-          message: `agent "${agent_id}" is ${blocker}`,
-          retry_after_s: 1,
-        };
+        throw apiFailure('agent_unavailable', `agent "${agent_id}" is ${blocker}`, { retry_after_s: 1 });
       return [link];
     }
     const links = [...(hub.byApp.get(name) ?? [])].filter((l) => l.routable(now, config.health_timeout_ms));
     if (links.length > 0) return links;
     const status = hub.status(name).status;
     const b = BLOCKED[status] ?? BLOCKED.offline!;
-    return {
-      status: b.status,
-      code: `app_${status}`,
-      message: `app "${name}" ${b.text}`,
-      ...(b.retry_after_s ? { retry_after_s: b.retry_after_s } : {}),
-    };
+    throw apiFailure(b.code, `app "${name}" ${b.text}`, b.retry_after_s ? { retry_after_s: b.retry_after_s } : {});
   };
 
-  app.get('/v1/apps/:app/attestation', async (req, reply) => {
-    const name = (req.params as { app: string }).app;
-    const q = req.query as Record<string, unknown>;
-    if (!APP_NAME_RE.test(name)) return apiError(reply, 404, 'unknown_app', `no app named "${name.slice(0, 80)}"`);
-    if (typeof q.nonce !== 'string') {
-      return apiError(
-        reply,
-        400,
-        'invalid_nonce',
-        'query parameter "nonce" is required: 64 hex characters (32 random bytes)',
-      );
-    }
-    let nonce_hex: string;
-    try {
-      nonce_hex = parseNonceHex(q.nonce).toString('hex');
-    } catch (e) {
-      return apiError(reply, 400, 'invalid_nonce', (e as Error).message);
-    }
-    if (q.agent !== undefined && (typeof q.agent !== 'string' || !AgentId.safeParse(q.agent).success)) {
-      return apiError(
-        reply,
-        400,
-        'invalid_agent',
-        'query parameter "agent" must be an agent id (8-64 characters of A-Z a-z 0-9 _ -)',
-      );
-    }
-    if (!hub.knownApps.has(name)) return apiError(reply, 404, 'unknown_app', `no app named "${name}"`);
-    const found = candidates(name, q.agent as string | undefined);
-    if (!Array.isArray(found)) return send(reply, found);
-    const busy: ApiError = {
-      status: 503,
-      code: 'busy',
-      message: 'too many attestation requests at once',
-      retry_after_s: 1,
-    };
-    if (inflight >= MAX_CONCURRENT_RELAYS) return send(reply, busy);
-    const now_wall = Date.now();
-    const link = shuffled(found).find((l) => reserveRelay(l, now_wall));
-    if (link === undefined) return send(reply, busy);
-    const reg = link.reg!;
-    inflight++;
-    let outcome;
-    try {
-      outcome = await relayChallenge(hub, link, nonce_hex, Math.min(config.attest_deadline_ms, MAX_RELAY_TIMEOUT_MS));
-    } finally {
-      inflight--;
-    }
-    if (!outcome.ok) return send(reply, outcome.error);
-    const r = outcome.response;
-    const sandbox = isSandboxQuote(Buffer.from(r.quote, 'base64'));
-    const body: AppAttestation = {
-      app: name,
-      agent_id: reg.agent_id,
-      network: reg.network,
-      sealed: reg.sealed,
-      repo: reg.repo,
-      release_tag: reg.release_tag,
-      evidence_type: sandbox ? 'sandbox' : 'tdx',
-      sandbox,
-      nonce: nonce_hex,
-      quote: r.quote,
-      report_data: r.report_data,
-      keyset: r.keyset ?? null,
-      measurements: r.measurements,
-    };
-    return reply.header('cache-control', 'no-store').send(body);
-  });
+  app.get(
+    '/v1/apps/:app/attestation',
+    {
+      schema: {
+        tags: ['attestation'],
+        summary: "Fresh evidence from one of the app's agents over the caller's nonce, relayed unjudged",
+        params: AppParams,
+        querystring: RelayQuery,
+        response: { 200: AppAttestationView, ...errorResponses(400, 403, 404, 503, 504) },
+      },
+    },
+    async (req, reply) => {
+      const name = req.params.app;
+      if (!isAppName(name)) throw apiFailure('unknown_app', `no app named "${name.slice(0, 80)}"`);
+      const nonce_hex = parseNonceHex(req.query.nonce).toString('hex');
+      if (!hub.knownApps.has(name)) throw apiFailure('unknown_app', `no app named "${name}"`);
+      const found = candidates(name, req.query.agent);
+      const busy = () => apiFailure('busy', 'too many attestation requests at once', { retry_after_s: 1 });
+      if (inflight >= MAX_CONCURRENT_RELAYS) throw busy();
+      const now_wall = Date.now();
+      const link = shuffled(found).find((l) => reserveRelay(l, now_wall));
+      if (link === undefined) throw busy();
+      const reg = link.reg!;
+      inflight++;
+      let outcome;
+      try {
+        outcome = await relayChallenge(hub, link, nonce_hex, Math.min(config.attest_deadline_ms, MAX_RELAY_TIMEOUT_MS));
+      } finally {
+        inflight--;
+      }
+      if (!outcome.ok) throw ApiFailure.passThrough(outcome.error);
+      const r = outcome.response;
+      const sandbox = isSandboxQuote(Buffer.from(r.quote, 'base64'));
+      const body: AppAttestation = {
+        app: name,
+        agent_id: reg.agent_id,
+        network: reg.network,
+        sealed: reg.sealed,
+        repo: reg.repo,
+        release_tag: reg.release_tag,
+        evidence_type: sandbox ? 'sandbox' : 'tdx',
+        sandbox,
+        nonce: nonce_hex,
+        quote: r.quote,
+        report_data: r.report_data,
+        keyset: r.keyset ?? null,
+        measurements: r.measurements,
+      };
+      return reply.header('cache-control', 'no-store').send({ ...body });
+    },
+  );
 }

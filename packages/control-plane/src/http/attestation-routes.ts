@@ -11,6 +11,8 @@
 // so: evidence_type 'sandbox' and sandbox: true. Quote generation is bounded (a few at a time) because the
 // route is public.
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { Logger } from 'pino';
 import {
   computeReportData,
@@ -28,6 +30,9 @@ import {
   type QuoteProvider,
 } from '@easyenclave/attestation';
 import type { ControlPlaneConfig } from '../config.js';
+import { apiFailure } from './error-catalogue.js';
+import { Nonce, SelfAttestationView } from './routes-schemas.js';
+import { coded, errorResponses } from './schemas.js';
 
 /** What the control plane's sandbox evidence is measured as (sandboxMeasurements(repo, release_tag)). */
 export const CONTROL_PLANE_REPO = 'easyenclave/control-plane';
@@ -56,11 +61,8 @@ export interface SelfAttestation {
   release_tag: string;
 }
 
-function err(code: string, message: string) {
-  return { error: { code, message } };
-}
-
-export async function attestationRoutes(app: FastifyInstance, opts: AttestationRoutesOptions): Promise<void> {
+export async function attestationRoutes(base: FastifyInstance, opts: AttestationRoutesOptions): Promise<void> {
+  const app = base.withTypeProvider<ZodTypeProvider>();
   const { config, log } = opts;
   const keys = opts.keys ?? generateKeyset();
   const keyset = publicKeyset(keys);
@@ -80,59 +82,57 @@ export async function attestationRoutes(app: FastifyInstance, opts: AttestationR
   const sandbox = provider.evidence_type === 'sandbox';
   let inflight = 0;
 
-  app.get('/v1/attestation', async (req, reply) => {
-    const q = req.query as Record<string, unknown>;
-    const raw = q.nonce;
-    if (typeof raw !== 'string') {
-      return reply
-        .code(400)
-        .send(err('invalid_nonce', 'query parameter "nonce" is required: 64 hex characters (32 random bytes)'));
-    }
-    let nonce: Buffer;
-    try {
-      nonce = parseNonceHex(raw);
-    } catch (e) {
-      return reply.code(400).send(err('invalid_nonce', (e as Error).message));
-    }
-    if (inflight >= MAX_CONCURRENT_QUOTES) {
-      return reply.code(503).header('retry-after', '1').send(err('busy', 'too many attestation requests at once'));
-    }
-    inflight++;
-    let quote: Buffer;
-    const report_data = computeReportData(REPORT_DATA_DOMAINS.self, nonce, keyset);
-    try {
-      quote = await provider.getQuote(report_data);
-    } catch (e) {
-      log.error({ err: (e as Error).message }, 'control plane could not produce its own quote');
-      return reply.code(503).send(err('quote_unavailable', 'the control plane could not produce a quote'));
-    } finally {
-      inflight--;
-    }
-    let measurements: Measurements;
-    if (sandbox) {
-      measurements = { ...(provider as SandboxQuoteProvider).measurements };
-    } else {
-      const td = parseTdxQuote(quote).td;
-      const hex = (b: Buffer) => b.toString('hex');
-      measurements = {
-        mrtd: hex(td.mrtd),
-        rtmr0: hex(td.rtmr0),
-        rtmr1: hex(td.rtmr1),
-        rtmr2: hex(td.rtmr2),
-        rtmr3: hex(td.rtmr3),
+  app.get(
+    '/v1/attestation',
+    {
+      schema: {
+        tags: ['attestation'],
+        summary: "The control plane's own evidence over the caller's nonce (TDX, or sandbox: labelled)",
+        querystring: z.object({ nonce: coded(Nonce, 'invalid_nonce') }),
+        response: { 200: SelfAttestationView, ...errorResponses(400, 503) },
+      },
+    },
+    async (req, reply) => {
+      const nonce = parseNonceHex(req.query.nonce);
+      if (inflight >= MAX_CONCURRENT_QUOTES)
+        throw apiFailure('busy', 'too many attestation requests at once', { retry_after_s: 1 });
+      inflight++;
+      let quote: Buffer;
+      const report_data = computeReportData(REPORT_DATA_DOMAINS.self, nonce, keyset);
+      try {
+        quote = await provider.getQuote(report_data);
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'control plane could not produce its own quote');
+        throw apiFailure('quote_unavailable');
+      } finally {
+        inflight--;
+      }
+      let measurements: Measurements;
+      if (sandbox) {
+        measurements = { ...(provider as SandboxQuoteProvider).measurements };
+      } else {
+        const td = parseTdxQuote(quote).td;
+        const hex = (b: Buffer) => b.toString('hex');
+        measurements = {
+          mrtd: hex(td.mrtd),
+          rtmr0: hex(td.rtmr0),
+          rtmr1: hex(td.rtmr1),
+          rtmr2: hex(td.rtmr2),
+          rtmr3: hex(td.rtmr3),
+        };
+      }
+      const body: SelfAttestation = {
+        evidence_type: sandbox ? 'sandbox' : 'tdx',
+        quote: quote.toString('base64'),
+        report_data: report_data.toString('hex'),
+        keyset,
+        nonce: nonce.toString('hex'),
+        sandbox,
+        measurements,
+        repo: CONTROL_PLANE_REPO,
+        release_tag: CONTROL_PLANE_RELEASE,
       };
-    }
-    const body: SelfAttestation = {
-      evidence_type: sandbox ? 'sandbox' : 'tdx',
-      quote: quote.toString('base64'),
-      report_data: report_data.toString('hex'),
-      keyset,
-      nonce: nonce.toString('hex'),
-      sandbox,
-      measurements,
-      repo: CONTROL_PLANE_REPO,
-      release_tag: CONTROL_PLANE_RELEASE,
-    };
-    return reply.header('cache-control', 'no-store').send(body);
-  });
+      return reply.header('cache-control', 'no-store').send({ ...body, measurements: { ...body.measurements } });
+    },
+  );
 }

@@ -7,12 +7,30 @@
 //   the key) still make a late retry harmless: the engine answers 'exists' / 'exists_with_different_fields'.
 // Keys are scoped to the caller, so two accounts can never collide on one.
 import { createHash } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { ExtraWrites } from '../ledger-store/batch.js';
+import { findIdempotencyRecord, pruneIdempotencyRecords } from '../ledger-store/idempotency-records.js';
 import type { LedgerDatabase } from '../ledger-store/schema.js';
-import { BadRequest } from './ledger-views.js';
-import { apiError } from './routes.js';
+import { apiFailure, errorBodyOf, ERROR_CATALOGUE, type ErrorCode } from './error-catalogue.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body as parsed, before schema validation transformed it (defaults, exact amounts). */
+    receivedBody: unknown;
+  }
+}
+
+/**
+ * A request is identified by the body the client sent, not by what validation made of it (defaults added,
+ * amounts converted): the same bytes keep the same hash whatever the schemas do.
+ */
+export function captureReceivedBody(app: FastifyInstance): void {
+  app.decorateRequest('receivedBody', undefined);
+  app.addHook('preValidation', async (req) => {
+    req.receivedBody = req.body;
+  });
+}
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -25,7 +43,7 @@ export const MAX_CANONICAL_DEPTH = 16;
 /** JSON with object keys sorted, so `{a,b}` and `{b,a}` are the same request. */
 function canonical(value: unknown, depth = 0): string {
   if (depth > MAX_CANONICAL_DEPTH)
-    throw new BadRequest('invalid_request', `the request body nests deeper than ${MAX_CANONICAL_DEPTH} levels`);
+    throw apiFailure('invalid_request', `the request body nests deeper than ${MAX_CANONICAL_DEPTH} levels`);
   if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
@@ -39,6 +57,17 @@ function canonical(value: unknown, depth = 0): string {
 export interface StoredResponse {
   status: number;
   body: unknown;
+  /**
+   * The request changed nothing because what it asks for had already happened (a payment_ref that minted
+   * before, a transfer id already applied): answered like a replay (`Idempotent-Replayed: true`). Not stored.
+   */
+  replayed?: boolean;
+}
+
+/** A refusal (a core's, or the route's) as a response to store with the request's effect. */
+export function errorResponse(r: { code: ErrorCode; message?: string }): StoredResponse {
+  const status = ERROR_CATALOGUE[r.code].status;
+  return { status, body: errorBodyOf(r.code, r.message ?? ERROR_CATALOGUE[r.code].message, status) };
 }
 
 /** What a route gets to run an idempotent request. */
@@ -47,6 +76,11 @@ export interface IdempotentRun {
   derivedId(prefix: string, fallback: () => string): string;
   /** Call inside the ledger operation: stores the response with the operation's effect. */
   record(writes: ExtraWrites, now_ms: number, response: StoredResponse): void;
+}
+
+function send(reply: FastifyReply, r: StoredResponse): FastifyReply {
+  if (r.replayed === true) reply.header('idempotent-replayed', 'true');
+  return reply.code(r.status).send(r.body);
 }
 
 export class IdempotencyKeys {
@@ -67,48 +101,22 @@ export class IdempotencyKeys {
     const header = req.headers['idempotency-key'];
     if (header === undefined) {
       const response = await run({ derivedId: (_p, fallback) => fallback(), record: () => undefined });
-      return reply.code(response.status).send(response.body);
+      return send(reply, response);
     }
-    if (typeof header !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(header)) {
-      return apiError(
-        reply,
-        400,
-        'invalid_idempotency_key',
-        'Idempotency-Key must be 1 to 255 printable ASCII characters',
-      );
-    }
+    if (typeof header !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(header))
+      throw apiFailure('invalid_idempotency_key', undefined, { param: 'idempotency-key' });
     const key = header;
     const request_hash = createHash('sha256')
-      .update(canonical([req.method, req.routeOptions.url, req.params, req.body]))
+      .update(canonical([req.method, req.routeOptions.url, req.params, req.receivedBody]))
       .digest('hex');
     const slot = `${principal}\n${key}`;
-    if (this.#inFlight.has(slot)) {
-      return apiError(
-        reply,
-        409,
-        'idempotency_key_in_use',
-        'a request with this Idempotency-Key is still being processed; retry later',
-      );
-    }
-    if (this.#inFlight.size >= MAX_IN_FLIGHT_KEYS)
-      return apiError(reply, 503, 'busy', 'too many requests in flight; retry later');
+    if (this.#inFlight.has(slot)) throw apiFailure('idempotency_key_in_use');
+    if (this.#inFlight.size >= MAX_IN_FLIGHT_KEYS) throw apiFailure('busy', undefined, { retry_after_s: 1 });
     this.#inFlight.add(slot);
     try {
-      const stored = await this.db
-        .selectFrom('ee_idempotency')
-        .select(['request_hash', 'status_code', 'response'])
-        .where('principal', '=', principal)
-        .where('key', '=', key)
-        .executeTakeFirst();
+      const stored = await findIdempotencyRecord(this.db, principal, key);
       if (stored) {
-        if (stored.request_hash !== request_hash) {
-          return apiError(
-            reply,
-            400,
-            'idempotency_key_reused',
-            'this Idempotency-Key was used with a different request; use a new key',
-          );
-        }
+        if (stored.request_hash !== request_hash) throw apiFailure('idempotency_key_reused');
         return reply
           .code(stored.status_code)
           .header('idempotent-replayed', 'true')
@@ -129,18 +137,14 @@ export class IdempotencyKeys {
           });
         },
       });
-      return reply.code(response.status).send(response.body);
+      return send(reply, response);
     } finally {
       this.#inFlight.delete(slot);
     }
   }
 
   /** Forgets keys older than the retention window. Returns how many were removed. */
-  async prune(now_ms: number): Promise<number> {
-    const r = await this.db
-      .deleteFrom('ee_idempotency')
-      .where('created_ms', '<', now_ms - IDEMPOTENCY_RETENTION_MS)
-      .executeTakeFirst();
-    return Number(r.numDeletedRows);
+  prune(now_ms: number): Promise<number> {
+    return pruneIdempotencyRecords(this.db, now_ms - IDEMPOTENCY_RETENTION_MS);
   }
 }

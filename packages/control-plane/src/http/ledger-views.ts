@@ -1,93 +1,187 @@
-// Request schemas and response shapes of the ledger API. Money leaves as JSON integers of micro-USD (exact:
-// every amount and counter is <= 2^53 - 1) next to a "$12.50" string for people.
+// Request and response schemas of the ledger API, and the views that fill them. Money leaves as JSON integers
+// of micro-USD (exact: every amount and counter is <= 2^53 - 1) next to a "$12.50" string for people.
 import { z } from 'zod';
 import { AmountError, formatUsd, parseAmount } from '../ledger/amount.js';
-import {
-  MAX_MEMO_LENGTH,
-  REFERENCE_PATTERN,
-  type Account,
-  type JournalEntry,
-  type TransferResult,
-} from '../ledger/types.js';
-import { MAX_NAME_LENGTH } from '../ledger-store/identities.js';
+import { availableBalance, totalBalance } from '../ledger/accounts.js';
 import { PLATFORM_ISSUANCE } from '../ledger/chart.js';
+import { MAX_MEMO_LENGTH, REFERENCE_PATTERN, type Account, type JournalEntry } from '../ledger/types.js';
+import { MAX_NAME_LENGTH } from '../ledger-store/identities.js';
+import { MAX_HISTORY_PAGE } from '../ledger-store/ledger-store.js';
+import { coded, IsoTime, MicroUsd, pathId, printable, Usd } from './schemas.js';
 
-const PRINTABLE = /^[^\p{Cc}]*$/u;
+// ---------- Amounts ----------
 
-export const CreateAccountBody = z.strictObject({
-  kind: z.enum(['user', 'provider']),
-  name: z.string().min(1).max(MAX_NAME_LENGTH).regex(PRINTABLE, 'must not contain control characters'),
+const DOLLARS_HINT = 'a string like "$200" or "12.50"';
+
+/** `amount` (dollars, for people) and `amount_micro_usd` (an integer, for machines): exactly one. */
+export const amountFields = (name = 'amount') => ({
+  [name]: coded(
+    z
+      .string({
+        error: `${name} must be a string of dollars like "$200" or "12.50"; use ${name}_micro_usd for integers`,
+      })
+      .max(40)
+      .optional()
+      .meta({ description: `dollars, ${DOLLARS_HINT} (at most 6 decimals)` }),
+    'invalid_amount',
+  ),
+  [`${name}_micro_usd`]: coded(
+    z
+      .number({ error: `${name}_micro_usd must be a JSON integer` })
+      .optional()
+      .meta({ description: 'micro-USD, a JSON integer (1 USD = 1,000,000)' }),
+    'invalid_amount',
+  ),
 });
 
-const amountFields = {
-  amount: z.union([z.string().max(40), z.number(), z.boolean(), z.null()]).optional(),
-  amount_micro_usd: z.union([z.number(), z.string().max(40), z.boolean(), z.null()]).optional(),
-};
-
-export const PurchaseBody = z.strictObject({
-  account: z.string().min(1).max(160),
-  payment_ref: z.string().regex(REFERENCE_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 : _ . @ / -'),
-  ...amountFields,
-});
-
-export const TransferBody = z.strictObject({
-  from: z.string().min(1).max(160).optional(),
-  to: z.string().min(1).max(160),
-  memo: z.string().max(MAX_MEMO_LENGTH).regex(PRINTABLE, 'must not contain control characters').optional(),
-  ...amountFields,
-});
-
-/** A client error found while handling a request; the route turns it into `{error:{code,message}}`. */
-export class BadRequest extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-  }
-}
-
-/** Exactly one of `amount` (a dollar string for people) and `amount_micro_usd` (an integer), converted exactly. */
-export function amountOf(body: { amount?: unknown; amount_micro_usd?: unknown }): bigint {
-  const hasDollars = body.amount !== undefined;
-  const hasMicro = body.amount_micro_usd !== undefined;
-  if (hasDollars === hasMicro)
-    throw new BadRequest(
-      'invalid_amount',
-      'give exactly one of amount (a string like "$200" or "12.50") and amount_micro_usd (an integer)',
-    );
+/**
+ * The exact amount of `body` in micro-USD, or the reason it has none; `optional` accepts neither field.
+ * Dollar strings are converted by string arithmetic (ledger/amount.ts), never through a float.
+ */
+export function amountIn(
+  body: Record<string, unknown>,
+  name = 'amount',
+  optional = false,
+): { ok: true; micro: bigint | undefined } | { ok: false; message: string } {
+  const dollars = body[name];
+  const micro = body[`${name}_micro_usd`];
+  if (dollars === undefined && micro === undefined && optional) return { ok: true, micro: undefined };
+  if ((dollars === undefined) === (micro === undefined))
+    return {
+      ok: false,
+      message: `give exactly one of ${name} (${DOLLARS_HINT}) and ${name}_micro_usd (an integer)`,
+    };
   try {
-    if (hasDollars) {
-      if (typeof body.amount !== 'string')
-        throw new BadRequest(
-          'invalid_amount',
-          'amount must be a string of dollars like "$200" or "12.50"; use amount_micro_usd for integers',
-        );
-      return parseAmount(body.amount);
-    }
-    if (typeof body.amount_micro_usd !== 'number')
-      throw new BadRequest('invalid_amount', 'amount_micro_usd must be a JSON integer');
-    return parseAmount(body.amount_micro_usd);
+    return { ok: true, micro: parseAmount((dollars ?? micro) as string | number) };
   } catch (err) {
-    if (err instanceof AmountError) throw new BadRequest('invalid_amount', err.message);
+    if (err instanceof AmountError) return { ok: false, message: err.message };
     throw err;
   }
 }
 
-export function zodMessage(err: z.ZodError): string {
-  return err.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
-    .join('; ');
+/** Adds `micro` (the exact amount) to a body schema with amount fields; a bad amount is 400 invalid_amount. */
+export function withAmount<T extends z.ZodType<object>>(schema: T, name = 'amount', optional = false) {
+  return schema.transform((body, ctx) => {
+    const r = amountIn(body as Record<string, unknown>, name, optional);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', path: [name], message: r.message, params: { code: 'invalid_amount' } });
+      return z.NEVER;
+    }
+    return { ...body, micro: r.micro };
+  });
 }
+
+// ---------- Requests ----------
+
+export const CreateAccountBody = z.strictObject({
+  kind: z.enum(['user', 'provider']),
+  name: printable(MAX_NAME_LENGTH),
+});
+
+export const PurchaseBody = withAmount(
+  z.strictObject({
+    account: z.string().min(1).max(160),
+    payment_ref: z.string().regex(REFERENCE_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 : _ . @ / -'),
+    ...amountFields(),
+  }),
+);
+
+export const TransferBody = withAmount(
+  z.strictObject({
+    from: z.string().min(1).max(160).optional(),
+    to: z.string().min(1).max(160),
+    memo: z
+      .string()
+      .max(MAX_MEMO_LENGTH)
+      .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
+      .optional(),
+    ...amountFields(),
+  }),
+);
+
+export const AccountParams = z.object({ account: pathId() });
+
+export const HistoryQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(MAX_HISTORY_PAGE).default(50),
+  cursor: z.string().max(64).optional(),
+});
+
+// ---------- Responses ----------
+
+export const BalanceView = z
+  .looseObject({
+    account: z.string(),
+    ledger_account: z.string(),
+    available_micro_usd: MicroUsd,
+    locked_micro_usd: MicroUsd,
+    total_micro_usd: MicroUsd,
+    available_usd: Usd,
+    locked_usd: Usd,
+    total_usd: Usd,
+    stake_micro_usd: MicroUsd.optional().meta({ description: "a provider's stake, beside its earnings" }),
+  })
+  .meta({ id: 'Balance' });
+
+export const CreatedAccountView = z.looseObject({
+  account_id: z.string(),
+  kind: z.enum(['user', 'provider']),
+  name: z.string(),
+  ledger_accounts: z.array(z.string()),
+  created_at: IsoTime,
+  api_key: z.string().nullable().meta({ description: 'shown once; null in a replayed answer' }),
+});
+
+export const PurchaseView = z.looseObject({
+  transfer_id: z.string(),
+  account: z.string(),
+  payment_ref: z.string(),
+  amount_micro_usd: MicroUsd,
+  amount_usd: Usd,
+  replayed: z.boolean().meta({
+    description: 'true when this payment_ref had already minted: nothing new was minted by this request',
+  }),
+  balance: BalanceView,
+});
+
+export const TransferView = z.looseObject({
+  transfer_id: z.string(),
+  from: z.string(),
+  to: z.string(),
+  amount_micro_usd: MicroUsd,
+  amount_usd: Usd,
+  memo: z.string().nullable(),
+  replayed: z.boolean().meta({ description: 'true when this transfer had already been applied (a late retry)' }),
+  balance: BalanceView,
+});
+
+const HistoryEntry = z.looseObject({
+  seq: z.number().int(),
+  type: z.enum(['purchase', 'transfer', 'lock', 'settle', 'refund', 'expiry']),
+  transfer_id: z.string().nullable(),
+  pending_id: z.string().nullable(),
+  from: z.string(),
+  to: z.string(),
+  direction: z.enum(['in', 'out']),
+  amount_micro_usd: MicroUsd,
+  amount_usd: Usd,
+  memo: z.string().nullable(),
+  reference: z.string().nullable(),
+  timestamp_ms: z.number().int(),
+  timestamp: IsoTime,
+});
+
+export const HistoryView = z.looseObject({
+  account: z.string(),
+  transfers: z.array(HistoryEntry),
+  next_cursor: z.string().nullable(),
+});
 
 const n = (v: bigint) => Number(v);
 
 export function balanceView(account: string, a: Account) {
-  const total = a.credits_posted - a.debits_posted;
-  const locked = a.debits_pending;
-  const available = total - locked;
+  const total = totalBalance(a);
+  const available = availableBalance(a);
+  const locked = total - available;
   return {
     account,
     ledger_account: a.id,
@@ -105,12 +199,12 @@ export function historyView(seq: number, e: JournalEntry, ledgerAccounts: readon
   if (e.kind === 'expiry') {
     return {
       seq,
-      type: 'expiry',
+      type: 'expiry' as const,
       transfer_id: null,
       pending_id: e.pending_id,
       from: e.debit_account,
       to: e.credit_account,
-      direction: ledgerAccounts.includes(e.debit_account) ? 'out' : 'in',
+      direction: ledgerAccounts.includes(e.debit_account) ? ('out' as const) : ('in' as const),
       amount_micro_usd: n(e.amount),
       amount_usd: formatUsd(e.amount),
       memo: null,
@@ -122,14 +216,14 @@ export function historyView(seq: number, e: JournalEntry, ledgerAccounts: readon
   const t = e.transfer;
   const type =
     t.debit_account === PLATFORM_ISSUANCE
-      ? 'purchase'
+      ? ('purchase' as const)
       : t.flags.pending
-        ? 'lock'
+        ? ('lock' as const)
         : t.flags.post_pending
-          ? 'settle'
+          ? ('settle' as const)
           : t.flags.void_pending
-            ? 'refund'
-            : 'transfer';
+            ? ('refund' as const)
+            : ('transfer' as const);
   return {
     seq,
     type,
@@ -137,7 +231,7 @@ export function historyView(seq: number, e: JournalEntry, ledgerAccounts: readon
     pending_id: t.pending_id ?? null,
     from: t.debit_account,
     to: t.credit_account,
-    direction: ledgerAccounts.includes(t.debit_account) ? 'out' : 'in',
+    direction: ledgerAccounts.includes(t.debit_account) ? ('out' as const) : ('in' as const),
     amount_micro_usd: n(t.amount),
     amount_usd: formatUsd(t.amount),
     memo: t.memo ?? null,
@@ -145,35 +239,4 @@ export function historyView(seq: number, e: JournalEntry, ledgerAccounts: readon
     timestamp_ms: t.timestamp_ms,
     timestamp: new Date(t.timestamp_ms).toISOString(),
   };
-}
-
-/** HTTP status, code and message for an engine result that is not ok/exists. */
-export function transferFailure(result: TransferResult): { status: number; code: string; message: string } {
-  switch (result) {
-    case 'exceeds_credits':
-      return {
-        status: 402,
-        code: 'insufficient_funds',
-        message: 'the source account does not have enough available credits',
-      };
-    case 'account_not_found':
-      return { status: 404, code: 'unknown_account', message: 'an account of this transfer does not exist' };
-    case 'overflows_debits':
-    case 'overflows_credits':
-      return {
-        status: 400,
-        code: 'amount_too_large',
-        message: 'the transfer would push an account past 2^53 - 1 micro-USD',
-      };
-    case 'exists_with_different_fields':
-      return {
-        status: 409,
-        code: 'transfer_conflict',
-        message: 'this transfer id was already used for a different transfer',
-      };
-    case 'accounts_must_be_different':
-      return { status: 400, code: 'same_account', message: 'from and to must be different accounts' };
-    default:
-      return { status: 400, code: result, message: `transfer refused: ${result}` };
-  }
 }

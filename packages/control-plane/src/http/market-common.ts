@@ -1,15 +1,13 @@
-// Shared pieces of the market's HTTP routes: dependencies, error handling, body parsing, money and period views.
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { bearerToken, tokensEqual } from '../auth.js';
+// Shared pieces of the market's HTTP routes: dependencies, money and period views, row-writing operations.
+import type { Transaction } from 'kysely';
 import { formatUsd } from '../ledger/amount.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { Market } from '../market/market.js';
 import type { PeriodRow } from '../market/ops.js';
 import { parsePeriod, periodIso } from '../market/period.js';
+import { authHooks, type AuthHooks } from './auth-hooks.js';
+import { apiFailure } from './error-catalogue.js';
 import type { IdempotencyKeys, IdempotentRun, StoredResponse } from './idempotency.js';
-import { BadRequest } from './ledger-views.js';
-import type { PrincipalDeps } from './principal.js';
-import { apiError } from './routes.js';
 
 export interface MarketRoutesOptions {
   market: Market;
@@ -19,52 +17,33 @@ export interface MarketRoutesOptions {
   uptime_token: string | undefined;
 }
 
-export const principalDeps = (o: MarketRoutesOptions): PrincipalDeps => ({
-  db: o.market.deps.ledger.db,
-  admin_token: o.admin_token,
-});
+export const marketAuth = (o: MarketRoutesOptions): AuthHooks =>
+  authHooks({ db: o.market.deps.ledger.db, admin_token: o.admin_token });
 
-export { guard, parse } from './route-guard.js';
-
-/** A service token route (launcher, uptime reporter): 403 when the token is not configured, 401 when wrong. */
-export function requireServiceToken(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  expected: string | undefined,
-  name: string,
-): boolean {
-  if (expected === undefined) {
-    void apiError(reply, 403, 'endpoint_disabled', `this endpoint needs ${name}, and it is not configured`);
-    return false;
-  }
-  const token = bearerToken(req.headers.authorization);
-  if (token === null || !tokensEqual(token, expected)) {
-    void apiError(reply, 401, 'unauthorized', `missing or invalid Authorization: Bearer <${name}>`);
-    return false;
-  }
-  return true;
-}
-
-export const err = (status: number, code: string, message: string): StoredResponse => ({
-  status,
-  body: { error: { code, message } },
-});
+export const tags = ['market'];
 
 /** Money as `{name}_micro_usd` (JSON integer) and `{name}_usd` ("$12.50"). */
-export function money(name: string, micro: bigint | number): Record<string, number | string> {
+export function money<N extends string>(
+  name: N,
+  micro: bigint | number,
+): Record<`${N}_micro_usd`, number> & Record<`${N}_usd`, string> {
   const b = BigInt(micro);
-  return { [`${name}_micro_usd`]: Number(b), [`${name}_usd`]: formatUsd(b) };
+  const out = {} as Record<`${N}_micro_usd`, number> & Record<`${N}_usd`, string>;
+  Object.assign(out, { [`${name}_micro_usd`]: Number(b), [`${name}_usd`]: formatUsd(b) });
+  return out;
 }
 
 export const iso = (ms: number | null | undefined) =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
-export function periodParam(market: Market, text: string): number {
+/** A period named by its start (ISO-8601) or its index; `param` names the field in the error. */
+export function periodParam(market: Market, text: string, param = 'period'): number {
   const p = parsePeriod(text, market.timing.period_ms);
   if (p === undefined)
-    throw new BadRequest(
+    throw apiFailure(
       'invalid_period',
       `a period is its start in ISO-8601 (e.g. ${periodIso(1, market.timing.period_ms).replace('1970', '2026')}) aligned to EE_SETTLEMENT_PERIOD, or its index`,
+      { param },
     );
   return p;
 }
@@ -78,8 +57,8 @@ export function periodView(p: PeriodRow, period_ms: number) {
     provider: p.provider,
     user: p.user_id,
     app: p.app_name,
-    from: iso(p.from_ms),
-    to: iso(p.to_ms),
+    from: new Date(p.from_ms).toISOString(),
+    to: new Date(p.to_ms).toISOString(),
     ...money('amount', p.amount),
     status: p.status,
     reasons: p.reasons === null ? [] : (JSON.parse(p.reasons) as string[]),
@@ -92,7 +71,7 @@ export function rowsOp(
   run: IdempotentRun,
   build: (ctx: ApplyContext) => {
     response: StoredResponse;
-    write?: (tx: import('kysely').Transaction<any>) => Promise<void>;
+    write?: (tx: Transaction<any>) => Promise<void>;
   },
 ): LedgerOp<StoredResponse> {
   return {
@@ -106,5 +85,3 @@ export function rowsOp(
     },
   };
 }
-
-export const PRINTABLE = /^[^\p{Cc}]*$/u;

@@ -1,48 +1,31 @@
 // Leases over HTTP (user key): create (routed to the cheapest eligible node, first period locked), show, cancel.
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import { AppName } from '@easyenclave/protocol';
-import { IDENTITY_ID_PATTERN } from '../ledger/chart.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Market } from '../market/market.js';
-import { createLeaseOp, type LeaseRow, type PeriodRow } from '../market/ops.js';
+import { createLeaseOp, type LeaseRow } from '../market/ops.js';
 import { periodIso } from '../market/period.js';
-import { BadRequest } from './ledger-views.js';
-import { err, guard, iso, money, parse, periodView, principalDeps, type MarketRoutesOptions } from './market-common.js';
-import { mayActFor, principalOf, type Principal } from './principal.js';
-import { apiError } from './routes.js';
-
-const LeaseBody = z.strictObject({
-  /** The app (or workload) the lease pays for: its traffic goes to the lease's node. */
-  app: AppName,
-  vcpus: z.number().int().min(1).max(4096),
-  /** Periods to run (the prorated first one included); omitted = renew until cancelled or unfunded. */
-  periods: z.number().int().min(1).max(100_000).optional(),
-  /** The admin creates leases on behalf of a user. */
-  user: z.string().regex(IDENTITY_ID_PATTERN).optional(),
-});
+import { getLease, leasePeriods, leaseTotals } from '../market/store/reads.js';
+import { cancelLease } from '../market/store/writes.js';
+import { mayActFor, principalOf } from './auth-hooks.js';
+import { apiFailure } from './error-catalogue.js';
+import { errorResponse } from './idempotency.js';
+import { iso, marketAuth, money, periodView, tags, type MarketRoutesOptions } from './market-common.js';
+import { CreatedLeaseView, IdParams, LeaseBody, LeaseView } from './market-schemas.js';
+import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
 
 /** Lease-periods listed in a lease's view (the newest); the totals always cover every period. */
 export const MAX_LEASE_PERIODS_SHOWN = 500;
+/** Candidate nodes a lease creation re-checks under their row locks, best first. */
+const MAX_LEASE_CANDIDATES = 16;
 
 async function leaseView(market: Market, l: LeaseRow) {
-  const periods = (
-    (await market.db
-      .selectFrom('market_lease_periods')
-      .selectAll()
-      .where('lease_id', '=', l.id)
-      .orderBy('period', 'desc')
-      .limit(MAX_LEASE_PERIODS_SHOWN)
-      .execute()) as PeriodRow[]
-  ).reverse();
-  const sums = await market.db
-    .selectFrom('market_lease_periods')
-    .select(['status', (eb) => eb.fn.sum<number>('amount').as('amount'), (eb) => eb.fn.countAll<number>().as('n')])
-    .where('lease_id', '=', l.id)
-    .groupBy('status')
-    .execute();
+  const [periods, sums] = await Promise.all([
+    leasePeriods(market.db, l.id, MAX_LEASE_PERIODS_SHOWN),
+    leaseTotals(market.db, l.id),
+  ]);
   const total = (...statuses: string[]) =>
-    sums.filter((r) => statuses.includes(r.status)).reduce((a, r) => a + BigInt(r.amount ?? 0), 0n);
+    sums.filter((r) => statuses.includes(r.status)).reduce((a, r) => a + r.amount, 0n);
   const pm = market.timing.period_ms;
   return {
     lease_id: l.id,
@@ -57,55 +40,58 @@ async function leaseView(market: Market, l: LeaseRow) {
     current_period: periodIso(l.last_period, pm),
     status: l.status,
     end_reason: l.end_reason,
-    created_at: iso(l.created_ms),
+    created_at: iso(l.created_ms)!,
     ended_at: iso(l.ended_ms),
     ...money('locked', total('locked')),
     ...money('paid', total('posted')),
     ...money('refunded', total('voided', 'expired')),
-    lease_periods_total: sums.reduce((a, r) => a + Number(r.n), 0),
+    lease_periods_total: sums.reduce((a, r) => a + r.count, 0),
     lease_periods: periods.map((p) => periodView(p, pm)),
   };
 }
 
-export async function marketLeaseRoutes(app: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
+export async function marketLeaseRoutes(base: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
+  const app = base.withTypeProvider<ZodTypeProvider>();
   const { market, idempotency } = opts;
-  const deps = principalDeps(opts);
+  const auth = marketAuth(opts);
 
-  const ownLease = async (
-    req: FastifyRequest,
-    reply: FastifyReply,
-  ): Promise<{ p: Principal; lease: LeaseRow } | null> => {
-    const p = await principalOf(req, reply, deps);
-    if (!p) return null;
-    const lease = (await market.db
-      .selectFrom('market_leases')
-      .selectAll()
-      .where('id', '=', (req.params as { id: string }).id)
-      .executeTakeFirst()) as LeaseRow | undefined;
-    if (!lease || !mayActFor(p, lease.user_id)) {
-      void apiError(reply, 404, 'unknown_lease', 'no such lease (or not yours)');
-      return null;
-    }
-    return { p, lease };
+  /** The lease named in the path, if it is the caller's (or the caller is the admin); 404 otherwise. */
+  const ownLease = async (req: FastifyRequest, id: string): Promise<LeaseRow> => {
+    const lease = await getLease(market.db, id);
+    if (!lease || !mayActFor(principalOf(req), lease.user_id)) throw apiFailure('unknown_lease');
+    return lease;
   };
 
-  app.post('/v1/leases', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await principalOf(req, reply, deps);
-      if (!p) return reply;
-      const body = parse(LeaseBody, req.body);
+  app.post(
+    '/v1/leases',
+    {
+      onRequest: auth.caller,
+      schema: {
+        tags,
+        summary: 'Create a lease on the cheapest eligible node and lock its first (prorated) period',
+        security: BEARER,
+        headers: IdempotencyHeaders,
+        body: LeaseBody,
+        response: { 201: CreatedLeaseView, ...errorResponses(400, 401, 402, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const p = principalOf(req);
+      const body = req.body;
       const user = p.kind === 'admin' ? body.user : p.id;
       if (user === undefined)
-        throw new BadRequest('invalid_request', 'user is required when the admin token creates a lease');
+        throw apiFailure('invalid_request', 'user is required when the admin token creates a lease', {
+          param: 'user',
+        });
       if (p.kind === 'identity' && body.user !== undefined && body.user !== p.id)
-        return apiError(reply, 403, 'forbidden', 'an API key can only create leases for itself');
-      if (!user.startsWith('user:')) return apiError(reply, 403, 'not_a_user', 'leases are paid from user accounts');
+        throw apiFailure('forbidden', 'an API key can only create leases for itself');
+      if (!user.startsWith('user:')) throw apiFailure('not_a_user');
       return idempotency.handle(req, reply, p.id, async (run) => {
         const lease_id = run.derivedId('lease_', () => `lease_${randomBytes(8).toString('hex')}`).slice(0, 22);
         // Routing runs after a stored response would have been replayed; with no candidate the operation still
         // runs, so a retry whose key record has expired finds its lease instead of "no eligible node".
         const ranked = await market.candidates(body.app);
-        const response = await market.deps.ledger.submit(
+        return market.deps.ledger.submit(
           createLeaseOp(
             {
               lease_id,
@@ -113,7 +99,7 @@ export async function marketLeaseRoutes(app: FastifyInstance, opts: MarketRoutes
               app_name: body.app,
               vcpus: body.vcpus,
               periods: body.periods ?? null,
-              candidates: ranked.slice(0, 16).map((n) => ({ id: n.id, provider: n.provider })),
+              candidates: ranked.slice(0, MAX_LEASE_CANDIDATES).map((n) => ({ id: n.id, provider: n.provider })),
             },
             market.timing,
             (node_id) => market.liveEligible(node_id, body.app),
@@ -133,44 +119,38 @@ export async function marketLeaseRoutes(app: FastifyInstance, opts: MarketRoutes
                       lock: periodView(r.period, market.timing.period_ms),
                     },
                   }
-                : err(r.status, r.code, r.message);
+                : errorResponse(r);
               run.record(ctx.writes, ctx.now_ms, out);
               return out;
             },
           ),
         );
-        return response;
       });
-    }),
+    },
   );
 
-  app.get('/v1/leases/:id', async (req, reply) =>
-    guard(reply, async () => {
-      const r = await ownLease(req, reply);
-      if (!r) return reply;
-      return leaseView(market, r.lease);
-    }),
+  const leaseSchema = (summary: string) => ({
+    tags,
+    summary,
+    security: BEARER,
+    params: IdParams,
+    response: { 200: LeaseView, ...errorResponses(400, 401, 404) },
+  });
+
+  app.get(
+    '/v1/leases/:id',
+    { onRequest: auth.caller, schema: leaseSchema('A lease with its newest lease-periods and money totals') },
+    async (req) => leaseView(market, await ownLease(req, req.params.id)),
   );
 
   /** Stops renewals. The period already locked settles as usual (the service runs until it ends). */
-  app.delete('/v1/leases/:id', async (req, reply) =>
-    guard(reply, async () => {
-      const r = await ownLease(req, reply);
-      if (!r) return reply;
-      if (r.lease.status === 'active') {
-        await market.db
-          .updateTable('market_leases')
-          .set({ status: 'ended', end_reason: 'cancelled', ended_ms: market.now })
-          .where('id', '=', r.lease.id)
-          .where('status', '=', 'active')
-          .execute();
-      }
-      const lease = (await market.db
-        .selectFrom('market_leases')
-        .selectAll()
-        .where('id', '=', r.lease.id)
-        .executeTakeFirstOrThrow()) as LeaseRow;
-      return leaseView(market, lease);
-    }),
+  app.delete(
+    '/v1/leases/:id',
+    { onRequest: auth.caller, schema: leaseSchema('Cancel a lease: renewals stop; the locked period settles') },
+    async (req) => {
+      const lease = await ownLease(req, req.params.id);
+      if (lease.status === 'active') await cancelLease(market.db, lease.id, market.now);
+      return leaseView(market, (await getLease(market.db, lease.id))!);
+    },
   );
 }

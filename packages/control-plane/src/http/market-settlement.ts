@@ -1,81 +1,35 @@
-// Settlement, evidence and money out over HTTP: finalize a period (admin), uptime reports (EE_UPTIME_TOKEN),
-// abuse reports (EE_LAUNCHER_TOKEN files, the admin authorises), provider payouts (admin).
+// Settlement and its evidence over HTTP: finalize a period (admin), read it (admin), uptime reports
+// (EE_UPTIME_TOKEN), abuse reports (EE_LAUNCHER_TOKEN files them, the admin authorises).
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import { IDENTITY_ID_PATTERN } from '../ledger/chart.js';
-import { createPayoutOp, resolvePayoutOp } from '../market/ops-penalty.js';
-import type { PeriodRow } from '../market/ops.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { periodEnd, periodIndex, periodIso } from '../market/period.js';
 import { getNode } from '../market/store/queries.js';
-import { amountOf } from './ledger-views.js';
+import { getAbuseReport, leaseOnNode, periodLeasePeriods } from '../market/store/reads.js';
+import type { MarketAbuseReportsTable } from '../market/store/schema.js';
+import { authorizeAbuseReport, insertAbuseReport, insertUsageReport } from '../market/store/writes.js';
+import { principalOf } from './auth-hooks.js';
+import { apiFailure } from './error-catalogue.js';
+import { errorResponse } from './idempotency.js';
+import { iso, marketAuth, periodParam, periodView, rowsOp, tags, type MarketRoutesOptions } from './market-common.js';
 import {
-  err,
-  guard,
-  iso,
-  money,
-  parse,
-  periodParam,
-  periodView,
-  principalDeps,
-  PRINTABLE,
-  requireServiceToken,
-  rowsOp,
-  type MarketRoutesOptions,
-} from './market-common.js';
-import { requireAdminPrincipal } from './principal.js';
-import { apiError } from './routes.js';
+  AbuseBody,
+  AbuseView,
+  FinalizeView,
+  IdParams,
+  PeriodParams,
+  SettlementView,
+  UsageBody,
+  UsageView,
+} from './market-schemas.js';
+import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
 
-const PeriodField = z.union([z.string().max(40), z.number().int().min(0)]);
-const UsageBody = z.strictObject({
-  node: z.string().max(64),
-  period: PeriodField,
-  units: z.number().int().min(0).max(1e12).default(0),
-  missed_checks: z.number().int().min(0).max(1e9),
-  detail: z.string().max(500).regex(PRINTABLE).optional(),
-});
-const AbuseBody = z.strictObject({
-  node: z.string().max(64),
-  lease: z.string().max(64).optional(),
-  period: PeriodField.optional(),
-  reason: z.string().min(1).max(1000).regex(PRINTABLE),
-});
-const PayoutBody = z.strictObject({
-  provider: z.string().regex(IDENTITY_ID_PATTERN),
-  amount: z.string().max(40).optional(),
-  amount_micro_usd: z.number().optional(),
-  reference: z
-    .string()
-    .max(128)
-    .regex(/^[A-Za-z0-9:_.@/-]+$/)
-    .optional(),
-});
-
-interface AbuseRow {
-  id: string;
-  node_id: string;
-  lease_id: string | null;
-  period: number;
-  reason: string;
-  status: string;
-  filed_ms: number;
-  authorized_ms: number | null;
-}
-interface PayoutRow {
-  id: string;
-  provider: string;
-  amount: number;
-  status: string;
-  reference: string | null;
-  created_ms: number;
-  resolved_ms: number | null;
-}
-
-export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
+export async function marketSettlementRoutes(base: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
+  const app = base.withTypeProvider<ZodTypeProvider>();
   const { market, idempotency } = opts;
-  const deps = principalDeps(opts);
+  const auth = marketAuth(opts);
   const pm = () => market.timing.period_ms;
-  const abuseView = (a: AbuseRow) => ({
+  const abuseView = (a: MarketAbuseReportsTable) => ({
     report_id: a.id,
     node_id: a.node_id,
     lease_id: a.lease_id,
@@ -83,27 +37,32 @@ export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketR
     period_index: a.period,
     reason: a.reason,
     status: a.status,
-    filed_at: iso(a.filed_ms),
+    filed_at: iso(a.filed_ms)!,
     authorized_at: iso(a.authorized_ms),
   });
-  const payoutView = (p: PayoutRow) => ({
-    payout_id: p.id,
-    provider: p.provider,
-    ...money('amount', p.amount),
-    status: p.status,
-    reference: p.reference,
-    created_at: iso(p.created_ms),
-    resolved_at: iso(p.resolved_ms),
-  });
+  const unknownNode = (node: string) =>
+    getNode(market.db, node).then((n) => {
+      if (!n) throw apiFailure('unknown_node', undefined, { param: 'node' });
+    });
 
-  app.post('/v1/settlements/:period/finalize', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await requireAdminPrincipal(req, reply, deps);
-      if (!p) return reply;
-      const index = periodParam(market, (req.params as { period: string }).period);
+  app.post(
+    '/v1/settlements/:period/finalize',
+    {
+      onRequest: auth.admin,
+      schema: {
+        tags,
+        summary: 'Finalize every locked lease-period of an ended period (admin)',
+        security: BEARER,
+        headers: IdempotencyHeaders,
+        params: PeriodParams,
+        response: { 200: FinalizeView, ...errorResponses(400, 401, 403, 409) },
+      },
+    },
+    async (req, reply) => {
+      const index = periodParam(market, req.params.period);
       if (market.now < periodEnd(index, pm()))
-        return apiError(reply, 409, 'period_not_ended', `period ${periodIso(index, pm())} has not ended yet`);
-      return idempotency.handle(req, reply, p.id, async (run) => {
+        throw apiFailure('period_not_ended', `period ${periodIso(index, pm())} has not ended yet`);
+      return idempotency.handle(req, reply, principalOf(req).id, async (run) => {
         const results = await market.finalizePeriod(index);
         const count = (s: string) => results.filter((r) => r.status === s).length;
         // Stored after every lease-period committed; finalize is idempotent by its transfer ids, so a lost record
@@ -131,34 +90,49 @@ export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketR
           })),
         );
       });
-    }),
+    },
   );
 
-  app.get('/v1/settlements/:period', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await requireAdminPrincipal(req, reply, deps);
-      if (!p) return reply;
-      const index = periodParam(market, (req.params as { period: string }).period);
-      const rows = (await market.db
-        .selectFrom('market_lease_periods')
-        .selectAll()
-        .where('period', '=', index)
-        .orderBy('lease_id')
-        .execute()) as PeriodRow[];
+  app.get(
+    '/v1/settlements/:period',
+    {
+      onRequest: auth.admin,
+      schema: {
+        tags,
+        summary: 'The lease-periods of a period with their outcome and reasons (admin)',
+        security: BEARER,
+        params: PeriodParams,
+        response: { 200: SettlementView, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const index = periodParam(market, req.params.period);
+      const rows = await periodLeasePeriods(market.db, index);
       return {
         period: periodIso(index, pm()),
         period_index: index,
         lease_periods: rows.map((r) => periodView(r, pm())),
       };
-    }),
+    },
   );
 
-  app.post('/v1/usage/report', async (req, reply) =>
-    guard(reply, async () => {
-      if (!requireServiceToken(req, reply, opts.uptime_token, 'EE_UPTIME_TOKEN')) return reply;
-      const body = parse(UsageBody, req.body);
+  app.post(
+    '/v1/usage/report',
+    {
+      onRequest: auth.service(opts.uptime_token, 'EE_UPTIME_TOKEN'),
+      schema: {
+        tags,
+        summary: "An attested uptime reporter's report for a node and period (EE_UPTIME_TOKEN)",
+        security: BEARER,
+        headers: IdempotencyHeaders,
+        body: UsageBody,
+        response: { 201: UsageView, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body;
       const index = periodParam(market, String(body.period));
-      if (!(await getNode(market.db, body.node))) return apiError(reply, 404, 'unknown_node', 'no such node');
+      await unknownNode(body.node);
       return idempotency.handle(req, reply, 'uptime', (run) => {
         const id = run.derivedId('usage_', () => `usage_${randomBytes(20).toString('hex')}`).slice(0, 30);
         return market.deps.ledger.submit(
@@ -183,59 +157,49 @@ export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketR
                   missed_checks: body.missed_checks,
                 },
               },
-              write: async (tx) => {
-                await tx
-                  .insertInto('market_usage_reports')
-                  .values(row)
-                  .onConflict((oc) => oc.column('id').doNothing())
-                  .execute();
-              },
+              write: (tx) => insertUsageReport(tx, row),
             };
           }),
         );
       });
-    }),
+    },
   );
 
-  app.post('/v1/abuse/reports', async (req, reply) =>
-    guard(reply, async () => {
-      if (!requireServiceToken(req, reply, opts.launcher_token, 'EE_LAUNCHER_TOKEN')) return reply;
-      const body = parse(AbuseBody, req.body);
-      if (!(await getNode(market.db, body.node))) return apiError(reply, 404, 'unknown_node', 'no such node');
-      if (
-        body.lease !== undefined &&
-        !(await market.db
-          .selectFrom('market_leases')
-          .select('id')
-          .where('id', '=', body.lease)
-          .where('node_id', '=', body.node)
-          .executeTakeFirst())
-      ) {
-        return apiError(reply, 404, 'unknown_lease', 'no such lease on this node');
-      }
+  app.post(
+    '/v1/abuse/reports',
+    {
+      onRequest: auth.service(opts.launcher_token, 'EE_LAUNCHER_TOKEN'),
+      schema: {
+        tags,
+        summary: 'File an abuse report against a node (EE_LAUNCHER_TOKEN); it counts once authorised',
+        security: BEARER,
+        headers: IdempotencyHeaders,
+        body: AbuseBody,
+        response: { 201: AbuseView, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body;
+      await unknownNode(body.node);
+      if (body.lease !== undefined && !(await leaseOnNode(market.db, body.lease, body.node)))
+        throw apiFailure('unknown_lease', 'no such lease on this node', { param: 'lease' });
       const index =
         body.period === undefined ? periodIndex(market.now, pm()) : periodParam(market, String(body.period));
       return idempotency.handle(req, reply, 'launcher', async (run) => {
         const id = run.derivedId('abuse_', () => `abuse_${randomBytes(8).toString('hex')}`).slice(0, 22);
         // The id comes from the Idempotency-Key: a retry after its record expired finds the report it filed.
-        const prior = (await market.db
-          .selectFrom('market_abuse_reports')
-          .selectAll()
-          .where('id', '=', id)
-          .executeTakeFirst()) as AbuseRow | undefined;
+        const prior = await getAbuseReport(market.db, id);
         if (prior) {
           const same =
             prior.node_id === body.node &&
             prior.lease_id === (body.lease ?? null) &&
             prior.period === index &&
             prior.reason === body.reason;
-          return same
-            ? { status: 201, body: abuseView(prior) }
-            : err(409, 'report_conflict', 'this Idempotency-Key already filed a different report');
+          return same ? { status: 201, body: abuseView(prior) } : errorResponse({ code: 'report_conflict' });
         }
         return market.deps.ledger.submit(
           rowsOp(run, (ctx) => {
-            const row: AbuseRow = {
+            const row: MarketAbuseReportsTable = {
               id,
               node_id: body.node,
               lease_id: body.lease ?? null,
@@ -245,143 +209,62 @@ export async function marketSettlementRoutes(app: FastifyInstance, opts: MarketR
               filed_ms: ctx.now_ms,
               authorized_ms: null,
             };
-            return {
-              response: { status: 201, body: abuseView(row) },
-              write: async (tx) => {
-                await tx
-                  .insertInto('market_abuse_reports')
-                  .values(row)
-                  .onConflict((oc) => oc.column('id').doNothing())
-                  .execute();
-              },
-            };
+            return { response: { status: 201, body: abuseView(row) }, write: (tx) => insertAbuseReport(tx, row) };
           }),
         );
       });
-    }),
+    },
   );
 
-  app.get('/v1/abuse/reports/:id', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await requireAdminPrincipal(req, reply, deps);
-      if (!p) return reply;
-      const row = (await market.db
-        .selectFrom('market_abuse_reports')
-        .selectAll()
-        .where('id', '=', (req.params as { id: string }).id)
-        .executeTakeFirst()) as AbuseRow | undefined;
-      return row ? abuseView(row) : apiError(reply, 404, 'unknown_report', 'no such abuse report');
-    }),
+  app.get(
+    '/v1/abuse/reports/:id',
+    {
+      onRequest: auth.admin,
+      schema: {
+        tags,
+        summary: 'An abuse report (admin)',
+        security: BEARER,
+        params: IdParams,
+        response: { 200: AbuseView, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const row = await getAbuseReport(market.db, req.params.id);
+      if (!row) throw apiFailure('unknown_report');
+      return abuseView(row);
+    },
   );
 
-  app.post('/v1/abuse/reports/:id/authorize', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await requireAdminPrincipal(req, reply, deps);
-      if (!p) return reply;
-      const id = (req.params as { id: string }).id;
-      const row = (await market.db
-        .selectFrom('market_abuse_reports')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst()) as AbuseRow | undefined;
-      if (!row) return apiError(reply, 404, 'unknown_report', 'no such abuse report');
-      return idempotency.handle(req, reply, p.id, async (run) => {
+  app.post(
+    '/v1/abuse/reports/:id/authorize',
+    {
+      onRequest: auth.admin,
+      schema: {
+        tags,
+        summary: "Authorise an abuse report: it fails the node's period and lowers its trust (admin)",
+        security: BEARER,
+        headers: IdempotencyHeaders,
+        params: IdParams,
+        response: { 200: AbuseView, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.id;
+      const row = await getAbuseReport(market.db, id);
+      if (!row) throw apiFailure('unknown_report');
+      return idempotency.handle(req, reply, principalOf(req).id, async (run) => {
         const response = await market.deps.ledger.submit(
           rowsOp(run, (ctx) => {
             const authorized_ms = row.authorized_ms ?? ctx.now_ms;
             return {
               response: { status: 200, body: abuseView({ ...row, status: 'authorized', authorized_ms }) },
-              write: async (tx) => {
-                await tx
-                  .updateTable('market_abuse_reports')
-                  .set({ status: 'authorized', authorized_ms })
-                  .where('id', '=', id)
-                  .where('status', '=', 'filed')
-                  .execute();
-              },
+              write: (tx) => authorizeAbuseReport(tx, id, authorized_ms),
             };
           }),
         );
         void market.refreshRanking();
         return response;
       });
-    }),
-  );
-
-  app.post('/v1/payouts', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await requireAdminPrincipal(req, reply, deps);
-      if (!p) return reply;
-      const body = parse(PayoutBody, req.body);
-      if (!body.provider.startsWith('provider:'))
-        return apiError(reply, 400, 'not_a_provider', 'payouts are paid from provider earnings');
-      const amount = amountOf(body);
-      return idempotency.handle(req, reply, p.id, (run) => {
-        const id = run.derivedId('po_', () => `po_${randomBytes(8).toString('hex')}`).slice(0, 19);
-        return market.deps.ledger.submit(
-          createPayoutOp(id, body.provider, amount, body.reference ?? null, (r, ctx) => {
-            const out = r.ok
-              ? {
-                  status: 201,
-                  body: payoutView({
-                    id,
-                    provider: body.provider,
-                    amount: Number(amount),
-                    status: 'pending',
-                    reference: body.reference ?? null,
-                    created_ms: ctx.now_ms,
-                    resolved_ms: null,
-                  }),
-                }
-              : err(r.status, r.code, r.message);
-            run.record(ctx.writes, ctx.now_ms, out);
-            return out;
-          }),
-        );
-      });
-    }),
-  );
-
-  const resolve =
-    (confirm: boolean) => async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) =>
-      guard(reply, async () => {
-        const p = await requireAdminPrincipal(req, reply, deps);
-        if (!p) return reply;
-        const id = (req.params as { id: string }).id;
-        const row = (await market.db
-          .selectFrom('market_payouts')
-          .selectAll()
-          .where('id', '=', id)
-          .executeTakeFirst()) as PayoutRow | undefined;
-        if (!row) return apiError(reply, 404, 'unknown_payout', 'no such payout');
-        return idempotency.handle(req, reply, p.id, (run) =>
-          market.deps.ledger.submit(
-            resolvePayoutOp(id, row.provider, confirm, (r, ctx) => {
-              const out = r.ok
-                ? {
-                    status: 200,
-                    body: payoutView({ ...row, status: r.status, resolved_ms: row.resolved_ms ?? ctx.now_ms }),
-                  }
-                : err(r.status, r.code, r.message);
-              run.record(ctx.writes, ctx.now_ms, out);
-              return out;
-            }),
-          ),
-        );
-      });
-  app.post('/v1/payouts/:id/confirm', resolve(true));
-  app.post('/v1/payouts/:id/cancel', resolve(false));
-
-  app.get('/v1/payouts/:id', async (req, reply) =>
-    guard(reply, async () => {
-      const p = await requireAdminPrincipal(req, reply, deps);
-      if (!p) return reply;
-      const row = (await market.db
-        .selectFrom('market_payouts')
-        .selectAll()
-        .where('id', '=', (req.params as { id: string }).id)
-        .executeTakeFirst()) as PayoutRow | undefined;
-      return row ? payoutView(row) : apiError(reply, 404, 'unknown_payout', 'no such payout');
-    }),
+    },
   );
 }

@@ -1,5 +1,18 @@
 /** Ledger state construction and account creation (kept apart from transfers to keep each file small). */
-import { ACCOUNT_ID_PATTERN, type AccountInput, type AccountResult, type LedgerState } from './types.js';
+import { ACCOUNT_ID_PATTERN, type Account, type AccountInput, type AccountResult, type LedgerState } from './types.js';
+
+/** Money the account holds (posted credits − posted debits), open locks included. */
+export function totalBalance(a: Account): bigint {
+  return a.credits_posted - a.debits_posted;
+}
+
+/**
+ * The one available-balance formula: what the account can still spend. Pending debits (open locks) count
+ * against it before they settle; pending credits do not count until posted.
+ */
+export function availableBalance(a: Account): bigint {
+  return totalBalance(a) - a.debits_pending;
+}
 
 export function createLedgerState(): LedgerState {
   return { accounts: new Map(), transfers: new Map(), failed: new Map(), pending: new Map(), journal: [] };

@@ -69,7 +69,8 @@ function parseDollarString(input: string): bigint {
   if (/\s/.test(input)) throw new AmountError(input, 'must not contain whitespace');
   if (/^\$?-|^-/.test(input)) throw new AmountError(input, 'must not be negative');
   if (/^\$?\+/.test(input)) throw new AmountError(input, 'must not have a sign');
-  if (/[eE]/.test(input)) throw new AmountError(input, 'exponent notation is not accepted');
+  // Only what reads as a number in exponent notation ("1e6", "2.5E+3") is called that; "ten" is just not an amount.
+  if (/^\$?\d*\.?\d+[eE][+-]?\d+$/.test(input)) throw new AmountError(input, 'exponent notation is not accepted');
   if (input.includes(',')) throw new AmountError(input, 'thousands separators are not accepted');
   const m = DOLLARS.exec(input);
   if (!m) throw new AmountError(input, 'expected dollars like "$200", "200" or "12.50"');

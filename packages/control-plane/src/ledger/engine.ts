@@ -18,6 +18,7 @@
  *   batch in the same transaction.
  * - A missing amount on a plain or pending transfer is 'amount_must_not_be_zero' (as in TigerBeetle).
  */
+import { availableBalance } from './accounts.js';
 import { MAX_AMOUNT_MICRO } from './amount.js';
 import { Overlay } from './overlay.js';
 import {
@@ -122,7 +123,7 @@ function move(ov: Overlay, input: TransferInput, flags: Required<TransferFlags>,
 
   let amount = input.amount;
   if (flags.balancing_debit && debit.flags.debits_must_not_exceed_credits) {
-    const available = debit.credits_posted - debit.debits_posted - debit.debits_pending;
+    const available = availableBalance(debit);
     if (available < amount) amount = available > 0n ? available : 0n;
     if (amount === 0n) return 'exceeds_credits';
   }

@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { CloseCode } from '@easyenclave/protocol';
 import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
+import { availableBalance } from '../ledger/accounts.js';
+import { providerStake } from '../ledger/chart.js';
 import type { LedgerStore } from '../ledger-store/ledger-store.js';
 import { runMigrations, type Store } from '../store/index.js';
 import type { MarketHooks, TunnelHub } from '../tunnel/hub.js';
@@ -259,8 +261,8 @@ export class Market implements MarketHooks {
   };
 
   async stakeHeld(provider: string): Promise<bigint> {
-    const a = await this.deps.ledger.account(`${provider}:stake`);
-    return a ? a.credits_posted - a.debits_posted - a.debits_pending : 0n;
+    const a = await this.deps.ledger.account(providerStake(provider));
+    return a ? availableBalance(a) : 0n;
   }
 
   /** The stake a provider must hold: the sum over its active nodes (stake is per provider). */

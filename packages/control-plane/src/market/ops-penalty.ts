@@ -5,7 +5,8 @@ import type { TransferInput } from '../ledger/types.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { lockId, refundId } from './period.js';
-import { stakeHeld, transferError, type NodeRow, type PeriodRow } from './ops.js';
+import { transferRefusal } from '../ledger/refusal.js';
+import { stakeHeld, type MarketRefusal, type NodeRow, type PeriodRow } from './ops.js';
 import type { MarketTx } from './store/schema.js';
 
 const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q => (d === 'postgres' ? q.forUpdate() : q);
@@ -200,9 +201,7 @@ export function fraudOp(node_id: string, reason: string): LedgerOp<FraudResult> 
 
 // ---------- Payouts ----------
 
-export type PayoutResult =
-  | { ok: true; status: 'pending' | 'confirmed' | 'cancelled' }
-  | { ok: false; status: number; code: string; message: string };
+export type PayoutResult = { ok: true; status: 'pending' | 'confirmed' | 'cancelled' } | MarketRefusal;
 
 export const payoutLockId = (id: string) => `payout:${id}`;
 
@@ -233,7 +232,7 @@ export function createPayoutOp<T>(
         ctx.now_ms,
       );
       if (r === 'exists') return then({ ok: true, status: 'pending' }, ctx);
-      if (r !== 'ok') return then(transferError(r!), ctx);
+      if (r !== 'ok') return then(transferRefusal(r!), ctx);
       ctx.writes.after.push(async (tx) => {
         await tx
           .insertInto('market_payouts')
@@ -283,14 +282,13 @@ export function resolvePayoutOp<T>(
         return then(
           {
             ok: false,
-            status: 409,
             code: 'payout_resolved',
             message: `the payout is already ${r === 'pending_transfer_already_posted' ? 'confirmed' : 'cancelled'}`,
           },
           ctx,
         );
       }
-      if (r !== 'ok') return then(transferError(r!), ctx);
+      if (r !== 'ok') return then(transferRefusal(r!), ctx);
       ctx.writes.after.push(async (tx) => {
         await tx.updateTable('market_payouts').set({ status, resolved_ms: ctx.now_ms }).where('id', '=', id).execute();
       });

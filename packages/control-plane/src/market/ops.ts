@@ -3,7 +3,9 @@
 // are written by `writes.after` in the same transaction — money and market state commit together or not at all.
 import { createTransfers } from '../ledger/engine.js';
 import { providerEarnings, providerStake } from '../ledger/chart.js';
-import type { LedgerState, TransferInput, TransferResult } from '../ledger/types.js';
+import { availableBalance } from '../ledger/accounts.js';
+import { transferRefusal, type Refusal, type TransferRefusalCode } from '../ledger/refusal.js';
+import type { LedgerState, TransferInput } from '../ledger/types.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { lockFor, lockId, periodEnd, periodIndex, refundId, settleId } from './period.js';
@@ -17,10 +19,25 @@ export type PeriodRow = MarketLeasePeriodsTable;
 
 const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q => (d === 'postgres' ? q.forUpdate() : q);
 
+/** What `account` can spend in the batch's working set (0 when it does not exist). */
 export function balance(state: LedgerState, account: string): bigint {
   const a = state.accounts.get(account);
-  return a ? a.credits_posted - a.debits_posted - a.debits_pending : 0n;
+  return a ? availableBalance(a) : 0n;
 }
+
+/** The codes the market's operations refuse with (the HTTP layer's catalogue maps them to statuses). */
+export type MarketRefusalCode =
+  | TransferRefusalCode
+  | 'unknown_node'
+  | 'node_banned'
+  | 'open_periods'
+  | 'cooldown'
+  | 'nothing_staked'
+  | 'insufficient_stake'
+  | 'lease_conflict'
+  | 'no_eligible_node'
+  | 'payout_resolved';
+export type MarketRefusal = Refusal<MarketRefusalCode>;
 
 async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {
   if (ids.length === 0) return new Map();
@@ -81,8 +98,7 @@ function lockInput(
 
 // ---------- Stake / unstake ----------
 
-export type StakeResult =
-  { ok: true; held: bigint; node: NodeRow } | { ok: false; code: string; message: string; status: number };
+export type StakeResult = { ok: true; held: bigint; node: NodeRow } | MarketRefusal;
 
 export function stakeOp<T>(
   node_id: string,
@@ -100,9 +116,8 @@ export function stakeOp<T>(
       node = (await lockNodes(tx, d, [node_id])).get(node_id);
     },
     apply(ctx) {
-      if (!node) return then({ ok: false, status: 404, code: 'unknown_node', message: 'no such node' }, ctx);
-      if (node.status === 'banned')
-        return then({ ok: false, status: 409, code: 'node_banned', message: 'the node is banned' }, ctx);
+      if (!node) return then({ ok: false, code: 'unknown_node' }, ctx);
+      if (node.status === 'banned') return then({ ok: false, code: 'node_banned' }, ctx);
       const [r] = createTransfers(
         ctx.state,
         [
@@ -116,7 +131,7 @@ export function stakeOp<T>(
         ],
         ctx.now_ms,
       );
-      if (r !== 'ok' && r !== 'exists') return then(transferError(r!), ctx);
+      if (r !== 'ok' && r !== 'exists') return then(transferRefusal(r!), ctx);
       return then({ ok: true, held: stakeHeld(ctx.state, provider), node }, ctx);
     },
   };
@@ -159,8 +174,9 @@ export function unstakeOp<T>(
       lastEnd = Number(r?.last ?? 0);
     },
     apply(ctx) {
-      const fail = (status: number, code: string, message: string) => then({ ok: false, status, code, message }, ctx);
-      if (!node) return fail(404, 'unknown_node', 'no such node');
+      const fail = (code: MarketRefusalCode, message?: string) =>
+        then(message === undefined ? { ok: false, code } : { ok: false, code, message }, ctx);
+      if (!node) return fail('unknown_node');
       const prior = ctx.state.transfers.get(transfer_id);
       if (prior) {
         // A retry of an unstake that committed: same accounts and, when given, the same amount — or a conflict.
@@ -168,22 +184,20 @@ export function unstakeOp<T>(
           prior.debit_account === providerStake(provider) &&
           prior.credit_account === providerEarnings(provider) &&
           (amount === undefined || prior.amount === amount);
-        if (!same)
-          return fail(409, 'transfer_conflict', 'this Idempotency-Key was already used for a different unstake');
+        if (!same) return fail('transfer_conflict', 'this Idempotency-Key was already used for a different unstake');
         return then({ ok: true, held: stakeHeld(ctx.state, provider), node, amount: prior.amount }, ctx);
       }
-      if (open > 0) return fail(409, 'open_periods', `the provider has ${open} locked period(s) not yet settled`);
+      if (open > 0) return fail('open_periods', `the provider has ${open} locked period(s) not yet settled`);
       if (ctx.now_ms < lastEnd + cooldown_ms) {
         return fail(
-          409,
           'cooldown',
           `unstake is possible from ${new Date(lastEnd + cooldown_ms).toISOString()} (EE_UNSTAKE_COOLDOWN after the last period)`,
         );
       }
       const held = stakeHeld(ctx.state, provider);
       const take = amount ?? held;
-      if (take <= 0n) return fail(409, 'nothing_staked', 'no stake is held');
-      if (take > held) return fail(409, 'insufficient_stake', 'the amount exceeds the stake held');
+      if (take <= 0n) return fail('nothing_staked');
+      if (take > held) return fail('insufficient_stake');
       const [r] = createTransfers(
         ctx.state,
         [
@@ -197,28 +211,10 @@ export function unstakeOp<T>(
         ],
         ctx.now_ms,
       );
-      if (r !== 'ok' && r !== 'exists') return then(transferError(r!), ctx);
+      if (r !== 'ok' && r !== 'exists') return then(transferRefusal(r!), ctx);
       return then({ ok: true, held: stakeHeld(ctx.state, provider), node, amount: take }, ctx);
     },
   };
-}
-
-export function transferError(r: TransferResult): { ok: false; status: number; code: string; message: string } {
-  if (r === 'exceeds_credits')
-    return {
-      ok: false,
-      status: 402,
-      code: 'insufficient_funds',
-      message: 'the source account does not have enough available credits',
-    };
-  if (r === 'exists_with_different_fields')
-    return {
-      ok: false,
-      status: 409,
-      code: 'transfer_conflict',
-      message: 'this id was already used for a different transfer',
-    };
-  return { ok: false, status: 400, code: r, message: `transfer refused: ${r}` };
 }
 
 // ---------- Leases ----------
@@ -233,8 +229,7 @@ export interface NewLease {
   candidates: readonly { id: string; provider: string }[];
 }
 
-export type LeaseResult =
-  { ok: true; lease: LeaseRow; period: PeriodRow } | { ok: false; status: number; code: string; message: string };
+export type LeaseResult = { ok: true; lease: LeaseRow; period: PeriodRow } | MarketRefusal;
 
 /** Creates a lease and locks its first (prorated) period, re-checking each candidate node under its row lock. */
 export function createLeaseOp<T>(
@@ -293,21 +288,11 @@ export function createLeaseOp<T>(
         const e = existing.lease;
         const same =
           e.user_id === l.user_id && e.app_name === l.app_name && e.vcpus === l.vcpus && e.periods === l.periods;
-        if (!same || !existing.period)
-          return then(
-            {
-              ok: false,
-              status: 409,
-              code: 'lease_conflict',
-              message: 'this Idempotency-Key already created a different lease',
-            },
-            ctx,
-          );
+        if (!same || !existing.period) return then({ ok: false, code: 'lease_conflict' }, ctx);
         return then({ ok: true, lease: e, period: existing.period }, ctx);
       }
       let lastError: LeaseResult = {
         ok: false,
-        status: 409,
         code: 'no_eligible_node',
         message: `no eligible node serves "${l.app_name}" with ${l.vcpus} free vCPUs`,
       };
@@ -324,7 +309,7 @@ export function createLeaseOp<T>(
           ctx.now_ms,
         );
         if (r !== 'ok') {
-          lastError = transferError(r!);
+          lastError = transferRefusal(r!);
           if (r === 'exceeds_credits') return then(lastError, ctx);
           continue;
         }

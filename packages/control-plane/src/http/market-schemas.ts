@@ -1,0 +1,251 @@
+// Request and response schemas of the market API (docs/market.md): validated by fastify through the zod type
+// provider, and the source of /openapi.json. Responses are loose objects: they document every field and
+// check its type, and a field added later does not break an older schema.
+import { z } from 'zod';
+import { AppName } from '@easyenclave/protocol';
+import { IDENTITY_ID_PATTERN } from '../ledger/chart.js';
+import { TIERS } from '../market/policy.js';
+import { amountFields, withAmount } from './ledger-views.js';
+import { IsoTime, MicroUsd, pathId, printable, Usd } from './schemas.js';
+
+const Identity = z.string().regex(IDENTITY_ID_PATTERN, 'must be an account id like user:0123… or provider:0123…');
+
+/** `{name}_micro_usd` and `{name}_usd` in a response. */
+function moneyOut<N extends string>(name: N) {
+  const out = {} as Record<`${N}_micro_usd`, typeof MicroUsd> & Record<`${N}_usd`, typeof Usd>;
+  Object.assign(out, { [`${name}_micro_usd`]: MicroUsd, [`${name}_usd`]: Usd });
+  return out;
+}
+
+// ---------- Requests ----------
+
+export const RegisterNodeBody = withAmount(
+  z.strictObject({
+    provider: Identity.optional().meta({ description: 'the admin registers a node for a provider' }),
+    name: printable(128).optional(),
+    region: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9_.-]+$/),
+    tier: z.enum(TIERS),
+    vcpus: z.number().int().min(1).max(4096),
+    capacity_months: z.number().int().min(1).max(120).default(1),
+    ...amountFields('price_per_vcpu_hour'),
+    network: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/)
+      .default('sandbox-1'),
+    ppid: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/)
+      .optional()
+      .meta({ description: "sealed networks: the platform's PPID (32 hex)" }),
+  }),
+  'price_per_vcpu_hour',
+);
+
+/** Stake: an amount; unstake: an amount or nothing (all of it). A POST without a body is `{}`. */
+export const StakeBody = withAmount(z.strictObject(amountFields()).default({}));
+export const UnstakeBody = withAmount(z.strictObject(amountFields()).default({}), 'amount', true);
+export const FraudBody = z.strictObject({ reason: printable(500) });
+
+export const NodeParams = z.object({ node: pathId(64) });
+export const IdParams = z.object({ id: pathId(64) });
+export const PeriodParams = z.object({ period: pathId(40) });
+
+export const LeaseBody = z.strictObject({
+  app: AppName.meta({ description: "the app the lease pays for: its traffic goes to the lease's node" }),
+  vcpus: z.number().int().min(1).max(4096),
+  periods: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .meta({ description: 'periods to run, the prorated first one included; omitted = until cancelled or unfunded' }),
+  user: Identity.optional().meta({ description: 'the admin creates leases on behalf of a user' }),
+});
+
+const PeriodField = z.union([z.string().max(40), z.number().int().min(0)]);
+export const UsageBody = z.strictObject({
+  node: pathId(64),
+  period: PeriodField,
+  units: z.number().int().min(0).max(1e12).default(0),
+  missed_checks: z.number().int().min(0).max(1e9),
+  detail: printable(500).optional(),
+});
+export const AbuseBody = z.strictObject({
+  node: pathId(64),
+  lease: pathId(64).optional(),
+  period: PeriodField.optional(),
+  reason: printable(1000),
+});
+export const PayoutBody = withAmount(
+  z.strictObject({
+    provider: Identity,
+    ...amountFields(),
+    reference: z
+      .string()
+      .max(128)
+      .regex(/^[A-Za-z0-9:_.@/-]+$/)
+      .optional(),
+  }),
+);
+
+// ---------- Responses ----------
+
+const NodeSummaryFields = {
+  node_id: z.string(),
+  provider: z.string(),
+  name: z.string(),
+  region: z.string(),
+  tier: z.enum(TIERS),
+  network: z.string(),
+  vcpus: z.number().int(),
+  capacity_months: z.number().int(),
+  machine_months: z.number().int(),
+  ...moneyOut('price_per_vcpu_hour'),
+  binding: z.enum(['ppid', 'node_token']),
+  ppid: z.string().nullable(),
+  status: z.enum(['active', 'banned']),
+  banned_reason: z.string().nullable(),
+  banned_at: IsoTime.nullable(),
+  created_at: IsoTime,
+};
+const EligibilityFields = {
+  eligible: z.boolean(),
+  ineligible_reasons: z.array(z.string()),
+  trust: z.number(),
+  effective_price_per_vcpu_hour_micro_usd: z.number(),
+};
+
+export const RegisteredNodeView = z.looseObject({
+  ...NodeSummaryFields,
+  node_token: z.string().nullable().meta({ description: 'shown once; null in a replayed answer' }),
+  node_token_note: z.string(),
+});
+export const NodeListView = z.looseObject({
+  nodes: z.array(z.looseObject({ ...NodeSummaryFields, ...EligibilityFields })),
+});
+export const NodeDetailView = z.looseObject({
+  ...NodeSummaryFields,
+  ...EligibilityFields,
+  stake: z.looseObject({ ...moneyOut('held'), ...moneyOut('required'), per: z.literal('provider') }),
+  live: z.looseObject({ agents: z.number(), attested: z.number(), healthy: z.number(), apps: z.array(z.string()) }),
+  agents: z.array(z.looseObject({ agent_id: z.string(), via: z.string(), connected: z.boolean() })),
+  attestations: z.array(z.looseObject({ agent_id: z.string(), at: IsoTime, ok: z.boolean() })),
+  health_events: z.array(z.looseObject({ agent_id: z.string(), at: IsoTime, kind: z.string() })),
+  slashes: z.array(z.looseObject({ id: z.string(), kind: z.string(), ...moneyOut('amount') })),
+});
+export const StakeView = z.looseObject({
+  node_id: z.string(),
+  provider: z.string(),
+  transfer_id: z.string(),
+  ...moneyOut('amount'),
+  stake: z.looseObject({ ...moneyOut('held'), ...moneyOut('required') }),
+  eligible: z.boolean(),
+  ineligible_reasons: z.array(z.string()),
+});
+export const FraudView = z.looseObject({
+  node_id: z.string(),
+  status: z.literal('banned'),
+  ...moneyOut('slashed'),
+  voided: z.array(z.looseObject({ lease_id: z.string(), period_index: z.number().int(), ...moneyOut('amount') })),
+});
+
+export const PeriodView = z
+  .looseObject({
+    lease_id: z.string(),
+    period: IsoTime,
+    period_index: z.number().int(),
+    node_id: z.string(),
+    provider: z.string(),
+    user: z.string(),
+    app: z.string(),
+    from: IsoTime,
+    to: IsoTime,
+    ...moneyOut('amount'),
+    status: z.enum(['locked', 'posted', 'voided', 'expired']),
+    reasons: z.array(z.string()),
+    finalized_at: IsoTime.nullable(),
+  })
+  .meta({ id: 'LeasePeriod' });
+
+export const CreatedLeaseView = z.looseObject({
+  lease_id: z.string(),
+  user: z.string(),
+  app: z.string(),
+  node_id: z.string(),
+  vcpus: z.number().int(),
+  periods: z.number().int().nullable(),
+  status: z.literal('active'),
+  ...moneyOut('price_per_vcpu_hour'),
+  lock: PeriodView,
+});
+export const LeaseView = z.looseObject({
+  lease_id: z.string(),
+  user: z.string(),
+  app: z.string(),
+  node_id: z.string(),
+  vcpus: z.number().int(),
+  ...moneyOut('price_per_vcpu_hour'),
+  periods: z.number().int().nullable(),
+  periods_locked: z.number().int(),
+  first_period: IsoTime,
+  current_period: IsoTime,
+  status: z.enum(['active', 'ended']),
+  end_reason: z.string().nullable(),
+  created_at: IsoTime,
+  ended_at: IsoTime.nullable(),
+  ...moneyOut('locked'),
+  ...moneyOut('paid'),
+  ...moneyOut('refunded'),
+  lease_periods_total: z.number().int(),
+  lease_periods: z.array(PeriodView),
+});
+
+export const FinalizeView = z.looseObject({
+  period: IsoTime,
+  period_index: z.number().int(),
+  lease_periods: z.number().int(),
+  posted: z.number().int(),
+  voided: z.number().int(),
+  expired: z.number().int(),
+  already_finalized: z.number().int(),
+  results: z.array(
+    z.looseObject({ lease_id: z.string(), status: z.string(), reasons: z.array(z.string()), already: z.boolean() }),
+  ),
+});
+export const SettlementView = z.looseObject({
+  period: IsoTime,
+  period_index: z.number().int(),
+  lease_periods: z.array(PeriodView),
+});
+export const UsageView = z.looseObject({
+  report_id: z.string(),
+  node_id: z.string(),
+  period: IsoTime,
+  units: z.number().int(),
+  missed_checks: z.number().int(),
+});
+export const AbuseView = z.looseObject({
+  report_id: z.string(),
+  node_id: z.string(),
+  lease_id: z.string().nullable(),
+  period: IsoTime,
+  period_index: z.number().int(),
+  reason: z.string(),
+  status: z.enum(['filed', 'authorized']),
+  filed_at: IsoTime,
+  authorized_at: IsoTime.nullable(),
+});
+export const PayoutView = z.looseObject({
+  payout_id: z.string(),
+  provider: z.string(),
+  ...moneyOut('amount'),
+  status: z.enum(['pending', 'confirmed', 'cancelled']),
+  reference: z.string().nullable(),
+  created_at: IsoTime,
+  resolved_at: IsoTime.nullable(),
+});
