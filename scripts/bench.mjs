@@ -6,7 +6,7 @@
 //   npm run bench                                  # everything (writes docs/benchmarks.md)
 //   npm run bench -- small large                   # some sections (prints only; add --write to write the doc)
 //   npm run bench -- --quick                       # smoke run: short durations, 200 agents (prints only)
-// Sections: small large mixed idle restart profile graceful attestation ledger confidential. Options: --quick, --write, --no-write, --build,
+// Sections: small large mixed idle restart profile graceful attestation ledger confidential jobs. Options: --quick, --write, --no-write, --build,
 // --no-snapshot, --agents N (default 1000; 200 with --quick). The built packages are copied to a temp dir at
 // the start (bench/snapshot.mjs) so a concurrent rebuild cannot change the code under test mid-run.
 //
@@ -73,6 +73,7 @@ const ALL = [
   'attestation',
   'ledger',
   'confidential',
+  'jobs',
 ]; // run in this order
 const argv = process.argv.slice(2);
 const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -934,6 +935,35 @@ async function benchLedger() {
   return r;
 }
 
+// ---------- 11. jobs ----------
+
+/** Container start latency: `podman run` of the test image by hand against the launcher's runtime. */
+async function benchJobs() {
+  const { execFileSync, spawnSync } = await import('node:child_process');
+  const podman = process.env.EE_CONTAINER_RUNTIME ?? 'podman';
+  if (spawnSync(podman, ['version'], { stdio: 'ignore' }).status !== 0) {
+    section('Jobs: container start', `_Skipped: \`${podman}\` is not installed or does not answer._`);
+    return null;
+  }
+  const out = execFileSync(
+    process.execPath,
+    [join(REPO_ROOT, 'bench/jobs.mjs'), '--json', '--runs', quick ? '3' : '20'],
+    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const r = JSON.parse(out.slice(out.indexOf('{')));
+  const ms = (s) => `${f0(s.median)} ms (p90 ${f0(s.p90)})`;
+  const rows = [
+    ['`podman run` by hand (attached, `--rm`)', ms(r.by_hand.first_instruction_ms), ms(r.by_hand.exit_ms)],
+    ['launcher runtime: `start()` then `result()`', ms(r.runtime.first_instruction_ms), ms(r.runtime.result_ms)],
+  ];
+  section(
+    'Jobs: container start',
+    `\`node bench/jobs.mjs\`: ${r.runs} sequential runs each of the test image (\`${r.image}\`, a static busybox imported locally) whose command is \`adjtimex\`: its output is the kernel clock at the container's first instruction, compared with the host clock when the request began. By hand: \`podman run --rm --network=none --cap-drop=all …\` and wait for it to exit. Launcher runtime: \`PodmanRuntime.start()\` (image resolution, env file, \`podman run --detach\`, inspect), then \`result()\` (exit seen through \`podman events\`, inspect, log tails). Medians, p90 in brackets.\n\n` +
+      table(['path', 'to first instruction', 'to exit / result'], rows),
+  );
+  return r;
+}
+
 // ---------- 6. graceful ----------
 
 async function gracefulOnce(backend, mode) {
@@ -1382,6 +1412,7 @@ async function main() {
   const run = {
     ledger: benchLedger,
     confidential: benchConfidential,
+    jobs: benchJobs,
     attestation: benchAttestation,
     small: benchSmall,
     large: benchLarge,
