@@ -29,6 +29,8 @@ export const PurchaseSchema = z.looseObject({
   payment_ref: z.string(),
   amount_micro_usd: micro,
   amount_usd: z.string(),
+  /** true when this payment_ref had already minted: nothing new was minted. */
+  replayed: z.boolean().optional(),
   balance: BalanceSchema,
 });
 
@@ -39,6 +41,8 @@ export const TransferSchema = z.looseObject({
   amount_micro_usd: micro,
   amount_usd: z.string(),
   memo: z.string().nullable(),
+  /** true when this transfer had already been applied (a late retry): nothing moved. */
+  replayed: z.boolean().optional(),
   balance: BalanceSchema,
 });
 

@@ -5,7 +5,16 @@ export type { CallOptions, BodyLike } from './http.js';
 export { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS } from './http.js';
 export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
-export type { Amount, Balance, CreatedAccount, IdempotentOptions, Purchase, Replayable, Transfer } from './ledger.js';
+export type {
+  Amount,
+  Balance,
+  CreatedAccount,
+  HistoryEntry,
+  IdempotentOptions,
+  Purchase,
+  Replayable,
+  Transfer,
+} from './ledger.js';
 export type { AbuseReportParams, CreateLeaseParams, Period, RegisterNodeParams, Tier } from './market.js';
 export type {
   AbuseReport,

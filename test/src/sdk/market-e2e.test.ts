@@ -122,6 +122,9 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
       [true, s2.transfer_id, REQUIRED],
     );
     assert.equal(await available(provider.id), 1_000_000_000n - REQUIRED, 'staked once');
+    const held = (await provider.ee.balance()).stake_micro_usd;
+    assert.equal(typeof held, 'bigint', "a provider's balance carries its stake as a bigint");
+    assert.equal(held, REQUIRED);
     const listed = (await admin.nodes()).find((n) => n.node_id === node_id);
     assert.equal(listed?.eligible, true);
     assert.throws(() => provider.ee.nodes(), /adminToken is required/);

@@ -72,7 +72,10 @@ export function registerCredits(program: Command): void {
       json: o.json,
       table: (d) =>
         formatFields([
-          ['Minted', d.amount_usd],
+          // The same payment_ref mints once: a repeat is answered with the first purchase, nothing new minted.
+          d.replayed === true
+            ? ['Not minted', `${d.amount_usd} — a replay: payment ${d.payment_ref} had already minted it`]
+            : ['Minted', d.amount_usd],
           ['Account', d.account],
           ['Payment', d.payment_ref],
           ['Transfer', d.transfer_id],
@@ -118,7 +121,9 @@ export function registerCredits(program: Command): void {
       json: o.json,
       table: (d) =>
         formatFields([
-          ['Sent', d.amount_usd],
+          d.replayed === true
+            ? ['Not sent', `${d.amount_usd} — a replay: this transfer was applied before`]
+            : ['Sent', d.amount_usd],
           ['From', d.from],
           ['To', d.to],
           ['Memo', d.memo],
