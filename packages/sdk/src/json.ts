@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { errorFromResponse, InvalidResponseError } from './errors.js';
 import type { Deadline, SendRequest, Transport } from './http.js';
 
+/** Schema mismatches named in an InvalidResponseError (the first few say enough). */
+const MAX_REPORTED_ISSUES = 5;
+
 /** Largest JSON body the SDK reads from the control plane's API. */
 export const MAX_JSON_BODY_BYTES = 8 * 1024 * 1024;
 
@@ -50,18 +53,40 @@ export interface JsonRequest extends Omit<SendRequest, 'body'> {
   body?: unknown;
 }
 
+/** The body as text, at most MAX_JSON_BODY_BYTES whether or not the server declared its length. */
 async function readText(res: Response, deadline: Deadline): Promise<string> {
+  const tooLarge = () => new InvalidResponseError(res.status, `response body exceeds ${MAX_JSON_BODY_BYTES} bytes`);
   const len = Number(res.headers.get('content-length') ?? '0');
   if (len > MAX_JSON_BODY_BYTES) {
     await res.body?.cancel().catch(() => {});
-    throw new InvalidResponseError(res.status, `response body of ${len} bytes exceeds ${MAX_JSON_BODY_BYTES}`);
+    throw tooLarge();
   }
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total_bytes = 0;
   try {
-    return await res.text();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total_bytes += value.byteLength;
+      if (total_bytes > MAX_JSON_BODY_BYTES) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
   } catch (err) {
     if (deadline.signal.aborted) throw deadline.reason();
     throw err;
   }
+  const all = new Uint8Array(total_bytes);
+  let offset = 0;
+  for (const c of chunks) {
+    all.set(c, offset);
+    offset += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /** A JSON call: the parsed, validated 2xx body, or a typed error. */
@@ -90,10 +115,14 @@ export async function callJson<S extends z.ZodType>(
     }
     const r = schema.safeParse(json);
     if (!r.success) {
-      const issue = r.error.issues[0];
+      const issues = r.error.issues
+        .slice(0, MAX_REPORTED_ISSUES)
+        .map((i) => ({ path: i.path.join('.'), message: i.message }));
+      const first = issues[0];
       throw new InvalidResponseError(
         res.status,
-        `${req.method} ${req.path.split('?')[0]}: unexpected response: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+        `${req.method} ${req.path.split('?')[0]}: unexpected response: ${first?.path || '(root)'}: ${first?.message ?? 'invalid'}`,
+        issues,
       );
     }
     return { data: r.data, status: res.status, headers: res.headers };

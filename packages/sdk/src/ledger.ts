@@ -27,12 +27,15 @@ export type { IdempotentOptions, Replayable } from './calls.js';
 /** The ledger's credentials (kept for callers of the earlier name). */
 export type LedgerAuth = Auth;
 
+/** POST /v1/accounts: the API key is shown once (null when an idempotent retry replays the answer). */
 export const AccountSchema = z.looseObject({
   account_id: z.string(),
   kind: z.enum(['user', 'provider']),
   name: z.string(),
-  api_key: z.string(),
+  api_key: z.string().nullable(),
+  ledger_accounts: z.array(z.string()).optional(),
 });
+/** GET /v1/balances/{account}. */
 export const BalanceSchema = z.looseObject({
   account: z.string(),
   available_micro_usd: MicroUsd,
@@ -44,7 +47,7 @@ export const BalanceSchema = z.looseObject({
   /** A provider's stake, beside its earnings (provider accounts only). */
   stake_micro_usd: MicroUsd.optional(),
 });
-/** POST /v1/credits/transfer. */
+/** POST /v1/credits/transfer. `balance` is the paying account's after the transfer. */
 export const TransferSchema = z.looseObject({
   transfer_id: z.string(),
   from: z.string().nullable().optional(),
@@ -52,28 +55,42 @@ export const TransferSchema = z.looseObject({
   amount_micro_usd: MicroUsd,
   amount_usd: z.string().optional(),
   memo: z.string().nullable().optional(),
-  /** The paying account's balance after the transfer. */
-  balance: BalanceSchema.partial().loose().optional(),
+  balance: BalanceSchema.optional(),
 });
-/** One line of GET /v1/accounts/{account}/transfers (purchases, transfers, locks, settlements, refunds). */
-export const HistoryEntrySchema = z.looseObject({
-  transfer_id: z.string().nullable(),
-  from: z.string().nullable().optional(),
-  to: z.string().nullable().optional(),
-  amount_micro_usd: MicroUsd,
-});
+/** POST /v1/credits/purchase. `replayed`: this payment_ref had already minted (nothing new was minted). */
 export const PurchaseSchema = z.looseObject({
   transfer_id: z.string(),
   account: z.string(),
+  payment_ref: z.string().optional(),
   amount_micro_usd: MicroUsd,
-  balance: BalanceSchema.partial().loose(),
+  amount_usd: z.string().optional(),
+  balance: BalanceSchema,
 });
-const TransferPageSchema = z.object({ transfers: z.array(HistoryEntrySchema), next_cursor: z.string().nullable() });
+/** One line of GET /v1/accounts/{account}/transfers (purchases, transfers, locks, settlements, refunds). */
+export const HistoryEntrySchema = z.looseObject({
+  seq: z.number().int().optional(),
+  type: z.string().optional(),
+  transfer_id: z.string().nullable(),
+  from: z.string().nullable().optional(),
+  to: z.string().nullable().optional(),
+  direction: z.enum(['in', 'out']).optional(),
+  amount_micro_usd: MicroUsd,
+  amount_usd: z.string().optional(),
+  memo: z.string().nullable().optional(),
+  reference: z.string().nullable().optional(),
+  timestamp: z.string().optional(),
+});
+/** One page of an account's history. */
+export const HistoryPageSchema = z.looseObject({
+  transfers: z.array(HistoryEntrySchema),
+  next_cursor: z.string().nullable(),
+});
 
 export type CreatedAccount = z.infer<typeof AccountSchema>;
 export type Balance = z.infer<typeof BalanceSchema>;
 export type Transfer = z.infer<typeof TransferSchema>;
 export type HistoryEntry = z.infer<typeof HistoryEntrySchema>;
+export type HistoryPage = z.infer<typeof HistoryPageSchema>;
 export type Purchase = z.infer<typeof PurchaseSchema>;
 
 /** `{name}` (a string the server converts exactly) or `{name}_micro_usd` (an exact integer). */
@@ -157,7 +174,7 @@ export async function* transfers(
     if (p.limit !== undefined) q.set('limit', String(p.limit));
     if (cursor !== null) q.set('cursor', cursor);
     const qs = q.toString();
-    const page = await get(t, qs ? `${base}?${qs}` : base, optionalPrincipal(auth), o, TransferPageSchema);
+    const page = await get(t, qs ? `${base}?${qs}` : base, optionalPrincipal(auth), o, HistoryPageSchema);
     for (const tr of page.transfers) yield tr;
     // A server that hands back a cursor it already gave would loop forever: stop instead.
     if (page.next_cursor !== null && seen.has(page.next_cursor))

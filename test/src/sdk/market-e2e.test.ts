@@ -49,7 +49,7 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
   const party = async (kind: 'user' | 'provider', name: string, amount: string) => {
     const a = await admin.createAccount({ kind, name });
     await admin.purchaseCredits({ account: a.account_id, amount, payment_ref: `pay-${name}` });
-    return { id: a.account_id, ee: new EasyEnclave({ url, apiKey: a.api_key }) };
+    return { id: a.account_id, ee: new EasyEnclave({ url, apiKey: a.api_key! }) };
   };
   const available = async (account: string) => (await admin.balance(account)).available_micro_usd;
 
@@ -133,7 +133,7 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
   it('a user creates a lease: the lock is exact in the balance; a retry with the same key makes one lease', async () => {
     const poor = await admin.createAccount({ kind: 'user', name: 'bob' });
     await rejectsWith(
-      new EasyEnclave({ url, apiKey: poor.api_key }).createLease({ app: 'demo', vcpus: 2 }),
+      new EasyEnclave({ url, apiKey: poor.api_key! }).createLease({ app: 'demo', vcpus: 2 }),
       PaymentRequiredError,
       'payment_required',
       402,
