@@ -8,9 +8,10 @@
 //
 // Lock order on PostgreSQL (a total order, so concurrent replicas cannot deadlock): accounts by id, then
 // pending rows by id, then the audit head. Rows read before locking are immutable journal rows only.
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { createLedgerState, expirePending } from '../ledger/engine.js';
 import type { Account, LedgerState, PendingStatus, TransferResult } from '../ledger/types.js';
+import type { Db, Tx } from '../store/database.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { extendChain, type AuditEntry } from './audit.js';
 import {
@@ -35,17 +36,16 @@ import {
   journalRowFromEntry,
   type AccountRow,
 } from './rows.js';
-import type { EeAccountsTable, EeIdempotencyTable, LedgerDatabase } from './schema.js';
+import type { EeAccountsTable, EeIdempotencyTable } from './schema.js';
 
-export type LedgerDb = Kysely<LedgerDatabase>;
-type Tx = Transaction<LedgerDatabase>;
+export type LedgerDb = Db;
 
 /** Rows an operation writes next to its transfers, in the same transaction. */
 export interface ExtraWrites {
   identities: Selectable<EeAccountsTable>[];
   idempotency: EeIdempotencyTable[];
   /** Other features' rows (e.g. the market's), written after the ledger rows, before COMMIT. */
-  after: ((tx: Transaction<any>) => Promise<void>)[];
+  after: ((tx: Tx) => Promise<void>)[];
 }
 
 /** What `prepare` adds to an operation's working set after reading inside the transaction. */
@@ -72,7 +72,7 @@ export interface LedgerOp<T> {
    * with SELECT … FOR UPDATE) another feature's rows the operation depends on — e.g. a node's status, or the
    * open locks to void — and to add what it found to the working set. Runs again if the batch is retried.
    */
-  prepare?(tx: Transaction<any>, dialect: StoreDialect): Promise<PreparedNeeds | void>;
+  prepare?(tx: Tx, dialect: StoreDialect): Promise<PreparedNeeds | void>;
   apply(ctx: ApplyContext): T;
 }
 
@@ -116,7 +116,7 @@ async function load(
   for (const op of ops) {
     for (const id of op.accounts) accountIds.add(id);
     for (const id of op.transfers) transferIds.add(id);
-    const more = op.prepare ? await op.prepare(tx as Transaction<any>, dialect) : undefined;
+    const more = op.prepare ? await op.prepare(tx, dialect) : undefined;
     for (const id of more?.accounts ?? []) accountIds.add(id);
     for (const id of more?.transfers ?? []) transferIds.add(id);
   }
@@ -221,7 +221,7 @@ async function persist(
       .onConflict((oc) => oc.columns(['principal', 'key']).doNothing())
       .execute();
   }
-  for (const write of writes.after) await write(tx as Transaction<any>);
+  for (const write of writes.after) await write(tx);
 
   if (audit.length === 0) return;
   const chained = extendChain(ws.head, audit, now_ms);
@@ -240,7 +240,7 @@ async function inTransaction<T>(db: LedgerDb, dialect: StoreDialect, fn: (tx: Tx
   return db.connection().execute(async (conn) => {
     await sql`BEGIN IMMEDIATE`.execute(conn);
     try {
-      const result = await fn(conn as unknown as Tx);
+      const result = await fn(conn);
       await sql`COMMIT`.execute(conn);
       return result;
     } catch (err) {
