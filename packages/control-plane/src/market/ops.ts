@@ -242,7 +242,7 @@ export function createLeaseOp<T>(
   return {
     accounts: [l.user_id, ...l.candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [],
-    async prepare(tx, d) {
+    async prepare(tx, d, now_ms) {
       // The id comes from the caller's Idempotency-Key: a retry after its record expired finds the lease here.
       const lease = (await tx
         .selectFrom('market_leases')
@@ -278,6 +278,8 @@ export function createLeaseOp<T>(
         .groupBy('node_id')
         .execute();
       for (const r of rows) used.set(r.node_id, Number(r.vcpus));
+      // The first period's lock: its id names the period `apply` will see (the batch's clock).
+      return { transfers: [lockId(l.lease_id, periodIndex(now_ms, t.period_ms))] };
     },
     apply(ctx) {
       if (existing) {
