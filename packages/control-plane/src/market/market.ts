@@ -27,7 +27,7 @@ import {
   type Tier,
 } from './policy.js';
 import { MARKET_MIGRATIONS } from './store/migrations.js';
-import type { MarketDb } from './store/schema.js';
+import type { Db as MarketDb } from '../store/database.js';
 import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
 
 export interface MarketDeps {
@@ -92,7 +92,7 @@ export class Market implements MarketHooks {
   #remoteAt = 0;
 
   private constructor(readonly deps: MarketDeps) {
-    this.db = deps.store.db as unknown as MarketDb;
+    this.db = deps.store.db;
     this.timing = { period_ms: deps.config.settlement_period_ms, grace_ms: deps.config.settlement_grace_ms };
   }
 
@@ -448,7 +448,7 @@ export class Market implements MarketHooks {
       .selectFrom('market_nodes')
       .selectAll()
       .where('status', '=', 'active')
-      .where('id', 'in', (eb: any) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
+      .where('id', 'in', (eb) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
       .execute()) as NodeRow[];
     let slashed = 0;
     const c = this.deps.config;
