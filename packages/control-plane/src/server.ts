@@ -160,6 +160,7 @@ export async function startControlPlane(
   }
   hub.market = market;
   market.attestedListener = (link) => reservations.recordKey(link);
+  hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   cpVerifier?.onChange(() => hub.reattestAll());

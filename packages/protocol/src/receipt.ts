@@ -15,8 +15,6 @@ export const MAX_UNITS = 2 ** 40;
 /** Largest unit price: $1,000 per 1,000 units (amounts are computed as bigint; a receipt's amount must still
  *  fit in 2^53 − 1). */
 export const MAX_UNIT_PRICE_MICRO_USD = 1_000_000_000;
-/** Receipts per tunnel message and per `ee receipts verify` file. */
-export const MAX_RECEIPTS_PER_BATCH = 64;
 
 export const UNIT_KINDS = ['tokens_in', 'tokens_out', 'requests', 'bytes'] as const;
 export type UnitKind = (typeof UNIT_KINDS)[number];

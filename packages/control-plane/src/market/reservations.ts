@@ -6,6 +6,7 @@
 import { canonicalRecordJson } from '@easyenclave/protocol/signed-record';
 import { checkReceipt, UnitPrices } from '@easyenclave/protocol/receipt';
 import type { AgentLink } from '../tunnel/link.js';
+import type { ReceiptVerdict } from '../tunnel/receipts.js';
 import type { Market } from './market.js';
 import {
   claimReceiptsOp,
@@ -245,6 +246,17 @@ export class Reservations {
       );
     }
     return out;
+  }
+
+  /** `claim`, answered per receipt by the (key, seq) it names: the verdicts sent back to an agent. */
+  async verdicts(inputs: readonly unknown[], source: string): Promise<ReceiptVerdict[]> {
+    const claims = await this.claim(inputs, source);
+    return claims.map((c) => {
+      const r = (inputs[c.index] as { receipt?: { key?: unknown; seq?: unknown } } | null)?.receipt;
+      const key = typeof r?.key === 'string' ? r.key : '';
+      const seq = typeof r?.seq === 'number' ? r.seq : -1;
+      return c.outcome.ok ? { key, seq, ok: true } : { key, seq, ok: false, code: c.outcome.code };
+    });
   }
 
   // ---------- Sweeps ----------
