@@ -150,6 +150,14 @@ export class Market implements MarketHooks {
    * token's node registered) is attestation fraud by the token's node.
    */
   async onAttested(link: AgentLink, ppid: string | undefined): Promise<void> {
+    await this.bindByPpid(link, ppid);
+    if (this.attestedListener !== null && !link.closed) await this.attestedListener(link);
+  }
+
+  /** Runs after each successful attestation, once the agent is bound (reservations record its receipt key). */
+  attestedListener: ((link: AgentLink) => Promise<void>) | null = null;
+
+  private async bindByPpid(link: AgentLink, ppid: string | undefined): Promise<void> {
     if (!link.reg?.sealed || ppid === undefined) return;
     const owner = (await this.db.selectFrom('market_nodes').selectAll().where('ppid', '=', ppid).executeTakeFirst()) as
       NodeRow | undefined;

@@ -35,7 +35,8 @@ export type MarketRefusalCode =
   | 'insufficient_stake'
   | 'lease_conflict'
   | 'no_eligible_node'
-  | 'payout_resolved';
+  | 'payout_resolved'
+  | 'reservation_conflict';
 export type MarketRefusal = Refusal<MarketRefusalCode>;
 
 async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {

@@ -83,6 +83,8 @@ export class AgentLink {
   evidence_type: string | null = null;
   challenge: PendingChallenge | null = null;
   next_attest_at_ms = Number.POSITIVE_INFINITY;
+  /** The keyset of the last successful attestation (bound into its verified quote), or null. */
+  keyset: Keyset | null = null;
   /** The hub's policy generation when the evidence of the last successful attestation was verified. */
   policy_generation = 0;
 
