@@ -137,6 +137,7 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   const now = clock.now();
   const was_attested = link.attested;
   link.attested = true;
+  link.keyset = keyset;
   link.attest_failure = null;
   link.last_attest_ms = now;
   link.evidence_type = verdict.evidence_type;
