@@ -273,7 +273,7 @@ export class TunnelHub {
       link.last_pass_ms = now;
       link.health_missed = false;
     }
-    if (transition || now - link.last_health_persist_ms >= 30_000) {
+    if ((transition || now - link.last_health_persist_ms >= 30_000) && this.isCurrent(link)) {
       link.last_health_persist_ms = now;
       const reg = link.reg!;
       await this.deps.store.recordHealth({
@@ -292,15 +292,24 @@ export class TunnelHub {
     if (link.ws.readyState === link.ws.OPEN) link.ws.send(JSON.stringify(msg));
   }
 
-  /** Called once a link has registered; indexes it for routing. */
+  /**
+   * Called once a link has registered; indexes it for routing. The new link is indexed *before* the previous
+   * one of the same agent id is retired, so the old link's detach sees it is no longer current and records no
+   * disconnect (a reconnect over a still-open socket is not an outage).
+   */
   index(link: AgentLink): void {
     const reg = link.reg!;
     const prev = this.byAgentId.get(reg.agent_id);
-    if (prev && prev !== link) this.retire(prev);
     this.byAgentId.set(reg.agent_id, link);
     const list = this.byApp.get(reg.app_name);
     if (!list) this.byApp.set(reg.app_name, [link]);
     else if (!list.includes(link)) list.push(link);
+    if (prev && prev !== link) this.retire(prev);
+  }
+
+  /** Only the current link of an agent id writes that agent's records (a retired one is draining away). */
+  isCurrent(link: AgentLink): boolean {
+    return link.reg !== null && this.byAgentId.get(link.reg.agent_id) === link;
   }
 
   /** A reconnect with the same agent id replaces the old socket: let its streams finish, then close it. */
@@ -560,7 +569,7 @@ export class TunnelHub {
       }
       if (silent > PING_INTERVAL_MS) link.ws.ping();
       const reg = link.reg;
-      if (!reg) continue;
+      if (!reg || !this.isCurrent(link)) continue;
       if (link.attested && !link.challenge && link.policy_generation < this.policy_generation)
         challenge(this, link, 'policy');
       else if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');
