@@ -134,9 +134,24 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
     return fail(hub, link, c, [POSSESSION_REASONS.missing], false, verdict.evidence_type, quote, keyset);
   if (!verifyPossession(keyset, c.nonce_hex, link.session_id ?? '', msg.pop_signature))
     return fail(hub, link, c, [POSSESSION_REASONS.invalid], false, verdict.evidence_type, quote, keyset);
+  // A contender for a live agent id takes it over only by proving the holder's keyset; otherwise it is
+  // refused here, and nothing is recorded under an id it does not hold.
+  if (link.contender) {
+    if (!(await hub.promote(link, keyset))) {
+      hub.send(link, {
+        type: 'error',
+        code: 'agent_id_in_use',
+        message: `agent "${reg.agent_id}" is held by a live connection with another keyset`,
+      });
+      hub.closeLink(link, CloseCode.REGISTRATION_REFUSED, 'agent id held by another connection');
+      return;
+    }
+    if (link.closed) return;
+  }
   const now = clock.now();
   const was_attested = link.attested;
   link.attested = true;
+  link.keyset = keyset;
   link.attest_failure = null;
   link.last_attest_ms = now;
   link.evidence_type = verdict.evidence_type;

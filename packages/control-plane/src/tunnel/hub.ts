@@ -20,7 +20,7 @@ import {
   type SessionOptions,
   type ControlToAgent,
 } from '@easyenclave/protocol';
-import type { EvidenceVerifier } from '@easyenclave/attestation';
+import type { EvidenceVerifier, Keyset } from '@easyenclave/attestation';
 import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
 import type { Store } from '../store/index.js';
@@ -40,11 +40,16 @@ export interface MarketHooks {
     a: { agent_id: string; network: string; app_name: string },
     node_token: string,
   ): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }>;
+  /** The node an agent id is bound to by a node token, if any: such an id needs that token to register. */
+  tokenBinding?(agent_id: string): Promise<string | undefined>;
   /** A successful attestation (sealed networks bind agents by the PPID of the verified quote here). */
   onAttested?(link: AgentLink, ppid: string | undefined): Promise<void>;
   /** Routing order of a node's agents, lower first; undefined = the node may receive no traffic. O(1): a cache. */
   rank(node_id: string): number | undefined;
 }
+
+const sameKeyset = (a: Keyset | null, b: Keyset): boolean =>
+  a !== null && a.hpke_public_key === b.hpke_public_key && a.receipt_public_key === b.receipt_public_key;
 
 /** Agents not bound to any node come after every eligible node (and share one rank: today's behaviour). */
 const UNBOUND_RANK = Number.MAX_SAFE_INTEGER;
@@ -305,6 +310,30 @@ export class TunnelHub {
     if (!list) this.byApp.set(reg.app_name, [link]);
     else if (!list.includes(link)) list.push(link);
     if (prev && prev !== link) this.retire(prev);
+  }
+
+  /**
+   * A contender (a second link for a live agent id, see registration.ts) passed attestation with `keyset`. It
+   * takes the id over when it proved the holder's keyset (the same agent process, reconnecting) or the holder
+   * is gone; otherwise it is refused and false is returned. Indexed before the store write, so the retired
+   * holder records no disconnect.
+   */
+  async promote(link: AgentLink, keyset: Keyset): Promise<boolean> {
+    const reg = link.reg!;
+    const holder = this.byAgentId.get(reg.agent_id);
+    if (holder !== undefined && holder !== link && !holder.closed && !sameKeyset(holder.keyset, keyset)) return false;
+    link.contender = false;
+    this.index(link);
+    await this.deps.store.upsertAgentConnected({
+      agent_id: reg.agent_id,
+      app_name: reg.app_name,
+      repo: reg.repo,
+      release_tag: reg.release_tag,
+      network: reg.network,
+      remote_addr: link.remote_addr,
+      now_ms: this.deps.clock.now(),
+    });
+    return true;
   }
 
   /** Only the current link of an agent id writes that agent's records (a retired one is draining away). */

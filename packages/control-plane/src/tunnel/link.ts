@@ -78,6 +78,13 @@ export class AgentLink {
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
   node_id: string | null = null;
   attested = false;
+  /** The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over. */
+  keyset: Keyset | null = null;
+  /**
+   * Registered for an agent id that another live link holds: not indexed, writes no records under that id,
+   * and takes the id over only once it attests with the holder's keyset (tunnel/registration.ts).
+   */
+  contender = false;
   last_attest_ms: number | null = null;
   attest_failure: string | null = null;
   evidence_type: string | null = null;
