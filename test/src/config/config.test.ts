@@ -50,6 +50,8 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       max_body_bytes: 0,
       max_header_bytes: 16_384,
       max_handshakes: 256,
+      max_handshakes_per_address: 32,
+      register_deadline_ms: 10_000,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
@@ -149,8 +151,8 @@ test('unknown EE_* variables are ignored, and the known names are exported', () 
   assert.doesNotThrow(() =>
     loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }),
   );
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 39);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 39);
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 41);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 41);
   for (const name of [
     'EE_CONTROL_PORT',
     'EE_DB_PATH',

@@ -48,6 +48,12 @@ export interface MarketHooks {
   rank(node_id: string): number | undefined;
 }
 
+/** The peer's address as one key per host (an IPv4 peer on a dual-stack socket appears as ::ffff:a.b.c.d). */
+function remoteAddress(socket: Duplex): string {
+  const a = (socket as { remoteAddress?: string }).remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
 const sameKeyset = (a: Keyset | null, b: Keyset): boolean =>
   a !== null && a.hpke_public_key === b.hpke_public_key && a.receipt_public_key === b.receipt_public_key;
 
@@ -165,7 +171,11 @@ export class TunnelHub {
   /** App name → owning repo, mirrored from the store so the hot path never queries the database. */
   readonly knownApps = new Map<string, { repo: string; network: string }>();
   private readonly waiters = new Map<string, Waiter[]>();
+  /** Links between their upgrade and the end of their first attestation, in all and per remote address. A
+   *  link counts only while it is in that handshake: the register deadline, the attestation deadline or its
+   *  close ends it (endHandshake). */
   private handshakes = 0;
+  private readonly handshakesByAddr = new Map<string, number>();
   /** Bumped by reattestAll (attestation policy changes); links attested under an older one are re-challenged. */
   policy_generation = 0;
   private sweeper: NodeJS.Timeout | null = null;
@@ -197,7 +207,9 @@ export class TunnelHub {
       );
       return;
     }
-    if (this.handshakes >= this.deps.config.max_handshakes) {
+    const addr = remoteAddress(req.socket);
+    const { max_handshakes, max_handshakes_per_address } = this.deps.config;
+    if (this.handshakes >= max_handshakes || (this.handshakesByAddr.get(addr) ?? 0) >= max_handshakes_per_address) {
       socket.end(
         rawErrorResponse({
           status: 503,
@@ -214,10 +226,11 @@ export class TunnelHub {
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const now = this.deps.clock.now();
     const channel = new LinkChannel(this, ws, req.socket);
-    const link = new AgentLink(ws, new MuxSession(channel), req.socket.remoteAddress ?? null, now);
+    const link = new AgentLink(ws, new MuxSession(channel), remoteAddress(req.socket), now);
     channel.link = link;
     this.links.add(link);
     this.handshakes++;
+    this.handshakesByAddr.set(link.remote_addr, (this.handshakesByAddr.get(link.remote_addr) ?? 0) + 1);
     link.in_handshake = true;
     // Its message, pong, error and close events now reach onMessage / onClosed (see AgentSocket).
     (ws as AgentSocket).link = link;
@@ -352,6 +365,10 @@ export class TunnelHub {
     if (!link.in_handshake) return;
     link.in_handshake = false;
     this.handshakes--;
+    const addr = link.remote_addr;
+    const n = (this.handshakesByAddr.get(addr) ?? 0) - 1;
+    if (n > 0) this.handshakesByAddr.set(addr, n);
+    else this.handshakesByAddr.delete(addr);
   }
 
   closeLink(link: AgentLink, code: number, reason: string): void {
@@ -597,6 +614,10 @@ export class TunnelHub {
         continue;
       }
       if (silent > PING_INTERVAL_MS) link.ws.ping();
+      if (link.reg === null && Date.now() - link.accepted_wall_ms > this.deps.config.register_deadline_ms) {
+        this.closeLink(link, CloseCode.NOT_REGISTERED, 'no register message in time');
+        continue;
+      }
       const reg = link.reg;
       if (!reg || !this.isCurrent(link)) continue;
       if (link.attested && !link.challenge && link.policy_generation < this.policy_generation)

@@ -101,6 +101,8 @@ export class AgentLink {
 
   /** Wall-clock time of the last message or pong (liveness uses real time, never the injected clock). */
   last_seen_wall_ms = Date.now();
+  /** Wall-clock time of the upgrade: the register deadline counts from here. */
+  readonly accepted_wall_ms = Date.now();
   draining = false;
   closed = false;
   /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
@@ -128,7 +130,7 @@ export class AgentLink {
   constructor(
     readonly ws: WebSocket,
     readonly session: MuxSession,
-    readonly remote_addr: string | null,
+    readonly remote_addr: string,
     readonly connected_at_ms: number,
   ) {}
 
