@@ -10,7 +10,7 @@ import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import { forUpdate, lockNodes, providerRequirements, stakeHeld, type NodeRow } from '../market/ops.js';
 import { JOB_LOCK_SLACK_MS, jobLockAmount, jobLockId, jobRefundId, jobSettleAmount, jobSettleId } from './money.js';
 import { transition, type JobEvent, type JobStep } from './state.js';
-import type { JobsTable, JobsTx } from './store/schema.js';
+import type { JobsTable } from './store/schema.js';
 
 export type JobRow = JobsTable;
 
@@ -71,7 +71,7 @@ export function createJobOp<T>(
     accounts: [j.user_id, ...candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [jobLockId(j.id)],
     async prepare(anyTx, d) {
-      const tx = anyTx as unknown as JobsTx;
+      const tx = anyTx;
       existing = (await tx.selectFrom('jobs').selectAll().where('id', '=', j.id).executeTakeFirst()) as
         JobRow | undefined;
       if (existing) return;
@@ -217,7 +217,7 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
     accounts: [],
     transfers: [jobLockId(job_id), jobSettleId(job_id), jobRefundId(job_id)],
     async prepare(anyTx, d) {
-      const tx = anyTx as unknown as JobsTx;
+      const tx = anyTx;
       const node_id = (await tx.selectFrom('jobs').select('node_id').where('id', '=', job_id).executeTakeFirst())
         ?.node_id;
       if (node_id === undefined) return;

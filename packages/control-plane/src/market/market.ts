@@ -144,6 +144,16 @@ export class Market implements MarketHooks {
     return { ok: true, node_id: node.id };
   }
 
+  async tokenBinding(agent_id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('market_node_agents')
+      .select('node_id')
+      .where('agent_id', '=', agent_id)
+      .where('via', '=', 'token')
+      .executeTakeFirst();
+    return row?.node_id;
+  }
+
   /**
    * Sealed networks: the verified quote's PPID names the machine. An agent whose PPID belongs to a registered
    * node is bound to it; a node token contradicting the PPID (another node's machine, or not the machine the
