@@ -52,6 +52,7 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       max_handshakes: 256,
       max_handshakes_per_address: 32,
       register_deadline_ms: 10_000,
+      max_buffered_stream_bytes: 256 * 1024 * 1024,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
@@ -151,8 +152,8 @@ test('unknown EE_* variables are ignored, and the known names are exported', () 
   assert.doesNotThrow(() =>
     loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }),
   );
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 41);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 41);
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 42);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 42);
   for (const name of [
     'EE_CONTROL_PORT',
     'EE_DB_PATH',

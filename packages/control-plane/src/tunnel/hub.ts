@@ -14,6 +14,7 @@ import {
   closeReason,
   MuxSession,
   PING_INTERVAL_MS,
+  QueueBudget,
   ResetCode,
   parseAgentMessage,
   TickBatcher,
@@ -124,6 +125,7 @@ class AgentSocket extends WebSocket {
 class LinkChannel extends TickBatcher implements SessionOptions {
   readonly role = 'opener' as const;
   readonly max_header_bytes: number;
+  readonly budget: QueueBudget;
   link: AgentLink | null = null;
 
   constructor(
@@ -133,6 +135,7 @@ class LinkChannel extends TickBatcher implements SessionOptions {
   ) {
     super(socket);
     this.max_header_bytes = hub.deps.config.max_header_bytes;
+    this.budget = hub.budget;
   }
 
   send(frame: Buffer, cb: (err?: Error | null) => void): void {
@@ -152,19 +155,23 @@ class LinkChannel extends TickBatcher implements SessionOptions {
 }
 
 const SWEEP_INTERVAL_MS = 1000;
+/** The WebSocket library's own message cap closes with a bare 1009; ours (MAX_WS_MESSAGE_BYTES, checked in
+ *  onMessage) closes with a reason, so the library's is set higher (docs/protocol.md, "Maximum message size"). */
+export const WS_LIBRARY_MAX_PAYLOAD_BYTES = 4 * MAX_WS_MESSAGE_BYTES;
 const MAX_WAITERS_PER_APP = 4096;
 const BINARY = { binary: true } as const;
 
 export class TunnelHub {
-  // ws's own cap closes with a bare 1009; ours (below) closes with a reason, so ws's is set higher.
   readonly wss = new WebSocketServer({
     noServer: true,
-    maxPayload: 4 * MAX_WS_MESSAGE_BYTES,
+    maxPayload: WS_LIBRARY_MAX_PAYLOAD_BYTES,
     perMessageDeflate: false,
     clientTracking: false,
     WebSocket: AgentSocket,
   });
   readonly links = new Set<AgentLink>();
+  /** Request-body bytes queued toward agents, over all links (see QueueBudget). */
+  readonly budget: QueueBudget;
   /** Registered links per app: a plain array (most apps have one or a few agents; a Set costs ~150 B more). */
   readonly byApp = new Map<string, AgentLink[]>();
   readonly byAgentId = new Map<string, AgentLink>();
@@ -183,7 +190,9 @@ export class TunnelHub {
   /** Set by the control plane once the market is open. */
   market: MarketHooks | null = null;
 
-  constructor(readonly deps: HubDeps) {}
+  constructor(readonly deps: HubDeps) {
+    this.budget = new QueueBudget(deps.config.max_buffered_stream_bytes);
+  }
 
   async start(): Promise<void> {
     const { store, clock } = this.deps;
