@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LevelWithSilent } from 'pino';
+import { DEFAULT_APP_CLAIMS_PER_HOUR } from './app-claims.js';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -59,6 +60,8 @@ export interface ControlPlaneConfig {
   readonly max_handshakes_per_address: number;
   /** A tunnel connection must send `register` within this long, or it is closed (4003). */
   readonly register_deadline_ms: number;
+  /** New app names one remote address may claim per hour (app-claims.ts). */
+  readonly app_claims_per_hour: number;
   /** Request-body bytes queued toward agents over all tunnels (QueueBudget): the most that agents which
    *  never return credit can make the control plane hold. */
   readonly max_buffered_stream_bytes: number;
@@ -232,6 +235,9 @@ const SPECS = {
     int(64 * 1024, 64 * 1024 ** 3),
     { fallback: String(DEFAULT_MAX_BUFFERED_STREAM_BYTES) },
   ),
+  app_claims_per_hour: spec('EE_APP_CLAIMS_PER_HOUR', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+    fallback: String(DEFAULT_APP_CLAIMS_PER_HOUR),
+  }),
   register_deadline_ms: spec(
     'EE_REGISTER_DEADLINE_MS',
     `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,

@@ -53,6 +53,7 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       max_handshakes_per_address: 32,
       register_deadline_ms: 10_000,
       max_buffered_stream_bytes: 256 * 1024 * 1024,
+      app_claims_per_hour: 100,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
@@ -152,8 +153,8 @@ test('unknown EE_* variables are ignored, and the known names are exported', () 
   assert.doesNotThrow(() =>
     loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }),
   );
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 42);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 42);
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, 43);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 43);
   for (const name of [
     'EE_CONTROL_PORT',
     'EE_DB_PATH',
