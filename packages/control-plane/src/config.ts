@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LevelWithSilent } from 'pino';
+import { DEFAULT_APP_CLAIMS_PER_HOUR } from './app-claims.js';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -18,6 +19,10 @@ export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
 /** Time from the WebSocket upgrade to the agent's `register` (EE_REGISTER_DEADLINE_MS): a socket that never
  *  registers would otherwise hold a handshake slot forever, kept alive by automatic pongs. */
 export const DEFAULT_REGISTER_DEADLINE_MS = 10_000;
+
+/** Request-body bytes queued toward agents over all tunnels (EE_MAX_BUFFERED_STREAM_BYTES): one agent that
+ *  never reads could otherwise hold 256 streams × 256 KiB, and every such agent as much again. */
+export const DEFAULT_MAX_BUFFERED_STREAM_BYTES = 256 * 1024 * 1024;
 
 export interface ControlPlaneConfig {
   readonly control_bind: string;
@@ -62,6 +67,11 @@ export interface ControlPlaneConfig {
   readonly max_handshakes_per_address: number;
   /** A tunnel connection must send `register` within this long, or it is closed (4003). */
   readonly register_deadline_ms: number;
+  /** New app names one remote address may claim per hour (app-claims.ts). */
+  readonly app_claims_per_hour: number;
+  /** Request-body bytes queued toward agents over all tunnels (QueueBudget): the most that agents which
+   *  never return credit can make the control plane hold. */
+  readonly max_buffered_stream_bytes: number;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -246,6 +256,15 @@ const SPECS = {
   ),
   max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
     fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
+  }),
+  max_buffered_stream_bytes: spec(
+    'EE_MAX_BUFFERED_STREAM_BYTES',
+    'a whole number of bytes from 65536 to 68719476736',
+    int(64 * 1024, 64 * 1024 ** 3),
+    { fallback: String(DEFAULT_MAX_BUFFERED_STREAM_BYTES) },
+  ),
+  app_claims_per_hour: spec('EE_APP_CLAIMS_PER_HOUR', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+    fallback: String(DEFAULT_APP_CLAIMS_PER_HOUR),
   }),
   register_deadline_ms: spec(
     'EE_REGISTER_DEADLINE_MS',
