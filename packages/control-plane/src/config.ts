@@ -52,6 +52,8 @@ export interface ControlPlaneConfig {
   /** Open HTTP connections per listener (agent tunnels, once upgraded, are the hub's to count). */
   readonly max_connections: number;
   readonly max_connections_per_address: number;
+  /** `/v1/proxy/{app}` shares the API's origin: it passes cookies and active content only when this is set. */
+  readonly proxy_path_active_content: boolean;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -233,6 +235,12 @@ const SPECS = {
     'an integer from 1 to 1000000',
     int(1, 1_000_000),
     { fallback: '256' },
+  ),
+  proxy_path_active_content: spec(
+    'EE_PROXY_PATH_ACTIVE_CONTENT',
+    '0 or 1',
+    z.enum(['0', '1']).transform((v) => v === '1'),
+    { fallback: '0' },
   ),
   drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
   queue_timeout_ms: spec(

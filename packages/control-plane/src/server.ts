@@ -167,6 +167,8 @@ export async function startControlPlane(
   const apiGuard = new EdgeGuard(config);
   const proxyGuard = new EdgeGuard(config);
 
+  // `/v1/proxy/{app}` is on the API's origin: see proxy/response-head.ts.
+  const pathPolicy = { path_entry: true, path_active_content: config.proxy_path_active_content };
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
     if (!target)
@@ -175,7 +177,7 @@ export async function startControlPlane(
       hub,
       req,
       res,
-      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
+      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req), policy: pathPolicy },
       metrics,
     ).catch((err) => {
       log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
@@ -213,6 +215,7 @@ export async function startControlPlane(
           ...target,
           forwarded_host: req.headers.host,
           forwarded_proto: forwarded(req),
+          policy: pathPolicy,
         });
       });
       apiGuard.attach(server);

@@ -54,6 +54,7 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       body_timeout_ms: 30_000,
       max_connections: 10_000,
       max_connections_per_address: 256,
+      proxy_path_active_content: false,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
