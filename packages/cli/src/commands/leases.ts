@@ -3,7 +3,7 @@
 // `cancel` stops renewals, the period already locked still settles.
 import type { Command } from 'commander';
 import { APP_NAME_RE } from '@easyenclave/protocol';
-import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane/ledger/chart';
+import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { intArg, leaseId } from '../market-args.js';

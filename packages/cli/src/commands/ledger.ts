@@ -7,10 +7,8 @@
 // 2 usage errors.
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
-import { ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
-import { formatUsd } from '@easyenclave/control-plane/ledger/amount';
-import { verifyLedger, type LedgerVerifyReport } from '@easyenclave/control-plane/ledger-store/verify';
-import { openReadOnly, type ReadOnlyTarget } from '@easyenclave/control-plane/ledger-store/open-readonly';
+import { ConfigError, formatUsd, loadControlPlaneConfig } from '@easyenclave/control-plane';
+import type { LedgerVerifyReport, ReadOnlyTarget } from '@easyenclave/control-plane/ledger-verify';
 import { fail } from '../process.js';
 
 interface VerifyOptions {
@@ -72,6 +70,8 @@ function printSummary(where: string, r: LedgerVerifyReport): void {
 async function verifyCommand(o: VerifyOptions): Promise<void> {
   const t = target(o);
   const where = t.dialect === 'postgres' ? `postgres ${redactUrl(t.url)}` : `sqlite ${t.path}`;
+  // Loaded here, not at start-up: it brings the database drivers, which no other command needs.
+  const { openReadOnly, verifyLedger } = await import('@easyenclave/control-plane/ledger-verify');
   let db: Kysely<any>;
   try {
     db = openReadOnly(t).db;

@@ -2,8 +2,7 @@
 // (docs/market.md). Prices and stakes take dollars or integer micro-USD, checked before any request. The node
 // token is printed once, by `register` (the control plane keeps only its hash); nothing else ever shows it.
 import type { Command } from 'commander';
-import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane/ledger/chart';
-import { TIERS } from '@easyenclave/control-plane/market/policy';
+import { IDENTITY_ID_PATTERN, TIERS } from '@easyenclave/control-plane';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { eligibleText, intArg, nodeId, textArg } from '../market-args.js';
