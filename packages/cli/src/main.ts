@@ -56,7 +56,8 @@ program.addHelpText(
   'after',
   [
     '',
-    'Connection (health, apps, attestation, accounts, credits, market): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
+    'Connection (health, apps, attestation, accounts, credits, market): --url / EE_CONTROL_URL (default: the network',
+    '  `npm start` started, from .easyenclave/config.json here or above; else http://127.0.0.1:8088),',
     '  --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY; flags win. Read commands take --json.',
     'Exit codes: 0 ok, 1 failure (server error, unreachable, a check failed), 2 usage (bad flags or arguments).',
     '',
