@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
+import { registerNode } from './commands/node.js';
 import { registerQuote } from './commands/quote.js';
 import { registerHealth } from './commands/health.js';
 import { registerApps } from './commands/apps.js';
@@ -41,6 +42,7 @@ program
   .showHelpAfterError();
 registerControlPlane(program);
 registerAgent(program);
+registerNode(program);
 registerQuote(program);
 registerHealth(program);
 registerApps(program);

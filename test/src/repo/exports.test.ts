@@ -15,6 +15,7 @@ const CLI_ALLOWED = new Set([
   '@easyenclave/attestation',
   '@easyenclave/sdk',
   '@easyenclave/agent',
+  '@easyenclave/launcher',
   '@easyenclave/control-plane',
   '@easyenclave/control-plane/server',
   '@easyenclave/control-plane/handoff',

@@ -6,7 +6,6 @@
 // Exit codes: 0 the ledger verifies; 1 a discrepancy, or the database cannot be read or holds no ledger;
 // 2 usage errors.
 import type { Command } from 'commander';
-import type { Kysely } from 'kysely';
 import { ConfigError, formatUsd, loadControlPlaneConfig } from '@easyenclave/control-plane';
 import type { LedgerVerifyReport, ReadOnlyTarget } from '@easyenclave/control-plane/ledger-verify';
 import { fail } from '../process.js';
@@ -72,7 +71,7 @@ async function verifyCommand(o: VerifyOptions): Promise<void> {
   const where = t.dialect === 'postgres' ? `postgres ${redactUrl(t.url)}` : `sqlite ${t.path}`;
   // Loaded here, not at start-up: it brings the database drivers, which no other command needs.
   const { openReadOnly, verifyLedger } = await import('@easyenclave/control-plane/ledger-verify');
-  let db: Kysely<any>;
+  let db: ReturnType<typeof openReadOnly>['db'];
   try {
     db = openReadOnly(t).db;
   } catch (err) {
