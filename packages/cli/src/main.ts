@@ -15,6 +15,7 @@ import { registerNodes } from './commands/nodes.js';
 import { registerLeases } from './commands/leases.js';
 import { registerSettle } from './commands/settle.js';
 import { registerAbuse } from './commands/abuse.js';
+import { registerCompletion } from './commands/completion.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -54,6 +55,7 @@ registerNodes(program);
 registerLeases(program);
 registerSettle(program);
 registerAbuse(program);
+registerCompletion(program);
 program.addHelpText(
   'after',
   [

@@ -4,9 +4,10 @@
 import type { Command } from 'commander';
 import { IDENTITY_ID_PATTERN, TIERS } from '@easyenclave/control-plane';
 import { apiRequest, type GlobalOptions } from '../client.js';
-import { usageError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import { eligibleText, intArg, nodeId, textArg } from '../market-args.js';
 import {
+  BalanceSchema,
   NodeDetailSchema,
   NodeListSchema,
   RegisteredNodeSchema,
@@ -168,6 +169,36 @@ const stakeTable =
       ['Transfer', d.transfer_id],
     ]);
 
+/**
+ * A stake the provider cannot cover: the error names the account the stake comes from (the provider's
+ * earnings), what it holds, and the fix. A new provider has no earnings yet, which "not enough available
+ * credits" alone did not say. The look-ups are best effort: when they fail, the server's message stands.
+ */
+async function stakeShortfall(err: CliError, node: string, o: StakeOptions): Promise<CliError> {
+  try {
+    const detail = await apiRequest(
+      { path: `/v1/nodes/${nodeId(node)}`, auth: keyOrAdmin(o), schema: NodeDetailSchema },
+      o,
+    );
+    const provider = detail.provider;
+    const balance = await apiRequest(
+      { path: `/v1/balances/${encodeURIComponent(provider)}`, auth: keyOrAdmin(o), schema: BalanceSchema },
+      o,
+    );
+    return new CliError(
+      `${err.message}. ` +
+        `A stake moves credits from the provider's earnings account ${provider}:earnings, which has ` +
+        `${balance.available_usd} available (stake held ${detail.stake.held_usd}, required ${detail.stake.required_usd}). ` +
+        `A new provider earns nothing until it serves leases: have the operator credit it first, e.g. ` +
+        `EE_ADMIN_TOKEN=… ee credits purchase --account ${provider} --amount '${detail.stake.required_usd}' --payment-ref <payment id>`,
+      1,
+      err.code,
+    );
+  } catch {
+    return err;
+  }
+}
+
 const stakeOptions = (cmd: Command, amountHelp: string) =>
   addJsonOption(
     addConnectionOptions(
@@ -266,7 +297,10 @@ export function registerNodes(program: Command): void {
         { method: 'POST', path, auth: keyOrAdmin(o), body, idempotencyKey: key, schema: StakeResultSchema },
         o,
       ),
-    );
+    ).catch(async (err: unknown) => {
+      if (unstake || !(err instanceof CliError) || err.code !== 'insufficient_funds') throw err;
+      throw await stakeShortfall(err, node, o);
+    });
     printResult(r, { json: o.json, table: stakeTable(unstake ? 'Unstaked' : 'Staked') });
   };
 
