@@ -16,6 +16,7 @@ import { registerLeases } from './commands/leases.js';
 import { registerSettle } from './commands/settle.js';
 import { registerAbuse } from './commands/abuse.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerPolicy } from './commands/policy.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -55,6 +56,7 @@ registerNodes(program);
 registerLeases(program);
 registerSettle(program);
 registerAbuse(program);
+registerPolicy(program);
 registerCompletion(program);
 program.addHelpText(
   'after',
@@ -69,7 +71,8 @@ program.addHelpText(
     '  ee health',
     '  EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee apps list',
     '  ee apps resolve demo --json',
-    '  ee attestation verify --policy agent-attestation-allowlist.json',
+    "  ee policy init --from-app demo        # writes agent-attestation-allowlist.json from the agent's evidence",
+    '  ee attestation verify --app demo --policy agent-attestation-allowlist.json',
     '  ee quote verify quote.bin --collateral collateral.json',
     "  EE_API_KEY=ee_user_… ee credits transfer --to user:… --amount '$12.50'",
     '  ee ledger verify --db .easyenclave/control-plane.db',
