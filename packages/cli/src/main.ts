@@ -17,6 +17,7 @@ import { registerSettle } from './commands/settle.js';
 import { registerAbuse } from './commands/abuse.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerPayouts } from './commands/payouts.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -56,6 +57,7 @@ registerNodes(program);
 registerLeases(program);
 registerSettle(program);
 registerAbuse(program);
+registerPayouts(program);
 registerPolicy(program);
 registerCompletion(program);
 program.addHelpText(

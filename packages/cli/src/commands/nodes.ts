@@ -260,12 +260,20 @@ export function registerNodes(program: Command): void {
     printResult(r, { json: o.json, table: registeredTable });
   });
 
-  const list = nodes.command('list').description('every node with its eligibility, trust and price (admin)');
+  const list = nodes
+    .command('list')
+    .description("every node with its eligibility, trust and price (admin), or with --mine a provider's own")
+    .option('--mine', "the provider's own nodes, with its API key (EE_API_KEY) instead of the admin token");
   addJsonOption(addConnectionOptions(list));
-  addExamples(list, ['EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee nodes list', 'ee nodes list --json']);
+  addExamples(list, [
+    'EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee nodes list',
+    'EE_API_KEY=ee_provider_… ee nodes list --mine',
+    'ee nodes list --json',
+  ]);
   list.action(async (_o: unknown, cmd: Command) => {
-    const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: '/v1/nodes', auth: 'admin', schema: NodeListSchema }, o), {
+    const o = optsOf<ReadOptions & { mine?: boolean }>(cmd);
+    const auth = o.mine === true ? 'api-key' : 'admin';
+    printResult(await apiRequest({ path: '/v1/nodes', auth, schema: NodeListSchema }, o), {
       json: o.json,
       table: listTable,
     });
