@@ -33,6 +33,7 @@ import { marketReservationRoutes } from './http/market-reservations.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
+import { marketListRoutes } from './http/market-lists.js';
 import { marketPayoutRoutes } from './http/market-payouts.js';
 import { AccessLog } from './http/access-log.js';
 import { installErrorHandling } from './http/error-handler.js';
@@ -288,6 +289,7 @@ export async function startControlPlane(
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
+  await fastify.register(marketListRoutes, marketOpts);
   await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;

@@ -265,8 +265,24 @@ export class EasyEnclave {
     return market.node(this.transport, this.auth, id, o);
   }
 
-  nodes(o?: CallOptions) {
+  /** Every node (admin token), or with `{ mine: true }` the provider's own (its API key). */
+  nodes(o?: CallOptions & { mine?: boolean }) {
     return market.nodes(this.transport, this.auth, o);
+  }
+
+  /** Leases, newest first, every page: a user's own, those on a provider's nodes, or all (admin). */
+  leases(p?: { limit?: number }, o?: CallOptions) {
+    return market.leases(this.transport, this.auth, p, o);
+  }
+
+  /** Payouts, newest first, every page: a provider's own, or all (admin). */
+  payouts(p?: { limit?: number }, o?: CallOptions) {
+    return market.payouts(this.transport, this.auth, p, o);
+  }
+
+  /** Abuse reports, newest first, every page, optionally of one node (admin). */
+  abuseReports(p?: { limit?: number; node?: string }, o?: CallOptions) {
+    return market.abuseReports(this.transport, this.auth, p, o);
   }
 
   stake(node: string, amount: ledger.Amount, o?: IdempotentOptions) {

@@ -43,8 +43,16 @@ export {
   SettlementSchema,
   StakeResultSchema,
   UsageReportSchema,
+  LeaseSummarySchema,
+  LeasePageSchema,
+  PayoutPageSchema,
+  AbuseReportPageSchema,
   type NodeList,
   type UsageReport,
+  type LeaseSummary,
+  type LeasePage,
+  type PayoutPage,
+  type AbuseReportPage,
 } from './market-schemas.js';
 export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
