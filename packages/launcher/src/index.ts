@@ -16,3 +16,4 @@ export { PodmanRuntime, type PodmanRuntimeOptions } from './podman/runtime.js';
 export { PodmanCli } from './podman/cli.js';
 export { runArgs, envFile, containerName, PRIVATE_NETWORK } from './podman/args.js';
 export * from './limits.js';
+export { loadLauncherOpsConfig, launcherMetrics, serveLauncherOps, type LauncherOpsConfig } from './ops.js';

@@ -26,6 +26,7 @@ import {
   type IneligibleReason,
   type Tier,
 } from './policy.js';
+import { logStateChange } from '../observe/state.js';
 import { MARKET_MIGRATIONS } from './store/migrations.js';
 import type { Db as MarketDb } from '../store/database.js';
 import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
@@ -509,7 +510,7 @@ export class Market implements MarketHooks {
   async fraud(node_id: string, reason: string): Promise<FraudResult> {
     const r = await this.deps.ledger.submit(fraudOp(node_id, reason));
     if (r.outcome === 'banned') {
-      this.deps.log.warn({ node_id, reason }, 'market: node banned for attestation fraud');
+      logStateChange(this.deps.log, 'node_banned', { node_id, reason });
       for (const l of [...this.deps.hub.links])
         if (l.node_id === node_id) this.deps.hub.closeLink(l, CloseCode.POLICY_VIOLATION, 'node banned');
       await this.refreshRanking();
