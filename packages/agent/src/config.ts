@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { AgentId, AppName, RepoName } from '@easyenclave/protocol';
 import { DEFAULT_TSM_REPORT_PATH } from '@easyenclave/attestation';
 import { OPS_DEFAULT_BIND } from '@easyenclave/protocol/ops/server';
+import { UNIT_KINDS, UnitPrices } from '@easyenclave/protocol/receipt';
 
 export interface AgentConfig {
   control_ws: string;
@@ -31,6 +32,24 @@ export interface AgentConfig {
   metrics_port?: number | null;
   /** EE_METRICS_BIND: its address; loopback by default (the endpoints are not authenticated). */
   metrics_bind?: string;
+  /** EE_UNIT_PRICES: the node's posted prices for sealed traffic (micro-USD per 1,000 units); with them the
+   *  agent signs a usage receipt for each sealed request made under a reservation. */
+  unit_prices: UnitPrices | null;
+}
+
+/** `tokens_in=150,tokens_out=600,requests=1000,bytes=1`: every kind once, integers. */
+export function parseUnitPrices(v: string | undefined): UnitPrices | null {
+  if (v === undefined) return null;
+  const out: Record<string, number> = {};
+  for (const part of v.split(',')) {
+    const m = /^\s*([a-z_]+)\s*=\s*(\d{1,10})\s*$/.exec(part);
+    if (!m || !(UNIT_KINDS as readonly string[]).includes(m[1]!) || m[1]! in out)
+      throw new AgentConfigError('EE_UNIT_PRICES', `must be ${UNIT_KINDS.map((k) => `${k}=N`).join(',')}, got "${v}"`);
+    out[m[1]!] = Number(m[2]);
+  }
+  const r = UnitPrices.safeParse(out);
+  if (!r.success) throw new AgentConfigError('EE_UNIT_PRICES', `needs all of ${UNIT_KINDS.join(', ')} within range`);
+  return r.data;
 }
 
 export class AgentConfigError extends Error {
@@ -133,6 +152,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     metrics_port: get(env, 'EE_METRICS_PORT') === undefined ? null : int(env, 'EE_METRICS_PORT', 0, 0, 65535),
     metrics_bind: get(env, 'EE_METRICS_BIND') ?? OPS_DEFAULT_BIND,
     log_level: get(env, 'EE_LOG_LEVEL') ?? 'info',
+    unit_prices: parseUnitPrices(get(env, 'EE_UNIT_PRICES')),
     tsm_path: tsmPath(env),
   };
 }

@@ -19,6 +19,12 @@ export class ConfigError extends Error {
   }
 }
 
+/** Concurrent tunnel handshakes one remote address may hold (EE_MAX_HANDSHAKES_PER_ADDRESS). */
+export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
+/** Time from the WebSocket upgrade to the agent's `register` (EE_REGISTER_DEADLINE_MS): a socket that never
+ *  registers would otherwise hold a handshake slot forever, kept alive by automatic pongs. */
+export const DEFAULT_REGISTER_DEADLINE_MS = 10_000;
+
 export interface ControlPlaneConfig {
   readonly control_bind: string;
   readonly control_port: number; // 0 = ephemeral
@@ -51,6 +57,17 @@ export interface ControlPlaneConfig {
   readonly max_body_bytes: number; // 0 = unlimited
   readonly max_header_bytes: number;
   readonly max_handshakes: number;
+  /** Longest time from a connection's (or a request's) first byte to the end of its header block. */
+  readonly headers_timeout_ms: number;
+  /** Longest wait for a request body's first byte after the head, and between its bytes while read. */
+  readonly body_timeout_ms: number;
+  /** Open HTTP connections per listener (agent tunnels, once upgraded, are the hub's to count). */
+  readonly max_connections: number;
+  readonly max_connections_per_address: number;
+  /** Handshakes from one remote address at once (a share of max_handshakes no single host can exceed). */
+  readonly max_handshakes_per_address: number;
+  /** A tunnel connection must send `register` within this long, or it is closed (4003). */
+  readonly register_deadline_ms: number;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -76,7 +93,8 @@ const MAX_PORT = 65_535;
 const MAX_STREAMS_PER_AGENT = 65_535;
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1_048_576;
-const MAX_HANDSHAKES = 1_000_000;
+/** Largest count setting (connections, handshakes): far beyond what one process can hold. */
+const MAX_COUNT = 1_000_000;
 /** Longest day-denominated setting: keeps the ms value a safe integer, far beyond any real TTL. */
 const MAX_DAYS = 100 * 365;
 /** Longest settlement period: a year of hours. */
@@ -156,6 +174,8 @@ const spec = <T>(
 
 const PORT = `an integer from 0 to ${MAX_PORT} (0 = ephemeral)`;
 const SEC = (min: number) => `a whole number of seconds from ${min} to ${MAX_TIMER_SEC}`;
+const MS = (min: number) => `a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
+const COUNT = (min: number) => `an integer from ${min} to ${MAX_COUNT}`;
 
 const SPECS = {
   control_bind: spec('EE_CONTROL_BIND', 'an IP address or host name', host, { fallback: '0.0.0.0' }),
@@ -229,16 +249,21 @@ const SPECS = {
     int(MIN_HEADER_BYTES, MAX_HEADER_BYTES),
     { fallback: '16384' },
   ),
-  max_handshakes: spec(
-    'EE_MAX_CONCURRENT_HANDSHAKES',
-    `an integer from 1 to ${MAX_HANDSHAKES}`,
-    int(1, MAX_HANDSHAKES),
-    { fallback: '256' },
-  ),
-  drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
-  queue_timeout_ms: spec('EE_QUEUE_TIMEOUT_MS', `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`, ms(0), {
-    fallback: '2000',
+  max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', COUNT(1), int(1, MAX_COUNT), { fallback: '256' }),
+  headers_timeout_ms: spec('EE_HEADERS_TIMEOUT_MS', MS(100), ms(100), { fallback: '30000' }),
+  body_timeout_ms: spec('EE_BODY_TIMEOUT_MS', MS(100), ms(100), { fallback: '30000' }),
+  max_connections: spec('EE_MAX_CONNECTIONS', COUNT(1), int(1, MAX_COUNT), { fallback: '10000' }),
+  max_connections_per_address: spec('EE_MAX_CONNECTIONS_PER_ADDRESS', COUNT(1), int(1, MAX_COUNT), {
+    fallback: '256',
   }),
+  max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', COUNT(1), int(1, MAX_COUNT), {
+    fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
+  }),
+  register_deadline_ms: spec('EE_REGISTER_DEADLINE_MS', MS(100), ms(100), {
+    fallback: String(DEFAULT_REGISTER_DEADLINE_MS),
+  }),
+  drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
+  queue_timeout_ms: spec('EE_QUEUE_TIMEOUT_MS', MS(0), ms(0), { fallback: '2000' }),
   settlement_period_ms: spec(
     'EE_SETTLEMENT_PERIOD',
     `a whole number of hours from 1 to ${MAX_SETTLEMENT_PERIOD_HOURS}, like "1h"`,

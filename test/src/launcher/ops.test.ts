@@ -2,7 +2,11 @@
 // capacity the runtime offers, holds and has free; /ready follows the launcher's readiness.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CapacityLedger, loadLauncherOpsConfig, serveLauncherOps } from '@easyenclave/launcher';
+import { randomBytes } from 'node:crypto';
+import { CapacityLedger, LauncherNode, loadLauncherOpsConfig, serveLauncherOps } from '@easyenclave/launcher';
+import { freePort, quietLogger } from '../helpers/network.js';
+import { PODMAN_TEST_ENV, podmanSkipReason } from '../helpers/podman.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 describe('launcher operations port: /metrics and /ready', () => {
   it('is off by default and binds loopback; a bad port is refused', () => {
@@ -43,4 +47,37 @@ describe('launcher operations port: /metrics and /ready', () => {
       await ops.close();
     }
   });
+
+  it(
+    'ee node run serves it when EE_METRICS_PORT is set: not ready while its tunnel is not attested',
+    {
+      skip: podmanSkipReason(),
+    },
+    async () => {
+      const node = await LauncherNode.start(
+        {
+          ...PODMAN_TEST_ENV,
+          EE_LAUNCHER_STATE_DIR: tmpDir('ee-launcher-'),
+          EE_LAUNCHER_ID: `test-${randomBytes(6).toString('hex')}`,
+          EE_CONTROL_WS: `ws://127.0.0.1:${await freePort()}/v1/tunnel`, // nobody there
+          EE_NETWORK: 'sandbox-1',
+          EE_LOG_LEVEL: 'silent',
+          EE_METRICS_PORT: '0',
+        },
+        { logger: quietLogger() },
+      );
+      try {
+        assert.ok(node.ops);
+        assert.equal(node.agent.metrics, null, 'the embedded agent opens no port of its own');
+        const r = await fetch(`${node.ops.url}/ready`);
+        assert.equal(r.status, 503);
+        assert.deepEqual(await r.json(), { ready: false, reason: 'tunnel not attested' });
+        const text = await (await fetch(`${node.ops.url}/metrics`)).text();
+        assert.match(text, /^ee_launcher_vcpus\{state="total"\} \d+$/m);
+        assert.match(text, /^ee_build_info\{component="launcher",/m);
+      } finally {
+        await node.stop();
+      }
+    },
+  );
 });

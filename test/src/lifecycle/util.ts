@@ -6,6 +6,7 @@ export interface HttpResult {
   status: number;
   headers: Headers;
   text: string;
+
   json: any;
 }
 

@@ -2,6 +2,7 @@
 import { formatUsd } from '../ledger/amount.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { Market } from '../market/market.js';
+import type { Reservations } from '../market/reservations.js';
 import type { PeriodRow } from '../market/ops.js';
 import { parsePeriod, periodIso } from '../market/period.js';
 import { authHooks, type AuthHooks } from './auth-hooks.js';
@@ -15,6 +16,8 @@ export interface MarketRoutesOptions {
   admin_token: string | undefined;
   launcher_token: string | undefined;
   uptime_token: string | undefined;
+  /** Reservations (docs/confidential.md); an authorised abuse report ends the node's open ones at once. */
+  reservations?: Reservations;
 }
 
 export const marketAuth = (o: MarketRoutesOptions): AuthHooks =>

@@ -271,6 +271,8 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
             period: row.period,
           });
         void market.refreshRanking();
+        // Zero tolerance: the node's open reservations refund what is not claimed yet, now.
+        await opts.reservations?.checkNode(row.node_id);
         return response;
       });
     },

@@ -145,12 +145,30 @@ export class Market implements MarketHooks {
     return { ok: true, node_id: node.id };
   }
 
+  async tokenBinding(agent_id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('market_node_agents')
+      .select('node_id')
+      .where('agent_id', '=', agent_id)
+      .where('via', '=', 'token')
+      .executeTakeFirst();
+    return row?.node_id;
+  }
+
   /**
    * Sealed networks: the verified quote's PPID names the machine. An agent whose PPID belongs to a registered
    * node is bound to it; a node token contradicting the PPID (another node's machine, or not the machine the
    * token's node registered) is attestation fraud by the token's node.
    */
   async onAttested(link: AgentLink, ppid: string | undefined): Promise<void> {
+    await this.bindByPpid(link, ppid);
+    if (this.attestedListener !== null && !link.closed) await this.attestedListener(link);
+  }
+
+  /** Runs after each successful attestation, once the agent is bound (reservations record its receipt key). */
+  attestedListener: ((link: AgentLink) => Promise<void>) | null = null;
+
+  private async bindByPpid(link: AgentLink, ppid: string | undefined): Promise<void> {
     if (!link.reg?.sealed || ppid === undefined) return;
     const owner = (await this.db.selectFrom('market_nodes').selectAll().where('ppid', '=', ppid).executeTakeFirst()) as
       NodeRow | undefined;

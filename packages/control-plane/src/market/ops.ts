@@ -16,7 +16,8 @@ export type NodeRow = MarketNodesTable;
 export type LeaseRow = MarketLeasesTable;
 export type PeriodRow = MarketLeasePeriodsTable;
 
-const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q => (d === 'postgres' ? q.forUpdate() : q);
+export const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q =>
+  d === 'postgres' ? q.forUpdate() : q;
 
 /** What `account` can spend in the batch's working set (0 when it does not exist). */
 export function balance(state: LedgerState, account: string): bigint {
@@ -35,10 +36,11 @@ export type MarketRefusalCode =
   | 'insufficient_stake'
   | 'lease_conflict'
   | 'no_eligible_node'
-  | 'payout_resolved';
+  | 'payout_resolved'
+  | 'reservation_conflict';
 export type MarketRefusal = Refusal<MarketRefusalCode>;
 
-async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {
+export async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {
   if (ids.length === 0) return new Map();
   const rows: NodeRow[] = await forUpdate(
     tx

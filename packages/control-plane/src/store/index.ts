@@ -21,7 +21,7 @@ export type {
 } from './schema.js';
 export { runMigrations, STORE_MIGRATIONS, type Migration, type StoreDialect } from './migrations.js';
 export { parseInt8 } from './postgres.js';
-export type { EventQuery } from './queries.js';
+export type { EventQuery, RegisterRefusal } from './queries.js';
 
 export type StoreOptions = { db_path: string } | { database_url: string };
 
@@ -38,8 +38,9 @@ export interface Store {
     network: string;
     now_ms: number;
   }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
-  /** claimApp + ensureRegistration + upsertAgentConnected in one write. `ok:false` with the owning app row
-   *  when another repo owns the name or it lives on another network (nothing else is written then). */
+  /** claimApp + ensureRegistration + upsertAgentConnected (unless connect is false) in one write. `ok:false`
+   *  with the owning app row when another repo owns the name or it lives on another network, or with
+   *  agent_bound_to when the agent id belongs to another app or repo (nothing is written then). */
   registerAgent(a: {
     agent_id: string;
     app_name: string;
@@ -49,7 +50,8 @@ export interface Store {
     remote_addr: string | null;
     now_ms: number;
     ttl_ms: number;
-  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }>;
+    connect?: boolean;
+  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | q.RegisterRefusal>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
   ensureRegistration(r: {
     app_name: string;
