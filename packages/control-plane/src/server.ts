@@ -119,6 +119,8 @@ function urlHost(bind: string): string {
 }
 
 const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** Largest JSON body of an API request (proxied bodies are streamed and limited by EE_MAX_BODY_BYTES). */
+export const API_BODY_LIMIT_BYTES = 1024 * 1024;
 
 export async function startControlPlane(
   config: ControlPlaneConfig,
@@ -202,7 +204,7 @@ export async function startControlPlane(
     genReqId: requestIdOf,
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: API_BODY_LIMIT_BYTES,
     serverFactory: (handler) => {
       const server = http.createServer(serverOptions, (req, res) => {
         if (!apiGuard.onRequest(req, res)) return;
