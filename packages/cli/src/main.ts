@@ -14,6 +14,7 @@ import { registerNodes } from './commands/nodes.js';
 import { registerLeases } from './commands/leases.js';
 import { registerSettle } from './commands/settle.js';
 import { registerAbuse } from './commands/abuse.js';
+import { registerReceipts } from './commands/receipts.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -43,6 +44,7 @@ registerNodes(program);
 registerLeases(program);
 registerSettle(program);
 registerAbuse(program);
+registerReceipts(program);
 program.addHelpText(
   'after',
   [

@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -15,6 +18,7 @@ import type { Agent } from '@easyenclave/agent';
 import { closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake, type Party } from './util.js';
+import { ee, show } from '../cli/util.js';
 import { balances, PRICES, postPrices } from './reservation-util.js';
 
 const USAGE = { prompt_tokens: 12, completion_tokens: 34, total_tokens: 46 };
@@ -153,6 +157,34 @@ describe('usage receipts end to end', () => {
     );
     assert.equal((await balances(base, user.id)).total, u0.total - sum);
     assert.equal((await balances(base, provider.id)).total, p0.total + sum);
+    // Offline: `ee receipts verify` checks the saved receipts against the keyset of the evidence kept.
+    const dir = mkdtempSync(join(tmpdir(), 'ee-receipts-'));
+    writeFileSync(join(dir, 'r.json'), JSON.stringify(receipts));
+    writeFileSync(join(dir, 'view.json'), JSON.stringify(v));
+    writeFileSync(join(dir, 'evidence.json'), JSON.stringify({ keyset: r.body.keyset }));
+    writeFileSync(join(dir, 'other.json'), JSON.stringify({ keyset: { receipt_public_key: '00'.repeat(32) } }));
+    const tampered = structuredClone(receipts[0]!);
+    tampered.receipt.units.tokens_out += 1;
+    tampered.receipt.amount_micro_usd = Math.ceil((12 * 150 + 35 * 600) / 1000);
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify(tampered));
+    const okRun = await ee([
+      'receipts',
+      'verify',
+      join(dir, 'r.json'),
+      '--evidence',
+      join(dir, 'evidence.json'),
+      '--json',
+    ]);
+    assert.equal(okRun.code, 0, show(okRun));
+    assert.equal(JSON.parse(okRun.stdout).total_micro_usd, sum);
+    assert.equal((await ee(['receipts', 'verify', join(dir, 'view.json')])).code, 0);
+    const other = await ee(['receipts', 'verify', join(dir, 'r.json'), '--evidence', join(dir, 'other.json')]);
+    assert.equal(other.code, 1, show(other));
+    const bad = await ee(['receipts', 'verify', join(dir, 'bad.json')]);
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stdout, /bad_signature/);
+    assert.equal((await ee(['receipts', 'verify', join(dir, 'nope.json')])).code, 2);
+
     // Ending it refunds the rest: the user paid exactly the receipts' sum.
     await call(base, 'DELETE', `/v1/reservations/${id}`, { token: user.key });
     assert.deepEqual(await balances(base, user.id), { available: u0.available - sum, total: u0.total - sum });
