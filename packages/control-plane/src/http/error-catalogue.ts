@@ -100,6 +100,7 @@ export const ERROR_CATALOGUE = {
   no_eligible_node: e(409, 'conflict', 'no eligible node serves this app', [503]),
   payout_resolved: e(409, 'conflict', 'the payout is already resolved'),
   period_not_ended: e(409, 'conflict', 'the period has not ended yet'),
+  sealed_key_gone: e(409, 'conflict', 'no agent holds the key this request is sealed to: verify again and re-seal'),
   // 413, 415: bodies.
   body_too_large: e(413, 'invalid_request', 'the request body exceeds the limit'),
   unsupported_media_type: e(415, 'invalid_request', 'the request body must be application/json'),
@@ -110,6 +111,7 @@ export const ERROR_CATALOGUE = {
   store_unavailable: e(503, 'unavailable', 'the database is unavailable; retry later'),
   quote_unavailable: e(503, 'unavailable', 'the control plane could not produce a quote'),
   agent_unavailable: e(503, 'unavailable', 'the agent cannot answer now'),
+  sealed_key_unavailable: e(503, 'unavailable', 'the agent holding the sealed key is busy or unhealthy; retry'),
   agent_timeout: e(504, 'unavailable', 'the agent did not answer in time'),
 } as const satisfies Record<string, CatalogueEntry>;
 
