@@ -41,6 +41,7 @@ import { StoreHealth } from './store/health.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
+import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -67,6 +68,8 @@ export interface ControlPlane {
   readonly storeHealth: StoreHealth;
   /** Every route fastify serves (method and URL, as registered), for checking the OpenAPI document. */
   readonly api_routes: readonly { method: string; url: string }[];
+  /** Open HTTP connections per listener, as the connection caps count them (agent tunnels excluded). */
+  open_connections(): { api: number; proxy: number };
   /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
   listening_fds(): { api: number; proxy: number };
   readonly verifier: EvidenceVerifier;
@@ -168,11 +171,9 @@ export async function startControlPlane(
   const started_at_ms = Date.now();
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
-  const serverOptions: http.ServerOptions = {
-    maxHeaderSize: config.max_header_bytes,
-    keepAliveTimeout: 65_000,
-    requestTimeout: 0,
-  };
+  const serverOptions = edgeServerOptions(config);
+  const apiGuard = new EdgeGuard(config);
+  const proxyGuard = new EdgeGuard(config);
 
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
@@ -199,13 +200,18 @@ export async function startControlPlane(
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
       const server = http.createServer(serverOptions, (req, res) => {
+        if (!apiGuard.onRequest(req, res)) return;
         if (hub.draining) res.shouldKeepAlive = false;
         if (req.url!.startsWith(PROXY_PREFIX)) return proxyViaPath(req, res);
         handler(req, res);
       });
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!apiGuard.onUpgrade(req, socket)) return;
         const url = req.url ?? '/';
-        if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) return hub.handleUpgrade(req, socket, head);
+        if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) {
+          apiGuard.release(socket); // an agent's tunnel: the hub bounds those, many may share one address
+          return hub.handleUpgrade(req, socket, head);
+        }
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
         if (!target)
           return void socket.end(
@@ -217,6 +223,7 @@ export async function startControlPlane(
           forwarded_proto: forwarded(req),
         });
       });
+      apiGuard.attach(server);
       return server;
     },
   });
@@ -260,6 +267,7 @@ export async function startControlPlane(
   connections.track(api_server);
 
   const proxy_server = http.createServer(serverOptions, (req, res) => {
+    if (!proxyGuard.onRequest(req, res)) return;
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
@@ -280,8 +288,10 @@ export async function startControlPlane(
     });
   });
   connections.track(proxy_server);
+  proxyGuard.attach(proxy_server);
   proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!proxyGuard.onUpgrade(req, socket)) return;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
       return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
@@ -318,6 +328,7 @@ export async function startControlPlane(
     api_port,
     proxy_port,
     listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),
+    open_connections: () => ({ api: apiGuard.connections, proxy: proxyGuard.connections }),
     hub,
     store,
     ledger,

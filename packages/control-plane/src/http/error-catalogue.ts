@@ -101,12 +101,14 @@ export const ERROR_CATALOGUE = {
   payout_resolved: e(409, 'conflict', 'the payout is already resolved'),
   period_not_ended: e(409, 'conflict', 'the period has not ended yet'),
   sealed_key_gone: e(409, 'conflict', 'no agent holds the key this request is sealed to: verify again and re-seal'),
-  // 413, 415: bodies.
+  // 408, 413, 415: heads and bodies.
+  request_timeout: e(408, 'invalid_request', 'the request did not arrive in time'),
   body_too_large: e(413, 'invalid_request', 'the request body exceeds the limit'),
   unsupported_media_type: e(415, 'invalid_request', 'the request body must be application/json'),
   // 5xx: nothing the caller did; say whether waiting helps (Retry-After).
   internal: e(500, 'internal', 'internal error'),
   busy: e(503, 'rate_limit', 'too many requests in flight; retry later'),
+  too_many_connections: e(503, 'rate_limit', 'too many open connections; retry later'),
   shutting_down: e(503, 'unavailable', 'the control plane is shutting down; retry'),
   store_unavailable: e(503, 'unavailable', 'the database is unavailable; retry later'),
   quote_unavailable: e(503, 'unavailable', 'the control plane could not produce a quote'),

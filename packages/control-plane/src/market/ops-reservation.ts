@@ -32,13 +32,9 @@ import {
   type ReceiptRefusal,
   type ReservationState,
 } from './reservation.js';
-import {
-  nodeIncidents,
-  type MarketReceiptsTable,
-  type MarketReservationsTable,
-  type RsvTx,
-} from './store/reservations.js';
-import type { MarketTx } from './store/schema.js';
+import type { Tx } from '../store/database.js';
+import type { MarketReceiptsTable, MarketReservationsTable } from './store/reservation-schema.js';
+import { nodeIncidents } from './store/reservations.js';
 
 export type ReservationRow = MarketReservationsTable;
 
@@ -61,7 +57,7 @@ export function stateOf(r: ReservationRow): ReservationState {
   };
 }
 
-async function lockReservation(tx: RsvTx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
+async function lockReservation(tx: Tx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
   return forUpdate(tx.selectFrom('market_reservations').selectAll().where('id', '=', id), d).executeTakeFirst();
 }
 
@@ -143,7 +139,7 @@ export function createReservationOp<T>(
     accounts: [n.user_id, ...n.candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [reservationLockId(n.id, 0)],
     async prepare(anyTx, d) {
-      const tx = anyTx as unknown as RsvTx;
+      const tx = anyTx;
       existing = await tx.selectFrom('market_reservations').selectAll().where('id', '=', n.id).executeTakeFirst();
       if (existing || n.candidates.length === 0) return;
       const ids = n.candidates.map((c) => c.id);
@@ -152,7 +148,7 @@ export function createReservationOp<T>(
         d,
       ).execute();
       nodes = new Map(rows.map((r) => [r.id, r]));
-      required = await providerRequirements(tx as unknown as MarketTx, [...new Set(rows.map((r) => r.provider))]);
+      required = await providerRequirements(tx, [...new Set(rows.map((r) => r.provider))]);
     },
     apply(ctx) {
       if (existing) {
@@ -214,7 +210,7 @@ export function closeReservationOp(id: string, reason: string): LedgerOp<CloseRe
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
-      row = await lockReservation(anyTx as unknown as RsvTx, d, id);
+      row = await lockReservation(anyTx, d, id);
       if (!row) return;
       const s = stateOf(row);
       return {
@@ -242,7 +238,7 @@ export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
-      row = await lockReservation(anyTx as unknown as RsvTx, d, id);
+      row = await lockReservation(anyTx, d, id);
       if (!row) return;
       const s = stateOf(row);
       return {
@@ -325,7 +321,7 @@ export function claimReceiptsOp(
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
-      const tx = anyTx as unknown as RsvTx;
+      const tx = anyTx;
       row = await lockReservation(tx, d, id);
       keys.clear();
       seen.clear();
