@@ -15,6 +15,7 @@ import { checkReceipt, type SignedReceipt } from '@easyenclave/protocol/receipt'
 import { SealedHttpRequest } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import type { Agent } from '@easyenclave/agent';
+import { EasyEnclave } from '@easyenclave/sdk';
 import { closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake, type Party } from './util.js';
@@ -188,6 +189,37 @@ describe('usage receipts end to end', () => {
     // Ending it refunds the rest: the user paid exactly the receipts' sum.
     await call(base, 'DELETE', `/v1/reservations/${id}`, { token: user.key });
     assert.deepEqual(await balances(base, user.id), { available: u0.available - sum, total: u0.total - sum });
+  });
+
+  it('the SDK: connect(app, { confidential, reservation }) seals every request; receipts() checks them', async () => {
+    const ee = new EasyEnclave({ url: base, apiKey: user.key, network: 'sandbox-1' });
+    const r = await ee.createReservation({ app: 'chat', quota: '$1', lifetime_s: 600 });
+    const app = await ee.connect('chat', {
+      confidential: true,
+      reservation: r.reservation_id,
+      verify: { allow_sandbox: true },
+    });
+    assert.deepEqual(app.verified!.keyset, agent.keys.toJSON());
+    const res = await app.post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'CANARY' }] });
+    assert.equal(res.headers.get('content-type'), 'application/json', 'the backend’s own headers, opened');
+    const j = (await res.json()) as { choices: { message: { content: string } }[]; usage: unknown };
+    assert.equal(j.choices[0]!.message.content, 'hi');
+    const streamed = await app.post('/v1/chat/completions', { model: 'm', stream: true, messages: [] });
+    assert.match(await streamed.text(), /data: \[DONE\]/);
+    const per = Math.ceil((12 * 150 + 34 * 600) / 1000);
+    await waitFor(
+      async () => (await ee.reservation(r.reservation_id)).claimed_micro_usd === BigInt(2 * per),
+      10_000,
+      'two receipts claimed',
+    );
+    const got = await app.receipts();
+    assert.equal(got.receipts.length, 2);
+    assert.ok(got.receipts.every((x) => x.key === app.verified!.keyset.receipt_public_key));
+    assert.equal(got.claimed_micro_usd, BigInt(2 * per));
+    await ee.cancelReservation(r.reservation_id);
+    // A confidential connection needs verification, and a reservation needs a confidential connection.
+    await assert.rejects(ee.connect('chat', { confidential: true, verify: false }), TypeError);
+    await assert.rejects(ee.connect('chat', { reservation: r.reservation_id }), TypeError);
   });
 
   it('a sealed request without a reservation gets no receipt and moves nothing', async () => {

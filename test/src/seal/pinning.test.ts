@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SealedHttpRequest } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import type { Agent } from '@easyenclave/agent';
+import { EasyEnclave } from '@easyenclave/sdk';
 import { closeAll, startAgent, startBackend, startCp, waitFor, waitRoutable, wsUrl } from '../helpers/network.js';
 
 describe('pinning of sealed requests', () => {
@@ -66,5 +67,21 @@ describe('pinning of sealed requests', () => {
     // Sealed again to the agent that exists, it goes through.
     assert.equal((await send(agents[1]!.keys.toJSON().hpke_public_key)).status, 200);
     assert.deepEqual(hits, [0, 1]);
+  });
+
+  it('the SDK, confidential: when its agent is gone it verifies the app again and re-seals to another', async () => {
+    const b = await startBackend();
+    agents.push(startAgent({ control_ws: wsUrl(cp), backend_url: b.url, app_name: 'pin' }));
+    await waitFor(() => [...cp.hub.links].filter((l) => !l.closed && l.attested).length === 2, 10_000, 'B and C');
+    const ee = new EasyEnclave({ url: cp.api_url, network: 'sandbox-1' });
+    const app = await ee.connect('pin', { confidential: true, verify: { allow_sandbox: true } });
+    const first = app.verified!.agent_id;
+    assert.equal((await app.post('/echo', 'one')).status, 200);
+    await agents.find((a) => a.config.agent_id === first)!.stop(0);
+    await waitFor(() => [...cp.hub.links].filter((l) => !l.closed).length === 1, 10_000, 'one agent left');
+    const res = await app.post('/echo', 'two');
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { body: string }).body, 'two');
+    assert.notEqual(app.verified!.agent_id, first, 'verified again: another agent');
   });
 });
