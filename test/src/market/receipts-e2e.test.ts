@@ -222,6 +222,43 @@ describe('usage receipts end to end', () => {
     await assert.rejects(ee.connect('chat', { reservation: r.reservation_id }), TypeError);
   });
 
+  it('the CLI: ee apps call --confidential --reservation prints the opened answer', async () => {
+    const r = await call(base, 'POST', '/v1/reservations', {
+      token: user.key,
+      body: { app: 'chat', quota: '$1', lifetime_s: 600 },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'ee-call-'));
+    writeFileSync(join(dir, 'req.json'), JSON.stringify({ model: 'm', messages: [] }));
+    const args = (...extra: string[]) => [
+      'apps',
+      'call',
+      'chat',
+      '/v1/chat/completions',
+      '--url',
+      base,
+      '--data',
+      `@${join(dir, 'req.json')}`,
+      '-H',
+      'content-type: application/json',
+      ...extra,
+    ];
+    const run = await ee(
+      args('--confidential', '--reservation', r.body.reservation_id, '--network', 'sandbox-1', '--allow-sandbox'),
+      { EE_API_KEY: user.key },
+    );
+    assert.equal(run.code, 0, show(run));
+    assert.equal(JSON.parse(run.stdout).choices[0].message.content, 'hi');
+    await waitFor(
+      async () =>
+        (await call(base, 'GET', `/v1/reservations/${r.body.reservation_id}`, { token: user.key })).body
+          .receipts_total === 1,
+      10_000,
+      'the CLI call’s receipt',
+    );
+    const usage = await ee(args('--reservation', r.body.reservation_id), { EE_API_KEY: user.key });
+    assert.equal(usage.code, 2, show(usage));
+  });
+
   it('a sealed request without a reservation gets no receipt and moves nothing', async () => {
     const u0 = await balances(base, user.id);
     const hpke = agent.keys.toJSON().hpke_public_key;
