@@ -230,6 +230,10 @@ export class EasyEnclave {
     return reservations.cancelReservation(this.transport, this.auth, id, o);
   }
 
+  setUnitPrices(node: string, prices: reservations.UnitPrices, o?: CallOptions) {
+    return reservations.setUnitPrices(this.transport, this.auth, node, prices, o);
+  }
+
   // ---- The control plane itself ----
 
   /** GET /v1/attestation: the control plane's own evidence over `nonce` (default a fresh one), unverified. */

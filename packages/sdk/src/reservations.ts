@@ -2,6 +2,7 @@
 //   POST   /v1/reservations        (user key; the admin with `user`) {app, quota, lifetime_s, nonce?}
 //   GET    /v1/reservations/{id}   quota, claimed, remaining, the newest signed receipts
 //   DELETE /v1/reservations/{id}   ends it; what its receipts did not claim is refunded
+//   PUT    /v1/nodes/{node}/unit-prices   (the node's provider) micro-USD per 1,000 units of each kind
 import { z } from 'zod';
 import {
   get,
@@ -86,5 +87,26 @@ export function cancelReservation(t: Transport, auth: Auth, id: string, o: CallO
       idempotency_key: newIdempotencyKey(),
     },
     ReservationSchema,
+  ).then((r) => r.data);
+}
+
+export const UnitPricesSchema = z.looseObject({
+  node_id: z.string(),
+  unit_prices: z.object({ tokens_in: z.number(), tokens_out: z.number(), requests: z.number(), bytes: z.number() }),
+});
+export type UnitPrices = z.infer<typeof UnitPricesSchema>['unit_prices'];
+
+/** Posts a node's prices for confidential traffic (its agents sign receipts at these prices: EE_UNIT_PRICES). */
+export function setUnitPrices(t: Transport, auth: Auth, node_id: string, prices: UnitPrices, o: CallOptions = {}) {
+  return callJson(
+    t,
+    {
+      ...o,
+      headers: mergeHeaders(principal(auth), o),
+      method: 'PUT',
+      path: `/v1/nodes/${segment(node_id, 'node id')}/unit-prices`,
+      body: prices,
+    },
+    UnitPricesSchema,
   ).then((r) => r.data);
 }
