@@ -18,6 +18,7 @@ import { registerAbuse } from './commands/abuse.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerPayouts } from './commands/payouts.js';
+import { registerReceipts } from './commands/receipts.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -60,6 +61,7 @@ registerAbuse(program);
 registerPayouts(program);
 registerPolicy(program);
 registerCompletion(program);
+registerReceipts(program);
 program.addHelpText(
   'after',
   [
