@@ -39,6 +39,9 @@ import { StoreHealth } from './store/health.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
+import { JobsService } from './jobs/service.js';
+import { LauncherRegistry } from './launchers/registry.js';
+import { jobsRoutes } from './http/jobs-routes.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -59,6 +62,9 @@ export interface ControlPlane {
   /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
   readonly market: Market;
   readonly scheduler: MarketScheduler;
+  /** Jobs on node launchers (docs/workloads.md) and the launchers' view. */
+  readonly jobs: JobsService;
+  readonly launchers: LauncherRegistry;
   /** The database's state as /health and /ready report it. */
   readonly storeHealth: StoreHealth;
   /** Every route fastify serves (method and URL, as registered), for checking the OpenAPI document. */
@@ -155,6 +161,17 @@ export async function startControlPlane(
   hub.market = market;
   const scheduler = new MarketScheduler(market);
   scheduler.start();
+  const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
+  const jobs = await JobsService.open({
+    ledger,
+    store,
+    market,
+    registry: launchers,
+    clock,
+    health_timeout_ms: config.health_timeout_ms,
+    log,
+  });
+  jobs.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const started_at_ms = Date.now();
@@ -244,6 +261,13 @@ export async function startControlPlane(
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
+  await fastify.register(jobsRoutes, {
+    jobs,
+    registry: launchers,
+    ledger,
+    idempotency,
+    admin_token: config.admin_token,
+  });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -290,6 +314,7 @@ export async function startControlPlane(
     proxy_port = await listen(proxy_server, config.proxy_port, config.proxy_bind, opts.listen_fds?.proxy);
   } catch (err) {
     hub.close();
+    jobs.stop();
     cpVerifier?.close();
     clearInterval(pruneTimer);
     storeHealth.close();
@@ -313,6 +338,8 @@ export async function startControlPlane(
     ledger,
     market,
     scheduler,
+    jobs,
+    launchers,
     storeHealth,
     api_routes,
     verifier,
@@ -330,6 +357,7 @@ export async function startControlPlane(
       shutting ??= (async () => {
         log.info('shutting down: draining agents and in-flight requests');
         cpVerifier?.close();
+        jobs.stop();
         const deadline = Date.now() + drain_timeout_ms;
         const closed = Promise.all([stopAccepting(api_server), stopAccepting(proxy_server)]);
         hub.beginDrain(); // GOAWAY: agents dial the successor; our tunnels stay up for our own clients

@@ -269,7 +269,22 @@ export class LauncherJobs {
         vcpus_free: c.free.vcpus,
         memory_mib_free: c.free.memory_mib,
       },
-      jobs: [...this.jobs.values()].map((t) => this.view(t)),
+      jobs: [
+        ...[...this.jobs.values()].map((t) => this.view(t)),
+        // Assignments still being started are reported too: the control plane must not take them for lost.
+        ...[...this.starting]
+          .filter((id) => !this.jobs.has(id))
+          .map((job_id): LauncherJob => ({
+            job_id,
+            state: 'starting',
+            started_at_ms: null,
+            image_id: null,
+            image_digest: null,
+            result_sealed: null,
+            usage: null,
+            usage_signature: null,
+          })),
+      ],
     };
   }
 
