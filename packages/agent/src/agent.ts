@@ -36,6 +36,7 @@ import type { AgentConfig } from './config.js';
 import { fullJitterDelay } from './backoff.js';
 import { forwardToBackend, newBackendPool } from './forwarder.js';
 import { SealedHttp } from './sealed.js';
+import { ReceiptSigner } from './receipts.js';
 import { forwardUpgradeToBackend } from './upgrade.js';
 import { selectQuoteProvider } from './quote-configfs.js';
 
@@ -96,7 +97,20 @@ export class Agent extends EventEmitter {
     this.pool = newBackendPool(config.backend_url, config.max_streams);
   }
 
+  /** Signs usage receipts of sealed requests under reservations (docs/confidential.md); null without prices. */
+  receipts: ReceiptSigner | null = null;
+
   start(): void {
+    if (this.config.unit_prices !== null) {
+      this.receipts = new ReceiptSigner(this.keys, this.config.agent_id, this.config.unit_prices, this.log);
+      this.sealed.receipts = this.receipts;
+      this.receipts.start((receipts) => {
+        const c = this.current;
+        if (c === null || !c.attested || c.ws.readyState !== WebSocket.OPEN) return false;
+        this.send(c, { type: 'receipts', receipts });
+        return true;
+      });
+    }
     this.connect();
     this.health_timer = setInterval(() => void this.sendHealth(), this.config.health_interval_ms);
     this.liveness_timer = setInterval(() => this.checkLiveness(), LIVENESS_TICK_MS);
@@ -107,6 +121,7 @@ export class Agent extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of [this.reconnect_timer, this.health_timer, this.liveness_timer]) if (t) clearTimeout(t);
+    this.receipts?.stop();
     const conns = [...this.draining, ...(this.current ? [this.current] : [])];
     for (const c of conns) c.session.goaway();
     const deadline = Date.now() + drain_timeout_ms;
@@ -269,6 +284,9 @@ export class Agent extends EventEmitter {
           this.log.error({ reasons: msg.reasons }, 'attestation refused by the control plane');
           this.emit('attest_failed', msg.reasons);
         }
+        return;
+      case 'receipts_result':
+        this.receipts?.settle(msg);
         return;
       case 'error':
         this.log.error({ code: msg.code }, `control plane error: ${msg.message}`);

@@ -45,6 +45,13 @@ export interface ControlPlaneConfig {
   readonly max_body_bytes: number; // 0 = unlimited
   readonly max_header_bytes: number;
   readonly max_handshakes: number;
+  /** Longest time from a connection's (or a request's) first byte to the end of its header block. */
+  readonly headers_timeout_ms: number;
+  /** Longest wait for a request body's first byte after the head, and between its bytes while read. */
+  readonly body_timeout_ms: number;
+  /** Open HTTP connections per listener (agent tunnels, once upgraded, are the hub's to count). */
+  readonly max_connections: number;
+  readonly max_connections_per_address: number;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -206,6 +213,27 @@ const SPECS = {
   max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', 'an integer from 1 to 1000000', int(1, 1_000_000), {
     fallback: '256',
   }),
+  headers_timeout_ms: spec(
+    'EE_HEADERS_TIMEOUT_MS',
+    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
+    int(100, MAX_TIMER_MS),
+    { fallback: '30000' },
+  ),
+  body_timeout_ms: spec(
+    'EE_BODY_TIMEOUT_MS',
+    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
+    int(100, MAX_TIMER_MS),
+    { fallback: '30000' },
+  ),
+  max_connections: spec('EE_MAX_CONNECTIONS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+    fallback: '10000',
+  }),
+  max_connections_per_address: spec(
+    'EE_MAX_CONNECTIONS_PER_ADDRESS',
+    'an integer from 1 to 1000000',
+    int(1, 1_000_000),
+    { fallback: '256' },
+  ),
   drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
   queue_timeout_ms: spec(
     'EE_QUEUE_TIMEOUT_MS',

@@ -26,6 +26,8 @@ import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
 import { Market } from './market/market.js';
 import { MarketScheduler } from './market/scheduler.js';
+import { Reservations } from './market/reservations.js';
+import { marketReservationRoutes } from './http/market-reservations.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
@@ -42,6 +44,7 @@ import { onClientError } from './http/client-error.js';
 import { JobsService } from './jobs/service.js';
 import { LauncherRegistry } from './launchers/registry.js';
 import { jobsRoutes } from './http/jobs-routes.js';
+import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -65,10 +68,14 @@ export interface ControlPlane {
   /** Jobs on node launchers (docs/workloads.md) and the launchers' view. */
   readonly jobs: JobsService;
   readonly launchers: LauncherRegistry;
+  /** Reservations and usage receipts (docs/confidential.md). */
+  readonly reservations: Reservations;
   /** The database's state as /health and /ready report it. */
   readonly storeHealth: StoreHealth;
   /** Every route fastify serves (method and URL, as registered), for checking the OpenAPI document. */
   readonly api_routes: readonly { method: string; url: string }[];
+  /** Open HTTP connections per listener, as the connection caps count them (agent tunnels excluded). */
+  open_connections(): { api: number; proxy: number };
   /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
   listening_fds(): { api: number; proxy: number };
   readonly verifier: EvidenceVerifier;
@@ -149,8 +156,10 @@ export async function startControlPlane(
   const metrics = new ProxyMetrics(true);
   const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
   let market: Market;
+  let reservations: Reservations;
   try {
     market = await Market.open({ ledger, store, hub, clock, config, log });
+    reservations = await Reservations.open(market);
   } catch (err) {
     clearInterval(pruneTimer);
     cpVerifier?.close();
@@ -159,7 +168,9 @@ export async function startControlPlane(
     throw err;
   }
   hub.market = market;
-  const scheduler = new MarketScheduler(market);
+  market.attestedListener = (link) => reservations.recordKey(link);
+  hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
+  const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
   const jobs = await JobsService.open({
@@ -177,11 +188,9 @@ export async function startControlPlane(
   const started_at_ms = Date.now();
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
-  const serverOptions: http.ServerOptions = {
-    maxHeaderSize: config.max_header_bytes,
-    keepAliveTimeout: 65_000,
-    requestTimeout: 0,
-  };
+  const serverOptions = edgeServerOptions(config);
+  const apiGuard = new EdgeGuard(config);
+  const proxyGuard = new EdgeGuard(config);
 
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
@@ -208,13 +217,18 @@ export async function startControlPlane(
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
       const server = http.createServer(serverOptions, (req, res) => {
+        if (!apiGuard.onRequest(req, res)) return;
         if (hub.draining) res.shouldKeepAlive = false;
         if (req.url!.startsWith(PROXY_PREFIX)) return proxyViaPath(req, res);
         handler(req, res);
       });
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!apiGuard.onUpgrade(req, socket)) return;
         const url = req.url ?? '/';
-        if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) return hub.handleUpgrade(req, socket, head);
+        if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) {
+          apiGuard.release(socket); // an agent's tunnel: the hub bounds those, many may share one address
+          return hub.handleUpgrade(req, socket, head);
+        }
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
         if (!target)
           return void socket.end(
@@ -226,6 +240,7 @@ export async function startControlPlane(
           forwarded_proto: forwarded(req),
         });
       });
+      apiGuard.attach(server);
       return server;
     },
   });
@@ -256,6 +271,7 @@ export async function startControlPlane(
     admin_token: config.admin_token,
     launcher_token: config.launcher_token,
     uptime_token: config.uptime_token,
+    reservations,
   };
   await fastify.register(marketNodeRoutes, marketOpts);
   await fastify.register(marketLeaseRoutes, marketOpts);
@@ -268,12 +284,14 @@ export async function startControlPlane(
     idempotency,
     admin_token: config.admin_token,
   });
+  await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
   connections.track(api_server);
 
   const proxy_server = http.createServer(serverOptions, (req, res) => {
+    if (!proxyGuard.onRequest(req, res)) return;
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
@@ -294,8 +312,10 @@ export async function startControlPlane(
     });
   });
   connections.track(proxy_server);
+  proxyGuard.attach(proxy_server);
   proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!proxyGuard.onUpgrade(req, socket)) return;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
       return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
@@ -333,6 +353,7 @@ export async function startControlPlane(
     api_port,
     proxy_port,
     listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),
+    open_connections: () => ({ api: apiGuard.connections, proxy: proxyGuard.connections }),
     hub,
     store,
     ledger,
@@ -340,6 +361,7 @@ export async function startControlPlane(
     scheduler,
     jobs,
     launchers,
+    reservations,
     storeHealth,
     api_routes,
     verifier,

@@ -153,7 +153,11 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
         }));
         const ids: string[] = [];
         let seq = 0;
-        for (const c of cmds) {
+        // Every run starts by filling both nodes (the third job finds no room), cancelling one job before it
+        // starts and losing the other's node, so each kind of step is reached; the random steps do the rest.
+        const fill: Cmd = { t: 'create', user: 0, vcpus: 3, memory_mib: 64, max_min: 30 };
+        const steps: Cmd[] = [fill, fill, fill, { t: 'cancel', pick: 0 }, { t: 'lost', pick: 1 }, ...cmds];
+        for (const c of steps) {
           seq++;
           if (c.t === 'create') {
             const r = await ledger.submit(
@@ -276,7 +280,7 @@ describe('job money model', () => {
   it('on SQLite files: locked = settled + refunded per job, ledger invariants after every step', async () => {
     const dir = tmpDir('ee-jobs-model-');
     let n = 0;
-    await runModel(async () => ({ db_path: join(dir, `m${++n}.db`) }), Number(process.env.EE_MODEL_RUNS ?? 40));
+    await runModel(async () => ({ db_path: join(dir, `m${++n}.db`) }), Number(process.env.EE_MODEL_RUNS ?? 60));
     for (const k of ['created', 'settled', 'refunded', 'expired', 'overcap', 'cancelled', 'lost'] as const)
       assert.ok(seen[k] > 0, `no ${k} in any run: ${JSON.stringify(seen)}`);
   });

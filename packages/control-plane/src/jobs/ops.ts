@@ -10,7 +10,7 @@ import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import { forUpdate, lockNodes, providerRequirements, stakeHeld, type NodeRow } from '../market/ops.js';
 import { JOB_LOCK_SLACK_MS, jobLockAmount, jobLockId, jobRefundId, jobSettleAmount, jobSettleId } from './money.js';
 import { transition, type JobEvent, type JobStep } from './state.js';
-import type { JobsTable, JobsTx } from './store/schema.js';
+import type { JobsTable } from './store/schema.js';
 
 export type JobRow = JobsTable;
 
@@ -70,18 +70,17 @@ export function createJobOp<T>(
   return {
     accounts: [j.user_id, ...candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [jobLockId(j.id)],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as JobsTx;
+    async prepare(tx, d) {
       existing = (await tx.selectFrom('jobs').selectAll().where('id', '=', j.id).executeTakeFirst()) as
         JobRow | undefined;
       if (existing) return;
       nodes = await lockNodes(
-        tx as never,
+        tx,
         d,
         candidates.map((c) => c.id),
       );
       required = await providerRequirements(
-        tx as never,
+        tx,
         [...nodes.values()].map((n) => n.provider),
       );
       used.clear();
@@ -216,12 +215,11 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
   return {
     accounts: [],
     transfers: [jobLockId(job_id), jobSettleId(job_id), jobRefundId(job_id)],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as JobsTx;
+    async prepare(tx, d) {
       const node_id = (await tx.selectFrom('jobs').select('node_id').where('id', '=', job_id).executeTakeFirst())
         ?.node_id;
       if (node_id === undefined) return;
-      await lockNodes(tx as never, d, [node_id]);
+      await lockNodes(tx, d, [node_id]);
       row = (await forUpdate(tx.selectFrom('jobs').selectAll().where('id', '=', job_id), d).executeTakeFirst()) as
         JobRow | undefined;
       return row ? { accounts: [row.user_id, providerEarnings(row.provider)] } : undefined;

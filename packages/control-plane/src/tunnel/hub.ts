@@ -27,6 +27,7 @@ import type { Store } from '../store/index.js';
 import type { ApiError } from '../http-errors.js';
 import { rawErrorResponse } from '../http-errors.js';
 import { appStatus, type AppStatusView } from '../app-status.js';
+import { handleReceipts, type ReceiptSink } from './receipts.js';
 import { AgentLink } from './link.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
@@ -167,6 +168,8 @@ export class TunnelHub {
   draining = false;
   /** Set by the control plane once the market is open. */
   market: MarketHooks | null = null;
+  /** Takes the usage receipts agents send (tunnel/receipts.ts); null: receipts are not accepted. */
+  receipts: ReceiptSink | null = null;
 
   constructor(readonly deps: HubDeps) {}
 
@@ -255,6 +258,8 @@ export class TunnelHub {
         this.closeLink(link, CloseCode.NOT_REGISTERED, `send register before ${msg.type}`);
       } else if (msg.type === 'attest_response') {
         await handleAttestResponse(this, link, msg);
+      } else if (msg.type === 'receipts') {
+        await handleReceipts(this, link, msg);
       } else {
         await this.onHealth(link, msg.status, msg.detail);
       }

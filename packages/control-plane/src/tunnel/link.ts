@@ -78,13 +78,13 @@ export class AgentLink {
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
   node_id: string | null = null;
   attested = false;
-  /** The keyset of the last successful attestation (the launcher's jobs seal to it and verify usage with it). */
-  keyset: Keyset | null = null;
   last_attest_ms: number | null = null;
   attest_failure: string | null = null;
   evidence_type: string | null = null;
   challenge: PendingChallenge | null = null;
   next_attest_at_ms = Number.POSITIVE_INFINITY;
+  /** The keyset of the last successful attestation (bound into its verified quote), or null. */
+  keyset: Keyset | null = null;
   /** The hub's policy generation when the evidence of the last successful attestation was verified. */
   policy_generation = 0;
 

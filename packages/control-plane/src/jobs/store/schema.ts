@@ -1,9 +1,7 @@
 // The jobs table (migrations 300+). Money columns are micro-USD integers (≤ 2^53 − 1); times are ms since the
 // epoch. Secrets never reach a row: the env is stored as the client's HPKE ciphertext (sealed to the launcher's
 // attested key) and the result as ciphertext sealed to the client's key.
-import type { Kysely, Transaction } from 'kysely';
-import type { MarketDatabase } from '../../market/store/schema.js';
-import type { Database } from '../../store/schema.js';
+import type { Db, Tx } from '../../store/database.js';
 import type { JobState } from '../state.js';
 
 export interface JobsTable {
@@ -55,5 +53,5 @@ export interface JobsDatabase {
   jobs: JobsTable;
 }
 
-export type JobsDb = Kysely<JobsDatabase & MarketDatabase & Database>;
-export type JobsTx = Transaction<JobsDatabase & MarketDatabase & Database>;
+export type JobsDb = Db;
+export type JobsTx = Tx;
