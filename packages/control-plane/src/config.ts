@@ -13,6 +13,12 @@ export class ConfigError extends Error {
   }
 }
 
+/** Concurrent tunnel handshakes one remote address may hold (EE_MAX_HANDSHAKES_PER_ADDRESS). */
+export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
+/** Time from the WebSocket upgrade to the agent's `register` (EE_REGISTER_DEADLINE_MS): a socket that never
+ *  registers would otherwise hold a handshake slot forever, kept alive by automatic pongs. */
+export const DEFAULT_REGISTER_DEADLINE_MS = 10_000;
+
 export interface ControlPlaneConfig {
   readonly control_bind: string;
   readonly control_port: number; // 0 = ephemeral
@@ -59,6 +65,10 @@ export interface ControlPlaneConfig {
   readonly max_connections_per_address: number;
   /** `/v1/proxy/{app}` shares the API's origin: it passes cookies and active content only when this is set. */
   readonly proxy_path_active_content: boolean;
+  /** Handshakes from one remote address at once (a share of max_handshakes no single host can exceed). */
+  readonly max_handshakes_per_address: number;
+  /** A tunnel connection must send `register` within this long, or it is closed (4003). */
+  readonly register_deadline_ms: number;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -254,6 +264,15 @@ const SPECS = {
     '0 or 1',
     z.enum(['0', '1']).transform((v) => v === '1'),
     { fallback: '0' },
+  ),
+  max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+    fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
+  }),
+  register_deadline_ms: spec(
+    'EE_REGISTER_DEADLINE_MS',
+    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
+    int(100, MAX_TIMER_MS),
+    { fallback: String(DEFAULT_REGISTER_DEADLINE_MS) },
   ),
   drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
   queue_timeout_ms: spec(

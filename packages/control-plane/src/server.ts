@@ -28,6 +28,8 @@ import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
 import { Market } from './market/market.js';
 import { MarketScheduler } from './market/scheduler.js';
+import { Reservations } from './market/reservations.js';
+import { marketReservationRoutes } from './http/market-reservations.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
@@ -63,6 +65,8 @@ export interface ControlPlane {
   /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
   readonly market: Market;
   readonly scheduler: MarketScheduler;
+  /** Reservations and usage receipts (docs/confidential.md). */
+  readonly reservations: Reservations;
   /** The database's state as /health and /ready report it. */
   readonly storeHealth: StoreHealth;
   /** Every route fastify serves (method and URL, as registered), for checking the OpenAPI document. */
@@ -164,8 +168,10 @@ export async function startControlPlane(
   const metrics = new ProxyMetrics(true);
   const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
   let market: Market;
+  let reservations: Reservations;
   try {
     market = await Market.open({ ledger, store, hub, clock, config, log });
+    reservations = await Reservations.open(market);
   } catch (err) {
     clearInterval(pruneTimer);
     cpVerifier?.close();
@@ -174,7 +180,9 @@ export async function startControlPlane(
     throw err;
   }
   hub.market = market;
-  const scheduler = new MarketScheduler(market);
+  market.attestedListener = (link) => reservations.recordKey(link);
+  hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
+  const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
@@ -274,11 +282,13 @@ export async function startControlPlane(
     admin_token: config.admin_token,
     launcher_token: config.launcher_token,
     uptime_token: config.uptime_token,
+    reservations,
   };
   await fastify.register(marketNodeRoutes, marketOpts);
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
+  await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -352,6 +362,7 @@ export async function startControlPlane(
     ledger,
     market,
     scheduler,
+    reservations,
     storeHealth,
     api_routes,
     verifier,

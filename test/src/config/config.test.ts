@@ -58,6 +58,8 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       max_connections: 10_000,
       max_connections_per_address: 256,
       proxy_path_active_content: false,
+      max_handshakes_per_address: 32,
+      register_deadline_ms: 10_000,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',

@@ -27,7 +27,7 @@ import {
 import { onCleanup } from '../helpers/network.js';
 
 // Loose on purpose: tests assert on whatever the control plane actually sent.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 export type Msg = { type: string; [k: string]: any };
 
 /** An attest_request as received (or anything carrying its nonce). */
@@ -73,9 +73,16 @@ export interface AnswerOptions extends BindingOptions {
 
 export const newAgentId = () => `raw-${randomBytes(8).toString('hex')}`;
 
+export interface ConnectOptions {
+  /** Reuse these per-boot keys (a reconnect of the same agent process keeps its keys). */
+  keys?: ReturnType<typeof generateKeyset>;
+  /** Dial from this local address (another 127.x.y.z stands for another host on loopback). */
+  localAddress?: string;
+}
+
 export class RawAgent {
-  readonly keys = generateKeyset();
-  readonly keyset: Keyset = publicKeyset(this.keys);
+  readonly keys: ReturnType<typeof generateKeyset>;
+  readonly keyset: Keyset;
   readonly inbox: Msg[] = [];
   /** Every control message ever received, in order. */
   readonly received: Msg[] = [];
@@ -95,7 +102,10 @@ export class RawAgent {
   private constructor(
     readonly ws: WebSocket,
     reg: RegisterFields,
+    keys = generateKeyset(),
   ) {
+    this.keys = keys;
+    this.keyset = publicKeyset(keys);
     this.reg = {
       repo: reg.repo ?? 'acme/demo',
       release_tag: reg.release_tag ?? 'v1.0.0',
@@ -154,9 +164,13 @@ export class RawAgent {
     });
   }
 
-  static async connect(ws_url: string, reg: RegisterFields = {}): Promise<RawAgent> {
-    const ws = new WebSocket(ws_url, { perMessageDeflate: false, maxPayload: 1 << 20 });
-    const agent = new RawAgent(ws, reg);
+  static async connect(ws_url: string, reg: RegisterFields = {}, opts: ConnectOptions = {}): Promise<RawAgent> {
+    const ws = new WebSocket(ws_url, {
+      perMessageDeflate: false,
+      maxPayload: 1 << 20,
+      ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
+    });
+    const agent = new RawAgent(ws, reg, opts.keys);
     onCleanup(() => ws.terminate());
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

@@ -80,9 +80,11 @@ export const ERROR_CATALOGUE = {
   unknown_lease: e(404, 'not_found', 'no such lease (or not yours)'),
   unknown_report: e(404, 'not_found', 'no such abuse report'),
   unknown_payout: e(404, 'not_found', 'no such payout'),
+  unknown_reservation: e(404, 'not_found', 'no such reservation (or not yours)'),
   // 409: the request is fine; the state it meets refuses it.
   transfer_conflict: e(409, 'conflict', 'this transfer id was already used for a different transfer'),
   lease_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different lease'),
+  reservation_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different reservation'),
   report_conflict: e(409, 'conflict', 'this Idempotency-Key already filed a different report'),
   idempotency_key_in_use: e(
     409,

@@ -5,14 +5,15 @@ import { runMigrations, STORE_MIGRATIONS, type StoreDialect } from './migrations
 import { openPostgres } from './postgres.js';
 import * as q from './queries.js';
 import { GroupCommitter } from './group-commit.js';
-import type { AgentRow, AppRow, AttestationRow, Database, HealthEventRow, RegistrationRow } from './schema.js';
+import type { Database } from './database.js';
+import type { AgentRow, AppRow, AttestationRow, HealthEventRow, RegistrationRow } from './schema.js';
 import { openSqlite } from './sqlite.js';
 
+export type { Database, Db, Tx } from './database.js';
 export type {
   AgentRow,
   AppRow,
   AttestationRow,
-  Database,
   HealthEventKind,
   HealthEventRow,
   HealthStatus,
@@ -20,13 +21,13 @@ export type {
 } from './schema.js';
 export { runMigrations, STORE_MIGRATIONS, type Migration, type StoreDialect } from './migrations.js';
 export { parseInt8 } from './postgres.js';
-export type { EventQuery } from './queries.js';
+export type { EventQuery, RegisterRefusal } from './queries.js';
 
 export type StoreOptions = { db_path: string } | { database_url: string };
 
 export interface Store {
   readonly dialect: StoreDialect;
-  /** For later features (e.g. the ledger) to add their own tables via runMigrations and their own queries. */
+  /** The one connection: the ledger and the market add their tables via runMigrations and their own queries. */
   readonly db: Kysely<Database>;
   /** Idempotent. */
   close(): Promise<void>;
@@ -37,8 +38,9 @@ export interface Store {
     network: string;
     now_ms: number;
   }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
-  /** claimApp + ensureRegistration + upsertAgentConnected in one write. `ok:false` with the owning app row
-   *  when another repo owns the name or it lives on another network (nothing else is written then). */
+  /** claimApp + ensureRegistration + upsertAgentConnected (unless connect is false) in one write. `ok:false`
+   *  with the owning app row when another repo owns the name or it lives on another network, or with
+   *  agent_bound_to when the agent id belongs to another app or repo (nothing is written then). */
   registerAgent(a: {
     agent_id: string;
     app_name: string;
@@ -48,7 +50,8 @@ export interface Store {
     remote_addr: string | null;
     now_ms: number;
     ttl_ms: number;
-  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }>;
+    connect?: boolean;
+  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | q.RegisterRefusal>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
   ensureRegistration(r: {
     app_name: string;
@@ -117,7 +120,8 @@ class KyselyStore implements Store {
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.db.destroy();
+    // Queued writes commit (or fail) before the connection goes.
+    this.#closed ??= this.#writes.close().then(() => this.db.destroy());
     return this.#closed;
   }
   claimApp(a: Parameters<Store['claimApp']>[0]) {

@@ -1,6 +1,6 @@
 // The query layer: one implementation for both dialects (Kysely compiles it per dialect).
 // Writes that touch more than one row expect to run inside a transaction: the store submits them through
-// the group committer (group-commit.ts). Every write writes before it reads, so a SQLite writer takes the
+// the store's writer (writer.ts). Every write writes before it reads, so a SQLite writer takes the
 // lock up front instead of failing to upgrade a stale read snapshot.
 import type { Kysely } from 'kysely';
 import type {
@@ -9,11 +9,11 @@ import type {
   AppRow,
   AttestationRow,
   AttestationsTable,
-  Database,
   HealthEventRow,
   Int01,
   RegistrationRow,
 } from './schema.js';
+import type { Database } from './database.js';
 
 type Db = Kysely<Database>;
 
@@ -280,8 +280,14 @@ export async function listHealthEvents(db: Db, f: EventQuery): Promise<HealthEve
   return q.orderBy('at_ms', 'desc').orderBy('id', 'desc').limit(positiveInt('limit', f.limit)).execute();
 }
 
-/** One registration in one write: claim the name (first repo wins, on its first network), ensure the
- *  release's registration (its TTL counts from the first time) and mark the agent connected. */
+/** Why registerAgent refused: the app name belongs to another repo or network, or the agent id to another
+ *  app or repo (an agent id is bound to its first app and repo for good). Nothing is written then. */
+export type RegisterRefusal =
+  { ok: false; app: AppRow } | { ok: false; agent_bound_to: { app_name: string; repo: string } };
+
+/** One registration in one write: check the agent id's binding, claim the name (first repo wins, on its
+ *  first network), ensure the release's registration (its TTL counts from the first time) and, unless
+ *  `connect` is false (a contender for a live agent id, see tunnel/registration.ts), mark the agent connected. */
 export async function registerAgent(
   db: Db,
   a: {
@@ -293,8 +299,18 @@ export async function registerAgent(
     remote_addr: string | null;
     now_ms: number;
     ttl_ms: number;
+    connect?: boolean;
   },
-): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }> {
+): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | RegisterRefusal> {
+  // A no-op update, so the transaction writes before it reads (see the top of this file).
+  const bound = await db
+    .updateTable('agents')
+    .set((eb) => ({ app_name: eb.ref('app_name') }))
+    .where('agent_id', '=', a.agent_id)
+    .returning(['app_name', 'repo'])
+    .executeTakeFirst();
+  if (bound !== undefined && (bound.app_name !== a.app_name || bound.repo !== a.repo))
+    return { ok: false, agent_bound_to: bound };
   await db
     .insertInto('apps')
     .values({ app_name: a.app_name, repo: a.repo, network: a.network, created_at_ms: ms('now_ms', a.now_ms) })
@@ -303,6 +319,6 @@ export async function registerAgent(
   const app = await db.selectFrom('apps').selectAll().where('app_name', '=', a.app_name).executeTakeFirstOrThrow();
   if (app.repo !== a.repo || app.network !== a.network) return { ok: false, app };
   const registration = await ensureRegistration(db, a);
-  await upsertAgentConnected(db, a);
+  if (a.connect !== false) await upsertAgentConnected(db, a);
   return { ok: true, app, registration };
 }

@@ -20,13 +20,14 @@ import {
   type SessionOptions,
   type ControlToAgent,
 } from '@easyenclave/protocol';
-import type { EvidenceVerifier } from '@easyenclave/attestation';
+import type { EvidenceVerifier, Keyset } from '@easyenclave/attestation';
 import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
 import type { Store } from '../store/index.js';
 import type { ApiError } from '../http-errors.js';
 import { rawErrorResponse } from '../http-errors.js';
 import { appStatus, type AppStatusView } from '../app-status.js';
+import { handleReceipts, type ReceiptSink } from './receipts.js';
 import { AgentLink } from './link.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
@@ -40,11 +41,22 @@ export interface MarketHooks {
     a: { agent_id: string; network: string; app_name: string },
     node_token: string,
   ): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }>;
+  /** The node an agent id is bound to by a node token, if any: such an id needs that token to register. */
+  tokenBinding?(agent_id: string): Promise<string | undefined>;
   /** A successful attestation (sealed networks bind agents by the PPID of the verified quote here). */
   onAttested?(link: AgentLink, ppid: string | undefined): Promise<void>;
   /** Routing order of a node's agents, lower first; undefined = the node may receive no traffic. O(1): a cache. */
   rank(node_id: string): number | undefined;
 }
+
+/** The peer's address as one key per host (an IPv4 peer on a dual-stack socket appears as ::ffff:a.b.c.d). */
+function remoteAddress(socket: Duplex): string {
+  const a = (socket as { remoteAddress?: string }).remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+const sameKeyset = (a: Keyset | null, b: Keyset): boolean =>
+  a !== null && a.hpke_public_key === b.hpke_public_key && a.receipt_public_key === b.receipt_public_key;
 
 /** Agents not bound to any node come after every eligible node (and share one rank: today's behaviour). */
 const UNBOUND_RANK = Number.MAX_SAFE_INTEGER;
@@ -160,13 +172,19 @@ export class TunnelHub {
   /** App name → owning repo, mirrored from the store so the hot path never queries the database. */
   readonly knownApps = new Map<string, { repo: string; network: string }>();
   private readonly waiters = new Map<string, Waiter[]>();
+  /** Links between their upgrade and the end of their first attestation, in all and per remote address. A
+   *  link counts only while it is in that handshake: the register deadline, the attestation deadline or its
+   *  close ends it (endHandshake). */
   private handshakes = 0;
+  private readonly handshakesByAddr = new Map<string, number>();
   /** Bumped by reattestAll (attestation policy changes); links attested under an older one are re-challenged. */
   policy_generation = 0;
   private sweeper: NodeJS.Timeout | null = null;
   draining = false;
   /** Set by the control plane once the market is open. */
   market: MarketHooks | null = null;
+  /** Takes the usage receipts agents send (tunnel/receipts.ts); null: receipts are not accepted. */
+  receipts: ReceiptSink | null = null;
 
   constructor(readonly deps: HubDeps) {}
 
@@ -192,7 +210,9 @@ export class TunnelHub {
       );
       return;
     }
-    if (this.handshakes >= this.deps.config.max_handshakes) {
+    const addr = remoteAddress(req.socket);
+    const { max_handshakes, max_handshakes_per_address } = this.deps.config;
+    if (this.handshakes >= max_handshakes || (this.handshakesByAddr.get(addr) ?? 0) >= max_handshakes_per_address) {
       socket.end(
         rawErrorResponse({
           status: 503,
@@ -209,10 +229,11 @@ export class TunnelHub {
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const now = this.deps.clock.now();
     const channel = new LinkChannel(this, ws, req.socket);
-    const link = new AgentLink(ws, new MuxSession(channel), req.socket.remoteAddress ?? null, now);
+    const link = new AgentLink(ws, new MuxSession(channel), remoteAddress(req.socket), now);
     channel.link = link;
     this.links.add(link);
     this.handshakes++;
+    this.handshakesByAddr.set(link.remote_addr, (this.handshakesByAddr.get(link.remote_addr) ?? 0) + 1);
     link.in_handshake = true;
     // Its message, pong, error and close events now reach onMessage / onClosed (see AgentSocket).
     (ws as AgentSocket).link = link;
@@ -255,6 +276,8 @@ export class TunnelHub {
         this.closeLink(link, CloseCode.NOT_REGISTERED, `send register before ${msg.type}`);
       } else if (msg.type === 'attest_response') {
         await handleAttestResponse(this, link, msg);
+      } else if (msg.type === 'receipts') {
+        await handleReceipts(this, link, msg);
       } else {
         await this.onHealth(link, msg.status, msg.detail);
       }
@@ -273,7 +296,7 @@ export class TunnelHub {
       link.last_pass_ms = now;
       link.health_missed = false;
     }
-    if (transition || now - link.last_health_persist_ms >= 30_000) {
+    if ((transition || now - link.last_health_persist_ms >= 30_000) && this.isCurrent(link)) {
       link.last_health_persist_ms = now;
       const reg = link.reg!;
       await this.deps.store.recordHealth({
@@ -292,15 +315,48 @@ export class TunnelHub {
     if (link.ws.readyState === link.ws.OPEN) link.ws.send(JSON.stringify(msg));
   }
 
-  /** Called once a link has registered; indexes it for routing. */
+  /**
+   * Called once a link has registered; indexes it for routing. The new link is indexed *before* the previous
+   * one of the same agent id is retired, so the old link's detach sees it is no longer current and records no
+   * disconnect (a reconnect over a still-open socket is not an outage).
+   */
   index(link: AgentLink): void {
     const reg = link.reg!;
     const prev = this.byAgentId.get(reg.agent_id);
-    if (prev && prev !== link) this.retire(prev);
     this.byAgentId.set(reg.agent_id, link);
     const list = this.byApp.get(reg.app_name);
     if (!list) this.byApp.set(reg.app_name, [link]);
     else if (!list.includes(link)) list.push(link);
+    if (prev && prev !== link) this.retire(prev);
+  }
+
+  /**
+   * A contender (a second link for a live agent id, see registration.ts) passed attestation with `keyset`. It
+   * takes the id over when it proved the holder's keyset (the same agent process, reconnecting) or the holder
+   * is gone; otherwise it is refused and false is returned. Indexed before the store write, so the retired
+   * holder records no disconnect.
+   */
+  async promote(link: AgentLink, keyset: Keyset): Promise<boolean> {
+    const reg = link.reg!;
+    const holder = this.byAgentId.get(reg.agent_id);
+    if (holder !== undefined && holder !== link && !holder.closed && !sameKeyset(holder.keyset, keyset)) return false;
+    link.contender = false;
+    this.index(link);
+    await this.deps.store.upsertAgentConnected({
+      agent_id: reg.agent_id,
+      app_name: reg.app_name,
+      repo: reg.repo,
+      release_tag: reg.release_tag,
+      network: reg.network,
+      remote_addr: link.remote_addr,
+      now_ms: this.deps.clock.now(),
+    });
+    return true;
+  }
+
+  /** Only the current link of an agent id writes that agent's records (a retired one is draining away). */
+  isCurrent(link: AgentLink): boolean {
+    return link.reg !== null && this.byAgentId.get(link.reg.agent_id) === link;
   }
 
   /** A reconnect with the same agent id replaces the old socket: let its streams finish, then close it. */
@@ -314,6 +370,10 @@ export class TunnelHub {
     if (!link.in_handshake) return;
     link.in_handshake = false;
     this.handshakes--;
+    const addr = link.remote_addr;
+    const n = (this.handshakesByAddr.get(addr) ?? 0) - 1;
+    if (n > 0) this.handshakesByAddr.set(addr, n);
+    else this.handshakesByAddr.delete(addr);
   }
 
   closeLink(link: AgentLink, code: number, reason: string): void {
@@ -559,8 +619,12 @@ export class TunnelHub {
         continue;
       }
       if (silent > PING_INTERVAL_MS) link.ws.ping();
+      if (link.reg === null && Date.now() - link.accepted_wall_ms > this.deps.config.register_deadline_ms) {
+        this.closeLink(link, CloseCode.NOT_REGISTERED, 'no register message in time');
+        continue;
+      }
       const reg = link.reg;
-      if (!reg) continue;
+      if (!reg || !this.isCurrent(link)) continue;
       if (link.attested && !link.challenge && link.policy_generation < this.policy_generation)
         challenge(this, link, 'policy');
       else if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');

@@ -78,6 +78,16 @@ export class AgentLink {
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
   node_id: string | null = null;
   attested = false;
+  /**
+   * The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over,
+   * and the launcher's jobs seal to it and verify usage with it.
+   */
+  keyset: Keyset | null = null;
+  /**
+   * Registered for an agent id that another live link holds: not indexed, writes no records under that id,
+   * and takes the id over only once it attests with the holder's keyset (tunnel/registration.ts).
+   */
+  contender = false;
   last_attest_ms: number | null = null;
   attest_failure: string | null = null;
   evidence_type: string | null = null;
@@ -94,6 +104,8 @@ export class AgentLink {
 
   /** Wall-clock time of the last message or pong (liveness uses real time, never the injected clock). */
   last_seen_wall_ms = Date.now();
+  /** Wall-clock time of the upgrade: the register deadline counts from here. */
+  readonly accepted_wall_ms = Date.now();
   draining = false;
   closed = false;
   /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
@@ -121,7 +133,7 @@ export class AgentLink {
   constructor(
     readonly ws: WebSocket,
     readonly session: MuxSession,
-    readonly remote_addr: string | null,
+    readonly remote_addr: string,
     readonly connected_at_ms: number,
   ) {}
 
