@@ -19,7 +19,10 @@ import { forwardUpgrade } from './proxy/upgrade.js';
 import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.js';
 import { routes } from './http/routes.js';
 import { rawErrorResponse, sendRawError } from './http-errors.js';
-import { ProxyMetrics } from './metrics.js';
+import { ControlPlaneMetrics } from './metrics.js';
+import { timedVerifier } from './observe/attestation.js';
+import { observeApi, observeProxy } from './observe/http.js';
+import { observeLedger } from './observe/ledger.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
@@ -33,6 +36,7 @@ import { marketReservationRoutes } from './http/market-reservations.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
+import { marketListRoutes } from './http/market-lists.js';
 import { marketPayoutRoutes } from './http/market-payouts.js';
 import { AccessLog } from './http/access-log.js';
 import { installErrorHandling } from './http/error-handler.js';
@@ -132,6 +136,8 @@ function loadTls(config: ControlPlaneConfig): { cert: Buffer; key: Buffer } | nu
 }
 
 const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** Largest JSON body of an API request (proxied bodies are streamed and limited by EE_MAX_BODY_BYTES). */
+export const API_BODY_LIMIT_BYTES = 1024 * 1024;
 
 export async function startControlPlane(
   config: ControlPlaneConfig,
@@ -165,8 +171,9 @@ export async function startControlPlane(
   const pruneTimer = setInterval(() => {
     idempotency.prune(clock.now()).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
   }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
-  const metrics = new ProxyMetrics(true);
-  const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
+  const metrics = new ControlPlaneMetrics(true);
+  observeLedger(ledger, log, metrics);
+  const hub = new TunnelHub({ store, verifier: timedVerifier(verifier, metrics), clock, config, log, metrics });
   let market: Market;
   let reservations: Reservations;
   try {
@@ -208,6 +215,7 @@ export async function startControlPlane(
     const target = parseProxyPath(req.url!);
     if (!target)
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
+    observeProxy(metrics, res, 'path', target.app_name);
     void forward(
       hub,
       req,
@@ -226,7 +234,7 @@ export async function startControlPlane(
     genReqId: requestIdOf,
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: API_BODY_LIMIT_BYTES,
     maxParamLength: MAX_PATH_PARAM_CHARS,
     frameworkErrors,
     serverFactory: (handler) => {
@@ -259,6 +267,7 @@ export async function startControlPlane(
       return server;
     },
   });
+  observeApi(fastify, metrics);
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);
   fastify.decorateRequest('principal', null);
@@ -292,6 +301,7 @@ export async function startControlPlane(
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
+  await fastify.register(marketListRoutes, marketOpts);
   await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
@@ -308,6 +318,7 @@ export async function startControlPlane(
         code: 'unknown_host',
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
+    observeProxy(metrics, res, 'host', app_name);
     void forward(
       hub,
       req,

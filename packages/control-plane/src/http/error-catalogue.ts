@@ -101,6 +101,7 @@ export const ERROR_CATALOGUE = {
   no_eligible_node: e(409, 'conflict', 'no eligible node serves this app', [503]),
   payout_resolved: e(409, 'conflict', 'the payout is already resolved'),
   period_not_ended: e(409, 'conflict', 'the period has not ended yet'),
+  sealed_key_gone: e(409, 'conflict', 'no agent holds the key this request is sealed to: verify again and re-seal'),
   // 408, 413, 415: heads and bodies.
   request_timeout: e(408, 'invalid_request', 'the request did not arrive in time'),
   body_too_large: e(413, 'invalid_request', 'the request body exceeds the limit'),
@@ -113,6 +114,7 @@ export const ERROR_CATALOGUE = {
   store_unavailable: e(503, 'unavailable', 'the database is unavailable; retry later'),
   quote_unavailable: e(503, 'unavailable', 'the control plane could not produce a quote'),
   agent_unavailable: e(503, 'unavailable', 'the agent cannot answer now'),
+  sealed_key_unavailable: e(503, 'unavailable', 'the agent holding the sealed key is busy or unhealthy; retry'),
   agent_timeout: e(504, 'unavailable', 'the agent did not answer in time'),
 } as const satisfies Record<string, CatalogueEntry>;
 
