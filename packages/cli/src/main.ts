@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
 import { registerNode } from './commands/node.js';
+import { registerJobs } from './commands/jobs.js';
 import { registerQuote } from './commands/quote.js';
 import { registerHealth } from './commands/health.js';
 import { registerApps } from './commands/apps.js';
@@ -47,6 +48,7 @@ program
 registerControlPlane(program);
 registerAgent(program);
 registerNode(program);
+registerJobs(program);
 registerQuote(program);
 registerHealth(program);
 registerApps(program);

@@ -47,6 +47,9 @@ import { StoreHealth } from './store/health.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
+import { JobsService } from './jobs/service.js';
+import { LauncherRegistry } from './launchers/registry.js';
+import { jobsRoutes } from './http/jobs-routes.js';
 import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
 import { frameworkErrors, MAX_PATH_PARAM_CHARS } from './http/resolve-gate.js';
 
@@ -69,6 +72,9 @@ export interface ControlPlane {
   /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
   readonly market: Market;
   readonly scheduler: MarketScheduler;
+  /** Jobs on node launchers (docs/workloads.md) and the launchers' view. */
+  readonly jobs: JobsService;
+  readonly launchers: LauncherRegistry;
   /** Reservations and usage receipts (docs/confidential.md). */
   readonly reservations: Reservations;
   /** The database's state as /health and /ready report it. */
@@ -191,6 +197,17 @@ export async function startControlPlane(
   hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
+  const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
+  const jobs = await JobsService.open({
+    ledger,
+    store,
+    market,
+    registry: launchers,
+    clock,
+    health_timeout_ms: config.health_timeout_ms,
+    log,
+  });
+  jobs.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const started_at_ms = Date.now();
@@ -302,6 +319,13 @@ export async function startControlPlane(
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
   await fastify.register(marketListRoutes, marketOpts);
+  await fastify.register(jobsRoutes, {
+    jobs,
+    registry: launchers,
+    ledger,
+    idempotency,
+    admin_token: config.admin_token,
+  });
   await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
@@ -353,6 +377,7 @@ export async function startControlPlane(
     proxy_port = await listen(proxy_server, config.proxy_port, config.proxy_bind, opts.listen_fds?.proxy);
   } catch (err) {
     hub.close();
+    jobs.stop();
     cpVerifier?.close();
     clearInterval(pruneTimer);
     storeHealth.close();
@@ -377,6 +402,8 @@ export async function startControlPlane(
     ledger,
     market,
     scheduler,
+    jobs,
+    launchers,
     reservations,
     storeHealth,
     api_routes,
@@ -395,6 +422,7 @@ export async function startControlPlane(
       shutting ??= (async () => {
         log.info('shutting down: draining agents and in-flight requests');
         cpVerifier?.close();
+        jobs.stop();
         const deadline = Date.now() + drain_timeout_ms;
         const closed = Promise.all([stopAccepting(api_server), stopAccepting(proxy_server)]);
         hub.beginDrain(); // GOAWAY: agents dial the successor; our tunnels stay up for our own clients

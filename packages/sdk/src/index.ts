@@ -108,3 +108,13 @@ export {
   UnavailableError,
   type ErrorKind,
 } from './errors.js';
+export {
+  openJobResult,
+  newJobId,
+  type Job,
+  type JobResult,
+  type Placement,
+  type PrivateJobOutcome,
+  type PrivateJobParams,
+  type SubmittedJob,
+} from './jobs.js';
