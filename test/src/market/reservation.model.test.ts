@@ -96,7 +96,6 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   },
 );
 
- 
 async function loadState(db: Kysely<any>) {
   const state = createLedgerState();
   for (const r of await db.selectFrom('ledger_accounts').selectAll().execute())
