@@ -9,6 +9,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LevelWithSilent } from 'pino';
+import { DEFAULT_APP_CLAIMS_PER_HOUR } from './app-claims.js';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -24,6 +25,10 @@ export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
 /** Time from the WebSocket upgrade to the agent's `register` (EE_REGISTER_DEADLINE_MS): a socket that never
  *  registers would otherwise hold a handshake slot forever, kept alive by automatic pongs. */
 export const DEFAULT_REGISTER_DEADLINE_MS = 10_000;
+
+/** Request-body bytes queued toward agents over all tunnels (EE_MAX_BUFFERED_STREAM_BYTES): one agent that
+ *  never reads could otherwise hold 256 streams × 256 KiB, and every such agent as much again. */
+export const DEFAULT_MAX_BUFFERED_STREAM_BYTES = 256 * 1024 * 1024;
 
 export interface ControlPlaneConfig {
   readonly control_bind: string;
@@ -68,6 +73,11 @@ export interface ControlPlaneConfig {
   readonly max_handshakes_per_address: number;
   /** A tunnel connection must send `register` within this long, or it is closed (4003). */
   readonly register_deadline_ms: number;
+  /** New app names one remote address may claim per hour (app-claims.ts). */
+  readonly app_claims_per_hour: number;
+  /** Request-body bytes queued toward agents over all tunnels (QueueBudget): the most that agents which
+   *  never return credit can make the control plane hold. */
+  readonly max_buffered_stream_bytes: number;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -93,6 +103,9 @@ const MAX_PORT = 65_535;
 const MAX_STREAMS_PER_AGENT = 65_535;
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1_048_576;
+/** Request-body bytes queued toward agents (EE_MAX_BUFFERED_STREAM_BYTES): 64 KiB to 64 GiB. */
+const MIN_BUFFERED_STREAM_BYTES = 64 * 1024;
+const MAX_BUFFERED_STREAM_BYTES = 64 * 1024 ** 3;
 /** Largest count setting (connections, handshakes): far beyond what one process can hold. */
 const MAX_COUNT = 1_000_000;
 /** Longest day-denominated setting: keeps the ms value a safe integer, far beyond any real TTL. */
@@ -258,6 +271,15 @@ const SPECS = {
   }),
   max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', COUNT(1), int(1, MAX_COUNT), {
     fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
+  }),
+  max_buffered_stream_bytes: spec(
+    'EE_MAX_BUFFERED_STREAM_BYTES',
+    `a whole number of bytes from ${MIN_BUFFERED_STREAM_BYTES} to ${MAX_BUFFERED_STREAM_BYTES}`,
+    int(MIN_BUFFERED_STREAM_BYTES, MAX_BUFFERED_STREAM_BYTES),
+    { fallback: String(DEFAULT_MAX_BUFFERED_STREAM_BYTES) },
+  ),
+  app_claims_per_hour: spec('EE_APP_CLAIMS_PER_HOUR', COUNT(1), int(1, MAX_COUNT), {
+    fallback: String(DEFAULT_APP_CLAIMS_PER_HOUR),
   }),
   register_deadline_ms: spec('EE_REGISTER_DEADLINE_MS', MS(100), ms(100), {
     fallback: String(DEFAULT_REGISTER_DEADLINE_MS),

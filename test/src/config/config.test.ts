@@ -62,6 +62,8 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       max_connections_per_address: 256,
       max_handshakes_per_address: 32,
       register_deadline_ms: 10_000,
+      max_buffered_stream_bytes: 256 * 1024 * 1024,
+      app_claims_per_hour: 100,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
