@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LevelWithSilent } from 'pino';
+import { DEFAULT_APP_CLAIMS_PER_HOUR } from './app-claims.js';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -19,6 +20,10 @@ export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
  *  registers would otherwise hold a handshake slot forever, kept alive by automatic pongs. */
 export const DEFAULT_REGISTER_DEADLINE_MS = 10_000;
 
+/** Request-body bytes queued toward agents over all tunnels (EE_MAX_BUFFERED_STREAM_BYTES): one agent that
+ *  never reads could otherwise hold 256 streams × 256 KiB, and every such agent as much again. */
+export const DEFAULT_MAX_BUFFERED_STREAM_BYTES = 256 * 1024 * 1024;
+
 export interface ControlPlaneConfig {
   readonly control_bind: string;
   readonly control_port: number; // 0 = ephemeral
@@ -27,6 +32,11 @@ export interface ControlPlaneConfig {
   readonly db_path: string; // ":memory:" allowed
   readonly database_url: string | undefined; // when set, PostgreSQL is used instead of db_path
   readonly admin_token: string | undefined;
+  /** Start without EE_ADMIN_TOKEN on a non-loopback bind (the read-only admin endpoints are then open). */
+  readonly allow_no_admin_token: boolean;
+  /** PEM certificate chain and key: both listeners serve HTTPS (and the tunnel wss://). */
+  readonly tls_cert_file: string | undefined;
+  readonly tls_key_file: string | undefined;
   readonly launcher_token: string | undefined;
   readonly uptime_token: string | undefined;
   readonly github_token: string | undefined;
@@ -62,6 +72,13 @@ export interface ControlPlaneConfig {
   readonly max_handshakes_per_address: number;
   /** A tunnel connection must send `register` within this long, or it is closed (4003). */
   readonly register_deadline_ms: number;
+  /** New app names one remote address may claim per hour (app-claims.ts). */
+  readonly app_claims_per_hour: number;
+  /** Request-body bytes queued toward agents over all tunnels (QueueBudget): the most that agents which
+   *  never return credit can make the control plane hold. */
+  readonly max_buffered_stream_bytes: number;
+  /** `/v1/proxy/{app}` shares the API's origin: it passes cookies and active content only when this is set. */
+  readonly proxy_path_active_content: boolean;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -166,6 +183,14 @@ const SPECS = {
   admin_token: spec('EE_ADMIN_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), {
     secret: true,
   }),
+  allow_no_admin_token: spec(
+    'EE_ALLOW_NO_ADMIN_TOKEN',
+    '0 or 1',
+    z.enum(['0', '1']).transform((v) => v === '1'),
+    { fallback: '0' },
+  ),
+  tls_cert_file: spec('EE_TLS_CERT_FILE', 'a file path (PEM certificate chain)', z.string().min(1)),
+  tls_key_file: spec('EE_TLS_KEY_FILE', 'a file path (PEM private key)', z.string().min(1)),
   // The launcher and uptime tokens can fail any provider's period (abuse reports, missed checks): money
   // credentials, held to the admin token's length.
   launcher_token: spec('EE_LAUNCHER_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), {
@@ -247,11 +272,26 @@ const SPECS = {
   max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
     fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
   }),
+  max_buffered_stream_bytes: spec(
+    'EE_MAX_BUFFERED_STREAM_BYTES',
+    'a whole number of bytes from 65536 to 68719476736',
+    int(64 * 1024, 64 * 1024 ** 3),
+    { fallback: String(DEFAULT_MAX_BUFFERED_STREAM_BYTES) },
+  ),
+  app_claims_per_hour: spec('EE_APP_CLAIMS_PER_HOUR', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+    fallback: String(DEFAULT_APP_CLAIMS_PER_HOUR),
+  }),
   register_deadline_ms: spec(
     'EE_REGISTER_DEADLINE_MS',
     `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
     int(100, MAX_TIMER_MS),
     { fallback: String(DEFAULT_REGISTER_DEADLINE_MS) },
+  ),
+  proxy_path_active_content: spec(
+    'EE_PROXY_PATH_ACTIVE_CONTENT',
+    '0 or 1',
+    z.enum(['0', '1']).transform((v) => v === '1'),
+    { fallback: '0' },
   ),
   drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
   queue_timeout_ms: spec(
@@ -346,6 +386,12 @@ export function loadControlPlaneConfig(
       'EE_ATTEST_ALLOW_NON_INTEL_ROOT must be 0 unless EE_ATTEST_ROOT_CA_FILE names the root CA to allow (tests only)',
     );
   }
+  if ((cfg.tls_cert_file === undefined) !== (cfg.tls_key_file === undefined)) {
+    throw new ConfigError(
+      cfg.tls_cert_file === undefined ? 'EE_TLS_CERT_FILE' : 'EE_TLS_KEY_FILE',
+      'EE_TLS_CERT_FILE and EE_TLS_KEY_FILE must be set together (or neither, for plain HTTP behind a TLS proxy)',
+    );
+  }
   if (cfg.settlement_delay_ms >= cfg.settlement_grace_ms) {
     throw new ConfigError(
       'EE_SETTLEMENT_DELAY',
@@ -353,4 +399,25 @@ export function loadControlPlaneConfig(
     );
   }
   return Object.freeze(cfg);
+}
+
+/** True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackBind(bind: string): boolean {
+  const h = bind.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Production start refuses to expose the API without an admin token: the read-only admin endpoints (apps,
+ * metrics) would be open to the network. Loopback binds (development, a proxy on the same host) are fine;
+ * EE_ALLOW_NO_ADMIN_TOKEN=1 says the operator means it.
+ */
+export function checkExposure(cfg: ControlPlaneConfig): void {
+  if (cfg.admin_token !== undefined || cfg.allow_no_admin_token || isLoopbackBind(cfg.control_bind)) return;
+  throw new ConfigError(
+    'EE_ADMIN_TOKEN',
+    `EE_ADMIN_TOKEN is not set and the API listens on ${cfg.control_bind}, beyond this machine: /v1/apps and /metrics ` +
+      'would be open to anyone. Set EE_ADMIN_TOKEN (at least 16 characters), bind EE_CONTROL_BIND to 127.0.0.1, ' +
+      'or set EE_ALLOW_NO_ADMIN_TOKEN=1 if that is intended',
+  );
 }

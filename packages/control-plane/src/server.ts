@@ -2,13 +2,15 @@
 // handlers for the proxy and the tunnel) and the host-routed app proxy. Returns a handle for graceful shutdown.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { EvidenceVerifier } from '@easyenclave/attestation';
-import type { ControlPlaneConfig } from './config.js';
+import { checkExposure, ConfigError, type ControlPlaneConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { openStore, type Store } from './store/index.js';
 import { TunnelHub } from './tunnel/hub.js';
@@ -43,6 +45,7 @@ import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
 import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
+import { frameworkErrors, MAX_PATH_PARAM_CHARS } from './http/resolve-gate.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -116,12 +119,27 @@ function urlHost(bind: string): string {
   return h.includes(':') ? `[${h}]` : h;
 }
 
+/** EE_TLS_CERT_FILE / EE_TLS_KEY_FILE, read once at start (a restart, or a SIGHUP handoff, picks up renewed files). */
+function loadTls(config: ControlPlaneConfig): { cert: Buffer; key: Buffer } | null {
+  if (config.tls_cert_file === undefined || config.tls_key_file === undefined) return null;
+  const read = (variable: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(variable, `${variable}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read('EE_TLS_CERT_FILE', config.tls_cert_file), key: read('EE_TLS_KEY_FILE', config.tls_key_file) };
+}
+
 const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
 export async function startControlPlane(
   config: ControlPlaneConfig,
   opts: ControlPlaneOptions = {},
 ): Promise<ControlPlane> {
+  checkExposure(config);
+  const tls = loadTls(config);
   const log = opts.logger ?? controlPlaneLogger(config.log_level);
   const clock = opts.clock ?? systemClock;
   capHttpParserPool(); // see http/parser-pool.ts: ~2 KiB per agent that connected in a burst otherwise
@@ -173,9 +191,16 @@ export async function startControlPlane(
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
   const serverOptions = edgeServerOptions(config);
+  const scheme = tls ? 'https' : 'http';
+  const createServer = (handler: http.RequestListener): http.Server =>
+    tls
+      ? (https.createServer({ ...serverOptions, ...tls }, handler) as unknown as http.Server)
+      : http.createServer(serverOptions, handler);
   const apiGuard = new EdgeGuard(config);
   const proxyGuard = new EdgeGuard(config);
 
+  // `/v1/proxy/{app}` is on the API's origin: see proxy/response-head.ts.
+  const pathPolicy = { path_entry: true, path_active_content: config.proxy_path_active_content };
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
     if (!target)
@@ -184,7 +209,7 @@ export async function startControlPlane(
       hub,
       req,
       res,
-      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
+      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req), policy: pathPolicy },
       metrics,
     ).catch((err) => {
       log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
@@ -199,8 +224,10 @@ export async function startControlPlane(
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
     bodyLimit: 1024 * 1024,
+    maxParamLength: MAX_PATH_PARAM_CHARS,
+    frameworkErrors,
     serverFactory: (handler) => {
-      const server = http.createServer(serverOptions, (req, res) => {
+      const server = createServer((req, res) => {
         if (!apiGuard.onRequest(req, res)) return;
         if (hub.draining) res.shouldKeepAlive = false;
         if (req.url!.startsWith(PROXY_PREFIX)) return proxyViaPath(req, res);
@@ -222,9 +249,10 @@ export async function startControlPlane(
           ...target,
           forwarded_host: req.headers.host,
           forwarded_proto: forwarded(req),
+          policy: pathPolicy,
         });
       });
-      apiGuard.attach(server);
+      apiGuard.attach(server, tls !== null);
       return server;
     },
   });
@@ -268,7 +296,7 @@ export async function startControlPlane(
   const connections = new ConnectionTracker();
   connections.track(api_server);
 
-  const proxy_server = http.createServer(serverOptions, (req, res) => {
+  const proxy_server = createServer((req, res) => {
     if (!proxyGuard.onRequest(req, res)) return;
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
@@ -290,7 +318,7 @@ export async function startControlPlane(
     });
   });
   connections.track(proxy_server);
-  proxyGuard.attach(proxy_server);
+  proxyGuard.attach(proxy_server, tls !== null);
   proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!proxyGuard.onUpgrade(req, socket)) return;
@@ -325,8 +353,8 @@ export async function startControlPlane(
 
   let shutting: Promise<void> | null = null;
   return {
-    api_url: `http://${urlHost(config.control_bind)}:${api_port}`,
-    proxy_url: `http://${urlHost(config.proxy_bind)}:${proxy_port}`,
+    api_url: `${scheme}://${urlHost(config.control_bind)}:${api_port}`,
+    proxy_url: `${scheme}://${urlHost(config.proxy_bind)}:${proxy_port}`,
     api_port,
     proxy_port,
     listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),

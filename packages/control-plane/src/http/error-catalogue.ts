@@ -65,6 +65,7 @@ export const ERROR_CATALOGUE = {
   endpoint_disabled: e(403, 'permission', 'the token this endpoint needs is not configured'),
   not_a_provider: e(403, 'permission', 'nodes are registered and paid out by provider accounts'),
   not_a_user: e(403, 'permission', 'leases are paid from user accounts'),
+  content_type_refused: e(403, 'permission', '/v1/proxy/{app} does not serve documents or scripts on the API origin'),
   app_unattested: e(403, 'permission', 'the app is not attested'),
   app_expired: e(403, 'permission', 'the app has an expired registration'),
   app_offline: e(503, 'unavailable', 'the app has no connected agent', [403]),
