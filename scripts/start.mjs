@@ -28,6 +28,7 @@ import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { keptTokens, readyText, writeConfig } from './local-network.mjs';
+import { prepareLauncher } from './start-launcher.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const STATE_DIR = process.env.EE_STATE_DIR ? resolve(process.env.EE_STATE_DIR) : join(ROOT, '.easyenclave');
@@ -295,7 +296,8 @@ function shutdown(code) {
     shuttingDown = true;
     say('stopping: agent first (GOAWAY, in-flight requests finish), then the control plane, then the demo backend');
     const grace = (drainSec + 5) * 1000;
-    let clean = await stopChild('agent', grace);
+    let clean = await stopChild('launcher', grace);
+    clean = (await stopChild('agent', grace)) && clean;
     clean = (await stopChild('control-plane', grace)) && clean;
     clean = (await stopChild('demo-backend', 5000)) && clean;
     say(clean && code === 0 ? 'stopped cleanly' : 'stopped');
@@ -396,6 +398,45 @@ while (!shuttingDown) {
 }
 if (shuttingDown) await shutdownPromise;
 
+// ---------- the node launcher (when podman is here) ----------
+
+let jobsLine = null;
+try {
+  const l = await prepareLauncher({
+    root: ROOT,
+    stateDir: STATE_DIR,
+    api: API,
+    adminToken: TOKENS.EE_ADMIN_TOKEN,
+    controlWs: `ws://${HOST}:${ports.control.port}/v1/tunnel`,
+  });
+  if (l.skip) say(`no local launcher (jobs need one): ${l.skip}`);
+  else {
+    roles.launcher = { color: '32', args: [EE_BIN, 'node', 'run'], env: { ...baseEnv, ...l.env } };
+    startChild('launcher');
+    const until = Date.now() + READY_TIMEOUT_MS;
+    let placed = false;
+    while (!shuttingDown && !placed && Date.now() < until) {
+      const r = await fetch(`${API}/v1/jobs/placement`, { headers: { authorization: `Bearer ${l.user_key}` } }).catch(
+        () => null,
+      );
+      placed = r?.status === 200;
+      if (!placed) await new Promise((r2) => setTimeout(r2, 300));
+    }
+    if (!placed) say('the launcher did not become placeable in time (see its log lines above)');
+    const from0 = process.env.INIT_CWD ?? process.cwd();
+    const keyPath = relative(from0, l.user_key_file).startsWith('..')
+      ? l.user_key_file
+      : relative(from0, l.user_key_file);
+    const eePath = relative(from0, EE_BIN).startsWith('..') ? EE_BIN : relative(from0, EE_BIN);
+    jobsLine =
+      `EE_API_KEY=$(cat ${keyPath}) EE_CONTROL_URL=${API} EE_NETWORK=sandbox-1 SECRET=hello node ${eePath} jobs run ${l.image} ` +
+      `--env SECRET --wait -- sh -c 'printf %s "$SECRET" | sha256sum'`;
+  }
+} catch (err) {
+  say(`no local launcher: setting it up failed: ${err.message}`);
+}
+if (shuttingDown) await shutdownPromise;
+
 // ---------- ready ----------
 
 // Paths in the printed commands work from where `npm start` was run.
@@ -413,3 +454,13 @@ process.stdout.write(
     b: (s) => paint('1', s),
   }) + '\n',
 );
+if (jobsLine) {
+  process.stdout.write(
+    [
+      '',
+      paint('1', 'A private job (env sealed to the attested launcher, result sealed to you):'),
+      `  ${jobsLine}`,
+      '',
+    ].join('\n') + '\n',
+  );
+}

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
 import { registerNode } from './commands/node.js';
+import { registerJobs } from './commands/jobs.js';
 import { registerQuote } from './commands/quote.js';
 import { registerHealth } from './commands/health.js';
 import { registerApps } from './commands/apps.js';
@@ -18,6 +19,7 @@ import { registerAbuse } from './commands/abuse.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerPayouts } from './commands/payouts.js';
+import { registerReceipts } from './commands/receipts.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -46,6 +48,7 @@ program
 registerControlPlane(program);
 registerAgent(program);
 registerNode(program);
+registerJobs(program);
 registerQuote(program);
 registerHealth(program);
 registerApps(program);
@@ -60,6 +63,7 @@ registerAbuse(program);
 registerPayouts(program);
 registerPolicy(program);
 registerCompletion(program);
+registerReceipts(program);
 program.addHelpText(
   'after',
   [

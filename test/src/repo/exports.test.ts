@@ -9,9 +9,15 @@ import { REPO_ROOT } from '../helpers/network.js';
 
 const PACKAGES = readdirSync(join(REPO_ROOT, 'packages'));
 
-/** What the CLI may import: each package's main entry, and the control plane's server, handoff and ledger check. */
+/** What the CLI may import: each package's main entry; the protocol's sealing, signed records and receipts
+ *  (public entries by path, so a process that never seals does not load HPKE); the control plane's server,
+ *  handoff and ledger check. */
 const CLI_ALLOWED = new Set([
   '@easyenclave/protocol',
+  '@easyenclave/protocol/seal/index',
+  '@easyenclave/protocol/seal-node',
+  '@easyenclave/protocol/signed-record',
+  '@easyenclave/protocol/receipt',
   '@easyenclave/attestation',
   '@easyenclave/sdk',
   '@easyenclave/agent',

@@ -9,6 +9,7 @@ import { getAbuseReport, leaseOnNode, periodLeasePeriods } from '../market/store
 import type { MarketAbuseReportsTable } from '../market/store/schema.js';
 import { authorizeAbuseReport, insertAbuseReport, insertUsageReport } from '../market/store/writes.js';
 import { principalOf } from './auth-hooks.js';
+import { logStateChange } from '../observe/state.js';
 import { apiFailure } from './error-catalogue.js';
 import { errorResponse } from './idempotency.js';
 import {
@@ -260,6 +261,13 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
             };
           }),
         );
+        if (row.status !== 'authorized')
+          logStateChange(req.log, 'abuse_authorised', {
+            report_id: id,
+            node_id: row.node_id,
+            lease_id: row.lease_id,
+            period: row.period,
+          });
         void market.refreshRanking();
         // Zero tolerance: the node's open reservations refund what is not claimed yet, now.
         await opts.reservations?.checkNode(row.node_id);

@@ -22,6 +22,8 @@ export interface RoutesDeps {
   store: StoreHealth;
 }
 
+/** Attestations and health events shown in an app's detail (GET /v1/apps/{app}). */
+const APP_RECENT_EVENTS = 20;
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 /** Why an app gets no traffic, for an external proxy's auth_request: always 403 (it understands 2xx/401/403). */
@@ -214,8 +216,8 @@ export async function routes(base: FastifyInstance, deps: RoutesDeps): Promise<v
       const [registrations, agents, attestations, health] = await Promise.all([
         store.listRegistrations(name),
         store.listAgents(name),
-        store.listAttestations({ app_name: name, limit: 20 }),
-        store.listHealthEvents({ app_name: name, limit: 20 }),
+        store.listAttestations({ app_name: name, limit: APP_RECENT_EVENTS }),
+        store.listHealthEvents({ app_name: name, limit: APP_RECENT_EVENTS }),
       ]);
       return {
         app_name: name,

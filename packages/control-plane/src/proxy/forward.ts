@@ -16,6 +16,7 @@ import {
 } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
+import { pinnedAgent, pinnedKeyId } from './pinning.js';
 import type { AgentLink } from '../tunnel/link.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { BodyLength, clientHead, trailersForClient, type EntryPolicy } from './response-head.js';
@@ -115,6 +116,8 @@ export async function forward(
     req.resume();
     return sendRawError(res, refused);
   }
+  const pinned = pinnedKeyId(req.headers['ee-sealed']);
+  if (pinned !== null) return forwardPinned(hub, req, res, opts, metrics, pinned);
   const replayable = hasNoBody(req);
   const tried = new Set<AgentLink>();
   let last_error: ApiError | null = null;
@@ -148,6 +151,27 @@ export async function forward(
     }
     last_error = outcome;
   }
+}
+
+/** A sealed request goes to the agent holding its key or nowhere: one attempt, no failover (pinning.ts). */
+async function forwardPinned(
+  hub: TunnelHub,
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ForwardOptions,
+  metrics: ProxyMetrics,
+  key_id: string,
+): Promise<void> {
+  const link = pinnedAgent(hub, opts.app_name, key_id);
+  if (!('session' in link)) {
+    metrics.done(link.status);
+    req.resume();
+    return sendRawError(res, link);
+  }
+  const outcome = await attemptOnce(hub, link, req, res, opts, hasNoBody(req));
+  hub.streamDone(link, opts.app_name);
+  metrics.done(outcome === 'done' ? res.statusCode : outcome.status);
+  if (outcome !== 'done') sendRawError(res, outcome);
 }
 
 type Outcome = 'done' | ApiError;
