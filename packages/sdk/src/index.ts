@@ -29,6 +29,9 @@ export {
   type Health,
 } from './schemas.js';
 export {
+  AccountPageSchema,
+  AccountSummarySchema,
+  type AccountSummary,
   AccountSchema,
   BalanceSchema,
   HistoryEntrySchema,

@@ -86,6 +86,11 @@ export const ERROR_CATALOGUE = {
   unknown_job: e(404, 'not_found', 'no such job (or not yours)'),
   unknown_reservation: e(404, 'not_found', 'no such reservation (or not yours)'),
   // 409: the request is fine; the state it meets refuses it.
+  sandbox_clock: e(
+    409,
+    'conflict',
+    'this control plane runs the sandbox settlement clock (EE_SANDBOX_SETTLEMENT_PERIOD_MS): sealed networks are refused',
+  ),
   transfer_conflict: e(409, 'conflict', 'this transfer id was already used for a different transfer'),
   lease_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different lease'),
   reservation_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different reservation'),
