@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AgentId, AppName, RepoName } from '@easyenclave/protocol';
 import { DEFAULT_TSM_REPORT_PATH } from '@easyenclave/attestation';
+import { UNIT_KINDS, UnitPrices } from '@easyenclave/protocol/receipt';
 
 export interface AgentConfig {
   control_ws: string;
@@ -26,6 +27,24 @@ export interface AgentConfig {
   log_level: string;
   /** configfs-tsm report directory (EE_TSM_PATH): present on TDX guests. Default /sys/kernel/config/tsm/report. */
   tsm_path?: string;
+  /** EE_UNIT_PRICES: the node's posted prices for sealed traffic (micro-USD per 1,000 units); with them the
+   *  agent signs a usage receipt for each sealed request made under a reservation. */
+  unit_prices: UnitPrices | null;
+}
+
+/** `tokens_in=150,tokens_out=600,requests=1000,bytes=1`: every kind once, integers. */
+export function parseUnitPrices(v: string | undefined): UnitPrices | null {
+  if (v === undefined) return null;
+  const out: Record<string, number> = {};
+  for (const part of v.split(',')) {
+    const m = /^\s*([a-z_]+)\s*=\s*(\d{1,10})\s*$/.exec(part);
+    if (!m || !(UNIT_KINDS as readonly string[]).includes(m[1]!) || m[1]! in out)
+      throw new AgentConfigError('EE_UNIT_PRICES', `must be ${UNIT_KINDS.map((k) => `${k}=N`).join(',')}, got "${v}"`);
+    out[m[1]!] = Number(m[2]);
+  }
+  const r = UnitPrices.safeParse(out);
+  if (!r.success) throw new AgentConfigError('EE_UNIT_PRICES', `needs all of ${UNIT_KINDS.join(', ')} within range`);
+  return r.data;
 }
 
 export class AgentConfigError extends Error {
@@ -126,6 +145,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     drain_timeout_ms: int(env, 'EE_DRAIN_TIMEOUT_SEC', 30, 0, 3600) * 1000,
     max_streams: int(env, 'EE_MAX_STREAMS', 256, 1, 65535),
     log_level: get(env, 'EE_LOG_LEVEL') ?? 'info',
+    unit_prices: parseUnitPrices(get(env, 'EE_UNIT_PRICES')),
     tsm_path: tsmPath(env),
   };
 }

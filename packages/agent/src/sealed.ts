@@ -33,6 +33,7 @@ import {
 import { useNodeSealCrypto } from '@easyenclave/protocol/seal-node';
 import { rawPublicKey, type AgentKeys } from '@easyenclave/attestation';
 import { BackendExchange, DROP_REQUEST, toList, type SealedRequests } from './forwarder.js';
+import { Digest, RECEIPT_TRAILER, reservationOf, UsageScanner, type ReceiptSigner } from './receipts.js';
 
 /** Backend chunks taken but not yet sealed and queued: undici is paused above this, so a fast backend cannot
  *  outrun the cipher (memory stays at a few chunks per stream). */
@@ -78,6 +79,9 @@ export class SealedHttp implements SealedRequests {
   readonly keyIdHex: string;
   private recipient: Promise<RecipientKey> | null = null;
 
+  /** Signs a usage receipt for each sealed request made under a reservation (null: no unit prices). */
+  receipts: ReceiptSigner | null = null;
+
   constructor(private readonly keys: AgentKeys) {
     // node:crypto for the HMAC/HKDF/AES-GCM under sealing in this process: the same bytes as WebCrypto,
     // without a thread-pool round trip per call (most of an agent's cost per small sealed request).
@@ -103,7 +107,9 @@ export class SealedHttp implements SealedRequests {
     const sealed = this.check(stream, head);
     if (sealed === null) return;
     const deadline_ms = Math.max(1, head.timeout_ms - BACKEND_DEADLINE_MARGIN_MS);
-    const exchange = new SealedExchange(stream, deadline_ms, head.method);
+    const reservation = this.receipts?.prices ? reservationOf(head.headers) : null;
+    const metering = reservation !== null ? { signer: this.receipts!, reservation } : null;
+    const exchange = new SealedExchange(stream, deadline_ms, head.method, metering);
     this.key()
       .then((key) => this.serve(pool, exchange, head, key, sealed.envelope))
       .catch((err: unknown) => exchange.refuse(err));
@@ -155,6 +161,7 @@ export class SealedHttp implements SealedRequests {
     const early: Uint8Array[] = [];
     let source: AsyncIterator<Buffer> | null = null;
     if (envelope !== null) {
+      exchange.request.update(envelope);
       early.push(...(await opener.push(envelope)));
       opener.end();
     } else {
@@ -165,6 +172,7 @@ export class SealedHttp implements SealedRequests {
           opener.end();
           break;
         }
+        exchange.request.update(r.value);
         early.push(...(await opener.push(r.value)));
       }
     }
@@ -208,11 +216,16 @@ class SealedExchange extends BackendExchange {
   private in_flight = 0;
   private seal_failure: SealError | null = null;
   private opener: MessageOpener | null = null;
+  /** The sealed bytes each way, for the usage receipt. */
+  readonly request = new Digest();
+  private readonly response = new Digest();
+  private usage: UsageScanner | null = null;
 
   constructor(
     stream: MuxStream,
     deadline_ms: number,
     private readonly method: string,
+    private readonly metering: { signer: ReceiptSigner; reservation: string } | null,
   ) {
     super(stream, deadline_ms);
     stream.onDrain = () => this.maybeResume();
@@ -252,6 +265,7 @@ class SealedExchange extends BackendExchange {
           this.opener!.end();
           return;
         }
+        this.request.update(r.value);
         for (const p of await this.opener!.push(r.value)) yield asBuffer(p);
       }
     } catch (err) {
@@ -285,7 +299,10 @@ class SealedExchange extends BackendExchange {
 
   private send(frames: Uint8Array[]): void {
     let ok = true;
-    for (const f of frames) ok = this.stream.write(asBuffer(f)) && ok;
+    for (const f of frames) {
+      this.response.update(f);
+      ok = this.stream.write(asBuffer(f)) && ok;
+    }
     if (!ok) this.controller?.pause();
   }
 
@@ -306,16 +323,21 @@ class SealedExchange extends BackendExchange {
       this.enqueue(async () => {
         const s = await MessageSealer.response(exporter, { meta });
         const envelope = concatBytes([...(await s.start()), ...(await s.end())]);
+        this.response.update(envelope);
         this.stream.respond({ status, headers: [[SEALED_HEADER, formatSealedHeader({ envelope })]] });
       });
       return;
     }
+    if (this.metering !== null)
+      this.usage = new UsageScanner(headers.find(([k]) => k.toLowerCase() === 'content-type')?.[1]);
     this.stream.respond({
       status,
       headers: [
         ['content-type', SEALED_MEDIA_TYPE],
         [SEALED_HEADER, formatSealedHeader()],
         ['cache-control', 'no-store'],
+        // The receipt follows the sealed body: it signs the body's hash.
+        ...(this.metering !== null ? [['trailer', RECEIPT_TRAILER] as [string, string]] : []),
       ],
     });
     this.enqueue(async () => {
@@ -327,6 +349,7 @@ class SealedExchange extends BackendExchange {
   override onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
     // undici hands over an empty chunk when resumed; sealing it would only pause it again, forever.
     if (chunk.length === 0) return;
+    this.usage?.push(chunk);
     // sealer stays null for a bodyless status: a body there (a backend bug) has nowhere to go and is dropped.
     this.enqueue(async () => {
       if (this.sealer !== null) this.send(await this.sealer.write(chunk));
@@ -337,7 +360,22 @@ class SealedExchange extends BackendExchange {
     // Trailers are dropped: they would travel in clear (documented in docs/confidential.md).
     this.enqueue(async () => {
       if (this.sealer !== null) this.send(await this.sealer.end());
-      this.stream.end();
+      const receipt = await this.receipt();
+      this.stream.end(receipt !== null && this.sealer !== null ? [[RECEIPT_TRAILER, receipt]] : undefined);
+    });
+  }
+
+  /** The signed usage receipt of this request under its reservation (null without one). */
+  private async receipt(): Promise<string | null> {
+    const m = this.metering;
+    if (m === null) return null;
+    return m.signer.sign({
+      reservation_id: m.reservation,
+      request_sha256: this.request.hex(),
+      response_sha256: this.response.hex(),
+      request_bytes: this.request.bytes,
+      response_bytes: this.response.bytes,
+      usage: this.usage?.end() ?? null,
     });
   }
 

@@ -27,7 +27,7 @@ import {
   type PolicyInput,
   type ReportDataDomain,
 } from '@easyenclave/attestation';
-import type { Evidence } from './api-schemas.js';
+import type { Evidence } from '@easyenclave/sdk';
 import type { RootOverride } from './root-ca.js';
 
 export interface VerifyEvidenceInput {

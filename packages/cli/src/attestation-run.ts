@@ -13,7 +13,7 @@ import {
   type CollateralSource,
 } from '@easyenclave/attestation';
 import { APP_NAME_RE } from '@easyenclave/protocol';
-import { EvidenceSchema, type Evidence } from './api-schemas.js';
+import { EvidenceSchema, type Evidence } from '@easyenclave/sdk';
 import { verifyEvidence, type EvidenceVerdict } from './attest-verify.js';
 import { apiRequest, baseUrlText, resolveConnection, type GlobalOptions } from './client.js';
 import { CliError, usageError } from './errors.js';

@@ -1,30 +1,29 @@
-// The CLI's one HTTP client for the control plane's JSON API. Every network command goes through
-// `apiRequest`, so base URL, bearer auth, timeouts, response limits, error mapping and secret handling are
-// decided once:
+// The CLI's one way to call the control plane's JSON API, built on the SDK's: its transport (deadline,
+// retries where safe: GETs and POSTs under an Idempotency-Key, on connection errors and 429/502/503/504), its
+// bounded, lossless JSON reading (money stays exact), its typed errors and its wire schemas (the SDK's, the
+// one set of them). Every network command goes through `apiRequest`, so base URL, bearer auth, timeouts and
+// the wording of failures are decided once:
 //
-//   const apps = await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppListSchema }, cmd.opts());
+//   const apps = await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppsSchema }, cmd.opts());
 //
 // - The connection comes from flags or the environment (flags win): --url / EE_CONTROL_URL (default
-//   http://127.0.0.1:8088, the `npm start` network), --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY,
-//   --timeout-ms (default 15000). Add the flags to a command with `addConnectionOptions` (options.ts).
-// - A JSON error body `{error:{code,message}}` becomes CliError("<code>: <message>", exit 1, code), printed
-//   by main.ts as `ee: <code>: <message>`. A refused connection or a timeout names the URL (exit 1).
+//   http://127.0.0.1:8088), --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY, --timeout-ms (default
+//   15000). Add the flags to a command with `addConnectionOptions` (options.ts).
+// - An API error `{error:{code,message}}` becomes CliError("<code>: <message>", exit 1, code), printed by
+//   main.ts as `ee: <code>: <message>`. A refused connection or a timeout names the URL (exit 1).
 // - Successful bodies are validated with the caller's zod schema; anything else is an error, never guessed at.
-// - Tokens travel only in the Authorization header. They are never part of a message, and main.ts redacts
-//   them from stderr anyway.
-import { z } from 'zod';
+// - Tokens travel only in the Authorization header, and never across a redirect (redirects are refused).
+//   They are never part of a message, and main.ts redacts them from stderr anyway.
+import type { z } from 'zod';
+import { callJson, EasyEnclaveError, InvalidResponseError, Transport } from '@easyenclave/sdk';
 import { CliError, usageError } from './errors.js';
 
 export const DEFAULT_CONTROL_URL = 'http://127.0.0.1:8088';
 export const DEFAULT_TIMEOUT_MS = 15_000;
 /** Upper bound for --timeout-ms: a quote on a loaded TDX host takes seconds, not hours. */
 export const MAX_TIMEOUT_MS = 600_000;
-/** Largest response body read; the API's biggest answers (an app's detail) are a few KiB. */
-export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
-/** A 503 with Retry-After (e.g. `busy` from /v1/attestation) is retried this often, for GET only. */
-export const MAX_BUSY_RETRIES = 2;
-/** Longest Retry-After honoured; a longer one is reported instead of waited out. */
-export const MAX_RETRY_AFTER_S = 5;
+/** Retries after the first attempt, where the SDK deems them safe (e.g. a 503 `busy` from /v1/attestation). */
+export const MAX_RETRIES = 2;
 
 /** The connection flags as commander parses them (camelCase). Every field is optional. */
 export interface GlobalOptions {
@@ -51,7 +50,7 @@ export interface Connection {
  *  tokens EE_LAUNCHER_TOKEN / EE_UPTIME_TOKEN; 'none': a public route. */
 export type AuthMode = 'admin' | 'api-key' | 'launcher' | 'uptime' | 'none';
 
-export interface ApiRequest<T> {
+export interface ApiRequest<S extends z.ZodType> {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Starting with '/'; path segments from user input must already be encodeURIComponent'ed. */
   path: string;
@@ -61,8 +60,8 @@ export interface ApiRequest<T> {
   auth: AuthMode;
   /** Sent as the Idempotency-Key header (safe retries of POSTs). */
   idempotencyKey?: string;
-  /** Validates the successful answer (an empty body is validated as `undefined`). */
-  schema: z.ZodType<T>;
+  /** Validates the successful answer (one of the SDK's wire schemas). */
+  schema: S;
   /** Overrides --timeout-ms for this request. */
   timeout_ms?: number;
 }
@@ -118,18 +117,6 @@ export function baseUrlText(conn: Connection): string {
   return `${conn.base_url.origin}${prefixOf(conn)}`;
 }
 
-/** The URL of a request (no credentials can be in it: resolveConnection refuses them). */
-export function requestUrl(conn: Connection, path: string, query: Record<string, string | undefined> = {}): URL {
-  const url = new URL(conn.base_url.href);
-  url.pathname = `${prefixOf(conn)}${path}`;
-  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
-  return url;
-}
-
-const ErrorBodySchema = z.object({
-  error: z.object({ code: z.string().min(1).max(200), message: z.string().max(2000) }),
-});
-
 function tokenFor(conn: Connection, auth: AuthMode): string | undefined {
   switch (auth) {
     case 'admin':
@@ -153,129 +140,109 @@ const AUTH_HINT: Record<AuthMode, string> = {
   none: '',
 };
 
-/** Sends one request and returns the validated answer, or throws a CliError (exit 1) that says what failed. */
-export async function apiRequest<T>(req: ApiRequest<T>, opts: GlobalOptions | Connection): Promise<T> {
+/** The SDK transport of a connection: redirects refused, and one EE_DEBUG line per attempt. */
+function transportOf(conn: Connection, auth: AuthMode, has_token: boolean): Transport {
+  return new Transport({
+    base_url: baseUrlText(conn),
+    timeout_ms: conn.timeout_ms,
+    max_retries: MAX_RETRIES,
+    fetch: async (input, init) => {
+      const started = Date.now();
+      const url = new URL(String(input));
+      const line = (outcome: string) =>
+        debug(
+          `${init?.method ?? 'GET'} ${url.origin}${url.pathname} auth=${auth}${has_token ? '' : '(none)'} -> ${outcome} (${Date.now() - started} ms)`,
+        );
+      try {
+        // A redirect could carry the Authorization header elsewhere.
+        const res = await fetch(input, { ...init, redirect: 'error' });
+        line(String(res.status));
+        return res;
+      } catch (err) {
+        line(`failed: ${(err as Error).message}`);
+        throw err;
+      }
+    },
+  });
+}
+
+/** Sends one request and returns the validated answer, or throws a CliError (exit 1) that says what failed.
+ *  A POST the server answered from an earlier one with the same Idempotency-Key comes back with
+ *  `replayed: true` (like the SDK's own calls). */
+export async function apiRequest<S extends z.ZodType>(
+  req: ApiRequest<S>,
+  opts: GlobalOptions | Connection,
+): Promise<z.output<S>> {
   const conn = 'base_url' in opts ? opts : resolveConnection(opts);
   const method = req.method ?? 'GET';
-  const url = requestUrl(conn, req.path, req.query);
-  const where = baseUrlText(conn);
-  const timeout_ms = req.timeout_ms ?? conn.timeout_ms;
-  const headers: Record<string, string> = { accept: 'application/json' };
   const token = tokenFor(conn, req.auth);
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
-  if (req.body !== undefined) headers['content-type'] = 'application/json';
-
-  for (let attempt = 0; ; attempt++) {
-    const started = Date.now();
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}),
-        redirect: 'error', // a redirect could carry the Authorization header elsewhere
-        signal: AbortSignal.timeout(timeout_ms),
-      });
-    } catch (err) {
-      throw networkError(err, where, timeout_ms);
-    }
-    const text = await readLimited(res, where, timeout_ms);
-    debug(
-      `${method} ${url.origin}${url.pathname} auth=${req.auth}${token === undefined ? '(none)' : ''} -> ${res.status} (${Date.now() - started} ms, ${text.length} chars)`,
-    );
-    const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
-    if (
-      res.status === 503 &&
-      method === 'GET' &&
-      attempt < MAX_BUSY_RETRIES &&
-      retryAfter >= 0 &&
-      retryAfter <= MAX_RETRY_AFTER_S
-    ) {
-      await new Promise((r) => setTimeout(r, retryAfter * 1000));
-      continue;
-    }
-    let json: unknown = undefined;
-    if (text !== '') {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-    }
-    if (res.status >= 400) {
-      const body = ErrorBodySchema.safeParse(json);
-      if (body.success) {
-        const { code, message } = body.data.error;
-        throw new CliError(`${code}: ${message}${res.status === 401 ? AUTH_HINT[req.auth] : ''}`, 1, code);
-      }
-      throw new CliError(
-        `http_${res.status}: ${method} ${req.path} answered ${res.status} ${res.statusText}`.trim(),
-        1,
-        `http_${res.status}`,
-      );
-    }
-    if (text !== '' && json === undefined)
-      throw new CliError(`bad_response: ${method} ${req.path} did not answer JSON`, 1, 'bad_response');
-    const parsed = req.schema.safeParse(json);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-      throw new CliError(
-        `bad_response: unexpected answer from ${method} ${req.path}: ${issues.join('; ')}`,
-        1,
-        'bad_response',
-      );
-    }
-    return parsed.data;
-  }
-}
-
-async function readLimited(res: Response, where: string, timeout_ms: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > MAX_RESPONSE_BYTES)
-    throw new CliError(
-      `response_too_large: ${where} answered ${declared} bytes (limit ${MAX_RESPONSE_BYTES})`,
-      1,
-      'response_too_large',
-    );
-  if (res.body === null) return '';
-  const chunks: Buffer[] = [];
-  let total = 0;
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) query.set(k, v);
+  const qs = query.toString();
+  const timeout_ms = req.timeout_ms ?? conn.timeout_ms;
   try {
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      total += chunk.length;
-      if (total > MAX_RESPONSE_BYTES)
-        throw new CliError(
-          `response_too_large: ${where} answered more than ${MAX_RESPONSE_BYTES} bytes`,
-          1,
-          'response_too_large',
-        );
-      chunks.push(Buffer.from(chunk));
-    }
+    const r = await callJson(
+      transportOf(conn, req.auth, token !== undefined),
+      {
+        method,
+        path: qs === '' ? req.path : `${req.path}?${qs}`,
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+        timeout_ms,
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        ...(req.idempotencyKey !== undefined ? { idempotency_key: req.idempotencyKey } : {}),
+      },
+      req.schema,
+    );
+    const data: unknown = r.data;
+    if (r.headers.get('idempotent-replayed') === 'true' && typeof data === 'object' && data !== null)
+      (data as { replayed?: boolean }).replayed = true;
+    return r.data;
   } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw networkError(err, where, timeout_ms);
+    throw cliError(err, { where: baseUrlText(conn), method, path: req.path, auth: req.auth, timeout_ms });
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
-function networkError(err: unknown, where: string, timeout_ms: number): CliError {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new CliError(
-      `timeout: no answer from the control plane at ${where} within ${timeout_ms} ms (--timeout-ms)`,
-      1,
-      'timeout',
-    );
+/** The SDK's typed error as the CLI words it (`<code>: <message>`); anything else unchanged. */
+function cliError(
+  err: unknown,
+  c: { where: string; method: string; path: string; auth: AuthMode; timeout_ms: number },
+): unknown {
+  if (!(err instanceof EasyEnclaveError)) return err;
+  switch (err.kind) {
+    case 'timeout':
+      return new CliError(
+        `timeout: no answer from the control plane at ${c.where} within ${c.timeout_ms} ms (--timeout-ms)`,
+        1,
+        'timeout',
+      );
+    case 'connection':
+      return new CliError(
+        `unreachable: cannot reach the control plane at ${c.where}: ${unreachableWhy(err.cause)}`,
+        1,
+        'unreachable',
+      );
+    case 'invalid_response': {
+      const issues = err instanceof InvalidResponseError ? err.issues : [];
+      const what =
+        issues.length > 0
+          ? `unexpected answer from ${c.method} ${c.path}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`
+          : err.message;
+      return new CliError(`bad_response: ${what}`, 1, 'bad_response');
+    }
+    default:
+      // Not the API's error shape (a proxy's page, an empty body): say what answered.
+      if (err.code === `http_${err.status}`)
+        return new CliError(`${err.code}: ${c.method} ${c.path} answered ${err.status}`, 1, err.code);
+      return new CliError(`${err.code}: ${err.message}${err.status === 401 ? AUTH_HINT[c.auth] : ''}`, 1, err.code);
   }
-  const code = e.cause?.code;
-  const why =
-    code === 'ECONNREFUSED'
-      ? 'connection refused (is it running? set EE_CONTROL_URL or --url)'
-      : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-        ? 'host name not found'
-        : (code ?? e.cause?.message ?? e.message ?? 'unknown error');
-  return new CliError(`unreachable: cannot reach the control plane at ${where}: ${why}`, 1, 'unreachable');
+}
+
+function unreachableWhy(cause: unknown): string {
+  const e = cause as { message?: string; cause?: { code?: string; message?: string } } | undefined;
+  const code = e?.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused (is it running? set EE_CONTROL_URL or --url)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host name not found';
+  return code ?? e?.cause?.message ?? e?.message ?? 'unknown error';
 }
 
 /** EE_DEBUG=1: one line per request on stderr (method, URL without query, auth mode, status; never headers). */

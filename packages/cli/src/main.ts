@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
 import { registerAgent } from './commands/agent.js';
+import { registerNode } from './commands/node.js';
 import { registerQuote } from './commands/quote.js';
 import { registerHealth } from './commands/health.js';
 import { registerApps } from './commands/apps.js';
@@ -20,6 +21,15 @@ import { sanitize } from './output.js';
 // Everything written to stderr by commander or by us passes through redact(): a secret given on the command
 // line or in the environment never appears in an error, even one that echoes an argument.
 setSecrets(collectSecrets(process.argv, process.env));
+
+// A reader that stops early (`ee ledger verify | head -1`) closes the pipe: what is left to print has no
+// reader, which is not a failure of the command. Exit quietly with the command's own code instead of crashing
+// on the unhandled EPIPE; any other stdout error is reported.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  process.stderr.write(`ee: cannot write to stdout: ${err.message}\n`);
+  process.exit(1);
+});
 const errLine = (message: string) => process.stderr.write(`ee: ${redact(sanitize(message))}\n`);
 
 const program = new Command();
@@ -32,6 +42,7 @@ program
   .showHelpAfterError();
 registerControlPlane(program);
 registerAgent(program);
+registerNode(program);
 registerQuote(program);
 registerHealth(program);
 registerApps(program);

@@ -34,7 +34,7 @@ export function amountBody(
   micro: string | undefined,
   spec: AmountSpec,
   optional = false,
-): Record<string, string | number> {
+): Record<string, string | bigint> {
   if (optional && dollars === undefined && micro === undefined) return {};
   if ((dollars === undefined) === (micro === undefined))
     throw usageError(
@@ -47,7 +47,7 @@ export function amountBody(
     }
     if (!/^\d{1,16}$/.test(micro!))
       throw usageError(`${spec.microFlag} must be a positive integer, got ${JSON.stringify(micro)}`);
-    return { [spec.microField]: Number(parseAmount(BigInt(micro!))) };
+    return { [spec.microField]: parseAmount(BigInt(micro!)) };
   } catch (err) {
     if (err instanceof AmountError)
       throw usageError(`${dollars !== undefined ? spec.dollarsFlag : spec.microFlag}: ${err.message}`);

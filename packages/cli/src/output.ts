@@ -1,5 +1,7 @@
 // Output for every `ee` read command: JSON (--json: one document on stdout, nothing else there) or a human
-// table (the default). Progress goes to stderr, only on a terminal, so pipes and --json stay clean.
+// table (the default). Progress goes to stderr, only on a terminal, so pipes and --json stay clean. Money
+// arrives from the SDK as bigint and is printed as exact JSON integers.
+import { stringifyJson } from '@easyenclave/sdk';
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -19,7 +21,7 @@ export interface PrintOptions<T> {
 /** --json: `data` as pretty JSON on stdout; otherwise `table(data)`. */
 export function printResult<T>(data: T, opts: PrintOptions<T>): void {
   process.stdout.write(
-    opts.json === true ? `${JSON.stringify(data, null, 2)}\n` : `${opts.table(data).replace(/\n*$/, '')}\n`,
+    opts.json === true ? `${stringifyJson(data, 2)}\n` : `${opts.table(data).replace(/\n*$/, '')}\n`,
   );
 }
 

@@ -56,6 +56,13 @@ export interface ControlPlaneConfig {
   readonly max_body_bytes: number; // 0 = unlimited
   readonly max_header_bytes: number;
   readonly max_handshakes: number;
+  /** Longest time from a connection's (or a request's) first byte to the end of its header block. */
+  readonly headers_timeout_ms: number;
+  /** Longest wait for a request body's first byte after the head, and between its bytes while read. */
+  readonly body_timeout_ms: number;
+  /** Open HTTP connections per listener (agent tunnels, once upgraded, are the hub's to count). */
+  readonly max_connections: number;
+  readonly max_connections_per_address: number;
   /** Handshakes from one remote address at once (a share of max_handshakes no single host can exceed). */
   readonly max_handshakes_per_address: number;
   /** A tunnel connection must send `register` within this long, or it is closed (4003). */
@@ -226,6 +233,27 @@ const SPECS = {
   max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', 'an integer from 1 to 1000000', int(1, 1_000_000), {
     fallback: '256',
   }),
+  headers_timeout_ms: spec(
+    'EE_HEADERS_TIMEOUT_MS',
+    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
+    int(100, MAX_TIMER_MS),
+    { fallback: '30000' },
+  ),
+  body_timeout_ms: spec(
+    'EE_BODY_TIMEOUT_MS',
+    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
+    int(100, MAX_TIMER_MS),
+    { fallback: '30000' },
+  ),
+  max_connections: spec('EE_MAX_CONNECTIONS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+    fallback: '10000',
+  }),
+  max_connections_per_address: spec(
+    'EE_MAX_CONNECTIONS_PER_ADDRESS',
+    'an integer from 1 to 1000000',
+    int(1, 1_000_000),
+    { fallback: '256' },
+  ),
   max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
     fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
   }),

@@ -26,6 +26,8 @@ import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
 import { Market } from './market/market.js';
 import { MarketScheduler } from './market/scheduler.js';
+import { Reservations } from './market/reservations.js';
+import { marketReservationRoutes } from './http/market-reservations.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
@@ -39,6 +41,7 @@ import { StoreHealth } from './store/health.js';
 import { appAttestationRoutes } from './http/app-attestation-routes.js';
 import { capHttpParserPool } from './http/parser-pool.js';
 import { onClientError } from './http/client-error.js';
+import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -59,10 +62,14 @@ export interface ControlPlane {
   /** The market (docs/market.md) and its scheduler (tests call `scheduler.tick()` after moving the clock). */
   readonly market: Market;
   readonly scheduler: MarketScheduler;
+  /** Reservations and usage receipts (docs/confidential.md). */
+  readonly reservations: Reservations;
   /** The database's state as /health and /ready report it. */
   readonly storeHealth: StoreHealth;
   /** Every route fastify serves (method and URL, as registered), for checking the OpenAPI document. */
   readonly api_routes: readonly { method: string; url: string }[];
+  /** Open HTTP connections per listener, as the connection caps count them (agent tunnels excluded). */
+  open_connections(): { api: number; proxy: number };
   /** The OS file descriptors of the two listening sockets, to hand to a successor process. */
   listening_fds(): { api: number; proxy: number };
   readonly verifier: EvidenceVerifier;
@@ -143,8 +150,10 @@ export async function startControlPlane(
   const metrics = new ProxyMetrics(true);
   const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
   let market: Market;
+  let reservations: Reservations;
   try {
     market = await Market.open({ ledger, store, hub, clock, config, log });
+    reservations = await Reservations.open(market);
   } catch (err) {
     clearInterval(pruneTimer);
     cpVerifier?.close();
@@ -153,18 +162,18 @@ export async function startControlPlane(
     throw err;
   }
   hub.market = market;
-  const scheduler = new MarketScheduler(market);
+  market.attestedListener = (link) => reservations.recordKey(link);
+  hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
+  const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const started_at_ms = Date.now();
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
-  const serverOptions: http.ServerOptions = {
-    maxHeaderSize: config.max_header_bytes,
-    keepAliveTimeout: 65_000,
-    requestTimeout: 0,
-  };
+  const serverOptions = edgeServerOptions(config);
+  const apiGuard = new EdgeGuard(config);
+  const proxyGuard = new EdgeGuard(config);
 
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
@@ -191,13 +200,18 @@ export async function startControlPlane(
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
       const server = http.createServer(serverOptions, (req, res) => {
+        if (!apiGuard.onRequest(req, res)) return;
         if (hub.draining) res.shouldKeepAlive = false;
         if (req.url!.startsWith(PROXY_PREFIX)) return proxyViaPath(req, res);
         handler(req, res);
       });
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!apiGuard.onUpgrade(req, socket)) return;
         const url = req.url ?? '/';
-        if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) return hub.handleUpgrade(req, socket, head);
+        if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) {
+          apiGuard.release(socket); // an agent's tunnel: the hub bounds those, many may share one address
+          return hub.handleUpgrade(req, socket, head);
+        }
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
         if (!target)
           return void socket.end(
@@ -209,6 +223,7 @@ export async function startControlPlane(
           forwarded_proto: forwarded(req),
         });
       });
+      apiGuard.attach(server);
       return server;
     },
   });
@@ -239,17 +254,20 @@ export async function startControlPlane(
     admin_token: config.admin_token,
     launcher_token: config.launcher_token,
     uptime_token: config.uptime_token,
+    reservations,
   };
   await fastify.register(marketNodeRoutes, marketOpts);
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
+  await fastify.register(marketReservationRoutes, marketOpts);
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
   connections.track(api_server);
 
   const proxy_server = http.createServer(serverOptions, (req, res) => {
+    if (!proxyGuard.onRequest(req, res)) return;
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
@@ -270,8 +288,10 @@ export async function startControlPlane(
     });
   });
   connections.track(proxy_server);
+  proxyGuard.attach(proxy_server);
   proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!proxyGuard.onUpgrade(req, socket)) return;
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
       return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
@@ -308,11 +328,13 @@ export async function startControlPlane(
     api_port,
     proxy_port,
     listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),
+    open_connections: () => ({ api: apiGuard.connections, proxy: proxyGuard.connections }),
     hub,
     store,
     ledger,
     market,
     scheduler,
+    reservations,
     storeHealth,
     api_routes,
     verifier,

@@ -6,6 +6,9 @@
 import { z } from 'zod';
 import { MAX_CONTROL_MESSAGE_BYTES } from './limits.js';
 
+/** Receipts per `receipts` message: ~700 bytes each keeps a full message well inside the control-message limit. */
+export const MAX_RECEIPTS_PER_MESSAGE = 48;
+
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
 
@@ -101,12 +104,41 @@ export const ErrorMessage = z.strictObject({
   message: z.string().max(1024),
 });
 
-export const AgentToControl = z.discriminatedUnion('type', [RegisterMessage, AttestResponseMessage, HealthMessage]);
+/** Ours: signed usage receipts in a batch (docs/confidential.md, Receipts). Each element is checked on its own
+ *  by the control plane (shape, amount, signature, attested key), so one bad receipt never fails the rest. */
+export const ReceiptsMessage = z.strictObject({
+  type: z.literal('receipts'),
+  receipts: z.array(z.unknown()).min(1).max(MAX_RECEIPTS_PER_MESSAGE),
+});
+
+/** Ours: the control plane's verdict on each receipt of a `receipts` message, by (key, seq). Final: an
+ *  agent forgets a receipt once it has one; a receipt without one is sent again. */
+export const ReceiptsResultMessage = z.strictObject({
+  type: z.literal('receipts_result'),
+  results: z
+    .array(
+      z.strictObject({
+        key: z.string().max(64),
+        seq: z.number().int().min(0),
+        ok: z.boolean(),
+        code: z.string().max(64).optional(),
+      }),
+    )
+    .max(MAX_RECEIPTS_PER_MESSAGE),
+});
+
+export const AgentToControl = z.discriminatedUnion('type', [
+  RegisterMessage,
+  AttestResponseMessage,
+  HealthMessage,
+  ReceiptsMessage,
+]);
 export const ControlToAgent = z.discriminatedUnion('type', [
   AttestRequestMessage,
   RegisteredMessage,
   AttestResultMessage,
   ErrorMessage,
+  ReceiptsResultMessage,
 ]);
 
 export type RegisterMessage = z.infer<typeof RegisterMessage>;
@@ -116,6 +148,8 @@ export type HealthMessage = z.infer<typeof HealthMessage>;
 export type RegisteredMessage = z.infer<typeof RegisteredMessage>;
 export type AttestResultMessage = z.infer<typeof AttestResultMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
+export type ReceiptsMessage = z.infer<typeof ReceiptsMessage>;
+export type ReceiptsResultMessage = z.infer<typeof ReceiptsResultMessage>;
 export type AgentToControl = z.infer<typeof AgentToControl>;
 export type ControlToAgent = z.infer<typeof ControlToAgent>;
 

@@ -70,10 +70,23 @@ export async function post<S extends z.ZodType>(
     { ...rest, method: 'POST', path, body, idempotency_key, headers: mergeHeaders(auth, o) },
     schema,
   );
-  return { ...(r.data as object), replayed: r.headers.get('idempotent-replayed') === 'true' } as Replayable<
-    z.output<S>
-  >;
+  // Two kinds of replay, both "nothing new happened": the same Idempotency-Key (the server's header), or the
+  // same operation under a new key (e.g. a purchase's payment_ref that minted before: the body's `replayed`).
+  const data = r.data as { replayed?: unknown };
+  const replayed = r.headers.get('idempotent-replayed') === 'true' || data.replayed === true;
+  return { ...data, replayed } as Replayable<z.output<S>>;
 }
+
+/** An account id the caller gives (user:…, provider:… or a ledger account): a TypeError naming `what` when it
+ *  is missing or not a bounded string, before any request. */
+export function checkAccount(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value === '' || value.length > MAX_ACCOUNT_CHARS)
+    throw new TypeError(`${what} must be an account id such as "user:0123456789abcdef0123"`);
+  return value;
+}
+
+/** Longest account id the SDK sends (the server's ids are far shorter). */
+export const MAX_ACCOUNT_CHARS = 200;
 
 /** A path segment (an id the server names): non-empty, encoded. */
 export function segment(value: string, what: string): string {

@@ -235,15 +235,24 @@ export class EasyEnclave {
     return m ? `${m[1]}:${m[2]}` : undefined;
   }
 
-  balance(account?: string, o?: CallOptions) {
+  /** The account a call names, else the client's default (`account` option, else the API key's). */
+  private accountFor(account: string | undefined, call: string): string {
     const a = account ?? this.#o.account ?? this.keyAccount;
     if (a === undefined)
-      throw new TypeError('balance() needs an account (or `account` / `apiKey` in the EasyEnclave options)');
-    return ledger.balance(this.transport, this.auth, a, o);
+      throw new TypeError(`${call} needs an account (or \`account\` / \`apiKey\` in the EasyEnclave options)`);
+    return a;
   }
 
-  transfers(p: { account: string; limit?: number }, o?: CallOptions) {
-    return ledger.transfers(this.transport, this.auth, p, o);
+  balance(account?: string, o?: CallOptions) {
+    return ledger.balance(this.transport, this.auth, this.accountFor(account, 'balance()'), o);
+  }
+
+  /** The account's history, every page; checked when called (a TypeError), not when first iterated. */
+  transfers(p: { account?: string; limit?: number } = {}, o?: CallOptions) {
+    const account = this.accountFor(p.account, 'transfers()');
+    if (p.limit !== undefined && (!Number.isSafeInteger(p.limit) || p.limit < 1))
+      throw new TypeError('transfers(): limit must be a positive integer (the page size)');
+    return ledger.transfers(this.transport, this.auth, { ...p, account }, o);
   }
 
   // ---- Market (market.ts has the routes and who may call them) ----

@@ -125,11 +125,20 @@ export class ConnectionError extends EasyEnclaveError {
   }
 }
 
+/** Where an answer left the contract: the field's path ('' for the root) and what was wrong with it. */
+export interface ResponseIssue {
+  path: string;
+  message: string;
+}
+
 /** A server answer that does not match the documented contract (the SDK validates every response). */
 export class InvalidResponseError extends EasyEnclaveError {
   override name = 'InvalidResponseError';
-  constructor(status: number, message: string) {
+  /** The fields that did not match the schema (empty when the body was not JSON at all). */
+  readonly issues: readonly ResponseIssue[];
+  constructor(status: number, message: string, issues: readonly ResponseIssue[] = []) {
     super('invalid_response', { status, code: 'invalid_response', message });
+    this.issues = issues;
   }
 }
 

@@ -1,11 +1,63 @@
 // Public API of @easyenclave/sdk (browser-safe; verification loads ./verify.js lazily, Node-only).
 export { EasyEnclave, type ConnectOptions, type EasyEnclaveOptions } from './client.js';
 export { AppClient, type AppBody, type AppFetchInit, type AppRequestOptions } from './app-client.js';
-export type { CallOptions, BodyLike } from './http.js';
-export { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS } from './http.js';
+export type { CallOptions, BodyLike, SendRequest, TransportOptions } from './http.js';
+export { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS, Transport } from './http.js';
+// The low-level call every method is made of (for tools that speak the API directly, such as `ee`), and the
+// wire schemas it validates answers with: one set for every client.
+export { callJson, MicroUsd, type JsonRequest, type JsonResult } from './json.js';
+export {
+  AppAttestationSchema,
+  AppDetailSchema,
+  AppsSchema,
+  AppSummarySchema,
+  EvidenceSchema,
+  HealthSchema,
+  ResolveSchema,
+  SelfAttestationSchema,
+  type AppDetail,
+  type AppList,
+  type Evidence,
+  type Health,
+} from './schemas.js';
+export {
+  AccountSchema,
+  BalanceSchema,
+  HistoryEntrySchema,
+  HistoryPageSchema,
+  PurchaseSchema,
+  TransferSchema,
+  type HistoryPage,
+} from './ledger.js';
+export {
+  AbuseReportSchema,
+  CreatedLeaseSchema,
+  FinalizeSchema,
+  LeasePeriodSchema,
+  LeaseSchema,
+  NodeDetailSchema,
+  NodeListSchema,
+  NodeSummarySchema,
+  PayoutSchema,
+  RegisteredNodeSchema,
+  SettlementSchema,
+  StakeResultSchema,
+  UsageReportSchema,
+  type NodeList,
+  type UsageReport,
+} from './market-schemas.js';
 export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
-export type { Amount, Balance, CreatedAccount, IdempotentOptions, Purchase, Replayable, Transfer } from './ledger.js';
+export type {
+  Amount,
+  Balance,
+  CreatedAccount,
+  HistoryEntry,
+  IdempotentOptions,
+  Purchase,
+  Replayable,
+  Transfer,
+} from './ledger.js';
 export type { AbuseReportParams, CreateLeaseParams, Period, RegisterNodeParams, Tier } from './market.js';
 export type {
   AbuseReport,
@@ -33,6 +85,7 @@ export {
   InvalidResponseError,
   MAX_ERROR_BODY_BYTES,
   NotFoundError,
+  type ResponseIssue,
   PaymentRequiredError,
   TimeoutError,
   UnauthorizedError,

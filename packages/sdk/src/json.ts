@@ -1,30 +1,46 @@
 // JSON calls to the control plane's API: a body serialised with exact bigints, a response read within the
 // deadline, non-2xx answers as typed errors, and every 2xx body validated with zod (never trusted as typed).
-// Micro-USD amounts are JSON integers that may exceed 2^53, so fields named `*_micro_usd` are read as
-// strings before JSON.parse and turned into bigint by the schemas (MicroUsd).
+// Micro-USD amounts are JSON integers that may exceed 2^53: lossless-json (a real parser that hands over each
+// number's source text) reads every field named `*_micro_usd` as a bigint, wherever it is in the body, so
+// money is exact even in fields no schema names; other numbers are plain JS numbers.
+import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { z } from 'zod';
-import { newNonceHex } from './bytes.js';
 import { errorFromResponse, InvalidResponseError } from './errors.js';
 import type { Deadline, SendRequest, Transport } from './http.js';
+
+/** Schema mismatches named in an InvalidResponseError (the first few say enough). */
+const MAX_REPORTED_ISSUES = 5;
 
 /** Largest JSON body the SDK reads from the control plane's API. */
 export const MAX_JSON_BODY_BYTES = 8 * 1024 * 1024;
 
-/** A micro-USD amount from the wire: an integer (as a JSON number or a digit string), as bigint. */
-export const MicroUsd = z.union([z.string().regex(/^-?\d+$/), z.number().int()]).transform((v) => BigInt(v));
+/** A micro-USD amount from the wire: an integer (as parsed by parseJsonExact, a digit string or a safe JSON
+ *  number), as bigint. */
+export const MicroUsd = z
+  .union([z.bigint(), z.string().regex(/^-?\d+$/), z.number().int()])
+  .transform((v) => BigInt(v));
 
-/** JSON.stringify that writes bigints as exact JSON integers. */
-export function stringifyJson(value: unknown): string {
-  // Bigints go through a marker string that is random per call, so no string of the caller can match it.
-  const tag = `\u0000${newNonceHex()}:`;
-  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${tag}${v.toString()}` : v));
-  return text.replace(new RegExp(`"\\\\u0000${tag.slice(1)}(-?\\d+)"`, 'g'), '$1');
+const MICRO_USD_SUFFIX = '_micro_usd';
+const INTEGER_TEXT = /^-?\d+$/;
+
+/** JSON.stringify that writes bigints as exact JSON integers (`space` as in JSON.stringify). */
+export function stringifyJson(value: unknown, space?: number): string {
+  const text = stringifyLossless(value, null, space);
+  if (text === undefined) throw new TypeError('the value has no JSON form');
+  return text;
 }
 
-/** JSON.parse that keeps every `*_micro_usd` integer exact (as a digit string for the schema). */
+/**
+ * JSON.parse that keeps money exact: every integer under a key ending in `_micro_usd` becomes a bigint (any
+ * depth, typed by a schema or not); every other number a JS number. A non-integer under such a key stays a
+ * number, so the schema refuses it by name instead of BigInt throwing here.
+ */
 export function parseJsonExact(text: string): unknown {
-  // A match needs an unescaped quote after the key, so the pattern cannot fire inside a JSON string.
-  return JSON.parse(text.replace(/"([A-Za-z0-9_]*_micro_usd)"(\s*):(\s*)(-?\d+)(?=[\s,}\]])/g, '"$1"$2:$3"$4"'));
+  return parseLossless(text, (key, value) => {
+    if (!isLosslessNumber(value)) return value;
+    if (key.endsWith(MICRO_USD_SUFFIX) && INTEGER_TEXT.test(value.value)) return BigInt(value.value);
+    return Number(value.value);
+  });
 }
 
 export interface JsonResult<T> {
@@ -37,18 +53,40 @@ export interface JsonRequest extends Omit<SendRequest, 'body'> {
   body?: unknown;
 }
 
+/** The body as text, at most MAX_JSON_BODY_BYTES whether or not the server declared its length. */
 async function readText(res: Response, deadline: Deadline): Promise<string> {
+  const tooLarge = () => new InvalidResponseError(res.status, `response body exceeds ${MAX_JSON_BODY_BYTES} bytes`);
   const len = Number(res.headers.get('content-length') ?? '0');
   if (len > MAX_JSON_BODY_BYTES) {
     await res.body?.cancel().catch(() => {});
-    throw new InvalidResponseError(res.status, `response body of ${len} bytes exceeds ${MAX_JSON_BODY_BYTES}`);
+    throw tooLarge();
   }
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total_bytes = 0;
   try {
-    return await res.text();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total_bytes += value.byteLength;
+      if (total_bytes > MAX_JSON_BODY_BYTES) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
   } catch (err) {
     if (deadline.signal.aborted) throw deadline.reason();
     throw err;
   }
+  const all = new Uint8Array(total_bytes);
+  let offset = 0;
+  for (const c of chunks) {
+    all.set(c, offset);
+    offset += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /** A JSON call: the parsed, validated 2xx body, or a typed error. */
@@ -77,10 +115,14 @@ export async function callJson<S extends z.ZodType>(
     }
     const r = schema.safeParse(json);
     if (!r.success) {
-      const issue = r.error.issues[0];
+      const issues = r.error.issues
+        .slice(0, MAX_REPORTED_ISSUES)
+        .map((i) => ({ path: i.path.join('.'), message: i.message }));
+      const first = issues[0];
       throw new InvalidResponseError(
         res.status,
-        `${req.method} ${req.path.split('?')[0]}: unexpected response: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+        `${req.method} ${req.path.split('?')[0]}: unexpected response: ${first?.path || '(root)'}: ${first?.message ?? 'invalid'}`,
+        issues,
       );
     }
     return { data: r.data, status: res.status, headers: res.headers };

@@ -6,7 +6,16 @@
 //   GET  /v1/accounts/{account}/transfers?limit=&cursor=  → {transfers, next_cursor}
 // Every POST carries an Idempotency-Key made once per logical call (calls.ts).
 import { z } from 'zod';
-import { bearer, get, optionalPrincipal, post, type Auth, type IdempotentOptions, type Replayable } from './calls.js';
+import {
+  bearer,
+  checkAccount,
+  get,
+  optionalPrincipal,
+  post,
+  type Auth,
+  type IdempotentOptions,
+  type Replayable,
+} from './calls.js';
 import { InvalidResponseError } from './errors.js';
 import { MicroUsd } from './json.js';
 import type { CallOptions, Transport } from './http.js';
@@ -18,14 +27,15 @@ export type { IdempotentOptions, Replayable } from './calls.js';
 /** The ledger's credentials (kept for callers of the earlier name). */
 export type LedgerAuth = Auth;
 
-const Account = z.string().min(1).max(200);
-
+/** POST /v1/accounts: the API key is shown once (null when an idempotent retry replays the answer). */
 export const AccountSchema = z.looseObject({
   account_id: z.string(),
   kind: z.enum(['user', 'provider']),
   name: z.string(),
-  api_key: z.string(),
+  api_key: z.string().nullable(),
+  ledger_accounts: z.array(z.string()).optional(),
 });
+/** GET /v1/balances/{account}. */
 export const BalanceSchema = z.looseObject({
   account: z.string(),
   available_micro_usd: MicroUsd,
@@ -34,24 +44,53 @@ export const BalanceSchema = z.looseObject({
   available_usd: z.string(),
   locked_usd: z.string(),
   total_usd: z.string(),
+  /** A provider's stake, beside its earnings (provider accounts only). */
+  stake_micro_usd: MicroUsd.optional(),
 });
+/** POST /v1/credits/transfer. `balance` is the paying account's after the transfer. */
 export const TransferSchema = z.looseObject({
   transfer_id: z.string(),
   from: z.string().nullable().optional(),
   to: z.string().nullable().optional(),
   amount_micro_usd: MicroUsd,
+  amount_usd: z.string().optional(),
+  memo: z.string().nullable().optional(),
+  balance: BalanceSchema.optional(),
 });
+/** POST /v1/credits/purchase. `replayed`: this payment_ref had already minted (nothing new was minted). */
 export const PurchaseSchema = z.looseObject({
   transfer_id: z.string(),
   account: z.string(),
+  payment_ref: z.string().optional(),
   amount_micro_usd: MicroUsd,
-  balance: BalanceSchema.partial().loose(),
+  amount_usd: z.string().optional(),
+  balance: BalanceSchema,
 });
-const TransferPageSchema = z.object({ transfers: z.array(TransferSchema), next_cursor: z.string().nullable() });
+/** One line of GET /v1/accounts/{account}/transfers (purchases, transfers, locks, settlements, refunds). */
+export const HistoryEntrySchema = z.looseObject({
+  seq: z.number().int().optional(),
+  type: z.string().optional(),
+  transfer_id: z.string().nullable(),
+  from: z.string().nullable().optional(),
+  to: z.string().nullable().optional(),
+  direction: z.enum(['in', 'out']).optional(),
+  amount_micro_usd: MicroUsd,
+  amount_usd: z.string().optional(),
+  memo: z.string().nullable().optional(),
+  reference: z.string().nullable().optional(),
+  timestamp: z.string().optional(),
+});
+/** One page of an account's history. */
+export const HistoryPageSchema = z.looseObject({
+  transfers: z.array(HistoryEntrySchema),
+  next_cursor: z.string().nullable(),
+});
 
 export type CreatedAccount = z.infer<typeof AccountSchema>;
 export type Balance = z.infer<typeof BalanceSchema>;
 export type Transfer = z.infer<typeof TransferSchema>;
+export type HistoryEntry = z.infer<typeof HistoryEntrySchema>;
+export type HistoryPage = z.infer<typeof HistoryPageSchema>;
 export type Purchase = z.infer<typeof PurchaseSchema>;
 
 /** `{name}` (a string the server converts exactly) or `{name}_micro_usd` (an exact integer). */
@@ -91,7 +130,7 @@ export function purchaseCredits(
   p: { account: string; amount: Amount; payment_ref: string },
   o: IdempotentOptions = {},
 ): Promise<Replayable<Purchase>> {
-  const body = { account: Account.parse(p.account), ...amountFields(p.amount), payment_ref: p.payment_ref };
+  const body = { account: checkAccount(p.account, 'account'), ...amountFields(p.amount), payment_ref: p.payment_ref };
   return post(t, '/v1/credits/purchase', body, bearer(auth.admin_token, 'adminToken'), o, PurchaseSchema);
 }
 
@@ -103,7 +142,7 @@ export function transferCredits(
 ): Promise<Replayable<Transfer>> {
   const body = {
     ...(p.from !== undefined ? { from: p.from } : {}),
-    to: Account.parse(p.to),
+    to: checkAccount(p.to, 'to'),
     ...amountFields(p.amount),
     ...(p.memo !== undefined ? { memo: p.memo } : {}),
   };
@@ -113,7 +152,7 @@ export function transferCredits(
 export async function balance(t: Transport, auth: Auth, account: string, o: CallOptions = {}): Promise<Balance> {
   return get(
     t,
-    `/v1/balances/${encodeURIComponent(Account.parse(account))}`,
+    `/v1/balances/${encodeURIComponent(checkAccount(account, 'account'))}`,
     optionalPrincipal(auth),
     o,
     BalanceSchema,
@@ -126,8 +165,8 @@ export async function* transfers(
   auth: Auth,
   p: { account: string; limit?: number },
   o: CallOptions = {},
-): AsyncGenerator<Transfer, void, undefined> {
-  const base = `/v1/accounts/${encodeURIComponent(Account.parse(p.account))}/transfers`;
+): AsyncGenerator<HistoryEntry, void, undefined> {
+  const base = `/v1/accounts/${encodeURIComponent(checkAccount(p.account, 'account'))}/transfers`;
   let cursor: string | null = null;
   const seen = new Set<string>();
   do {
@@ -135,7 +174,7 @@ export async function* transfers(
     if (p.limit !== undefined) q.set('limit', String(p.limit));
     if (cursor !== null) q.set('cursor', cursor);
     const qs = q.toString();
-    const page = await get(t, qs ? `${base}?${qs}` : base, optionalPrincipal(auth), o, TransferPageSchema);
+    const page = await get(t, qs ? `${base}?${qs}` : base, optionalPrincipal(auth), o, HistoryPageSchema);
     for (const tr of page.transfers) yield tr;
     // A server that hands back a cursor it already gave would loop forever: stop instead.
     if (page.next_cursor !== null && seen.has(page.next_cursor))

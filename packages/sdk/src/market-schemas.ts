@@ -1,5 +1,5 @@
-// zod schemas of the market's answers (docs/market.md, control plane http/market-*.ts). Money is exact: every
-// `*_micro_usd` field is a bigint (json.ts reads them as digit strings). Objects are loose: fields the SDK does
+// zod schemas of the market's answers (docs/market.md, control plane http/market-*.ts), shared by the SDK and
+// the `ee` command. Money is exact: every `*_micro_usd` field is a bigint (json.ts parses them losslessly). Objects are loose: fields the SDK does
 // not type pass through, so a control plane that adds a field does not break older clients.
 import { z } from 'zod';
 import { MicroUsd } from './json.js';
@@ -28,7 +28,11 @@ export const NodeSummarySchema = z.looseObject({
 });
 
 /** POST /v1/nodes/register: the node, and its token (null on sealed networks and on an idempotent replay). */
-export const RegisteredNodeSchema = NodeSummarySchema.extend({ node_token: z.string().nullable() });
+export const RegisteredNodeSchema = NodeSummarySchema.extend({
+  node_token: z.string().nullable(),
+  /** What to do with the token (or why there is none). */
+  node_token_note: z.string().optional(),
+});
 
 const Eligibility = {
   eligible: z.boolean(),
@@ -37,7 +41,7 @@ const Eligibility = {
   effective_price_per_vcpu_hour_micro_usd: MicroUsd,
 };
 
-export const NodeListSchema = z.object({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
+export const NodeListSchema = z.looseObject({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
 
 const StakeView = z.looseObject({
   held_micro_usd: MicroUsd,
@@ -49,7 +53,12 @@ const StakeView = z.looseObject({
 /** GET /v1/nodes/{node}: stake is held per provider (it covers all the provider's nodes). */
 export const NodeDetailSchema = NodeSummarySchema.extend({
   ...Eligibility,
-  stake: StakeView.extend({ required_micro_usd: MicroUsd, required_usd: z.string() }),
+  stake: StakeView.extend({
+    required_micro_usd: MicroUsd,
+    required_usd: z.string(),
+    /** Stake is held per provider, for all its nodes. */
+    per: z.string().optional(),
+  }),
   live: z.looseObject({
     agents: z.number().int(),
     attested: z.number().int(),
@@ -62,7 +71,9 @@ export const NodeDetailSchema = NodeSummarySchema.extend({
       via: z.string(),
       app: z.string().nullable(),
       connected: z.boolean(),
+      health: z.string().nullable().optional(),
       attested: z.boolean(),
+      last_attest: IsoOrNull.optional(),
     }),
   ),
   attestations: z.array(z.looseObject({ agent_id: z.string(), at: Iso, ok: z.boolean() })),
@@ -72,6 +83,7 @@ export const NodeDetailSchema = NodeSummarySchema.extend({
       id: z.string(),
       kind: z.string(),
       amount_micro_usd: MicroUsd,
+      amount_usd: z.string(),
       reason: z.string().nullable(),
       at: Iso,
     }),
@@ -134,8 +146,11 @@ export const LeaseSchema = z.looseObject({
   created_at: Iso,
   ended_at: IsoOrNull,
   locked_micro_usd: MicroUsd,
+  locked_usd: z.string(),
   paid_micro_usd: MicroUsd,
+  paid_usd: z.string(),
   refunded_micro_usd: MicroUsd,
+  refunded_usd: z.string(),
   lease_periods: z.array(LeasePeriodSchema),
 });
 
@@ -171,6 +186,15 @@ export const AbuseReportSchema = z.looseObject({
   authorized_at: IsoOrNull,
 });
 
+/** POST /v1/usage/report (the uptime reporter). */
+export const UsageReportSchema = z.looseObject({
+  report_id: z.string(),
+  node_id: z.string(),
+  period: Iso,
+  units: z.number().int(),
+  missed_checks: z.number().int(),
+});
+
 export const PayoutSchema = z.looseObject({
   payout_id: z.string(),
   provider: z.string(),
@@ -193,3 +217,5 @@ export type Settlement = z.infer<typeof SettlementSchema>;
 export type Finalized = z.infer<typeof FinalizeSchema>;
 export type AbuseReport = z.infer<typeof AbuseReportSchema>;
 export type Payout = z.infer<typeof PayoutSchema>;
+export type UsageReport = z.infer<typeof UsageReportSchema>;
+export type NodeList = z.infer<typeof NodeListSchema>;

@@ -74,6 +74,29 @@ describe('ee accounts / ee credits', () => {
     assert.equal(bobBal.available_micro_usd, 12_500_007);
   });
 
+  it('a purchase repeated with the same --payment-ref says it was a replay, not "Minted", and mints nothing', async () => {
+    const args = ['credits', 'purchase', '--account', bob.id, '--amount', '$3', '--payment-ref', 'cli-pay-replay'];
+    const first = await ee(args, admin);
+    assert.equal(first.code, 0, show(first));
+    assert.match(first.stdout, /^Minted\s+\$3\.00$/m);
+    const before = json(await ee(['credits', 'balance', bob.id, '--json'], admin)).total_micro_usd;
+    const again = await ee(args, admin);
+    assert.equal(again.code, 0, show(again));
+    assert.doesNotMatch(again.stdout, /^Minted/m, show(again));
+    assert.match(again.stdout, /^Not minted\s+\$3\.00 — a replay: payment cli-pay-replay had already minted it$/m);
+    assert.equal(json(await ee([...args, '--json'], admin)).replayed, true);
+    assert.equal(json(await ee(['credits', 'balance', bob.id, '--json'], admin)).total_micro_usd, before);
+  });
+
+  it('--amount ten: a message that says what an amount looks like (not "exponent notation")', async () => {
+    const r = await ee(['credits', 'transfer', '--to', bob.id, '--amount', 'ten'], {
+      EE_CONTROL_URL: url,
+      EE_API_KEY: alice.key,
+    });
+    failsWith(r, 2, /^ee: --amount: invalid amount "ten": expected dollars like "\$200", "200" or "12\.50"\n$/);
+    assert.doesNotMatch(r.stderr, /exponent/);
+  });
+
   it('bad input exits 2 before any request; refusals exit 1 with the API code', async () => {
     const asAlice = { EE_CONTROL_URL: url, EE_API_KEY: alice.key };
     for (const amount of ['-5', '0', '1.0000001', '1e3', 'ten']) {

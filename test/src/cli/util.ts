@@ -43,7 +43,6 @@ export const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stde
 
 /** Exit 0 and stdout is exactly one JSON document (nothing else on stdout). */
 export function json(r: Run): any {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.equal(r.code, 0, show(r));
   return JSON.parse(r.stdout);
 }

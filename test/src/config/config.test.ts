@@ -50,6 +50,10 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       max_body_bytes: 0,
       max_header_bytes: 16_384,
       max_handshakes: 256,
+      headers_timeout_ms: 30_000,
+      body_timeout_ms: 30_000,
+      max_connections: 10_000,
+      max_connections_per_address: 256,
       max_handshakes_per_address: 32,
       register_deadline_ms: 10_000,
       max_buffered_stream_bytes: 256 * 1024 * 1024,
@@ -153,8 +157,8 @@ test('unknown EE_* variables are ignored, and the known names are exported', () 
   assert.doesNotThrow(() =>
     loadControlPlaneConfig({ EE_CONTROL_PROT: 'abc', EE_REPO: 'org/repo', EE_BACKEND_URL: 'x' }),
   );
-  assert.equal(CONTROL_PLANE_ENV_VARS.length, 43);
-  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, 43);
+  assert.equal(new Set(CONTROL_PLANE_ENV_VARS).size, CONTROL_PLANE_ENV_VARS.length, 'no name twice');
+  assert.equal(CONTROL_PLANE_ENV_VARS.length, Object.keys(loadControlPlaneConfig({})).length, 'one per setting');
   for (const name of [
     'EE_CONTROL_PORT',
     'EE_DB_PATH',
@@ -162,6 +166,10 @@ test('unknown EE_* variables are ignored, and the known names are exported', () 
     'EE_MAX_CONCURRENT_HANDSHAKES',
     'EE_LOG_LEVEL',
     'EE_ACCESS_LOG',
+    'EE_HEADERS_TIMEOUT_MS',
+    'EE_BODY_TIMEOUT_MS',
+    'EE_MAX_CONNECTIONS',
+    'EE_MAX_CONNECTIONS_PER_ADDRESS',
   ]) {
     assert.ok(CONTROL_PLANE_ENV_VARS.includes(name), name);
   }

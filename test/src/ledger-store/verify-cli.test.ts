@@ -2,7 +2,7 @@
 // exit 0 and the summary on a good ledger, --json, exit 1 naming the discrepancy after tampering, exit 1 for
 // a database without a ledger, exit 2 for bad flags, and never the database password in any output.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
@@ -77,6 +77,30 @@ describe('ee ledger verify', () => {
           report.errors.includes('user:t1.credits_posted is 30 but the journal folds to 31'),
           report.errors.join('\n'),
         );
+      }),
+    ));
+
+  test('a reader that stops early (`| head -1`): no EPIPE crash, the exit code of the check', () =>
+    sqliteFile.session((withLedger) =>
+      withLedger(async (l) => {
+        await populate(l);
+        for (const args of [
+          ['--db', l.location],
+          ['--db', l.location, '--json'],
+        ]) {
+          const child = spawn(process.execPath, [EE_BIN, 'ledger', 'verify', ...args], {
+            cwd: REPO_ROOT,
+            env: { ...process.env, EE_DB_PATH: '', EE_DATABASE_URL: '' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          // The read end closes before the command can write a byte: every write of the child meets EPIPE.
+          child.stdout.destroy();
+          let stderr = '';
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+          assert.equal(stderr, '', 'nothing on stderr: the closed pipe is not an error of the command');
+          assert.equal(code, 0, stderr);
+        }
       }),
     ));
 

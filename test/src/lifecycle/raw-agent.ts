@@ -25,7 +25,7 @@ import {
 import { onCleanup } from '../helpers/network.js';
 
 // Loose on purpose: tests assert on whatever the control plane actually sent.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 export type Msg = { type: string; [k: string]: any };
 
 /** An attest_request as received (or anything carrying its nonce). */

@@ -17,7 +17,7 @@ import { fraudOp, slashOp } from '@easyenclave/control-plane/market/ops-penalty'
 import { lockId, periodIndex, refundId, settleId } from '@easyenclave/control-plane/market/period';
 import { requiredStake, type Tier } from '@easyenclave/control-plane/market/policy';
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
-import type { MarketDb } from '@easyenclave/control-plane/market/store/schema';
+import type { Db as MarketDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations } from '@easyenclave/control-plane/store/index';
 
 const HOUR = 3_600_000;

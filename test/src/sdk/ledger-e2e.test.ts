@@ -43,6 +43,44 @@ describe('SDK ledger calls against the control plane', () => {
     assert.equal((await admin.balance(bob.id)).total_micro_usd, 200_000_001n);
   });
 
+  it('every *_micro_usd field of an answer is a bigint, nested balances included', async () => {
+    const c = await admin.createAccount({ kind: 'user', name: 'Carol' });
+    const carol = new EasyEnclave({ url, apiKey: c.api_key! });
+    const p = await admin.purchaseCredits({ account: c.account_id, amount: '$1', payment_ref: 'sdk-pay-bigint' });
+    const t = await carol.transferCredits({ to: bob.id, amount: 3n });
+    assert.equal(typeof t.balance?.available_micro_usd, 'bigint');
+    assert.equal(t.balance?.available_micro_usd, (await carol.balance()).available_micro_usd);
+    assert.equal(typeof p.balance.total_micro_usd, 'bigint');
+    const money = (v: unknown, at: string): void => {
+      if (v === null || typeof v !== 'object') return;
+      for (const [k, x] of Object.entries(v)) {
+        if (k.endsWith('_micro_usd')) assert.equal(typeof x, 'bigint', `${at}.${k}`);
+        money(x, `${at}.${k}`);
+      }
+    };
+    money(t, 'transfer');
+    money(p, 'purchase');
+    for await (const h of carol.transfers({ limit: 50 })) money(h, 'history');
+  });
+
+  it('a purchase repeated with the same payment_ref (a new idempotency key) says replayed and mints nothing', async () => {
+    const first = await admin.purchaseCredits({ account: bob.id, amount: '$7', payment_ref: 'sdk-pay-replay' });
+    assert.equal(first.replayed, false);
+    const before = (await admin.balance(bob.id)).total_micro_usd;
+    const again = await admin.purchaseCredits({ account: bob.id, amount: '$7', payment_ref: 'sdk-pay-replay' });
+    assert.equal(again.replayed, true);
+    assert.equal(again.transfer_id, first.transfer_id);
+    assert.equal((await admin.balance(bob.id)).total_micro_usd, before);
+  });
+
+  it('transfers() without an account (none in the options, no API key) is a clear TypeError, not a ZodError', () => {
+    assert.throws(
+      () => admin.transfers({ limit: 1 }),
+      (e: unknown) => e instanceof TypeError && /transfers\(\) needs an account/.test(e.message),
+    );
+    assert.throws(() => alice.client.transfers({ limit: 0 }), /limit must be a positive integer/);
+  });
+
   it('a retried transfer (same idempotency key) is applied once', async () => {
     const before = (await bob.client.balance(bob.id)).available_micro_usd;
     const first = await alice.client.transferCredits({ to: bob.id, amount: '$1' }, { idempotency_key: 'sdk-retry-1' });

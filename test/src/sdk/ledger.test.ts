@@ -200,6 +200,21 @@ describe('ledger calls (stub server)', () => {
     assert.equal(s.seen.length, 4, 'a GET is retried (1 + 2 retries)');
   });
 
+  test('parseJsonExact: every *_micro_usd integer is a bigint at any depth, schema or not; strings stay strings', () => {
+    const text =
+      `{"memo":"\\"x_micro_usd\\":1","balance":{"available_micro_usd":${BIG},"stake_micro_usd":5},` +
+      `"list":[{"held_micro_usd":-7}],"uptime_s":1.5,"n":3}`;
+    assert.deepEqual(parseJsonExact(text), {
+      memo: '"x_micro_usd":1',
+      balance: { available_micro_usd: BIG, stake_micro_usd: 5n },
+      list: [{ held_micro_usd: -7n }],
+      uptime_s: 1.5,
+      n: 3,
+    });
+    // A broken amount is left as a number for the schema to refuse by name.
+    assert.deepEqual(parseJsonExact('{"a_micro_usd":1.5}'), { a_micro_usd: 1.5 });
+  });
+
   test('stringifyJson writes bigints exactly and leaves strings alone', () => {
     assert.equal(stringifyJson({ a: BIG, s: '\u0000bigint:1', n: [1n] }), `{"a":${BIG},"s":"\\u0000bigint:1","n":[1]}`);
   });

@@ -49,7 +49,7 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
   const party = async (kind: 'user' | 'provider', name: string, amount: string) => {
     const a = await admin.createAccount({ kind, name });
     await admin.purchaseCredits({ account: a.account_id, amount, payment_ref: `pay-${name}` });
-    return { id: a.account_id, ee: new EasyEnclave({ url, apiKey: a.api_key }) };
+    return { id: a.account_id, ee: new EasyEnclave({ url, apiKey: a.api_key! }) };
   };
   const available = async (account: string) => (await admin.balance(account)).available_micro_usd;
 
@@ -122,6 +122,9 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
       [true, s2.transfer_id, REQUIRED],
     );
     assert.equal(await available(provider.id), 1_000_000_000n - REQUIRED, 'staked once');
+    const held = (await provider.ee.balance()).stake_micro_usd;
+    assert.equal(typeof held, 'bigint', "a provider's balance carries its stake as a bigint");
+    assert.equal(held, REQUIRED);
     const listed = (await admin.nodes()).find((n) => n.node_id === node_id);
     assert.equal(listed?.eligible, true);
     assert.throws(() => provider.ee.nodes(), /adminToken is required/);
@@ -130,7 +133,7 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
   it('a user creates a lease: the lock is exact in the balance; a retry with the same key makes one lease', async () => {
     const poor = await admin.createAccount({ kind: 'user', name: 'bob' });
     await rejectsWith(
-      new EasyEnclave({ url, apiKey: poor.api_key }).createLease({ app: 'demo', vcpus: 2 }),
+      new EasyEnclave({ url, apiKey: poor.api_key! }).createLease({ app: 'demo', vcpus: 2 }),
       PaymentRequiredError,
       'payment_required',
       402,

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { intArg, leaseId, nodeId, periodArg, reportId, textArg } from '../market-args.js';
-import { AbuseReportSchema, UsageReportSchema, type AbuseReport, type UsageReport } from '../market-schemas.js';
+import { AbuseReportSchema, UsageReportSchema, type AbuseReport, type UsageReport } from '@easyenclave/sdk';
 import { addIdempotencyOption, idempotentPost } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, addServiceTokenOption, optsOf } from '../options.js';
 import { formatFields, printResult } from '../output.js';

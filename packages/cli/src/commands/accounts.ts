@@ -2,10 +2,9 @@
 // the control plane stores only its hash.
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
-import { CreatedAccountSchema } from '../ledger-schemas.js';
+import { AccountSchema } from '@easyenclave/sdk';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, printResult } from '../output.js';
 
@@ -40,7 +39,7 @@ export function registerAccounts(program: Command): void {
         auth: 'admin',
         body: { kind: o.kind, name: o.name },
         idempotencyKey: key,
-        schema: CreatedAccountSchema.extend({ api_key: z.string().nullable() }),
+        schema: AccountSchema,
       },
       o,
     );
@@ -51,7 +50,7 @@ export function registerAccounts(program: Command): void {
           ['Account', d.account_id],
           ['Kind', d.kind],
           ['Name', d.name],
-          ['Ledger accounts', d.ledger_accounts.join(', ')],
+          ['Ledger accounts', (d.ledger_accounts ?? []).join(', ')],
           ['API key', d.api_key ?? '(already shown when this request first ran; not stored)'],
         ]) + (d.api_key ? '\nStore the API key now: it is not shown again.' : ''),
     });

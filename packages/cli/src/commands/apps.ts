@@ -4,12 +4,12 @@ import type { Command } from 'commander';
 import { APP_NAME_RE } from '@easyenclave/protocol';
 import {
   AppDetailSchema,
-  AppListSchema,
+  AppsSchema,
   ResolveSchema,
   type AppDetail,
   type AppList,
-  type Resolve,
-} from '../api-schemas.js';
+  type Resolved,
+} from '@easyenclave/sdk';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
@@ -95,7 +95,7 @@ const showTable = (d: AppDetail): string =>
     ]),
   );
 
-const resolveTable = (r: Resolve): string =>
+const resolveTable = (r: Resolved): string =>
   formatFields([
     ['App', r.app_name],
     ['Status', r.status],
@@ -120,7 +120,7 @@ export function registerApps(program: Command): void {
   ]);
   list.action(async (_o: unknown, cmd: Command) => {
     const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppListSchema }, o), {
+    printResult(await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppsSchema }, o), {
       json: o.json,
       table: listTable,
     });

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { apiRequest, resolveConnection, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin } from '../mutations.js';
-import { BalanceSchema, HistorySchema, PurchaseSchema, TransferSchema, type History } from '../ledger-schemas.js';
+import { BalanceSchema, HistoryPageSchema, PurchaseSchema, TransferSchema, type HistoryPage } from '@easyenclave/sdk';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult } from '../output.js';
 
@@ -72,7 +72,10 @@ export function registerCredits(program: Command): void {
       json: o.json,
       table: (d) =>
         formatFields([
-          ['Minted', d.amount_usd],
+          // The same payment_ref mints once: a repeat is answered with the first purchase, nothing new minted.
+          d.replayed === true
+            ? ['Not minted', `${d.amount_usd} — a replay: payment ${d.payment_ref} had already minted it`]
+            : ['Minted', d.amount_usd],
           ['Account', d.account],
           ['Payment', d.payment_ref],
           ['Transfer', d.transfer_id],
@@ -118,12 +121,14 @@ export function registerCredits(program: Command): void {
       json: o.json,
       table: (d) =>
         formatFields([
-          ['Sent', d.amount_usd],
+          d.replayed === true
+            ? ['Not sent', `${d.amount_usd} — a replay: this transfer was applied before`]
+            : ['Sent', d.amount_usd],
           ['From', d.from],
           ['To', d.to],
           ['Memo', d.memo],
           ['Transfer', d.transfer_id],
-          ['Available', d.balance.available_usd],
+          ['Available', d.balance?.available_usd],
         ]),
     });
   });
@@ -171,7 +176,7 @@ export function registerCredits(program: Command): void {
     if (!/^\d{1,3}$/.test(o.limit) || Number(o.limit) < 1 || Number(o.limit) > 500)
       throw usageError('--limit must be an integer from 1 to 500');
     const auth = keyOrAdmin(o);
-    const pages: History[] = [];
+    const pages: HistoryPage[] = [];
     let cursor = o.cursor;
     do {
       const page = await apiRequest(
@@ -179,14 +184,14 @@ export function registerCredits(program: Command): void {
           path: `/v1/accounts/${encodeURIComponent(id)}/transfers`,
           query: { limit: o.limit, cursor },
           auth,
-          schema: HistorySchema,
+          schema: HistoryPageSchema,
         },
         o,
       );
       pages.push(page);
       cursor = page.next_cursor ?? undefined;
     } while (o.all && cursor !== undefined);
-    const merged: History = {
+    const merged: HistoryPage = {
       account: id,
       transfers: pages.flatMap((p) => p.transfers),
       next_cursor: pages[pages.length - 1]!.next_cursor,

@@ -1,6 +1,6 @@
 // `ee health`: GET /health, the control plane's liveness (public).
 import type { Command } from 'commander';
-import { HealthSchema } from '../api-schemas.js';
+import { HealthSchema } from '@easyenclave/sdk';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, printResult } from '../output.js';

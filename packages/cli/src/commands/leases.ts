@@ -7,7 +7,7 @@ import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane/ledger/chart';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { intArg, leaseId } from '../market-args.js';
-import { CreatedLeaseSchema, LeaseSchema, type CreatedLease, type Lease, type LeasePeriod } from '../market-schemas.js';
+import { CreatedLeaseSchema, LeaseSchema, type CreatedLease, type Lease, type LeasePeriod } from '@easyenclave/sdk';
 import { addIdempotencyOption, idempotentPost, keyOrAdmin } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult, section, type Cell, type Column } from '../output.js';

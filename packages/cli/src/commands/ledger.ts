@@ -6,7 +6,6 @@
 // Exit codes: 0 the ledger verifies; 1 a discrepancy, or the database cannot be read or holds no ledger;
 // 2 usage errors.
 import type { Command } from 'commander';
-import type { Kysely } from 'kysely';
 import { ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
 import { formatUsd } from '@easyenclave/control-plane/ledger/amount';
 import { verifyLedger, type LedgerVerifyReport } from '@easyenclave/control-plane/ledger-store/verify';
@@ -72,7 +71,7 @@ function printSummary(where: string, r: LedgerVerifyReport): void {
 async function verifyCommand(o: VerifyOptions): Promise<void> {
   const t = target(o);
   const where = t.dialect === 'postgres' ? `postgres ${redactUrl(t.url)}` : `sqlite ${t.path}`;
-  let db: Kysely<any>;
+  let db: ReturnType<typeof openReadOnly>['db'];
   try {
     db = openReadOnly(t).db;
   } catch (err) {

@@ -16,7 +16,7 @@ import {
   type NodeList,
   type RegisteredNode,
   type StakeResult,
-} from '../market-schemas.js';
+} from '@easyenclave/sdk';
 import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin, type AmountSpec } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult, section, type Cell } from '../output.js';
@@ -164,7 +164,8 @@ const stakeTable =
       ['Provider', d.provider],
       ['Stake held', d.stake.held_usd],
       ['Stake required', d.stake.required_usd],
-      ['Eligible', eligibleText(d.eligible, d.ineligible_reasons)],
+      // Absent from an idempotent replay (the stored answer predates them).
+      ['Eligible', d.eligible === undefined ? null : eligibleText(d.eligible, d.ineligible_reasons ?? [])],
       ['Transfer', d.transfer_id],
     ]);
 

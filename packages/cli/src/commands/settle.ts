@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { periodArg } from '../market-args.js';
-import { FinalizeSchema, SettlementSchema, type Finalize, type Settlement } from '../market-schemas.js';
+import { FinalizeSchema, SettlementSchema, type Finalized, type Settlement } from '@easyenclave/sdk';
 import { addIdempotencyOption, idempotentPost } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult, section } from '../output.js';
@@ -16,7 +16,7 @@ type PostOptions = ReadOptions & { idempotencyKey?: string };
 
 const PERIOD_HELP = "the period's start in ISO-8601 (2026-11-22T03:00:00.000Z) or its index";
 
-const finalizeTable = (d: Finalize): string =>
+const finalizeTable = (d: Finalized): string =>
   formatFields([
     ['Period', d.period],
     ['Lease-periods', d.lease_periods],

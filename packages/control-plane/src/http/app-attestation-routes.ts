@@ -85,6 +85,34 @@ const RelayQuery = z.object({
   ),
 });
 
+/**
+ * Relays `nonce_hex` to one agent (a relay already reserved on it) and answers its evidence untouched, or
+ * throws the relay's error. Also used by reservations, which return the chosen agent's evidence.
+ */
+export async function relayEvidence(hub: TunnelHub, link: AgentLink, nonce_hex: string): Promise<AppAttestation> {
+  const reg = link.reg!;
+  const { config } = hub.deps;
+  const outcome = await relayChallenge(hub, link, nonce_hex, Math.min(config.attest_deadline_ms, MAX_RELAY_TIMEOUT_MS));
+  if (!outcome.ok) throw ApiFailure.passThrough(outcome.error);
+  const r = outcome.response;
+  const sandbox = isSandboxQuote(Buffer.from(r.quote, 'base64'));
+  return {
+    app: reg.app_name,
+    agent_id: reg.agent_id,
+    network: reg.network,
+    sealed: reg.sealed,
+    repo: reg.repo,
+    release_tag: reg.release_tag,
+    evidence_type: sandbox ? 'sandbox' : 'tdx',
+    sandbox,
+    nonce: nonce_hex,
+    quote: r.quote,
+    report_data: r.report_data,
+    keyset: r.keyset ?? null,
+    measurements: r.measurements,
+  };
+}
+
 function shuffled<T>(xs: T[]): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -148,36 +176,17 @@ export async function appAttestationRoutes(base: FastifyInstance, opts: { hub: T
       const now_wall = Date.now();
       const link = shuffled(found).find((l) => reserveRelay(l, now_wall));
       if (link === undefined) throw busy();
-      const reg = link.reg!;
       inflight++;
       perApp.add(name, 1);
       perCaller.add(caller, 1);
-      let outcome;
+      let body: AppAttestation;
       try {
-        outcome = await relayChallenge(hub, link, nonce_hex, Math.min(config.attest_deadline_ms, MAX_RELAY_TIMEOUT_MS));
+        body = await relayEvidence(hub, link, nonce_hex);
       } finally {
         inflight--;
         perApp.add(name, -1);
         perCaller.add(caller, -1);
       }
-      if (!outcome.ok) throw ApiFailure.passThrough(outcome.error);
-      const r = outcome.response;
-      const sandbox = isSandboxQuote(Buffer.from(r.quote, 'base64'));
-      const body: AppAttestation = {
-        app: name,
-        agent_id: reg.agent_id,
-        network: reg.network,
-        sealed: reg.sealed,
-        repo: reg.repo,
-        release_tag: reg.release_tag,
-        evidence_type: sandbox ? 'sandbox' : 'tdx',
-        sandbox,
-        nonce: nonce_hex,
-        quote: r.quote,
-        report_data: r.report_data,
-        keyset: r.keyset ?? null,
-        measurements: r.measurements,
-      };
       return reply.header('cache-control', 'no-store').send({ ...body });
     },
   );

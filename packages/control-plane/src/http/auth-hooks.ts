@@ -4,11 +4,10 @@
 // the right credentials for another account → 403 (decided by the route with `mayActFor`). Tokens are
 // compared in constant time (auth.ts).
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
-import type { Kysely } from 'kysely';
 import { bearerToken, tokensEqual } from '../auth.js';
 import { ownerOf } from '../ledger/chart.js';
 import { authenticate, type Identity } from '../ledger-store/identities.js';
-import type { LedgerDatabase } from '../ledger-store/schema.js';
+import type { Db } from '../store/database.js';
 import { apiFailure } from './error-catalogue.js';
 
 export type Principal = { kind: 'admin'; id: 'admin' } | { kind: 'identity'; id: string; identity: Identity };
@@ -21,7 +20,7 @@ declare module 'fastify' {
 }
 
 export interface AuthDeps {
-  db: Kysely<LedgerDatabase>;
+  db: Db;
   admin_token: string | undefined;
 }
 

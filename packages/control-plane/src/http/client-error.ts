@@ -5,6 +5,7 @@
 
 import type { Duplex } from 'node:stream';
 import { rawErrorResponse, type ApiError } from '../http-errors.js';
+import { answerAndClose } from './edge-guard.js';
 
 interface ParserError extends Error {
   code?: string;
@@ -18,7 +19,7 @@ export function clientErrorAnswer(err: ParserError): ApiError {
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return { status: 413, code: 'body_too_large', message: 'chunk extensions exceed the limit' };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' };
+      return { status: 408, code: 'request_timeout', message: 'the request head did not arrive in time' };
     default: {
       // llhttp's reason names the violation ("Invalid method encountered"); it never echoes request bytes.
       const why =
@@ -35,5 +36,5 @@ export function onClientError(err: ParserError, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  socket.end(rawErrorResponse(clientErrorAnswer(err)));
+  answerAndClose(socket, rawErrorResponse(clientErrorAnswer(err)));
 }

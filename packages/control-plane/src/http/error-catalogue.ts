@@ -79,9 +79,11 @@ export const ERROR_CATALOGUE = {
   unknown_lease: e(404, 'not_found', 'no such lease (or not yours)'),
   unknown_report: e(404, 'not_found', 'no such abuse report'),
   unknown_payout: e(404, 'not_found', 'no such payout'),
+  unknown_reservation: e(404, 'not_found', 'no such reservation (or not yours)'),
   // 409: the request is fine; the state it meets refuses it.
   transfer_conflict: e(409, 'conflict', 'this transfer id was already used for a different transfer'),
   lease_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different lease'),
+  reservation_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different reservation'),
   report_conflict: e(409, 'conflict', 'this Idempotency-Key already filed a different report'),
   idempotency_key_in_use: e(
     409,
@@ -98,12 +100,14 @@ export const ERROR_CATALOGUE = {
   no_eligible_node: e(409, 'conflict', 'no eligible node serves this app', [503]),
   payout_resolved: e(409, 'conflict', 'the payout is already resolved'),
   period_not_ended: e(409, 'conflict', 'the period has not ended yet'),
-  // 413, 415: bodies.
+  // 408, 413, 415: heads and bodies.
+  request_timeout: e(408, 'invalid_request', 'the request did not arrive in time'),
   body_too_large: e(413, 'invalid_request', 'the request body exceeds the limit'),
   unsupported_media_type: e(415, 'invalid_request', 'the request body must be application/json'),
   // 5xx: nothing the caller did; say whether waiting helps (Retry-After).
   internal: e(500, 'internal', 'internal error'),
   busy: e(503, 'rate_limit', 'too many requests in flight; retry later'),
+  too_many_connections: e(503, 'rate_limit', 'too many open connections; retry later'),
   shutting_down: e(503, 'unavailable', 'the control plane is shutting down; retry'),
   store_unavailable: e(503, 'unavailable', 'the database is unavailable; retry later'),
   quote_unavailable: e(503, 'unavailable', 'the control plane could not produce a quote'),

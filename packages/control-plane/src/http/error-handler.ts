@@ -4,7 +4,7 @@
 // anything else as 500 internal. Every answer carries the request's id (`Request-Id`).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { LedgerBusyError, LedgerClosedError } from '../ledger-store/writer.js';
+import { WriterBusyError, WriterClosedError } from '../store/writer.js';
 import { isStoreUnavailable } from '../store/faults.js';
 import { STORE_RETRY_AFTER_S, type StoreHealth } from '../store/health.js';
 import { ApiFailure, errorBodyOf, isErrorCode, type ErrorCode } from './error-catalogue.js';
@@ -67,8 +67,8 @@ export function answerFor(err: unknown, req: FastifyRequest, store: StoreHealth)
   }
   if (hasZodFastifySchemaValidationErrors(err))
     return validationAnswer(req, err.validation as unknown as ValidationIssue[], err.validationContext);
-  if (err instanceof LedgerBusyError) return { status: 503, code: 'busy', message: err.message, retry_after_s: 1 };
-  if (err instanceof LedgerClosedError)
+  if (err instanceof WriterBusyError) return { status: 503, code: 'busy', message: err.message, retry_after_s: 1 };
+  if (err instanceof WriterClosedError)
     return {
       status: 503,
       code: 'shutting_down',

@@ -8,10 +8,9 @@
 // Keys are scoped to the caller, so two accounts can never collide on one.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { ExtraWrites } from '../ledger-store/batch.js';
 import { findIdempotencyRecord, pruneIdempotencyRecords } from '../ledger-store/idempotency-records.js';
-import type { LedgerDatabase } from '../ledger-store/schema.js';
+import type { Db } from '../store/database.js';
 import { apiFailure, errorBodyOf, ERROR_CATALOGUE, type ErrorCode } from './error-catalogue.js';
 
 declare module 'fastify' {
@@ -86,7 +85,7 @@ function send(reply: FastifyReply, r: StoredResponse): FastifyReply {
 export class IdempotencyKeys {
   readonly #inFlight = new Set<string>();
 
-  constructor(private readonly db: Kysely<LedgerDatabase>) {}
+  constructor(private readonly db: Db) {}
 
   /**
    * Runs `run` under the request's Idempotency-Key (if any) and sends its response; replays, mismatches and

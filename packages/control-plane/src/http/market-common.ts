@@ -1,12 +1,13 @@
 // Shared pieces of the market's HTTP routes: dependencies, money and period views, row-writing operations.
-import type { Transaction } from 'kysely';
 import { formatUsd } from '../ledger/amount.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { Market } from '../market/market.js';
+import type { Reservations } from '../market/reservations.js';
 import type { PeriodRow } from '../market/ops.js';
 import { parsePeriod, periodIso } from '../market/period.js';
 import { authHooks, type AuthHooks } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
+import type { Tx } from '../store/database.js';
 import type { IdempotencyKeys, IdempotentRun, StoredResponse } from './idempotency.js';
 
 export interface MarketRoutesOptions {
@@ -15,6 +16,8 @@ export interface MarketRoutesOptions {
   admin_token: string | undefined;
   launcher_token: string | undefined;
   uptime_token: string | undefined;
+  /** Reservations (docs/confidential.md); an authorised abuse report ends the node's open ones at once. */
+  reservations?: Reservations;
 }
 
 export const marketAuth = (o: MarketRoutesOptions): AuthHooks =>
@@ -71,7 +74,7 @@ export function rowsOp(
   run: IdempotentRun,
   build: (ctx: ApplyContext) => {
     response: StoredResponse;
-    write?: (tx: Transaction<any>) => Promise<void>;
+    write?: (tx: Tx) => Promise<void>;
   },
 ): LedgerOp<StoredResponse> {
   return {

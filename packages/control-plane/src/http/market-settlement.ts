@@ -263,6 +263,8 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
           }),
         );
         void market.refreshRanking();
+        // Zero tolerance: the node's open reservations refund what is not claimed yet, now.
+        await opts.reservations?.checkNode(row.node_id);
         return response;
       });
     },

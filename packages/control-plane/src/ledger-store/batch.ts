@@ -8,9 +8,12 @@
 //
 // Lock order on PostgreSQL (a total order, so concurrent replicas cannot deadlock): accounts by id, then
 // pending rows by id, then the audit head. Rows read before locking are immutable journal rows only.
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
-import { createLedgerState, expirePending } from '../ledger/engine.js';
+import { sql, type Selectable } from 'kysely';
+import { checkCommit, countersOf, LedgerInvariantError } from '../ledger/commit-check.js';
+import { GuardedState, type Declaration } from '../ledger/declared.js';
+import { expirePending } from '../ledger/engine.js';
 import type { Account, LedgerState, PendingStatus, TransferResult } from '../ledger/types.js';
+import type { Db, Tx } from '../store/database.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { extendChain, type AuditEntry } from './audit.js';
 import {
@@ -35,17 +38,16 @@ import {
   journalRowFromEntry,
   type AccountRow,
 } from './rows.js';
-import type { EeAccountsTable, EeIdempotencyTable, LedgerDatabase } from './schema.js';
+import type { EeAccountsTable, EeIdempotencyTable } from './schema.js';
 
-export type LedgerDb = Kysely<LedgerDatabase>;
-type Tx = Transaction<LedgerDatabase>;
+export type LedgerDb = Db;
 
 /** Rows an operation writes next to its transfers, in the same transaction. */
 export interface ExtraWrites {
   identities: Selectable<EeAccountsTable>[];
   idempotency: EeIdempotencyTable[];
   /** Other features' rows (e.g. the market's), written after the ledger rows, before COMMIT. */
-  after: ((tx: Transaction<any>) => Promise<void>)[];
+  after: ((tx: Tx) => Promise<void>)[];
 }
 
 /** What `prepare` adds to an operation's working set after reading inside the transaction. */
@@ -71,8 +73,9 @@ export interface LedgerOp<T> {
    * Optional: runs inside the transaction before the ledger rows are loaded, to read (and on PostgreSQL lock,
    * with SELECT … FOR UPDATE) another feature's rows the operation depends on — e.g. a node's status, or the
    * open locks to void — and to add what it found to the working set. Runs again if the batch is retried.
+   * `now_ms` is the batch's clock, the same `apply` gets (for ids that name the current period).
    */
-  prepare?(tx: Transaction<any>, dialect: StoreDialect): Promise<PreparedNeeds | void>;
+  prepare?(tx: Tx, dialect: StoreDialect, now_ms: number): Promise<PreparedNeeds | void>;
   apply(ctx: ApplyContext): T;
 }
 
@@ -83,8 +86,14 @@ const counterKey = (a: Account) => `${a.debits_pending}|${a.debits_posted}|${a.c
 
 interface WorkingSet {
   state: LedgerState;
+  /** Checks each operation's reads and writes against its declaration (declared.ts). */
+  guard: GuardedState;
+  /** Per operation, in order: what it declared, with the accounts of the pending transfers it named. */
+  declared: Declaration[];
   /** Counters as loaded, to find what changed. */
   loadedCounters: Map<string, string>;
+  /** The same counters, for the commit's invariant check. */
+  loadedAccounts: Map<string, ReturnType<typeof countersOf>>;
   loadedPending: Map<string, PendingStatus>;
   loadedFailed: Set<string>;
   head: { seq: number; hash: string };
@@ -113,12 +122,23 @@ async function load(
 
   const accountIds = new Set<string>();
   const transferIds = new Set<string>(due.map((r) => r.id));
+  const declared: { accounts: Set<string>; transfers: Set<string> }[] = [];
+  /** transfer id → the declarations naming it. */
+  const namedBy = new Map<string, { accounts: Set<string> }[]>();
   for (const op of ops) {
-    for (const id of op.accounts) accountIds.add(id);
-    for (const id of op.transfers) transferIds.add(id);
-    const more = op.prepare ? await op.prepare(tx as Transaction<any>, dialect) : undefined;
-    for (const id of more?.accounts ?? []) accountIds.add(id);
-    for (const id of more?.transfers ?? []) transferIds.add(id);
+    const more = op.prepare ? await op.prepare(tx, dialect, now_ms) : undefined;
+    const d = {
+      accounts: new Set([...op.accounts, ...(more?.accounts ?? [])]),
+      transfers: new Set([...op.transfers, ...(more?.transfers ?? [])]),
+    };
+    declared.push(d);
+    for (const id of d.accounts) accountIds.add(id);
+    for (const id of d.transfers) {
+      transferIds.add(id);
+      const named = namedBy.get(id);
+      if (named) named.push(d);
+      else namedBy.set(id, [d]);
+    }
   }
   // Journal rows are immutable, so reading them before locking is safe; their accounts join the lock set (a
   // pending transfer being resolved or expired needs both of its accounts in the working set).
@@ -127,14 +147,23 @@ async function load(
   for (const r of journal) {
     accountIds.add(r.debit_account);
     accountIds.add(r.credit_account);
+    // An operation naming a transfer may touch that transfer's accounts (resolving a lock needs both).
+    if (r.transfer_id === null) continue;
+    for (const d of namedBy.get(r.transfer_id) ?? []) {
+      d.accounts.add(r.debit_account);
+      d.accounts.add(r.credit_account);
+    }
   }
 
-  const state = createLedgerState();
+  const guard = new GuardedState();
+  const state = guard.state;
   const loadedCounters = new Map<string, string>();
+  const loadedAccounts = new Map<string, ReturnType<typeof countersOf>>();
   for (const row of await selectAccounts(tx, dialect, [...accountIds].sort())) {
     const account = accountFromRow(row);
     state.accounts.set(account.id, account);
     loadedCounters.set(account.id, counterKey(account));
+    loadedAccounts.set(account.id, countersOf(account));
   }
   const pendingIds: string[] = [];
   for (const row of journal) {
@@ -169,7 +198,16 @@ async function load(
     state.failed.set(r.id, r.result as TransferResult);
     loadedFailed.add(r.id);
   }
-  return { state, loadedCounters, loadedPending, loadedFailed, head: { seq: Number(head.seq), hash: head.hash } };
+  return {
+    state,
+    guard,
+    declared,
+    loadedCounters,
+    loadedAccounts,
+    loadedPending,
+    loadedFailed,
+    head: { seq: Number(head.seq), hash: head.hash },
+  };
 }
 
 async function persist(
@@ -221,7 +259,7 @@ async function persist(
       .onConflict((oc) => oc.columns(['principal', 'key']).doNothing())
       .execute();
   }
-  for (const write of writes.after) await write(tx as Transaction<any>);
+  for (const write of writes.after) await write(tx);
 
   if (audit.length === 0) return;
   const chained = extendChain(ws.head, audit, now_ms);
@@ -240,7 +278,7 @@ async function inTransaction<T>(db: LedgerDb, dialect: StoreDialect, fn: (tx: Tx
   return db.connection().execute(async (conn) => {
     await sql`BEGIN IMMEDIATE`.execute(conn);
     try {
-      const result = await fn(conn as unknown as Tx);
+      const result = await fn(conn);
       await sql`COMMIT`.execute(conn);
       return result;
     } catch (err) {
@@ -263,7 +301,13 @@ export async function runBatch(
     // Due locks are released before anything else runs, so no operation in the batch sees them as held.
     expirePending(ws.state, now_ms);
     const writes: ExtraWrites = { identities: [], idempotency: [], after: [] };
-    const results = ops.map((op) => op.apply({ state: ws.state, now_ms, writes }));
+    const results = ops.map((op, i) =>
+      ws.guard.within(ws.declared[i]!, () => op.apply({ state: ws.state, now_ms, writes })),
+    );
+    const violations = checkCommit(ws.loadedAccounts, ws.state.accounts.values(), ws.state.journal, (id) =>
+      ws.state.transfers.get(id),
+    );
+    if (violations.length > 0) throw new LedgerInvariantError(violations);
     await persist(tx, dialect, ws, writes, now_ms);
     return results;
   });

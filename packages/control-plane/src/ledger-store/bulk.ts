@@ -3,12 +3,11 @@
 // (or ids) — expanded by the database itself (SQLite json_each, PostgreSQL jsonb_array_elements / ANY).
 // The SQL text is constant, so SQLite's prepared statement is reused too. Still Kysely's `sql` (one query
 // layer); only the row expansion differs per dialect.
-import { sql, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
+import type { Tx } from '../store/database.js';
 import type { StoreDialect } from '../store/migrations.js';
 import type { AccountRow, JournalRow } from './rows.js';
-import type { LedgerAuditTable, LedgerDatabase } from './schema.js';
-
-type Tx = Transaction<LedgerDatabase>;
+import type { LedgerAuditTable } from './schema.js';
 type Column = readonly [name: string, pgType: 'text' | 'bigint' | 'integer'];
 
 const JOURNAL_COLUMNS: readonly Column[] = [

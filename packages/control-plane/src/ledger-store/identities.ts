@@ -3,11 +3,12 @@
 // secret has 256 bits of entropy, so a plain hash is enough (no password-style stretching needed), and the
 // key itself is returned once, at creation, and never stored or logged.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
+import type { Db } from '../store/database.js';
 import { createAccounts } from '../ledger/engine.js';
 import { identityAccountInputs, ownedAccounts, type IdentityKind } from '../ledger/chart.js';
 import type { ApplyContext, LedgerOp } from './batch.js';
-import type { EeAccountsTable, LedgerDatabase } from './schema.js';
+import type { EeAccountsTable } from './schema.js';
 
 export type Identity = Selectable<EeAccountsTable>;
 
@@ -56,7 +57,7 @@ export function createIdentityOp<T>(n: NewIdentity, then: (ctx: ApplyContext) =>
 export const IDENTITY_CACHE_SIZE = 10_000;
 const caches = new WeakMap<object, Map<string, Identity>>();
 
-function cacheOf(db: Kysely<LedgerDatabase>): Map<string, Identity> {
+function cacheOf(db: Db): Map<string, Identity> {
   let cache = caches.get(db);
   if (!cache) {
     cache = new Map();
@@ -65,7 +66,7 @@ function cacheOf(db: Kysely<LedgerDatabase>): Map<string, Identity> {
   return cache;
 }
 
-export async function getIdentity(db: Kysely<LedgerDatabase>, id: string): Promise<Identity | undefined> {
+export async function getIdentity(db: Db, id: string): Promise<Identity | undefined> {
   const cache = cacheOf(db);
   const hit = cache.get(id);
   if (hit) {
@@ -82,7 +83,7 @@ export async function getIdentity(db: Kysely<LedgerDatabase>, id: string): Promi
 }
 
 /** The identity an API key belongs to, or undefined. Constant-time in the secret. */
-export async function authenticate(db: Kysely<LedgerDatabase>, key: string): Promise<Identity | undefined> {
+export async function authenticate(db: Db, key: string): Promise<Identity | undefined> {
   const m = KEY_PATTERN.exec(key);
   if (!m) return undefined;
   const row = await getIdentity(db, `${m[1]}:${m[2]}`);

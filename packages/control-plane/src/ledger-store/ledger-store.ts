@@ -1,6 +1,5 @@
 // The ledger as the rest of the control plane sees it: the pure engine (../ledger) run by a group-committing
 // single writer against SQLite or PostgreSQL. Reads go straight to the database and see committed state.
-import type { Kysely } from 'kysely';
 import { createAccounts, createTransfers } from '../ledger/engine.js';
 import { PLATFORM_ACCOUNTS } from '../ledger/chart.js';
 import type {
@@ -11,12 +10,12 @@ import type {
   TransferInput,
   TransferResult,
 } from '../ledger/types.js';
+import type { Db } from '../store/database.js';
 import { runMigrations, type StoreDialect } from '../store/migrations.js';
 import type { LedgerOp } from './batch.js';
 import { LEDGER_MIGRATIONS } from './migrations.js';
 import { accountFromRow, entryFromJournalRow } from './rows.js';
-import type { LedgerDatabase } from './schema.js';
-import { LedgerWriter } from './writer.js';
+import { ledgerWriter, type LedgerWriter } from './writer.js';
 
 export interface HistoryPage {
   entries: { seq: number; entry: JournalEntry }[];
@@ -32,17 +31,17 @@ export class LedgerStore {
   readonly writer: LedgerWriter;
 
   private constructor(
-    readonly db: Kysely<LedgerDatabase>,
+    readonly db: Db,
     readonly dialect: StoreDialect,
     now: () => number,
   ) {
-    this.writer = new LedgerWriter(db, dialect, now);
+    this.writer = ledgerWriter(db, dialect, now);
   }
 
   /** Migrates the ledger tables and creates the platform accounts (idempotent). `db` is the store's connection. */
-  static async open(db: Kysely<any>, dialect: StoreDialect, now: () => number): Promise<LedgerStore> {
+  static async open(db: Db, dialect: StoreDialect, now: () => number): Promise<LedgerStore> {
     await runMigrations(db, dialect, LEDGER_MIGRATIONS);
-    const ledger = new LedgerStore(db as Kysely<LedgerDatabase>, dialect, now);
+    const ledger = new LedgerStore(db, dialect, now);
     const results = await ledger.createAccounts(PLATFORM_ACCOUNTS);
     const bad = results.filter((r) => r !== 'ok' && r !== 'exists');
     if (bad.length > 0) throw new Error(`ledger: platform accounts could not be created: ${bad.join(', ')}`);
@@ -50,7 +49,7 @@ export class LedgerStore {
   }
 
   submit<T>(op: LedgerOp<T>): Promise<T> {
-    return this.writer.submit(op);
+    return this.writer.submit<T>(op);
   }
 
   createAccounts(inputs: readonly AccountInput[]): Promise<AccountResult[]> {

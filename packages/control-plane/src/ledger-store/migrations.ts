@@ -3,12 +3,13 @@
 // a hand-typed SQL session) can rewrite history without first dropping a trigger — which `ee ledger verify`
 // would then still catch through the hash chain.
 import { sql, type Kysely } from 'kysely';
+import type { Database } from '../store/database.js';
 import { int64Type, type Migration, type StoreDialect } from '../store/migrations.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const APPEND_ONLY = ['ledger_journal', 'ledger_failed', 'ledger_audit'] as const;
 
-async function appendOnlyTriggers(db: Kysely<any>, d: StoreDialect): Promise<void> {
+async function appendOnlyTriggers(db: Kysely<Database>, d: StoreDialect): Promise<void> {
   if (d === 'sqlite') {
     for (const table of APPEND_ONLY) {
       for (const op of ['UPDATE', 'DELETE']) {

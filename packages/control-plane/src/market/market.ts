@@ -27,7 +27,7 @@ import {
   type Tier,
 } from './policy.js';
 import { MARKET_MIGRATIONS } from './store/migrations.js';
-import type { MarketDb } from './store/schema.js';
+import type { Db as MarketDb } from '../store/database.js';
 import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
 
 export interface MarketDeps {
@@ -92,7 +92,7 @@ export class Market implements MarketHooks {
   #remoteAt = 0;
 
   private constructor(readonly deps: MarketDeps) {
-    this.db = deps.store.db as unknown as MarketDb;
+    this.db = deps.store.db;
     this.timing = { period_ms: deps.config.settlement_period_ms, grace_ms: deps.config.settlement_grace_ms };
   }
 
@@ -160,6 +160,14 @@ export class Market implements MarketHooks {
    * token's node registered) is attestation fraud by the token's node.
    */
   async onAttested(link: AgentLink, ppid: string | undefined): Promise<void> {
+    await this.bindByPpid(link, ppid);
+    if (this.attestedListener !== null && !link.closed) await this.attestedListener(link);
+  }
+
+  /** Runs after each successful attestation, once the agent is bound (reservations record its receipt key). */
+  attestedListener: ((link: AgentLink) => Promise<void>) | null = null;
+
+  private async bindByPpid(link: AgentLink, ppid: string | undefined): Promise<void> {
     if (!link.reg?.sealed || ppid === undefined) return;
     const owner = (await this.db.selectFrom('market_nodes').selectAll().where('ppid', '=', ppid).executeTakeFirst()) as
       NodeRow | undefined;
@@ -458,7 +466,7 @@ export class Market implements MarketHooks {
       .selectFrom('market_nodes')
       .selectAll()
       .where('status', '=', 'active')
-      .where('id', 'in', (eb: any) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
+      .where('id', 'in', (eb) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
       .execute()) as NodeRow[];
     let slashed = 0;
     const c = this.deps.config;

@@ -7,7 +7,6 @@ import type { StoreDialect } from '../store/migrations.js';
 import { lockId, refundId } from './period.js';
 import { transferRefusal } from '../ledger/refusal.js';
 import { stakeHeld, type MarketRefusal, type NodeRow, type PeriodRow } from './ops.js';
-import type { MarketTx } from './store/schema.js';
 
 const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q => (d === 'postgres' ? q.forUpdate() : q);
 
@@ -33,8 +32,7 @@ export function slashOp(
   return {
     accounts: [providerStake(provider), PLATFORM_SLASH_POOL],
     transfers: [id],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d) {
       node = await forUpdate(tx.selectFrom('market_nodes').selectAll().where('id', '=', node_id), d).executeTakeFirst();
     },
     apply(ctx) {
@@ -86,8 +84,7 @@ export function fraudOp(node_id: string, reason: string): LedgerOp<FraudResult> 
   return {
     accounts: [PLATFORM_SLASH_POOL],
     transfers: [fraudSlashId(node_id)],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d) {
       node = await forUpdate(tx.selectFrom('market_nodes').selectAll().where('id', '=', node_id), d).executeTakeFirst();
       if (!node) return;
       open = await forUpdate(

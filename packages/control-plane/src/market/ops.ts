@@ -10,14 +10,14 @@ import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { lockFor, lockId, periodEnd, periodIndex, refundId, settleId } from './period.js';
 import { requiredStake, type Tier } from './policy.js';
-import type { MarketLeasePeriodsTable, MarketLeasesTable, MarketNodesTable, MarketTx } from './store/schema.js';
-
-type Tx = MarketTx;
+import type { Tx } from '../store/database.js';
+import type { MarketLeasePeriodsTable, MarketLeasesTable, MarketNodesTable } from './store/schema.js';
 export type NodeRow = MarketNodesTable;
 export type LeaseRow = MarketLeasesTable;
 export type PeriodRow = MarketLeasePeriodsTable;
 
-const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q => (d === 'postgres' ? q.forUpdate() : q);
+export const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q =>
+  d === 'postgres' ? q.forUpdate() : q;
 
 /** What `account` can spend in the batch's working set (0 when it does not exist). */
 export function balance(state: LedgerState, account: string): bigint {
@@ -36,10 +36,11 @@ export type MarketRefusalCode =
   | 'insufficient_stake'
   | 'lease_conflict'
   | 'no_eligible_node'
-  | 'payout_resolved';
+  | 'payout_resolved'
+  | 'reservation_conflict';
 export type MarketRefusal = Refusal<MarketRefusalCode>;
 
-async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {
+export async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {
   if (ids.length === 0) return new Map();
   const rows: NodeRow[] = await forUpdate(
     tx
@@ -111,8 +112,7 @@ export function stakeOp<T>(
   return {
     accounts: [providerEarnings(provider), providerStake(provider)],
     transfers: [transfer_id],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d) {
       node = (await lockNodes(tx, d, [node_id])).get(node_id);
     },
     apply(ctx) {
@@ -153,8 +153,7 @@ export function unstakeOp<T>(
   return {
     accounts: [providerEarnings(provider), providerStake(provider)],
     transfers: [transfer_id],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d) {
       // Stake is per provider, so a lock made on ANY of the provider's nodes must be seen by the count below:
       // lock all of them (lease creation and renewal lock their node first). Locking only this node let a lease
       // on a sibling node commit after the count and before the ledger's account locks: both succeeded.
@@ -245,8 +244,7 @@ export function createLeaseOp<T>(
   return {
     accounts: [l.user_id, ...l.candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d, now_ms) {
       // The id comes from the caller's Idempotency-Key: a retry after its record expired finds the lease here.
       const lease = (await tx
         .selectFrom('market_leases')
@@ -282,6 +280,8 @@ export function createLeaseOp<T>(
         .groupBy('node_id')
         .execute();
       for (const r of rows) used.set(r.node_id, Number(r.vcpus));
+      // The first period's lock: its id names the period `apply` will see (the batch's clock).
+      return { transfers: [lockId(l.lease_id, periodIndex(now_ms, t.period_ms))] };
     },
     apply(ctx) {
       if (existing) {
@@ -372,8 +372,7 @@ export function renewOp(
   return {
     accounts: [user_id, providerEarnings(provider), providerStake(provider)],
     transfers: [lockId(lease_id, index)],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d) {
       // The node row first, then the lease's (a lease's node never changes, so it is read unlocked): every
       // operation locks market rows node → lease → lease-period. Lease-then-node deadlocked against fraud,
       // which holds the node and ends the node's leases.
@@ -455,8 +454,7 @@ export function finalizeOp(
   return {
     accounts: [user_id, providerEarnings(provider)],
     transfers: [lockId(lease_id, index), settleId(lease_id, index), refundId(lease_id, index)],
-    async prepare(anyTx, d) {
-      const tx = anyTx as unknown as MarketTx;
+    async prepare(tx, d) {
       row = await forUpdate(
         tx.selectFrom('market_lease_periods').selectAll().where('lease_id', '=', lease_id).where('period', '=', index),
         d,

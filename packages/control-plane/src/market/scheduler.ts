@@ -3,11 +3,15 @@
 // (a tick asked for while one runs joins it); safe across replicas because every transfer id is deterministic
 // and every operation re-checks its rows under lock.
 import type { Market } from './market.js';
+import type { Reservations } from './reservations.js';
 
 export interface TickReport {
   renewed: number;
   finalized: number;
   slashed: number;
+  /** Reservations ended (expiry, zero tolerance) and locks rolled over a period boundary. */
+  reservations_closed: number;
+  reservations_rolled: number;
 }
 
 export const TICK_INTERVAL_MS = 2000;
@@ -16,7 +20,10 @@ export class MarketScheduler {
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly market: Market) {}
+  constructor(
+    private readonly market: Market,
+    private readonly reservations: Reservations | null = null,
+  ) {}
 
   start(interval_ms = TICK_INTERVAL_MS): void {
     this.#timer = setInterval(() => {
@@ -38,8 +45,9 @@ export class MarketScheduler {
         const finalized = await this.market.finalizeDue();
         const renewed = await this.market.renewDue();
         const slashed = await this.market.slashOutages();
+        const r = (await this.reservations?.sweep()) ?? { closed: 0, rolled: 0 };
         await this.market.refreshRanking();
-        return { renewed, finalized, slashed };
+        return { renewed, finalized, slashed, reservations_closed: r.closed, reservations_rolled: r.rolled };
       } finally {
         this.#running = null;
       }

@@ -3,7 +3,7 @@
 // and no new fault came for STORE_FAULT_HOLD_MS (so a disk that fails every write does not flap to `ok`
 // between writes). While unavailable, a probe runs every STORE_PROBE_INTERVAL_MS; /ready probes itself.
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database } from './database.js';
 
 export const STORE_PROBE_INTERVAL_MS = 1000;
 export const STORE_PROBE_TIMEOUT_MS = 2000;

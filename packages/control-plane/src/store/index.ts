@@ -5,14 +5,15 @@ import { runMigrations, STORE_MIGRATIONS, type StoreDialect } from './migrations
 import { openPostgres } from './postgres.js';
 import * as q from './queries.js';
 import { GroupCommitter } from './group-commit.js';
-import type { AgentRow, AppRow, AttestationRow, Database, HealthEventRow, RegistrationRow } from './schema.js';
+import type { Database } from './database.js';
+import type { AgentRow, AppRow, AttestationRow, HealthEventRow, RegistrationRow } from './schema.js';
 import { openSqlite } from './sqlite.js';
 
+export type { Database, Db, Tx } from './database.js';
 export type {
   AgentRow,
   AppRow,
   AttestationRow,
-  Database,
   HealthEventKind,
   HealthEventRow,
   HealthStatus,
@@ -26,7 +27,7 @@ export type StoreOptions = { db_path: string } | { database_url: string };
 
 export interface Store {
   readonly dialect: StoreDialect;
-  /** For later features (e.g. the ledger) to add their own tables via runMigrations and their own queries. */
+  /** The one connection: the ledger and the market add their tables via runMigrations and their own queries. */
   readonly db: Kysely<Database>;
   /** Idempotent. */
   close(): Promise<void>;
@@ -125,7 +126,8 @@ class KyselyStore implements Store {
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.db.destroy();
+    // Queued writes commit (or fail) before the connection goes.
+    this.#closed ??= this.#writes.close().then(() => this.db.destroy());
     return this.#closed;
   }
   claimApp(a: Parameters<Store['claimApp']>[0]) {

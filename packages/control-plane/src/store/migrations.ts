@@ -5,6 +5,7 @@
 // sees the winner's row and skips. Versions are checked one by one (not "max version"), so a later
 // feature (e.g. the ledger) can run its own list through runMigrations with a disjoint version range.
 import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
+import type { Database } from './database.js';
 
 export type StoreDialect = 'sqlite' | 'postgres';
 
@@ -12,7 +13,7 @@ export interface Migration {
   readonly version: number;
   readonly name: string;
   /** `db` is bound to the migration's transaction; do not open another transaction inside. */
-  up(db: Kysely<any>, dialect: StoreDialect): Promise<void>;
+  up(db: Kysely<Database>, dialect: StoreDialect): Promise<void>;
 }
 
 // Arbitrary constant shared by every process that migrates this database: "ee-migr" in ASCII as a JavaScript
@@ -21,9 +22,9 @@ const PG_MIGRATION_LOCK_KEY = 0x65652d6d696770n;
 
 /** Runs `fn` in one transaction holding the database's migration lock. */
 async function inLockedTransaction<T>(
-  db: Kysely<any>,
+  db: Kysely<Database>,
   dialect: StoreDialect,
-  fn: (tx: Kysely<any>) => Promise<T>,
+  fn: (tx: Kysely<Database>) => Promise<T>,
 ): Promise<T> {
   return db.connection().execute(async (conn) => {
     if (dialect === 'sqlite') {
@@ -58,7 +59,7 @@ function checkList(migrations: readonly Migration[]): void {
 
 /** Applies every migration of `migrations` not yet recorded in schema_migrations. Returns the versions applied now. */
 export async function runMigrations(
-  db: Kysely<any>,
+  db: Kysely<Database>,
   dialect: StoreDialect,
   migrations: readonly Migration[],
   now = Date.now,
@@ -111,7 +112,7 @@ type TableBuilder = CreateTableBuilder<string, string>;
 
 /** An append-only event table: autoincrement id plus the caller's columns, indexed by (agent, time) and (app, time). */
 async function createEventTable(
-  db: Kysely<any>,
+  db: Kysely<Database>,
   d: StoreDialect,
   table: string,
   build: (t: TableBuilder) => TableBuilder,

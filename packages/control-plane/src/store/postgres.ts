@@ -1,7 +1,7 @@
 // PostgreSQL via a pg Pool.
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database } from './database.js';
 
 const INT8_OID = 20;
 /** Longest wait for a new connection: an unreachable server fails requests (503) instead of hanging them. */

@@ -1,6 +1,6 @@
 // The query layer: one implementation for both dialects (Kysely compiles it per dialect).
 // Writes that touch more than one row expect to run inside a transaction: the store submits them through
-// the group committer (group-commit.ts). Every write writes before it reads, so a SQLite writer takes the
+// the store's writer (writer.ts). Every write writes before it reads, so a SQLite writer takes the
 // lock up front instead of failing to upgrade a stale read snapshot.
 import type { Kysely } from 'kysely';
 import type {
@@ -9,11 +9,11 @@ import type {
   AppRow,
   AttestationRow,
   AttestationsTable,
-  Database,
   HealthEventRow,
   Int01,
   RegistrationRow,
 } from './schema.js';
+import type { Database } from './database.js';
 
 type Db = Kysely<Database>;
 

@@ -74,7 +74,8 @@ export interface HealthEventsTable {
   detail: string | null;
 }
 
-export interface Database {
+/** The store's own tables (the one Database type, with the ledger's and the market's: database.ts). */
+export interface StoreTables {
   schema_migrations: SchemaMigrationsTable;
   apps: AppsTable;
   registrations: RegistrationsTable;

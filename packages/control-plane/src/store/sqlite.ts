@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database } from './database.js';
 
 export function openSqlite(path: string): Kysely<Database> {
   // better-sqlite3 treats "" as an anonymous temporary database: never what a config meant.

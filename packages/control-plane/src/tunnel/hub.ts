@@ -28,6 +28,7 @@ import type { Store } from '../store/index.js';
 import type { ApiError } from '../http-errors.js';
 import { rawErrorResponse } from '../http-errors.js';
 import { appStatus, type AppStatusView } from '../app-status.js';
+import { handleReceipts, type ReceiptSink } from './receipts.js';
 import { AgentLink, TokenBucket } from './link.js';
 import { APP_CLAIM_UNATTESTED_TTL_MS, DAY_MS, MAX_TRACKED_CLAIM_ADDRESSES } from '../app-claims.js';
 import type { ProxyMetrics } from '../metrics.js';
@@ -213,6 +214,8 @@ export class TunnelHub {
   draining = false;
   /** Set by the control plane once the market is open. */
   market: MarketHooks | null = null;
+  /** Takes the usage receipts agents send (tunnel/receipts.ts); null: receipts are not accepted. */
+  receipts: ReceiptSink | null = null;
 
   constructor(readonly deps: HubDeps) {
     this.budget = new QueueBudget(deps.config.max_buffered_stream_bytes);
@@ -339,6 +342,8 @@ export class TunnelHub {
         this.closeLink(link, CloseCode.NOT_REGISTERED, `send register before ${msg.type}`);
       } else if (msg.type === 'attest_response') {
         await handleAttestResponse(this, link, msg);
+      } else if (msg.type === 'receipts') {
+        await handleReceipts(this, link, msg);
       } else {
         await this.onHealth(link, msg.status, msg.detail);
       }

@@ -78,7 +78,10 @@ export class AgentLink {
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
   node_id: string | null = null;
   attested = false;
-  /** The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over. */
+  /**
+   * The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over,
+   * and the launcher's jobs seal to it and verify usage with it.
+   */
   keyset: Keyset | null = null;
   /**
    * Registered for an agent id that another live link holds: not indexed, writes no records under that id,

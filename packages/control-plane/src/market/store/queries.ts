@@ -1,9 +1,10 @@
 // Reads of the market's tables and of the control plane's own records (evidence for settlement, trust inputs).
 import type { PeriodEvidence } from '../settlement.js';
 import type { TrustInput } from '../policy.js';
-import type { MarketDatabase, MarketDb, MarketLeasePeriodsTable, MarketNodesTable } from './schema.js';
+import type { Db } from '../../store/database.js';
+import type { MarketLeasePeriodsTable, MarketNodesTable } from './schema.js';
 
-export type Db = MarketDb;
+export type { Db };
 
 export const getNode = (db: Db, id: string): Promise<MarketNodesTable | undefined> =>
   db.selectFrom('market_nodes').selectAll().where('id', '=', id).executeTakeFirst();
@@ -130,5 +131,3 @@ export async function trustInputs(db: Db, node_id: string): Promise<TrustInput> 
     authorised_reports: Number(abuse?.n ?? 0),
   };
 }
-
-export type { MarketDatabase };

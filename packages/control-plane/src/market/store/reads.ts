@@ -1,8 +1,8 @@
 // Reads the market's API answers with (nodes, leases, settlements, reports, payouts): the SQL lives here, the
 // routes (http/market-*.ts) only shape rows into views. Typed against the market's schema; no casts.
+import type { Db as MarketDb } from '../../store/database.js';
 import type {
   MarketAbuseReportsTable,
-  MarketDb,
   MarketLeasePeriodsTable,
   MarketLeasesTable,
   MarketNodesTable,

@@ -106,9 +106,6 @@ export interface MarketPayoutsTable {
   resolved_ms: number | null;
 }
 
-import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../../store/schema.js';
-
 export interface MarketDatabase {
   market_nodes: MarketNodesTable;
   market_node_agents: MarketNodeAgentsTable;
@@ -119,7 +116,3 @@ export interface MarketDatabase {
   market_slashes: MarketSlashesTable;
   market_payouts: MarketPayoutsTable;
 }
-
-/** The market's view of the database: its own tables and the control plane's records (agents, events). */
-export type MarketDb = Kysely<MarketDatabase & Database>;
-export type MarketTx = Transaction<MarketDatabase & Database>;

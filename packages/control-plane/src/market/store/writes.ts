@@ -1,15 +1,7 @@
 // Writes of the market's API rows, each run inside a ledger transaction (a LedgerOp's `writes.after`), so
 // the row commits together with the request's idempotency record — or, for cancel, on its own.
-import type { Transaction } from 'kysely';
-import type {
-  MarketAbuseReportsTable,
-  MarketDatabase,
-  MarketDb,
-  MarketNodesTable,
-  MarketUsageReportsTable,
-} from './schema.js';
-
-type Tx = Transaction<MarketDatabase>;
+import type { Db as MarketDb, Tx } from '../../store/database.js';
+import type { MarketAbuseReportsTable, MarketNodesTable, MarketUsageReportsTable } from './schema.js';
 
 export async function insertNode(tx: Tx, row: MarketNodesTable): Promise<void> {
   await tx.insertInto('market_nodes').values(row).execute();

@@ -1,0 +1,446 @@
+// Reservations as ledger operations (like ops.ts for leases): `prepare` reads and locks the reservation row
+// (and the node rows at creation) inside the ledger's transaction, `apply` runs the pure core
+// (reservation.ts) and the engine, and the rows are written by `writes.after` in the same transaction, so
+// money, receipts and reservation state commit together or not at all. Transfer ids are deterministic
+// (reservation id and lock sequence), so a retried operation finds its own transfers.
+//
+//   create   PENDING user → provider:P:earnings, quota                       rsv:{id}:0
+//   receipt  post rsv:{id}:k for exactly the receipt's amount (the rest is released) ─┐ one linked chain
+//            PENDING user → provider:P:earnings, the rest                   rsv:{id}:k+1 ┘
+//   roll     void rsv:{id}:k ─┐ at a period boundary: the remainder goes back to the user and,
+//            PENDING the rest ┘ while the reservation lasts, is locked again for the new period
+//   close    void rsv:{id}:k (cancel, end of lifetime, zero tolerance)       rsvrefund:{id}:k
+import type { UnitPrices, UsageReceipt } from '@easyenclave/protocol/receipt';
+import { providerEarnings, providerStake } from '../ledger/chart.js';
+import { createTransfers } from '../ledger/engine.js';
+import { transferRefusal } from '../ledger/refusal.js';
+import type { TransferInput, TransferResult } from '../ledger/types.js';
+import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
+import type { StoreDialect } from '../store/migrations.js';
+import { providerRequirements, stakeHeld, type MarketRefusal, type MarketTiming, type NodeRow } from './ops.js';
+import { periodIndex } from './period.js';
+import {
+  judgeReceipt,
+  lockDeadline,
+  remaining,
+  reservationClaimId,
+  reservationLockId,
+  reservationRefundId,
+  zeroToleranceReason,
+  type AttestedKey,
+  type NodeIncidents,
+  type ReceiptRefusal,
+  type ReservationState,
+} from './reservation.js';
+import type { Tx } from '../store/database.js';
+import type { MarketReceiptsTable, MarketReservationsTable } from './store/reservation-schema.js';
+import { nodeIncidents } from './store/reservations.js';
+
+export type ReservationRow = MarketReservationsTable;
+
+const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q => (d === 'postgres' ? q.forUpdate() : q);
+
+export function stateOf(r: ReservationRow): ReservationState {
+  return {
+    id: r.id,
+    user_id: r.user_id,
+    node_id: r.node_id,
+    provider: r.provider,
+    quota: Number(r.quota),
+    claimed: Number(r.claimed),
+    lock_seq: Number(r.lock_seq),
+    lock_period: Number(r.lock_period),
+    status: r.status,
+    created_ms: Number(r.created_ms),
+    expires_ms: Number(r.expires_ms),
+    unit_prices: JSON.parse(r.unit_prices) as UnitPrices,
+  };
+}
+
+async function lockReservation(tx: Tx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
+  return forUpdate(tx.selectFrom('market_reservations').selectAll().where('id', '=', id), d).executeTakeFirst();
+}
+
+function pendingLock(r: ReservationState, seq: number, amount: number, now_ms: number, t: MarketTiming): TransferInput {
+  return {
+    id: reservationLockId(r.id, seq),
+    debit_account: r.user_id,
+    credit_account: providerEarnings(r.provider),
+    amount: BigInt(amount),
+    flags: { pending: true },
+    timeout_ms: Math.max(1, lockDeadline(r.expires_ms, now_ms, t.period_ms) - now_ms),
+    reference: `reservation:${r.id}`,
+  };
+}
+
+const ok = (r: TransferResult | undefined) => r === 'ok' || r === 'exists';
+
+/** Voids the current lock and marks the reservation closed (a lock the ledger already expired is as good). */
+function close(ctx: ApplyContext, r: ReservationState, reason: string): void {
+  const [res] = createTransfers(
+    ctx.state,
+    [
+      {
+        id: reservationRefundId(r.id, r.lock_seq),
+        debit_account: r.user_id,
+        credit_account: providerEarnings(r.provider),
+        pending_id: reservationLockId(r.id, r.lock_seq),
+        flags: { void_pending: true },
+      },
+    ],
+    ctx.now_ms,
+  );
+  // Exhausted (claimed = quota) leaves no lock; an expired lock was voided by the ledger itself.
+  const fine =
+    ok(res) ||
+    res === 'pending_transfer_expired' ||
+    res === 'pending_transfer_already_voided' ||
+    res === 'pending_transfer_already_posted';
+  if (!fine) throw new Error(`reservation ${r.id}: void of lock ${r.lock_seq} failed: ${res}`);
+  r.status = 'closed';
+  const id = r.id;
+  ctx.writes.after.push(async (tx) => {
+    await tx
+      .updateTable('market_reservations')
+      .set({ status: 'closed', end_reason: reason, closed_ms: ctx.now_ms })
+      .where('id', '=', id)
+      .where('status', '=', 'open')
+      .execute();
+  });
+}
+
+// ---------- Create ----------
+
+export interface NewReservation {
+  id: string;
+  user_id: string;
+  app_name: string;
+  quota: number;
+  expires_ms: number;
+  /** Candidate nodes, best first, each with the agent the answer will name and the node's unit prices. */
+  candidates: readonly { id: string; provider: string; agent_id: string; unit_prices: UnitPrices }[];
+}
+
+export type CreateReservationResult = { ok: true; row: ReservationRow } | MarketRefusal;
+
+export function createReservationOp<T>(
+  n: NewReservation,
+  t: MarketTiming,
+  liveEligible: (node_id: string) => boolean,
+  then: (r: CreateReservationResult, ctx: ApplyContext) => T,
+): LedgerOp<T> {
+  let nodes = new Map<string, NodeRow>();
+  let required = new Map<string, bigint>();
+  let existing: ReservationRow | undefined;
+  return {
+    accounts: [n.user_id, ...n.candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
+    transfers: [reservationLockId(n.id, 0)],
+    async prepare(anyTx, d) {
+      const tx = anyTx;
+      existing = await tx.selectFrom('market_reservations').selectAll().where('id', '=', n.id).executeTakeFirst();
+      if (existing || n.candidates.length === 0) return;
+      const ids = n.candidates.map((c) => c.id);
+      const rows: NodeRow[] = await forUpdate(
+        tx.selectFrom('market_nodes').selectAll().where('id', 'in', ids).orderBy('id'),
+        d,
+      ).execute();
+      nodes = new Map(rows.map((r) => [r.id, r]));
+      required = await providerRequirements(tx, [...new Set(rows.map((r) => r.provider))]);
+    },
+    apply(ctx) {
+      if (existing) {
+        const same = existing.user_id === n.user_id && existing.app_name === n.app_name && existing.quota === n.quota;
+        return then(same ? { ok: true, row: existing } : { ok: false, code: 'reservation_conflict' }, ctx);
+      }
+      let last: CreateReservationResult = {
+        ok: false,
+        code: 'no_eligible_node',
+        message: `no eligible node with unit prices serves "${n.app_name}"`,
+      };
+      for (const c of n.candidates) {
+        const node = nodes.get(c.id);
+        if (!node || node.status !== 'active' || !liveEligible(node.id)) continue;
+        if (stakeHeld(ctx.state, node.provider) < (required.get(node.provider) ?? 0n)) continue;
+        const row: ReservationRow = {
+          id: n.id,
+          user_id: n.user_id,
+          app_name: n.app_name,
+          node_id: node.id,
+          provider: node.provider,
+          agent_id: c.agent_id,
+          unit_prices: JSON.stringify(c.unit_prices),
+          quota: n.quota,
+          claimed: 0,
+          receipts: 0,
+          lock_seq: 0,
+          lock_period: periodIndex(ctx.now_ms, t.period_ms),
+          status: 'open',
+          end_reason: null,
+          created_ms: ctx.now_ms,
+          expires_ms: n.expires_ms,
+          closed_ms: null,
+        };
+        const [r] = createTransfers(ctx.state, [pendingLock(stateOf(row), 0, n.quota, ctx.now_ms, t)], ctx.now_ms);
+        if (r !== 'ok') {
+          last = transferRefusal(r!);
+          if (r === 'exceeds_credits') return then(last, ctx);
+          continue;
+        }
+        ctx.writes.after.push(async (tx) => {
+          await tx.insertInto('market_reservations').values(row).execute();
+        });
+        return then({ ok: true, row }, ctx);
+      }
+      return then(last, ctx);
+    },
+  };
+}
+
+// ---------- Close, roll ----------
+
+export type CloseResult = { outcome: 'closed' | 'already_closed' | 'unknown'; row?: ReservationRow };
+
+/** Ends an open reservation and voids what is not claimed (cancel, end of lifetime, zero tolerance). */
+export function closeReservationOp(id: string, reason: string): LedgerOp<CloseResult> {
+  let row: ReservationRow | undefined;
+  return {
+    accounts: [],
+    transfers: [],
+    async prepare(anyTx, d) {
+      row = await lockReservation(anyTx, d, id);
+      if (!row) return;
+      const s = stateOf(row);
+      return {
+        accounts: [s.user_id, providerEarnings(s.provider)],
+        transfers: [reservationLockId(id, s.lock_seq), reservationRefundId(id, s.lock_seq)],
+      };
+    },
+    apply(ctx) {
+      if (!row) return { outcome: 'unknown' };
+      if (row.status !== 'open') return { outcome: 'already_closed', row };
+      close(ctx, stateOf(row), reason);
+      return { outcome: 'closed', row };
+    },
+  };
+}
+
+/**
+ * At a period boundary: the current lock is voided (the remainder goes back to the user) and, while the
+ * reservation lasts, the same remainder is locked again until the new period's end — one linked chain, so
+ * nothing is claimable in between and no lock outlives its period plus the receipt grace.
+ */
+export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled' | 'closed' | 'noop'> {
+  let row: ReservationRow | undefined;
+  return {
+    accounts: [],
+    transfers: [],
+    async prepare(anyTx, d) {
+      row = await lockReservation(anyTx, d, id);
+      if (!row) return;
+      const s = stateOf(row);
+      return {
+        accounts: [s.user_id, providerEarnings(s.provider)],
+        transfers: [
+          reservationLockId(id, s.lock_seq),
+          reservationRefundId(id, s.lock_seq),
+          reservationLockId(id, s.lock_seq + 1),
+        ],
+      };
+    },
+    apply(ctx) {
+      if (!row || row.status !== 'open') return 'noop';
+      const s = stateOf(row);
+      const index = periodIndex(ctx.now_ms, t.period_ms);
+      if (index <= s.lock_period) return 'noop';
+      if (ctx.now_ms >= s.expires_ms || remaining(s) === 0) {
+        close(ctx, s, ctx.now_ms >= s.expires_ms ? 'expired' : 'exhausted');
+        return 'closed';
+      }
+      const results = createTransfers(
+        ctx.state,
+        [
+          {
+            id: reservationRefundId(id, s.lock_seq),
+            debit_account: s.user_id,
+            credit_account: providerEarnings(s.provider),
+            pending_id: reservationLockId(id, s.lock_seq),
+            flags: { void_pending: true, linked: true },
+          },
+          pendingLock(s, s.lock_seq + 1, remaining(s), ctx.now_ms, t),
+        ],
+        ctx.now_ms,
+      );
+      if (!results.every(ok)) {
+        // The lock is gone already (the ledger expired it while no control plane ran): the reservation ends.
+        close(ctx, s, 'lock_expired');
+        return 'closed';
+      }
+      const seq = s.lock_seq + 1;
+      ctx.writes.after.push(async (tx) => {
+        await tx
+          .updateTable('market_reservations')
+          .set({ lock_seq: seq, lock_period: index })
+          .where('id', '=', id)
+          .execute();
+      });
+      return 'rolled';
+    },
+  };
+}
+
+// ---------- Receipts ----------
+
+export interface VerifiedReceipt {
+  receipt: UsageReceipt;
+  /** The canonical JSON of the signed receipt, stored as received. */
+  signed: string;
+}
+
+export type ReceiptOutcome = { ok: true; amount: number } | { ok: false; code: ReceiptRefusal };
+
+/**
+ * Claims receipts of ONE reservation (their signatures already checked): each accepted receipt posts exactly
+ * its amount from the lock and locks the rest again, and its row is stored with the transfer, atomically.
+ * The caller runs at most one such operation per reservation at a time (the reservation row is the unit of
+ * serialisation; on PostgreSQL it is also locked FOR UPDATE).
+ */
+export function claimReceiptsOp(
+  id: string,
+  receipts: readonly VerifiedReceipt[],
+  t: MarketTiming,
+): LedgerOp<ReceiptOutcome[]> {
+  let row: ReservationRow | undefined;
+  const keys = new Map<string, AttestedKey>();
+  const seen = new Set<string>();
+  let incidents: NodeIncidents | undefined;
+  return {
+    accounts: [],
+    transfers: [],
+    async prepare(anyTx, d) {
+      const tx = anyTx;
+      row = await lockReservation(tx, d, id);
+      keys.clear();
+      seen.clear();
+      incidents = undefined;
+      if (!row) return;
+      const s = stateOf(row);
+      const keyIds = [...new Set(receipts.map((r) => r.receipt.key))];
+      if (keyIds.length > 0) {
+        const rows = await tx.selectFrom('market_agent_keys').selectAll().where('receipt_key', 'in', keyIds).execute();
+        for (const k of rows)
+          keys.set(k.receipt_key, {
+            key: k.receipt_key,
+            agent_id: k.agent_id,
+            node_id: k.node_id,
+            first_attested_ms: Number(k.first_attested_ms),
+          });
+        const used = await tx
+          .selectFrom('market_receipts')
+          .select(['receipt_key', 'seq'])
+          .where('receipt_key', 'in', keyIds)
+          .where(
+            'seq',
+            'in',
+            receipts.map((r) => r.receipt.seq),
+          )
+          .execute();
+        for (const u of used) seen.add(`${u.receipt_key}:${Number(u.seq)}`);
+      }
+      if (s.status === 'open')
+        incidents = await nodeIncidents(tx, s.node_id, s.created_ms, periodIndex(s.created_ms, t.period_ms));
+      const transfers = [reservationRefundId(id, s.lock_seq)];
+      for (let k = 0; k <= receipts.length; k++) {
+        transfers.push(reservationLockId(id, s.lock_seq + k));
+        transfers.push(reservationClaimId(id, s.lock_seq + k));
+        transfers.push(reservationRefundId(id, s.lock_seq + k));
+      }
+      return { accounts: [s.user_id, providerEarnings(s.provider)], transfers };
+    },
+    apply(ctx) {
+      const s = row ? stateOf(row) : undefined;
+      const out: ReceiptOutcome[] = [];
+      if (s && s.status === 'open' && incidents) {
+        const reason = zeroToleranceReason(incidents);
+        if (reason !== null) close(ctx, s, reason);
+      }
+      const stored: MarketReceiptsTable[] = [];
+      const startSeq = s?.lock_seq ?? 0;
+      for (const v of receipts) {
+        const r = v.receipt;
+        const tag = `${r.key}:${r.seq}`;
+        const j = judgeReceipt(r, s, keys.get(r.key), seen.has(tag), ctx.now_ms);
+        if (!j.ok) {
+          out.push(j);
+          continue;
+        }
+        const st = s!;
+        const rest = remaining(st) - j.amount;
+        let transfer_id: string | null = null;
+        if (j.amount > 0) {
+          const chain: TransferInput[] = [
+            {
+              id: reservationClaimId(id, st.lock_seq),
+              debit_account: st.user_id,
+              credit_account: providerEarnings(st.provider),
+              pending_id: reservationLockId(id, st.lock_seq),
+              amount: BigInt(j.amount),
+              flags: rest > 0 ? { post_pending: true, linked: true } : { post_pending: true },
+              reference: `receipt:${r.seq}`,
+            },
+          ];
+          if (rest > 0) chain.push(pendingLock(st, st.lock_seq + 1, rest, ctx.now_ms, t));
+          const results = createTransfers(ctx.state, chain, ctx.now_ms);
+          if (!results.every(ok)) {
+            // The lock expired in the ledger (no control plane ran past its deadline): nothing moved.
+            close(ctx, st, 'lock_expired');
+            out.push({ ok: false, code: 'reservation_closed' });
+            continue;
+          }
+          transfer_id = chain[0]!.id;
+          st.lock_seq += rest > 0 ? 1 : 0;
+        }
+        st.claimed += j.amount;
+        seen.add(tag);
+        stored.push({
+          receipt_key: r.key,
+          seq: r.seq,
+          reservation_id: id,
+          request_id: r.request_id,
+          amount: j.amount,
+          time_ms: r.time_ms,
+          accepted_ms: ctx.now_ms,
+          transfer_id,
+          signed: v.signed,
+        });
+        out.push({ ok: true, amount: j.amount });
+        if (remaining(st) === 0) {
+          st.status = 'closed';
+          const at = ctx.now_ms;
+          ctx.writes.after.push(async (tx) => {
+            await tx
+              .updateTable('market_reservations')
+              .set({ status: 'closed', end_reason: 'exhausted', closed_ms: at })
+              .where('id', '=', id)
+              .execute();
+          });
+        }
+      }
+      if (s && stored.length > 0) {
+        const claimed = s.claimed;
+        const lock_seq = s.lock_seq;
+        const n = stored.length;
+        if (s.lock_seq < startSeq) throw new Error('reservation: lock sequence went backwards');
+        if (claimed > s.quota) throw new Error(`reservation ${id}: claimed ${claimed} exceeds quota ${s.quota}`);
+        ctx.writes.after.push(async (tx) => {
+          await tx.insertInto('market_receipts').values(stored).execute();
+          await tx
+            .updateTable('market_reservations')
+            .set((eb) => ({ claimed, lock_seq, receipts: eb('receipts', '+', n) }))
+            .where('id', '=', id)
+            .execute();
+        });
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,289 @@
+// Property-based model test of a job's money: random sequences of job creation, launcher acceptance, start,
+// finish with a signed usage (any end state, billed up to beyond its max runtime), cancel, refusal, node loss,
+// the control plane's deadline and time passing (lock expiry), run through the real LedgerOps on a real
+// LedgerStore — an SQLite file and a PostgreSQL database. After every step: the ledger invariants on the full
+// state loaded back from the database, and per job: locked = settled + refunded once it ended (and the lock
+// still pending while it runs), never more than vCPUs × price × max runtime settled, the row's state history
+// ends in its state with non-decreasing times, and capacity never overcommitted on a node.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { createLedgerState } from '@easyenclave/control-plane/ledger/engine';
+import { identityAccountInputs, PLATFORM_ISSUANCE } from '@easyenclave/control-plane/ledger/chart';
+import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
+import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
+import { accountFromRow, entryFromJournalRow } from '@easyenclave/control-plane/ledger-store/rows';
+import { stakeOp } from '@easyenclave/control-plane/market/ops';
+import { requiredStake } from '@easyenclave/control-plane/market/policy';
+import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
+import { createJobOp, jobEventOp, type JobRow } from '@easyenclave/control-plane/jobs/ops';
+import { jobLockId, jobSettleId, jobRefundId } from '@easyenclave/control-plane/jobs/money';
+import { isTerminal, type JobEvent, type JobStep, type TerminalState } from '@easyenclave/control-plane/jobs/state';
+import { JOBS_MIGRATIONS } from '@easyenclave/control-plane/jobs/store/migrations';
+import type { Db as JobsDb } from '@easyenclave/control-plane/store/database';
+import { openStore, runMigrations, type StoreOptions } from '@easyenclave/control-plane/store/index';
+import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const MIN = 60_000;
+const KEY = 'a'.repeat(64);
+
+type Cmd =
+  | { t: 'create'; user: number; vcpus: number; memory_mib: number; max_min: number }
+  | { t: 'accept' | 'start'; pick: number }
+  | { t: 'finish'; pick: number; state: TerminalState; billed_pct: number }
+  | { t: 'cancel' | 'refuse' | 'lost' | 'deadline'; pick: number }
+  | { t: 'time'; ms: number };
+
+const pick = fc.nat(40);
+const cmd: fc.Arbitrary<Cmd> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      t: fc.constant('create' as const),
+      user: fc.nat(1),
+      vcpus: fc.integer({ min: 1, max: 3 }),
+      memory_mib: fc.constantFrom(64, 512, 2048),
+      max_min: fc.integer({ min: 1, max: 90 }),
+    }),
+  },
+  { weight: 3, arbitrary: fc.record({ t: fc.constantFrom('accept' as const, 'start' as const), pick }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('finish' as const),
+      pick,
+      state: fc.constantFrom<TerminalState>('succeeded', 'failed', 'timed_out', 'cancelled'),
+      billed_pct: fc.integer({ min: 0, max: 150 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constantFrom('cancel' as const, 'refuse' as const, 'lost' as const, 'deadline' as const),
+      pick,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ t: fc.constant('time' as const), ms: fc.integer({ min: 1, max: 3 * 60 * MIN }) }),
+  },
+);
+
+async function loadState(db: JobsDb) {
+  const state = createLedgerState();
+  for (const r of await (db as any).selectFrom('ledger_accounts').selectAll().execute())
+    state.accounts.set(r.id, accountFromRow(r));
+  for (const r of await (db as any).selectFrom('ledger_journal').selectAll().orderBy('seq').execute()) {
+    const e = entryFromJournalRow(r);
+    state.journal.push(e);
+    if (e.kind === 'transfer') state.transfers.set(e.transfer.id, e.transfer);
+  }
+  for (const r of await (db as any).selectFrom('ledger_pending').selectAll().execute())
+    state.pending.set(r.id, r.status);
+  return state;
+}
+
+const seen = { created: 0, settled: 0, refunded: 0, expired: 0, overcap: 0, cancelled: 0, lost: 0 };
+
+async function runModel(open: () => Promise<StoreOptions>, runs: number): Promise<void> {
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 50 }), async (cmds) => {
+      run++;
+      const tag = `${process.pid.toString(16)}${run.toString(16)}`.padStart(12, '0').slice(-12);
+      let now = Date.UTC(2026, 0, 1) + 7 * MIN;
+      const store = await openStore(await open());
+      const ledger = await LedgerStore.open(store.db, store.dialect, () => now);
+      await runMigrations(store.db, store.dialect, MARKET_MIGRATIONS);
+      await runMigrations(store.db, store.dialect, JOBS_MIGRATIONS);
+      const db = store.db as unknown as JobsDb;
+      const users = [`user:${tag}00000001`, `user:${tag}00000002`];
+      const providers = [`provider:${tag}0000000a`, `provider:${tag}0000000b`];
+      const nodes = providers.map((p, i) => ({
+        id: `node_${tag}000${i}`,
+        provider: p,
+        price: 1000 * (i + 1) + 7,
+        vcpus: 4,
+        memory_mib: 4096,
+      }));
+      try {
+        for (const id of [...users, ...providers]) await ledger.createAccounts(identityAccountInputs(id));
+        await ledger.createTransfers(
+          [...users, ...providers].map((id, i) => ({
+            id: `mint:${tag}:${i}`,
+            debit_account: PLATFORM_ISSUANCE,
+            credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
+            // The second user is poor: some jobs are refused for want of funds.
+            amount: i === 1 ? 3_000n : 100_000_000n,
+          })),
+        );
+        for (const n of nodes) {
+          await db
+            .insertInto('market_nodes')
+            .values({
+              id: n.id,
+              provider: n.provider,
+              name: n.id,
+              region: 'r',
+              tier: 'economy',
+              network: 'sandbox-1',
+              vcpus: n.vcpus,
+              capacity_months: 1,
+              price_micro: n.price,
+              ppid: null,
+              token_hash: null,
+              status: 'active',
+              banned_reason: null,
+              banned_ms: null,
+              created_ms: now,
+            })
+            .execute();
+          await ledger.submit(
+            stakeOp(n.id, n.provider, requiredStake(BigInt(n.price), n.vcpus, 'economy'), `stake:${n.id}`, (r) => r),
+          );
+        }
+        const candidates = nodes.map((n) => ({
+          id: n.id,
+          provider: n.provider,
+          vcpus_total: n.vcpus,
+          memory_mib_total: n.memory_mib,
+          hpke_public_key: KEY,
+        }));
+        const ids: string[] = [];
+        let seq = 0;
+        for (const c of cmds) {
+          seq++;
+          if (c.t === 'create') {
+            const r = await ledger.submit(
+              createJobOp(
+                {
+                  id: `job_${tag}${String(seq).padStart(6, '0')}`,
+                  user_id: users[c.user]!,
+                  image: 'img',
+                  command: null,
+                  vcpus: c.vcpus,
+                  memory_mib: c.memory_mib,
+                  max_runtime_ms: c.max_min * MIN,
+                  network: false,
+                  sealed_env: 'c2VhbGVk',
+                  env_key: KEY,
+                  result_key: KEY,
+                },
+                candidates,
+                () => true,
+                (x) => x,
+              ),
+            );
+            if (r.ok) {
+              seen.created++;
+              ids.push(r.job.id);
+              assert.ok(nodes.some((n) => n.id === r.job.node_id));
+            } else if (r.code === 'no_node_with_capacity') seen.overcap++;
+            else assert.equal(r.code, 'insufficient_funds', JSON.stringify(r));
+          } else if (c.t === 'time') {
+            now += c.ms;
+          } else {
+            const id = ids[c.pick % Math.max(1, ids.length)];
+            if (id === undefined) continue;
+            const row = await db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+            let ev: JobEvent;
+            if (c.t === 'accept') ev = { type: 'accepted' };
+            else if (c.t === 'start') ev = { type: 'started' };
+            else if (c.t === 'finish')
+              ev = {
+                type: 'finished',
+                state: c.state,
+                reason: 'model',
+                billed_vcpu_ms: Math.floor((row.vcpus * row.max_runtime_ms * c.billed_pct) / 100),
+              };
+            else if (c.t === 'cancel') ev = { type: 'cancel', reason: 'model' };
+            else if (c.t === 'refuse') ev = { type: 'refused', reason: 'model' };
+            else if (c.t === 'lost') ev = { type: 'lost', reason: 'model' };
+            else ev = { type: 'deadline', reason: 'model' };
+            const r = await ledger.submit(jobEventOp(id, ev));
+            if (isTerminal(row.state)) assert.equal(r.ok, false, 'an ended job takes no event');
+            if (r.ok && c.t === 'cancel') seen.cancelled++;
+            if (r.ok && c.t === 'lost') seen.lost++;
+            // Applying the same ending twice changes nothing.
+            if (r.ok && isTerminal(r.job.state)) assert.equal((await ledger.submit(jobEventOp(id, ev))).ok, false);
+          }
+
+          // ---- invariants after every step ----
+          const state = await loadState(db);
+          assert.deepEqual(checkInvariants(state), []);
+          const jobs = (await db
+            .selectFrom('jobs')
+            .selectAll()
+            .where('id', 'in', ids.length ? ids : ['-'])
+            .execute()) as JobRow[];
+          for (const j of jobs) {
+            const lock = state.transfers.get(jobLockId(j.id));
+            assert.ok(lock && lock.flags.pending && lock.amount === BigInt(j.lock_micro), 'every job has its lock');
+            assert.equal(lock.debit_account, j.user_id);
+            const status = state.pending.get(lock.id);
+            const settle = state.transfers.get(jobSettleId(j.id));
+            const refund = state.transfers.get(jobRefundId(j.id));
+            const history = JSON.parse(j.history) as JobStep[];
+            assert.equal(history[history.length - 1]!.state, j.state, 'history ends in the state');
+            for (let i = 1; i < history.length; i++) assert.ok(history[i]!.at_ms >= history[i - 1]!.at_ms);
+            const cap = (BigInt(j.price_micro) * BigInt(j.vcpus * j.max_runtime_ms)) / 3_600_000n;
+            if (isTerminal(j.state)) {
+              assert.equal(
+                BigInt(j.settled_micro!) + BigInt(j.refunded_micro!),
+                lock.amount,
+                'locked = settled + refunded',
+              );
+              assert.ok(BigInt(j.settled_micro!) <= cap, 'never more than vCPUs × price × max runtime');
+              if (status === 'posted') {
+                seen.settled++;
+                assert.equal(settle?.amount, BigInt(j.settled_micro!));
+                assert.ok(!refund);
+              } else if (status === 'voided') {
+                seen.refunded++;
+                assert.equal(j.settled_micro, 0);
+                assert.ok(refund && !settle);
+              } else {
+                seen.expired++;
+                assert.equal(status, 'expired');
+                assert.equal(j.settled_micro, 0);
+              }
+            } else {
+              assert.ok(status === 'pending' || status === 'expired', `running job's lock is ${status}`);
+              assert.ok(!settle && !refund);
+              assert.equal(j.settled_micro, null);
+            }
+          }
+          for (const n of nodes) {
+            const active = jobs.filter((j) => j.node_id === n.id && !isTerminal(j.state));
+            assert.ok(active.reduce((s, j) => s + j.vcpus, 0) <= n.vcpus, 'vCPUs never overcommitted');
+            assert.ok(active.reduce((s, j) => s + j.memory_mib, 0) <= n.memory_mib, 'memory never overcommitted');
+          }
+        }
+      } finally {
+        await ledger.close();
+        await store.close();
+      }
+    }),
+    { numRuns: runs },
+  );
+}
+
+const pgSkip = await pgSkipReason();
+
+describe('job money model', () => {
+  it('on SQLite files: locked = settled + refunded per job, ledger invariants after every step', async () => {
+    const dir = tmpDir('ee-jobs-model-');
+    let n = 0;
+    await runModel(async () => ({ db_path: join(dir, `m${++n}.db`) }), Number(process.env.EE_MODEL_RUNS ?? 40));
+    for (const k of ['created', 'settled', 'refunded', 'expired', 'overcap', 'cancelled', 'lost'] as const)
+      assert.ok(seen[k] > 0, `no ${k} in any run: ${JSON.stringify(seen)}`);
+  });
+
+  it('on PostgreSQL: the same model', { skip: pgSkip }, async () => {
+    await withTempPgDatabase((url) =>
+      runModel(async () => ({ database_url: url }), Number(process.env.EE_MODEL_RUNS_PG ?? 12)),
+    );
+  });
+});
