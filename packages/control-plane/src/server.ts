@@ -12,6 +12,8 @@ import type { ControlPlaneConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { openStore, type Store } from './store/index.js';
 import { TunnelHub } from './tunnel/hub.js';
+import { LinkRegistry } from './tunnel/registry.js';
+import { upgradeRefusalError } from './proxy/refusals.js';
 import { forward } from './proxy/forward.js';
 import { forwardUpgrade } from './proxy/upgrade.js';
 import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.js';
@@ -148,11 +150,12 @@ export async function startControlPlane(
     idempotency.prune(clock.now()).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
   }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
   const metrics = new ProxyMetrics(true);
-  const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
+  // The links come first (pure data): the market reads them as its live view, the hub owns their sockets.
+  const registry = new LinkRegistry();
   let market: Market;
   let reservations: Reservations;
   try {
-    market = await Market.open({ ledger, store, hub, clock, config, log });
+    market = await Market.open({ ledger, store, live: registry, clock, config, log });
     reservations = await Reservations.open(market);
   } catch (err) {
     clearInterval(pruneTimer);
@@ -161,9 +164,19 @@ export async function startControlPlane(
     await store.close();
     throw err;
   }
-  hub.market = market;
   market.attestedListener = (link) => reservations.recordKey(link);
-  hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
+  const hub = new TunnelHub({
+    store,
+    verifier,
+    clock,
+    config,
+    log,
+    metrics,
+    registry,
+    market,
+    receipts: (receipts, source) => reservations.verdicts(receipts, source),
+  });
+  const tunnel = { router: hub.router, config };
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   cpVerifier?.onChange(() => hub.reattestAll());
@@ -180,7 +193,7 @@ export async function startControlPlane(
     if (!target)
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
     void forward(
-      hub,
+      tunnel,
       req,
       res,
       { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
@@ -210,14 +223,16 @@ export async function startControlPlane(
         const url = req.url ?? '/';
         if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) {
           apiGuard.release(socket); // an agent's tunnel: the hub bounds those, many may share one address
-          return hub.handleUpgrade(req, socket, head);
+          const refused = hub.handleUpgrade(req, socket, head);
+          if (refused !== null) socket.end(rawErrorResponse(upgradeRefusalError(refused)));
+          return;
         }
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
         if (!target)
           return void socket.end(
             rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }, req),
           );
-        void forwardUpgrade(hub, req, socket, head, {
+        void forwardUpgrade(tunnel, req, socket, head, {
           ...target,
           forwarded_host: req.headers.host,
           forwarded_proto: forwarded(req),
@@ -260,7 +275,7 @@ export async function startControlPlane(
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
-  await fastify.register(marketReservationRoutes, marketOpts);
+  await fastify.register(marketReservationRoutes, { ...marketOpts, relay: { relays: hub.relays, config } });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -277,7 +292,7 @@ export async function startControlPlane(
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
     void forward(
-      hub,
+      tunnel,
       req,
       res,
       { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
@@ -295,7 +310,7 @@ export async function startControlPlane(
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
       return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
-    void forwardUpgrade(hub, req, socket, head, {
+    void forwardUpgrade(tunnel, req, socket, head, {
       app_name,
       path: req.url!,
       forwarded_host: req.headers.host,

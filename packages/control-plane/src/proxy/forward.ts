@@ -15,8 +15,16 @@ import {
   type RequestHead,
 } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
-import type { TunnelHub } from '../tunnel/hub.js';
+import type { ControlPlaneConfig } from '../config.js';
 import type { AgentLink } from '../tunnel/link.js';
+import { isRefused, type Router } from '../tunnel/router.js';
+import { refusalError } from './refusals.js';
+
+/** What the proxy uses of the tunnel: the router (it picks the agent), and the limits. */
+export interface Tunnel {
+  readonly router: Router;
+  readonly config: ControlPlaneConfig;
+}
 import type { ProxyMetrics } from '../metrics.js';
 
 export interface ForwardOptions {
@@ -81,13 +89,13 @@ export function openStreamError(err: unknown): ApiError {
 }
 
 export async function forward(
-  hub: TunnelHub,
+  tunnel: Tunnel,
   req: IncomingMessage,
   res: ServerResponse,
   opts: ForwardOptions,
   metrics: ProxyMetrics,
 ): Promise<void> {
-  const { config } = hub.deps;
+  const { config, router } = tunnel;
   const max_body = config.max_body_bytes;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (max_body > 0 && declared > max_body) {
@@ -113,10 +121,11 @@ export async function forward(
     // (a backend that refused connections is a 502, not a 503 after a wait).
     let link: AgentLink | ApiError;
     if (last_error === null) {
-      const got = hub.acquire(opts.app_name, null);
-      link = got instanceof Promise ? await got : got;
+      const got = router.acquire(opts.app_name, null);
+      const r = got instanceof Promise ? await got : got;
+      link = isRefused(r) ? refusalError(r) : r;
     } else {
-      link = hub.pick(opts.app_name, tried) ?? last_error;
+      link = router.pick(opts.app_name, tried) ?? last_error;
     }
     if (!('session' in link)) {
       metrics.done(link.status);
@@ -125,8 +134,8 @@ export async function forward(
     }
     if (res.destroyed) return; // the client left while we waited
     tried.add(link);
-    const outcome = await attemptOnce(hub, link, req, res, opts, replayable);
-    hub.streamDone(link, opts.app_name);
+    const outcome = await attemptOnce(config, link, req, res, opts, replayable);
+    router.streamDone(link, opts.app_name);
     if (outcome === 'done') {
       metrics.done(res.statusCode);
       return;
@@ -143,14 +152,13 @@ export async function forward(
 type Outcome = 'done' | ApiError;
 
 function attemptOnce(
-  hub: TunnelHub,
+  config: ControlPlaneConfig,
   link: AgentLink,
   req: IncomingMessage,
   res: ServerResponse,
   opts: ForwardOptions,
   replayable: boolean,
 ): Promise<Outcome> {
-  const { config } = hub.deps;
   return new Promise<Outcome>((resolve) => {
     let stream: MuxStream;
     try {
