@@ -54,6 +54,21 @@ export class Router {
 
   constructor(private readonly port: RouterPort) {}
 
+  /** The injected clock's time (routing decisions use it, never the wall clock). */
+  now(): number {
+    return this.port.clock.now();
+  }
+
+  /** The registered links of an app (for a caller that must pick one agent itself: sealed-key pinning). */
+  links(app_name: string): readonly AgentLink[] {
+    return this.port.registry.appLinks(app_name);
+  }
+
+  /** May agents bound to this node receive traffic now (the market's routing order has it)? */
+  mayServe(node_id: string): boolean {
+    return this.port.rank(node_id) !== undefined;
+  }
+
   status(app_name: string): AppStatusView {
     const { registry, clock, config } = this.port;
     return appStatus(registry.appLinks(app_name), clock.now(), config);
