@@ -142,6 +142,10 @@ export class TunnelHub implements LinkEvents {
       store,
       registry,
       close,
+      cut: (link, reason) => {
+        this.closeLink(link, CloseCode.DEAD_PEER, reason);
+        link.ws.terminate();
+      },
       challenge: (link, reason) => this.#attestation.challenge(link, reason),
       policyGeneration: () => this.#attestation.policyGeneration,
       wake: (app) => this.router.wake(app),

@@ -25,6 +25,8 @@ export interface UpkeepPort {
   readonly store: Pick<Store, 'recordHealth' | 'pruneUnattestedClaims' | 'pruneHealthEvents'>;
   readonly registry: LinkRegistry;
   close(link: AgentLink, code: number, reason: string): void;
+  /** A silent peer: closed and its socket cut at once (no close handshake to wait for). */
+  cut(link: AgentLink, reason: string): void;
   challenge(link: AgentLink, reason: PendingChallenge['reason']): boolean;
   policyGeneration(): number;
   wake(app_name: string): void;
@@ -61,8 +63,7 @@ export class Upkeep {
     for (const link of registry.links) {
       const silent = Date.now() - link.last_seen_wall_ms;
       if (silent > DEAD_AFTER_MS) {
-        this.port.close(link, CloseCode.DEAD_PEER, 'no traffic or pong for too long');
-        link.ws.terminate();
+        this.port.cut(link, 'no traffic or pong for too long');
         continue;
       }
       if (silent > PING_INTERVAL_MS) link.ws.ping();
