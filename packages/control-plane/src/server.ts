@@ -230,7 +230,11 @@ export async function startControlPlane(
   const scheme = tls ? 'https' : 'http';
   const createServer = (handler: http.RequestListener): http.Server =>
     tls
-      ? (https.createServer({ ...serverOptions, ...tls }, handler) as unknown as http.Server)
+      ? // A TLS handshake gets no longer than a header block (Node's default is 120 s).
+        (https.createServer(
+          { ...serverOptions, ...tls, handshakeTimeout: config.headers_timeout_ms },
+          handler,
+        ) as unknown as http.Server)
       : http.createServer(serverOptions, handler);
   const apiGuard = new EdgeGuard(config);
   const proxyGuard = new EdgeGuard(config);
@@ -261,7 +265,7 @@ export async function startControlPlane(
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
     bodyLimit: API_BODY_LIMIT_BYTES,
-    maxParamLength: MAX_PATH_PARAM_CHARS,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
     frameworkErrors,
     serverFactory: (handler) => {
       const server = createServer((req, res) => {
