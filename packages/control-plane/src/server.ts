@@ -361,6 +361,7 @@ export async function startControlPlane(
         clearInterval(pruneTimer);
         storeHealth.close();
         await scheduler.stop();
+        await reservations.stop();
         await ledger.close(); // every acknowledged write is committed before the connection closes
         await store.close();
         log.info('control plane stopped');
