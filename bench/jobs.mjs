@@ -2,9 +2,10 @@
 // Job start latency: time from asking for a container to its first instruction, for `podman run` of the test
 // image by hand (the reference) and for the launcher's runtime (`PodmanRuntime.start`: image resolution,
 // env file, `podman run --detach`, inspect). The container's first instruction is busybox `adjtimex`, which
-// prints the kernel's clock (µs); the host clock is the same clock. `npm run bench -- jobs` will later add
-// POST /v1/jobs through the control plane and compare it with the by-hand figure of the same run.
-// Standalone: `node bench/jobs.mjs [--runs N] [--json]` (after `npx tsc -b`); podman settings from
+// prints the kernel's clock (µs); the host clock is the same clock. Then the jobs API (bench/jobs-api.mjs):
+// POST /v1/jobs through a control plane and a node launcher to the same first instruction, in the same run, and
+// N short jobs from N concurrent clients until every lock is settled.
+// Standalone: `node bench/jobs.mjs [--runs N] [--jobs N] [--json]` (after `npx tsc -b`); podman settings from
 // EE_CONTAINER_* or, when unset, the test defaults (TEST_PODMAN_ENV).
 
 import { spawn } from 'node:child_process';
@@ -14,10 +15,13 @@ import { join } from 'node:path';
 import { PodmanCli, PodmanRuntime, loadLauncherConfig } from '@easyenclave/launcher';
 import { TEST_PODMAN_ENV, ensureTestImage } from '@easyenclave/launcher/testing/test-image';
 import { pino } from 'pino';
+import { benchJobsApi } from './jobs-api.mjs';
 
 const argv = process.argv.slice(2);
 const RUNS = argv.includes('--runs') ? Number(argv[argv.indexOf('--runs') + 1]) : 10;
 const JSON_OUT = argv.includes('--json');
+const MANY = argv.includes('--jobs') ? Number(argv[argv.indexOf('--jobs') + 1]) : 100;
+if (!Number.isInteger(MANY) || MANY < 1 || MANY > 1000) throw new Error('--jobs must be an integer from 1 to 1000');
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 1000) throw new Error('--runs must be an integer from 1 to 1000');
 
 const env = {
@@ -126,6 +130,11 @@ try {
   for (let i = 0; i < RUNS; i++) ours.push(await throughRuntime(rt, image, i));
 } finally {
   await rt.close();
+}
+let api;
+try {
+  api = await benchJobsApi({ dir: state_dir, env, image, runs: RUNS, concurrent: MANY, nowMs, adjtimexMs });
+} finally {
   rmSync(state_dir, { recursive: true, force: true });
 }
 const result = {
@@ -137,7 +146,11 @@ const result = {
     start_returned_ms: summary(ours, 'start_ms'),
     result_ms: summary(ours, 'result_ms'),
   },
+  api: { first_instruction_ms: summary(api.first, 'first_ms'), many: api.many },
 };
+const goal_ms = 1.5 * result.by_hand.first_instruction_ms.median + 200;
+result.api.goal_ms = goal_ms;
+result.api.goal_met = result.api.first_instruction_ms.median <= goal_ms;
 if (JSON_OUT) console.log(JSON.stringify(result));
 else {
   const f = (s) => `median ${s.median.toFixed(0)} ms, p90 ${s.p90.toFixed(0)} ms`;
@@ -146,4 +159,12 @@ else {
   console.log(`runtime.start():     first instruction ${f(result.runtime.first_instruction_ms)}`);
   console.log(`                     start() returned ${f(result.runtime.start_returned_ms)}`);
   console.log(`                     result collected ${f(result.runtime.result_ms)}`);
+  console.log(
+    `POST /v1/jobs:       first instruction ${f(result.api.first_instruction_ms)} (goal ≤ ${goal_ms.toFixed(0)} ms)`,
+  );
+  const m = result.api.many;
+  console.log(
+    `${m.jobs} short jobs at once: ${m.succeeded} succeeded, ${m.locks_resolved} locks resolved (locked = settled + refunded: ${m.locked_equals_settled_plus_refunded}) in ${(m.wall_ms / 1000).toFixed(1)} s`,
+  );
+  for (const why of new Set(m.not_succeeded)) console.log(`  not succeeded: ${why}`);
 }

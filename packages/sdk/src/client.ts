@@ -18,6 +18,7 @@ import type { Auth, IdempotentOptions } from './calls.js';
 import * as ledger from './ledger.js';
 import * as market from './market.js';
 import * as reservations from './reservations.js';
+import * as jobs from './jobs.js';
 import {
   AppAttestationSchema,
   AppsSchema,
@@ -166,6 +167,66 @@ export class EasyEnclave {
     };
     if (ev.app !== app) throw new AttestationError([`the evidence is for app "${ev.app}", not "${app}"`]);
     return (await verifier).verify(input);
+  }
+
+  // ---- Private jobs (docs/workloads.md) ----
+
+  /** Where a job of this size would run now: the node and the launcher to seal its env to. */
+  jobPlacement(vcpus = 1, memory_mib = 256, o: CallOptions = {}): Promise<jobs.Placement> {
+    return jobs.placement(this.transport, this.auth, vcpus, memory_mib, o);
+  }
+
+  /**
+   * Places a job, verifies its launcher's evidence over our own nonce (unless `verify` is false), seals the env
+   * to the attested key and submits it. Keep `result_key` to open the result and the logs.
+   */
+  async submitPrivateJob(
+    p: jobs.PrivateJobParams & { verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<jobs.SubmittedJob> {
+    const place = await this.jobPlacement(p.vcpus ?? 1, p.memory_mib ?? 256, o);
+    let target: { hpke_public_key: string; receipt_public_key: string | null } = {
+      hpke_public_key: place.hpke_public_key,
+      receipt_public_key: null,
+    };
+    if (p.verify !== false) {
+      const v = await this.verifyApp(jobs.LAUNCHER_APP, {
+        ...o,
+        agent: place.launcher.agent_id,
+        ...(typeof p.verify === 'object' ? { trust: p.verify } : {}),
+      });
+      if (v.keyset.hpke_public_key !== place.hpke_public_key)
+        throw new AttestationError(['the placement names a key the launcher did not attest']);
+      target = v.keyset;
+    }
+    return jobs.submitJob(this.transport, this.auth, p, target, o);
+  }
+
+  /** `submitPrivateJob`, then waits for the end and opens the sealed result: the decrypted result. */
+  async runPrivateJob(
+    p: jobs.PrivateJobParams & { verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<jobs.PrivateJobOutcome> {
+    const s = await this.submitPrivateJob(p, o);
+    const job = await jobs.waitJob(this.transport, this.auth, s.job.job_id, p.onState, o);
+    return jobs.openJobResult({ ...s, job });
+  }
+
+  job(id: string, o: CallOptions = {}): Promise<jobs.Job> {
+    return jobs.getJob(this.transport, this.auth, id, o);
+  }
+
+  waitJob(id: string, onState?: (job: jobs.Job) => void, o: CallOptions = {}): Promise<jobs.Job> {
+    return jobs.waitJob(this.transport, this.auth, id, onState, o);
+  }
+
+  cancelJob(id: string, o: CallOptions = {}): Promise<jobs.Job> {
+    return jobs.cancelJob(this.transport, this.auth, id, o);
+  }
+
+  /** The job's output as it is written, opened with the job's result key (streaming variant). */
+  jobLogs(id: string, result_key: jobs.SubmittedJob['result_key'], o: CallOptions = {}) {
+    return jobs.jobLogs(this.transport, this.auth, id, result_key, o);
   }
 
   /** A client for `app`; verified first unless verification is off (see ConnectOptions.verify). */
@@ -322,8 +383,24 @@ export class EasyEnclave {
     return market.node(this.transport, this.auth, id, o);
   }
 
-  nodes(o?: CallOptions) {
+  /** Every node (admin token), or with `{ mine: true }` the provider's own (its API key). */
+  nodes(o?: CallOptions & { mine?: boolean }) {
     return market.nodes(this.transport, this.auth, o);
+  }
+
+  /** Leases, newest first, every page: a user's own, those on a provider's nodes, or all (admin). */
+  leases(p?: { limit?: number }, o?: CallOptions) {
+    return market.leases(this.transport, this.auth, p, o);
+  }
+
+  /** Payouts, newest first, every page: a provider's own, or all (admin). */
+  payouts(p?: { limit?: number }, o?: CallOptions) {
+    return market.payouts(this.transport, this.auth, p, o);
+  }
+
+  /** Abuse reports, newest first, every page, optionally of one node (admin). */
+  abuseReports(p?: { limit?: number; node?: string }, o?: CallOptions) {
+    return market.abuseReports(this.transport, this.auth, p, o);
   }
 
   stake(node: string, amount: ledger.Amount, o?: IdempotentOptions) {

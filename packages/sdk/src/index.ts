@@ -51,8 +51,16 @@ export {
   SettlementSchema,
   StakeResultSchema,
   UsageReportSchema,
+  LeaseSummarySchema,
+  LeasePageSchema,
+  PayoutPageSchema,
+  AbuseReportPageSchema,
   type NodeList,
   type UsageReport,
+  type LeaseSummary,
+  type LeasePage,
+  type PayoutPage,
+  type AbuseReportPage,
 } from './market-schemas.js';
 export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';
@@ -100,3 +108,13 @@ export {
   UnavailableError,
   type ErrorKind,
 } from './errors.js';
+export {
+  openJobResult,
+  newJobId,
+  type Job,
+  type JobResult,
+  type Placement,
+  type PrivateJobOutcome,
+  type PrivateJobParams,
+  type SubmittedJob,
+} from './jobs.js';

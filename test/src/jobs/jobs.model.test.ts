@@ -153,7 +153,11 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
         }));
         const ids: string[] = [];
         let seq = 0;
-        for (const c of cmds) {
+        // Every run starts by filling both nodes (the third job finds no room), cancelling one job before it
+        // starts and losing the other's node, so each kind of step is reached; the random steps do the rest.
+        const fill: Cmd = { t: 'create', user: 0, vcpus: 3, memory_mib: 64, max_min: 30 };
+        const steps: Cmd[] = [fill, fill, fill, { t: 'cancel', pick: 0 }, { t: 'lost', pick: 1 }, ...cmds];
+        for (const c of steps) {
           seq++;
           if (c.t === 'create') {
             const r = await ledger.submit(
@@ -276,9 +280,91 @@ describe('job money model', () => {
   it('on SQLite files: locked = settled + refunded per job, ledger invariants after every step', async () => {
     const dir = tmpDir('ee-jobs-model-');
     let n = 0;
-    await runModel(async () => ({ db_path: join(dir, `m${++n}.db`) }), Number(process.env.EE_MODEL_RUNS ?? 40));
+    await runModel(async () => ({ db_path: join(dir, `m${++n}.db`) }), Number(process.env.EE_MODEL_RUNS ?? 60));
     for (const k of ['created', 'settled', 'refunded', 'expired', 'overcap', 'cancelled', 'lost'] as const)
       assert.ok(seen[k] > 0, `no ${k} in any run: ${JSON.stringify(seen)}`);
+  });
+
+  it('jobs placed in one group-commit batch never overcommit a node', async () => {
+    const now = Date.UTC(2026, 0, 1);
+    const store = await openStore({ db_path: join(tmpDir('ee-jobs-batch-'), 'b.db') });
+    const ledger = await LedgerStore.open(store.db, store.dialect, () => now);
+    await runMigrations(store.db, store.dialect, MARKET_MIGRATIONS);
+    await runMigrations(store.db, store.dialect, JOBS_MIGRATIONS);
+    const db = store.db as unknown as JobsDb;
+    try {
+      const user = 'user:00000000000000000001';
+      const provider = 'provider:0000000000000000000a';
+      for (const id of [user, provider]) await ledger.createAccounts(identityAccountInputs(id));
+      await ledger.createTransfers(
+        [user, provider].map((id, i) => ({
+          id: `mint:${i}`,
+          debit_account: PLATFORM_ISSUANCE,
+          credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
+          amount: 100_000_000n,
+        })),
+      );
+      await db
+        .insertInto('market_nodes')
+        .values({
+          id: 'node_0000000000000000',
+          provider,
+          name: 'n',
+          region: 'r',
+          tier: 'economy',
+          network: 'sandbox-1',
+          vcpus: 4,
+          capacity_months: 1,
+          price_micro: 1000,
+          ppid: null,
+          token_hash: null,
+          status: 'active',
+          banned_reason: null,
+          banned_ms: null,
+          created_ms: now,
+        })
+        .execute();
+      await ledger.submit(
+        stakeOp('node_0000000000000000', provider, requiredStake(1000n, 4, 'economy'), 's', (r) => r),
+      );
+      const candidate = {
+        id: 'node_0000000000000000',
+        provider,
+        vcpus_total: 4,
+        memory_mib_total: 4096,
+        hpke_public_key: KEY,
+      };
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          ledger.submit(
+            createJobOp(
+              {
+                id: `job_${String(i).padStart(20, '0')}`,
+                user_id: user,
+                image: 'img',
+                command: null,
+                vcpus: 1,
+                memory_mib: 64,
+                max_runtime_ms: MIN,
+                network: false,
+                sealed_env: null,
+                env_key: null,
+                result_key: KEY,
+              },
+              [candidate],
+              () => true,
+              (x) => x,
+            ),
+          ),
+        ),
+      );
+      assert.equal(results.filter((r) => r.ok).length, 4, "exactly the node's 4 vCPUs were placed");
+      const seqs = results.flatMap((r) => (r.ok ? [r.job.assignment_seq] : []));
+      assert.equal(new Set(seqs).size, seqs.length, 'assignment sequence numbers are unique');
+    } finally {
+      await ledger.close();
+      await store.close();
+    }
   });
 
   it('on PostgreSQL: the same model', { skip: pgSkip }, async () => {

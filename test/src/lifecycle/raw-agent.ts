@@ -8,6 +8,8 @@ import {
   decodeFrame,
   MuxSession,
   type Frame,
+  type MuxStream,
+  type RequestHead,
   type AttestRequestMessage,
   type AttestResponseMessage,
   type RegisterMessage,
@@ -297,13 +299,14 @@ export class RawAgent {
     this.sendJson({ type: 'health', status });
   }
 
-  /** Answers every proxied request with 200 "raw-agent" (what a trivial backend would do). */
-  serve(): void {
+  /** Answers every proxied request with 200 "raw-agent" (what a trivial backend would do), or as `handler` does. */
+  serve(handler?: (stream: MuxStream, head: RequestHead) => void): void {
     this.session ??= new MuxSession({
       role: 'acceptor',
       send: (frame, cb) => this.ws.send(frame, { binary: true }, cb),
-      onStream: (stream) => {
+      onStream: (stream, head) => {
         this.streams_opened++;
+        if (handler) return handler(stream, head);
         stream.onData = (chunk) => stream.consumed(chunk.length);
         const body = Buffer.from('raw-agent');
         stream.respond({

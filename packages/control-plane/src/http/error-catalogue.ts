@@ -4,6 +4,7 @@
 // (error-handler.ts) and the raw paths (http-errors.ts) turn either into `{error:{code,message,type,param?}}`.
 import type { TransferRefusalCode } from '../ledger/refusal.js';
 import type { MarketRefusalCode } from '../market/ops.js';
+import type { JobRefusalCode } from '../jobs/ops.js';
 
 export const ERROR_TYPES = [
   'invalid_request',
@@ -57,6 +58,8 @@ export const ERROR_CATALOGUE = {
   amount_too_large: e(400, 'invalid_request', 'the transfer would push an account past 2^53 - 1 micro-USD'),
   same_account: e(400, 'invalid_request', 'from and to must be different accounts'),
   transfer_refused: e(400, 'invalid_request', 'the ledger refused the transfer'),
+  job_too_large: e(400, 'invalid_request', 'no node offers that many vCPUs or that much memory'),
+  invalid_env_key: e(400, 'invalid_request', 'the env is sealed to a key no connected launcher holds'),
   // 401, 402, 403: who is asking, and whether they may.
   unauthorized: e(401, 'authentication', 'missing or invalid credentials'),
   insufficient_funds: e(402, 'payment_required', 'the source account does not have enough available credits'),
@@ -65,6 +68,7 @@ export const ERROR_CATALOGUE = {
   endpoint_disabled: e(403, 'permission', 'the token this endpoint needs is not configured'),
   not_a_provider: e(403, 'permission', 'nodes are registered and paid out by provider accounts'),
   not_a_user: e(403, 'permission', 'leases are paid from user accounts'),
+  content_type_refused: e(403, 'permission', '/v1/proxy/{app} does not serve documents or scripts on the API origin'),
   app_unattested: e(403, 'permission', 'the app is not attested'),
   app_expired: e(403, 'permission', 'the app has an expired registration'),
   app_offline: e(503, 'unavailable', 'the app has no connected agent', [403]),
@@ -79,6 +83,7 @@ export const ERROR_CATALOGUE = {
   unknown_lease: e(404, 'not_found', 'no such lease (or not yours)'),
   unknown_report: e(404, 'not_found', 'no such abuse report'),
   unknown_payout: e(404, 'not_found', 'no such payout'),
+  unknown_job: e(404, 'not_found', 'no such job (or not yours)'),
   unknown_reservation: e(404, 'not_found', 'no such reservation (or not yours)'),
   // 409: the request is fine; the state it meets refuses it.
   transfer_conflict: e(409, 'conflict', 'this transfer id was already used for a different transfer'),
@@ -101,6 +106,16 @@ export const ERROR_CATALOGUE = {
   payout_resolved: e(409, 'conflict', 'the payout is already resolved'),
   period_not_ended: e(409, 'conflict', 'the period has not ended yet'),
   sealed_key_gone: e(409, 'conflict', 'no agent holds the key this request is sealed to: verify again and re-seal'),
+  no_node_with_capacity: e(
+    409,
+    'conflict',
+    'no eligible node has that many vCPUs and that much memory free now',
+    [503],
+  ),
+  job_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different job'),
+  job_finished: e(409, 'conflict', 'the job already ended'),
+  invalid_transition: e(409, 'conflict', 'the job cannot take this step in its state'),
+  logs_unavailable: e(409, 'conflict', "the job's logs are not available (it ended: its result holds the tails)"),
   // 408, 413, 415: heads and bodies.
   request_timeout: e(408, 'invalid_request', 'the request did not arrive in time'),
   body_too_large: e(413, 'invalid_request', 'the request body exceeds the limit'),
@@ -115,12 +130,13 @@ export const ERROR_CATALOGUE = {
   agent_unavailable: e(503, 'unavailable', 'the agent cannot answer now'),
   sealed_key_unavailable: e(503, 'unavailable', 'the agent holding the sealed key is busy or unhealthy; retry'),
   agent_timeout: e(504, 'unavailable', 'the agent did not answer in time'),
+  launcher_unavailable: e(503, 'unavailable', "the job's launcher cannot be reached now"),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 // Every code a core can refuse with has an entry (a compile error names any that does not).
-type MissingCoreCodes = Exclude<TransferRefusalCode | MarketRefusalCode, ErrorCode>;
+type MissingCoreCodes = Exclude<TransferRefusalCode | MarketRefusalCode | JobRefusalCode, ErrorCode>;
 const everyCoreCodeCatalogued: [MissingCoreCodes] extends [never] ? true : MissingCoreCodes = true;
 void everyCoreCodeCatalogued;
 

@@ -6,7 +6,7 @@ import { createTransfers } from '../ledger/engine.js';
 import { providerEarnings, providerStake } from '../ledger/chart.js';
 import { transferRefusal, type Refusal, type TransferRefusalCode } from '../ledger/refusal.js';
 import type { TransferInput } from '../ledger/types.js';
-import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
+import type { ApplyContext, ExtraWrites, LedgerOp } from '../ledger-store/batch.js';
 import { forUpdate, lockNodes, providerRequirements, stakeHeld, type NodeRow } from '../market/ops.js';
 import { JOB_LOCK_SLACK_MS, jobLockAmount, jobLockId, jobRefundId, jobSettleAmount, jobSettleId } from './money.js';
 import { transition, type JobEvent, type JobStep } from './state.js';
@@ -50,6 +50,22 @@ export interface JobCandidate {
   hpke_public_key: string;
 }
 
+/**
+ * What earlier operations of the same group-commit batch did: their job rows are written only at the batch's
+ * end, so a placement must add the capacity they took (or two jobs placed in one batch overcommit a node), and
+ * an event must start from the row as the batch left it. One batch has one `writes` object.
+ */
+interface BatchView {
+  placed: Map<string, { vcpus: number; memory_mib: number; seq: number }>;
+  rows: Map<string, JobRow>;
+}
+const batches = new WeakMap<ExtraWrites, BatchView>();
+function batchView(writes: ExtraWrites): BatchView {
+  let b = batches.get(writes);
+  if (b === undefined) batches.set(writes, (b = { placed: new Map(), rows: new Map() }));
+  return b;
+}
+
 export type CreateJobResult = { ok: true; job: JobRow } | JobRefusal;
 
 /**
@@ -70,18 +86,17 @@ export function createJobOp<T>(
   return {
     accounts: [j.user_id, ...candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [jobLockId(j.id)],
-    async prepare(anyTx, d) {
-      const tx = anyTx;
+    async prepare(tx, d) {
       existing = (await tx.selectFrom('jobs').selectAll().where('id', '=', j.id).executeTakeFirst()) as
         JobRow | undefined;
       if (existing) return;
       nodes = await lockNodes(
-        tx as never,
+        tx,
         d,
         candidates.map((c) => c.id),
       );
       required = await providerRequirements(
-        tx as never,
+        tx,
         [...nodes.values()].map((n) => n.provider),
       );
       used.clear();
@@ -128,7 +143,12 @@ export function createJobOp<T>(
         const node = nodes.get(c.id);
         if (!node || node.status !== 'active' || !liveEligible(node.id)) continue;
         if (stakeHeld(ctx.state, node.provider) < (required.get(node.provider) ?? 0n)) continue;
-        const u = used.get(node.id) ?? { vcpus: 0, memory_mib: 0, seq: -1 };
+        const inDb = used.get(node.id) ?? { vcpus: 0, memory_mib: 0, seq: -1 };
+        const batch = batchView(ctx.writes);
+        const earlier = batch.placed.get(node.id);
+        const u = earlier
+          ? { vcpus: inDb.vcpus + earlier.vcpus, memory_mib: inDb.memory_mib + earlier.memory_mib, seq: earlier.seq }
+          : inDb;
         if (u.vcpus + j.vcpus > c.vcpus_total || u.memory_mib + j.memory_mib > c.memory_mib_total) continue;
         if (j.env_key !== null && j.env_key !== c.hpke_public_key) continue; // sealed to another launcher
         const price = BigInt(node.price_micro);
@@ -183,6 +203,12 @@ export function createJobOp<T>(
           created_ms: ctx.now_ms,
           updated_ms: ctx.now_ms,
         };
+        batch.placed.set(node.id, {
+          vcpus: (earlier?.vcpus ?? 0) + j.vcpus,
+          memory_mib: (earlier?.memory_mib ?? 0) + j.memory_mib,
+          seq: job.assignment_seq,
+        });
+        batch.rows.set(job.id, job);
         ctx.writes.after.push(async (tx) => {
           await tx.insertInto('jobs').values(job).execute();
         });
@@ -216,41 +242,45 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
   return {
     accounts: [],
     transfers: [jobLockId(job_id), jobSettleId(job_id), jobRefundId(job_id)],
-    async prepare(anyTx, d) {
-      const tx = anyTx;
+    async prepare(tx, d) {
       const node_id = (await tx.selectFrom('jobs').select('node_id').where('id', '=', job_id).executeTakeFirst())
         ?.node_id;
       if (node_id === undefined) return;
-      await lockNodes(tx as never, d, [node_id]);
+      await lockNodes(tx, d, [node_id]);
       row = (await forUpdate(tx.selectFrom('jobs').selectAll().where('id', '=', job_id), d).executeTakeFirst()) as
         JobRow | undefined;
       return row ? { accounts: [row.user_id, providerEarnings(row.provider)] } : undefined;
     },
     apply(ctx) {
-      if (!row) return { ok: false, code: 'unknown_job' };
-      const r = transition(row.state, ev, ctx.now_ms);
+      const batch = batchView(ctx.writes);
+      const prev = batch.rows.get(job_id) ?? row;
+      if (!prev) return { ok: false, code: 'unknown_job' };
+      const r = transition(prev.state, ev, ctx.now_ms);
       if (!r.ok) return r;
-      const job: JobRow = { ...row };
-      const lock = BigInt(row.lock_micro);
+      // Money needs the accounts prepare declared from the stored row (a job created in this very batch has none).
+      if (r.billing.kind !== 'none' && !row)
+        return { ok: false, code: 'invalid_transition', message: 'the job was created in this batch' };
+      const job: JobRow = { ...prev };
+      const lock = BigInt(prev.lock_micro);
       if (r.billing.kind !== 'none') {
         const settle =
           r.billing.kind === 'settle'
-            ? jobSettleAmount(BigInt(row.price_micro), row.vcpus, row.max_runtime_ms, r.billing.billed_vcpu_ms)
+            ? jobSettleAmount(BigInt(prev.price_micro), prev.vcpus, prev.max_runtime_ms, r.billing.billed_vcpu_ms)
             : 0n;
         const input: TransferInput =
           settle > 0n
             ? {
                 id: jobSettleId(job_id),
-                debit_account: row.user_id,
-                credit_account: providerEarnings(row.provider),
+                debit_account: prev.user_id,
+                credit_account: providerEarnings(prev.provider),
                 pending_id: jobLockId(job_id),
                 amount: settle,
                 flags: { post_pending: true },
               }
             : {
                 id: jobRefundId(job_id),
-                debit_account: row.user_id,
-                credit_account: providerEarnings(row.provider),
+                debit_account: prev.user_id,
+                credit_account: providerEarnings(prev.provider),
                 pending_id: jobLockId(job_id),
                 flags: { void_pending: true },
               };
@@ -261,12 +291,12 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
         job.settled_micro = Number(settled);
         job.refunded_micro = Number(lock - settled);
         job.billed_vcpu_ms =
-          r.billing.kind === 'settle' ? Math.min(r.billing.billed_vcpu_ms, row.vcpus * row.max_runtime_ms) : 0;
+          r.billing.kind === 'settle' ? Math.min(r.billing.billed_vcpu_ms, prev.vcpus * prev.max_runtime_ms) : 0;
         job.finished_ms = ctx.now_ms;
       }
       job.state = r.state;
       job.reason = r.step.reason;
-      job.history = JSON.stringify([...(JSON.parse(row.history) as JobStep[]), r.step]);
+      job.history = JSON.stringify([...(JSON.parse(prev.history) as JobStep[]), r.step]);
       if (facts.image_id !== undefined) job.image_id = facts.image_id;
       if (facts.image_digest !== undefined) job.image_digest = facts.image_digest;
       if (facts.exit_code !== undefined) job.exit_code = facts.exit_code;
@@ -277,9 +307,12 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
       // Secrets have no use once the job ended: drop the sealed env.
       if (r.billing.kind !== 'none') job.sealed_env = null;
       job.updated_ms = ctx.now_ms;
+      batch.rows.set(job_id, job);
+      const from = prev.state;
       ctx.writes.after.push(async (tx) => {
-        const { id: _id, ...set } = job;
-        await tx.updateTable('jobs').set(set).where('id', '=', job_id).where('state', '=', row!.state).execute();
+        // cancel_requested is the cancel route's alone: an event must not write back a value it read earlier.
+        const { id: _id, cancel_requested: _cancel, ...set } = job;
+        await tx.updateTable('jobs').set(set).where('id', '=', job_id).where('state', '=', from).execute();
       });
       return { ok: true, job, changed: true };
     },

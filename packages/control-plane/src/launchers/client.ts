@@ -80,11 +80,17 @@ export function launcherRequest(
       }
       parts.push(chunk);
       stream.consumed(chunk.length);
+      // The last chunk may carry END_STREAM itself: then no separate end event follows.
+      if (stream.remote_ended) finish();
     };
-    stream.onEnd = () => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       resolve({ status, body: Buffer.concat(parts) });
     };
+    stream.onEnd = finish;
     stream.onReset = (_code, reason) => {
       clearTimeout(timer);
       reject(new LauncherUnreachable(`the launcher stream was reset: ${reason}`));

@@ -23,6 +23,8 @@ export interface LauncherView {
   state: LauncherState;
   /** Wall-clock ms of the poll that read `state`. */
   read_wall_ms: number;
+  /** The injected clock's time the state was asked for: a job row last changed before it was known to it. */
+  requested_ms: number;
 }
 
 export class LauncherRegistry {
@@ -79,6 +81,13 @@ export class LauncherRegistry {
     return this.seen.get(node_id) ?? this.started_ms;
   }
 
+  /** Whether a connected, attested launcher holds this X25519 key. */
+  holdsKey(hpke_public_key: string): boolean {
+    for (const l of this.hub.byApp.get(LAUNCHER_APP) ?? [])
+      if (l.keyset?.hpke_public_key === hpke_public_key) return true;
+    return false;
+  }
+
   /** Nodes with a launcher connected now. */
   nodes(): string[] {
     const out = new Set<string>();
@@ -101,6 +110,7 @@ export class LauncherRegistry {
     const link = this.link(node_id);
     if (!link || !link.keyset) return;
     const keyset = link.keyset;
+    const requested_ms = this.clock.now();
     try {
       const r = await launcherRequest(link, 'GET', '/v1/launcher/state');
       if (r.status !== 200) throw new Error(`status ${r.status}`);
@@ -113,6 +123,7 @@ export class LauncherRegistry {
         receipt_public_key: keyset.receipt_public_key,
         state,
         read_wall_ms: Date.now(),
+        requested_ms,
       };
       this.views.set(node_id, view);
       this.seen.set(node_id, this.clock.now());

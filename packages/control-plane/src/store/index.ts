@@ -51,7 +51,13 @@ export interface Store {
     now_ms: number;
     ttl_ms: number;
     connect?: boolean;
-  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | q.RegisterRefusal>;
+    takeover?: (held: AppRow, live_attested_agent: boolean) => boolean;
+  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow; taken_from?: AppRow } | q.RegisterRefusal>;
+  /** Deletes lapsed never-attested claims made before `created_before_ms` (none with an agent connected), with
+   *  their agents' rows and records; at most `limit`. Returns the app names deleted. */
+  pruneUnattestedClaims(created_before_ms: number, limit: number): Promise<string[]>;
+  /** Deletes health events before `before_ms` except each agent's newest connection event. Returns the count. */
+  pruneHealthEvents(before_ms: number): Promise<number>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
   ensureRegistration(r: {
     app_name: string;
@@ -129,6 +135,12 @@ class KyselyStore implements Store {
   }
   registerAgent(a: Parameters<Store['registerAgent']>[0]) {
     return this.#writes.submit((tx) => q.registerAgent(tx, a));
+  }
+  pruneUnattestedClaims(created_before_ms: number, limit: number) {
+    return this.#writes.submit((tx) => q.pruneUnattestedClaims(tx, created_before_ms, limit));
+  }
+  pruneHealthEvents(before_ms: number) {
+    return this.#writes.submit((tx) => q.pruneHealthEvents(tx, before_ms));
   }
   ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) {
     return this.#writes.submit((tx) => q.ensureRegistration(tx, r));

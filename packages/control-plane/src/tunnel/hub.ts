@@ -14,6 +14,7 @@ import {
   closeReason,
   MuxSession,
   PING_INTERVAL_MS,
+  QueueBudget,
   ResetCode,
   parseAgentMessage,
   TickBatcher,
@@ -28,7 +29,8 @@ import type { ApiError } from '../http-errors.js';
 import { rawErrorResponse } from '../http-errors.js';
 import { appStatus, type AppStatusView } from '../app-status.js';
 import { handleReceipts, type ReceiptSink } from './receipts.js';
-import { AgentLink } from './link.js';
+import { AgentLink, TokenBucket } from './link.js';
+import { APP_CLAIM_UNATTESTED_TTL_MS, DAY_MS, MAX_TRACKED_CLAIM_ADDRESSES } from '../app-claims.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
 import { challenge, handleAttestResponse } from './attestation-flow.js';
@@ -125,6 +127,7 @@ class AgentSocket extends WebSocket {
 class LinkChannel extends TickBatcher implements SessionOptions {
   readonly role = 'opener' as const;
   readonly max_header_bytes: number;
+  readonly budget: QueueBudget;
   link: AgentLink | null = null;
 
   constructor(
@@ -134,6 +137,7 @@ class LinkChannel extends TickBatcher implements SessionOptions {
   ) {
     super(socket);
     this.max_header_bytes = hub.deps.config.max_header_bytes;
+    this.budget = hub.budget;
   }
 
   send(frame: Buffer, cb: (err?: Error | null) => void): void {
@@ -153,19 +157,43 @@ class LinkChannel extends TickBatcher implements SessionOptions {
 }
 
 const SWEEP_INTERVAL_MS = 1000;
+/** How often lapsed claims and old health events are pruned, and how many claims at most per run. */
+const PRUNE_INTERVAL_MS = 10 * 60_000;
+const MAX_PRUNED_CLAIMS = 1000;
+/** Health events are kept at least this long (and two settlement periods plus grace when that is longer). */
+const MIN_HEALTH_EVENT_RETENTION_MS = 90 * DAY_MS;
+
+/** New app-name claims per remote address: a token bucket each, for at most MAX_TRACKED_CLAIM_ADDRESSES. */
+class ClaimLimiter {
+  readonly #buckets = new Map<string, TokenBucket>();
+  constructor(readonly per_hour: number) {}
+  take(addr: string): boolean {
+    let b = this.#buckets.get(addr);
+    if (b !== undefined)
+      this.#buckets.delete(addr); // re-inserted below: the map stays in order of last use
+    else b = new TokenBucket(this.per_hour, this.per_hour / 3600);
+    this.#buckets.set(addr, b);
+    if (this.#buckets.size > MAX_TRACKED_CLAIM_ADDRESSES) this.#buckets.delete(this.#buckets.keys().next().value!);
+    return b.take(Date.now());
+  }
+}
+/** The WebSocket library's own message cap closes with a bare 1009; ours (MAX_WS_MESSAGE_BYTES, checked in
+ *  onMessage) closes with a reason, so the library's is set higher (docs/protocol.md, "Maximum message size"). */
+export const WS_LIBRARY_MAX_PAYLOAD_BYTES = 4 * MAX_WS_MESSAGE_BYTES;
 const MAX_WAITERS_PER_APP = 4096;
 const BINARY = { binary: true } as const;
 
 export class TunnelHub {
-  // ws's own cap closes with a bare 1009; ours (below) closes with a reason, so ws's is set higher.
   readonly wss = new WebSocketServer({
     noServer: true,
-    maxPayload: 4 * MAX_WS_MESSAGE_BYTES,
+    maxPayload: WS_LIBRARY_MAX_PAYLOAD_BYTES,
     perMessageDeflate: false,
     clientTracking: false,
     WebSocket: AgentSocket,
   });
   readonly links = new Set<AgentLink>();
+  /** Request-body bytes queued toward agents, over all links (see QueueBudget). */
+  readonly budget: QueueBudget;
   /** Registered links per app: a plain array (most apps have one or a few agents; a Set costs ~150 B more). */
   readonly byApp = new Map<string, AgentLink[]>();
   readonly byAgentId = new Map<string, AgentLink>();
@@ -177,16 +205,22 @@ export class TunnelHub {
    *  close ends it (endHandshake). */
   private handshakes = 0;
   private readonly handshakesByAddr = new Map<string, number>();
+  /** New app-name claims per remote address (registration.ts). */
+  readonly claims: ClaimLimiter;
   /** Bumped by reattestAll (attestation policy changes); links attested under an older one are re-challenged. */
   policy_generation = 0;
   private sweeper: NodeJS.Timeout | null = null;
+  private pruner: NodeJS.Timeout | null = null;
   draining = false;
   /** Set by the control plane once the market is open. */
   market: MarketHooks | null = null;
   /** Takes the usage receipts agents send (tunnel/receipts.ts); null: receipts are not accepted. */
   receipts: ReceiptSink | null = null;
 
-  constructor(readonly deps: HubDeps) {}
+  constructor(readonly deps: HubDeps) {
+    this.budget = new QueueBudget(deps.config.max_buffered_stream_bytes);
+    this.claims = new ClaimLimiter(deps.config.app_claims_per_hour);
+  }
 
   async start(): Promise<void> {
     const { store, clock } = this.deps;
@@ -195,6 +229,38 @@ export class TunnelHub {
       this.knownApps.set(app.app_name, { repo: app.repo, network: app.network });
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+    this.pruner = setInterval(() => {
+      this.prune().catch((err: unknown) => this.deps.log.warn({ err }, 'pruning app claims and health events failed'));
+    }, PRUNE_INTERVAL_MS);
+    this.pruner.unref();
+  }
+
+  /**
+   * Drops lapsed never-attested app claims (with their agents' rows and records) and health events past their
+   * retention, so squatted names and old events do not pile up; also forgets the dropped names. Returns what
+   * was deleted.
+   */
+  async prune(): Promise<{ apps: string[]; health_events: number }> {
+    const { store, clock, config } = this.deps;
+    const now = clock.now();
+    const apps = await store.pruneUnattestedClaims(now - APP_CLAIM_UNATTESTED_TTL_MS, MAX_PRUNED_CLAIMS);
+    for (const name of apps) if (!this.byApp.has(name)) this.knownApps.delete(name);
+    const retention_ms = Math.max(
+      MIN_HEALTH_EVENT_RETENTION_MS,
+      2 * (config.settlement_period_ms + config.settlement_grace_ms),
+    );
+    const health_events = await store.pruneHealthEvents(now - retention_ms);
+    return { apps, health_events };
+  }
+
+  /** An app name passed to a new owner: the old owner's links (never attested, or not lately) go. */
+  closeOwnerLinks(app_name: string, repo: string, network: string): void {
+    for (const l of [...(this.byApp.get(app_name) ?? [])])
+      if (l.reg!.repo === repo && l.reg!.network === network)
+        this.closeLink(l, CloseCode.REGISTRATION_REFUSED, 'the app name passed to another owner');
+    for (const l of this.links)
+      if (l.contender && l.reg?.app_name === app_name && l.reg.repo === repo)
+        this.closeLink(l, CloseCode.REGISTRATION_REFUSED, 'the app name passed to another owner');
   }
 
   /** HTTP upgrade on /v1/tunnel. Caps concurrent handshakes so a restart does not stampede. */
@@ -666,6 +732,8 @@ export class TunnelHub {
   close(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    if (this.pruner) clearInterval(this.pruner);
+    this.pruner = null;
     for (const list of this.waiters.values()) {
       for (const w of list) {
         clearTimeout(w.timer);

@@ -30,7 +30,7 @@ export interface PendingChallenge {
 /**
  * A challenge relayed for an HTTP client (GET /v1/apps/:app/attestation, see attestation-relay.ts). Keyed by
  * the client's nonce; it is never this link's own attestation. `settle` is null once the client stopped
- * waiting (answered or timed out): the entry then only lets a late answer be dropped quietly.
+ * waiting; a timed-out relay moves to the link's late relays (a late answer is dropped quietly).
  */
 export interface PendingRelay {
   settle: ((r: { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError }) => void) | null;
@@ -120,6 +120,32 @@ export class AgentLink {
   get relayCount(): number {
     return this.relay_map === null ? 0 : this.relay_map.size;
   }
+  /** Relays that timed out, by nonce → wall-clock expiry of their grace; oldest first (insertion order). */
+  private late_relays: Map<string, number> | null = null;
+
+  /** Remembers a timed-out relay's nonce until `expires_wall_ms`; the oldest goes when `max` are held. */
+  noteLateRelay(nonce_hex: string, expires_wall_ms: number, max: number): void {
+    const late = (this.late_relays ??= new Map());
+    late.set(nonce_hex, expires_wall_ms);
+    for (const [n, exp] of late) {
+      if (late.size <= max && exp > Date.now()) break;
+      late.delete(n);
+    }
+  }
+
+  isLateRelay(nonce_hex: string, now_wall_ms: number): boolean {
+    const exp = this.late_relays?.get(nonce_hex);
+    return exp !== undefined && exp > now_wall_ms;
+  }
+
+  /** A late answer to a timed-out relay: forgets the nonce and says whether it was one. */
+  takeLateRelay(nonce_hex: string, now_wall_ms: number): boolean {
+    if (this.late_relays === null) return false;
+    const late = this.isLateRelay(nonce_hex, now_wall_ms);
+    this.late_relays.delete(nonce_hex);
+    return late;
+  }
+
   get relay_tokens(): TokenBucket {
     return (this.relay_bucket ??= new TokenBucket(RELAY_BURST, RELAY_PER_SECOND));
   }

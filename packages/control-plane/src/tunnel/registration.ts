@@ -6,6 +6,7 @@ import { networkPolicy, newSessionId } from '@easyenclave/attestation';
 import type { TunnelHub } from './hub.js';
 import type { AgentLink } from './link.js';
 import { challenge } from './attestation-flow.js';
+import { claimYields } from '../app-claims.js';
 
 export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: RegisterMessage): Promise<void> {
   const { store, clock, config, log } = hub.deps;
@@ -42,6 +43,10 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
       return refuse('node_token_required', `agent "${msg.agent_id}" is bound to node ${bound}: present its node token`);
   }
 
+  // A new name is a new claim: rate-limited per remote address (app-claims.ts).
+  if (!hub.knownApps.has(msg.app_name) && !hub.claims.take(link.remote_addr))
+    return refuse('claim_rate_limited', `too many new app names from this address; try again later`);
+
   let node_id: string | null = null;
   if (msg.node_token !== undefined) {
     if (!hub.market) return refuse('market_unavailable', 'this control plane does not bind agents to market nodes');
@@ -66,6 +71,8 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     now_ms: now,
     ttl_ms: config.registration_ttl_ms,
     connect: !contender, // a contender writes nothing under the id until it has taken it over
+    takeover: (held, live) =>
+      claimYields(held, network, networkPolicy(held.network)?.sealed ?? true, live, clock.now()),
   });
   if (!result.ok) {
     if ('agent_bound_to' in result) {
@@ -81,6 +88,14 @@ export async function handleRegister(hub: TunnelHub, link: AgentLink, msg: Regis
     );
   }
   const registration = result.registration;
+  if (result.taken_from !== undefined) {
+    const old = result.taken_from;
+    log.warn(
+      { app_name: msg.app_name, from_repo: old.repo, from_network: old.network, repo: msg.repo, network: msg.network },
+      'app name claim passed to a new owner',
+    );
+    hub.closeOwnerLinks(msg.app_name, old.repo, old.network);
+  }
   // One entry per app, replaced only when it changes; the link's registration shares its strings.
   let known = hub.knownApps.get(msg.app_name);
   if (known === undefined || known.repo !== result.app.repo || known.network !== result.app.network) {

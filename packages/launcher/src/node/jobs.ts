@@ -67,8 +67,8 @@ const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
 
 export class LauncherJobs {
   private readonly jobs = new Map<string, Tracked>();
-  /** Assignments being started (their container may not exist yet). */
-  private readonly starting = new Set<string>();
+  /** Assignments being started (their container may not exist yet); a repeated assignment waits for the same. */
+  private readonly starting = new Map<string, Promise<LauncherJob>>();
   private boot_seq = 0;
   private recipient: Promise<RecipientKey> | null = null;
   private signer: Promise<CryptoKey> | null = null;
@@ -122,39 +122,42 @@ export class LauncherJobs {
   }
 
   /** Starts an assignment (idempotent: an assignment already known answers its current view). */
-  async assign(a: Assignment): Promise<LauncherJob> {
+  assign(a: Assignment): Promise<LauncherJob> {
     const known = this.jobs.get(a.job_id);
-    if (known) return this.view(known);
-    if (this.starting.has(a.job_id)) throw new AssignmentRefused('already_starting', 'this job is being started');
-    this.starting.add(a.job_id);
-    try {
-      const env = a.sealed_env === null ? {} : await this.openEnv(a);
-      const meta: Meta = { job_id: a.job_id, assignment_seq: a.assignment_seq, result_key: a.result_key };
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      await writeFile(join(this.dir, `${a.job_id}.json`), JSON.stringify(meta), { mode: 0o600 });
-      let w: Workload;
-      try {
-        w = await this.runtime.start({
-          workload_id: a.job_id,
-          kind: 'job',
-          assignment_seq: a.assignment_seq,
-          image: a.image,
-          ...(a.command !== null ? { command: a.command } : {}),
-          env,
-          vcpus: a.vcpus,
-          memory_mib: a.memory_mib,
-          max_runtime_ms: a.max_runtime_ms,
-          network: a.network,
-        });
-      } catch (err) {
-        await rm(join(this.dir, `${a.job_id}.json`), { force: true });
-        if (err instanceof RuntimeError) throw new AssignmentRefused(err.code, err.message);
-        throw err;
-      }
-      return this.view(this.track(meta, w));
-    } finally {
-      this.starting.delete(a.job_id);
+    if (known) return Promise.resolve(this.view(known));
+    let p = this.starting.get(a.job_id);
+    if (p === undefined) {
+      p = this.startAssignment(a).finally(() => this.starting.delete(a.job_id));
+      this.starting.set(a.job_id, p);
     }
+    return p;
+  }
+
+  private async startAssignment(a: Assignment): Promise<LauncherJob> {
+    const env = a.sealed_env === null ? {} : await this.openEnv(a);
+    const meta: Meta = { job_id: a.job_id, assignment_seq: a.assignment_seq, result_key: a.result_key };
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(this.dir, `${a.job_id}.json`), JSON.stringify(meta), { mode: 0o600 });
+    let w: Workload;
+    try {
+      w = await this.runtime.start({
+        workload_id: a.job_id,
+        kind: 'job',
+        assignment_seq: a.assignment_seq,
+        image: a.image,
+        ...(a.command !== null ? { command: a.command } : {}),
+        env,
+        vcpus: a.vcpus,
+        memory_mib: a.memory_mib,
+        max_runtime_ms: a.max_runtime_ms,
+        network: a.network,
+      });
+    } catch (err) {
+      await rm(join(this.dir, `${a.job_id}.json`), { force: true });
+      if (err instanceof RuntimeError) throw new AssignmentRefused(err.code, err.message);
+      throw err;
+    }
+    return this.view(this.track(meta, w));
   }
 
   private async openEnv(a: Assignment): Promise<Record<string, string>> {
@@ -269,7 +272,22 @@ export class LauncherJobs {
         vcpus_free: c.free.vcpus,
         memory_mib_free: c.free.memory_mib,
       },
-      jobs: [...this.jobs.values()].map((t) => this.view(t)),
+      jobs: [
+        ...[...this.jobs.values()].map((t) => this.view(t)),
+        // Assignments still being started are reported too: the control plane must not take them for lost.
+        ...[...this.starting.keys()]
+          .filter((id) => !this.jobs.has(id))
+          .map((job_id): LauncherJob => ({
+            job_id,
+            state: 'starting',
+            started_at_ms: null,
+            image_id: null,
+            image_digest: null,
+            result_sealed: null,
+            usage: null,
+            usage_signature: null,
+          })),
+      ],
     };
   }
 
