@@ -34,6 +34,7 @@ const JSON_OUT = argv.includes('--json');
 const AGENTS = 16;
 const RESERVATIONS_PER_AGENT = 4;
 const IN_FLIGHT = 32;
+const TOKEN_SHA256 = 'ab'.repeat(32);
 const PRICES = { tokens_in: 150, tokens_out: 600, requests: 1000, bytes: 1 };
 const log = (...a) => {
   if (!JSON_OUT) console.error(...a);
@@ -119,6 +120,7 @@ for (let a = 0; a < AGENTS; a++) {
           app_name: 'chat',
           quota: 1_000_000_000,
           expires_ms: now + 3_600_000,
+          token_sha256: TOKEN_SHA256,
           candidates: [{ id: node, provider, agent_id, unit_prices: PRICES }],
         },
         timing,
@@ -151,6 +153,7 @@ for (const a of agents) {
       await signReceipt(a.key, {
         v: 1,
         reservation_id: a.rsvs[i % a.rsvs.length],
+        reservation_token_sha256: TOKEN_SHA256,
         request_id: `req_${a.seq}`,
         request_sha256: '0'.repeat(64),
         response_sha256: '1'.repeat(64),

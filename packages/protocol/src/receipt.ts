@@ -7,6 +7,8 @@ import { signRecord, verifyRecord, type RecordValue } from './signed-record.js';
 import type { CryptoKey } from './seal/bytes.js';
 
 export const RECEIPT_DOMAIN = 'ee-receipt-v1';
+/** The sealed request header carrying the reservation's bearer token (the agent strips it before the backend). */
+export const RESERVATION_TOKEN_HEADER = 'ee-reservation-token';
 export const RECEIPT_VERSION = 1;
 /** Unit prices are integer micro-USD per this many units, so sub-micro-USD prices per token stay integers. */
 export const UNITS_PER_PRICE = 1000;
@@ -47,6 +49,9 @@ export const UsageReceipt = z.strictObject({
   v: z.literal(RECEIPT_VERSION),
   reservation_id: Id,
   request_id: Id,
+  /** SHA-256 of the reservation's bearer token, which the client sent inside the sealed request (never in
+   *  clear): a request billed to a reservation must come from someone holding its token. */
+  reservation_token_sha256: hex(32),
   /** SHA-256 of the sealed request body (or the envelope) and of the sealed response body, as sent. */
   request_sha256: hex(32),
   response_sha256: hex(32),

@@ -89,7 +89,7 @@ describe('confidential traffic: the canary', () => {
     const r = await ee.createReservation({ app: 'chat', quota: '$1', lifetime_s: 600 });
     const app = await ee.connect('chat', {
       confidential: true,
-      reservation: r.reservation_id,
+      reservation: r,
       verify: { allow_sandbox: true },
     });
     for (let i = 0; i < 3; i++) {

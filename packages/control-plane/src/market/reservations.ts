@@ -171,7 +171,7 @@ export class Reservations {
   }
 
   create<T>(
-    r: { id: string; user_id: string; app_name: string; quota: number; expires_ms: number },
+    r: { id: string; user_id: string; app_name: string; quota: number; expires_ms: number; token_sha256: string },
     candidates: readonly ReservationCandidate[],
     then: (res: CreateReservationResult, ctx: ApplyContext) => T,
   ): Promise<T> {
