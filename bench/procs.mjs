@@ -298,6 +298,7 @@ export function cpEnv({ api_port, proxy_port, db_path, extra = {} }) {
     // Every bench agent dials from this one host; in production they are many hosts, each under these caps.
     EE_MAX_HANDSHAKES_PER_ADDRESS: '1000000',
     EE_APP_CLAIMS_PER_HOUR: '1000000',
+    EE_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
     ...extra,
   };
 }

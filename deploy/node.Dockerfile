@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # The node image: what runs inside a node's TD beside the user's workloads. Target `agent` (default) runs
-# `ee agent` as the unprivileged `node` user; target `launcher` adds podman, runc and slirp4netns for the
-# launcher's container runtime (packages/launcher). Build from the repository root:
+# `ee agent` as the unprivileged `node` user; target `launcher` runs `ee node run`, the node launcher, with
+# podman, runc and slirp4netns for its container runtime (packages/launcher): podman inside a container needs
+# that container privileged (or run the launcher on the TD's own system, systemd/easyenclave-launcher.service).
+# Build from the repository root:
 #   docker build -f deploy/node.Dockerfile --target agent -t easyenclave/agent .
 #   docker build -f deploy/node.Dockerfile --target launcher -t easyenclave/launcher .
 # An agent on a TDX host needs the configfs-tsm report directory (EE_TSM_PATH, /sys/kernel/config/tsm/report)
@@ -40,5 +42,8 @@ USER root
 # The launcher drives podman through its command line (docs/workloads.md); runc and slirp4netns as in CI.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends podman runc slirp4netns \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/easyenclave/launcher && chown -R node:node /var/lib/easyenclave
+ENV EE_LAUNCHER_STATE_DIR=/var/lib/easyenclave/launcher
 USER node
+CMD ["node", "run"]

@@ -406,7 +406,7 @@ try {
     root: ROOT,
     stateDir: STATE_DIR,
     api: API,
-    adminToken: ADMIN_TOKEN,
+    adminToken: TOKENS.EE_ADMIN_TOKEN,
     controlWs: `ws://${HOST}:${ports.control.port}/v1/tunnel`,
   });
   if (l.skip) say(`no local launcher (jobs need one): ${l.skip}`);

@@ -110,6 +110,9 @@ const MAX_PORT = 65_535;
 const MAX_STREAMS_PER_AGENT = 65_535;
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1_048_576;
+/** Request-body bytes queued toward agents (EE_MAX_BUFFERED_STREAM_BYTES): 64 KiB to 64 GiB. */
+const MIN_BUFFERED_STREAM_BYTES = 64 * 1024;
+const MAX_BUFFERED_STREAM_BYTES = 64 * 1024 ** 3;
 /** Largest count setting (connections, handshakes): far beyond what one process can hold. */
 const MAX_COUNT = 1_000_000;
 /** Longest day-denominated setting: keeps the ms value a safe integer, far beyond any real TTL. */
@@ -286,8 +289,8 @@ const SPECS = {
   }),
   max_buffered_stream_bytes: spec(
     'EE_MAX_BUFFERED_STREAM_BYTES',
-    'a whole number of bytes from 65536 to 68719476736',
-    int(64 * 1024, 64 * 1024 ** 3),
+    `a whole number of bytes from ${MIN_BUFFERED_STREAM_BYTES} to ${MAX_BUFFERED_STREAM_BYTES}`,
+    int(MIN_BUFFERED_STREAM_BYTES, MAX_BUFFERED_STREAM_BYTES),
     { fallback: String(DEFAULT_MAX_BUFFERED_STREAM_BYTES) },
   ),
   app_claims_per_hour: spec('EE_APP_CLAIMS_PER_HOUR', COUNT(1), int(1, MAX_COUNT), {

@@ -217,7 +217,11 @@ export async function startControlPlane(
   const scheme = tls ? 'https' : 'http';
   const createServer = (handler: http.RequestListener): http.Server =>
     tls
-      ? (https.createServer({ ...serverOptions, ...tls }, handler) as unknown as http.Server)
+      ? // A TLS handshake gets no longer than a header block (Node's default is 120 s).
+        (https.createServer(
+          { ...serverOptions, ...tls, handshakeTimeout: config.headers_timeout_ms },
+          handler,
+        ) as unknown as http.Server)
       : http.createServer(serverOptions, handler);
   const apiGuard = new EdgeGuard(config);
   const proxyGuard = new EdgeGuard(config);

@@ -9,7 +9,17 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { controlPlaneLogger } from '@easyenclave/control-plane/log';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { ADMIN_TOKEN, closeAll, REPO_ROOT, startCp, waitFor } from '../helpers/network.js';
+import {
+  ADMIN_TOKEN,
+  closeAll,
+  REPO_ROOT,
+  startAgent,
+  startBackend,
+  startCp,
+  waitFor,
+  waitRoutable,
+  wsUrl,
+} from '../helpers/network.js';
 import { call, createAccount } from '../ledger-http/client.js';
 
 class LogLines extends Writable {
@@ -127,6 +137,28 @@ describe('observability: money log lines, request ids, metrics', () => {
     ).text();
     assert.ok(!after.includes('x'.repeat(40)));
     assert.match(after, /route="unmatched"/);
+  });
+
+  it('proxied requests are timed per entry point (path, host) and app; attestations are timed', async () => {
+    const backend = await startBackend();
+    startAgent({ control_ws: wsUrl(cp), backend_url: backend.url, app_name: 'obs-app' });
+    await waitRoutable(cp, 'obs-app', 20_000);
+    assert.equal((await fetch(`${base}/v1/proxy/obs-app/small`)).status, 200);
+    const { request } = await import('node:http');
+    const viaHost = await new Promise<number>((resolve, reject) => {
+      const u = new URL(cp.proxy_url);
+      request({ host: u.hostname, port: u.port, path: '/small', headers: { host: 'obs-app.app.test' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(viaHost, 200);
+    const count = (entry: string) =>
+      metric(base, `ee_proxy_request_duration_seconds_count{entry="${entry}",app="obs-app",status="2xx"}`);
+    await waitFor(async () => (await count('path')) === 1 && (await count('host')) === 1, 5000, 'proxy histograms');
+    assert.ok((await metric(base, 'ee_attestation_duration_seconds_count{result="ok"}')) >= 1);
   });
 
   it('the Grafana dashboard queries only metrics the control plane exports (agent ones: agent-ops.test)', async () => {

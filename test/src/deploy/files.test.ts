@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { checkExposure, CONTROL_PLANE_ENV_VARS, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
 import { loadAgentConfig } from '@easyenclave/agent';
+import { loadLauncherConfig } from '@easyenclave/launcher';
 import { REPO_ROOT } from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -22,6 +23,14 @@ const AGENT_ENV_VARS = new Set(
     (m) => m[1]!,
   ),
 );
+
+/** The launcher's own variables; it also reads the agent's (it dials like one). */
+const LAUNCHER_ENV_VARS = new Set([
+  ...AGENT_ENV_VARS,
+  ...[...readFileSync(join(REPO_ROOT, 'packages/launcher/src/config.ts'), 'utf8').matchAll(/'(EE_[A-Z0-9_]+)'/g)].map(
+    (m) => m[1]!,
+  ),
+]);
 
 /** KEY=value lines of an env file (comments and commented-out settings included, so they are checked too). */
 function envFile(text: string): { all: Map<string, string>; active: Record<string, string> } {
@@ -71,6 +80,7 @@ describe('deploy/ files', () => {
       ...unknown(Object.keys(composeEnv('control-plane')), cp, 'compose.yaml control-plane'),
       ...unknown(envFile(read('systemd/agent.env.example')).all.keys(), AGENT_ENV_VARS, 'agent.env.example'),
       ...unknown(Object.keys(composeEnv('agent')), AGENT_ENV_VARS, 'compose.yaml agent'),
+      ...unknown(envFile(read('systemd/launcher.env.example')).all.keys(), LAUNCHER_ENV_VARS, 'launcher.env.example'),
     ];
     assert.deepEqual(problems, []);
   });
@@ -84,6 +94,14 @@ describe('deploy/ files', () => {
     const agent = loadAgentConfig({ ...envFile(read('systemd/agent.env.example')).active, EE_AGENT_ID: 'agent-0001' });
     assert.match(agent.control_ws, /^wss:\/\//);
     loadAgentConfig({ ...composeEnv('agent'), EE_AGENT_ID: 'agent-0001' });
+    const launcher = loadLauncherConfig(
+      {
+        ...envFile(read('systemd/launcher.env.example')).active,
+        EE_LAUNCHER_STATE_DIR: '/var/lib/easyenclave-launcher',
+      },
+      { vcpus: 64, memory_mib: 262_144 },
+    );
+    assert.deepEqual(launcher.capacity, { vcpus: 4, memory_mib: 8192 });
   });
 
   it('images: multi-stage, built from paths that exist, run as a non-root user', () => {
@@ -111,6 +129,7 @@ describe('deploy/ files', () => {
     const units = [
       ['easyenclave-control-plane.service', 'easyenclave-control-plane.service'],
       ['easyenclave-agent@.service', 'easyenclave-agent@demo.service'],
+      ['easyenclave-launcher.service', 'easyenclave-launcher.service'],
     ];
     for (const [src, dst] of units) copyFileSync(join(DEPLOY, 'systemd', src!), join(dir, dst!));
     const r = spawnSync('systemd-analyze', ['verify', '--man=no', ...units.map(([, d]) => join(dir, d!))], {

@@ -21,6 +21,7 @@ import {
 } from '../helpers/network.js';
 import { makeTestPki } from '../helpers/tls.js';
 import { httpsRequest } from './util.js';
+import { connectRaw, untilClosed } from '../edge/util.js';
 
 after(closeAll);
 
@@ -36,6 +37,7 @@ describe('the control plane over TLS', () => {
         EE_PROXY_PORT: String(proxy_port),
         EE_TLS_CERT_FILE: pki.cert_file,
         EE_TLS_KEY_FILE: pki.key_file,
+        EE_HEADERS_TIMEOUT_MS: '1000',
         EE_LOG_LEVEL: 'warn',
       }),
     );
@@ -97,6 +99,10 @@ describe('the control plane over TLS', () => {
       ),
       /self-signed|unable to verify|certificate/i,
     );
+
+    // A connection that never starts its TLS handshake is closed like one that never sends a header block.
+    const idle = await connectRaw(api_port);
+    await untilClosed(idle, 15_000, 'an idle connection to the TLS port');
   });
 
   it('one of EE_TLS_CERT_FILE and EE_TLS_KEY_FILE alone is a configuration error', async () => {

@@ -98,7 +98,6 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   },
 );
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- rows as stored, converted by the store's own helpers
 async function loadState(db: Kysely<any>) {
   const state = createLedgerState();
   for (const r of await db.selectFrom('ledger_accounts').selectAll().execute())

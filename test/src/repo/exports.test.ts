@@ -9,7 +9,8 @@ import { REPO_ROOT } from '../helpers/network.js';
 
 const PACKAGES = readdirSync(join(REPO_ROOT, 'packages'));
 
-/** What the CLI may import: each package's main entry, and the control plane's server, handoff and ledger check. */
+/** What the CLI may import: each package's main entry, the protocol's sealing and receipt subpaths, and the control
+ *  plane's server, handoff and ledger check. */
 const CLI_ALLOWED = new Set([
   '@easyenclave/protocol',
   '@easyenclave/attestation',
@@ -20,6 +21,9 @@ const CLI_ALLOWED = new Set([
   '@easyenclave/control-plane/server',
   '@easyenclave/control-plane/handoff',
   '@easyenclave/control-plane/ledger-verify',
+  // The protocol's public subpaths kept out of its main entry so a process that never seals loads no HPKE.
+  '@easyenclave/protocol/seal/index',
+  '@easyenclave/protocol/receipt',
 ]);
 
 function files(dir: string): string[] {

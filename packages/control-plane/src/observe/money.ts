@@ -73,10 +73,12 @@ export function moneyObserver(
   metrics: ControlPlaneMetrics,
 ): (movements: readonly CommittedMovement[]) => void {
   return (movements) => {
+    // Checked once per commit: at warn level (benchmarks, quiet deployments) no line is even built.
+    const logging = log.isLevelEnabled('info');
     for (const { entry, request_id } of movements) {
       const kind = movementKind(entry);
       const amount = entry.kind === 'expiry' ? entry.amount : entry.transfer.amount;
-      log.info({ event: 'money', kind, ...fields(entry), request_id }, `money: ${kind}`);
+      if (logging) log.info({ event: 'money', kind, ...fields(entry), request_id }, `money: ${kind}`);
       metrics.ledger_movements.labels(kind).inc();
       metrics.ledger_moved.labels(kind).inc(Number(amount));
       const outcome = settlementOutcome(entry, kind);
