@@ -195,6 +195,7 @@ export async function startControlPlane(
   hub.market = market;
   market.attestedListener = (link) => reservations.recordKey(link);
   hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
+  reservations.onOutcome = (outcome) => metrics.receipts.labels(outcome).inc();
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);

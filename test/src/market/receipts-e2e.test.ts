@@ -16,7 +16,7 @@ import { SealedHttpRequest } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import type { Agent } from '@easyenclave/agent';
 import { EasyEnclave } from '@easyenclave/sdk';
-import { closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
+import { ADMIN_TOKEN, closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake, type Party } from './util.js';
 import { ee, show } from '../cli/util.js';
@@ -302,6 +302,11 @@ describe('usage receipts end to end', () => {
     await waitFor(() => agent.receipts!.pending === 0, 10_000, 'the receipt answered');
     const v = (await call(base, 'GET', `/v1/reservations/${victim.body.reservation_id}`, { token: user.key })).body;
     assert.equal(v.claimed_micro_usd, 0, 'a wrong token moves nothing');
+    const metrics = await (
+      await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
+    assert.match(metrics, /ee_receipts_total\{outcome="wrong_token"\} 1/);
+    assert.match(metrics, /ee_receipts_total\{outcome="accepted"\} [1-9]/);
     assert.deepEqual(await balances(base, user.id), u1);
   });
 });

@@ -55,6 +55,8 @@ export class Reservations {
   #serial = new Map<string, Promise<unknown>>();
   /** Receipt signatures are checked on worker threads (receipt-verify.ts). */
   readonly #signatures = new SignatureVerifier();
+  /** Called once per judged receipt with `accepted` or its refusal code (the control plane's metrics). */
+  onOutcome: ((outcome: string) => void) | null = null;
   /** Receipts accepted and refused since start, by outcome (for /metrics and the bench). */
   readonly counts = { accepted: 0, refused: 0 };
 
@@ -231,6 +233,7 @@ export class Reservations {
     );
     out.sort((a, b) => a.index - b.index);
     for (const c of out) {
+      this.onOutcome?.(c.outcome.ok ? 'accepted' : c.outcome.code);
       if (c.outcome.ok) {
         this.counts.accepted++;
         continue;
