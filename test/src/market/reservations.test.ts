@@ -316,4 +316,20 @@ describe('reservations and receipts', () => {
     assert.match(v.end_reason, /^abuse_report:/);
     assert.deepEqual(await balances(base, user.id), u0);
   });
+
+  it('a fraud ruling on the node refunds the unclaimed rest at once', async () => {
+    clock.advance(1000); // after the abuse report authorised above: it does not count against a new reservation
+    const u0 = await balances(base, user.id);
+    const r = await reserve('$1');
+    const k = Object.keys(node).find((x) => node[x] === r.node_id)!;
+    assert.deepEqual(await claim(await receipt(signer[k]!, r.reservation_id, clock.now())), [
+      { ok: true, amount: 1350 },
+    ]);
+    const f = await call(base, 'POST', `/v1/nodes/${r.node_id}/fraud`, { body: { reason: 'test ruling' } });
+    assert.equal(f.status, 200, JSON.stringify(f.body));
+    const v = await show(r.reservation_id);
+    assert.equal(v.status, 'closed');
+    assert.equal(v.end_reason, 'node_banned');
+    assert.deepEqual(await balances(base, user.id), { available: u0.available - 1350, total: u0.total - 1350 });
+  });
 });

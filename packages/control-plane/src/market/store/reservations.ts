@@ -151,6 +151,8 @@ export async function nodeIncidents(
     .where('node_id', '=', node_id)
     .where('status', '=', 'authorized')
     .where('period', '>=', from_period)
+    // Authorised since the reservation began: an older ruling was known when it was made.
+    .where('authorized_ms', '>=', since_ms)
     .orderBy('id')
     .limit(8)
     .execute();
