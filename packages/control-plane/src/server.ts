@@ -253,7 +253,7 @@ export async function startControlPlane(
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
     bodyLimit: API_BODY_LIMIT_BYTES,
-    maxParamLength: MAX_PATH_PARAM_CHARS,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
     frameworkErrors,
     serverFactory: (handler) => {
       const server = createServer((req, res) => {

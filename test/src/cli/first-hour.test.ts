@@ -23,7 +23,7 @@ function bashComplete(words: string[]): string[] {
 describe('ee completion', () => {
   test('bash completes commands, subcommands, options and the shells', () => {
     assert.deepEqual(bashComplete(['cre']), ['credits']);
-    assert.deepEqual(bashComplete(['apps', '']), ['list', 'show', 'resolve', '--help']);
+    assert.deepEqual(bashComplete(['apps', '']), ['call', 'list', 'show', 'resolve', '--help']);
     assert.deepEqual(bashComplete(['credits', 'transfer', '--to', 'user:x', '--idem']), ['--idempotency-key']);
     assert.deepEqual(bashComplete(['completion', '']), ['bash', 'zsh', 'fish', '--help']);
   });
