@@ -295,6 +295,10 @@ export function cpEnv({ api_port, proxy_port, db_path, extra = {} }) {
     EE_ADMIN_TOKEN: ADMIN_TOKEN,
     EE_APP_DOMAIN: APP_DOMAIN,
     EE_LOG_LEVEL: 'warn',
+    // Every bench agent dials from this one host; in production they are many hosts, each under these caps.
+    EE_MAX_HANDSHAKES_PER_ADDRESS: '1000000',
+    EE_APP_CLAIMS_PER_HOUR: '1000000',
+    EE_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
     ...extra,
   };
 }

@@ -4,34 +4,35 @@
 //   1. builds the workspace if needed (`tsc -b`, fast when up to date);
 //   2. starts three processes, their output prefixed by role:
 //        [control-plane]  `ee control-plane`: SQLite at .easyenclave/control-plane.db, API on 127.0.0.1:8088,
-//                         app proxy on 127.0.0.1:9090 (EE_APP_DOMAIN=app.localhost), admin token kept in
-//                         .easyenclave/admin-token (mode 600, generated once, reused);
+//                         app proxy on 127.0.0.1:9090 (EE_APP_DOMAIN=app.localhost), its admin, launcher and
+//                         uptime tokens kept in .easyenclave/ (mode 600, generated once, reused; see
+//                         local-network.mjs), and .easyenclave/config.json telling `ee` where it listens;
 //        [demo-backend]   scripts/demo-backend.mjs on 127.0.0.1:8080;
 //        [agent]          `ee agent` for app "demo" (repo easyenclave/demo, release v0.1.0) on network
 //                         sandbox-1, serving the demo backend through its outbound tunnel;
-//   3. waits until GET /v1/resolve/demo answers 200, then prints URLs and curl lines that work;
+//   3. waits until GET /v1/resolve/demo answers 200, then prints URLs, curl and `ee` lines that work;
 //   4. on Ctrl-C / SIGTERM stops the agent first (GOAWAY, drain), then the control plane (graceful), then the
 //      backend, and exits 0 when all three stopped cleanly. A second Ctrl-C kills them at once.
 //
-// Ports: EE_CONTROL_PORT (8088), EE_PROXY_PORT (9090), EE_DEMO_BACKEND_PORT (8080). Other EE_* variables in the
+// Ports: EE_CONTROL_PORT (8088), EE_PROXY_PORT (9090), EE_DEMO_BACKEND_PORT (8080). EE_STATE_DIR moves the state
+// directory (default .easyenclave/ in the repository). Other EE_* variables in the
 // environment (EE_LOG_LEVEL, EE_PROXY_TIMEOUT_SEC, ...) pass through to the children.
 // Exit codes: 0 stopped cleanly, 1 a failure (build, start-up, a child died or did not stop cleanly), 2 bad
 // configuration or a port already in use, 130 forced stop.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { keptTokens, readyText, writeConfig } from './local-network.mjs';
 import { prepareLauncher } from './start-launcher.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
-const STATE_DIR = join(ROOT, '.easyenclave');
+const STATE_DIR = process.env.EE_STATE_DIR ? resolve(process.env.EE_STATE_DIR) : join(ROOT, '.easyenclave');
 const DB_PATH = join(STATE_DIR, 'control-plane.db');
-const TOKEN_FILE = join(STATE_DIR, 'admin-token');
 const AGENT_STATE_DIR = join(STATE_DIR, 'agent');
 const EE_BIN = join(ROOT, 'packages/cli/dist/main.js');
 const HOST = '127.0.0.1';
@@ -107,21 +108,7 @@ mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
 // Nothing in here belongs in git (database, token, agent id).
 if (!existsSync(join(STATE_DIR, '.gitignore'))) writeFileSync(join(STATE_DIR, '.gitignore'), '*\n');
 
-function adminToken() {
-  if (existsSync(TOKEN_FILE)) {
-    const kept = readFileSync(TOKEN_FILE, 'utf8').trim();
-    if (/^[A-Za-z0-9_-]{16,}$/.test(kept)) {
-      chmodSync(TOKEN_FILE, 0o600);
-      return kept;
-    }
-    say(`${relative(ROOT, TOKEN_FILE)} holds no usable token: writing a new one`);
-  }
-  const token = randomBytes(24).toString('hex');
-  writeFileSync(TOKEN_FILE, `${token}\n`, { mode: 0o600 });
-  chmodSync(TOKEN_FILE, 0o600); // in case the file existed with other permissions
-  return token;
-}
-const ADMIN_TOKEN = adminToken();
+const TOKENS = keptTokens(STATE_DIR, say);
 
 // ---------- children ----------
 
@@ -130,7 +117,9 @@ if (baseEnv.EE_DATABASE_URL) {
   say('EE_DATABASE_URL is ignored here: the local network uses SQLite');
   delete baseEnv.EE_DATABASE_URL;
 }
-delete baseEnv.EE_ADMIN_TOKEN; // always the kept token
+// Always the kept tokens; and the children find their URLs in their own variables, not in ee's.
+for (const name of ['EE_ADMIN_TOKEN', 'EE_LAUNCHER_TOKEN', 'EE_UPTIME_TOKEN', 'EE_CONTROL_URL', 'EE_STATE_DIR'])
+  delete baseEnv[name];
 
 const API = `http://${HOST}:${ports.control.port}`;
 const PROXY = `http://${HOST}:${ports.proxy.port}`;
@@ -150,7 +139,7 @@ const roles = {
       EE_PROXY_PORT: String(ports.proxy.port),
       EE_DB_PATH: DB_PATH,
       EE_APP_DOMAIN: APP_DOMAIN,
-      EE_ADMIN_TOKEN: ADMIN_TOKEN,
+      ...TOKENS, // EE_ADMIN_TOKEN, EE_LAUNCHER_TOKEN, EE_UPTIME_TOKEN
     },
   },
   'demo-backend': {
@@ -370,7 +359,8 @@ process.on('exit', () => {
 
 // ---------- start, in dependency order ----------
 
-say(`state in ${relative(ROOT, STATE_DIR) || STATE_DIR}/ (SQLite database, admin token, agent id)`);
+say(`state in ${relative(ROOT, STATE_DIR) || STATE_DIR}/ (SQLite database, tokens, agent id, ee configuration)`);
+writeConfig(STATE_DIR, { api: API, proxy: PROXY, network: 'sandbox-1', app: APP });
 startChild('demo-backend');
 startChild('control-plane');
 startChild('agent');
@@ -416,7 +406,7 @@ try {
     root: ROOT,
     stateDir: STATE_DIR,
     api: API,
-    adminToken: ADMIN_TOKEN,
+    adminToken: TOKENS.EE_ADMIN_TOKEN,
     controlWs: `ws://${HOST}:${ports.control.port}/v1/tunnel`,
   });
   if (l.skip) say(`no local launcher (jobs need one): ${l.skip}`);
@@ -450,34 +440,27 @@ if (shuttingDown) await shutdownPromise;
 // ---------- ready ----------
 
 // Paths in the printed commands work from where `npm start` was run.
-const from = process.env.INIT_CWD ?? process.cwd();
-const tokenPath = relative(from, TOKEN_FILE).startsWith('..') ? TOKEN_FILE : relative(from, TOKEN_FILE);
-const auth = `-H "Authorization: Bearer $(cat ${tokenPath})"`;
-const b = (s) => paint('1', s);
-const lines = [
-  '',
-  b(`easyenclave local network is up: network sandbox-1, app "${APP}" (SANDBOX attestation: development only)`),
-  '',
-  `  control-plane API    ${API}`,
-  `  app proxy            ${PROXY}   (host routing: {app}.${APP_DOMAIN})`,
-  `  demo backend         ${BACKEND}`,
-  `  database             ${relative(ROOT, DB_PATH)} (SQLite)`,
-  `  admin token          ${relative(ROOT, TOKEN_FILE)}`,
-  '',
-  b('Try:'),
-  `  curl ${API}/v1/proxy/${APP}/hello`,
-  `  curl -H 'Host: ${APP}.${APP_DOMAIN}' ${PROXY}/hello`,
-  `  curl http://${APP}.${APP_DOMAIN}:${ports.proxy.port}/hello`,
-  `  curl --data-binary 'hello, tunnel' ${API}/v1/proxy/${APP}/echo`,
-  `  curl ${API}/v1/resolve/${APP}`,
-  `  curl ${API}/health`,
-  `  curl ${auth} ${API}/v1/apps`,
-  `  curl ${auth} ${API}/v1/apps/${APP}`,
-  ...(jobsLine
-    ? ['', b('A private job (env sealed to the attested launcher, result sealed to you):'), `  ${jobsLine}`]
-    : []),
-  '',
-  `Ctrl-C stops everything (launcher and agent first, then the control plane).`,
-  '',
-];
-process.stdout.write(lines.join('\n') + '\n');
+process.stdout.write(
+  readyText({
+    from: process.env.INIT_CWD ?? process.cwd(),
+    dir: STATE_DIR,
+    api: API,
+    proxy: PROXY,
+    backend: BACKEND,
+    proxyPort: ports.proxy.port,
+    app: APP,
+    appDomain: APP_DOMAIN,
+    dbPath: DB_PATH,
+    b: (s) => paint('1', s),
+  }) + '\n',
+);
+if (jobsLine) {
+  process.stdout.write(
+    [
+      '',
+      paint('1', 'A private job (env sealed to the attested launcher, result sealed to you):'),
+      `  ${jobsLine}`,
+      '',
+    ].join('\n') + '\n',
+  );
+}

@@ -39,6 +39,8 @@ import { SealedHttp } from './sealed.js';
 import { ReceiptSigner } from './receipts.js';
 import { forwardUpgradeToBackend } from './upgrade.js';
 import { selectQuoteProvider } from './quote-configfs.js';
+import { AgentMetrics, serveAgentOps } from './ops.js';
+import { OPS_DEFAULT_BIND, type OpsServer } from '@easyenclave/protocol/ops/server';
 
 export const AGENT_VERSION = '0.1.0';
 const BINARY = { binary: true } as const;
@@ -80,6 +82,10 @@ export class Agent extends EventEmitter {
   private liveness_timer: NodeJS.Timeout | null = null;
   private stopped = false;
   attested = false;
+  /** Metrics of the operations port; null when EE_METRICS_PORT is unset. */
+  readonly metrics: AgentMetrics | null;
+  /** The operations port once start() opened it (null when off); rejects if it could not listen. */
+  ops: Promise<OpsServer> | null = null;
 
   constructor(
     readonly config: AgentConfig,
@@ -95,12 +101,30 @@ export class Agent extends EventEmitter {
     // without TDX a NoTdxError here (logged), so `ee agent` exits non-zero instead of falling back.
     this.provider = opts.quote_provider ?? selectQuoteProvider(config, this.log);
     this.pool = newBackendPool(config.backend_url, config.max_streams);
+    this.metrics = config.metrics_port == null ? null : new AgentMetrics(this);
+  }
+
+  /** Proxied requests in flight on the current tunnel. */
+  get activeStreams(): number {
+    return this.current?.session.activeStreams ?? 0;
   }
 
   /** Signs usage receipts of sealed requests under reservations (docs/confidential.md); null without prices. */
   receipts: ReceiptSigner | null = null;
 
   start(): void {
+    if (this.metrics !== null && this.ops === null) {
+      this.ops = serveAgentOps(
+        this,
+        this.metrics,
+        this.config.metrics_bind ?? OPS_DEFAULT_BIND,
+        this.config.metrics_port!,
+      );
+      this.ops.then(
+        (s) => this.log.info({ url: s.url }, 'operations port: /metrics and /ready'),
+        (err: unknown) => this.log.error({ err }, 'operations port could not listen'),
+      );
+    }
     if (this.config.unit_prices !== null) {
       this.receipts = new ReceiptSigner(this.keys, this.config.agent_id, this.config.unit_prices, this.log);
       this.sealed.receipts = this.receipts;
@@ -151,6 +175,7 @@ export class Agent extends EventEmitter {
       ),
     );
     await this.pool.close().catch(() => {});
+    await this.ops?.then((s) => s.close()).catch(() => {});
   }
 
   private connect(): void {

@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AgentId, AppName, RepoName } from '@easyenclave/protocol';
 import { DEFAULT_TSM_REPORT_PATH } from '@easyenclave/attestation';
+import { OPS_DEFAULT_BIND } from '@easyenclave/protocol/ops/server';
 import { UNIT_KINDS, UnitPrices } from '@easyenclave/protocol/receipt';
 
 export interface AgentConfig {
@@ -27,6 +28,10 @@ export interface AgentConfig {
   log_level: string;
   /** configfs-tsm report directory (EE_TSM_PATH): present on TDX guests. Default /sys/kernel/config/tsm/report. */
   tsm_path?: string;
+  /** EE_METRICS_PORT: the operations port (GET /metrics, GET /ready); null (unset) = off, 0 = any free port. */
+  metrics_port?: number | null;
+  /** EE_METRICS_BIND: its address; loopback by default (the endpoints are not authenticated). */
+  metrics_bind?: string;
   /** EE_UNIT_PRICES: the node's posted prices for sealed traffic (micro-USD per 1,000 units); with them the
    *  agent signs a usage receipt for each sealed request made under a reservation. */
   unit_prices: UnitPrices | null;
@@ -144,6 +149,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
     ...(get(env, 'EE_NODE_TOKEN') !== undefined ? { node_token: get(env, 'EE_NODE_TOKEN')! } : {}),
     drain_timeout_ms: int(env, 'EE_DRAIN_TIMEOUT_SEC', 30, 0, 3600) * 1000,
     max_streams: int(env, 'EE_MAX_STREAMS', 256, 1, 65535),
+    metrics_port: get(env, 'EE_METRICS_PORT') === undefined ? null : int(env, 'EE_METRICS_PORT', 0, 0, 65535),
+    metrics_bind: get(env, 'EE_METRICS_BIND') ?? OPS_DEFAULT_BIND,
     log_level: get(env, 'EE_LOG_LEVEL') ?? 'info',
     unit_prices: parseUnitPrices(get(env, 'EE_UNIT_PRICES')),
     tsm_path: tsmPath(env),

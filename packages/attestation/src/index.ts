@@ -1,4 +1,5 @@
 // Public API of @easyenclave/attestation.
+export { certificateDer } from './x509.js';
 export type {
   AttestationSubject,
   EvidenceType,

@@ -41,3 +41,21 @@ export function normalizeSerial(hex: string): string {
   const s = hex.toLowerCase().replace(/^(00)+/, '');
   return s === '' ? '00' : s;
 }
+
+/**
+ * One certificate as DER, from a file's bytes in DER or PEM (exactly one CERTIFICATE block). Throws when the
+ * bytes are not exactly one parseable certificate. Used for a root CA given in configuration.
+ */
+export function certificateDer(raw: Buffer): Buffer {
+  const text = raw.toString('latin1');
+  let der: Buffer;
+  if (text.includes('-----BEGIN')) {
+    const blocks = [...text.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g)];
+    if (blocks.length !== 1) throw new Error(`expected exactly one PEM certificate, found ${blocks.length}`);
+    der = Buffer.from((blocks[0]![1] as string).replace(/\s/g, ''), 'base64');
+  } else {
+    der = raw;
+  }
+  new x509.X509Certificate(der); // throws if it is not a certificate
+  return der;
+}

@@ -6,8 +6,8 @@
 //
 //   const apps = await apiRequest({ path: '/v1/apps', auth: 'admin', schema: AppsSchema }, cmd.opts());
 //
-// - The connection comes from flags or the environment (flags win): --url / EE_CONTROL_URL (default
-//   http://127.0.0.1:8088), --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY, --timeout-ms (default
+// - The connection comes from flags or the environment (flags win): --url / EE_CONTROL_URL (default: the
+//   network `npm start` started, from .easyenclave/config.json, else http://127.0.0.1:8088), --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY, --timeout-ms (default
 //   15000). Add the flags to a command with `addConnectionOptions` (options.ts).
 // - An API error `{error:{code,message}}` becomes CliError("<code>: <message>", exit 1, code), printed by
 //   main.ts as `ee: <code>: <message>`. A refused connection or a timeout names the URL (exit 1).
@@ -17,6 +17,7 @@
 import type { z } from 'zod';
 import { callJson, EasyEnclaveError, InvalidResponseError, Transport } from '@easyenclave/sdk';
 import { CliError, usageError } from './errors.js';
+import { findLocalConfig } from './local-config.js';
 
 export const DEFAULT_CONTROL_URL = 'http://127.0.0.1:8088';
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -70,7 +71,7 @@ const empty = (v: string | undefined): string | undefined => (v === undefined ||
 
 /** Flags win over the environment; an empty value counts as unset. Throws a usage error (exit 2). */
 export function resolveConnection(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): Connection {
-  const raw = empty(opts.url) ?? empty(env.EE_CONTROL_URL) ?? DEFAULT_CONTROL_URL;
+  const raw = empty(opts.url) ?? empty(env.EE_CONTROL_URL) ?? findLocalConfig()?.control_url ?? DEFAULT_CONTROL_URL;
   let base_url: URL;
   try {
     base_url = new URL(raw);

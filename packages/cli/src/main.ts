@@ -16,6 +16,10 @@ import { registerNodes } from './commands/nodes.js';
 import { registerLeases } from './commands/leases.js';
 import { registerSettle } from './commands/settle.js';
 import { registerAbuse } from './commands/abuse.js';
+import { registerCompletion } from './commands/completion.js';
+import { registerPolicy } from './commands/policy.js';
+import { registerPayouts } from './commands/payouts.js';
+import { registerReceipts } from './commands/receipts.js';
 import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
 import { sanitize } from './output.js';
 
@@ -56,11 +60,16 @@ registerNodes(program);
 registerLeases(program);
 registerSettle(program);
 registerAbuse(program);
+registerPayouts(program);
+registerPolicy(program);
+registerCompletion(program);
+registerReceipts(program);
 program.addHelpText(
   'after',
   [
     '',
-    'Connection (health, apps, attestation, accounts, credits, market): --url / EE_CONTROL_URL (default http://127.0.0.1:8088),',
+    'Connection (health, apps, attestation, accounts, credits, market): --url / EE_CONTROL_URL (default: the network',
+    '  `npm start` started, from .easyenclave/config.json here or above; else http://127.0.0.1:8088),',
     '  --admin-token / EE_ADMIN_TOKEN, --api-key / EE_API_KEY; flags win. Read commands take --json.',
     'Exit codes: 0 ok, 1 failure (server error, unreachable, a check failed), 2 usage (bad flags or arguments).',
     '',
@@ -68,7 +77,8 @@ program.addHelpText(
     '  ee health',
     '  EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee apps list',
     '  ee apps resolve demo --json',
-    '  ee attestation verify --policy agent-attestation-allowlist.json',
+    "  ee policy init --from-app demo        # writes agent-attestation-allowlist.json from the agent's evidence",
+    '  ee attestation verify --app demo --policy agent-attestation-allowlist.json',
     '  ee quote verify quote.bin --collateral collateral.json',
     "  EE_API_KEY=ee_user_… ee credits transfer --to user:… --amount '$12.50'",
     '  ee ledger verify --db .easyenclave/control-plane.db',

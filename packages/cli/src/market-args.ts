@@ -1,6 +1,6 @@
 // Arguments of the market commands, checked before any request (usage error, exit 2) so a typo never reaches
 // the control plane as a request that might half-succeed.
-import { HOUR_MS, parsePeriod } from '@easyenclave/control-plane/market/period';
+import { HOUR_MS, parsePeriod } from '@easyenclave/control-plane';
 import { redact, usageError } from './errors.js';
 
 /** A rejected argument for an error message: redacted before it is shortened, since a cut secret would no

@@ -3,7 +3,7 @@
 // only when the outcome is unknown, so a retry cannot apply twice), and which credential a request uses.
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { AmountError, parseAmount } from '@easyenclave/control-plane/ledger/amount';
+import { AmountError, parseAmount } from '@easyenclave/control-plane';
 import { resolveConnection, type GlobalOptions } from './client.js';
 import { CliError, usageError } from './errors.js';
 

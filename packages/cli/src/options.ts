@@ -5,7 +5,10 @@ import { DEFAULT_CONTROL_URL, DEFAULT_TIMEOUT_MS } from './client.js';
 /** --url, --admin-token, --api-key, --timeout-ms (see client.ts for how they resolve). */
 export function addConnectionOptions(cmd: Command): Command {
   return cmd
-    .option('--url <url>', `control plane API base URL (env EE_CONTROL_URL; default ${DEFAULT_CONTROL_URL})`)
+    .option(
+      '--url <url>',
+      `control plane API base URL (env EE_CONTROL_URL; default: .easyenclave/config.json from npm start, else ${DEFAULT_CONTROL_URL})`,
+    )
     .option(
       '--admin-token <token>',
       'admin bearer token (env EE_ADMIN_TOKEN; prefer the environment: flags show up in ps)',

@@ -2,8 +2,8 @@
 // PEM certificate, and say loudly when it is not Intel's SGX Root CA (a quote that verifies against another
 // root proves nothing about real TDX hardware).
 import { createHash } from 'node:crypto';
-import { INTEL_SGX_ROOT_CA_DER, type DcapLogger } from '@easyenclave/attestation';
-import { readCertificateFile } from '@easyenclave/control-plane/attestation/verifier';
+import { readFileSync } from 'node:fs';
+import { certificateDer, INTEL_SGX_ROOT_CA_DER, type DcapLogger } from '@easyenclave/attestation';
 import { usageError } from './errors.js';
 
 export interface RootOverride {
@@ -20,7 +20,7 @@ export function readRootOverride(path: string | undefined): RootOverride | undef
   if (path === undefined) return undefined;
   let der: Buffer;
   try {
-    der = readCertificateFile(path);
+    der = certificateDer(readFileSync(path));
   } catch (err) {
     throw usageError(`cannot use root CA file ${path}: ${(err as Error).message}`);
   }

@@ -1,8 +1,15 @@
-// Control-plane configuration from EE_* environment variables (seed 002/003 defaults, DESIGN §7).
+// Control-plane configuration from EE_* environment variables (the seed's names and defaults).
 // Pure: reads only the `env` argument, so tests and embedders can pass their own.
+//
+// Durations, one rule (docs/design.md §7): a NEW duration variable is spelled EE_<WHAT>_MS and takes a whole
+// number of milliseconds (`ms()` below; the value lands in a `*_ms` field of the same unit). The seed's variables
+// keep their names and units: *_SEC, *_DAYS (fractions allowed) and the market's values with a unit suffix
+// ("5m", "7d"; EE_SETTLEMENT_PERIOD in whole hours). SEED_DURATION_VARS lists them; the config test holds every
+// other duration to the rule.
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LevelWithSilent } from 'pino';
+import { DEFAULT_APP_CLAIMS_PER_HOUR } from './app-claims.js';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -13,6 +20,16 @@ export class ConfigError extends Error {
   }
 }
 
+/** Concurrent tunnel handshakes one remote address may hold (EE_MAX_HANDSHAKES_PER_ADDRESS). */
+export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
+/** Time from the WebSocket upgrade to the agent's `register` (EE_REGISTER_DEADLINE_MS): a socket that never
+ *  registers would otherwise hold a handshake slot forever, kept alive by automatic pongs. */
+export const DEFAULT_REGISTER_DEADLINE_MS = 10_000;
+
+/** Request-body bytes queued toward agents over all tunnels (EE_MAX_BUFFERED_STREAM_BYTES): one agent that
+ *  never reads could otherwise hold 256 streams × 256 KiB, and every such agent as much again. */
+export const DEFAULT_MAX_BUFFERED_STREAM_BYTES = 256 * 1024 * 1024;
+
 export interface ControlPlaneConfig {
   readonly control_bind: string;
   readonly control_port: number; // 0 = ephemeral
@@ -21,6 +38,11 @@ export interface ControlPlaneConfig {
   readonly db_path: string; // ":memory:" allowed
   readonly database_url: string | undefined; // when set, PostgreSQL is used instead of db_path
   readonly admin_token: string | undefined;
+  /** Start without EE_ADMIN_TOKEN on a non-loopback bind (the read-only admin endpoints are then open). */
+  readonly allow_no_admin_token: boolean;
+  /** PEM certificate chain and key: both listeners serve HTTPS (and the tunnel wss://). */
+  readonly tls_cert_file: string | undefined;
+  readonly tls_key_file: string | undefined;
   readonly launcher_token: string | undefined;
   readonly uptime_token: string | undefined;
   readonly github_token: string | undefined;
@@ -52,6 +74,17 @@ export interface ControlPlaneConfig {
   /** Open HTTP connections per listener (agent tunnels, once upgraded, are the hub's to count). */
   readonly max_connections: number;
   readonly max_connections_per_address: number;
+  /** Handshakes from one remote address at once (a share of max_handshakes no single host can exceed). */
+  readonly max_handshakes_per_address: number;
+  /** A tunnel connection must send `register` within this long, or it is closed (4003). */
+  readonly register_deadline_ms: number;
+  /** New app names one remote address may claim per hour (app-claims.ts). */
+  readonly app_claims_per_hour: number;
+  /** Request-body bytes queued toward agents over all tunnels (QueueBudget): the most that agents which
+   *  never return credit can make the control plane hold. */
+  readonly max_buffered_stream_bytes: number;
+  /** `/v1/proxy/{app}` shares the API's origin: it passes cookies and active content only when this is set. */
+  readonly proxy_path_active_content: boolean;
   readonly drain_timeout_ms: number;
   readonly queue_timeout_ms: number; // wait for a free stream or for an app's agent to come back
   readonly log_level: LevelWithSilent;
@@ -72,6 +105,22 @@ export interface ControlPlaneConfig {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const MAX_PORT = 65_535;
+/** Streams one agent connection may carry (the mux's stream ids are 16-bit on the wire). */
+const MAX_STREAMS_PER_AGENT = 65_535;
+const MIN_HEADER_BYTES = 1024;
+const MAX_HEADER_BYTES = 1_048_576;
+/** Request-body bytes queued toward agents (EE_MAX_BUFFERED_STREAM_BYTES): 64 KiB to 64 GiB. */
+const MIN_BUFFERED_STREAM_BYTES = 64 * 1024;
+const MAX_BUFFERED_STREAM_BYTES = 64 * 1024 ** 3;
+/** Largest count setting (connections, handshakes): far beyond what one process can hold. */
+const MAX_COUNT = 1_000_000;
+/** Longest day-denominated setting: keeps the ms value a safe integer, far beyond any real TTL. */
+const MAX_DAYS = 100 * 365;
+/** Longest settlement period: a year of hours. */
+const MAX_SETTLEMENT_PERIOD_HOURS = 8760;
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
 // Node timers overflow above 2^31-1 ms (the callback then fires after 1 ms), so every value
 // that ends up in a setTimeout is capped there.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -85,6 +134,8 @@ const LABEL_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const int = (min: number, max: number) =>
   z.string().regex(INT_RE).transform(Number).pipe(z.number().int().min(min).max(max));
+/** The rule's spelling for new durations: whole milliseconds, from min_ms to the timer limit. */
+const ms = (min_ms: number) => int(min_ms, MAX_TIMER_MS);
 const secToMs = (min: number) => int(min, MAX_TIMER_SEC).transform((s) => s * 1000);
 const daysToMs = (min: number, exclusive: boolean) =>
   z
@@ -92,9 +143,9 @@ const daysToMs = (min: number, exclusive: boolean) =>
     .regex(DEC_RE)
     .transform(Number)
     .pipe(exclusive ? z.number().gt(min) : z.number().gte(min))
-    .pipe(z.number().max(100 * 365)) // keeps the ms value a safe integer, far beyond any real TTL
+    .pipe(z.number().max(MAX_DAYS))
     .transform((d) => Math.round(d * DAY_MS));
-const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: MINUTE_MS, h: HOUR_MS, d: DAY_MS };
 /** "90s", "5m", "24h", "7d": a whole number and one unit, from min_ms to max_ms. */
 const duration = (min_ms: number, max_ms: number) =>
   z
@@ -107,8 +158,8 @@ const wholeHours = z
   .string()
   .regex(/^[0-9]{1,4}h?$/)
   .transform((v) => Number(v.replace(/h$/, '')))
-  .pipe(z.number().int().min(1).max(8760))
-  .transform((h) => h * 3_600_000);
+  .pipe(z.number().int().min(1).max(MAX_SETTLEMENT_PERIOD_HOURS))
+  .transform((h) => h * HOUR_MS);
 const host = z.string().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v));
 // HTTP strips surrounding whitespace from header values, so such a token could never match.
 const token = (minLength: number) =>
@@ -141,14 +192,16 @@ const spec = <T>(
   more: { fallback?: string; secret?: boolean } = {},
 ): Spec<T> => ({ env, expect, schema, ...more });
 
-const PORT = 'an integer from 0 to 65535 (0 = ephemeral)';
+const PORT = `an integer from 0 to ${MAX_PORT} (0 = ephemeral)`;
 const SEC = (min: number) => `a whole number of seconds from ${min} to ${MAX_TIMER_SEC}`;
+const MS = (min: number) => `a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
+const COUNT = (min: number) => `an integer from ${min} to ${MAX_COUNT}`;
 
 const SPECS = {
   control_bind: spec('EE_CONTROL_BIND', 'an IP address or host name', host, { fallback: '0.0.0.0' }),
-  control_port: spec('EE_CONTROL_PORT', PORT, int(0, 65535), { fallback: '8088' }),
+  control_port: spec('EE_CONTROL_PORT', PORT, int(0, MAX_PORT), { fallback: '8088' }),
   proxy_bind: spec('EE_PROXY_BIND', 'an IP address or host name', host, { fallback: '0.0.0.0' }),
-  proxy_port: spec('EE_PROXY_PORT', PORT, int(0, 65535), { fallback: '9090' }),
+  proxy_port: spec('EE_PROXY_PORT', PORT, int(0, MAX_PORT), { fallback: '9090' }),
   db_path: spec('EE_DB_PATH', 'a file path or ":memory:"', z.string().min(1), {
     fallback: 'control_plane/data/control-plane.db',
   }),
@@ -156,6 +209,14 @@ const SPECS = {
   admin_token: spec('EE_ADMIN_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), {
     secret: true,
   }),
+  allow_no_admin_token: spec(
+    'EE_ALLOW_NO_ADMIN_TOKEN',
+    '0 or 1',
+    z.enum(['0', '1']).transform((v) => v === '1'),
+    { fallback: '0' },
+  ),
+  tls_cert_file: spec('EE_TLS_CERT_FILE', 'a file path (PEM certificate chain)', z.string().min(1)),
+  tls_key_file: spec('EE_TLS_KEY_FILE', 'a file path (PEM private key)', z.string().min(1)),
   // The launcher and uptime tokens can fail any provider's period (abuse reports, missed checks): money
   // credentials, held to the admin token's length.
   launcher_token: spec('EE_LAUNCHER_TOKEN', 'at least 16 characters with no surrounding whitespace', token(16), {
@@ -198,56 +259,66 @@ const SPECS = {
   app_domain: spec('EE_APP_DOMAIN', 'a DNS suffix such as "app.example.com" or "localhost"', dnsSuffix),
   proxy_timeout_ms: spec('EE_PROXY_TIMEOUT_SEC', SEC(1), secToMs(1), { fallback: '60' }),
   proxy_idle_timeout_ms: spec('EE_PROXY_IDLE_TIMEOUT_SEC', SEC(1), secToMs(1), { fallback: '60' }),
-  max_streams_per_agent: spec('EE_MAX_STREAMS_PER_AGENT', 'an integer from 1 to 65535', int(1, 65535), {
-    fallback: '256',
-  }),
+  max_streams_per_agent: spec(
+    'EE_MAX_STREAMS_PER_AGENT',
+    `an integer from 1 to ${MAX_STREAMS_PER_AGENT}`,
+    int(1, MAX_STREAMS_PER_AGENT),
+    { fallback: '256' },
+  ),
   max_body_bytes: spec(
     'EE_MAX_BODY_BYTES',
     'a whole number of bytes (0 = unlimited)',
     int(0, Number.MAX_SAFE_INTEGER),
     { fallback: '0' },
   ),
-  max_header_bytes: spec('EE_MAX_HEADER_BYTES', 'a whole number of bytes from 1024 to 1048576', int(1024, 1_048_576), {
-    fallback: '16384',
-  }),
-  max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', 'an integer from 1 to 1000000', int(1, 1_000_000), {
+  max_header_bytes: spec(
+    'EE_MAX_HEADER_BYTES',
+    `a whole number of bytes from ${MIN_HEADER_BYTES} to ${MAX_HEADER_BYTES}`,
+    int(MIN_HEADER_BYTES, MAX_HEADER_BYTES),
+    { fallback: '16384' },
+  ),
+  max_handshakes: spec('EE_MAX_CONCURRENT_HANDSHAKES', COUNT(1), int(1, MAX_COUNT), { fallback: '256' }),
+  headers_timeout_ms: spec('EE_HEADERS_TIMEOUT_MS', MS(100), ms(100), { fallback: '30000' }),
+  body_timeout_ms: spec('EE_BODY_TIMEOUT_MS', MS(100), ms(100), { fallback: '30000' }),
+  max_connections: spec('EE_MAX_CONNECTIONS', COUNT(1), int(1, MAX_COUNT), { fallback: '10000' }),
+  max_connections_per_address: spec('EE_MAX_CONNECTIONS_PER_ADDRESS', COUNT(1), int(1, MAX_COUNT), {
     fallback: '256',
   }),
-  headers_timeout_ms: spec(
-    'EE_HEADERS_TIMEOUT_MS',
-    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
-    int(100, MAX_TIMER_MS),
-    { fallback: '30000' },
-  ),
-  body_timeout_ms: spec(
-    'EE_BODY_TIMEOUT_MS',
-    `a whole number of milliseconds from 100 to ${MAX_TIMER_MS}`,
-    int(100, MAX_TIMER_MS),
-    { fallback: '30000' },
-  ),
-  max_connections: spec('EE_MAX_CONNECTIONS', 'an integer from 1 to 1000000', int(1, 1_000_000), {
-    fallback: '10000',
+  max_handshakes_per_address: spec('EE_MAX_HANDSHAKES_PER_ADDRESS', COUNT(1), int(1, MAX_COUNT), {
+    fallback: String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS),
   }),
-  max_connections_per_address: spec(
-    'EE_MAX_CONNECTIONS_PER_ADDRESS',
-    'an integer from 1 to 1000000',
-    int(1, 1_000_000),
-    { fallback: '256' },
+  max_buffered_stream_bytes: spec(
+    'EE_MAX_BUFFERED_STREAM_BYTES',
+    `a whole number of bytes from ${MIN_BUFFERED_STREAM_BYTES} to ${MAX_BUFFERED_STREAM_BYTES}`,
+    int(MIN_BUFFERED_STREAM_BYTES, MAX_BUFFERED_STREAM_BYTES),
+    { fallback: String(DEFAULT_MAX_BUFFERED_STREAM_BYTES) },
   ),
+  app_claims_per_hour: spec('EE_APP_CLAIMS_PER_HOUR', COUNT(1), int(1, MAX_COUNT), {
+    fallback: String(DEFAULT_APP_CLAIMS_PER_HOUR),
+  }),
+  proxy_path_active_content: spec(
+    'EE_PROXY_PATH_ACTIVE_CONTENT',
+    '0 or 1',
+    z.enum(['0', '1']).transform((v) => v === '1'),
+    { fallback: '0' },
+  ),
+  register_deadline_ms: spec('EE_REGISTER_DEADLINE_MS', MS(100), ms(100), {
+    fallback: String(DEFAULT_REGISTER_DEADLINE_MS),
+  }),
   drain_timeout_ms: spec('EE_DRAIN_TIMEOUT_SEC', SEC(0), secToMs(0), { fallback: '30' }),
-  queue_timeout_ms: spec(
-    'EE_QUEUE_TIMEOUT_MS',
-    `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
-    int(0, MAX_TIMER_MS),
-    { fallback: '2000' },
+  queue_timeout_ms: spec('EE_QUEUE_TIMEOUT_MS', MS(0), ms(0), { fallback: '2000' }),
+  settlement_period_ms: spec(
+    'EE_SETTLEMENT_PERIOD',
+    `a whole number of hours from 1 to ${MAX_SETTLEMENT_PERIOD_HOURS}, like "1h"`,
+    wholeHours,
+    {
+      fallback: '1h',
+    },
   ),
-  settlement_period_ms: spec('EE_SETTLEMENT_PERIOD', 'a whole number of hours from 1 to 8760, like "1h"', wholeHours, {
-    fallback: '1h',
-  }),
   settlement_grace_ms: spec(
     'EE_SETTLEMENT_GRACE',
     'a duration like "7d", "12h" (1 minute to 365 days)',
-    duration(60_000, 365 * DAY_MS),
+    duration(MINUTE_MS, 365 * DAY_MS),
     { fallback: '7d' },
   ),
   settlement_delay_ms: spec('EE_SETTLEMENT_DELAY', 'a duration like "5m" (0s to 1 day)', duration(0, DAY_MS), {
@@ -286,6 +357,30 @@ const SPECS = {
 /** Every variable this loader reads. Other EE_* names are ignored: other tools share the namespace. */
 export const CONTROL_PLANE_ENV_VARS: readonly string[] = Object.values(SPECS).map((s) => s.env);
 
+/** The variable behind each setting (e.g. `attest_interval_ms` → `EE_ATTEST_INTERVAL_SEC`). */
+export const CONTROL_PLANE_ENV_BY_SETTING = Object.fromEntries(
+  Object.entries(SPECS).map(([k, s]) => [k, s.env]),
+) as Readonly<Record<keyof ControlPlaneConfig, string>>;
+
+/** Duration variables named before the rule at the top of this file; every other one is EE_<WHAT>_MS. */
+export const SEED_DURATION_VARS: readonly string[] = [
+  'EE_ATTEST_INTERVAL_SEC',
+  'EE_ATTEST_DEADLINE_SEC',
+  'EE_HEALTH_TIMEOUT_SEC',
+  'EE_PROXY_TIMEOUT_SEC',
+  'EE_PROXY_IDLE_TIMEOUT_SEC',
+  'EE_DRAIN_TIMEOUT_SEC',
+  'EE_REGISTRATION_TTL_DAYS',
+  'EE_REGISTRATION_WARN_DAYS',
+  'EE_SETTLEMENT_PERIOD',
+  'EE_SETTLEMENT_GRACE',
+  'EE_SETTLEMENT_DELAY',
+  'EE_UNSTAKE_COOLDOWN',
+  'EE_OUTAGE_THRESHOLD_PREMIUM',
+  'EE_OUTAGE_THRESHOLD_STANDARD',
+  'EE_OUTAGE_THRESHOLD_ECONOMY',
+];
+
 function read<T>(env: Readonly<Record<string, string | undefined>>, s: Spec<T>): T | undefined {
   const given = env[s.env];
   const raw = given === undefined || given === '' ? s.fallback : given; // empty string = unset
@@ -299,9 +394,10 @@ function read<T>(env: Readonly<Record<string, string | undefined>>, s: Spec<T>):
 export function loadControlPlaneConfig(
   env: NodeJS.ProcessEnv | Record<string, string | undefined>,
 ): ControlPlaneConfig {
-  const out: Record<string, unknown> = {};
-  for (const [key, s] of Object.entries(SPECS)) out[key] = read(env, s as Spec<unknown>);
-  const cfg = out as unknown as ControlPlaneConfig;
+  const out: Partial<Record<keyof ControlPlaneConfig, unknown>> = {};
+  for (const [key, s] of Object.entries(SPECS)) out[key as keyof ControlPlaneConfig] = read(env, s as Spec<unknown>);
+  // Each value went through its setting's schema (SPECS is checked against ControlPlaneConfig above).
+  const cfg = out as ControlPlaneConfig;
 
   if (cfg.attest_deadline_ms >= cfg.attest_interval_ms) {
     throw new ConfigError(
@@ -327,6 +423,12 @@ export function loadControlPlaneConfig(
       'EE_ATTEST_ALLOW_NON_INTEL_ROOT must be 0 unless EE_ATTEST_ROOT_CA_FILE names the root CA to allow (tests only)',
     );
   }
+  if ((cfg.tls_cert_file === undefined) !== (cfg.tls_key_file === undefined)) {
+    throw new ConfigError(
+      cfg.tls_cert_file === undefined ? 'EE_TLS_CERT_FILE' : 'EE_TLS_KEY_FILE',
+      'EE_TLS_CERT_FILE and EE_TLS_KEY_FILE must be set together (or neither, for plain HTTP behind a TLS proxy)',
+    );
+  }
   if (cfg.settlement_delay_ms >= cfg.settlement_grace_ms) {
     throw new ConfigError(
       'EE_SETTLEMENT_DELAY',
@@ -334,4 +436,25 @@ export function loadControlPlaneConfig(
     );
   }
   return Object.freeze(cfg);
+}
+
+/** True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackBind(bind: string): boolean {
+  const h = bind.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Production start refuses to expose the API without an admin token: the read-only admin endpoints (apps,
+ * metrics) would be open to the network. Loopback binds (development, a proxy on the same host) are fine;
+ * EE_ALLOW_NO_ADMIN_TOKEN=1 says the operator means it.
+ */
+export function checkExposure(cfg: ControlPlaneConfig): void {
+  if (cfg.admin_token !== undefined || cfg.allow_no_admin_token || isLoopbackBind(cfg.control_bind)) return;
+  throw new ConfigError(
+    'EE_ADMIN_TOKEN',
+    `EE_ADMIN_TOKEN is not set and the API listens on ${cfg.control_bind}, beyond this machine: /v1/apps and /metrics ` +
+      'would be open to anyone. Set EE_ADMIN_TOKEN (at least 16 characters), bind EE_CONTROL_BIND to 127.0.0.1, ' +
+      'or set EE_ALLOW_NO_ADMIN_TOKEN=1 if that is intended',
+  );
 }

@@ -1,7 +1,26 @@
-// Prometheus metrics. One registry per control plane instance so tests can run several in one process.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+// Prometheus metrics, in base units (seconds, bytes; money in micro-USD, the ledger's unit). One registry per
+// control plane instance so tests can run several in one process. Label values come from closed sets (status
+// classes, route patterns, ledger movement kinds) or are capped (apps: MAX_APP_LABELS, then "other"), so the
+// number of series stays bounded whatever clients send.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfoGauge } from '@easyenclave/protocol/ops/build-info';
 
-export class ProxyMetrics {
+/** Distinct app names given their own label; later apps are counted under "other". */
+export const MAX_APP_LABELS = 200;
+/** Request and commit latency buckets, seconds: 1 ms to 1 min. */
+export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Attestation takes longer (collateral fetches): 10 ms to 2 min. */
+export const ATTESTATION_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+const statusClass = (status: number) => {
+  const i = Math.floor(status / 100) - 1;
+  return STATUS_CLASSES[i >= 0 && i < 5 ? i : 4]!;
+};
+
+export type ProxyEntry = 'path' | 'host';
+
+export class ControlPlaneMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
     name: 'ee_proxy_requests_total',
@@ -16,7 +35,7 @@ export class ProxyMetrics {
   });
   readonly streams = new Gauge({
     name: 'ee_streams_active',
-    help: 'Proxied streams in flight',
+    help: 'Proxied streams in flight over agent tunnels',
     registers: [this.registry],
   });
   readonly attestations = new Counter({
@@ -25,14 +44,85 @@ export class ProxyMetrics {
     labelNames: ['result'],
     registers: [this.registry],
   });
-  private readonly by_class = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => this.requests.labels(c));
+  readonly attestation_duration = new Histogram({
+    name: 'ee_attestation_duration_seconds',
+    help: 'Time to verify one piece of evidence, by verdict (ok, failed)',
+    labelNames: ['result'],
+    buckets: ATTESTATION_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly api_duration = new Histogram({
+    name: 'ee_api_request_duration_seconds',
+    help: 'API requests: time to the response, by method, route pattern and status class',
+    labelNames: ['method', 'route', 'status'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly proxy_duration = new Histogram({
+    name: 'ee_proxy_request_duration_seconds',
+    help: 'Proxied requests: time to the end of the response, by entry point (path, host), app and status class',
+    labelNames: ['entry', 'app', 'status'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly ledger_commit_duration = new Histogram({
+    name: 'ee_ledger_commit_duration_seconds',
+    help: 'Ledger group commits: time of one committed transaction',
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly ledger_operations = new Counter({
+    name: 'ee_ledger_operations_total',
+    help: 'Ledger operations committed',
+    registers: [this.registry],
+  });
+  readonly ledger_movements = new Counter({
+    name: 'ee_ledger_movements_total',
+    help: 'Committed journal entries by kind (mint, transfer, lock, settle, refund, expire, stake, unstake, slash, payout_lock, payout, payout_cancel)',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly ledger_moved = new Counter({
+    name: 'ee_ledger_moved_micro_usd_total',
+    help: 'Money moved by committed journal entries, by kind, micro-USD',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly settlements = new Counter({
+    name: 'ee_settlement_periods_total',
+    help: 'Lease-period locks resolved, by outcome (posted, voided, expired)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  private readonly by_class = STATUS_CLASSES.map((c) => this.requests.labels(c));
+  readonly #apps = new Set<string>();
 
   constructor(default_metrics = false) {
     if (default_metrics) collectDefaultMetrics({ register: this.registry });
+    buildInfoGauge(this.registry, 'control-plane');
   }
 
   done(status: number): void {
     const i = Math.floor(status / 100) - 1;
     this.by_class[i >= 0 && i < 5 ? i : 4]!.inc();
   }
+
+  /** The app's own label while fewer than MAX_APP_LABELS apps have one, else "other". */
+  appLabel(app: string): string {
+    if (this.#apps.has(app)) return app;
+    if (this.#apps.size >= MAX_APP_LABELS) return 'other';
+    this.#apps.add(app);
+    return app;
+  }
+
+  apiRequest(method: string, route: string, status: number, duration_s: number): void {
+    this.api_duration.labels(method, route, statusClass(status)).observe(duration_s);
+  }
+
+  proxyRequest(entry: ProxyEntry, app: string, status: number, duration_s: number): void {
+    this.proxy_duration.labels(entry, this.appLabel(app), statusClass(status)).observe(duration_s);
+  }
 }
+
+/** The name the tunnel and the proxy know these metrics by. */
+export type ProxyMetrics = ControlPlaneMetrics;

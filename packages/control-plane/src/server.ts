@@ -2,13 +2,15 @@
 // handlers for the proxy and the tunnel) and the host-routed app proxy. Returns a handle for graceful shutdown.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { EvidenceVerifier } from '@easyenclave/attestation';
-import type { ControlPlaneConfig } from './config.js';
+import { checkExposure, ConfigError, type ControlPlaneConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { openStore, type Store } from './store/index.js';
 import { TunnelHub } from './tunnel/hub.js';
@@ -17,7 +19,10 @@ import { forwardUpgrade } from './proxy/upgrade.js';
 import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.js';
 import { routes } from './http/routes.js';
 import { rawErrorResponse, sendRawError } from './http-errors.js';
-import { ProxyMetrics } from './metrics.js';
+import { ControlPlaneMetrics } from './metrics.js';
+import { timedVerifier } from './observe/attestation.js';
+import { observeApi, observeProxy } from './observe/http.js';
+import { observeLedger } from './observe/ledger.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
@@ -31,6 +36,7 @@ import { marketReservationRoutes } from './http/market-reservations.js';
 import { marketNodeRoutes } from './http/market-nodes.js';
 import { marketLeaseRoutes } from './http/market-leases.js';
 import { marketSettlementRoutes } from './http/market-settlement.js';
+import { marketListRoutes } from './http/market-lists.js';
 import { marketPayoutRoutes } from './http/market-payouts.js';
 import { AccessLog } from './http/access-log.js';
 import { installErrorHandling } from './http/error-handler.js';
@@ -45,6 +51,7 @@ import { JobsService } from './jobs/service.js';
 import { LauncherRegistry } from './launchers/registry.js';
 import { jobsRoutes } from './http/jobs-routes.js';
 import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
+import { frameworkErrors, MAX_PATH_PARAM_CHARS } from './http/resolve-gate.js';
 
 export interface ControlPlaneOptions {
   /** Listening sockets inherited from a predecessor process (see handoff.ts). */
@@ -121,12 +128,29 @@ function urlHost(bind: string): string {
   return h.includes(':') ? `[${h}]` : h;
 }
 
+/** EE_TLS_CERT_FILE / EE_TLS_KEY_FILE, read once at start (a restart, or a SIGHUP handoff, picks up renewed files). */
+function loadTls(config: ControlPlaneConfig): { cert: Buffer; key: Buffer } | null {
+  if (config.tls_cert_file === undefined || config.tls_key_file === undefined) return null;
+  const read = (variable: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(variable, `${variable}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read('EE_TLS_CERT_FILE', config.tls_cert_file), key: read('EE_TLS_KEY_FILE', config.tls_key_file) };
+}
+
 const IDEMPOTENCY_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** Largest JSON body of an API request (proxied bodies are streamed and limited by EE_MAX_BODY_BYTES). */
+export const API_BODY_LIMIT_BYTES = 1024 * 1024;
 
 export async function startControlPlane(
   config: ControlPlaneConfig,
   opts: ControlPlaneOptions = {},
 ): Promise<ControlPlane> {
+  checkExposure(config);
+  const tls = loadTls(config);
   const log = opts.logger ?? controlPlaneLogger(config.log_level);
   const clock = opts.clock ?? systemClock;
   capHttpParserPool(); // see http/parser-pool.ts: ~2 KiB per agent that connected in a burst otherwise
@@ -153,8 +177,9 @@ export async function startControlPlane(
   const pruneTimer = setInterval(() => {
     idempotency.prune(clock.now()).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
   }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
-  const metrics = new ProxyMetrics(true);
-  const hub = new TunnelHub({ store, verifier, clock, config, log, metrics });
+  const metrics = new ControlPlaneMetrics(true);
+  observeLedger(ledger, log, metrics);
+  const hub = new TunnelHub({ store, verifier: timedVerifier(verifier, metrics), clock, config, log, metrics });
   let market: Market;
   let reservations: Reservations;
   try {
@@ -189,18 +214,30 @@ export async function startControlPlane(
 
   const forwarded = (req: IncomingMessage) => ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
   const serverOptions = edgeServerOptions(config);
+  const scheme = tls ? 'https' : 'http';
+  const createServer = (handler: http.RequestListener): http.Server =>
+    tls
+      ? // A TLS handshake gets no longer than a header block (Node's default is 120 s).
+        (https.createServer(
+          { ...serverOptions, ...tls, handshakeTimeout: config.headers_timeout_ms },
+          handler,
+        ) as unknown as http.Server)
+      : http.createServer(serverOptions, handler);
   const apiGuard = new EdgeGuard(config);
   const proxyGuard = new EdgeGuard(config);
 
+  // `/v1/proxy/{app}` is on the API's origin: see proxy/response-head.ts.
+  const pathPolicy = { path_entry: true, path_active_content: config.proxy_path_active_content };
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
     if (!target)
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
+    observeProxy(metrics, res, 'path', target.app_name);
     void forward(
       hub,
       req,
       res,
-      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
+      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req), policy: pathPolicy },
       metrics,
     ).catch((err) => {
       log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
@@ -214,9 +251,11 @@ export async function startControlPlane(
     genReqId: requestIdOf,
     logController: new AccessLog(config.access_log),
     clientErrorHandler: onClientError,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: API_BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
+    frameworkErrors,
     serverFactory: (handler) => {
-      const server = http.createServer(serverOptions, (req, res) => {
+      const server = createServer((req, res) => {
         if (!apiGuard.onRequest(req, res)) return;
         if (hub.draining) res.shouldKeepAlive = false;
         if (req.url!.startsWith(PROXY_PREFIX)) return proxyViaPath(req, res);
@@ -238,12 +277,14 @@ export async function startControlPlane(
           ...target,
           forwarded_host: req.headers.host,
           forwarded_proto: forwarded(req),
+          policy: pathPolicy,
         });
       });
-      apiGuard.attach(server);
+      apiGuard.attach(server, tls !== null);
       return server;
     },
   });
+  observeApi(fastify, metrics);
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);
   fastify.decorateRequest('principal', null);
@@ -277,6 +318,7 @@ export async function startControlPlane(
   await fastify.register(marketLeaseRoutes, marketOpts);
   await fastify.register(marketSettlementRoutes, marketOpts);
   await fastify.register(marketPayoutRoutes, marketOpts);
+  await fastify.register(marketListRoutes, marketOpts);
   await fastify.register(jobsRoutes, {
     jobs,
     registry: launchers,
@@ -290,7 +332,7 @@ export async function startControlPlane(
   const connections = new ConnectionTracker();
   connections.track(api_server);
 
-  const proxy_server = http.createServer(serverOptions, (req, res) => {
+  const proxy_server = createServer((req, res) => {
     if (!proxyGuard.onRequest(req, res)) return;
     if (hub.draining) res.shouldKeepAlive = false;
     const app_name = appFromHost(req.headers.host, config.app_domain);
@@ -300,6 +342,7 @@ export async function startControlPlane(
         code: 'unknown_host',
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
+    observeProxy(metrics, res, 'host', app_name);
     void forward(
       hub,
       req,
@@ -312,7 +355,7 @@ export async function startControlPlane(
     });
   });
   connections.track(proxy_server);
-  proxyGuard.attach(proxy_server);
+  proxyGuard.attach(proxy_server, tls !== null);
   proxy_server.on('clientError', onClientError);
   proxy_server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!proxyGuard.onUpgrade(req, socket)) return;
@@ -348,8 +391,8 @@ export async function startControlPlane(
 
   let shutting: Promise<void> | null = null;
   return {
-    api_url: `http://${urlHost(config.control_bind)}:${api_port}`,
-    proxy_url: `http://${urlHost(config.proxy_bind)}:${proxy_port}`,
+    api_url: `${scheme}://${urlHost(config.control_bind)}:${api_port}`,
+    proxy_url: `${scheme}://${urlHost(config.proxy_bind)}:${proxy_port}`,
     api_port,
     proxy_port,
     listening_fds: () => ({ api: handleFd(api_server), proxy: handleFd(proxy_server) }),

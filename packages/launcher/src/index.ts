@@ -16,5 +16,6 @@ export { PodmanRuntime, type PodmanRuntimeOptions } from './podman/runtime.js';
 export { PodmanCli } from './podman/cli.js';
 export { runArgs, envFile, containerName, PRIVATE_NETWORK } from './podman/args.js';
 export * from './limits.js';
+export { loadLauncherOpsConfig, launcherMetrics, serveLauncherOps, type LauncherOpsConfig } from './ops.js';
 export { LauncherNode, type LauncherNodeOptions } from './node/node.js';
 export { LauncherJobs, AssignmentRefused } from './node/jobs.js';

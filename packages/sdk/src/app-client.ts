@@ -39,7 +39,7 @@ function isBodyLike(b: unknown): b is BodyLike {
 
 export class AppClient {
   constructor(
-    private readonly transport: Transport,
+    protected readonly transport: Transport,
     readonly app: string,
     /** What was verified before this client was handed out (null when verification was off). */
     public verified: VerifiedEvidence | null,

@@ -9,6 +9,7 @@
 // Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
 import { networkPolicy } from '@easyenclave/attestation/network';
 import { AppClient } from './app-client.js';
+import type { ConfidentialAppClient } from './confidential.js';
 import { newNonceHex } from './bytes.js';
 import { AttestationError } from './errors.js';
 import { Transport, type CallOptions, type TransportOptions } from './http.js';
@@ -16,6 +17,7 @@ import { callJson } from './json.js';
 import type { Auth, IdempotentOptions } from './calls.js';
 import * as ledger from './ledger.js';
 import * as market from './market.js';
+import * as reservations from './reservations.js';
 import * as jobs from './jobs.js';
 import {
   AppAttestationSchema,
@@ -60,6 +62,13 @@ export interface ConnectOptions extends CallOptions {
   verify?: boolean | TrustOptions;
   /** Verify this agent of the app (default: one the control plane picks). */
   agent?: string;
+  /**
+   * Seal every request to the verified agent's key and open every response (docs/confidential.md). Needs
+   * verification (it is what the key is taken from); the control plane sees only ciphertext.
+   */
+  confidential?: boolean;
+  /** With `confidential`: the reservation paying for the requests; its agent is the one verified and used. */
+  reservation?: string;
 }
 
 export class EasyEnclave {
@@ -160,7 +169,6 @@ export class EasyEnclave {
     return (await verifier).verify(input);
   }
 
-  /** A client for `app`; verified first unless verification is off (see ConnectOptions.verify). */
   // ---- Private jobs (docs/workloads.md) ----
 
   /** Where a job of this size would run now: the node and the launcher to seal its env to. */
@@ -221,11 +229,19 @@ export class EasyEnclave {
     return jobs.jobLogs(this.transport, this.auth, id, result_key, o);
   }
 
+  /** A client for `app`; verified first unless verification is off (see ConnectOptions.verify). */
+  async connect(app: string, o: ConnectOptions & { confidential: true }): Promise<ConfidentialAppClient>;
+  async connect(app: string, o?: ConnectOptions): Promise<AppClient>;
   async connect(app: string, o: ConnectOptions = {}): Promise<AppClient> {
     checkApp(app);
-    const { verify, agent, ...call } = o;
+    const { verify, agent: asked, confidential, reservation, ...call } = o;
+    if (reservation !== undefined && confidential !== true)
+      throw new TypeError('a reservation pays for confidential requests: pass confidential: true');
     let on: boolean;
-    if (verify === undefined) {
+    if (confidential === true) {
+      if (verify === false) throw new TypeError('a confidential connection verifies the agent it seals to');
+      on = true;
+    } else if (verify === undefined) {
       const network = this.#o.network ?? (await this.resolve(app, call)).network;
       on = networkPolicy(network)?.sealed !== false; // unknown networks count as sealed
     } else {
@@ -233,9 +249,50 @@ export class EasyEnclave {
     }
     if (!on) return new AppClient(this.transport, app, null, null);
     const trust = typeof verify === 'object' ? verify : undefined;
-    const run = (c: CallOptions) =>
-      this.verifyApp(app, { ...c, ...(agent !== undefined ? { agent } : {}), ...(trust ? { trust } : {}) });
-    return new AppClient(this.transport, app, await run(call), run);
+    // A reservation names its agent: that one is verified, and its keyset must be the reservation's.
+    const held =
+      reservation === undefined
+        ? undefined
+        : await reservations.reservation(this.transport, this.auth, reservation, call);
+    const agent = held?.agent_id ?? asked;
+    const run = async (c: CallOptions) => {
+      const v = await this.verifyApp(app, {
+        ...c,
+        ...(agent !== undefined ? { agent } : {}),
+        ...(trust ? { trust } : {}),
+      });
+      if (
+        held &&
+        (v.keyset.hpke_public_key !== held.keyset?.hpke_public_key ||
+          v.keyset.receipt_public_key !== held.keyset?.receipt_public_key)
+      )
+        throw new AttestationError([
+          `the verified agent's keyset is not the one reservation ${held.reservation_id} names`,
+        ]);
+      return v;
+    };
+    const verified = await run(call);
+    if (confidential !== true) return new AppClient(this.transport, app, verified, run);
+    const { ConfidentialAppClient } = await import('./confidential.js');
+    return new ConfidentialAppClient(this.transport, app, verified, run, reservation ?? null, this.auth);
+  }
+
+  // ---- Reservations (docs/confidential.md) ----
+
+  createReservation(p: reservations.CreateReservationParams, o?: IdempotentOptions) {
+    return reservations.createReservation(this.transport, this.auth, p, o);
+  }
+
+  reservation(id: string, o?: CallOptions) {
+    return reservations.reservation(this.transport, this.auth, id, o);
+  }
+
+  cancelReservation(id: string, o?: CallOptions) {
+    return reservations.cancelReservation(this.transport, this.auth, id, o);
+  }
+
+  setUnitPrices(node: string, prices: reservations.UnitPrices, o?: CallOptions) {
+    return reservations.setUnitPrices(this.transport, this.auth, node, prices, o);
   }
 
   // ---- The control plane itself ----
@@ -326,8 +383,24 @@ export class EasyEnclave {
     return market.node(this.transport, this.auth, id, o);
   }
 
-  nodes(o?: CallOptions) {
+  /** Every node (admin token), or with `{ mine: true }` the provider's own (its API key). */
+  nodes(o?: CallOptions & { mine?: boolean }) {
     return market.nodes(this.transport, this.auth, o);
+  }
+
+  /** Leases, newest first, every page: a user's own, those on a provider's nodes, or all (admin). */
+  leases(p?: { limit?: number }, o?: CallOptions) {
+    return market.leases(this.transport, this.auth, p, o);
+  }
+
+  /** Payouts, newest first, every page: a provider's own, or all (admin). */
+  payouts(p?: { limit?: number }, o?: CallOptions) {
+    return market.payouts(this.transport, this.auth, p, o);
+  }
+
+  /** Abuse reports, newest first, every page, optionally of one node (admin). */
+  abuseReports(p?: { limit?: number; node?: string }, o?: CallOptions) {
+    return market.abuseReports(this.transport, this.auth, p, o);
   }
 
   stake(node: string, amount: ledger.Amount, o?: IdempotentOptions) {

@@ -1,6 +1,14 @@
 // Public API of @easyenclave/sdk (browser-safe; verification loads ./verify.js lazily, Node-only).
 export { EasyEnclave, type ConnectOptions, type EasyEnclaveOptions } from './client.js';
 export { AppClient, type AppBody, type AppFetchInit, type AppRequestOptions } from './app-client.js';
+export type { ConfidentialAppClient } from './confidential.js';
+export {
+  CreatedReservationSchema,
+  ReservationSchema,
+  type CreateReservationParams,
+  type CreatedReservation,
+  type Reservation,
+} from './reservations.js';
 export type { CallOptions, BodyLike, SendRequest, TransportOptions } from './http.js';
 export { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS, Transport } from './http.js';
 // The low-level call every method is made of (for tools that speak the API directly, such as `ee`), and the
@@ -43,8 +51,16 @@ export {
   SettlementSchema,
   StakeResultSchema,
   UsageReportSchema,
+  LeaseSummarySchema,
+  LeasePageSchema,
+  PayoutPageSchema,
+  AbuseReportPageSchema,
   type NodeList,
   type UsageReport,
+  type LeaseSummary,
+  type LeasePage,
+  type PayoutPage,
+  type AbuseReportPage,
 } from './market-schemas.js';
 export type { TrustOptions, VerifiedEvidence, CollateralSourceLike } from './trust.js';
 export type { AppAttestation, SelfAttestation, Resolved, AppSummary, Keyset } from './schemas.js';

@@ -186,6 +186,28 @@ export const AbuseReportSchema = z.looseObject({
   authorized_at: IsoOrNull,
 });
 
+/** One lease in GET /v1/leases (no lease-periods: GET /v1/leases/{id} has them). */
+export const LeaseSummarySchema = z.looseObject({
+  ...LeaseCommon,
+  periods_locked: z.number().int(),
+  current_period: Iso,
+  end_reason: z.string().nullable(),
+  created_at: Iso,
+  ended_at: IsoOrNull,
+});
+
+const nextCursor = z.string().nullable();
+/** GET /v1/leases, /v1/payouts, /v1/abuse/reports: one page, newest first. */
+export const LeasePageSchema = z.looseObject({ leases: z.array(LeaseSummarySchema), next_cursor: nextCursor });
+export const PayoutPageSchema = z.looseObject({
+  payouts: z.array(z.lazy(() => PayoutSchema)),
+  next_cursor: nextCursor,
+});
+export const AbuseReportPageSchema = z.looseObject({
+  reports: z.array(z.lazy(() => AbuseReportSchema)),
+  next_cursor: nextCursor,
+});
+
 /** POST /v1/usage/report (the uptime reporter). */
 export const UsageReportSchema = z.looseObject({
   report_id: z.string(),
@@ -218,4 +240,8 @@ export type Finalized = z.infer<typeof FinalizeSchema>;
 export type AbuseReport = z.infer<typeof AbuseReportSchema>;
 export type Payout = z.infer<typeof PayoutSchema>;
 export type UsageReport = z.infer<typeof UsageReportSchema>;
+export type LeaseSummary = z.infer<typeof LeaseSummarySchema>;
+export type LeasePage = z.infer<typeof LeasePageSchema>;
+export type PayoutPage = z.infer<typeof PayoutPageSchema>;
+export type AbuseReportPage = z.infer<typeof AbuseReportPageSchema>;
 export type NodeList = z.infer<typeof NodeListSchema>;

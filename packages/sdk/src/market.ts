@@ -1,13 +1,14 @@
 // Market calls against the control plane's contract (docs/market.md, http/market-*.ts):
 //   POST   /v1/nodes/register                 (provider key; the admin with `provider`) → 201 node + node_token once
-//   GET    /v1/nodes                          (admin)
+//   GET    /v1/nodes                          (admin: every node; a provider key: its own)
 //   GET    /v1/nodes/{node}                   (admin or the node's provider)
 //   POST   /v1/nodes/{node}/stake | unstake   {amount | amount_micro_usd}  (unstake: default everything)
 //   POST   /v1/leases                         (user key; the admin with `user`) {app, vcpus, periods?}
 //   GET    /v1/leases/{id}, DELETE /v1/leases/{id}   (the user or the admin)
+//   GET    /v1/leases, /v1/payouts, /v1/abuse/reports   cursor-paged lists, newest first (see each function)
 //   GET    /v1/settlements/{period}, POST /v1/settlements/{period}/finalize   (admin)
 //   POST   /v1/abuse/reports                  (EE_LAUNCHER_TOKEN); GET /v1/abuse/reports/{id}, POST …/authorize (admin)
-//   POST   /v1/payouts, GET /v1/payouts/{id}, POST /v1/payouts/{id}/confirm | cancel   (admin)
+//   POST   /v1/payouts, POST /v1/payouts/{id}/confirm | cancel (admin); GET /v1/payouts/{id} (admin or provider)
 // Every POST carries one Idempotency-Key for all the SDK's attempts (calls.ts); amounts as in ledger.ts. As there,
 // bad arguments and a missing credential throw a TypeError synchronously, before any request.
 import {
@@ -18,15 +19,21 @@ import {
   principal,
   segment,
   type Auth,
+  type AuthHeader,
   type IdempotentOptions,
   type Replayable,
 } from './calls.js';
 import { newIdempotencyKey } from './bytes.js';
 import type { CallOptions, Transport } from './http.js';
 import { callJson } from './json.js';
+import { InvalidResponseError } from './errors.js';
+import type { z } from 'zod';
 import { amountFields, type Amount } from './ledger.js';
 import {
+  AbuseReportPageSchema,
   AbuseReportSchema,
+  LeasePageSchema,
+  PayoutPageSchema,
   CreatedLeaseSchema,
   FinalizeSchema,
   LeaseSchema,
@@ -135,8 +142,69 @@ export function node(t: Transport, auth: Auth, id: string, o: CallOptions = {}):
   return get(t, nodePath(id), principal(auth), o, NodeDetailSchema);
 }
 
-export function nodes(t: Transport, auth: Auth, o: CallOptions = {}): Promise<NodeSummary[]> {
-  return get(t, '/v1/nodes', admin(auth), o, NodeListSchema).then((r) => r.nodes);
+/** Every node (admin token), or with `mine` the provider's own (its API key). */
+export function nodes(t: Transport, auth: Auth, o: CallOptions & { mine?: boolean } = {}): Promise<NodeSummary[]> {
+  const { mine, ...call } = o;
+  return get(t, '/v1/nodes', mine === true ? principal(auth) : admin(auth), call, NodeListSchema).then((r) => r.nodes);
+}
+
+/** Largest page the list endpoints serve. */
+export const MAX_PAGE_SIZE = 200;
+
+/**
+ * Every item of a cursor-paged list, newest first, fetching `limit` per page. Stops (InvalidResponseError)
+ * if the server hands back a cursor it already gave, instead of looping.
+ */
+export async function* paged<S extends z.ZodType, T>(
+  t: Transport,
+  path: string,
+  auth: AuthHeader,
+  p: { limit?: number; query?: Record<string, string> },
+  o: CallOptions,
+  schema: S,
+  items: (page: z.output<S>) => { rows: T[]; next_cursor: string | null },
+): AsyncGenerator<T, void, undefined> {
+  if (p.limit !== undefined && (!Number.isSafeInteger(p.limit) || p.limit < 1 || p.limit > MAX_PAGE_SIZE))
+    throw new TypeError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE} (the page size)`);
+  const seen = new Set<string>();
+  let cursor: string | null = null;
+  do {
+    const q = new URLSearchParams(p.query);
+    if (p.limit !== undefined) q.set('limit', String(p.limit));
+    if (cursor !== null) q.set('cursor', cursor);
+    const qs = q.toString();
+    const page = items(await get(t, qs === '' ? path : `${path}?${qs}`, auth, o, schema));
+    for (const row of page.rows) yield row;
+    if (page.next_cursor !== null && seen.has(page.next_cursor))
+      throw new InvalidResponseError(200, `${path}: the server repeated cursor ${page.next_cursor}`);
+    cursor = page.next_cursor;
+    if (cursor !== null) seen.add(cursor);
+  } while (cursor !== null);
+}
+
+/** Leases, newest first: the caller's own (a user's; a provider's are those on its nodes), or all (admin). */
+export function leases(t: Transport, auth: Auth, p: { limit?: number } = {}, o: CallOptions = {}) {
+  return paged(t, '/v1/leases', principal(auth), p, o, LeasePageSchema, (r) => ({
+    rows: r.leases,
+    next_cursor: r.next_cursor,
+  }));
+}
+
+/** Payouts, newest first: a provider's own (its API key), or all (admin). */
+export function payouts(t: Transport, auth: Auth, p: { limit?: number } = {}, o: CallOptions = {}) {
+  return paged(t, '/v1/payouts', principal(auth), p, o, PayoutPageSchema, (r) => ({
+    rows: r.payouts,
+    next_cursor: r.next_cursor,
+  }));
+}
+
+/** Abuse reports, newest first, optionally of one node (admin). */
+export function abuseReports(t: Transport, auth: Auth, p: { limit?: number; node?: string } = {}, o: CallOptions = {}) {
+  const query: Record<string, string> = p.node === undefined ? {} : { node: p.node };
+  return paged(t, '/v1/abuse/reports', admin(auth), { ...p, query }, o, AbuseReportPageSchema, (r) => ({
+    rows: r.reports,
+    next_cursor: r.next_cursor,
+  }));
 }
 
 /** Moves `amount` from the provider's earnings to its stake (held per provider, covering all its nodes). */
@@ -269,8 +337,9 @@ export function createPayout(
   return post(t, '/v1/payouts', body, admin(auth), o, PayoutSchema);
 }
 
+/** A payout: the admin's, or a provider's own (its API key). */
 export function payout(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Payout> {
-  return get(t, payoutPath(id), admin(auth), o, PayoutSchema);
+  return get(t, payoutPath(id), principal(auth), o, PayoutSchema);
 }
 
 export function resolvePayout(

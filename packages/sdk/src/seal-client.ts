@@ -3,7 +3,8 @@
 // is opened and authenticated before you read it. The control plane relays only ciphertext. A tampered or
 // truncated answer errors the body stream; it is never returned as data. Wire format: docs/confidential.md.
 //
-// `ee.connect(app, { confidential: true })` will do this for every request; until then, call sealedFetch.
+// `ee.connect(app, { confidential: true })` does this for every request (confidential.ts); sealedFetch seals one
+// request to a key you choose.
 import { SealedHttpRequest, type HttpHeaderList } from '@easyenclave/protocol/seal/index';
 import type { AppClient, AppRequestOptions } from './app-client.js';
 

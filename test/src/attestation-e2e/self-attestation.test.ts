@@ -22,7 +22,6 @@ import { buildQuote, FakeTsm, GOOD, trustFiles } from './fixture.js';
 
 afterEach(() => closeAll());
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function request(body: any, nonce: Buffer, sealed_required = false): VerifyRequest {
   return {
     subject: {

@@ -237,6 +237,52 @@ describe('ee nodes / leases / settle / abuse (market)', () => {
     assert.equal(un.eligible, false);
   });
 
+  it('lists: leases list (user, provider, admin), payouts list|show paged, abuse list, nodes list --mine', async () => {
+    const ids = (r: Run, key: string, id: string) => json(r)[key].map((x: Record<string, string>) => x[id]);
+    for (const env of [asUser, asProvider, admin])
+      assert.deepEqual(ids(await run(['leases', 'list', '--json'], env), 'leases', 'lease_id'), [lease]);
+    const table = await run(['leases', 'list'], asUser);
+    assert.match(table.stdout, new RegExp(`^${lease}\\s+ended\\s+demo\\s+${node}\\s`, 'm'), show(table));
+    assert.deepEqual(ids(await run(['nodes', 'list', '--mine', '--json'], asProvider), 'nodes', 'node_id'), [node]);
+    assert.deepEqual(ids(await run(['abuse', 'list', '--node', node, '--json'], admin), 'reports', 'report_id'), [
+      report,
+    ]);
+
+    assert.deepEqual(json(await run(['payouts', 'list', '--json'], asProvider)).payouts, []);
+    const made: string[] = [];
+    for (const reference of ['wire-1', 'wire-2']) {
+      const res = await fetch(`${cp.api_url}/v1/payouts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          provider: json(await run(['nodes', 'show', node, '--json'], asProvider)).provider,
+          amount: '$1',
+          reference,
+        }),
+      });
+      assert.equal(res.status, 201);
+      made.push(((await res.json()) as { payout_id: string }).payout_id);
+    }
+    const first = json(await run(['payouts', 'list', '--limit', '1', '--json'], asProvider));
+    assert.equal(first.payouts.length, 1);
+    assert.equal(typeof first.next_cursor, 'string');
+    const all = ids(
+      await run(['payouts', 'list', '--limit', '1', '--all', '--json'], asProvider),
+      'payouts',
+      'payout_id',
+    );
+    assert.deepEqual(new Set(all), new Set(made));
+    const next = json(
+      await run(['payouts', 'list', '--limit', '1', '--cursor', first.next_cursor, '--json'], asProvider),
+    );
+    assert.deepEqual([first.payouts[0].payout_id, next.payouts[0].payout_id], all);
+    const one = await run(['payouts', 'show', made[0]!], asProvider);
+    assert.match(one.stdout, /^Amount\s+\$1\.00$/m, show(one));
+    failsWith(await run(['payouts', 'list'], asUser), 1, /^ee: forbidden: payouts belong to provider accounts/);
+    failsWith(await run(['payouts', 'show', made[0]!], asUser), 1, /^ee: unknown_payout: /);
+    failsWith(await run(['payouts', 'list', '--cursor', 'bm90LWEtY3Vyc29y'], asProvider), 1, /^ee: invalid_cursor: /);
+  });
+
   it('API refusals exit 1 with the API code', async () => {
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
       [['leases', 'create', '--app', 'nosuchapp', '--vcpus', '1'], asUser, /ee: no_eligible_node: /],

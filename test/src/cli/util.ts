@@ -16,10 +16,10 @@ export interface Run {
 }
 
 /** `ee ...args` with only PATH and HOME from this process plus `env` (no EE_* leaks in from the outside). */
-export function ee(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+export function ee(args: string[], env: Record<string, string | undefined> = {}, cwd = REPO_ROOT): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [EE_SHIM, ...args], {
-      cwd: REPO_ROOT,
+      cwd,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -43,7 +43,6 @@ export const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stde
 
 /** Exit 0 and stdout is exactly one JSON document (nothing else on stdout). */
 export function json(r: Run): any {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   assert.equal(r.code, 0, show(r));
   return JSON.parse(r.stdout);
 }

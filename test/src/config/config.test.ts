@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CONTROL_PLANE_ENV_VARS, ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
+import {
+  CONTROL_PLANE_ENV_BY_SETTING,
+  CONTROL_PLANE_ENV_VARS,
+  ConfigError,
+  loadControlPlaneConfig,
+  SEED_DURATION_VARS,
+} from '@easyenclave/control-plane/config';
 
 const DAY_MS = 86_400_000;
 
@@ -29,6 +35,9 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       db_path: 'control_plane/data/control-plane.db',
       database_url: undefined,
       admin_token: undefined,
+      allow_no_admin_token: false,
+      tls_cert_file: undefined,
+      tls_key_file: undefined,
       launcher_token: undefined,
       uptime_token: undefined,
       github_token: undefined,
@@ -54,6 +63,11 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       body_timeout_ms: 30_000,
       max_connections: 10_000,
       max_connections_per_address: 256,
+      max_handshakes_per_address: 32,
+      register_deadline_ms: 10_000,
+      max_buffered_stream_bytes: 256 * 1024 * 1024,
+      app_claims_per_hour: 100,
+      proxy_path_active_content: false,
       drain_timeout_ms: 30_000,
       queue_timeout_ms: 2000,
       log_level: 'info',
@@ -264,4 +278,18 @@ test('the attestation deadline must be shorter than the interval', () => {
 test('the registration warning must be shorter than the TTL', () => {
   refused({ EE_REGISTRATION_TTL_DAYS: '3' }, 'EE_REGISTRATION_WARN_DAYS', /less than EE_REGISTRATION_TTL_DAYS/);
   refused({ EE_REGISTRATION_TTL_DAYS: '1', EE_REGISTRATION_WARN_DAYS: '1.5' }, 'EE_REGISTRATION_WARN_DAYS');
+});
+
+test('durations: one spelling for every variable after the seed (EE_<WHAT>_MS, whole milliseconds)', () => {
+  const durations = Object.entries(CONTROL_PLANE_ENV_BY_SETTING).filter(([setting]) => setting.endsWith('_ms'));
+  assert.ok(durations.length >= SEED_DURATION_VARS.length);
+  for (const [setting, variable] of durations) {
+    if (SEED_DURATION_VARS.includes(variable)) continue;
+    assert.match(variable, /^EE_[A-Z_]+_MS$/, `${setting} is read from ${variable}`);
+  }
+  // The seed's list names only variables that exist and are durations: it cannot hide a new one.
+  for (const variable of SEED_DURATION_VARS) {
+    const setting = Object.entries(CONTROL_PLANE_ENV_BY_SETTING).find(([, v]) => v === variable)?.[0];
+    assert.ok(setting?.endsWith('_ms'), `${variable} is not a duration setting`);
+  }
 });

@@ -189,6 +189,10 @@ export function cpEnv(extra: CpEnv = {}): CpEnv {
     EE_ADMIN_TOKEN: ADMIN_TOKEN,
     EE_APP_DOMAIN: 'app.test',
     EE_LOG_LEVEL: 'silent',
+    // Every test agent dials from loopback, one host; the per-address caps have their own tests.
+    EE_MAX_HANDSHAKES_PER_ADDRESS: '1000000',
+    EE_APP_CLAIMS_PER_HOUR: '1000000',
+    EE_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
     ...extra,
   };
 }

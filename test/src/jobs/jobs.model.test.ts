@@ -21,7 +21,7 @@ import { createJobOp, jobEventOp, type JobRow } from '@easyenclave/control-plane
 import { jobLockId, jobSettleId, jobRefundId } from '@easyenclave/control-plane/jobs/money';
 import { isTerminal, type JobEvent, type JobStep, type TerminalState } from '@easyenclave/control-plane/jobs/state';
 import { JOBS_MIGRATIONS } from '@easyenclave/control-plane/jobs/store/migrations';
-import type { JobsDb } from '@easyenclave/control-plane/jobs/store/schema';
+import type { Db as JobsDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations, type StoreOptions } from '@easyenclave/control-plane/store/index';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { tmpDir } from '../helpers/tmp.js';

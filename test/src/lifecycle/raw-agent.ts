@@ -8,6 +8,8 @@ import {
   decodeFrame,
   MuxSession,
   type Frame,
+  type MuxStream,
+  type RequestHead,
   type AttestRequestMessage,
   type AttestResponseMessage,
   type RegisterMessage,
@@ -25,7 +27,7 @@ import {
 import { onCleanup } from '../helpers/network.js';
 
 // Loose on purpose: tests assert on whatever the control plane actually sent.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 export type Msg = { type: string; [k: string]: any };
 
 /** An attest_request as received (or anything carrying its nonce). */
@@ -71,9 +73,16 @@ export interface AnswerOptions extends BindingOptions {
 
 export const newAgentId = () => `raw-${randomBytes(8).toString('hex')}`;
 
+export interface ConnectOptions {
+  /** Reuse these per-boot keys (a reconnect of the same agent process keeps its keys). */
+  keys?: ReturnType<typeof generateKeyset>;
+  /** Dial from this local address (another 127.x.y.z stands for another host on loopback). */
+  localAddress?: string;
+}
+
 export class RawAgent {
-  readonly keys = generateKeyset();
-  readonly keyset: Keyset = publicKeyset(this.keys);
+  readonly keys: ReturnType<typeof generateKeyset>;
+  readonly keyset: Keyset;
   readonly inbox: Msg[] = [];
   /** Every control message ever received, in order. */
   readonly received: Msg[] = [];
@@ -93,7 +102,10 @@ export class RawAgent {
   private constructor(
     readonly ws: WebSocket,
     reg: RegisterFields,
+    keys = generateKeyset(),
   ) {
+    this.keys = keys;
+    this.keyset = publicKeyset(keys);
     this.reg = {
       repo: reg.repo ?? 'acme/demo',
       release_tag: reg.release_tag ?? 'v1.0.0',
@@ -152,9 +164,13 @@ export class RawAgent {
     });
   }
 
-  static async connect(ws_url: string, reg: RegisterFields = {}): Promise<RawAgent> {
-    const ws = new WebSocket(ws_url, { perMessageDeflate: false, maxPayload: 1 << 20 });
-    const agent = new RawAgent(ws, reg);
+  static async connect(ws_url: string, reg: RegisterFields = {}, opts: ConnectOptions = {}): Promise<RawAgent> {
+    const ws = new WebSocket(ws_url, {
+      perMessageDeflate: false,
+      maxPayload: 1 << 20,
+      ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
+    });
+    const agent = new RawAgent(ws, reg, opts.keys);
     onCleanup(() => ws.terminate());
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -283,13 +299,14 @@ export class RawAgent {
     this.sendJson({ type: 'health', status });
   }
 
-  /** Answers every proxied request with 200 "raw-agent" (what a trivial backend would do). */
-  serve(): void {
+  /** Answers every proxied request with 200 "raw-agent" (what a trivial backend would do), or as `handler` does. */
+  serve(handler?: (stream: MuxStream, head: RequestHead) => void): void {
     this.session ??= new MuxSession({
       role: 'acceptor',
       send: (frame, cb) => this.ws.send(frame, { binary: true }, cb),
-      onStream: (stream) => {
+      onStream: (stream, head) => {
         this.streams_opened++;
+        if (handler) return handler(stream, head);
         stream.onData = (chunk) => stream.consumed(chunk.length);
         const body = Buffer.from('raw-agent');
         stream.respond({

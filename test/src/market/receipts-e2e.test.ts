@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -12,9 +15,11 @@ import { checkReceipt, type SignedReceipt } from '@easyenclave/protocol/receipt'
 import { SealedHttpRequest } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import type { Agent } from '@easyenclave/agent';
+import { EasyEnclave } from '@easyenclave/sdk';
 import { closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake, type Party } from './util.js';
+import { ee, show } from '../cli/util.js';
 import { balances, PRICES, postPrices } from './reservation-util.js';
 
 const USAGE = { prompt_tokens: 12, completion_tokens: 34, total_tokens: 46 };
@@ -153,9 +158,105 @@ describe('usage receipts end to end', () => {
     );
     assert.equal((await balances(base, user.id)).total, u0.total - sum);
     assert.equal((await balances(base, provider.id)).total, p0.total + sum);
+    // Offline: `ee receipts verify` checks the saved receipts against the keyset of the evidence kept.
+    const dir = mkdtempSync(join(tmpdir(), 'ee-receipts-'));
+    writeFileSync(join(dir, 'r.json'), JSON.stringify(receipts));
+    writeFileSync(join(dir, 'view.json'), JSON.stringify(v));
+    writeFileSync(join(dir, 'evidence.json'), JSON.stringify({ keyset: r.body.keyset }));
+    writeFileSync(join(dir, 'other.json'), JSON.stringify({ keyset: { receipt_public_key: '00'.repeat(32) } }));
+    const tampered = structuredClone(receipts[0]!);
+    tampered.receipt.units.tokens_out += 1;
+    tampered.receipt.amount_micro_usd = Math.ceil((12 * 150 + 35 * 600) / 1000);
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify(tampered));
+    const okRun = await ee([
+      'receipts',
+      'verify',
+      join(dir, 'r.json'),
+      '--evidence',
+      join(dir, 'evidence.json'),
+      '--json',
+    ]);
+    assert.equal(okRun.code, 0, show(okRun));
+    assert.equal(JSON.parse(okRun.stdout).total_micro_usd, sum);
+    assert.equal((await ee(['receipts', 'verify', join(dir, 'view.json')])).code, 0);
+    const other = await ee(['receipts', 'verify', join(dir, 'r.json'), '--evidence', join(dir, 'other.json')]);
+    assert.equal(other.code, 1, show(other));
+    const bad = await ee(['receipts', 'verify', join(dir, 'bad.json')]);
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stdout, /bad_signature/);
+    assert.equal((await ee(['receipts', 'verify', join(dir, 'nope.json')])).code, 2);
+
     // Ending it refunds the rest: the user paid exactly the receipts' sum.
     await call(base, 'DELETE', `/v1/reservations/${id}`, { token: user.key });
     assert.deepEqual(await balances(base, user.id), { available: u0.available - sum, total: u0.total - sum });
+  });
+
+  it('the SDK: connect(app, { confidential, reservation }) seals every request; receipts() checks them', async () => {
+    const ee = new EasyEnclave({ url: base, apiKey: user.key, network: 'sandbox-1' });
+    const r = await ee.createReservation({ app: 'chat', quota: '$1', lifetime_s: 600 });
+    const app = await ee.connect('chat', {
+      confidential: true,
+      reservation: r.reservation_id,
+      verify: { allow_sandbox: true },
+    });
+    assert.deepEqual(app.verified!.keyset, agent.keys.toJSON());
+    const res = await app.post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'CANARY' }] });
+    assert.equal(res.headers.get('content-type'), 'application/json', 'the backend’s own headers, opened');
+    const j = (await res.json()) as { choices: { message: { content: string } }[]; usage: unknown };
+    assert.equal(j.choices[0]!.message.content, 'hi');
+    const streamed = await app.post('/v1/chat/completions', { model: 'm', stream: true, messages: [] });
+    assert.match(await streamed.text(), /data: \[DONE\]/);
+    const per = Math.ceil((12 * 150 + 34 * 600) / 1000);
+    await waitFor(
+      async () => (await ee.reservation(r.reservation_id)).claimed_micro_usd === BigInt(2 * per),
+      10_000,
+      'two receipts claimed',
+    );
+    const got = await app.receipts();
+    assert.equal(got.receipts.length, 2);
+    assert.ok(got.receipts.every((x) => x.key === app.verified!.keyset.receipt_public_key));
+    assert.equal(got.claimed_micro_usd, BigInt(2 * per));
+    await ee.cancelReservation(r.reservation_id);
+    // A confidential connection needs verification, and a reservation needs a confidential connection.
+    await assert.rejects(ee.connect('chat', { confidential: true, verify: false }), TypeError);
+    await assert.rejects(ee.connect('chat', { reservation: r.reservation_id }), TypeError);
+  });
+
+  it('the CLI: ee apps call --confidential --reservation prints the opened answer', async () => {
+    const r = await call(base, 'POST', '/v1/reservations', {
+      token: user.key,
+      body: { app: 'chat', quota: '$1', lifetime_s: 600 },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'ee-call-'));
+    writeFileSync(join(dir, 'req.json'), JSON.stringify({ model: 'm', messages: [] }));
+    const args = (...extra: string[]) => [
+      'apps',
+      'call',
+      'chat',
+      '/v1/chat/completions',
+      '--url',
+      base,
+      '--data',
+      `@${join(dir, 'req.json')}`,
+      '-H',
+      'content-type: application/json',
+      ...extra,
+    ];
+    const run = await ee(
+      args('--confidential', '--reservation', r.body.reservation_id, '--network', 'sandbox-1', '--allow-sandbox'),
+      { EE_API_KEY: user.key },
+    );
+    assert.equal(run.code, 0, show(run));
+    assert.equal(JSON.parse(run.stdout).choices[0].message.content, 'hi');
+    await waitFor(
+      async () =>
+        (await call(base, 'GET', `/v1/reservations/${r.body.reservation_id}`, { token: user.key })).body
+          .receipts_total === 1,
+      10_000,
+      'the CLI call’s receipt',
+    );
+    const usage = await ee(args('--reservation', r.body.reservation_id), { EE_API_KEY: user.key });
+    assert.equal(usage.code, 2, show(usage));
   });
 
   it('a sealed request without a reservation gets no receipt and moves nothing', async () => {

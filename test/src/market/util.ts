@@ -59,7 +59,9 @@ export async function nodeAgent(cp: ControlPlane, node_token: string, app = 'dem
   return { backend, agent };
 }
 
-export const nodeLinks = (cp: ControlPlane, node_id: string) =>
+type LinkOf<T> = T extends Iterable<infer L> ? L : never;
+
+export const nodeLinks = (cp: ControlPlane, node_id: string): Array<LinkOf<ControlPlane['hub']['links']>> =>
   [...cp.hub.links].filter((l) => l.node_id === node_id && !l.closed);
 
 /** Waits until every live agent of the node has reported passing health at the clock's current time. */

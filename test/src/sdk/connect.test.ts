@@ -45,7 +45,7 @@ describe('connect: requests through the tunnel', () => {
     const ee = new EasyEnclave({ url: cp.api_url });
     const app = await ee.connect('demo');
     assert.equal(app.verified, null, 'sandbox network: not verified by default');
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+
     const json = async (r: Promise<Response>): Promise<any> => (await r).json();
     const got = await json(app.get('/hello?x=1'));
     assert.equal(got.method, 'GET');

@@ -130,18 +130,19 @@ describe('sealed HTTP through the tunnel', () => {
     for (const secret of ['CANARY-AUTH', 'cookie-CANARY']) assert.ok(!bytes.includes(secret), `${secret} in clear`);
   });
 
-  test('a request sealed to another key is refused with 421 wrong_key, before anything is opened or forwarded', async () => {
+  test('a request sealed to another key is refused (409 by the control plane, 421 by the agent), before anything is opened or forwarded', async () => {
     const before_n = net.backend.seen.length;
     const stranger = await generateRecipientKey();
+    // Pinning: no agent of the app holds the key the request names, so the control plane delivers it nowhere.
     const r = await sealedFetch(net.app_url, toHex(stranger.publicKey), {
       method: 'POST',
       path: '/chat',
       body: new TextEncoder().encode('for someone else'),
     });
     assert.equal(r.sealed, false);
-    assert.equal(r.status, 421);
+    assert.equal(r.status, 409);
     const e = JSON.parse((await readAll(r.body)).toString('utf8'));
-    assert.equal(e.error.code, 'wrong_key');
+    assert.equal(e.error.code, 'sealed_key_gone');
     assert.ok(e.error.message.includes(stranger.keyIdHex));
     // A header naming the agent's key over a body sealed to another: refused by the body's key id.
     const liar = await SealedHttpRequest.create(toHex(stranger.publicKey), {
@@ -224,7 +225,7 @@ describe('sealed HTTP through the tunnel', () => {
     const stranger = await generateRecipientKey();
     const refused = await sdkSealedFetch(app, toHex(stranger.publicKey), '/whoami');
     assert.equal(refused.sealed, false);
-    assert.equal(refused.response.status, 421);
+    assert.equal(refused.response.status, 409);
   });
 
   test('32 MiB each way, streamed and sealed, intact', async () => {

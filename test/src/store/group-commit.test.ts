@@ -55,7 +55,7 @@ describe('group commit', () => {
       ]);
       assert.equal(a.ok, true);
       assert.equal(b.ok, false);
-      assert.equal(!b.ok && b.app.repo, 'acme/one');
+      assert.equal(!b.ok && 'app' in b && b.app.repo, 'acme/one');
       const c = await store.registerAgent({ ...base, agent_id: 'agent-cccc', repo: 'acme/one', network: 'forge-1' });
       assert.equal(c.ok, false);
       assert.deepEqual(

@@ -232,7 +232,7 @@ for (const t of targets) {
         const first = await s.claimApp({ app_name: 'myapp', repo: 'org/a', network: NET, now_ms: 1000 });
         assert.deepEqual(first, {
           ok: true,
-          app: { app_name: 'myapp', repo: 'org/a', network: NET, created_at_ms: 1000 },
+          app: { app_name: 'myapp', repo: 'org/a', network: NET, created_at_ms: 1000, attested_at_ms: null },
         });
         const again = await s.claimApp({ app_name: 'myapp', repo: 'org/a', network: NET, now_ms: 2000 });
         assert.deepEqual(again, first); // unchanged, created_at_ms stays

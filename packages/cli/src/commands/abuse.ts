@@ -5,10 +5,17 @@
 import type { Command } from 'commander';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { intArg, leaseId, nodeId, periodArg, reportId, textArg } from '../market-args.js';
-import { AbuseReportSchema, UsageReportSchema, type AbuseReport, type UsageReport } from '@easyenclave/sdk';
+import {
+  AbuseReportPageSchema,
+  AbuseReportSchema,
+  UsageReportSchema,
+  type AbuseReport,
+  type UsageReport,
+} from '@easyenclave/sdk';
 import { addIdempotencyOption, idempotentPost } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, addServiceTokenOption, optsOf } from '../options.js';
-import { formatFields, printResult } from '../output.js';
+import { formatFields, formatTable, printResult } from '../output.js';
+import { addPageOptions, fetchPages, moreLine, type PageOptions } from '../pages.js';
 
 type ReadOptions = GlobalOptions & { json?: boolean };
 type PostOptions = ReadOptions & { idempotencyKey?: string };
@@ -101,6 +108,42 @@ export function registerAbuse(program: Command): void {
     printResult(
       await apiRequest({ path: `/v1/abuse/reports/${reportId(id)}`, auth: 'admin', schema: AbuseReportSchema }, o),
       { json: o.json, table: reportTable },
+    );
+  });
+
+  const list = addPageOptions(
+    abuse
+      .command('list')
+      .description('abuse reports, newest first (admin)')
+      .option('--node <node>', 'only the reports of this node'),
+  );
+  addExamples(list, ['ee abuse list', 'ee abuse list --node node_0123456789abcdef --all --json']);
+  list.action(async (_o: unknown, cmd: Command) => {
+    const o = optsOf<PageOptions & { node?: string }>(cmd);
+    const query = o.node === undefined ? {} : { node: decodeURIComponent(nodeId(o.node)) };
+    const r = await fetchPages(
+      o,
+      { path: '/v1/abuse/reports', auth: 'admin', schema: AbuseReportPageSchema, query },
+      (p) => p.reports,
+    );
+    printResult(
+      { reports: r.rows, next_cursor: r.next_cursor },
+      {
+        json: o.json,
+        table: (d) =>
+          formatTable(
+            d.reports,
+            [
+              { header: 'report', value: (a) => a.report_id },
+              { header: 'status', value: (a) => a.status },
+              { header: 'node', value: (a) => a.node_id },
+              { header: 'lease', value: (a) => a.lease_id },
+              { header: 'period', value: (a) => a.period },
+              { header: 'reason', value: (a) => a.reason },
+            ],
+            '(no reports)',
+          ) + moreLine(d.next_cursor),
+      },
     );
   });
 

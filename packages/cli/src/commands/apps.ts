@@ -14,6 +14,7 @@ import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult, section } from '../output.js';
+import { registerAppsCall } from './apps-call.js';
 
 type ReadOptions = GlobalOptions & { json?: boolean };
 
@@ -108,7 +109,8 @@ const resolveTable = (r: Resolved): string =>
   ]);
 
 export function registerApps(program: Command): void {
-  const apps = program.command('apps').description('inspect the apps a control plane knows');
+  const apps = program.command('apps').description('inspect the apps a control plane knows, and call them');
+  registerAppsCall(apps);
 
   const list = apps
     .command('list')

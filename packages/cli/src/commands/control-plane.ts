@@ -17,7 +17,7 @@ export function registerControlPlane(program: Command): void {
     )
     .action(async () => {
       // Loaded here, not at the top: the server's modules would slow down every other `ee` command.
-      const { ConfigError, loadControlPlaneConfig } = await import('@easyenclave/control-plane/config');
+      const { ConfigError, loadControlPlaneConfig } = await import('@easyenclave/control-plane');
       const { startControlPlane } = await import('@easyenclave/control-plane/server');
       const { announceReady, inheritedListenFds, spawnSuccessor } = await import('@easyenclave/control-plane/handoff');
       let config;

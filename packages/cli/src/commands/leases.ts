@@ -3,12 +3,20 @@
 // `cancel` stops renewals, the period already locked still settles.
 import type { Command } from 'commander';
 import { APP_NAME_RE } from '@easyenclave/protocol';
-import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane/ledger/chart';
+import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { intArg, leaseId } from '../market-args.js';
-import { CreatedLeaseSchema, LeaseSchema, type CreatedLease, type Lease, type LeasePeriod } from '@easyenclave/sdk';
+import {
+  CreatedLeaseSchema,
+  LeasePageSchema,
+  LeaseSchema,
+  type CreatedLease,
+  type Lease,
+  type LeasePeriod,
+} from '@easyenclave/sdk';
 import { addIdempotencyOption, idempotentPost, keyOrAdmin } from '../mutations.js';
+import { addPageOptions, fetchPages, moreLine, type PageOptions } from '../pages.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult, section, type Cell, type Column } from '../output.js';
 
@@ -118,6 +126,42 @@ export function registerLeases(program: Command): void {
     printResult(
       await apiRequest({ path: `/v1/leases/${leaseId(lease)}`, auth: keyOrAdmin(o), schema: LeaseSchema }, o),
       { json: o.json, table: leaseTable },
+    );
+  });
+
+  const list = addPageOptions(
+    leases
+      .command('list')
+      .description('leases, newest first: your own (a provider: those on its nodes), or all (admin)'),
+  );
+  addExamples(list, ['EE_API_KEY=ee_user_… ee leases list', 'ee leases list --all --json']);
+  list.action(async (_o: unknown, cmd: Command) => {
+    const o = optsOf<PageOptions>(cmd);
+    const r = await fetchPages(
+      o,
+      { path: '/v1/leases', auth: keyOrAdmin(o), schema: LeasePageSchema },
+      (p) => p.leases,
+    );
+    printResult(
+      { leases: r.rows, next_cursor: r.next_cursor },
+      {
+        json: o.json,
+        table: (d) =>
+          formatTable(
+            d.leases,
+            [
+              { header: 'lease', value: (l) => l.lease_id },
+              { header: 'status', value: (l) => l.status },
+              { header: 'app', value: (l) => l.app },
+              { header: 'node', value: (l) => l.node_id },
+              { header: 'vcpus', value: (l) => l.vcpus, align: 'right' },
+              { header: 'price/vcpu-h', value: (l) => l.price_per_vcpu_hour_usd, align: 'right' },
+              { header: 'periods', value: (l) => `${l.periods_locked}/${l.periods ?? '∞'}` },
+              { header: 'created', value: (l) => l.created_at },
+            ],
+            '(no leases)',
+          ) + moreLine(d.next_cursor),
+      },
     );
   });
 

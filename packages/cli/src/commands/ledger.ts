@@ -6,10 +6,8 @@
 // Exit codes: 0 the ledger verifies; 1 a discrepancy, or the database cannot be read or holds no ledger;
 // 2 usage errors.
 import type { Command } from 'commander';
-import { ConfigError, loadControlPlaneConfig } from '@easyenclave/control-plane/config';
-import { formatUsd } from '@easyenclave/control-plane/ledger/amount';
-import { verifyLedger, type LedgerVerifyReport } from '@easyenclave/control-plane/ledger-store/verify';
-import { openReadOnly, type ReadOnlyTarget } from '@easyenclave/control-plane/ledger-store/open-readonly';
+import { ConfigError, formatUsd, loadControlPlaneConfig } from '@easyenclave/control-plane';
+import type { LedgerVerifyReport, ReadOnlyTarget } from '@easyenclave/control-plane/ledger-verify';
 import { fail } from '../process.js';
 
 interface VerifyOptions {
@@ -71,6 +69,8 @@ function printSummary(where: string, r: LedgerVerifyReport): void {
 async function verifyCommand(o: VerifyOptions): Promise<void> {
   const t = target(o);
   const where = t.dialect === 'postgres' ? `postgres ${redactUrl(t.url)}` : `sqlite ${t.path}`;
+  // Loaded here, not at start-up: it brings the database drivers, which no other command needs.
+  const { openReadOnly, verifyLedger } = await import('@easyenclave/control-plane/ledger-verify');
   let db: ReturnType<typeof openReadOnly>['db'];
   try {
     db = openReadOnly(t).db;

@@ -2,12 +2,12 @@
 // (docs/market.md). Prices and stakes take dollars or integer micro-USD, checked before any request. The node
 // token is printed once, by `register` (the control plane keeps only its hash); nothing else ever shows it.
 import type { Command } from 'commander';
-import { IDENTITY_ID_PATTERN } from '@easyenclave/control-plane/ledger/chart';
-import { TIERS } from '@easyenclave/control-plane/market/policy';
+import { IDENTITY_ID_PATTERN, TIERS } from '@easyenclave/control-plane';
 import { apiRequest, type GlobalOptions } from '../client.js';
-import { usageError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import { eligibleText, intArg, nodeId, textArg } from '../market-args.js';
 import {
+  BalanceSchema,
   NodeDetailSchema,
   NodeListSchema,
   RegisteredNodeSchema,
@@ -169,6 +169,36 @@ const stakeTable =
       ['Transfer', d.transfer_id],
     ]);
 
+/**
+ * A stake the provider cannot cover: the error names the account the stake comes from (the provider's
+ * earnings), what it holds, and the fix. A new provider has no earnings yet, which "not enough available
+ * credits" alone did not say. The look-ups are best effort: when they fail, the server's message stands.
+ */
+async function stakeShortfall(err: CliError, node: string, o: StakeOptions): Promise<CliError> {
+  try {
+    const detail = await apiRequest(
+      { path: `/v1/nodes/${nodeId(node)}`, auth: keyOrAdmin(o), schema: NodeDetailSchema },
+      o,
+    );
+    const provider = detail.provider;
+    const balance = await apiRequest(
+      { path: `/v1/balances/${encodeURIComponent(provider)}`, auth: keyOrAdmin(o), schema: BalanceSchema },
+      o,
+    );
+    return new CliError(
+      `${err.message}. ` +
+        `A stake moves credits from the provider's earnings account ${provider}:earnings, which has ` +
+        `${balance.available_usd} available (stake held ${detail.stake.held_usd}, required ${detail.stake.required_usd}). ` +
+        `A new provider earns nothing until it serves leases: have the operator credit it first, e.g. ` +
+        `EE_ADMIN_TOKEN=… ee credits purchase --account ${provider} --amount '${detail.stake.required_usd}' --payment-ref <payment id>`,
+      1,
+      err.code,
+    );
+  } catch {
+    return err;
+  }
+}
+
 const stakeOptions = (cmd: Command, amountHelp: string) =>
   addJsonOption(
     addConnectionOptions(
@@ -230,12 +260,20 @@ export function registerNodes(program: Command): void {
     printResult(r, { json: o.json, table: registeredTable });
   });
 
-  const list = nodes.command('list').description('every node with its eligibility, trust and price (admin)');
+  const list = nodes
+    .command('list')
+    .description("every node with its eligibility, trust and price (admin), or with --mine a provider's own")
+    .option('--mine', "the provider's own nodes, with its API key (EE_API_KEY) instead of the admin token");
   addJsonOption(addConnectionOptions(list));
-  addExamples(list, ['EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee nodes list', 'ee nodes list --json']);
+  addExamples(list, [
+    'EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee nodes list',
+    'EE_API_KEY=ee_provider_… ee nodes list --mine',
+    'ee nodes list --json',
+  ]);
   list.action(async (_o: unknown, cmd: Command) => {
-    const o = optsOf<ReadOptions>(cmd);
-    printResult(await apiRequest({ path: '/v1/nodes', auth: 'admin', schema: NodeListSchema }, o), {
+    const o = optsOf<ReadOptions & { mine?: boolean }>(cmd);
+    const auth = o.mine === true ? 'api-key' : 'admin';
+    printResult(await apiRequest({ path: '/v1/nodes', auth, schema: NodeListSchema }, o), {
       json: o.json,
       table: listTable,
     });
@@ -267,7 +305,10 @@ export function registerNodes(program: Command): void {
         { method: 'POST', path, auth: keyOrAdmin(o), body, idempotencyKey: key, schema: StakeResultSchema },
         o,
       ),
-    );
+    ).catch(async (err: unknown) => {
+      if (unstake || !(err instanceof CliError) || err.code !== 'insufficient_funds') throw err;
+      throw await stakeShortfall(err, node, o);
+    });
     printResult(r, { json: o.json, table: stakeTable(unstake ? 'Unstaked' : 'Staked') });
   };
 

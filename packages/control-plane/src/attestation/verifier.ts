@@ -34,7 +34,7 @@ import {
   type Verdict,
   type VerifyRequest,
 } from '@easyenclave/attestation';
-import { x509 } from '@easyenclave/attestation/x509';
+import { certificateDer, x509 } from '@easyenclave/attestation/x509';
 import { ConfigError, type ControlPlaneConfig } from '../config.js';
 
 export const NO_POLICY_REASON = 'no allowlist policy loaded';
@@ -65,18 +65,7 @@ const sha256hex = (b: Buffer | string): string => createHash('sha256').update(b)
 
 /** A DER or PEM file holding exactly one certificate, as DER. */
 export function readCertificateFile(path: string): Buffer {
-  const raw = readFileSync(path);
-  const text = raw.toString('latin1');
-  let der: Buffer;
-  if (text.includes('-----BEGIN')) {
-    const blocks = [...text.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g)];
-    if (blocks.length !== 1) throw new Error(`expected exactly one PEM certificate, found ${blocks.length}`);
-    der = Buffer.from((blocks[0]![1] as string).replace(/\s/g, ''), 'base64');
-  } else {
-    der = raw;
-  }
-  new x509.X509Certificate(der); // throws if it is not a certificate
-  return der;
+  return certificateDer(readFileSync(path));
 }
 
 function readCollateralFile(path: string): Source {

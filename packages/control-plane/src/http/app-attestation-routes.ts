@@ -7,8 +7,10 @@
 // that is any agent's pending challenge is refused (409 nonce_in_use), so this public route is never an oracle
 // for the control plane's own challenges.
 //
-// Public, so bounded: MAX_CONCURRENT_RELAYS at once over all apps, and per agent a few pending and a rate
-// (attestation-relay.ts, link.ts), each refused with 503 busy + Retry-After.
+// Public, so bounded: at once MAX_RELAYS_PER_CALLER per caller address, MAX_RELAYS_PER_APP per app and
+// MAX_CONCURRENT_RELAYS over all, and per agent a few pending and a rate (attestation-relay.ts, link.ts),
+// each refused with 503 busy + Retry-After. Slow agents of one app and one caller's requests can hold only
+// their own shares, never every app's relay.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -21,8 +23,26 @@ import { ApiFailure, apiFailure, type ErrorCode } from './error-catalogue.js';
 import { AppAttestationView, AppParams, Nonce } from './routes-schemas.js';
 import { coded, errorResponses, isAppName } from './schemas.js';
 
-/** Relays waiting for agents at once, over all apps; more get 503 busy. */
-export const MAX_CONCURRENT_RELAYS = 8;
+/** Relays waiting for agents at once, over all apps; more get 503 busy. A memory bound, far above one
+ *  app's or one caller's share. */
+export const MAX_CONCURRENT_RELAYS = 256;
+/** Relays waiting at once for the agents of one app. */
+export const MAX_RELAYS_PER_APP = 8;
+/** Relays one caller (remote address) may have waiting at once. */
+export const MAX_RELAYS_PER_CALLER = 4;
+
+/** Counts per key, an entry only while non-zero (so the maps hold at most MAX_CONCURRENT_RELAYS keys). */
+class Counts {
+  readonly #n = new Map<string, number>();
+  get(key: string): number {
+    return this.#n.get(key) ?? 0;
+  }
+  add(key: string, d: 1 | -1): void {
+    const n = this.get(key) + d;
+    if (n > 0) this.#n.set(key, n);
+    else this.#n.delete(key);
+  }
+}
 /** Longest a caller waits for the agent's answer (EE_ATTEST_DEADLINE_SEC when that is shorter); then 504. */
 export const MAX_RELAY_TIMEOUT_MS = 15_000;
 
@@ -106,6 +126,8 @@ export async function appAttestationRoutes(base: FastifyInstance, opts: { hub: T
   const { hub } = opts;
   const { config, clock } = hub.deps;
   let inflight = 0;
+  const perApp = new Counts();
+  const perCaller = new Counts();
 
   /** The agents a relay may go to; throws the error saying why there are none. */
   const candidates = (name: string, agent_id: string | undefined): AgentLink[] => {
@@ -144,16 +166,26 @@ export async function appAttestationRoutes(base: FastifyInstance, opts: { hub: T
       if (!hub.knownApps.has(name)) throw apiFailure('unknown_app', `no app named "${name}"`);
       const found = candidates(name, req.query.agent);
       const busy = () => apiFailure('busy', 'too many attestation requests at once', { retry_after_s: 1 });
-      if (inflight >= MAX_CONCURRENT_RELAYS) throw busy();
+      const caller = req.ip;
+      if (
+        inflight >= MAX_CONCURRENT_RELAYS ||
+        perApp.get(name) >= MAX_RELAYS_PER_APP ||
+        perCaller.get(caller) >= MAX_RELAYS_PER_CALLER
+      )
+        throw busy();
       const now_wall = Date.now();
       const link = shuffled(found).find((l) => reserveRelay(l, now_wall));
       if (link === undefined) throw busy();
       inflight++;
+      perApp.add(name, 1);
+      perCaller.add(caller, 1);
       let body: AppAttestation;
       try {
         body = await relayEvidence(hub, link, nonce_hex);
       } finally {
         inflight--;
+        perApp.add(name, -1);
+        perCaller.add(caller, -1);
       }
       return reply.header('cache-control', 'no-store').send({ ...body });
     },

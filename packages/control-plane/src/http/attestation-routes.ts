@@ -39,6 +39,8 @@ export const CONTROL_PLANE_REPO = 'easyenclave/control-plane';
 export const CONTROL_PLANE_RELEASE = '0.1.0';
 /** Quotes generated at once; more concurrent requests get 503. */
 export const MAX_CONCURRENT_QUOTES = 8;
+/** Longest wait for one configfs-tsm quote of the control plane itself. */
+export const SELF_QUOTE_TIMEOUT_MS = 20_000;
 
 export interface AttestationRoutesOptions {
   config: ControlPlaneConfig;
@@ -70,7 +72,7 @@ export async function attestationRoutes(base: FastifyInstance, opts: Attestation
   if (opts.provider !== undefined) {
     provider = opts.provider;
   } else if (hasConfigfsTsm(config.tsm_path)) {
-    provider = new ConfigfsQuoteProvider({ path: config.tsm_path, timeout_ms: 20_000 });
+    provider = new ConfigfsQuoteProvider({ path: config.tsm_path, timeout_ms: SELF_QUOTE_TIMEOUT_MS });
     log.info({ tsm_path: config.tsm_path }, 'control plane self-attestation: TDX quotes through configfs-tsm');
   } else {
     provider = new SandboxQuoteProvider({ repo: CONTROL_PLANE_REPO, release_tag: CONTROL_PLANE_RELEASE });

@@ -67,6 +67,9 @@ export type EdgeLimits = Pick<
   'body_timeout_ms' | 'max_connections' | 'max_connections_per_address'
 >;
 
+/** The TCP socket under a TLS one (what 'connection' saw), or the socket itself. */
+const tcpOf = (s: Duplex): Socket => (s as Duplex & { _parent?: Socket })._parent ?? (s as Socket);
+
 /** One per listener: connection caps, the duplicate-Host rule and the request-body deadline. */
 export class EdgeGuard {
   private total = 0;
@@ -76,19 +79,20 @@ export class EdgeGuard {
 
   constructor(private readonly limits: EdgeLimits) {}
 
-  attach(server: http.Server): void {
-    server.on('connection', (socket: Socket) => this.admit(socket));
+  attach(server: http.Server, tls = false): void {
+    server.on('connection', (socket: Socket) => this.admit(socket, tls));
   }
 
   get connections(): number {
     return this.total;
   }
 
-  private admit(socket: Socket): void {
+  private admit(socket: Socket, tls: boolean): void {
     const address = socket.remoteAddress ?? '';
     const n = this.per_address.get(address) ?? 0;
     if (this.total >= this.limits.max_connections || n >= this.limits.max_connections_per_address) {
       this.refused.add(socket);
+      if (tls) return void socket.destroy(); // before the handshake there is no way to say why
       const which = this.total >= this.limits.max_connections ? 'in total' : 'from this address';
       answerAndClose(
         socket,
@@ -109,9 +113,10 @@ export class EdgeGuard {
 
   /** Stops counting a connection (an agent's tunnel after its upgrade: the hub bounds those). */
   release(socket: Duplex): void {
-    const address = this.counted.get(socket as Socket);
+    const tcp = tcpOf(socket);
+    const address = this.counted.get(tcp);
     if (address === undefined) return;
-    this.counted.delete(socket as Socket);
+    this.counted.delete(tcp);
     this.total--;
     const n = this.per_address.get(address)! - 1;
     if (n === 0) this.per_address.delete(address);

@@ -68,6 +68,7 @@ export const ERROR_CATALOGUE = {
   endpoint_disabled: e(403, 'permission', 'the token this endpoint needs is not configured'),
   not_a_provider: e(403, 'permission', 'nodes are registered and paid out by provider accounts'),
   not_a_user: e(403, 'permission', 'leases are paid from user accounts'),
+  content_type_refused: e(403, 'permission', '/v1/proxy/{app} does not serve documents or scripts on the API origin'),
   app_unattested: e(403, 'permission', 'the app is not attested'),
   app_expired: e(403, 'permission', 'the app has an expired registration'),
   app_offline: e(503, 'unavailable', 'the app has no connected agent', [403]),
@@ -104,6 +105,7 @@ export const ERROR_CATALOGUE = {
   no_eligible_node: e(409, 'conflict', 'no eligible node serves this app', [503]),
   payout_resolved: e(409, 'conflict', 'the payout is already resolved'),
   period_not_ended: e(409, 'conflict', 'the period has not ended yet'),
+  sealed_key_gone: e(409, 'conflict', 'no agent holds the key this request is sealed to: verify again and re-seal'),
   no_node_with_capacity: e(
     409,
     'conflict',
@@ -126,6 +128,7 @@ export const ERROR_CATALOGUE = {
   store_unavailable: e(503, 'unavailable', 'the database is unavailable; retry later'),
   quote_unavailable: e(503, 'unavailable', 'the control plane could not produce a quote'),
   agent_unavailable: e(503, 'unavailable', 'the agent cannot answer now'),
+  sealed_key_unavailable: e(503, 'unavailable', 'the agent holding the sealed key is busy or unhealthy; retry'),
   agent_timeout: e(504, 'unavailable', 'the agent did not answer in time'),
   launcher_unavailable: e(503, 'unavailable', "the job's launcher cannot be reached now"),
 } as const satisfies Record<string, CatalogueEntry>;

@@ -13,6 +13,13 @@ import { coded, IsoTime, MicroUsd, pathId, printable, Usd } from './schemas.js';
 
 const DOLLARS_HINT = 'a string like "$200" or "12.50"';
 
+/** Characters of a dollar amount ("$1,000,000.000001" and more fit). */
+const MAX_DOLLARS_CHARS = 40;
+/** Characters of an account id in a body (two ids of the chart of accounts fit). */
+const MAX_ACCOUNT_CHARS = 160;
+/** Characters of a history page cursor (base64url of `seq:` and 16 digits). */
+const MAX_CURSOR_CHARS = 64;
+
 /** `amount` (dollars, for people) and `amount_micro_usd` (an integer, for machines): exactly one. */
 export const amountFields = (name = 'amount') => ({
   [name]: coded(
@@ -20,7 +27,7 @@ export const amountFields = (name = 'amount') => ({
       .string({
         error: `${name} must be a string of dollars like "$200" or "12.50"; use ${name}_micro_usd for integers`,
       })
-      .max(40)
+      .max(MAX_DOLLARS_CHARS)
       .optional()
       .meta({ description: `dollars, ${DOLLARS_HINT} (at most 6 decimals)` }),
     'invalid_amount',
@@ -80,7 +87,7 @@ export const CreateAccountBody = z.strictObject({
 
 export const PurchaseBody = withAmount(
   z.strictObject({
-    account: z.string().min(1).max(160),
+    account: z.string().min(1).max(MAX_ACCOUNT_CHARS),
     payment_ref: z.string().regex(REFERENCE_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 : _ . @ / -'),
     ...amountFields(),
   }),
@@ -88,8 +95,8 @@ export const PurchaseBody = withAmount(
 
 export const TransferBody = withAmount(
   z.strictObject({
-    from: z.string().min(1).max(160).optional(),
-    to: z.string().min(1).max(160),
+    from: z.string().min(1).max(MAX_ACCOUNT_CHARS).optional(),
+    to: z.string().min(1).max(MAX_ACCOUNT_CHARS),
     memo: z
       .string()
       .max(MAX_MEMO_LENGTH)
@@ -103,7 +110,7 @@ export const AccountParams = z.object({ account: pathId() });
 
 export const HistoryQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_HISTORY_PAGE).default(50),
-  cursor: z.string().max(64).optional(),
+  cursor: z.string().max(MAX_CURSOR_CHARS).optional(),
 });
 
 // ---------- Responses ----------

@@ -4,6 +4,7 @@ import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { Market } from '../market/market.js';
 import type { Reservations } from '../market/reservations.js';
 import type { PeriodRow } from '../market/ops.js';
+import type { MarketAbuseReportsTable, MarketPayoutsTable } from '../market/store/schema.js';
 import { parsePeriod, periodIso } from '../market/period.js';
 import { authHooks, type AuthHooks } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
@@ -35,6 +36,30 @@ export function money<N extends string>(
   Object.assign(out, { [`${name}_micro_usd`]: Number(b), [`${name}_usd`]: formatUsd(b) });
   return out;
 }
+
+/** GET /v1/payouts/{id} and the payouts list. */
+export const payoutView = (p: MarketPayoutsTable) => ({
+  payout_id: p.id,
+  provider: p.provider,
+  ...money('amount', p.amount),
+  status: p.status,
+  reference: p.reference,
+  created_at: iso(p.created_ms)!,
+  resolved_at: iso(p.resolved_ms),
+});
+
+/** An abuse report, in its own answers and in the list. */
+export const abuseView = (a: MarketAbuseReportsTable, period_ms: number) => ({
+  report_id: a.id,
+  node_id: a.node_id,
+  lease_id: a.lease_id,
+  period: periodIso(a.period, period_ms),
+  period_index: a.period,
+  reason: a.reason,
+  status: a.status,
+  filed_at: iso(a.filed_ms)!,
+  authorized_at: iso(a.authorized_ms),
+});
 
 export const iso = (ms: number | null | undefined) =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();

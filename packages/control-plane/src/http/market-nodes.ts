@@ -227,17 +227,20 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
   app.get(
     '/v1/nodes',
     {
-      onRequest: auth.admin,
+      onRequest: auth.caller,
       schema: {
         tags,
-        summary: 'Every node with its eligibility, trust and effective price (admin)',
+        summary: "Nodes with their eligibility, trust and effective price: every one (admin), or a provider's own",
         security: BEARER,
         response: { 200: NodeListView, ...errorResponses(401, 403) },
       },
     },
-    async () => {
+    async (req) => {
+      const p = principalOf(req);
+      if (p.kind !== 'admin' && !p.id.startsWith('provider:'))
+        throw apiFailure('forbidden', 'nodes belong to provider accounts; this API key is a user');
       const out = [];
-      for (const n of await listNodes(market.db)) {
+      for (const n of await listNodes(market.db, p.kind === 'admin' ? undefined : p.id)) {
         const s = await market.nodeState(n);
         out.push({
           ...nodeSummary(n),

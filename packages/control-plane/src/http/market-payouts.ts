@@ -4,23 +4,12 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { createPayoutOp, resolvePayoutOp } from '../market/ops-penalty.js';
 import { getPayout } from '../market/store/reads.js';
-import type { MarketPayoutsTable } from '../market/store/schema.js';
-import { principalOf } from './auth-hooks.js';
+import { mayActFor, principalOf } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
 import { errorResponse } from './idempotency.js';
-import { iso, marketAuth, money, tags, type MarketRoutesOptions } from './market-common.js';
+import { marketAuth, payoutView, tags, type MarketRoutesOptions } from './market-common.js';
 import { IdParams, PayoutBody, PayoutView } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
-
-const payoutView = (p: MarketPayoutsTable) => ({
-  payout_id: p.id,
-  provider: p.provider,
-  ...money('amount', p.amount),
-  status: p.status,
-  reference: p.reference,
-  created_at: iso(p.created_ms)!,
-  resolved_at: iso(p.resolved_ms),
-});
 
 export async function marketPayoutRoutes(base: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -111,10 +100,10 @@ export async function marketPayoutRoutes(base: FastifyInstance, opts: MarketRout
   app.get(
     '/v1/payouts/:id',
     {
-      onRequest: auth.admin,
+      onRequest: auth.caller,
       schema: {
         tags,
-        summary: 'A payout (admin)',
+        summary: "A payout (admin, or the provider's own)",
         security: BEARER,
         params: IdParams,
         response: { 200: PayoutView, ...errorResponses(400, 401, 403, 404) },
@@ -122,7 +111,8 @@ export async function marketPayoutRoutes(base: FastifyInstance, opts: MarketRout
     },
     async (req) => {
       const row = await getPayout(market.db, req.params.id);
-      if (!row) throw apiFailure('unknown_payout');
+      // Another provider's payout does not exist for this caller (no 403 that would confirm the id).
+      if (!row || !mayActFor(principalOf(req), row.provider)) throw apiFailure('unknown_payout');
       return payoutView(row);
     },
   );

@@ -8,6 +8,25 @@ import { TIERS } from '../market/policy.js';
 import { amountFields, withAmount } from './ledger-views.js';
 import { IsoTime, MicroUsd, pathId, printable, Usd } from './schemas.js';
 
+// Limits on the market's request fields.
+/** vCPUs of one node or one lease. */
+export const MAX_VCPUS = 4096;
+/** Months of capacity a node offers. */
+export const MAX_CAPACITY_MONTHS = 120;
+/** Periods one lease may run (about 11 years of one-hour periods). */
+export const MAX_LEASE_PERIODS = 100_000;
+/** Usage units and missed checks in one usage report. */
+export const MAX_USAGE_UNITS = 1e12;
+export const MAX_MISSED_CHECKS = 1e9;
+/** Lengths of names, ids and free text. */
+const MAX_NODE_NAME_CHARS = 128;
+const MAX_REGION_CHARS = 64;
+const MAX_ID_CHARS = 64;
+const MAX_PERIOD_CHARS = 40;
+const MAX_REASON_CHARS = 500;
+const MAX_ABUSE_REASON_CHARS = 1000;
+const MAX_REFERENCE_CHARS = 128;
+
 const Identity = z.string().regex(IDENTITY_ID_PATTERN, 'must be an account id like user:0123… or provider:0123…');
 
 /** `{name}_micro_usd` and `{name}_usd` in a response. */
@@ -22,15 +41,15 @@ function moneyOut<N extends string>(name: N) {
 export const RegisterNodeBody = withAmount(
   z.strictObject({
     provider: Identity.optional().meta({ description: 'the admin registers a node for a provider' }),
-    name: printable(128).optional(),
+    name: printable(MAX_NODE_NAME_CHARS).optional(),
     region: z
       .string()
       .min(1)
-      .max(64)
+      .max(MAX_REGION_CHARS)
       .regex(/^[A-Za-z0-9_.-]+$/),
     tier: z.enum(TIERS),
-    vcpus: z.number().int().min(1).max(4096),
-    capacity_months: z.number().int().min(1).max(120).default(1),
+    vcpus: z.number().int().min(1).max(MAX_VCPUS),
+    capacity_months: z.number().int().min(1).max(MAX_CAPACITY_MONTHS).default(1),
     ...amountFields('price_per_vcpu_hour'),
     network: z
       .string()
@@ -48,38 +67,38 @@ export const RegisterNodeBody = withAmount(
 /** Stake: an amount; unstake: an amount or nothing (all of it). A POST without a body is `{}`. */
 export const StakeBody = withAmount(z.strictObject(amountFields()).default({}));
 export const UnstakeBody = withAmount(z.strictObject(amountFields()).default({}), 'amount', true);
-export const FraudBody = z.strictObject({ reason: printable(500) });
+export const FraudBody = z.strictObject({ reason: printable(MAX_REASON_CHARS) });
 
-export const NodeParams = z.object({ node: pathId(64) });
-export const IdParams = z.object({ id: pathId(64) });
-export const PeriodParams = z.object({ period: pathId(40) });
+export const NodeParams = z.object({ node: pathId(MAX_ID_CHARS) });
+export const IdParams = z.object({ id: pathId(MAX_ID_CHARS) });
+export const PeriodParams = z.object({ period: pathId(MAX_PERIOD_CHARS) });
 
 export const LeaseBody = z.strictObject({
   app: AppName.meta({ description: "the app the lease pays for: its traffic goes to the lease's node" }),
-  vcpus: z.number().int().min(1).max(4096),
+  vcpus: z.number().int().min(1).max(MAX_VCPUS),
   periods: z
     .number()
     .int()
     .min(1)
-    .max(100_000)
+    .max(MAX_LEASE_PERIODS)
     .optional()
     .meta({ description: 'periods to run, the prorated first one included; omitted = until cancelled or unfunded' }),
   user: Identity.optional().meta({ description: 'the admin creates leases on behalf of a user' }),
 });
 
-const PeriodField = z.union([z.string().max(40), z.number().int().min(0)]);
+const PeriodField = z.union([z.string().max(MAX_PERIOD_CHARS), z.number().int().min(0)]);
 export const UsageBody = z.strictObject({
-  node: pathId(64),
+  node: pathId(MAX_ID_CHARS),
   period: PeriodField,
-  units: z.number().int().min(0).max(1e12).default(0),
-  missed_checks: z.number().int().min(0).max(1e9),
-  detail: printable(500).optional(),
+  units: z.number().int().min(0).max(MAX_USAGE_UNITS).default(0),
+  missed_checks: z.number().int().min(0).max(MAX_MISSED_CHECKS),
+  detail: printable(MAX_REASON_CHARS).optional(),
 });
 export const AbuseBody = z.strictObject({
-  node: pathId(64),
-  lease: pathId(64).optional(),
+  node: pathId(MAX_ID_CHARS),
+  lease: pathId(MAX_ID_CHARS).optional(),
   period: PeriodField.optional(),
-  reason: printable(1000),
+  reason: printable(MAX_ABUSE_REASON_CHARS),
 });
 export const PayoutBody = withAmount(
   z.strictObject({
@@ -87,7 +106,7 @@ export const PayoutBody = withAmount(
     ...amountFields(),
     reference: z
       .string()
-      .max(128)
+      .max(MAX_REFERENCE_CHARS)
       .regex(/^[A-Za-z0-9:_.@/-]+$/)
       .optional(),
   }),

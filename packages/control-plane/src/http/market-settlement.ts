@@ -9,9 +9,18 @@ import { getAbuseReport, leaseOnNode, periodLeasePeriods } from '../market/store
 import type { MarketAbuseReportsTable } from '../market/store/schema.js';
 import { authorizeAbuseReport, insertAbuseReport, insertUsageReport } from '../market/store/writes.js';
 import { principalOf } from './auth-hooks.js';
+import { logStateChange } from '../observe/state.js';
 import { apiFailure } from './error-catalogue.js';
 import { errorResponse } from './idempotency.js';
-import { iso, marketAuth, periodParam, periodView, rowsOp, tags, type MarketRoutesOptions } from './market-common.js';
+import {
+  abuseView as abuseViewOf,
+  marketAuth,
+  periodParam,
+  periodView,
+  rowsOp,
+  tags,
+  type MarketRoutesOptions,
+} from './market-common.js';
 import {
   AbuseBody,
   AbuseView,
@@ -29,17 +38,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
   const { market, idempotency } = opts;
   const auth = marketAuth(opts);
   const pm = () => market.timing.period_ms;
-  const abuseView = (a: MarketAbuseReportsTable) => ({
-    report_id: a.id,
-    node_id: a.node_id,
-    lease_id: a.lease_id,
-    period: periodIso(a.period, pm()),
-    period_index: a.period,
-    reason: a.reason,
-    status: a.status,
-    filed_at: iso(a.filed_ms)!,
-    authorized_at: iso(a.authorized_ms),
-  });
+  const abuseView = (a: MarketAbuseReportsTable) => abuseViewOf(a, pm());
   const unknownNode = (node: string) =>
     getNode(market.db, node).then((n) => {
       if (!n) throw apiFailure('unknown_node', undefined, { param: 'node' });
@@ -262,6 +261,13 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
             };
           }),
         );
+        if (row.status !== 'authorized')
+          logStateChange(req.log, 'abuse_authorised', {
+            report_id: id,
+            node_id: row.node_id,
+            lease_id: row.lease_id,
+            period: row.period,
+          });
         void market.refreshRanking();
         // Zero tolerance: the node's open reservations refund what is not claimed yet, now.
         await opts.reservations?.checkNode(row.node_id);

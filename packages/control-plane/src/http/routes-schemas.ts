@@ -4,8 +4,11 @@ import { IsoTime } from './schemas.js';
 
 const AppStatus = z.enum(['active', 'expiring', 'offline', 'draining', 'unattested', 'expired', 'unhealthy']);
 
+/** Characters of an app name in a path: longer than any valid name, so a long one is an unknown app, not a 400. */
+const MAX_APP_PARAM_CHARS = 100;
+
 /** An app name in a path (anything else is simply no app: 404 unknown_app). */
-export const AppParams = z.object({ app: z.string().max(100) });
+export const AppParams = z.object({ app: z.string().max(MAX_APP_PARAM_CHARS) });
 
 export const HealthView = z.looseObject({
   status: z.enum(['ok', 'draining', 'degraded']).meta({ description: 'degraded: the database is unavailable' }),

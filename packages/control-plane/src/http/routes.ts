@@ -12,6 +12,7 @@ import { operatorHook } from './auth-hooks.js';
 import { apiFailure, type ErrorCode } from './error-catalogue.js';
 import { AppDetailView, AppParams, AppsView, HealthView, ReadyView, ResolveView } from './routes-schemas.js';
 import { BEARER, errorResponses, isAppName } from './schemas.js';
+import { appOfGateRequest, gateErrorHandler, ResolveParams, ResolveQuery, setResolveHeaders } from './resolve-gate.js';
 
 export interface RoutesDeps {
   hub: TunnelHub;
@@ -21,6 +22,8 @@ export interface RoutesDeps {
   store: StoreHealth;
 }
 
+/** Attestations and health events shown in an app's detail (GET /v1/apps/{app}). */
+const APP_RECENT_EVENTS = 20;
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 /** Why an app gets no traffic, for an external proxy's auth_request: always 403 (it understands 2xx/401/403). */
@@ -120,16 +123,29 @@ export async function routes(base: FastifyInstance, deps: RoutesDeps): Promise<v
     {
       schema: {
         tags,
-        summary: 'Whether an app may receive traffic, for an external proxy (nginx auth_request, Caddy)',
-        params: AppParams,
-        response: { 200: ResolveView, ...errorResponses(403, 404) },
+        summary: 'Whether an app may receive traffic, for an external proxy (nginx auth_request, Caddy forward_auth)',
+        description:
+          'The app state is also in headers (EE-App-Status, EE-App-Agents, EE-App-Sealed, EE-App-Network, ' +
+          'EE-App-Last-Attestation, EE-App-Expires-At). With auth_request=1 every refusal is a 403 and the app may be given as its host.',
+        params: ResolveParams,
+        querystring: ResolveQuery,
+        response: { 200: ResolveView, ...errorResponses(400, 403, 404) },
       },
+      errorHandler: gateErrorHandler(deps.store),
     },
-    async (req) => {
-      const name = knownApp(req.params.app);
+    async (req, reply) => {
+      const name = knownApp(appOfGateRequest(req.params.app, config.app_domain));
       const known = hub.knownApps.get(name);
       if (!known) throw apiFailure('unknown_app', `no app named "${name}"`);
       const view = hub.status(name);
+      setResolveHeaders(reply, {
+        status: view.status,
+        agents: view.routable_agents,
+        sealed: view.sealed,
+        network: known.network,
+        last_attest: iso(view.last_attest_ms),
+        expires_at: iso(view.expires_at_ms),
+      });
       if (!mayReceiveTraffic(view.status)) {
         const b = BLOCKED[view.status];
         if (b === undefined) throw new Error(`resolve: unexpected app status ${view.status}`);
@@ -200,8 +216,8 @@ export async function routes(base: FastifyInstance, deps: RoutesDeps): Promise<v
       const [registrations, agents, attestations, health] = await Promise.all([
         store.listRegistrations(name),
         store.listAgents(name),
-        store.listAttestations({ app_name: name, limit: 20 }),
-        store.listHealthEvents({ app_name: name, limit: 20 }),
+        store.listAttestations({ app_name: name, limit: APP_RECENT_EVENTS }),
+        store.listHealthEvents({ app_name: name, limit: APP_RECENT_EVENTS }),
       ]);
       return {
         app_name: name,

@@ -26,7 +26,7 @@ import {
 } from './ops.js';
 import { isTerminal, type JobEvent } from './state.js';
 import { JOBS_MIGRATIONS } from './store/migrations.js';
-import type { JobsDb } from './store/schema.js';
+import type { Db as JobsDb } from '../store/database.js';
 
 /** How often lost launchers and overdue jobs are looked for. */
 export const JOB_SWEEP_MS = 1000;
@@ -69,7 +69,7 @@ export class JobsService {
   private sweeping = false;
 
   private constructor(private readonly deps: JobsDeps) {
-    this.db = deps.store.db as unknown as JobsDb;
+    this.db = deps.store.db;
   }
 
   static async open(deps: JobsDeps): Promise<JobsService> {

@@ -12,7 +12,7 @@ import { sql, type Selectable } from 'kysely';
 import { checkCommit, countersOf, LedgerInvariantError } from '../ledger/commit-check.js';
 import { GuardedState, type Declaration } from '../ledger/declared.js';
 import { expirePending } from '../ledger/engine.js';
-import type { Account, LedgerState, PendingStatus, TransferResult } from '../ledger/types.js';
+import type { Account, JournalEntry, LedgerState, PendingStatus, TransferResult } from '../ledger/types.js';
 import type { Db, Tx } from '../store/database.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { extendChain, type AuditEntry } from './audit.js';
@@ -288,22 +288,37 @@ async function inTransaction<T>(db: LedgerDb, dialect: StoreDialect, fn: (tx: Tx
   });
 }
 
-/** Runs `ops` in one transaction; returns their results in order. Throws (nothing committed) on any error. */
+/** A journal entry a batch committed, and the index of the operation that made it (-1: the expiry sweep). */
+export interface CommittedEntry {
+  readonly entry: JournalEntry;
+  readonly op: number;
+}
+
+/**
+ * Runs `ops` in one transaction; returns their results in order. Throws (nothing committed) on any error.
+ * `committed` hears the batch's journal entries once COMMIT has returned (never for a rolled-back attempt).
+ */
 export async function runBatch(
   db: LedgerDb,
   dialect: StoreDialect,
   ops: readonly LedgerOp<unknown>[],
   now: () => number,
+  committed?: (entries: readonly CommittedEntry[]) => void,
 ): Promise<unknown[]> {
-  return inTransaction(db, dialect, async (tx) => {
+  const entries: CommittedEntry[] = [];
+  const results = await inTransaction(db, dialect, async (tx) => {
     const now_ms = now();
     const ws = await load(tx, dialect, ops, now_ms);
     // Due locks are released before anything else runs, so no operation in the batch sees them as held.
     expirePending(ws.state, now_ms);
     const writes: ExtraWrites = { identities: [], idempotency: [], after: [] };
-    const results = ops.map((op, i) =>
-      ws.guard.within(ws.declared[i]!, () => op.apply({ state: ws.state, now_ms, writes })),
-    );
+    const journal = ws.state.journal;
+    for (const entry of journal) entries.push({ entry, op: -1 });
+    const results = ops.map((op, i) => {
+      const result = ws.guard.within(ws.declared[i]!, () => op.apply({ state: ws.state, now_ms, writes }));
+      for (let j = entries.length; j < journal.length; j++) entries.push({ entry: journal[j]!, op: i });
+      return result;
+    });
     const violations = checkCommit(ws.loadedAccounts, ws.state.accounts.values(), ws.state.journal, (id) =>
       ws.state.transfers.get(id),
     );
@@ -311,4 +326,11 @@ export async function runBatch(
     await persist(tx, dialect, ws, writes, now_ms);
     return results;
   });
+  try {
+    committed?.(entries);
+  } catch (err) {
+    // The batch IS committed: an observer's failure must not reach the writer, which would rerun it.
+    process.emitWarning(`ledger commit observer failed: ${String(err)}`, 'LedgerWarning');
+  }
+  return results;
 }

@@ -12,10 +12,11 @@ import type {
 } from '../ledger/types.js';
 import type { Db } from '../store/database.js';
 import { runMigrations, type StoreDialect } from '../store/migrations.js';
-import type { LedgerOp } from './batch.js';
+import type { CommittedEntry, LedgerOp } from './batch.js';
 import { LEDGER_MIGRATIONS } from './migrations.js';
 import { accountFromRow, entryFromJournalRow } from './rows.js';
 import { ledgerWriter, type LedgerWriter } from './writer.js';
+import { currentRequestId } from '../correlation.js';
 
 export interface HistoryPage {
   entries: { seq: number; entry: JournalEntry }[];
@@ -27,15 +28,25 @@ export const MAX_HISTORY_PAGE = 500;
 /** Transfers per request: bounds one operation's share of a batch. */
 export const MAX_TRANSFERS_PER_OP = 128;
 
+/** A committed journal entry with the id of the request whose operation made it (none for the expiry sweep and
+ *  for work no request started, such as the settlement scheduler). */
+export interface CommittedMovement {
+  readonly entry: JournalEntry;
+  readonly request_id: string | undefined;
+}
+
 export class LedgerStore {
   readonly writer: LedgerWriter;
+  /** Operation → the request it was submitted for (weak: forgotten with the operation). */
+  readonly #requestOf = new WeakMap<LedgerOp<unknown>, string>();
+  #observers: ((movements: readonly CommittedMovement[]) => void)[] = [];
 
   private constructor(
     readonly db: Db,
     readonly dialect: StoreDialect,
     now: () => number,
   ) {
-    this.writer = ledgerWriter(db, dialect, now);
+    this.writer = ledgerWriter(db, dialect, now, (entries, ops) => this.#committed(entries, ops));
   }
 
   /** Migrates the ledger tables and creates the platform accounts (idempotent). `db` is the store's connection. */
@@ -49,7 +60,23 @@ export class LedgerStore {
   }
 
   submit<T>(op: LedgerOp<T>): Promise<T> {
+    const request_id = currentRequestId();
+    if (request_id !== undefined) this.#requestOf.set(op, request_id);
     return this.writer.submit<T>(op);
+  }
+
+  /** Calls `observer` after each commit with the journal entries it made (logs and metrics; must not throw). */
+  onCommitted(observer: (movements: readonly CommittedMovement[]) => void): void {
+    this.#observers.push(observer);
+  }
+
+  #committed(entries: readonly CommittedEntry[], ops: readonly LedgerOp<unknown>[]): void {
+    if (entries.length === 0 || this.#observers.length === 0) return;
+    const movements = entries.map((e) => ({
+      entry: e.entry,
+      request_id: e.op < 0 ? undefined : this.#requestOf.get(ops[e.op]!),
+    }));
+    for (const observer of this.#observers) observer(movements);
   }
 
   createAccounts(inputs: readonly AccountInput[]): Promise<AccountResult[]> {

@@ -3,7 +3,7 @@
 import type { Db } from '../store/database.js';
 import type { StoreDialect } from '../store/migrations.js';
 import { GroupWriter, isConflict } from '../store/writer.js';
-import { runBatch, type LedgerOp } from './batch.js';
+import { runBatch, type CommittedEntry, type LedgerOp } from './batch.js';
 
 /** Operations per transaction: bounds the transaction's size and how long one commit holds the writer. */
 export const MAX_BATCH_OPS = 1024;
@@ -16,11 +16,17 @@ export function isRetryable(err: unknown): boolean {
 
 export type LedgerWriter = GroupWriter<LedgerOp<unknown>>;
 
-export function ledgerWriter(db: Db, dialect: StoreDialect, now: () => number): LedgerWriter {
+/** `committed` hears each committed batch's journal entries with the operations that made them. */
+export function ledgerWriter(
+  db: Db,
+  dialect: StoreDialect,
+  now: () => number,
+  committed?: (entries: readonly CommittedEntry[], ops: readonly LedgerOp<unknown>[]) => void,
+): LedgerWriter {
   return new GroupWriter<LedgerOp<unknown>>({
     name: 'ledger',
     max_batch_ops: MAX_BATCH_OPS,
     retryable: isRetryable,
-    commit: (ops) => runBatch(db, dialect, ops, now),
+    commit: (ops) => runBatch(db, dialect, ops, now, committed && ((entries) => committed(entries, ops))),
   });
 }

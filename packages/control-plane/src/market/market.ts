@@ -26,6 +26,7 @@ import {
   type IneligibleReason,
   type Tier,
 } from './policy.js';
+import { logStateChange } from '../observe/state.js';
 import { MARKET_MIGRATIONS } from './store/migrations.js';
 import type { Db as MarketDb } from '../store/database.js';
 import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
@@ -142,6 +143,16 @@ export class Market implements MarketHooks {
     }
     setImmediate(() => void this.refreshRanking());
     return { ok: true, node_id: node.id };
+  }
+
+  async tokenBinding(agent_id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('market_node_agents')
+      .select('node_id')
+      .where('agent_id', '=', agent_id)
+      .where('via', '=', 'token')
+      .executeTakeFirst();
+    return row?.node_id;
   }
 
   /**
@@ -275,12 +286,12 @@ export class Market implements MarketHooks {
 
   /** The stake a provider must hold: the sum over its active nodes (stake is per provider). */
   async providerRequired(provider: string): Promise<bigint> {
-    const rows = (await this.db
+    const rows = await this.db
       .selectFrom('market_nodes')
       .selectAll()
       .where('provider', '=', provider)
       .where('status', '=', 'active')
-      .execute()) as NodeRow[];
+      .execute();
     return rows.reduce((s, r) => s + requiredStake(BigInt(r.price_micro), r.vcpus, r.tier as Tier), 0n);
   }
 
@@ -322,9 +333,9 @@ export class Market implements MarketHooks {
    */
   async candidates(app: string): Promise<(NodeRow & { trust: number })[]> {
     await this.refreshRemoteLive();
-    const rows = (
-      (await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute()) as NodeRow[]
-    ).filter((r) => this.liveEligible(r.id, app));
+    const rows = (await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute()).filter(
+      (r) => this.liveEligible(r.id, app),
+    );
     const memo: StateMemo = { held: new Map(), required: new Map() };
     const out: (NodeRow & { node_id: string; price_micro_b: bigint; trust: number })[] = [];
     for (const r of rows) {
@@ -344,11 +355,7 @@ export class Market implements MarketHooks {
   refreshRanking(): Promise<void> {
     this.#refreshing ??= (async () => {
       try {
-        const rows = (await this.db
-          .selectFrom('market_nodes')
-          .selectAll()
-          .where('status', '=', 'active')
-          .execute()) as NodeRow[];
+        const rows = await this.db.selectFrom('market_nodes').selectAll().where('status', '=', 'active').execute();
         const ok: { node_id: string; price_micro: bigint; trust: number }[] = [];
         const held = new Map<string, bigint>();
         const required = new Map<string, bigint>();
@@ -387,12 +394,12 @@ export class Market implements MarketHooks {
   }
 
   async finalizePeriod(index: number): Promise<(FinalizeResult & { lease_id: string; period: number })[]> {
-    const rows = (await this.db
+    const rows = await this.db
       .selectFrom('market_lease_periods')
       .selectAll()
       .where('period', '=', index)
       .orderBy('lease_id')
-      .execute()) as PeriodRow[];
+      .execute();
     const locked = rows.filter((r) => r.status === 'locked');
     const out: (FinalizeResult & { lease_id: string; period: number })[] = [];
     // In slices: each lease-period is one ledger operation, and the writer's queue is bounded.
@@ -433,14 +440,14 @@ export class Market implements MarketHooks {
 
   /** Finalizes every locked lease-period whose period ended more than EE_SETTLEMENT_DELAY ago. */
   async finalizeDue(limit = 500): Promise<number> {
-    const rows = (await this.db
+    const rows = await this.db
       .selectFrom('market_lease_periods')
       .selectAll()
       .where('status', '=', 'locked')
       .where('to_ms', '<=', this.now - this.deps.config.settlement_delay_ms)
       .orderBy('to_ms')
       .limit(limit)
-      .execute()) as PeriodRow[];
+      .execute();
     await Promise.all(rows.map((r) => this.finalize(r)));
     if (rows.length > 0) void this.refreshRanking();
     return rows.length;
@@ -452,12 +459,12 @@ export class Market implements MarketHooks {
    * once per outage (the id names the outage's start, taken from the records, so every replica agrees).
    */
   async slashOutages(): Promise<number> {
-    const nodes = (await this.db
+    const nodes = await this.db
       .selectFrom('market_nodes')
       .selectAll()
       .where('status', '=', 'active')
       .where('id', 'in', (eb) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
-      .execute()) as NodeRow[];
+      .execute();
     let slashed = 0;
     const c = this.deps.config;
     for (const n of nodes) {
@@ -517,7 +524,7 @@ export class Market implements MarketHooks {
   async fraud(node_id: string, reason: string): Promise<FraudResult> {
     const r = await this.deps.ledger.submit(fraudOp(node_id, reason));
     if (r.outcome === 'banned') {
-      this.deps.log.warn({ node_id, reason }, 'market: node banned for attestation fraud');
+      logStateChange(this.deps.log, 'node_banned', { node_id, reason });
       for (const l of [...this.deps.hub.links])
         if (l.node_id === node_id) this.deps.hub.closeLink(l, CloseCode.POLICY_VIOLATION, 'node banned');
       await this.refreshRanking();

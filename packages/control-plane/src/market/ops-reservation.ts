@@ -32,13 +32,9 @@ import {
   type ReceiptRefusal,
   type ReservationState,
 } from './reservation.js';
-import {
-  nodeIncidents,
-  type MarketReceiptsTable,
-  type MarketReservationsTable,
-  type RsvTx,
-} from './store/reservations.js';
 import type { Tx } from '../store/database.js';
+import type { MarketReceiptsTable, MarketReservationsTable } from './store/reservation-schema.js';
+import { nodeIncidents } from './store/reservations.js';
 
 export type ReservationRow = MarketReservationsTable;
 
@@ -61,7 +57,7 @@ export function stateOf(r: ReservationRow): ReservationState {
   };
 }
 
-async function lockReservation(tx: RsvTx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
+async function lockReservation(tx: Tx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
   return forUpdate(tx.selectFrom('market_reservations').selectAll().where('id', '=', id), d).executeTakeFirst();
 }
 
@@ -79,8 +75,26 @@ function pendingLock(r: ReservationState, seq: number, amount: number, now_ms: n
 
 const ok = (r: TransferResult | undefined) => r === 'ok' || r === 'exists';
 
+/** Whether the reservation's current lock is still held (the ledger voids it by itself at its deadline). */
+const lockHeld = (ctx: ApplyContext, r: ReservationState): boolean =>
+  ctx.state.pending.get(reservationLockId(r.id, r.lock_seq)) === 'pending';
+
 /** Voids the current lock and marks the reservation closed (a lock the ledger already expired is as good). */
 function close(ctx: ApplyContext, r: ReservationState, reason: string): void {
+  if (lockHeld(ctx, r)) voidLock(ctx, r);
+  r.status = 'closed';
+  const id = r.id;
+  ctx.writes.after.push(async (tx) => {
+    await tx
+      .updateTable('market_reservations')
+      .set({ status: 'closed', end_reason: reason, closed_ms: ctx.now_ms })
+      .where('id', '=', id)
+      .where('status', '=', 'open')
+      .execute();
+  });
+}
+
+function voidLock(ctx: ApplyContext, r: ReservationState): void {
   const [res] = createTransfers(
     ctx.state,
     [
@@ -94,23 +108,8 @@ function close(ctx: ApplyContext, r: ReservationState, reason: string): void {
     ],
     ctx.now_ms,
   );
-  // Exhausted (claimed = quota) leaves no lock; an expired lock was voided by the ledger itself.
-  const fine =
-    ok(res) ||
-    res === 'pending_transfer_expired' ||
-    res === 'pending_transfer_already_voided' ||
-    res === 'pending_transfer_already_posted';
-  if (!fine) throw new Error(`reservation ${r.id}: void of lock ${r.lock_seq} failed: ${res}`);
-  r.status = 'closed';
-  const id = r.id;
-  ctx.writes.after.push(async (tx) => {
-    await tx
-      .updateTable('market_reservations')
-      .set({ status: 'closed', end_reason: reason, closed_ms: ctx.now_ms })
-      .where('id', '=', id)
-      .where('status', '=', 'open')
-      .execute();
-  });
+  // The lock was checked to be held just before, in the same working set: a void cannot fail.
+  if (!ok(res)) throw new Error(`reservation ${r.id}: void of lock ${r.lock_seq} failed: ${res}`);
 }
 
 // ---------- Create ----------
@@ -140,7 +139,7 @@ export function createReservationOp<T>(
     accounts: [n.user_id, ...n.candidates.flatMap((c) => [providerEarnings(c.provider), providerStake(c.provider)])],
     transfers: [reservationLockId(n.id, 0)],
     async prepare(anyTx, d) {
-      const tx = anyTx as unknown as RsvTx;
+      const tx = anyTx;
       existing = await tx.selectFrom('market_reservations').selectAll().where('id', '=', n.id).executeTakeFirst();
       if (existing || n.candidates.length === 0) return;
       const ids = n.candidates.map((c) => c.id);
@@ -149,7 +148,7 @@ export function createReservationOp<T>(
         d,
       ).execute();
       nodes = new Map(rows.map((r) => [r.id, r]));
-      required = await providerRequirements(tx as unknown as Tx, [...new Set(rows.map((r) => r.provider))]);
+      required = await providerRequirements(tx, [...new Set(rows.map((r) => r.provider))]);
     },
     apply(ctx) {
       if (existing) {
@@ -211,7 +210,7 @@ export function closeReservationOp(id: string, reason: string): LedgerOp<CloseRe
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
-      row = await lockReservation(anyTx as unknown as RsvTx, d, id);
+      row = await lockReservation(anyTx, d, id);
       if (!row) return;
       const s = stateOf(row);
       return {
@@ -239,7 +238,7 @@ export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
-      row = await lockReservation(anyTx as unknown as RsvTx, d, id);
+      row = await lockReservation(anyTx, d, id);
       if (!row) return;
       const s = stateOf(row);
       return {
@@ -260,6 +259,11 @@ export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled
         close(ctx, s, ctx.now_ms >= s.expires_ms ? 'expired' : 'exhausted');
         return 'closed';
       }
+      if (!lockHeld(ctx, s)) {
+        // The ledger expired the lock at its deadline (no control plane rolled it in time): the rest is back.
+        close(ctx, s, 'lock_expired');
+        return 'closed';
+      }
       const results = createTransfers(
         ctx.state,
         [
@@ -274,11 +278,7 @@ export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled
         ],
         ctx.now_ms,
       );
-      if (!results.every(ok)) {
-        // The lock is gone already (the ledger expired it while no control plane ran): the reservation ends.
-        close(ctx, s, 'lock_expired');
-        return 'closed';
-      }
+      if (!results.every(ok)) throw new Error(`reservation ${id}: roll of lock ${s.lock_seq} failed: ${results}`);
       const seq = s.lock_seq + 1;
       ctx.writes.after.push(async (tx) => {
         await tx
@@ -321,7 +321,7 @@ export function claimReceiptsOp(
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
-      const tx = anyTx as unknown as RsvTx;
+      const tx = anyTx;
       row = await lockReservation(tx, d, id);
       keys.clear();
       seen.clear();
@@ -366,6 +366,7 @@ export function claimReceiptsOp(
       if (s && s.status === 'open' && incidents) {
         const reason = zeroToleranceReason(incidents);
         if (reason !== null) close(ctx, s, reason);
+        else if (remaining(s) > 0 && !lockHeld(ctx, s)) close(ctx, s, 'lock_expired');
       }
       const stored: MarketReceiptsTable[] = [];
       const startSeq = s?.lock_seq ?? 0;
@@ -394,12 +395,8 @@ export function claimReceiptsOp(
           ];
           if (rest > 0) chain.push(pendingLock(st, st.lock_seq + 1, rest, ctx.now_ms, t));
           const results = createTransfers(ctx.state, chain, ctx.now_ms);
-          if (!results.every(ok)) {
-            // The lock expired in the ledger (no control plane ran past its deadline): nothing moved.
-            close(ctx, st, 'lock_expired');
-            out.push({ ok: false, code: 'reservation_closed' });
-            continue;
-          }
+          // The lock is held (checked above) and covers the amount: the chain cannot fail.
+          if (!results.every(ok)) throw new Error(`reservation ${id}: claim on lock ${st.lock_seq} failed: ${results}`);
           transfer_id = chain[0]!.id;
           st.lock_seq += rest > 0 ? 1 : 0;
         }

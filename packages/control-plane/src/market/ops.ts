@@ -246,19 +246,15 @@ export function createLeaseOp<T>(
     transfers: [],
     async prepare(tx, d, now_ms) {
       // The id comes from the caller's Idempotency-Key: a retry after its record expired finds the lease here.
-      const lease = (await tx
-        .selectFrom('market_leases')
-        .selectAll()
-        .where('id', '=', l.lease_id)
-        .executeTakeFirst()) as LeaseRow | undefined;
+      const lease = await tx.selectFrom('market_leases').selectAll().where('id', '=', l.lease_id).executeTakeFirst();
       existing = lease && {
         lease,
-        period: (await tx
+        period: await tx
           .selectFrom('market_lease_periods')
           .selectAll()
           .where('lease_id', '=', lease.id)
           .where('period', '=', lease.first_period)
-          .executeTakeFirst()) as PeriodRow | undefined,
+          .executeTakeFirst(),
       };
       if (existing) return;
       nodes = await lockNodes(

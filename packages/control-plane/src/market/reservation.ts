@@ -95,7 +95,7 @@ export function judgeReceipt(
   seen: boolean,
   now_ms: number,
 ): { ok: true; amount: number } | { ok: false; code: ReceiptRefusal } {
-  if (!rsv) return { ok: false, code: 'unknown_reservation' };
+  if (!rsv || r.reservation_id !== rsv.id) return { ok: false, code: 'unknown_reservation' };
   if (rsv.status !== 'open' || now_ms >= rsv.expires_ms + RECEIPT_GRACE_MS)
     return { ok: false, code: 'reservation_closed' };
   if (!key) return { ok: false, code: 'unknown_key' };

@@ -21,7 +21,8 @@ import {
 } from './ops-reservation.js';
 import { periodIndex } from './period.js';
 import { MAX_RECEIPTS_PER_OP, RECEIPT_GRACE_MS, zeroToleranceReason, type ReceiptRefusal } from './reservation.js';
-import { getReservation, nodeIncidents, RESERVATION_MIGRATIONS, type RsvDb } from './store/reservations.js';
+import { getReservation, nodeIncidents, RESERVATION_MIGRATIONS } from './store/reservations.js';
+import type { Db } from '../store/database.js';
 import { runMigrations } from '../store/index.js';
 import type { ApplyContext } from '../ledger-store/batch.js';
 
@@ -48,14 +49,14 @@ export interface ReservationCandidate {
 }
 
 export class Reservations {
-  readonly db: RsvDb;
+  readonly db: Db;
   /** reservation id → the tail of its chain of mutations in this process. */
   #serial = new Map<string, Promise<unknown>>();
   /** Receipts accepted and refused since start, by outcome (for /metrics and the bench). */
   readonly counts = { accepted: 0, refused: 0 };
 
   private constructor(readonly market: Market) {
-    this.db = market.db as unknown as RsvDb;
+    this.db = market.db;
   }
 
   static async open(market: Market): Promise<Reservations> {

@@ -16,8 +16,10 @@ import {
 } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
+import { pinnedAgent, pinnedKeyId } from './pinning.js';
 import type { AgentLink } from '../tunnel/link.js';
 import type { ProxyMetrics } from '../metrics.js';
+import { BodyLength, clientHead, trailersForClient, type EntryPolicy } from './response-head.js';
 
 export interface ForwardOptions {
   app_name: string;
@@ -26,7 +28,11 @@ export interface ForwardOptions {
   /** How the request arrived, for X-Forwarded-* headers. */
   forwarded_host: string | undefined;
   forwarded_proto: string;
+  /** Which entry the request came through (default: the host entry, its own origin). */
+  policy?: EntryPolicy;
 }
+
+const HOST_ENTRY: EntryPolicy = { path_entry: false, path_active_content: false };
 
 const MAX_ATTEMPTS = 3;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -45,8 +51,13 @@ export function buildHead(
 ): RequestHead {
   // The client's own X-Forwarded-* are claims we cannot check: drop them all and state what we saw.
   // X-Forwarded-For keeps the client's chain with the peer we saw appended (the usual proxy convention).
+  const policy = opts.policy ?? HOST_ENTRY;
+  // On the API's origin the browser's cookies are the API origin's, never the app's (response-head.ts).
+  const drop_cookies = policy.path_entry && !policy.path_active_content;
   const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
-    ([k]) => !(k.length > 12 && k.toLowerCase().startsWith('x-forwarded-')),
+    ([k]) =>
+      !(k.length > 12 && k.toLowerCase().startsWith('x-forwarded-')) &&
+      !(drop_cookies && k.length === 6 && k.toLowerCase() === 'cookie'),
   );
   const xff = req.headers['x-forwarded-for'];
   const peer = req.socket.remoteAddress ?? '';
@@ -105,6 +116,8 @@ export async function forward(
     req.resume();
     return sendRawError(res, refused);
   }
+  const pinned = pinnedKeyId(req.headers['ee-sealed']);
+  if (pinned !== null) return forwardPinned(hub, req, res, opts, metrics, pinned);
   const replayable = hasNoBody(req);
   const tried = new Set<AgentLink>();
   let last_error: ApiError | null = null;
@@ -140,6 +153,27 @@ export async function forward(
   }
 }
 
+/** A sealed request goes to the agent holding its key or nowhere: one attempt, no failover (pinning.ts). */
+async function forwardPinned(
+  hub: TunnelHub,
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ForwardOptions,
+  metrics: ProxyMetrics,
+  key_id: string,
+): Promise<void> {
+  const link = pinnedAgent(hub, opts.app_name, key_id);
+  if (!('session' in link)) {
+    metrics.done(link.status);
+    req.resume();
+    return sendRawError(res, link);
+  }
+  const outcome = await attemptOnce(hub, link, req, res, opts, hasNoBody(req));
+  hub.streamDone(link, opts.app_name);
+  metrics.done(outcome === 'done' ? res.statusCode : outcome.status);
+  if (outcome !== 'done') sendRawError(res, outcome);
+}
+
 type Outcome = 'done' | ApiError;
 
 function attemptOnce(
@@ -160,6 +194,7 @@ function attemptOnce(
     }
     let settled = false;
     let body_bytes = 0;
+    let response_length = new BodyLength(null);
     let timer: NodeJS.Timeout | null = setTimeout(() => {
       timer = null;
       stream.reset(ResetCode.CANCEL, 'response timeout');
@@ -223,12 +258,18 @@ function attemptOnce(
     };
 
     stream.onHeaders = (head) => {
-      const flat: string[] = [];
-      for (const [k, v] of head.headers) flat.push(k, v);
+      const out = clientHead(head, req.method ?? 'GET', opts.policy ?? HOST_ENTRY);
+      if ('refused' in out) {
+        stream.reset(ResetCode.CANCEL, out.message);
+        const status = out.refused === 'bad_response' ? 502 : 403;
+        sendRawError(res, { status, code: out.refused, message: out.message });
+        return finish('done');
+      }
+      response_length = new BodyLength(out.body_bytes);
       try {
         // Informational statuses never answer a plain request (undici consumes 100-continue at the agent).
         if (head.status < 200) throw new Error(`status ${head.status} on a non-upgrade request`);
-        res.writeHead(head.status, flat);
+        res.writeHead(out.status, out.headers);
       } catch (err) {
         stream.reset(ResetCode.PROTOCOL_ERROR, 'invalid response head');
         sendRawError(res, {
@@ -244,19 +285,31 @@ function attemptOnce(
     stream.onData = (chunk) => {
       timer?.refresh();
       const n = chunk.length;
+      if (!response_length.take(n)) {
+        // More than the head promised: what follows could pass for the next response on this connection.
+        stream.reset(ResetCode.PROTOCOL_ERROR, 'response body longer than its Content-Length');
+        res.destroy(new Error('response body longer than its Content-Length'));
+        return finish('done');
+      }
       // The last chunk (END_STREAM on this frame) goes out with the response's end: one write, not two.
-      if (stream.remote_ended) res.end(chunk, () => stream.consumed(n));
+      // (Short of the promised length, it does not end it: onEnd cuts the response instead.)
+      if (stream.remote_ended && response_length.complete) res.end(chunk, () => stream.consumed(n));
       else res.write(chunk, () => stream.consumed(n));
     };
     stream.onTrailers = (trailers) => {
       try {
-        res.addTrailers(trailers);
+        res.addTrailers(trailersForClient(trailers));
       } catch {
         // Trailers only travel with chunked responses; otherwise they are dropped, as HTTP/1.1 requires.
       }
     };
     stream.onEnd = () => {
       if (!stream.head_done) return;
+      if (!response_length.complete) {
+        // Shorter than promised: the client must see a broken response, never wait for or misparse the rest.
+        res.destroy(new Error('response body shorter than its Content-Length'));
+        return finish('done');
+      }
       if (!res.writableEnded) res.end();
       if (!replayable && !req.complete) req.resume(); // backend answered early: discard the rest of the upload
       finish('done');

@@ -7,14 +7,36 @@ import { ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easy
 import { rawErrorResponse } from '../http-errors.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import { buildHead, openStreamError, targetError, type ForwardOptions } from './forward.js';
+import { BodyLength, clientHead, type HeadRefusal } from './response-head.js';
 
-function statusBlock(head: ResponseHead, extra: string): string {
-  let s = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? ''}\r\n`;
-  for (const [k, v] of head.headers) {
-    if (head.status !== 101 && (k.toLowerCase() === 'transfer-encoding' || k.toLowerCase() === 'connection')) continue;
-    s += `${k}: ${v}\r\n`;
-  }
+/** Fields a 101 never passes on: framing (the connection now carries raw bytes) and proxy-to-proxy ones. */
+const NOT_ON_101 = new Set(['content-length', 'transfer-encoding', 'te', 'trailer', 'keep-alive']);
+
+function statusBlock(status: number, headers: readonly string[], extra: string): string {
+  let s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (let i = 0; i + 1 < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return s + extra + '\r\n';
+}
+
+/** The head written for the agent's: a 101 as is but for framing fields; anything else as forward.ts would. */
+function upgradeHead(
+  head: ResponseHead,
+  opts: ForwardOptions,
+): { block: string; body_bytes: number | null } | HeadRefusal {
+  if (head.status === 101) {
+    const flat: string[] = [];
+    const strict = opts.policy?.path_entry === true && !opts.policy.path_active_content;
+    for (const [k, v] of head.headers) {
+      const lower = k.toLowerCase();
+      if (NOT_ON_101.has(lower) || lower.startsWith('proxy-') || (strict && lower === 'set-cookie')) continue;
+      flat.push(k, v);
+    }
+    return { block: statusBlock(101, flat, ''), body_bytes: null };
+  }
+  // Anything but 101 is an ordinary response, after which the connection closes.
+  const out = clientHead(head, 'GET', opts.policy ?? { path_entry: false, path_active_content: false });
+  if ('refused' in out) return out;
+  return { block: statusBlock(out.status, out.headers, 'Connection: close\r\n'), body_bytes: out.body_bytes };
 }
 
 export async function forwardUpgrade(
@@ -60,16 +82,28 @@ export async function forwardUpgrade(
     stream.reset(ResetCode.CANCEL, 'client disconnected');
     hub.streamDone(link, opts.app_name);
   });
+  let length = new BodyLength(null);
   stream.onHeaders = (head) => {
     clear();
-    // Anything but 101 is an ordinary response, after which the connection closes.
-    socket.write(statusBlock(head, head.status === 101 ? '' : 'Connection: close\r\n'));
+    const out = upgradeHead(head, opts);
+    if ('refused' in out) {
+      stream.reset(ResetCode.CANCEL, out.message);
+      const status = out.refused === 'bad_response' ? 502 : 403;
+      socket.end(rawErrorResponse({ status, code: out.refused, message: out.message }, req));
+      return;
+    }
+    length = new BodyLength(out.body_bytes);
+    socket.write(out.block);
   };
   stream.onData = (chunk) => {
     const n = chunk.length;
+    if (!length.take(n)) {
+      stream.reset(ResetCode.PROTOCOL_ERROR, 'response body longer than its Content-Length');
+      return void socket.destroy();
+    }
     socket.write(chunk, () => stream.consumed(n));
   };
-  stream.onEnd = () => socket.end();
+  stream.onEnd = () => (length.complete ? socket.end() : socket.destroy());
   stream.onReset = (code, reason) => {
     clear();
     if (!stream.head_done && socket.writable) {

@@ -4,9 +4,9 @@
 // typed without casts.
 import type { Kysely } from 'kysely';
 import type { LedgerDatabase } from '../ledger-store/schema.js';
-import type { MarketDatabase } from '../market/store/schema.js';
-import type { ReservationDatabase } from '../market/store/reservations.js';
 import type { JobsDatabase } from '../jobs/store/schema.js';
+import type { MarketDatabase } from '../market/store/schema.js';
+import type { ReservationDatabase } from '../market/store/reservation-schema.js';
 import type { StoreTables } from './schema.js';
 
 export interface Database extends StoreTables, LedgerDatabase, MarketDatabase, ReservationDatabase, JobsDatabase {}

@@ -21,7 +21,7 @@ export type {
 } from './schema.js';
 export { runMigrations, STORE_MIGRATIONS, type Migration, type StoreDialect } from './migrations.js';
 export { parseInt8 } from './postgres.js';
-export type { EventQuery } from './queries.js';
+export type { EventQuery, RegisterRefusal } from './queries.js';
 
 export type StoreOptions = { db_path: string } | { database_url: string };
 
@@ -38,8 +38,9 @@ export interface Store {
     network: string;
     now_ms: number;
   }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
-  /** claimApp + ensureRegistration + upsertAgentConnected in one write. `ok:false` with the owning app row
-   *  when another repo owns the name or it lives on another network (nothing else is written then). */
+  /** claimApp + ensureRegistration + upsertAgentConnected (unless connect is false) in one write. `ok:false`
+   *  with the owning app row when another repo owns the name or it lives on another network, or with
+   *  agent_bound_to when the agent id belongs to another app or repo (nothing is written then). */
   registerAgent(a: {
     agent_id: string;
     app_name: string;
@@ -49,7 +50,14 @@ export interface Store {
     remote_addr: string | null;
     now_ms: number;
     ttl_ms: number;
-  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }>;
+    connect?: boolean;
+    takeover?: (held: AppRow, live_attested_agent: boolean) => boolean;
+  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow; taken_from?: AppRow } | q.RegisterRefusal>;
+  /** Deletes lapsed never-attested claims made before `created_before_ms` (none with an agent connected), with
+   *  their agents' rows and records; at most `limit`. Returns the app names deleted. */
+  pruneUnattestedClaims(created_before_ms: number, limit: number): Promise<string[]>;
+  /** Deletes health events before `before_ms` except each agent's newest connection event. Returns the count. */
+  pruneHealthEvents(before_ms: number): Promise<number>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
   ensureRegistration(r: {
     app_name: string;
@@ -127,6 +135,12 @@ class KyselyStore implements Store {
   }
   registerAgent(a: Parameters<Store['registerAgent']>[0]) {
     return this.#writes.submit((tx) => q.registerAgent(tx, a));
+  }
+  pruneUnattestedClaims(created_before_ms: number, limit: number) {
+    return this.#writes.submit((tx) => q.pruneUnattestedClaims(tx, created_before_ms, limit));
+  }
+  pruneHealthEvents(before_ms: number) {
+    return this.#writes.submit((tx) => q.pruneHealthEvents(tx, before_ms));
   }
   ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) {
     return this.#writes.submit((tx) => q.ensureRegistration(tx, r));

@@ -203,4 +203,16 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       );
     },
   },
+  {
+    version: 2,
+    name: 'apps.attested_at_ms: claims that were never attested, or not for long, lapse',
+    async up(db, d) {
+      await db.schema.alterTable('apps').addColumn('attested_at_ms', int64Type(d)).execute();
+      // Existing claims with an attested agent count as attested now.
+      await db
+        .updateTable('apps')
+        .set({ attested_at_ms: sql`(SELECT MAX(last_attest_ms) FROM agents WHERE agents.app_name = apps.app_name)` })
+        .execute();
+    },
+  },
 ];

@@ -228,6 +228,7 @@ export async function recordAttestation(
     .where('agent_id', '=', a.agent_id)
     .executeTakeFirst();
   if (res.numUpdatedRows === 0n) throw new Error(`recordAttestation: unknown agent ${a.agent_id}`);
+  if (a.ok) await db.updateTable('apps').set({ attested_at_ms: now }).where('app_name', '=', a.app_name).execute();
   await db
     .insertInto('attestations')
     .values({
@@ -280,8 +281,14 @@ export async function listHealthEvents(db: Db, f: EventQuery): Promise<HealthEve
   return q.orderBy('at_ms', 'desc').orderBy('id', 'desc').limit(positiveInt('limit', f.limit)).execute();
 }
 
-/** One registration in one write: claim the name (first repo wins, on its first network), ensure the
- *  release's registration (its TTL counts from the first time) and mark the agent connected. */
+/** Why registerAgent refused: the app name belongs to another repo or network, or the agent id to another
+ *  app or repo (an agent id is bound to its first app and repo for good). Nothing is written then. */
+export type RegisterRefusal =
+  { ok: false; app: AppRow } | { ok: false; agent_bound_to: { app_name: string; repo: string } };
+
+/** One registration in one write: check the agent id's binding, claim the name (first repo wins, on its
+ *  first network), ensure the release's registration (its TTL counts from the first time) and, unless
+ *  `connect` is false (a contender for a live agent id, see tunnel/registration.ts), mark the agent connected. */
 export async function registerAgent(
   db: Db,
   a: {
@@ -293,16 +300,122 @@ export async function registerAgent(
     remote_addr: string | null;
     now_ms: number;
     ttl_ms: number;
+    connect?: boolean;
+    /** May this registrant take the name from its current holder (app-claims.ts)? Asked only on a mismatch. */
+    takeover?: (held: AppRow, live_attested_agent: boolean) => boolean;
   },
-): Promise<{ ok: true; app: AppRow; registration: RegistrationRow } | { ok: false; app: AppRow }> {
+): Promise<{ ok: true; app: AppRow; registration: RegistrationRow; taken_from?: AppRow } | RegisterRefusal> {
+  // A no-op update, so the transaction writes before it reads (see the top of this file).
+  const bound = await db
+    .updateTable('agents')
+    .set((eb) => ({ app_name: eb.ref('app_name') }))
+    .where('agent_id', '=', a.agent_id)
+    .returning(['app_name', 'repo'])
+    .executeTakeFirst();
+  if (bound !== undefined && (bound.app_name !== a.app_name || bound.repo !== a.repo))
+    return { ok: false, agent_bound_to: bound };
   await db
     .insertInto('apps')
     .values({ app_name: a.app_name, repo: a.repo, network: a.network, created_at_ms: ms('now_ms', a.now_ms) })
     .onConflict((oc) => oc.column('app_name').doNothing())
     .execute();
-  const app = await db.selectFrom('apps').selectAll().where('app_name', '=', a.app_name).executeTakeFirstOrThrow();
-  if (app.repo !== a.repo || app.network !== a.network) return { ok: false, app };
+  let app = await db.selectFrom('apps').selectAll().where('app_name', '=', a.app_name).executeTakeFirstOrThrow();
+  let taken_from: AppRow | undefined;
+  if (app.repo !== a.repo || app.network !== a.network) {
+    const live = await db
+      .selectFrom('agents')
+      .select('agent_id')
+      .where('app_name', '=', a.app_name)
+      .where('connected', '=', 1)
+      .where('attest_ok', '=', 1)
+      .executeTakeFirst();
+    if (a.takeover === undefined || !a.takeover(app, live !== undefined)) return { ok: false, app };
+    // The claim lapsed (or yields to a sealed network): it passes to this registrant. The old owner's
+    // registrations go (their TTLs were the old repo's); its agents keep their rows and history, and stay
+    // bound to the old repo, so they are refused from now on.
+    taken_from = app;
+    await db.deleteFrom('registrations').where('app_name', '=', a.app_name).execute();
+    const now = ms('now_ms', a.now_ms);
+    await db
+      .updateTable('apps')
+      .set({ repo: a.repo, network: a.network, created_at_ms: now, attested_at_ms: null })
+      .where('app_name', '=', a.app_name)
+      .execute();
+    app = { ...app, repo: a.repo, network: a.network, created_at_ms: now, attested_at_ms: null };
+  }
   const registration = await ensureRegistration(db, a);
-  await upsertAgentConnected(db, a);
-  return { ok: true, app, registration };
+  if (a.connect !== false) await upsertAgentConnected(db, a);
+  return { ok: true, app, registration, ...(taken_from ? { taken_from } : {}) };
+}
+
+/**
+ * Deletes lapsed claims (made at or before `created_before_ms`) that were never attested and have no agent
+ * connected, with their agents' rows and records (nothing of them was ever trusted), at most `limit` apps
+ * per call. Returns the names deleted.
+ */
+export async function pruneUnattestedClaims(db: Db, created_before_ms: number, limit: number): Promise<string[]> {
+  const cutoff = ms('created_before_ms', created_before_ms);
+  // A no-op write first (see the top of this file).
+  await db
+    .updateTable('apps')
+    .set((eb) => ({ repo: eb.ref('repo') }))
+    .where('app_name', '=', '')
+    .execute();
+  const apps = (
+    await db
+      .selectFrom('apps')
+      .select('app_name')
+      .where('attested_at_ms', 'is', null)
+      .where('created_at_ms', '<=', cutoff)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('agents')
+              .select('agent_id')
+              .whereRef('agents.app_name', '=', 'apps.app_name')
+              .where('agents.connected', '=', 1),
+          ),
+        ),
+      )
+      .orderBy('created_at_ms')
+      .limit(positiveInt('limit', limit))
+      .execute()
+  ).map((r) => r.app_name);
+  if (apps.length === 0) return [];
+  const agents = db.selectFrom('agents').select('agent_id').where('app_name', 'in', apps);
+  await db.deleteFrom('health_events').where('agent_id', 'in', agents).execute();
+  await db.deleteFrom('attestations').where('agent_id', 'in', agents).execute();
+  await db.deleteFrom('agents').where('app_name', 'in', apps).execute();
+  await db.deleteFrom('registrations').where('app_name', 'in', apps).execute();
+  await db.deleteFrom('apps').where('app_name', 'in', apps).execute();
+  return apps;
+}
+
+/**
+ * Deletes health events older than `before_ms`, except each agent's newest connection event before it
+ * (settlement reads it to know whether the agent was connected when a period began).
+ */
+export async function pruneHealthEvents(db: Db, before_ms: number): Promise<number> {
+  const cutoff = ms('before_ms', before_ms);
+  const res = await db
+    .deleteFrom('health_events as h')
+    .where('h.at_ms', '<', cutoff)
+    .where((eb) =>
+      eb.or([
+        eb('h.kind', 'not in', ['connected', 'disconnected']),
+        eb(
+          'h.id',
+          '<',
+          eb
+            .selectFrom('health_events as n')
+            .select((x) => x.fn.max('n.id').as('id'))
+            .whereRef('n.agent_id', '=', 'h.agent_id')
+            .where('n.kind', 'in', ['connected', 'disconnected'])
+            .where('n.at_ms', '<', cutoff),
+        ),
+      ]),
+    )
+    .executeTakeFirst();
+  return Number(res.numDeletedRows);
 }

@@ -18,6 +18,8 @@ export interface AppsTable {
   repo: string;
   network: string;
   created_at_ms: number;
+  /** Last successful attestation of any agent of the app; null = never (the claim lapses sooner). */
+  attested_at_ms: number | null;
 }
 
 export interface RegistrationsTable {

@@ -5,6 +5,9 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './database.js';
 
+/** How long a statement waits for another process's write lock before SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
 export function openSqlite(path: string): Kysely<Database> {
   // better-sqlite3 treats "" as an anonymous temporary database: never what a config meant.
   if (path === '') throw new Error('SQLite db_path must not be empty');
@@ -12,7 +15,7 @@ export function openSqlite(path: string): Kysely<Database> {
   // The default path (control_plane/data/...) does not exist in a fresh checkout.
   if (!memory) mkdirSync(dirname(path), { recursive: true });
 
-  const sqlite = new BetterSqlite3(path, { timeout: 5000 });
+  const sqlite = new BetterSqlite3(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
   try {
     if (!memory) {
       // WAL: readers do not block the writer. Checked, because SQLite silently keeps the old mode
@@ -22,7 +25,7 @@ export function openSqlite(path: string): Kysely<Database> {
     }
     sqlite.pragma('synchronous = FULL'); // a committed transaction survives power loss (ledger data)
     sqlite.pragma('foreign_keys = ON'); // off by default in SQLite, always on in PostgreSQL
-    sqlite.pragma('busy_timeout = 5000'); // wait for another process's write lock instead of failing
+    sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`); // wait for another process's write lock instead of failing
   } catch (err) {
     sqlite.close();
     throw err;

@@ -11,13 +11,16 @@
 //   1. An error the user's `retryable` classifies as a transient conflict (PostgreSQL serialization failure or
 //      deadlock, SQLITE_BUSY, and whatever the user adds) reruns the whole batch after a jittered exponential
 //      backoff, up to MAX_BATCH_ATTEMPTS attempts.
-//   2. Any other error, or a conflict that outlived its attempts, reruns each operation of the batch alone
-//      (each under rule 1), so one bad operation fails only itself; a batch of one fails with its error.
+//   2. An unavailable database (faults.ts: disk full, PostgreSQL down or unreachable) fails every operation of
+//      the batch with that error at once: each would wait for the same fault alone (a connect timeout each).
+//   3. Any other error, or a conflict that outlived its attempts, reruns each operation of the batch alone
+//      (each under rules 1 and 2), so one bad operation fails only itself; a batch of one fails with its error.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isStoreUnavailable } from './faults.js';
 
 /** Operations waiting for the writer; beyond this, submit() fails fast. */
 export const MAX_QUEUED_OPS = 65_536;
-/** Attempts for a batch that keeps hitting retryable conflicts before it is split (rule 2). */
+/** Attempts for a batch that keeps hitting retryable conflicts before it is split (rule 3). */
 export const MAX_BATCH_ATTEMPTS = 12;
 const BACKOFF_BASE_MS = 2;
 const BACKOFF_CAP_MS = 200;
@@ -52,14 +55,14 @@ export interface WriterOptions<Op> {
   /** Names the writer in errors ("ledger", "store"). */
   readonly name: string;
   /** Runs `ops` in ONE transaction and returns their results in order; throws, with nothing committed, on any error. */
-  readonly commit: (ops: readonly Op[]) => Promise<unknown[]>;
+  readonly commit: (ops: readonly Op[]) => Promise<readonly unknown[]>;
   readonly max_batch_ops: number;
   /** Rule 1's classification; isConflict when not given. */
   readonly retryable?: (err: unknown) => boolean;
 }
 
 export interface WriterStats {
-  /** Batches taken from the queue (each then commits whole, or is split by rule 2). */
+  /** Batches taken from the queue (each then commits whole, fails whole by rule 2, or is split by rule 3). */
   groups: number;
   /** Committed transactions. */
   batches: number;
@@ -135,8 +138,8 @@ export class GroupWriter<Op> {
       batch.forEach((q, i) => q.resolve(results[i]));
       return;
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
+      if (batch.length === 1 || isStoreUnavailable(err)) {
+        for (const q of batch) q.reject(err);
         return;
       }
     }
@@ -149,7 +152,7 @@ export class GroupWriter<Op> {
     }
   }
 
-  async #withRetry(ops: Op[]): Promise<unknown[]> {
+  async #withRetry(ops: Op[]): Promise<readonly unknown[]> {
     for (let attempt = 1; ; attempt++) {
       const start_ms = performance.now();
       try {

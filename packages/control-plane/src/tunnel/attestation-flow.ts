@@ -134,6 +134,20 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
     return fail(hub, link, c, [POSSESSION_REASONS.missing], false, verdict.evidence_type, quote, keyset);
   if (!verifyPossession(keyset, c.nonce_hex, link.session_id ?? '', msg.pop_signature))
     return fail(hub, link, c, [POSSESSION_REASONS.invalid], false, verdict.evidence_type, quote, keyset);
+  // A contender for a live agent id takes it over only by proving the holder's keyset; otherwise it is
+  // refused here, and nothing is recorded under an id it does not hold.
+  if (link.contender) {
+    if (!(await hub.promote(link, keyset))) {
+      hub.send(link, {
+        type: 'error',
+        code: 'agent_id_in_use',
+        message: `agent "${reg.agent_id}" is held by a live connection with another keyset`,
+      });
+      hub.closeLink(link, CloseCode.REGISTRATION_REFUSED, 'agent id held by another connection');
+      return;
+    }
+    if (link.closed) return;
+  }
   const now = clock.now();
   const was_attested = link.attested;
   link.attested = true;
@@ -146,18 +160,19 @@ export async function handleAttestResponse(hub: TunnelHub, link: AgentLink, msg:
   // Spread re-attestations (±10%) so agents that connected together do not all answer at once.
   link.next_attest_at_ms =
     now + attest_interval_ms - Math.floor(attest_interval_ms / 10) + randomInt(Math.floor(attest_interval_ms / 5) + 1);
-  await hub.deps.store.recordAttestation({
-    agent_id: reg.agent_id,
-    app_name: reg.app_name,
-    now_ms: now,
-    reason: c.reason,
-    ok: true,
-    missed: false,
-    evidence_type: verdict.evidence_type,
-    evidence_hash: verdict.evidence_hash,
-    policy_version: verdict.policy_version,
-    failure: null,
-  });
+  if (hub.isCurrent(link))
+    await hub.deps.store.recordAttestation({
+      agent_id: reg.agent_id,
+      app_name: reg.app_name,
+      now_ms: now,
+      reason: c.reason,
+      ok: true,
+      missed: false,
+      evidence_type: verdict.evidence_type,
+      evidence_hash: verdict.evidence_hash,
+      policy_version: verdict.policy_version,
+      failure: null,
+    });
   hub.deps.metrics?.attestations.labels('ok').inc();
   hub.send(link, { type: 'attest_result', nonce: c.nonce_hex, ok: true, reasons: [] });
   hub.endHandshake(link);
@@ -190,18 +205,20 @@ async function fail(
   hub.deps.log.warn({ agent_id: reg.agent_id, app_name: reg.app_name, reasons, missed }, 'attestation failed');
   c.on_evidence?.(quote ?? Buffer.alloc(0), keyset, false, reasons);
   try {
-    await hub.deps.store.recordAttestation({
-      agent_id: reg.agent_id,
-      app_name: reg.app_name,
-      now_ms: now,
-      reason: c.reason,
-      ok: false,
-      missed,
-      evidence_type,
-      evidence_hash: null,
-      policy_version: null,
-      failure: link.attest_failure.slice(0, 1000),
-    });
+    // A retired link (replaced by a reconnect of the same agent) no longer speaks for the agent's records.
+    if (hub.isCurrent(link))
+      await hub.deps.store.recordAttestation({
+        agent_id: reg.agent_id,
+        app_name: reg.app_name,
+        now_ms: now,
+        reason: c.reason,
+        ok: false,
+        missed,
+        evidence_type,
+        evidence_hash: null,
+        policy_version: null,
+        failure: link.attest_failure.slice(0, 1000),
+      });
   } finally {
     hub.send(link, {
       type: 'attest_result',

@@ -14,12 +14,15 @@
 import type { AttestResponseMessage } from '@easyenclave/protocol';
 import type { ApiError } from '../http-errors.js';
 import type { TunnelHub } from './hub.js';
-import type { AgentLink, PendingRelay } from './link.js';
+import { RELAY_BURST, RELAY_PER_SECOND, type AgentLink, type PendingRelay } from './link.js';
 
-/** Relays waiting (or in their late-answer grace period) per agent; more get 503 busy. */
+/** Relays waiting for their answer per agent; more get 503 busy. A relay that timed out stops counting. */
 export const MAX_PENDING_RELAYS_PER_AGENT = 2;
 /** How long after a relay timed out a late answer is still recognised and dropped. */
 export const RELAY_LATE_GRACE_MS = 60_000;
+/** Timed-out relays remembered per agent for their grace period: all that the per-agent relay rate can start
+ *  in one grace period, so none is forgotten early (a forgotten nonce's answer would fail the agent). */
+export const MAX_LATE_RELAYS_PER_AGENT = RELAY_BURST + (RELAY_PER_SECOND * RELAY_LATE_GRACE_MS) / 1000;
 
 export type RelayOutcome = { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError };
 
@@ -69,7 +72,7 @@ export function relayChallenge(
       error: { status: 409, code: 'nonce_in_use', message: 'this nonce is a pending challenge of the control plane' },
     });
   }
-  if (link.relayCount > 0 && link.relays.has(nonce_hex)) {
+  if ((link.relayCount > 0 && link.relays.has(nonce_hex)) || link.isLateRelay(nonce_hex, Date.now())) {
     return Promise.resolve({
       ok: false,
       error: { status: 409, code: 'nonce_in_use', message: 'this nonce is already being used with this agent' },
@@ -80,13 +83,14 @@ export function relayChallenge(
       settle: resolve,
       timer: setTimeout(() => {
         relay.settle = null;
+        // It stops counting against the agent's relays now, but its nonce is remembered a while so a late
+        // answer is recognised (and dropped) instead of failing the agent.
+        link.relays.delete(nonce_hex);
+        link.noteLateRelay(nonce_hex, Date.now() + RELAY_LATE_GRACE_MS, MAX_LATE_RELAYS_PER_AGENT);
         resolve({
           ok: false,
           error: { status: 504, code: 'agent_timeout', message: `the agent did not answer within ${timeout_ms} ms` },
         });
-        // Keep the entry a while so a late answer is recognised (and dropped) instead of failing the agent.
-        relay.timer = setTimeout(() => link.relays.delete(nonce_hex), RELAY_LATE_GRACE_MS);
-        relay.timer.unref();
       }, timeout_ms),
     };
     relay.timer.unref();
@@ -102,6 +106,7 @@ export function relayChallenge(
 
 /** Takes an attest_response that answers a relayed challenge; false when it is not one (the normal flow runs). */
 export function takeRelayedResponse(link: AgentLink, msg: AttestResponseMessage): boolean {
+  if (link.takeLateRelay(msg.nonce, Date.now())) return true; // its client gave up: dropped quietly
   if (link.relayCount === 0) return false;
   const relay = link.relays.get(msg.nonce);
   if (relay === undefined) return false;

@@ -14,13 +14,14 @@ import {
   closeReason,
   MuxSession,
   PING_INTERVAL_MS,
+  QueueBudget,
   ResetCode,
   parseAgentMessage,
   TickBatcher,
   type SessionOptions,
   type ControlToAgent,
 } from '@easyenclave/protocol';
-import type { EvidenceVerifier } from '@easyenclave/attestation';
+import type { EvidenceVerifier, Keyset } from '@easyenclave/attestation';
 import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
 import type { Store } from '../store/index.js';
@@ -28,7 +29,8 @@ import type { ApiError } from '../http-errors.js';
 import { rawErrorResponse } from '../http-errors.js';
 import { appStatus, type AppStatusView } from '../app-status.js';
 import { handleReceipts, type ReceiptSink } from './receipts.js';
-import { AgentLink } from './link.js';
+import { AgentLink, TokenBucket } from './link.js';
+import { APP_CLAIM_UNATTESTED_TTL_MS, DAY_MS, MAX_TRACKED_CLAIM_ADDRESSES } from '../app-claims.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { handleRegister } from './registration.js';
 import { challenge, handleAttestResponse } from './attestation-flow.js';
@@ -41,11 +43,22 @@ export interface MarketHooks {
     a: { agent_id: string; network: string; app_name: string },
     node_token: string,
   ): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }>;
+  /** The node an agent id is bound to by a node token, if any: such an id needs that token to register. */
+  tokenBinding?(agent_id: string): Promise<string | undefined>;
   /** A successful attestation (sealed networks bind agents by the PPID of the verified quote here). */
   onAttested?(link: AgentLink, ppid: string | undefined): Promise<void>;
   /** Routing order of a node's agents, lower first; undefined = the node may receive no traffic. O(1): a cache. */
   rank(node_id: string): number | undefined;
 }
+
+/** The peer's address as one key per host (an IPv4 peer on a dual-stack socket appears as ::ffff:a.b.c.d). */
+function remoteAddress(socket: Duplex): string {
+  const a = (socket as { remoteAddress?: string }).remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+const sameKeyset = (a: Keyset | null, b: Keyset): boolean =>
+  a !== null && a.hpke_public_key === b.hpke_public_key && a.receipt_public_key === b.receipt_public_key;
 
 /** Agents not bound to any node come after every eligible node (and share one rank: today's behaviour). */
 const UNBOUND_RANK = Number.MAX_SAFE_INTEGER;
@@ -114,6 +127,7 @@ class AgentSocket extends WebSocket {
 class LinkChannel extends TickBatcher implements SessionOptions {
   readonly role = 'opener' as const;
   readonly max_header_bytes: number;
+  readonly budget: QueueBudget;
   link: AgentLink | null = null;
 
   constructor(
@@ -123,6 +137,7 @@ class LinkChannel extends TickBatcher implements SessionOptions {
   ) {
     super(socket);
     this.max_header_bytes = hub.deps.config.max_header_bytes;
+    this.budget = hub.budget;
   }
 
   send(frame: Buffer, cb: (err?: Error | null) => void): void {
@@ -142,36 +157,70 @@ class LinkChannel extends TickBatcher implements SessionOptions {
 }
 
 const SWEEP_INTERVAL_MS = 1000;
+/** How often lapsed claims and old health events are pruned, and how many claims at most per run. */
+const PRUNE_INTERVAL_MS = 10 * 60_000;
+const MAX_PRUNED_CLAIMS = 1000;
+/** Health events are kept at least this long (and two settlement periods plus grace when that is longer). */
+const MIN_HEALTH_EVENT_RETENTION_MS = 90 * DAY_MS;
+
+/** New app-name claims per remote address: a token bucket each, for at most MAX_TRACKED_CLAIM_ADDRESSES. */
+class ClaimLimiter {
+  readonly #buckets = new Map<string, TokenBucket>();
+  constructor(readonly per_hour: number) {}
+  take(addr: string): boolean {
+    let b = this.#buckets.get(addr);
+    if (b !== undefined)
+      this.#buckets.delete(addr); // re-inserted below: the map stays in order of last use
+    else b = new TokenBucket(this.per_hour, this.per_hour / 3600);
+    this.#buckets.set(addr, b);
+    if (this.#buckets.size > MAX_TRACKED_CLAIM_ADDRESSES) this.#buckets.delete(this.#buckets.keys().next().value!);
+    return b.take(Date.now());
+  }
+}
+/** The WebSocket library's own message cap closes with a bare 1009; ours (MAX_WS_MESSAGE_BYTES, checked in
+ *  onMessage) closes with a reason, so the library's is set higher (docs/protocol.md, "Maximum message size"). */
+export const WS_LIBRARY_MAX_PAYLOAD_BYTES = 4 * MAX_WS_MESSAGE_BYTES;
 const MAX_WAITERS_PER_APP = 4096;
 const BINARY = { binary: true } as const;
 
 export class TunnelHub {
-  // ws's own cap closes with a bare 1009; ours (below) closes with a reason, so ws's is set higher.
   readonly wss = new WebSocketServer({
     noServer: true,
-    maxPayload: 4 * MAX_WS_MESSAGE_BYTES,
+    maxPayload: WS_LIBRARY_MAX_PAYLOAD_BYTES,
     perMessageDeflate: false,
     clientTracking: false,
     WebSocket: AgentSocket,
   });
   readonly links = new Set<AgentLink>();
+  /** Request-body bytes queued toward agents, over all links (see QueueBudget). */
+  readonly budget: QueueBudget;
   /** Registered links per app: a plain array (most apps have one or a few agents; a Set costs ~150 B more). */
   readonly byApp = new Map<string, AgentLink[]>();
   readonly byAgentId = new Map<string, AgentLink>();
   /** App name → owning repo, mirrored from the store so the hot path never queries the database. */
   readonly knownApps = new Map<string, { repo: string; network: string }>();
   private readonly waiters = new Map<string, Waiter[]>();
+  /** Links between their upgrade and the end of their first attestation, in all and per remote address. A
+   *  link counts only while it is in that handshake: the register deadline, the attestation deadline or its
+   *  close ends it (endHandshake). */
   private handshakes = 0;
+  private readonly handshakesByAddr = new Map<string, number>();
+  /** New app-name claims per remote address (registration.ts). */
+  readonly claims: ClaimLimiter;
   /** Bumped by reattestAll (attestation policy changes); links attested under an older one are re-challenged. */
   policy_generation = 0;
   private sweeper: NodeJS.Timeout | null = null;
+  private pruner: NodeJS.Timeout | null = null;
   draining = false;
   /** Set by the control plane once the market is open. */
   market: MarketHooks | null = null;
   /** Takes the usage receipts agents send (tunnel/receipts.ts); null: receipts are not accepted. */
   receipts: ReceiptSink | null = null;
 
-  constructor(readonly deps: HubDeps) {}
+  constructor(readonly deps: HubDeps) {
+    this.budget = new QueueBudget(deps.config.max_buffered_stream_bytes);
+    this.claims = new ClaimLimiter(deps.config.app_claims_per_hour);
+  }
 
   async start(): Promise<void> {
     const { store, clock } = this.deps;
@@ -180,6 +229,38 @@ export class TunnelHub {
       this.knownApps.set(app.app_name, { repo: app.repo, network: app.network });
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+    this.pruner = setInterval(() => {
+      this.prune().catch((err: unknown) => this.deps.log.warn({ err }, 'pruning app claims and health events failed'));
+    }, PRUNE_INTERVAL_MS);
+    this.pruner.unref();
+  }
+
+  /**
+   * Drops lapsed never-attested app claims (with their agents' rows and records) and health events past their
+   * retention, so squatted names and old events do not pile up; also forgets the dropped names. Returns what
+   * was deleted.
+   */
+  async prune(): Promise<{ apps: string[]; health_events: number }> {
+    const { store, clock, config } = this.deps;
+    const now = clock.now();
+    const apps = await store.pruneUnattestedClaims(now - APP_CLAIM_UNATTESTED_TTL_MS, MAX_PRUNED_CLAIMS);
+    for (const name of apps) if (!this.byApp.has(name)) this.knownApps.delete(name);
+    const retention_ms = Math.max(
+      MIN_HEALTH_EVENT_RETENTION_MS,
+      2 * (config.settlement_period_ms + config.settlement_grace_ms),
+    );
+    const health_events = await store.pruneHealthEvents(now - retention_ms);
+    return { apps, health_events };
+  }
+
+  /** An app name passed to a new owner: the old owner's links (never attested, or not lately) go. */
+  closeOwnerLinks(app_name: string, repo: string, network: string): void {
+    for (const l of [...(this.byApp.get(app_name) ?? [])])
+      if (l.reg!.repo === repo && l.reg!.network === network)
+        this.closeLink(l, CloseCode.REGISTRATION_REFUSED, 'the app name passed to another owner');
+    for (const l of this.links)
+      if (l.contender && l.reg?.app_name === app_name && l.reg.repo === repo)
+        this.closeLink(l, CloseCode.REGISTRATION_REFUSED, 'the app name passed to another owner');
   }
 
   /** HTTP upgrade on /v1/tunnel. Caps concurrent handshakes so a restart does not stampede. */
@@ -195,7 +276,9 @@ export class TunnelHub {
       );
       return;
     }
-    if (this.handshakes >= this.deps.config.max_handshakes) {
+    const addr = remoteAddress(req.socket);
+    const { max_handshakes, max_handshakes_per_address } = this.deps.config;
+    if (this.handshakes >= max_handshakes || (this.handshakesByAddr.get(addr) ?? 0) >= max_handshakes_per_address) {
       socket.end(
         rawErrorResponse({
           status: 503,
@@ -212,10 +295,11 @@ export class TunnelHub {
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const now = this.deps.clock.now();
     const channel = new LinkChannel(this, ws, req.socket);
-    const link = new AgentLink(ws, new MuxSession(channel), req.socket.remoteAddress ?? null, now);
+    const link = new AgentLink(ws, new MuxSession(channel), remoteAddress(req.socket), now);
     channel.link = link;
     this.links.add(link);
     this.handshakes++;
+    this.handshakesByAddr.set(link.remote_addr, (this.handshakesByAddr.get(link.remote_addr) ?? 0) + 1);
     link.in_handshake = true;
     // Its message, pong, error and close events now reach onMessage / onClosed (see AgentSocket).
     (ws as AgentSocket).link = link;
@@ -278,7 +362,7 @@ export class TunnelHub {
       link.last_pass_ms = now;
       link.health_missed = false;
     }
-    if (transition || now - link.last_health_persist_ms >= 30_000) {
+    if ((transition || now - link.last_health_persist_ms >= 30_000) && this.isCurrent(link)) {
       link.last_health_persist_ms = now;
       const reg = link.reg!;
       await this.deps.store.recordHealth({
@@ -297,15 +381,48 @@ export class TunnelHub {
     if (link.ws.readyState === link.ws.OPEN) link.ws.send(JSON.stringify(msg));
   }
 
-  /** Called once a link has registered; indexes it for routing. */
+  /**
+   * Called once a link has registered; indexes it for routing. The new link is indexed *before* the previous
+   * one of the same agent id is retired, so the old link's detach sees it is no longer current and records no
+   * disconnect (a reconnect over a still-open socket is not an outage).
+   */
   index(link: AgentLink): void {
     const reg = link.reg!;
     const prev = this.byAgentId.get(reg.agent_id);
-    if (prev && prev !== link) this.retire(prev);
     this.byAgentId.set(reg.agent_id, link);
     const list = this.byApp.get(reg.app_name);
     if (!list) this.byApp.set(reg.app_name, [link]);
     else if (!list.includes(link)) list.push(link);
+    if (prev && prev !== link) this.retire(prev);
+  }
+
+  /**
+   * A contender (a second link for a live agent id, see registration.ts) passed attestation with `keyset`. It
+   * takes the id over when it proved the holder's keyset (the same agent process, reconnecting) or the holder
+   * is gone; otherwise it is refused and false is returned. Indexed before the store write, so the retired
+   * holder records no disconnect.
+   */
+  async promote(link: AgentLink, keyset: Keyset): Promise<boolean> {
+    const reg = link.reg!;
+    const holder = this.byAgentId.get(reg.agent_id);
+    if (holder !== undefined && holder !== link && !holder.closed && !sameKeyset(holder.keyset, keyset)) return false;
+    link.contender = false;
+    this.index(link);
+    await this.deps.store.upsertAgentConnected({
+      agent_id: reg.agent_id,
+      app_name: reg.app_name,
+      repo: reg.repo,
+      release_tag: reg.release_tag,
+      network: reg.network,
+      remote_addr: link.remote_addr,
+      now_ms: this.deps.clock.now(),
+    });
+    return true;
+  }
+
+  /** Only the current link of an agent id writes that agent's records (a retired one is draining away). */
+  isCurrent(link: AgentLink): boolean {
+    return link.reg !== null && this.byAgentId.get(link.reg.agent_id) === link;
   }
 
   /** A reconnect with the same agent id replaces the old socket: let its streams finish, then close it. */
@@ -319,6 +436,10 @@ export class TunnelHub {
     if (!link.in_handshake) return;
     link.in_handshake = false;
     this.handshakes--;
+    const addr = link.remote_addr;
+    const n = (this.handshakesByAddr.get(addr) ?? 0) - 1;
+    if (n > 0) this.handshakesByAddr.set(addr, n);
+    else this.handshakesByAddr.delete(addr);
   }
 
   closeLink(link: AgentLink, code: number, reason: string): void {
@@ -564,8 +685,12 @@ export class TunnelHub {
         continue;
       }
       if (silent > PING_INTERVAL_MS) link.ws.ping();
+      if (link.reg === null && Date.now() - link.accepted_wall_ms > this.deps.config.register_deadline_ms) {
+        this.closeLink(link, CloseCode.NOT_REGISTERED, 'no register message in time');
+        continue;
+      }
       const reg = link.reg;
-      if (!reg) continue;
+      if (!reg || !this.isCurrent(link)) continue;
       if (link.attested && !link.challenge && link.policy_generation < this.policy_generation)
         challenge(this, link, 'policy');
       else if (link.attested && !link.challenge && now >= link.next_attest_at_ms) challenge(this, link, 'interval');
@@ -607,6 +732,8 @@ export class TunnelHub {
   close(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    if (this.pruner) clearInterval(this.pruner);
+    this.pruner = null;
     for (const list of this.waiters.values()) {
       for (const w of list) {
         clearTimeout(w.timer);

@@ -30,7 +30,7 @@ export interface PendingChallenge {
 /**
  * A challenge relayed for an HTTP client (GET /v1/apps/:app/attestation, see attestation-relay.ts). Keyed by
  * the client's nonce; it is never this link's own attestation. `settle` is null once the client stopped
- * waiting (answered or timed out): the entry then only lets a late answer be dropped quietly.
+ * waiting; a timed-out relay moves to the link's late relays (a late answer is dropped quietly).
  */
 export interface PendingRelay {
   settle: ((r: { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError }) => void) | null;
@@ -78,13 +78,21 @@ export class AgentLink {
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
   node_id: string | null = null;
   attested = false;
+  /**
+   * The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over,
+   * and the launcher's jobs seal to it and verify usage with it.
+   */
+  keyset: Keyset | null = null;
+  /**
+   * Registered for an agent id that another live link holds: not indexed, writes no records under that id,
+   * and takes the id over only once it attests with the holder's keyset (tunnel/registration.ts).
+   */
+  contender = false;
   last_attest_ms: number | null = null;
   attest_failure: string | null = null;
   evidence_type: string | null = null;
   challenge: PendingChallenge | null = null;
   next_attest_at_ms = Number.POSITIVE_INFINITY;
-  /** The keyset of the last successful attestation (bound into its verified quote), or null. */
-  keyset: Keyset | null = null;
   /** The hub's policy generation when the evidence of the last successful attestation was verified. */
   policy_generation = 0;
 
@@ -96,6 +104,8 @@ export class AgentLink {
 
   /** Wall-clock time of the last message or pong (liveness uses real time, never the injected clock). */
   last_seen_wall_ms = Date.now();
+  /** Wall-clock time of the upgrade: the register deadline counts from here. */
+  readonly accepted_wall_ms = Date.now();
   draining = false;
   closed = false;
   /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
@@ -110,6 +120,32 @@ export class AgentLink {
   get relayCount(): number {
     return this.relay_map === null ? 0 : this.relay_map.size;
   }
+  /** Relays that timed out, by nonce → wall-clock expiry of their grace; oldest first (insertion order). */
+  private late_relays: Map<string, number> | null = null;
+
+  /** Remembers a timed-out relay's nonce until `expires_wall_ms`; the oldest goes when `max` are held. */
+  noteLateRelay(nonce_hex: string, expires_wall_ms: number, max: number): void {
+    const late = (this.late_relays ??= new Map());
+    late.set(nonce_hex, expires_wall_ms);
+    for (const [n, exp] of late) {
+      if (late.size <= max && exp > Date.now()) break;
+      late.delete(n);
+    }
+  }
+
+  isLateRelay(nonce_hex: string, now_wall_ms: number): boolean {
+    const exp = this.late_relays?.get(nonce_hex);
+    return exp !== undefined && exp > now_wall_ms;
+  }
+
+  /** A late answer to a timed-out relay: forgets the nonce and says whether it was one. */
+  takeLateRelay(nonce_hex: string, now_wall_ms: number): boolean {
+    if (this.late_relays === null) return false;
+    const late = this.isLateRelay(nonce_hex, now_wall_ms);
+    this.late_relays.delete(nonce_hex);
+    return late;
+  }
+
   get relay_tokens(): TokenBucket {
     return (this.relay_bucket ??= new TokenBucket(RELAY_BURST, RELAY_PER_SECOND));
   }
@@ -123,7 +159,7 @@ export class AgentLink {
   constructor(
     readonly ws: WebSocket,
     readonly session: MuxSession,
-    readonly remote_addr: string | null,
+    readonly remote_addr: string,
     readonly connected_at_ms: number,
   ) {}
 

@@ -11,6 +11,8 @@ import { loadLauncherConfig, type LauncherConfig } from '../config.js';
 import { PodmanRuntime } from '../podman/runtime.js';
 import { LauncherApi } from './api.js';
 import { LauncherJobs } from './jobs.js';
+import { loadLauncherOpsConfig, serveLauncherOps } from '../ops.js';
+import type { OpsServer } from '@easyenclave/protocol/ops/server';
 
 type Env = Record<string, string | undefined>;
 
@@ -26,6 +28,8 @@ export class LauncherNode {
     readonly jobs: LauncherJobs,
     readonly api: LauncherApi,
     readonly agent: Agent,
+    /** The operations port (/metrics, /ready) when EE_METRICS_PORT is set. */
+    readonly ops: OpsServer | null,
   ) {}
 
   /** Opens podman, takes back this launcher's containers, serves its API and dials the control plane. */
@@ -41,11 +45,15 @@ export class LauncherNode {
       EE_AGENT_ID: config.launcher_id,
       EE_BACKEND_URL: 'http://127.0.0.1:1',
       EE_HEALTH_PATH: '/health',
+      // The launcher's operations port serves the node; the embedded agent opens none of its own.
+      EE_METRICS_PORT: undefined,
     };
     loadAgentConfig(agentEnv);
+    const opsConfig = loadLauncherOpsConfig(env);
     const runtime = await PodmanRuntime.open(config, { logger: log });
     let agent: Agent | null = null;
     let api: LauncherApi | null = null;
+    let ops: OpsServer | null = null;
     try {
       // One keyset per boot: the agent attests it, the jobs open sealed envs and sign usage with it.
       const keys = generateKeyset();
@@ -59,9 +67,15 @@ export class LauncherNode {
         ...(opts.quote_provider ? { quote_provider: opts.quote_provider } : {}),
       });
       agent.start();
-      log.info({ api: url, launcher_id: config.launcher_id }, 'launcher started');
-      return new LauncherNode(config, runtime, jobs, api, agent);
+      const tunnel = agent;
+      if (opsConfig.metrics_port !== null)
+        ops = await serveLauncherOps(runtime, { ...opsConfig, metrics_port: opsConfig.metrics_port }, () =>
+          tunnel.attested ? { ready: true } : { ready: false, reason: 'tunnel not attested' },
+        );
+      log.info({ api: url, ops: ops?.url, launcher_id: config.launcher_id }, 'launcher started');
+      return new LauncherNode(config, runtime, jobs, api, agent, ops);
     } catch (err) {
+      await agent?.stop(0);
       await api?.close();
       await runtime.close();
       throw err;
@@ -69,6 +83,7 @@ export class LauncherNode {
   }
 
   async stop(): Promise<void> {
+    await this.ops?.close();
     await this.agent.stop(1000);
     await this.api.close();
     await this.jobs.close();

@@ -32,7 +32,7 @@ import {
   STREAM_QUEUE_HIGH_WATER_BYTES,
 } from '../limits.js';
 import { ResetCode } from '../reset-codes.js';
-import { MuxStream, type StreamHost } from './stream.js';
+import { MuxStream, type QueueBudget, type StreamHost } from './stream.js';
 
 export type SendFn = (frame: Buffer, cb: (err?: Error | null) => void) => void;
 
@@ -48,6 +48,8 @@ export interface SessionOptions {
   onGoaway?: (last_stream_id: number, code: number) => void;
   /** A connection-level violation; the owner must close the transport with this reason. */
   onProtocolError: (err: Error) => void;
+  /** Shared cap on queued body bytes (see QueueBudget); none = only the per-stream high-water mark. */
+  budget?: QueueBudget;
 }
 
 const STREAM_CREDIT_THRESHOLD = INITIAL_STREAM_WINDOW_BYTES / 4;
@@ -70,7 +72,10 @@ export class MuxSession implements StreamHost {
   goaway_received = false;
   closed = false;
 
+  readonly budget: QueueBudget | null;
+
   constructor(private readonly opts: SessionOptions) {
+    this.budget = opts.budget ?? null;
     this.max_streams = opts.max_streams ?? DEFAULT_MAX_STREAMS;
     this.max_header_bytes = opts.max_header_bytes ?? DEFAULT_MAX_HEADER_BYTES;
   }
@@ -129,6 +134,9 @@ export class MuxSession implements StreamHost {
     this.ready_set?.clear();
     for (const s of open) {
       s.closed = true;
+      this.budget?.add(-s.queued_bytes); // nothing queued will be sent now
+      s.queue = [];
+      s.queued_bytes = 0;
       s.reset_code = code;
       s.onReset?.(code, reason);
     }
@@ -369,6 +377,7 @@ export class MuxSession implements StreamHost {
     this.stream_map?.delete(s.id);
     this.ready_set?.delete(s);
     s.queue = [];
+    this.budget?.add(-s.queued_bytes);
     s.queued_bytes = 0;
     // Whatever the owner had not consumed yet will never be: return its connection credit now.
     if (s.unconsumed > 0) {
@@ -439,6 +448,7 @@ export class MuxSession implements StreamHost {
           }
         }
         s.queued_bytes -= n;
+        this.budget?.add(-n);
         s.send_window -= n;
         s.sent_bytes += n;
         this.send_window -= n;

@@ -7,8 +7,30 @@ import type { HeaderList, ResponseHead } from '../head.js';
 import { INITIAL_STREAM_WINDOW_BYTES, STREAM_QUEUE_HIGH_WATER_BYTES } from '../limits.js';
 import { ResetCode } from '../reset-codes.js';
 
+/**
+ * A cap on the body bytes queued for sending over many sessions (the control plane shares one across every
+ * agent): a peer that never returns credit keeps whatever is queued toward it, so without a shared cap N such
+ * peers could hold N × streams × STREAM_QUEUE_HIGH_WATER_BYTES. Once the cap is reached every write asks its
+ * producer to pause; streams that still move drain and go on one chunk at a time, stuck ones stay paused.
+ */
+export class QueueBudget {
+  used_bytes = 0;
+  constructor(readonly limit_bytes: number) {
+    if (!Number.isSafeInteger(limit_bytes) || limit_bytes <= 0)
+      throw new RangeError(`limit_bytes must be a positive integer, got ${limit_bytes}`);
+  }
+  get exhausted(): boolean {
+    return this.used_bytes >= this.limit_bytes;
+  }
+  /** @internal */ add(n: number): void {
+    this.used_bytes += n;
+    if (this.used_bytes < 0) throw new Error(`queue budget went negative (${this.used_bytes})`);
+  }
+}
+
 /** What a stream needs from its session; kept narrow so the two files stay decoupled. */
 export interface StreamHost {
+  readonly budget: QueueBudget | null;
   scheduleData(stream: MuxStream): void;
   sendEnd(stream: MuxStream): void;
   sendResponseHead(stream: MuxStream, head: ResponseHead, end_stream: boolean): void;
@@ -65,9 +87,10 @@ export class MuxStream {
     if (chunk.length > 0) {
       this.queue.push(chunk);
       this.queued_bytes += chunk.length;
+      this.host.budget?.add(chunk.length);
       this.host.scheduleData(this);
     }
-    if (this.queued_bytes >= STREAM_QUEUE_HIGH_WATER_BYTES) {
+    if (this.queued_bytes >= STREAM_QUEUE_HIGH_WATER_BYTES || this.host.budget?.exhausted === true) {
       this.wants_drain = true;
       return false;
     }

@@ -1,7 +1,6 @@
 // The jobs table (migrations 300+). Money columns are micro-USD integers (≤ 2^53 − 1); times are ms since the
 // epoch. Secrets never reach a row: the env is stored as the client's HPKE ciphertext (sealed to the launcher's
 // attested key) and the result as ciphertext sealed to the client's key.
-import type { Db, Tx } from '../../store/database.js';
 import type { JobState } from '../state.js';
 
 export interface JobsTable {
@@ -52,6 +51,3 @@ export interface JobsTable {
 export interface JobsDatabase {
   jobs: JobsTable;
 }
-
-export type JobsDb = Db;
-export type JobsTx = Tx;

@@ -29,8 +29,12 @@ export async function activeNodeCount(db: MarketDb, provider: string): Promise<n
   return Number(r.n);
 }
 
-export const listNodes = (db: MarketDb, limit = MAX_NODES_LISTED): Promise<MarketNodesTable[]> =>
-  db.selectFrom('market_nodes').selectAll().orderBy('id').limit(limit).execute();
+/** Every node (id order), or one provider's. */
+export function listNodes(db: MarketDb, provider?: string, limit = MAX_NODES_LISTED): Promise<MarketNodesTable[]> {
+  let q = db.selectFrom('market_nodes').selectAll();
+  if (provider !== undefined) q = q.where('provider', '=', provider);
+  return q.orderBy('id').limit(limit).execute();
+}
 
 export interface NodeAgentRow {
   agent_id: string;

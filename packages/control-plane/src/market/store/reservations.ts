@@ -1,73 +1,10 @@
 // Tables of reservations and receipts (migration 210; docs/confidential.md "Money flow"), and their reads.
 // Money columns are micro-USD integers; times are ms since epoch. Receipts hold hashes, counts and
 // signatures only: nothing of a sealed request or response.
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import { int64Type, type Migration } from '../../store/migrations.js';
-import type { Database } from '../../store/database.js';
-import type { MarketDatabase } from './schema.js';
-
-export interface MarketUnitPricesTable {
-  node_id: string;
-  /** JSON UnitPrices: micro-USD per 1,000 units of each kind. */
-  prices: string;
-  updated_ms: number;
-}
-
-export interface MarketAgentKeysTable {
-  /** The agent's attested Ed25519 receipt key (64 hex). */
-  receipt_key: string;
-  hpke_key: string;
-  agent_id: string;
-  node_id: string;
-  app_name: string;
-  first_attested_ms: number;
-  last_attested_ms: number;
-}
-
-export interface MarketReservationsTable {
-  id: string;
-  user_id: string;
-  app_name: string;
-  node_id: string;
-  provider: string;
-  /** The agent chosen at creation, whose keyset the answer carried. */
-  agent_id: string;
-  unit_prices: string;
-  quota: number;
-  claimed: number;
-  receipts: number;
-  lock_seq: number;
-  lock_period: number;
-  status: 'open' | 'closed';
-  end_reason: string | null;
-  created_ms: number;
-  expires_ms: number;
-  closed_ms: number | null;
-}
-
-export interface MarketReceiptsTable {
-  receipt_key: string;
-  seq: number;
-  reservation_id: string;
-  request_id: string;
-  amount: number;
-  time_ms: number;
-  accepted_ms: number;
-  /** The ledger transfer that posted it (none for a zero amount). */
-  transfer_id: string | null;
-  /** The signed receipt as received (canonical JSON of {receipt, signature}). */
-  signed: string;
-}
-
-export interface ReservationDatabase {
-  market_unit_prices: MarketUnitPricesTable;
-  market_agent_keys: MarketAgentKeysTable;
-  market_reservations: MarketReservationsTable;
-  market_receipts: MarketReceiptsTable;
-}
-
-export type RsvDb = Kysely<ReservationDatabase & MarketDatabase & Database>;
-export type RsvTx = Transaction<ReservationDatabase & MarketDatabase & Database>;
+import type { Db, Tx } from '../../store/database.js';
+import type { MarketReceiptsTable, MarketReservationsTable } from './reservation-schema.js';
 
 export const RESERVATION_MIGRATIONS: readonly Migration[] = [
   {
@@ -144,11 +81,11 @@ export const RESERVATION_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const getReservation = (db: RsvDb | RsvTx, id: string): Promise<MarketReservationsTable | undefined> =>
+export const getReservation = (db: Db | Tx, id: string): Promise<MarketReservationsTable | undefined> =>
   db.selectFrom('market_reservations').selectAll().where('id', '=', id).executeTakeFirst();
 
 export async function reservationReceipts(
-  db: RsvDb,
+  db: Db,
   id: string,
   limit: number,
 ): Promise<{ rows: MarketReceiptsTable[]; total: number; sum: number }> {
@@ -172,7 +109,7 @@ export async function reservationReceipts(
 
 /** What counts against an open reservation under zero tolerance, since `since_ms` (docs/design.md §5). */
 export async function nodeIncidents(
-  db: RsvDb | RsvTx,
+  db: Db | Tx,
   node_id: string,
   since_ms: number,
   from_period: number,
