@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
+import { EasyEnclave } from '@easyenclave/sdk';
 import { closeAll, freePort, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
 import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testImage } from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -88,6 +89,24 @@ describe('private jobs: logs and a control-plane restart', { skip, timeout: PODM
     assert.match(logs.output(), /second/);
     // The control plane relayed only ciphertext: the raw stream does not contain the words.
     await waitFor(async () => (await job(id)).state === 'succeeded', 30_000, 'the job to end');
+  });
+
+  it('ee.runPrivateJob: the SDK verifies the launcher, seals the env and returns the decrypted result', async () => {
+    const sdk = new EasyEnclave({ url: cp.api_url, apiKey: user.key, network: 'sandbox-1' });
+    const seen: string[] = [];
+    const out = await sdk.runPrivateJob({
+      image,
+      env: { WORD: 'sealed-word' },
+      command: ['sh', '-c', 'echo "got $WORD"'],
+      vcpus: 1,
+      max_runtime: 30,
+      onState: (j) => seen.push(j.state),
+    });
+    assert.equal(out.job.state, 'succeeded');
+    assert.equal(Buffer.from(out.result!.stdout).toString(), 'got sealed-word\n');
+    assert.equal(out.result!.exit_code, 0);
+    assert.equal(out.usage_verified, true, 'the usage record was checked against the attested key');
+    assert.equal(seen[seen.length - 1], 'succeeded');
   });
 
   it('a control plane restarted while a job runs loses nothing: the job ends, settles once, its history is whole', async () => {
