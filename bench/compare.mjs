@@ -7,12 +7,14 @@
 //
 //   node bench/compare.mjs --old /path/to/old/checkout --section small --section ledger [--pairs 2]
 //   [--new DIR]   (default: this checkout)   [--quick]   (passes --quick to both)
+//   [--save DIR]  (keeps each run's full output as DIR/old-1.md, DIR/new-1.md, …: notes such as p99 and non-2xx
+//                  counts live in row labels, which the comparison strips)
 //
 // The machine is shared and noisy: a single pair says little. Ratios inside one run ("vs direct",
 // "ours / raw") are the steadier figures; compare those across trees first.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,7 @@ let oldRoot = null;
 let newRoot = HERE_ROOT;
 let pairs = 2;
 let quick = false;
+let saveDir = null;
 const sections = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
@@ -41,6 +44,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--section') sections.push(args[++i]);
   else if (a === '--pairs') pairs = Number(args[++i]);
   else if (a === '--quick') quick = true;
+  else if (a === '--save') saveDir = resolve(args[++i] ?? '');
   else die(`unknown argument ${a}`);
 }
 if (!oldRoot) die('usage: node bench/compare.mjs --old DIR [--new DIR] --section NAME [--section NAME …] [--pairs N]');
@@ -164,7 +168,12 @@ for (let p = 0; p < pairs; p++) {
       .join(' ');
     loads.push(`${side} ${p + 1}: ${load}`);
     log(`pair ${p + 1}/${pairs}: ${side} (${root}), sections ${sections.join(' ')}, load ${load}`);
-    runs[side].push(figures(await runTree(root)));
+    const out = await runTree(root);
+    if (saveDir) {
+      mkdirSync(saveDir, { recursive: true });
+      writeFileSync(join(saveDir, `${side}-${p + 1}.md`), out);
+    }
+    runs[side].push(figures(out));
   }
 }
 
