@@ -209,6 +209,7 @@ export async function startControlPlane(
     receipts: (receipts, source) => reservations.verdicts(receipts, source),
   });
   const tunnel = { router: hub.router, config };
+  reservations.onOutcome = (outcome) => metrics.receipts.labels(outcome).inc();
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
@@ -449,6 +450,7 @@ export async function startControlPlane(
         clearInterval(pruneTimer);
         storeHealth.close();
         await scheduler.stop();
+        await reservations.stop();
         await ledger.close(); // every acknowledged write is committed before the connection closes
         await store.close();
         log.info('control plane stopped');

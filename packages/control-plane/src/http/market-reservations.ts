@@ -1,7 +1,7 @@
 // Reservations over HTTP (docs/confidential.md "Money flow"): a provider posts its node's unit prices; a user
 // reserves a quota on the cheapest eligible node serving an app (locked in escrow), reads what its receipts
 // claimed, and ends it (the rest is refunded). Receipts themselves arrive over the tunnel.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -79,7 +79,13 @@ const ReservationView = z.looseObject({
   receipts_total: z.number(),
   receipts: z.array(ReceiptView),
 });
-const CreatedView = ReservationView.extend({ evidence: AppAttestationView.nullable() });
+const CreatedView = ReservationView.extend({
+  evidence: AppAttestationView.nullable(),
+  token: z
+    .string()
+    .nullable()
+    .meta({ description: 'the bearer token, shown once: send it sealed (ee-reservation-token); null on a replay' }),
+});
 
 async function keysetOf(r: Reservations, agent_id: string, node_id: string) {
   const k = await r.db
@@ -210,22 +216,35 @@ export async function marketReservationRoutes(
             throw apiFailure('agent_unavailable', `agent ${first.agent_id} cannot answer now`, { retry_after_s: 1 });
           evidence = await relayEvidence(relay, link, parseNonceHex(body.nonce).toString('hex'));
         }
+        // The bearer token: shown once (a replay answers null, as for API keys); only its hash is kept. The
+        // client sends it sealed, so neither the network nor the control plane can bill a reservation.
+        const token = `rsvtok_${randomBytes(32).toString('base64url')}`;
+        const token_sha256 = createHash('sha256').update(token, 'utf8').digest('hex');
         return reservations.create(
-          { id, user_id: user, app_name: body.app, quota, expires_ms: market.now + body.lifetime_s * 1000 },
+          {
+            id,
+            user_id: user,
+            app_name: body.app,
+            quota,
+            expires_ms: market.now + body.lifetime_s * 1000,
+            token_sha256,
+          },
           candidates,
           (r, ctx) => {
             const c = r.ok ? candidates.find((x) => x.id === r.row.node_id) : undefined;
-            const out = r.ok
-              ? {
-                  status: 201,
-                  body: {
-                    ...rowView(r.row, c?.keyset ?? null, { total: 0, rows: [] }),
-                    evidence: evidence !== null && evidence.agent_id === r.row.agent_id ? evidence : null,
-                  },
-                }
-              : errorResponse(r);
-            run.record(ctx.writes, ctx.now_ms, out);
-            return out;
+            if (!r.ok) {
+              const refused = errorResponse(r);
+              run.record(ctx.writes, ctx.now_ms, refused);
+              return refused;
+            }
+            const body201 = {
+              ...rowView(r.row, c?.keyset ?? null, { total: 0, rows: [] }),
+              evidence: evidence !== null && evidence.agent_id === r.row.agent_id ? evidence : null,
+            };
+            run.record(ctx.writes, ctx.now_ms, { status: 201, body: { ...body201, token: null } });
+            // A retry that finds the reservation made earlier does not learn its token either.
+            const fresh = r.row.token_sha256 === token_sha256;
+            return { status: 201, body: { ...body201, token: fresh ? token : null } };
           },
         );
       });
