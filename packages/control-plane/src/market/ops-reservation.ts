@@ -10,7 +10,7 @@
 //   roll     void rsv:{id}:k ─┐ at a period boundary: the remainder goes back to the user and,
 //            PENDING the rest ┘ while the reservation lasts, is locked again for the new period
 //   close    void rsv:{id}:k (cancel, end of lifetime, zero tolerance)       rsvrefund:{id}:k
-import type { UnitPrices, UsageReceipt } from '@easyenclave/protocol/receipt';
+import type { UnitPrices } from '@easyenclave/protocol/receipt';
 import { providerEarnings, providerStake } from '../ledger/chart.js';
 import { createTransfers } from '../ledger/engine.js';
 import { transferRefusal } from '../ledger/refusal.js';
@@ -20,21 +20,14 @@ import type { StoreDialect } from '../store/migrations.js';
 import { providerRequirements, stakeHeld, type MarketRefusal, type MarketTiming, type NodeRow } from './ops.js';
 import { periodIndex } from './period.js';
 import {
-  judgeReceipt,
   lockDeadline,
   remaining,
-  reservationClaimId,
   reservationLockId,
   reservationRefundId,
-  zeroToleranceReason,
-  type AttestedKey,
-  type NodeIncidents,
-  type ReceiptRefusal,
   type ReservationState,
 } from './reservation.js';
 import type { Tx } from '../store/database.js';
-import type { MarketReceiptsTable, MarketReservationsTable } from './store/reservation-schema.js';
-import { nodeIncidents } from './store/reservations.js';
+import type { MarketReservationsTable } from './store/reservation-schema.js';
 
 export type ReservationRow = MarketReservationsTable;
 
