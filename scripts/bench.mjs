@@ -950,7 +950,7 @@ async function benchJobs() {
     [join(REPO_ROOT, 'bench/jobs.mjs'), '--json', '--runs', quick ? '3' : '20', '--jobs', quick ? '20' : '100'],
     { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const r = JSON.parse(out.slice(out.indexOf('{')));
+  const r = JSON.parse(out.trim().split('\n').pop()); // the result is the last line
   const ms = (s) => `${f0(s.median)} ms (p90 ${f0(s.p90)})`;
   const rows = [
     ['`podman run` by hand (attached, `--rm`)', ms(r.by_hand.first_instruction_ms), ms(r.by_hand.exit_ms)],

@@ -362,6 +362,11 @@ export class EasyEnclave {
     return ledger.transferCredits(this.transport, this.auth, p, o);
   }
 
+  /** Every user and provider account, newest first (admin), optionally of one kind. */
+  accounts(p?: { limit?: number; kind?: 'user' | 'provider' }, o?: CallOptions) {
+    return ledger.accounts(this.transport, this.auth, p, o);
+  }
+
   /** The account an API key belongs to: keys are `ee_{kind}_{20 hex id}_{secret}`. */
   get keyAccount(): string | undefined {
     const m = /^ee_(user|provider)_([0-9a-f]{20})_/.exec(this.#o.apiKey ?? '');

@@ -31,6 +31,9 @@ export {
   type Health,
 } from './schemas.js';
 export {
+  AccountPageSchema,
+  AccountSummarySchema,
+  type AccountSummary,
   AccountSchema,
   BalanceSchema,
   HistoryEntrySchema,

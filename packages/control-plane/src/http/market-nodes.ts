@@ -149,6 +149,9 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
       const price = body.micro!;
       const net = networkPolicy(body.network);
       if (!net) throw apiFailure('unknown_network', `unknown network "${body.network}"`, { param: 'network' });
+      // Minutes-long periods are for trying the market out: money on a sealed network follows real hours.
+      if (net.sealed && market.deps.config.sandbox_settlement_period_ms !== undefined)
+        throw apiFailure('sandbox_clock', undefined, { param: 'network' });
       if (net.sealed && body.ppid === undefined)
         throw apiFailure(
           'ppid_required',

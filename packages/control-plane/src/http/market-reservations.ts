@@ -15,8 +15,7 @@ import { stateOf, type ReservationRow } from '../market/ops-reservation.js';
 import { getNode } from '../market/store/queries.js';
 import type { MarketReceiptsTable } from '../market/store/reservation-schema.js';
 import { reservationReceipts } from '../market/store/reservations.js';
-import { reserveRelay } from '../tunnel/attestation-relay.js';
-import { relayEvidence, type AppAttestation } from './app-attestation-routes.js';
+import { relayEvidence, type AppAttestation, type RelayAccess } from './app-attestation-routes.js';
 import { mayActFor, principalOf } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
 import { errorResponse } from './idempotency.js';
@@ -141,11 +140,14 @@ async function view(r: Reservations, row: ReservationRow) {
   return rowView(row, keyset, receipts);
 }
 
-export async function marketReservationRoutes(base: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
+export async function marketReservationRoutes(
+  base: FastifyInstance,
+  opts: MarketRoutesOptions & { relay?: RelayAccess },
+): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { market, idempotency } = opts;
-  const reservations = opts.reservations;
-  if (!reservations) return;
+  const { reservations, relay } = opts;
+  if (!reservations || !relay) return;
   const auth = marketAuth(opts);
 
   const own = async (req: FastifyRequest, id: string): Promise<ReservationRow> => {
@@ -209,10 +211,10 @@ export async function marketReservationRoutes(base: FastifyInstance, opts: Marke
         let evidence: AppAttestation | null = null;
         const first = candidates[0];
         if (body.nonce !== undefined && first !== undefined) {
-          const link = market.deps.hub.byAgentId.get(first.agent_id);
-          if (!link || !reserveRelay(link, Date.now()))
+          const link = market.deps.live.byAgentId.get(first.agent_id);
+          if (!link || !relay.relays.reserve(link, Date.now()))
             throw apiFailure('agent_unavailable', `agent ${first.agent_id} cannot answer now`, { retry_after_s: 1 });
-          evidence = await relayEvidence(market.deps.hub, link, parseNonceHex(body.nonce).toString('hex'));
+          evidence = await relayEvidence(relay, link, parseNonceHex(body.nonce).toString('hex'));
         }
         // The bearer token: shown once (a replay answers null, as for API keys); only its hash is kept. The
         // client sends it sealed, so neither the network nor the control plane can bill a reservation.

@@ -135,7 +135,7 @@ export class Reservations {
   async candidates(app: string): Promise<ReservationCandidate[]> {
     const ranked = await this.market.candidates(app);
     const out: ReservationCandidate[] = [];
-    const { hub, config } = this.market.deps;
+    const { live, config } = this.market.deps;
     for (const n of ranked) {
       if (out.length >= MAX_RESERVATION_CANDIDATES) break;
       const prices = await this.unitPrices(n.id);
@@ -150,7 +150,7 @@ export class Reservations {
         .execute();
       const now = this.now;
       const agent = keys.find((k) => {
-        const l = hub.byAgentId.get(k.agent_id);
+        const l = live.byAgentId.get(k.agent_id);
         return (
           l !== undefined &&
           l.keyset?.receipt_public_key === k.receipt_key &&
