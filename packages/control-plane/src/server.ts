@@ -228,11 +228,13 @@ export async function startControlPlane(
 
   // `/v1/proxy/{app}` is on the API's origin: see proxy/response-head.ts.
   const pathPolicy = { path_entry: true, path_active_content: config.proxy_path_active_content };
+  const access_log = new AccessLog(config.access_log);
+  const observers = { metrics, log: log as FastifyBaseLogger, access_log };
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
     if (!target)
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
-    observeProxy(metrics, res, 'path', target.app_name);
+    observeProxy(observers, req, res, 'path', target.app_name);
     void forward(
       hub,
       req,
@@ -249,7 +251,7 @@ export async function startControlPlane(
     // Every log line of a request carries its id (pino child logger); the access log is ours (error-handler.ts).
     loggerInstance: log as FastifyBaseLogger,
     genReqId: requestIdOf,
-    logController: new AccessLog(config.access_log),
+    logController: access_log,
     clientErrorHandler: onClientError,
     bodyLimit: API_BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
@@ -342,7 +344,7 @@ export async function startControlPlane(
         code: 'unknown_host',
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
-    observeProxy(metrics, res, 'host', app_name);
+    observeProxy(observers, req, res, 'host', app_name);
     void forward(
       hub,
       req,

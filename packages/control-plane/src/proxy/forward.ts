@@ -15,11 +15,12 @@ import {
   type RequestHead,
 } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
+import { requestIdOf } from '../http/request-id.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import { pinnedAgent, pinnedKeyId } from './pinning.js';
 import type { AgentLink } from '../tunnel/link.js';
 import type { ProxyMetrics } from '../metrics.js';
-import { BodyLength, clientHead, trailersForClient, type EntryPolicy } from './response-head.js';
+import { BodyLength, clientHead, OUR_REQUEST_ID, trailersForClient, type EntryPolicy } from './response-head.js';
 
 export interface ForwardOptions {
   app_name: string;
@@ -269,6 +270,7 @@ function attemptOnce(
       try {
         // Informational statuses never answer a plain request (undici consumes 100-continue at the agent).
         if (head.status < 200) throw new Error(`status ${head.status} on a non-upgrade request`);
+        out.headers.push(OUR_REQUEST_ID, requestIdOf(req)); // the app's own was dropped by clientHead
         res.writeHead(out.status, out.headers);
       } catch (err) {
         stream.reset(ResetCode.PROTOCOL_ERROR, 'invalid response head');
