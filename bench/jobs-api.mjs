@@ -15,6 +15,8 @@ import { generateRecipientKey, open, toHex } from '@easyenclave/protocol/seal/in
 const ADMIN = randomBytes(16).toString('hex');
 const PRICE = 3_600_000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Warnings go to stderr: stdout carries the benchmark's result. */
+const logger = () => pino({ level: 'warn' }, pino.destination(2));
 
 async function call(base, method, path, token, body) {
   const res = await fetch(`${base}${path}`, {
@@ -40,7 +42,7 @@ export async function benchJobsApi({ dir, env, image, runs, concurrent, nowMs, a
       EE_ADMIN_TOKEN: ADMIN,
       EE_LOG_LEVEL: 'warn',
     }),
-    { logger: pino({ level: 'warn' }) },
+    { logger: logger() },
   );
   let launcher = null;
   try {
@@ -79,7 +81,7 @@ export async function benchJobsApi({ dir, env, image, runs, concurrent, nowMs, a
         EE_HEALTH_INTERVAL_SEC: '1',
         EE_LOG_LEVEL: 'warn',
       },
-      { logger: pino({ level: 'warn' }) },
+      { logger: logger() },
     );
     for (let i = 0; i < 600; i++) {
       if ((await call(base, 'GET', '/v1/jobs/placement', user.api_key)).status === 200) break;

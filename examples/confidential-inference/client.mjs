@@ -38,7 +38,7 @@ try {
 
   const app = await ee.connect(APP, {
     confidential: true,
-    reservation: r.reservation_id,
+    reservation: r, // its id (sent in clear) and its token (sent sealed: only we can bill it)
     verify: NETWORK === 'sandbox-1' ? { allow_sandbox: true } : true,
   });
   out('verified', {

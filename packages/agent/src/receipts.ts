@@ -94,6 +94,8 @@ export class UsageScanner {
 
 export interface ReceiptFacts {
   reservation_id: string;
+  /** SHA-256 of the bearer token the client sent sealed (RESERVATION_TOKEN_HEADER). */
+  reservation_token_sha256: string;
   request_sha256: string;
   response_sha256: string;
   request_bytes: number;
@@ -128,6 +130,7 @@ export class ReceiptSigner {
     const signed = await signReceipt(await this.key, {
       v: 1,
       reservation_id: f.reservation_id,
+      reservation_token_sha256: f.reservation_token_sha256,
       request_id: `req_${randomBytes(12).toString('hex')}`,
       request_sha256: f.request_sha256,
       response_sha256: f.response_sha256,

@@ -33,6 +33,7 @@ import {
 import { useNodeSealCrypto } from '@easyenclave/protocol/seal-node';
 import { rawPublicKey, type AgentKeys } from '@easyenclave/attestation';
 import { BackendExchange, DROP_REQUEST, toList, type SealedRequests } from './forwarder.js';
+import { RESERVATION_TOKEN_HEADER } from '@easyenclave/protocol/receipt';
 import { Digest, RECEIPT_TRAILER, reservationOf, UsageScanner, type ReceiptSigner } from './receipts.js';
 
 /** Backend chunks taken but not yet sealed and queued: undici is paused above this, so a fast backend cannot
@@ -177,6 +178,9 @@ export class SealedHttp implements SealedRequests {
       }
     }
     const inner = decodeHttpMeta(opener.meta, 'request').headers;
+    // The reservation's bearer token arrives sealed: the receipt names its hash; the backend never sees it.
+    const token = inner.find(([k]) => k.toLowerCase() === RESERVATION_TOKEN_HEADER)?.[1];
+    if (token !== undefined) exchange.token_sha256 = createHash('sha256').update(token, 'utf8').digest('hex');
 
     // Forward in plaintext: the clear headers (routing, X-Forwarded-*) with the sealed ones on top.
     const overridden = new Set(inner.map(([k]) => k.toLowerCase()));
@@ -188,7 +192,8 @@ export class SealedHttp implements SealedRequests {
     for (const [k, v] of inner) {
       const l = k.toLowerCase();
       // The inner content-type is the plaintext's own; a length would describe neither body (it is re-chunked).
-      if (!DROP_REQUEST.has(l) && l !== SEALED_HEADER && l !== 'content-length') headers.push(k, v);
+      if (!DROP_REQUEST.has(l) && l !== SEALED_HEADER && l !== 'content-length' && l !== RESERVATION_TOKEN_HEADER)
+        headers.push(k, v);
     }
     let body: Dispatcher.DispatchOptions['body'] = null;
     if (source !== null) body = exchange.plaintext(early, source) as unknown as Dispatcher.DispatchOptions['body'];
@@ -220,6 +225,8 @@ class SealedExchange extends BackendExchange {
   readonly request = new Digest();
   private readonly response = new Digest();
   private usage: UsageScanner | null = null;
+  /** SHA-256 of the reservation token sent sealed with the request; without one no receipt is signed. */
+  token_sha256: string | null = null;
 
   constructor(
     stream: MuxStream,
@@ -368,9 +375,10 @@ class SealedExchange extends BackendExchange {
   /** The signed usage receipt of this request under its reservation (null without one). */
   private async receipt(): Promise<string | null> {
     const m = this.metering;
-    if (m === null) return null;
+    if (m === null || this.token_sha256 === null) return null;
     return m.signer.sign({
       reservation_id: m.reservation,
+      reservation_token_sha256: this.token_sha256,
       request_sha256: this.request.hex(),
       response_sha256: this.response.hex(),
       request_bytes: this.request.bytes,

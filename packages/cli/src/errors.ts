@@ -35,6 +35,7 @@ export const SECRET_ENV = [
   'EE_LAUNCHER_TOKEN',
   'EE_UPTIME_TOKEN',
   'EE_NODE_TOKEN',
+  'EE_RESERVATION_TOKEN',
 ] as const;
 /** Shorter values are not redacted: replacing every "a" in a message would make it unreadable, and such a
  *  value is no secret anyway (the control plane requires 16 characters or more). */

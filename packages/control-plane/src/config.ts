@@ -94,6 +94,12 @@ export interface ControlPlaneConfig {
   readonly settlement_period_ms: number;
   /** A lock never finalized is voided this long after its period ends (the ledger's pending timeout). */
   readonly settlement_grace_ms: number;
+  /**
+   * EE_SANDBOX_SETTLEMENT_PERIOD_MS: a period of minutes instead of hours, so a newcomer sees a period settle
+   * within minutes. It replaces settlement_period_ms, and the market then refuses sealed networks (their
+   * money follows real hours).
+   */
+  readonly sandbox_settlement_period_ms: number | undefined;
   /** Automatic finalize waits this long after a period ends, for late evidence (uptime reports). */
   readonly settlement_delay_ms: number;
   /** Unstake needs this long since the node's last locked period ended. */
@@ -315,6 +321,11 @@ const SPECS = {
       fallback: '1h',
     },
   ),
+  sandbox_settlement_period_ms: spec(
+    'EE_SANDBOX_SETTLEMENT_PERIOD_MS',
+    `whole minutes in milliseconds from ${MINUTE_MS} to ${HOUR_MS - MINUTE_MS}, like 120000 (a sandbox-only fast settlement clock)`,
+    int(MINUTE_MS, HOUR_MS - MINUTE_MS).refine((v) => v % MINUTE_MS === 0),
+  ),
   settlement_grace_ms: spec(
     'EE_SETTLEMENT_GRACE',
     'a duration like "7d", "12h" (1 minute to 365 days)',
@@ -428,6 +439,14 @@ export function loadControlPlaneConfig(
       cfg.tls_cert_file === undefined ? 'EE_TLS_CERT_FILE' : 'EE_TLS_KEY_FILE',
       'EE_TLS_CERT_FILE and EE_TLS_KEY_FILE must be set together (or neither, for plain HTTP behind a TLS proxy)',
     );
+  }
+  if (cfg.sandbox_settlement_period_ms !== undefined) {
+    if ((env.EE_SETTLEMENT_PERIOD ?? '') !== '')
+      throw new ConfigError(
+        'EE_SANDBOX_SETTLEMENT_PERIOD_MS',
+        'EE_SANDBOX_SETTLEMENT_PERIOD_MS and EE_SETTLEMENT_PERIOD must not both be set: the sandbox clock replaces the period',
+      );
+    (cfg as { settlement_period_ms: number }).settlement_period_ms = cfg.sandbox_settlement_period_ms;
   }
   if (cfg.settlement_delay_ms >= cfg.settlement_grace_ms) {
     throw new ConfigError(

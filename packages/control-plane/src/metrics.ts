@@ -65,6 +65,13 @@ export class ControlPlaneMetrics {
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
   });
+  /** Usage receipts judged, by outcome: `accepted` or the refusal code (a closed set: market/reservation.ts). */
+  readonly receipts = new Counter({
+    name: 'ee_receipts_total',
+    help: 'Usage receipts of sealed requests judged by the control plane, by outcome (accepted or the refusal)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly ledger_commit_duration = new Histogram({
     name: 'ee_ledger_commit_duration_seconds',
     help: 'Ledger group commits: time of one committed transaction',

@@ -14,6 +14,8 @@ import { checkExposure, ConfigError, type ControlPlaneConfig } from './config.js
 import { systemClock, type Clock } from './clock.js';
 import { openStore, type Store } from './store/index.js';
 import { TunnelHub } from './tunnel/hub.js';
+import { LinkRegistry } from './tunnel/registry.js';
+import { upgradeRefusalError } from './proxy/refusals.js';
 import { forward } from './proxy/forward.js';
 import { forwardUpgrade } from './proxy/upgrade.js';
 import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.js';
@@ -26,6 +28,7 @@ import { observeLedger } from './observe/ledger.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
+import { accountListRoutes } from './http/account-list.js';
 import { ledgerRoutes } from './http/ledger-routes.js';
 import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
 import { LedgerStore } from './ledger-store/ledger-store.js';
@@ -179,11 +182,12 @@ export async function startControlPlane(
   }, IDEMPOTENCY_PRUNE_INTERVAL_MS).unref();
   const metrics = new ControlPlaneMetrics(true);
   observeLedger(ledger, log, metrics);
-  const hub = new TunnelHub({ store, verifier: timedVerifier(verifier, metrics), clock, config, log, metrics });
+  // The links come first (pure data): the market reads them as its live view, the hub owns their sockets.
+  const registry = new LinkRegistry();
   let market: Market;
   let reservations: Reservations;
   try {
-    market = await Market.open({ ledger, store, hub, clock, config, log });
+    market = await Market.open({ ledger, store, live: registry, clock, config, log });
     reservations = await Reservations.open(market);
   } catch (err) {
     clearInterval(pruneTimer);
@@ -192,9 +196,20 @@ export async function startControlPlane(
     await store.close();
     throw err;
   }
-  hub.market = market;
   market.attestedListener = (link) => reservations.recordKey(link);
-  hub.receipts = (receipts, source) => reservations.verdicts(receipts, source);
+  const hub = new TunnelHub({
+    store,
+    verifier: timedVerifier(verifier, metrics),
+    clock,
+    config,
+    log,
+    metrics,
+    registry,
+    market,
+    receipts: (receipts, source) => reservations.verdicts(receipts, source),
+  });
+  const tunnel = { router: hub.router, config };
+  reservations.onOutcome = (outcome) => metrics.receipts.labels(outcome).inc();
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
@@ -236,7 +251,7 @@ export async function startControlPlane(
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
     observeProxy(observers, req, res, 'path', target.app_name);
     void forward(
-      hub,
+      tunnel,
       req,
       res,
       { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req), policy: pathPolicy },
@@ -268,14 +283,16 @@ export async function startControlPlane(
         const url = req.url ?? '/';
         if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) {
           apiGuard.release(socket); // an agent's tunnel: the hub bounds those, many may share one address
-          return hub.handleUpgrade(req, socket, head);
+          const refused = hub.handleUpgrade(req, socket, head);
+          if (refused !== null) socket.end(rawErrorResponse(upgradeRefusalError(refused), req));
+          return;
         }
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
         if (!target)
           return void socket.end(
             rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }, req),
           );
-        void forwardUpgrade(hub, req, socket, head, {
+        void forwardUpgrade(tunnel, req, socket, head, {
           ...target,
           forwarded_host: req.headers.host,
           forwarded_proto: forwarded(req),
@@ -307,6 +324,7 @@ export async function startControlPlane(
   await fastify.register(openApiRoutes);
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
+  await fastify.register(accountListRoutes, { ledger, admin_token: config.admin_token });
   await fastify.register(appAttestationRoutes, { hub });
   const marketOpts = {
     market,
@@ -328,7 +346,7 @@ export async function startControlPlane(
     idempotency,
     admin_token: config.admin_token,
   });
-  await fastify.register(marketReservationRoutes, marketOpts);
+  await fastify.register(marketReservationRoutes, { ...marketOpts, relay: { relays: hub.relays, config } });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
   const connections = new ConnectionTracker();
@@ -346,7 +364,7 @@ export async function startControlPlane(
       });
     observeProxy(observers, req, res, 'host', app_name);
     void forward(
-      hub,
+      tunnel,
       req,
       res,
       { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
@@ -364,7 +382,7 @@ export async function startControlPlane(
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
       return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
-    void forwardUpgrade(hub, req, socket, head, {
+    void forwardUpgrade(tunnel, req, socket, head, {
       app_name,
       path: req.url!,
       forwarded_host: req.headers.host,
@@ -434,6 +452,7 @@ export async function startControlPlane(
         clearInterval(pruneTimer);
         storeHealth.close();
         await scheduler.stop();
+        await reservations.stop();
         await ledger.close(); // every acknowledged write is committed before the connection closes
         await store.close();
         log.info('control plane stopped');

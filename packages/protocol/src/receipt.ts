@@ -7,6 +7,8 @@ import { signRecord, verifyRecord, type RecordValue } from './signed-record.js';
 import type { CryptoKey } from './seal/bytes.js';
 
 export const RECEIPT_DOMAIN = 'ee-receipt-v1';
+/** The sealed request header carrying the reservation's bearer token (the agent strips it before the backend). */
+export const RESERVATION_TOKEN_HEADER = 'ee-reservation-token';
 export const RECEIPT_VERSION = 1;
 /** Unit prices are integer micro-USD per this many units, so sub-micro-USD prices per token stay integers. */
 export const UNITS_PER_PRICE = 1000;
@@ -47,6 +49,9 @@ export const UsageReceipt = z.strictObject({
   v: z.literal(RECEIPT_VERSION),
   reservation_id: Id,
   request_id: Id,
+  /** SHA-256 of the reservation's bearer token, which the client sent inside the sealed request (never in
+   *  clear): a request billed to a reservation must come from someone holding its token. */
+  reservation_token_sha256: hex(32),
   /** SHA-256 of the sealed request body (or the envelope) and of the sealed response body, as sent. */
   request_sha256: hex(32),
   response_sha256: hex(32),
@@ -92,11 +97,20 @@ export const signReceipt = async (key: CryptoKey, r: UsageReceipt): Promise<Sign
 export type ReceiptCheck = { ok: true; receipt: UsageReceipt } | { ok: false; reason: string };
 
 /**
- * Checks a receipt on its own: its shape, that its amount is what its units cost at its prices, and its
+ * Checks a receipt on its own (`verify`: the signature check, WebCrypto by default; a Node process may pass
+ * signed-record-node's synchronous one): its shape, that its amount is what its units cost at its prices, and its
  * signature by the key it names. Whether that key was attested, for which node, and whether the reservation
  * had quota is for the caller (the control plane; a client compares the key with the evidence it verified).
  */
-export async function checkReceipt(input: unknown): Promise<ReceiptCheck> {
+export async function checkReceipt(
+  input: unknown,
+  verify: (
+    publicKeyHex: string,
+    record: unknown,
+    signatureHex: string,
+    domain: string,
+  ) => boolean | Promise<boolean> = verifyRecord,
+): Promise<ReceiptCheck> {
   const p = SignedReceipt.safeParse(input);
   if (!p.success) {
     const i = p.error.issues[0];
@@ -105,7 +119,7 @@ export async function checkReceipt(input: unknown): Promise<ReceiptCheck> {
   const { receipt, signature } = p.data;
   if (receiptAmount(receipt.units, receipt.unit_prices) !== BigInt(receipt.amount_micro_usd))
     return { ok: false, reason: 'wrong_amount: amount_micro_usd is not what the units cost at the unit prices' };
-  if (!(await verifyRecord(receipt.key, receipt, signature, RECEIPT_DOMAIN)))
+  if (!(await verify(receipt.key, receipt, signature, RECEIPT_DOMAIN)))
     return { ok: false, reason: 'bad_signature: the signature does not verify under the receipt key' };
   return { ok: true, receipt };
 }

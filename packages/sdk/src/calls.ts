@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import { newIdempotencyKey } from './bytes.js';
 import { callJson } from './json.js';
+import { InvalidResponseError } from './errors.js';
 import type { CallOptions, Transport } from './http.js';
 
 /** The credentials a client holds; each call picks the one its route needs. */
@@ -92,4 +93,38 @@ export const MAX_ACCOUNT_CHARS = 200;
 export function segment(value: string, what: string): string {
   if (typeof value !== 'string' || value === '') throw new TypeError(`${what} must be a non-empty string`);
   return encodeURIComponent(value);
+}
+
+/** Largest page the list endpoints serve. */
+export const MAX_PAGE_SIZE = 200;
+
+/**
+ * Every item of a cursor-paged list, newest first, fetching `limit` per page. Stops (InvalidResponseError)
+ * if the server hands back a cursor it already gave, instead of looping.
+ */
+export async function* paged<S extends z.ZodType, T>(
+  t: Transport,
+  path: string,
+  auth: AuthHeader,
+  p: { limit?: number; query?: Record<string, string> },
+  o: CallOptions,
+  schema: S,
+  items: (page: z.output<S>) => { rows: T[]; next_cursor: string | null },
+): AsyncGenerator<T, void, undefined> {
+  if (p.limit !== undefined && (!Number.isSafeInteger(p.limit) || p.limit < 1 || p.limit > MAX_PAGE_SIZE))
+    throw new TypeError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE} (the page size)`);
+  const seen = new Set<string>();
+  let cursor: string | null = null;
+  do {
+    const q = new URLSearchParams(p.query);
+    if (p.limit !== undefined) q.set('limit', String(p.limit));
+    if (cursor !== null) q.set('cursor', cursor);
+    const qs = q.toString();
+    const page = items(await get(t, qs === '' ? path : `${path}?${qs}`, auth, o, schema));
+    for (const row of page.rows) yield row;
+    if (page.next_cursor !== null && seen.has(page.next_cursor))
+      throw new InvalidResponseError(200, `${path}: the server repeated cursor ${page.next_cursor}`);
+    cursor = page.next_cursor;
+    if (cursor !== null) seen.add(cursor);
+  } while (cursor !== null);
 }

@@ -67,8 +67,14 @@ export interface ConnectOptions extends CallOptions {
    * verification (it is what the key is taken from); the control plane sees only ciphertext.
    */
   confidential?: boolean;
-  /** With `confidential`: the reservation paying for the requests; its agent is the one verified and used. */
-  reservation?: string;
+  /**
+   * With `confidential`: the reservation paying for the requests (what createReservation answered, or its id and
+   * token); its agent is the one verified and used. The token travels sealed: only its holder's requests are
+   * billed to the reservation (without it the agent signs no receipt).
+   */
+  reservation?: string | { reservation_id: string; token: string | null };
+  /** The reservation's bearer token, when `reservation` is given as an id. */
+  reservation_token?: string;
 }
 
 export class EasyEnclave {
@@ -234,7 +240,9 @@ export class EasyEnclave {
   async connect(app: string, o?: ConnectOptions): Promise<AppClient>;
   async connect(app: string, o: ConnectOptions = {}): Promise<AppClient> {
     checkApp(app);
-    const { verify, agent: asked, confidential, reservation, ...call } = o;
+    const { verify, agent: asked, confidential, reservation: rsv, reservation_token, ...call } = o;
+    const reservation = typeof rsv === 'object' ? rsv.reservation_id : rsv;
+    const token = (typeof rsv === 'object' ? rsv.token : null) ?? reservation_token ?? null;
     if (reservation !== undefined && confidential !== true)
       throw new TypeError('a reservation pays for confidential requests: pass confidential: true');
     let on: boolean;
@@ -274,7 +282,14 @@ export class EasyEnclave {
     const verified = await run(call);
     if (confidential !== true) return new AppClient(this.transport, app, verified, run);
     const { ConfidentialAppClient } = await import('./confidential.js');
-    return new ConfidentialAppClient(this.transport, app, verified, run, reservation ?? null, this.auth);
+    return new ConfidentialAppClient(
+      this.transport,
+      app,
+      verified,
+      run,
+      reservation === undefined ? null : { id: reservation, token },
+      this.auth,
+    );
   }
 
   // ---- Reservations (docs/confidential.md) ----
@@ -345,6 +360,11 @@ export class EasyEnclave {
 
   transferCredits(p: { to: string; amount: ledger.Amount; from?: string; memo?: string }, o?: IdempotentOptions) {
     return ledger.transferCredits(this.transport, this.auth, p, o);
+  }
+
+  /** Every user and provider account, newest first (admin), optionally of one kind. */
+  accounts(p?: { limit?: number; kind?: 'user' | 'provider' }, o?: CallOptions) {
+    return ledger.accounts(this.transport, this.auth, p, o);
   }
 
   /** The account an API key belongs to: keys are `ee_{kind}_{20 hex id}_{secret}`. */

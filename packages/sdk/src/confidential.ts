@@ -5,7 +5,7 @@
 // sealed_key_gone) the client verifies the app again and re-seals, once, if the body can be sent again.
 // With a reservation, its id travels in clear (EE-Reservation) so the agent signs a usage receipt per request;
 // `receipts()` fetches them and checks each against the verified receipt key. Browser-safe; loaded lazily.
-import { checkReceipt, type UsageReceipt } from '@easyenclave/protocol/receipt';
+import { checkReceipt, RESERVATION_TOKEN_HEADER, type UsageReceipt } from '@easyenclave/protocol/receipt';
 import { SealedHttpRequest, type HttpHeaderList } from '@easyenclave/protocol/seal/index';
 import { AppClient, type AppFetchInit } from './app-client.js';
 import type { Auth } from './calls.js';
@@ -47,14 +47,19 @@ export class ConfidentialAppClient extends AppClient {
     app: string,
     verified: VerifiedEvidence,
     reverify: (o: CallOptions) => Promise<VerifiedEvidence>,
-    /** The reservation paying for the requests (its id is sent in clear), or null. */
-    readonly reservation: string | null,
+    /** The reservation paying for the requests (its id is sent in clear, its token sealed), or null. */
+    private readonly paying: { id: string; token: string | null } | null,
     private readonly auth: Auth,
   ) {
     super(transport, app, verified, reverify);
   }
 
   /** Seals the request to the verified agent, sends it, opens the answer (see the file comment). */
+  /** The reservation's id, or null. */
+  get reservation(): string | null {
+    return this.paying?.id ?? null;
+  }
+
   override async fetch(path: string, init: AppFetchInit = {}): Promise<Response> {
     const { method: m, headers: h, body: b, ...rest } = init;
     const method = (m ?? 'GET').toUpperCase();
@@ -62,12 +67,13 @@ export class ConfidentialAppClient extends AppClient {
     const target = u.pathname + u.search;
     const inner: HttpHeaderList = [];
     new Headers(h).forEach((v, k) => inner.push([k, v]));
+    if (this.paying?.token) inner.push([RESERVATION_TOKEN_HEADER, this.paying.token]);
     const { body, replayable } = await sealable(b);
     for (let attempt = 0; ; attempt++) {
       const hpke = this.verified!.keyset.hpke_public_key;
       const req = await SealedHttpRequest.create(hpke, { method, path: target, headers: inner, body });
       const outer = new Headers(req.headers);
-      if (this.reservation !== null) outer.set(RESERVATION_HEADER, this.reservation);
+      if (this.paying !== null) outer.set(RESERVATION_HEADER, this.paying.id);
       const res = await super.fetch(target, {
         ...rest,
         method,
@@ -93,8 +99,8 @@ export class ConfidentialAppClient extends AppClient {
    * signature, and that it is signed by the receipt key of the agent this client verified.
    */
   async receipts(o: CallOptions = {}): Promise<{ receipts: UsageReceipt[]; claimed_micro_usd: bigint }> {
-    if (this.reservation === null) throw new TypeError('this client was connected without a reservation');
-    const r = await getReservation(this.transport, this.auth, this.reservation, o);
+    if (this.paying === null) throw new TypeError('this client was connected without a reservation');
+    const r = await getReservation(this.transport, this.auth, this.paying.id, o);
     const key = this.verified!.keyset.receipt_public_key;
     const out: UsageReceipt[] = [];
     for (const x of r.receipts) {

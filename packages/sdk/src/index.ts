@@ -2,6 +2,8 @@
 export { EasyEnclave, type ConnectOptions, type EasyEnclaveOptions } from './client.js';
 export { AppClient, type AppBody, type AppFetchInit, type AppRequestOptions } from './app-client.js';
 export type { ConfidentialAppClient } from './confidential.js';
+// Usage receipts of confidential requests, checked offline (shape, amount, signature): what `ee receipts verify` runs.
+export { checkReceipt, type ReceiptCheck, type SignedReceipt, type UsageReceipt } from '@easyenclave/protocol/receipt';
 export {
   CreatedReservationSchema,
   ReservationSchema,
@@ -29,6 +31,9 @@ export {
   type Health,
 } from './schemas.js';
 export {
+  AccountPageSchema,
+  AccountSummarySchema,
+  type AccountSummary,
   AccountSchema,
   BalanceSchema,
   HistoryEntrySchema,

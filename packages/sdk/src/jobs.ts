@@ -56,6 +56,8 @@ export const JobSchema = z.looseObject({
 export type Job = z.infer<typeof JobSchema>;
 
 export const ENDED = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
+/** The connection deadline of a log stream until its head arrives. */
+export const LOG_STREAM_MAX_MS = 60_000;
 /** How often runPrivateJob asks for the job's state while it runs. */
 export const JOB_POLL_MS = 250;
 
@@ -206,13 +208,15 @@ export async function* jobLogs(
   result_key: RecipientKey,
   o: CallOptions = {},
 ): AsyncGenerator<{ fd: 1 | 2; data: Uint8Array }> {
-  const { res } = await t.send({
+  const { res, deadline } = await t.send({
     ...o,
     method: 'GET',
     path: `/v1/jobs/${segment(id, 'job id')}/logs`,
     headers: mergeHeaders(principal(auth), o),
-    timeout_ms: o.timeout_ms ?? 24 * 3600 * 1000,
+    timeout_ms: o.timeout_ms ?? LOG_STREAM_MAX_MS,
   });
+  // The stream lasts as long as the job: no deadline on it (the caller's signal still stops it).
+  deadline.stopTimer();
   if (res.status !== 200 || res.body === null) throw new Error(`logs: ${res.status} ${await res.text()}`);
   const opener = MessageOpener.request(result_key, { aad: jobLogsAad(id) });
   let pending = new Uint8Array(0);
@@ -234,6 +238,7 @@ export async function* jobLogs(
     }
   }
   opener.end();
+  deadline.done();
 }
 
 export { LAUNCHER_APP };

@@ -11,6 +11,7 @@ import {
   checkAccount,
   get,
   optionalPrincipal,
+  paged,
   post,
   type Auth,
   type IdempotentOptions,
@@ -80,6 +81,42 @@ export const HistoryEntrySchema = z.looseObject({
   reference: z.string().nullable().optional(),
   timestamp: z.string().optional(),
 });
+/** One account in GET /v1/accounts (admin); never its key. */
+export const AccountSummarySchema = z.looseObject({
+  account_id: z.string(),
+  kind: z.enum(['user', 'provider']),
+  name: z.string(),
+  ledger_accounts: z.array(z.string()),
+  created_at: z.string(),
+});
+export const AccountPageSchema = z.looseObject({
+  accounts: z.array(AccountSummarySchema),
+  next_cursor: z.string().nullable(),
+});
+export type AccountSummary = z.infer<typeof AccountSummarySchema>;
+
+/** Every user and provider account, newest first (admin), optionally of one kind. */
+export function accounts(
+  t: Transport,
+  auth: Auth,
+  p: { limit?: number; kind?: 'user' | 'provider' } = {},
+  o: CallOptions = {},
+) {
+  const query: Record<string, string> = p.kind === undefined ? {} : { kind: p.kind };
+  return paged(
+    t,
+    '/v1/accounts',
+    bearer(auth.admin_token, 'adminToken'),
+    { ...p, query },
+    o,
+    AccountPageSchema,
+    (r) => ({
+      rows: r.accounts,
+      next_cursor: r.next_cursor,
+    }),
+  );
+}
+
 /** One page of an account's history. */
 export const HistoryPageSchema = z.looseObject({
   transfers: z.array(HistoryEntrySchema),

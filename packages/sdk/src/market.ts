@@ -16,18 +16,16 @@ import {
   get,
   mergeHeaders,
   post,
+  paged,
   principal,
   segment,
   type Auth,
-  type AuthHeader,
   type IdempotentOptions,
   type Replayable,
 } from './calls.js';
 import { newIdempotencyKey } from './bytes.js';
 import type { CallOptions, Transport } from './http.js';
 import { callJson } from './json.js';
-import { InvalidResponseError } from './errors.js';
-import type { z } from 'zod';
 import { amountFields, type Amount } from './ledger.js';
 import {
   AbuseReportPageSchema,
@@ -146,40 +144,6 @@ export function node(t: Transport, auth: Auth, id: string, o: CallOptions = {}):
 export function nodes(t: Transport, auth: Auth, o: CallOptions & { mine?: boolean } = {}): Promise<NodeSummary[]> {
   const { mine, ...call } = o;
   return get(t, '/v1/nodes', mine === true ? principal(auth) : admin(auth), call, NodeListSchema).then((r) => r.nodes);
-}
-
-/** Largest page the list endpoints serve. */
-export const MAX_PAGE_SIZE = 200;
-
-/**
- * Every item of a cursor-paged list, newest first, fetching `limit` per page. Stops (InvalidResponseError)
- * if the server hands back a cursor it already gave, instead of looping.
- */
-export async function* paged<S extends z.ZodType, T>(
-  t: Transport,
-  path: string,
-  auth: AuthHeader,
-  p: { limit?: number; query?: Record<string, string> },
-  o: CallOptions,
-  schema: S,
-  items: (page: z.output<S>) => { rows: T[]; next_cursor: string | null },
-): AsyncGenerator<T, void, undefined> {
-  if (p.limit !== undefined && (!Number.isSafeInteger(p.limit) || p.limit < 1 || p.limit > MAX_PAGE_SIZE))
-    throw new TypeError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE} (the page size)`);
-  const seen = new Set<string>();
-  let cursor: string | null = null;
-  do {
-    const q = new URLSearchParams(p.query);
-    if (p.limit !== undefined) q.set('limit', String(p.limit));
-    if (cursor !== null) q.set('cursor', cursor);
-    const qs = q.toString();
-    const page = items(await get(t, qs === '' ? path : `${path}?${qs}`, auth, o, schema));
-    for (const row of page.rows) yield row;
-    if (page.next_cursor !== null && seen.has(page.next_cursor))
-      throw new InvalidResponseError(200, `${path}: the server repeated cursor ${page.next_cursor}`);
-    cursor = page.next_cursor;
-    if (cursor !== null) seen.add(cursor);
-  } while (cursor !== null);
 }
 
 /** Leases, newest first: the caller's own (a user's; a provider's are those on its nodes), or all (admin). */

@@ -39,7 +39,11 @@ export const ReservationSchema = z.looseObject({
   receipts: z.array(z.looseObject({ seq: z.number(), amount_micro_usd: MicroUsd, signed: z.unknown() })),
 });
 export type Reservation = z.infer<typeof ReservationSchema>;
-export const CreatedReservationSchema = ReservationSchema.extend({ evidence: AppAttestationSchema.nullable() });
+export const CreatedReservationSchema = ReservationSchema.extend({
+  evidence: AppAttestationSchema.nullable(),
+  /** The bearer token, shown once (null on a replay): pass the whole answer to connect({ reservation }). */
+  token: z.string().nullable(),
+});
 export type CreatedReservation = z.infer<typeof CreatedReservationSchema>;
 
 export interface CreateReservationParams {

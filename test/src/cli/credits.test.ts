@@ -123,6 +123,25 @@ describe('ee accounts / ee credits', () => {
     assert.ok(!r.stderr.includes(wrong));
   });
 
+  it('accounts list (admin): newest first, paged, by kind, never a key', async () => {
+    const all = json(await ee(['accounts', 'list', '--all', '--limit', '1', '--json'], admin));
+    const ids = all.accounts.map((a: { account_id: string }) => a.account_id);
+    assert.deepEqual(ids.slice(-2), [bob.id, alice.id], 'newest first: Bob was created after Alice');
+    assert.equal(all.next_cursor, null);
+    const page = json(await ee(['accounts', 'list', '--limit', '1', '--json'], admin));
+    assert.equal(page.accounts.length, 1);
+    assert.equal(typeof page.next_cursor, 'string');
+    assert.deepEqual(json(await ee(['accounts', 'list', '--kind', 'provider', '--json'], admin)).accounts, []);
+    const table = await ee(['accounts', 'list'], admin);
+    assert.match(table.stdout, new RegExp(`^${alice.id}\\s+user\\s+Alice\\s`, 'm'));
+    for (const r of [all, page]) assert.ok(!JSON.stringify(r).includes('ee_user_'), 'no API key is listed');
+    failsWith(
+      await ee(['accounts', 'list'], { EE_CONTROL_URL: url, EE_API_KEY: alice.key }),
+      1,
+      /unauthorized|forbidden/,
+    );
+  });
+
   it('--help of every ledger command documents its options', async () => {
     for (const [cmd, must] of [
       [['accounts', 'create'], '--kind'],

@@ -75,6 +75,7 @@ test('defaults match the seed (control-plane README) and the brief', () => {
       settlement_period_ms: 3_600_000,
       settlement_grace_ms: 7 * DAY_MS,
       settlement_delay_ms: 300_000,
+      sandbox_settlement_period_ms: undefined,
       unstake_cooldown_ms: DAY_MS,
       outage_threshold_premium_ms: 300_000,
       outage_threshold_standard_ms: 1_800_000,

@@ -154,9 +154,15 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
         const ids: string[] = [];
         let seq = 0;
         // Every run starts by filling both nodes (the third job finds no room), cancelling one job before it
-        // starts and losing the other's node, so each kind of step is reached; the random steps do the rest.
+        // starts, losing the other's node, and ending a short job only after its lock has expired, so each kind
+        // of step is reached; the random steps do the rest.
         const fill: Cmd = { t: 'create', user: 0, vcpus: 3, memory_mib: 64, max_min: 30 };
-        const steps: Cmd[] = [fill, fill, fill, { t: 'cancel', pick: 0 }, { t: 'lost', pick: 1 }, ...cmds];
+        const short: Cmd = { t: 'create', user: 0, vcpus: 1, memory_mib: 64, max_min: 1 };
+        const late: Cmd[] = [short, { t: 'accept', pick: 2 }, { t: 'start', pick: 2 }, { t: 'time', ms: 3 * 60 * MIN }];
+        const end: Cmd = { t: 'finish', pick: 2, state: 'succeeded', billed_pct: 50 };
+        const settles: Cmd[] = [short, { t: 'accept', pick: 3 }, { t: 'start', pick: 3 }, { ...end, pick: 3 }];
+        const opening: Cmd[] = [fill, fill, fill, { t: 'cancel', pick: 0 }, { t: 'lost', pick: 1 }, ...late, end];
+        const steps: Cmd[] = [...opening, ...settles, ...cmds];
         for (const c of steps) {
           seq++;
           if (c.t === 'create') {

@@ -16,7 +16,7 @@ import { SealedHttpRequest } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import type { Agent } from '@easyenclave/agent';
 import { EasyEnclave } from '@easyenclave/sdk';
-import { closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
+import { ADMIN_TOKEN, closeAll, onCleanup, startAgent, startCp, waitFor, wsUrl } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake, type Party } from './util.js';
 import { ee, show } from '../cli/util.js';
@@ -79,12 +79,15 @@ describe('usage receipts end to end', () => {
   after(closeAll);
 
   /** One sealed chat request; returns the opened text, the raw sealed bytes each way and the trailer's receipt. */
-  async function chat(hpke: string, reservation: string, stream: boolean) {
+  async function chat(hpke: string, reservation: string, token: string, stream: boolean) {
     const plain = new TextEncoder().encode(JSON.stringify({ model: 'm', stream, messages: [] }));
     const sealed = await SealedHttpRequest.create(hpke, {
       method: 'POST',
       path: '/v1/chat/completions',
-      headers: [['content-type', 'application/json']],
+      headers: [
+        ['content-type', 'application/json'],
+        ['ee-reservation-token', token],
+      ],
       body: plain,
     });
     const sent = sealed.body as Uint8Array;
@@ -121,7 +124,7 @@ describe('usage receipts end to end', () => {
 
     const receipts: SignedReceipt[] = [];
     for (const stream of [false, true]) {
-      const c = await chat(r.body.keyset.hpke_public_key, id, stream);
+      const c = await chat(r.body.keyset.hpke_public_key, id, r.body.token, stream);
       assert.match(c.text, stream ? /data: .*"usage"/ : /"content":"hi"/);
       const check = await checkReceipt(c.receipt);
       assert.ok(check.ok, JSON.stringify(check));
@@ -196,7 +199,7 @@ describe('usage receipts end to end', () => {
     const r = await ee.createReservation({ app: 'chat', quota: '$1', lifetime_s: 600 });
     const app = await ee.connect('chat', {
       confidential: true,
-      reservation: r.reservation_id,
+      reservation: r,
       verify: { allow_sandbox: true },
     });
     assert.deepEqual(app.verified!.keyset, agent.keys.toJSON());
@@ -244,7 +247,7 @@ describe('usage receipts end to end', () => {
     ];
     const run = await ee(
       args('--confidential', '--reservation', r.body.reservation_id, '--network', 'sandbox-1', '--allow-sandbox'),
-      { EE_API_KEY: user.key },
+      { EE_API_KEY: user.key, EE_RESERVATION_TOKEN: r.body.token },
     );
     assert.equal(run.code, 0, show(run));
     assert.equal(JSON.parse(run.stdout).choices[0].message.content, 'hi');
@@ -276,5 +279,34 @@ describe('usage receipts end to end', () => {
     assert.equal(res.statusCode, 200);
     assert.equal(res.trailers['ee-receipt'], undefined);
     assert.deepEqual(await balances(base, user.id), u0);
+    // Someone who knows a reservation's id (it travels in clear) but not its token cannot bill it.
+    const victim = await call(base, 'POST', '/v1/reservations', {
+      token: user.key,
+      body: { app: 'chat', quota: '$1', lifetime_s: 600 },
+    });
+    const u1 = await balances(base, user.id);
+    const thief = await SealedHttpRequest.create(hpke, {
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: [['ee-reservation-token', 'rsvtok_guessed']],
+      body: new TextEncoder().encode('{}'),
+    });
+    const t = await request(`${base}/v1/proxy/chat/v1/chat/completions`, {
+      method: 'POST',
+      headers: [...thief.headers.flat(), 'ee-reservation', victim.body.reservation_id],
+      body: thief.body as Uint8Array,
+    });
+    await t.body.arrayBuffer();
+    assert.equal(t.statusCode, 200, 'the agent served it');
+    // Its receipt (naming the wrong token) went to the control plane and was answered.
+    await waitFor(() => agent.receipts!.pending === 0, 10_000, 'the receipt answered');
+    const v = (await call(base, 'GET', `/v1/reservations/${victim.body.reservation_id}`, { token: user.key })).body;
+    assert.equal(v.claimed_micro_usd, 0, 'a wrong token moves nothing');
+    const metrics = await (
+      await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
+    assert.match(metrics, /ee_receipts_total\{outcome="wrong_token"\} 1/);
+    assert.match(metrics, /ee_receipts_total\{outcome="accepted"\} [1-9]/);
+    assert.deepEqual(await balances(base, user.id), u1);
   });
 });

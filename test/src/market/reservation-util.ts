@@ -1,6 +1,6 @@
 // Helpers for reservation and receipt tests: unit prices, signing receipts with an agent's attested key (or
 // another key), and reading a reservation's money.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { importSigningKey } from '@easyenclave/protocol/signed-record';
 import {
@@ -12,6 +12,13 @@ import {
 } from '@easyenclave/protocol/receipt';
 import { call } from '../ledger-http/client.js';
 import type { Party } from './util.js';
+
+/** Reservation id → SHA-256 of its bearer token, remembered from creation answers (remember()). */
+const tokens = new Map<string, string>();
+export const sha256hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+export function remember(created: { reservation_id: string; token: string | null }): void {
+  if (created.token !== null) tokens.set(created.reservation_id, sha256hex(created.token));
+}
 
 export const PRICES: UnitPrices = { tokens_in: 150, tokens_out: 600, requests: 1000, bytes: 1 };
 
@@ -43,7 +50,7 @@ export async function receipt(
   reservation_id: string,
   time_ms: number,
   units: Partial<Units> = { tokens_in: 1000, tokens_out: 2000 },
-  over: { seq?: number; prices?: UnitPrices } = {},
+  over: { seq?: number; prices?: UnitPrices; token_sha256?: string } = {},
 ): Promise<SignedReceipt> {
   const u: Units = { tokens_in: 0, tokens_out: 0, requests: 0, bytes: 0, ...units };
   const prices = over.prices ?? PRICES;
@@ -51,6 +58,7 @@ export async function receipt(
   return signReceipt(key, {
     v: 1,
     reservation_id,
+    reservation_token_sha256: over.token_sha256 ?? tokens.get(reservation_id) ?? '0'.repeat(64),
     request_id: `req_${randomBytes(8).toString('hex')}`,
     request_sha256: randomBytes(32).toString('hex'),
     response_sha256: randomBytes(32).toString('hex'),

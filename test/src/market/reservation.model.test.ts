@@ -39,6 +39,8 @@ const NODES = PROVIDERS.map((p, i) => ({ id: `node_000000000000000${i}`, provide
 const KEYS = ['a', 'b', 'c', 'd'].map((c) => c.repeat(64));
 const AGENTS = ['agent-node0-a', 'agent-node1-b', 'agent-nowhere', 'agent-node0-d'];
 const MINT = 100_000_000n;
+/** Each reservation's token hash (any 64 hex; the model gives receipts the right one). */
+const tokenOf = (id: string) => Buffer.from(id.padEnd(32, '-')).toString('hex').slice(0, 64);
 const STAKE = 1_000n;
 
 type Cmd =
@@ -256,6 +258,7 @@ async function run(open: () => StoreOptions | Promise<StoreOptions>, cmds: Cmd[]
               app_name: 'chat',
               quota: c.quota,
               expires_ms: now + c.lifetime_min * 60_000,
+              token_sha256: tokenOf(id),
               candidates: [{ id: node.id, provider: node.provider, agent_id: AGENTS[c.node]!, unit_prices: PRICES }],
             },
             timing,
@@ -292,6 +295,7 @@ async function run(open: () => StoreOptions | Promise<StoreOptions>, cmds: Cmd[]
           batch.push({
             v: 1,
             reservation_id: r.id,
+            reservation_token_sha256: tokenOf(r.id),
             request_id: `req_${reqs++}`,
             request_sha256: '0'.repeat(64),
             response_sha256: '0'.repeat(64),

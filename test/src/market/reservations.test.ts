@@ -14,7 +14,7 @@ import type { Agent } from '@easyenclave/agent';
 import { closeAll, startAgent, startBackend, startCp, waitFor, wsUrl } from '../helpers/network.js';
 import { call } from '../ledger-http/client.js';
 import { freshHealth, funded, HOUR, LAUNCHER, MIN, pass, registerNode, stake, T0, type Party } from './util.js';
-import { balances, postPrices, receipt, signerOf, type Signer } from './reservation-util.js';
+import { balances, postPrices, receipt, remember, signerOf, type Signer } from './reservation-util.js';
 
 /** A sandbox quote provider that can be told to quote garbage (a failed re-attestation). */
 class Breakable implements QuoteProvider {
@@ -45,6 +45,8 @@ describe('reservations and receipts', () => {
       body: { app: 'chat', quota, lifetime_s },
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.match(r.body.token, /^rsvtok_/);
+    remember(r.body);
     return r.body;
   };
   const show = async (id: string) => (await call(base, 'GET', `/v1/reservations/${id}`, { token: user.key })).body;
@@ -150,6 +152,7 @@ describe('reservations and receipts', () => {
       await receipt(signer.B!, id, t), // an agent of another node
       forged,
       wrongPrice,
+      await receipt(signer.A!, id, t, undefined, { token_sha256: 'ab'.repeat(32) }), // not the reservation's token
       await receipt(signer.A!, id, t, { tokens_out: 100_000 }), // 60,000 > the 8,650 left
       await receipt(signer.A!, 'rsv_nope', t),
       await receipt(signer.A!, id, t - 60 * MIN), // before the key was attested
@@ -164,6 +167,7 @@ describe('reservations and receipts', () => {
         'wrong_node',
         'bad_signature',
         'wrong_price',
+        'wrong_token',
         'over_quota',
         'unknown_reservation',
         'not_attested_at_time',
@@ -311,5 +315,21 @@ describe('reservations and receipts', () => {
     assert.equal(v.status, 'closed');
     assert.match(v.end_reason, /^abuse_report:/);
     assert.deepEqual(await balances(base, user.id), u0);
+  });
+
+  it('a fraud ruling on the node refunds the unclaimed rest at once', async () => {
+    clock.advance(1000); // after the abuse report authorised above: it does not count against a new reservation
+    const u0 = await balances(base, user.id);
+    const r = await reserve('$1');
+    const k = Object.keys(node).find((x) => node[x] === r.node_id)!;
+    assert.deepEqual(await claim(await receipt(signer[k]!, r.reservation_id, clock.now())), [
+      { ok: true, amount: 1350 },
+    ]);
+    const f = await call(base, 'POST', `/v1/nodes/${r.node_id}/fraud`, { body: { reason: 'test ruling' } });
+    assert.equal(f.status, 200, JSON.stringify(f.body));
+    const v = await show(r.reservation_id);
+    assert.equal(v.status, 'closed');
+    assert.equal(v.end_reason, 'node_banned');
+    assert.deepEqual(await balances(base, user.id), { available: u0.available - 1350, total: u0.total - 1350 });
   });
 });

@@ -40,8 +40,10 @@ test('the core (index.js) statically imports no node: module, Buffer or process;
       else stack.push(next);
     }
   }
-  // lossless-json: the exact JSON parser for money (pure ECMAScript, no dependencies).
-  assert.deepEqual([...external].sort(), ['lossless-json', 'zod']);
+  // lossless-json: the exact JSON parser for money (pure ECMAScript, no dependencies); @hpke (core) and
+  // canonicalize: the protocol's sealing and signed records, which jobs use (browser-safe: seal-browser-safe
+  // and seal-chromium test them in a real browser).
+  assert.deepEqual([...external].sort(), ['@hpke', 'canonicalize', 'lossless-json', 'zod']);
   const names = [...seen].map((f) => f.slice(REPO_ROOT.length + 1)).sort();
   assert.ok(names.includes('packages/sdk/dist/client.js'));
   assert.ok(!names.some((n) => n.endsWith('sdk/dist/verify.js')), 'verify.js is not in the static graph');

@@ -11,7 +11,16 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { EasyEnclave } from '@easyenclave/sdk';
-import { closeAll, onCleanup, startAgent, startBackend, startCp, waitFor, wsUrl } from '../helpers/network.js';
+import {
+  ADMIN_TOKEN,
+  closeAll,
+  onCleanup,
+  startAgent,
+  startBackend,
+  startCp,
+  waitFor,
+  wsUrl,
+} from '../helpers/network.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake } from '../market/util.js';
@@ -89,7 +98,7 @@ describe('confidential traffic: the canary', () => {
     const r = await ee.createReservation({ app: 'chat', quota: '$1', lifetime_s: 600 });
     const app = await ee.connect('chat', {
       confidential: true,
-      reservation: r.reservation_id,
+      reservation: r,
       verify: { allow_sandbox: true },
     });
     for (let i = 0; i < 3; i++) {
@@ -133,8 +142,14 @@ describe('confidential traffic: the canary', () => {
     answers.push(
       JSON.stringify((await call(base, 'GET', `/v1/reservations/${r.reservation_id}`, { token: user.key })).body),
     );
-    answers.push(await (await fetch(`${base}/metrics`)).text());
+    answers.push(
+      await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text(),
+    );
     answers.push(await (await fetch(`${base}/openapi.json`)).text());
+    assert.ok(
+      answers.some((a) => a.includes('ee_receipts_total')),
+      'the metrics were read',
+    );
     await ee.cancelReservation(r.reservation_id);
 
     await cp.shutdown(0);

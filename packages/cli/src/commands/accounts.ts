@@ -4,9 +4,10 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
-import { AccountSchema } from '@easyenclave/sdk';
+import { AccountPageSchema, AccountSchema } from '@easyenclave/sdk';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
-import { formatFields, printResult } from '../output.js';
+import { formatFields, formatTable, printResult } from '../output.js';
+import { addPageOptions, fetchPages, moreLine, type PageOptions } from '../pages.js';
 
 type CreateOptions = GlobalOptions & { kind: string; name: string; idempotencyKey?: string; json?: boolean };
 
@@ -54,5 +55,40 @@ export function registerAccounts(program: Command): void {
           ['API key', d.api_key ?? '(already shown when this request first ran; not stored)'],
         ]) + (d.api_key ? '\nStore the API key now: it is not shown again.' : ''),
     });
+  });
+
+  const list = addPageOptions(
+    accounts
+      .command('list')
+      .description('user and provider accounts, newest first (admin); never their keys')
+      .option('--kind <kind>', 'only user or provider accounts'),
+  );
+  addExamples(list, ['ee accounts list', 'ee accounts list --kind provider --all --json']);
+  list.action(async (_o: unknown, cmd: Command) => {
+    const o = optsOf<PageOptions & { kind?: string }>(cmd);
+    if (o.kind !== undefined && o.kind !== 'user' && o.kind !== 'provider')
+      throw usageError('--kind must be user or provider');
+    const r = await fetchPages(
+      o,
+      { path: '/v1/accounts', auth: 'admin', schema: AccountPageSchema, query: { kind: o.kind } },
+      (p) => p.accounts,
+    );
+    printResult(
+      { accounts: r.rows, next_cursor: r.next_cursor },
+      {
+        json: o.json,
+        table: (d) =>
+          formatTable(
+            d.accounts,
+            [
+              { header: 'account', value: (a) => a.account_id },
+              { header: 'kind', value: (a) => a.kind },
+              { header: 'name', value: (a) => a.name },
+              { header: 'created', value: (a) => a.created_at },
+            ],
+            '(no accounts)',
+          ) + moreLine(d.next_cursor),
+      },
+    );
   });
 }

@@ -85,6 +85,7 @@ export async function callApp(app: string, path: string, o: CallOptions): Promis
         ? await ee.connect(app, {
             confidential: true,
             ...(o.reservation !== undefined ? { reservation: o.reservation } : {}),
+            ...(process.env.EE_RESERVATION_TOKEN ? { reservation_token: process.env.EE_RESERVATION_TOKEN } : {}),
             verify: o.allowSandbox === true ? { allow_sandbox: true } : true,
           })
         : await ee.connect(app, { verify: false });
@@ -112,7 +113,10 @@ export function registerAppsCall(apps: Command): void {
     .option('-d, --data <text|@file>', 'request body: the text, or @file for a file')
     .option('-H, --header <header...>', 'request header "Name: value" (sealed with --confidential)')
     .option('--confidential', 'verify the agent, seal the request to its key, open the answer')
-    .option('--reservation <id>', 'with --confidential: the reservation that pays (its agent is used)')
+    .option(
+      '--reservation <id>',
+      'with --confidential: the reservation that pays (its agent is used; its token from EE_RESERVATION_TOKEN, sent sealed)',
+    )
     .option('--policy <file>', 'attestation policy JSON for the verification')
     .option('--network <name>', 'the network you expect (sandbox-1 allows sandbox evidence with --allow-sandbox)')
     .option('--allow-sandbox', 'accept sandbox evidence (development networks only)');

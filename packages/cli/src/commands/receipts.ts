@@ -9,7 +9,7 @@
 // Exit codes: 0 every receipt verifies; 1 one does not; 2 usage errors (unreadable file, nothing to check).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { checkReceipt } from '@easyenclave/protocol/receipt';
+import { checkReceipt } from '@easyenclave/sdk';
 import { CliError, usageError } from '../errors.js';
 import { addExamples, addJsonOption, optsOf } from '../options.js';
 import { cellText, formatTable, printResult } from '../output.js';

@@ -18,8 +18,9 @@ import { AgentId } from '@easyenclave/protocol';
 import { isSandboxQuote, parseNonceHex } from '@easyenclave/attestation';
 import type { TunnelHub } from '../tunnel/hub.js';
 import type { AgentLink } from '../tunnel/link.js';
-import { relayChallenge, reserveRelay } from '../tunnel/attestation-relay.js';
-import { ApiFailure, apiFailure, type ErrorCode } from './error-catalogue.js';
+import type { RelayDesk, RelayOutcome } from '../tunnel/attestation-relay.js';
+import type { ControlPlaneConfig } from '../config.js';
+import { type ApiFailure, apiFailure, type ErrorCode } from './error-catalogue.js';
 import { AppAttestationView, AppParams, Nonce } from './routes-schemas.js';
 import { coded, errorResponses, isAppName } from './schemas.js';
 
@@ -89,11 +90,31 @@ const RelayQuery = z.object({
  * Relays `nonce_hex` to one agent (a relay already reserved on it) and answers its evidence untouched, or
  * throws the relay's error. Also used by reservations, which return the chosen agent's evidence.
  */
-export async function relayEvidence(hub: TunnelHub, link: AgentLink, nonce_hex: string): Promise<AppAttestation> {
+/** What a relay needs of the control plane: the tunnel's relay desk and the limits. */
+export interface RelayAccess {
+  readonly relays: RelayDesk;
+  readonly config: ControlPlaneConfig;
+}
+
+/** The catalogue's answer to a relay that ended without the agent's evidence. */
+function relayFailure(reason: Exclude<RelayOutcome, { ok: true }>['reason'], timeout_ms: number): ApiFailure {
+  switch (reason) {
+    case 'nonce_pending':
+      return apiFailure('nonce_in_use', 'this nonce is a pending challenge of the control plane');
+    case 'nonce_in_use':
+      return apiFailure('nonce_in_use', 'this nonce is already being used with this agent');
+    case 'timeout':
+      return apiFailure('agent_timeout', `the agent did not answer within ${timeout_ms} ms`);
+    case 'disconnected':
+      return apiFailure('agent_disconnected', 'the agent disconnected before answering', { retry_after_s: 1 });
+  }
+}
+
+export async function relayEvidence(access: RelayAccess, link: AgentLink, nonce_hex: string): Promise<AppAttestation> {
   const reg = link.reg!;
-  const { config } = hub.deps;
-  const outcome = await relayChallenge(hub, link, nonce_hex, Math.min(config.attest_deadline_ms, MAX_RELAY_TIMEOUT_MS));
-  if (!outcome.ok) throw ApiFailure.passThrough(outcome.error);
+  const timeout_ms = Math.min(access.config.attest_deadline_ms, MAX_RELAY_TIMEOUT_MS);
+  const outcome = await access.relays.relay(link, nonce_hex, timeout_ms);
+  if (!outcome.ok) throw relayFailure(outcome.reason, timeout_ms);
   const r = outcome.response;
   const sandbox = isSandboxQuote(Buffer.from(r.quote, 'base64'));
   return {
@@ -143,7 +164,7 @@ export async function appAttestationRoutes(base: FastifyInstance, opts: { hub: T
     }
     const links = [...(hub.byApp.get(name) ?? [])].filter((l) => l.routable(now, config.health_timeout_ms));
     if (links.length > 0) return links;
-    const status = hub.status(name).status;
+    const status = hub.router.status(name).status;
     const b = BLOCKED[status] ?? BLOCKED.offline!;
     throw apiFailure(b.code, `app "${name}" ${b.text}`, b.retry_after_s ? { retry_after_s: b.retry_after_s } : {});
   };
@@ -174,14 +195,14 @@ export async function appAttestationRoutes(base: FastifyInstance, opts: { hub: T
       )
         throw busy();
       const now_wall = Date.now();
-      const link = shuffled(found).find((l) => reserveRelay(l, now_wall));
+      const link = shuffled(found).find((l) => hub.relays.reserve(l, now_wall));
       if (link === undefined) throw busy();
       inflight++;
       perApp.add(name, 1);
       perCaller.add(caller, 1);
       let body: AppAttestation;
       try {
-        body = await relayEvidence(hub, link, nonce_hex);
+        body = await relayEvidence({ relays: hub.relays, config }, link, nonce_hex);
       } finally {
         inflight--;
         perApp.add(name, -1);

@@ -71,6 +71,8 @@ export const ERROR_CATALOGUE = {
   content_type_refused: e(403, 'permission', '/v1/proxy/{app} does not serve documents or scripts on the API origin'),
   app_unattested: e(403, 'permission', 'the app is not attested'),
   app_expired: e(403, 'permission', 'the app has an expired registration'),
+  registration_expired: e(403, 'permission', "the app's registration has expired"),
+  not_attested: e(403, 'permission', 'no agent of the app holds a valid attestation'),
   app_offline: e(503, 'unavailable', 'the app has no connected agent', [403]),
   app_draining: e(503, 'unavailable', 'the app has only draining agents', [403]),
   app_unhealthy: e(503, 'unavailable', 'the app is not passing health checks', [403]),
@@ -86,6 +88,11 @@ export const ERROR_CATALOGUE = {
   unknown_job: e(404, 'not_found', 'no such job (or not yours)'),
   unknown_reservation: e(404, 'not_found', 'no such reservation (or not yours)'),
   // 409: the request is fine; the state it meets refuses it.
+  sandbox_clock: e(
+    409,
+    'conflict',
+    'this control plane runs the sandbox settlement clock (EE_SANDBOX_SETTLEMENT_PERIOD_MS): sealed networks are refused',
+  ),
   transfer_conflict: e(409, 'conflict', 'this transfer id was already used for a different transfer'),
   lease_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different lease'),
   reservation_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different reservation'),
@@ -96,6 +103,7 @@ export const ERROR_CATALOGUE = {
     'a request with this Idempotency-Key is still being processed; retry later',
   ),
   node_banned: e(409, 'conflict', 'the node is banned'),
+  nonce_in_use: e(409, 'conflict', 'this nonce is in use'),
   ppid_taken: e(409, 'conflict', 'another node registered this PPID'),
   too_many_nodes: e(409, 'conflict', 'the provider has the most active nodes allowed'),
   open_periods: e(409, 'conflict', 'the provider has locked periods not yet settled'),
@@ -129,6 +137,14 @@ export const ERROR_CATALOGUE = {
   quote_unavailable: e(503, 'unavailable', 'the control plane could not produce a quote'),
   agent_unavailable: e(503, 'unavailable', 'the agent cannot answer now'),
   sealed_key_unavailable: e(503, 'unavailable', 'the agent holding the sealed key is busy or unhealthy; retry'),
+  // The proxy's and the tunnel's own refusals (tunnel/router.ts reasons, proxy/refusals.ts).
+  no_agent: e(503, 'unavailable', 'no agent of the app is connected'),
+  agent_draining: e(503, 'unavailable', 'the agents of the app are draining'),
+  unhealthy: e(503, 'unavailable', 'no agent of the app is passing health checks'),
+  agent_overloaded: e(503, 'unavailable', 'no agent could take the request now'),
+  too_many_handshakes: e(503, 'unavailable', 'too many agents connecting at once'),
+  draining: e(503, 'unavailable', 'control plane is shutting down'),
+  agent_disconnected: e(502, 'unavailable', 'the agent disconnected before answering'),
   agent_timeout: e(504, 'unavailable', 'the agent did not answer in time'),
   launcher_unavailable: e(503, 'unavailable', "the job's launcher cannot be reached now"),
 } as const satisfies Record<string, CatalogueEntry>;

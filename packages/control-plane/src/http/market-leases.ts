@@ -1,6 +1,7 @@
 // Leases over HTTP (user key): create (routed to the cheapest eligible node, first period locked), show, cancel.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { networkPolicy } from '@easyenclave/attestation';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Market } from '../market/market.js';
 import { createLeaseOp, type LeaseRow } from '../market/ops.js';
@@ -90,7 +91,12 @@ export async function marketLeaseRoutes(base: FastifyInstance, opts: MarketRoute
         const lease_id = run.derivedId('lease_', () => `lease_${randomBytes(8).toString('hex')}`).slice(0, 22);
         // Routing runs after a stored response would have been replayed; with no candidate the operation still
         // runs, so a retry whose key record has expired finds its lease instead of "no eligible node".
-        const ranked = await market.candidates(body.app);
+        const all = await market.candidates(body.app);
+        // Under the sandbox clock no lease lands on a sealed network's node (one registered before it was on).
+        const ranked =
+          market.deps.config.sandbox_settlement_period_ms === undefined
+            ? all
+            : all.filter((n) => networkPolicy(n.network)?.sealed === false);
         return market.deps.ledger.submit(
           createLeaseOp(
             {

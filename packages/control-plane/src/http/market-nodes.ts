@@ -149,6 +149,9 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
       const price = body.micro!;
       const net = networkPolicy(body.network);
       if (!net) throw apiFailure('unknown_network', `unknown network "${body.network}"`, { param: 'network' });
+      // Minutes-long periods are for trying the market out: money on a sealed network follows real hours.
+      if (net.sealed && market.deps.config.sandbox_settlement_period_ms !== undefined)
+        throw apiFailure('sandbox_clock', undefined, { param: 'network' });
       if (net.sealed && body.ppid === undefined)
         throw apiFailure(
           'ppid_required',
@@ -356,6 +359,8 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
       return idempotency.handle(req, reply, principalOf(req).id, async (run) => {
         const r = await market.fraud(node_id, `admin fraud ruling: ${req.body.reason}`);
         if (r.outcome === 'unknown_node') return errorResponse({ code: 'unknown_node' });
+        // The node is banned: its open reservations refund what is not claimed, now (zero tolerance).
+        if (r.outcome === 'banned') await opts.reservations?.checkNode(node_id);
         if (r.outcome === 'already_banned')
           return errorResponse({ code: 'node_banned', message: 'the node is already banned' });
         const response = {

@@ -1,7 +1,7 @@
 // Reservations over HTTP (docs/confidential.md "Money flow"): a provider posts its node's unit prices; a user
 // reserves a quota on the cheapest eligible node serving an app (locked in escrow), reads what its receipts
 // claimed, and ends it (the rest is refunded). Receipts themselves arrive over the tunnel.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -15,8 +15,7 @@ import { stateOf, type ReservationRow } from '../market/ops-reservation.js';
 import { getNode } from '../market/store/queries.js';
 import type { MarketReceiptsTable } from '../market/store/reservation-schema.js';
 import { reservationReceipts } from '../market/store/reservations.js';
-import { reserveRelay } from '../tunnel/attestation-relay.js';
-import { relayEvidence, type AppAttestation } from './app-attestation-routes.js';
+import { relayEvidence, type AppAttestation, type RelayAccess } from './app-attestation-routes.js';
 import { mayActFor, principalOf } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
 import { errorResponse } from './idempotency.js';
@@ -80,7 +79,13 @@ const ReservationView = z.looseObject({
   receipts_total: z.number(),
   receipts: z.array(ReceiptView),
 });
-const CreatedView = ReservationView.extend({ evidence: AppAttestationView.nullable() });
+const CreatedView = ReservationView.extend({
+  evidence: AppAttestationView.nullable(),
+  token: z
+    .string()
+    .nullable()
+    .meta({ description: 'the bearer token, shown once: send it sealed (ee-reservation-token); null on a replay' }),
+});
 
 async function keysetOf(r: Reservations, agent_id: string, node_id: string) {
   const k = await r.db
@@ -135,11 +140,14 @@ async function view(r: Reservations, row: ReservationRow) {
   return rowView(row, keyset, receipts);
 }
 
-export async function marketReservationRoutes(base: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
+export async function marketReservationRoutes(
+  base: FastifyInstance,
+  opts: MarketRoutesOptions & { relay?: RelayAccess },
+): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { market, idempotency } = opts;
-  const reservations = opts.reservations;
-  if (!reservations) return;
+  const { reservations, relay } = opts;
+  if (!reservations || !relay) return;
   const auth = marketAuth(opts);
 
   const own = async (req: FastifyRequest, id: string): Promise<ReservationRow> => {
@@ -203,27 +211,40 @@ export async function marketReservationRoutes(base: FastifyInstance, opts: Marke
         let evidence: AppAttestation | null = null;
         const first = candidates[0];
         if (body.nonce !== undefined && first !== undefined) {
-          const link = market.deps.hub.byAgentId.get(first.agent_id);
-          if (!link || !reserveRelay(link, Date.now()))
+          const link = market.deps.live.byAgentId.get(first.agent_id);
+          if (!link || !relay.relays.reserve(link, Date.now()))
             throw apiFailure('agent_unavailable', `agent ${first.agent_id} cannot answer now`, { retry_after_s: 1 });
-          evidence = await relayEvidence(market.deps.hub, link, parseNonceHex(body.nonce).toString('hex'));
+          evidence = await relayEvidence(relay, link, parseNonceHex(body.nonce).toString('hex'));
         }
+        // The bearer token: shown once (a replay answers null, as for API keys); only its hash is kept. The
+        // client sends it sealed, so neither the network nor the control plane can bill a reservation.
+        const token = `rsvtok_${randomBytes(32).toString('base64url')}`;
+        const token_sha256 = createHash('sha256').update(token, 'utf8').digest('hex');
         return reservations.create(
-          { id, user_id: user, app_name: body.app, quota, expires_ms: market.now + body.lifetime_s * 1000 },
+          {
+            id,
+            user_id: user,
+            app_name: body.app,
+            quota,
+            expires_ms: market.now + body.lifetime_s * 1000,
+            token_sha256,
+          },
           candidates,
           (r, ctx) => {
             const c = r.ok ? candidates.find((x) => x.id === r.row.node_id) : undefined;
-            const out = r.ok
-              ? {
-                  status: 201,
-                  body: {
-                    ...rowView(r.row, c?.keyset ?? null, { total: 0, rows: [] }),
-                    evidence: evidence !== null && evidence.agent_id === r.row.agent_id ? evidence : null,
-                  },
-                }
-              : errorResponse(r);
-            run.record(ctx.writes, ctx.now_ms, out);
-            return out;
+            if (!r.ok) {
+              const refused = errorResponse(r);
+              run.record(ctx.writes, ctx.now_ms, refused);
+              return refused;
+            }
+            const body201 = {
+              ...rowView(r.row, c?.keyset ?? null, { total: 0, rows: [] }),
+              evidence: evidence !== null && evidence.agent_id === r.row.agent_id ? evidence : null,
+            };
+            run.record(ctx.writes, ctx.now_ms, { status: 201, body: { ...body201, token: null } });
+            // A retry that finds the reservation made earlier does not learn its token either.
+            const fresh = r.row.token_sha256 === token_sha256;
+            return { status: 201, body: { ...body201, token: fresh ? token : null } };
           },
         );
       });

@@ -137,7 +137,7 @@ export async function routes(base: FastifyInstance, deps: RoutesDeps): Promise<v
       const name = knownApp(appOfGateRequest(req.params.app, config.app_domain));
       const known = hub.knownApps.get(name);
       if (!known) throw apiFailure('unknown_app', `no app named "${name}"`);
-      const view = hub.status(name);
+      const view = hub.router.status(name);
       setResolveHeaders(reply, {
         status: view.status,
         agents: view.routable_agents,
@@ -177,7 +177,7 @@ export async function routes(base: FastifyInstance, deps: RoutesDeps): Promise<v
       const apps = await store.listApps();
       return {
         apps: apps.map((a) => {
-          const view = hub.status(a.app_name);
+          const view = hub.router.status(a.app_name);
           return {
             app_name: a.app_name,
             repo: a.repo,
@@ -212,7 +212,7 @@ export async function routes(base: FastifyInstance, deps: RoutesDeps): Promise<v
       const row = await store.getApp(name);
       if (!row) throw apiFailure('unknown_app', `no app named "${name}"`);
       const now = clock.now();
-      const view = hub.status(name);
+      const view = hub.router.status(name);
       const [registrations, agents, attestations, health] = await Promise.all([
         store.listRegistrations(name),
         store.listAgents(name),

@@ -92,3 +92,35 @@ export async function authenticate(db: Db, key: string): Promise<Identity | unde
   const stored = Buffer.from(row.key_hash, 'hex');
   return stored.length === presented.length && timingSafeEqual(presented, stored) ? row : undefined;
 }
+
+/** Identities listed per page at most (GET /v1/accounts). */
+export const MAX_IDENTITIES_PAGE = 200;
+
+/**
+ * Identities, newest first, keyset-paged on (created_ms, id): at most `limit`, strictly after `after`; `next`
+ * is the last row's key when there may be more. Key hashes are never part of what this returns.
+ */
+export async function identitiesPage(
+  db: Db,
+  limit: number,
+  after: { ms: number; id: string } | undefined,
+  kind?: IdentityKind,
+): Promise<{ rows: Array<Omit<Identity, 'key_hash'>>; next: { ms: number; id: string } | null }> {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_IDENTITIES_PAGE)
+    throw new RangeError(`page limit ${limit} outside 1..${MAX_IDENTITIES_PAGE}`);
+  let q = db.selectFrom('ee_accounts').select(['id', 'kind', 'name', 'created_ms']);
+  if (kind !== undefined) q = q.where('kind', '=', kind);
+  if (after !== undefined)
+    q = q.where((eb) =>
+      eb.or([eb('created_ms', '<', after.ms), eb.and([eb('created_ms', '=', after.ms), eb('id', '<', after.id)])]),
+    );
+  const rows = await q
+    .orderBy('created_ms', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const last = shown[shown.length - 1];
+  return { rows: shown, next: more && last ? { ms: last.created_ms, id: last.id } : null };
+}

@@ -3,15 +3,15 @@
 // runs the market's operations through the ledger (ops.ts). HTTP routes and the scheduler call it.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CloseCode } from '@easyenclave/protocol';
 import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
 import { availableBalance } from '../ledger/accounts.js';
 import { providerStake } from '../ledger/chart.js';
 import type { LedgerStore } from '../ledger-store/ledger-store.js';
 import { runMigrations, type Store } from '../store/index.js';
-import type { MarketHooks, TunnelHub } from '../tunnel/hub.js';
 import type { AgentLink } from '../tunnel/link.js';
+import type { MarketHooks, MarketListener } from '../tunnel/ports.js';
+import type { LiveView } from '../tunnel/registry.js';
 import { fraudOp, slashOp, type FraudResult } from './ops-penalty.js';
 import { finalizeOp, renewOp, type FinalizeResult, type MarketTiming, type NodeRow, type PeriodRow } from './ops.js';
 import { periodIndex } from './period.js';
@@ -34,7 +34,8 @@ import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
 export interface MarketDeps {
   ledger: LedgerStore;
   store: Store;
-  hub: TunnelHub;
+  /** The tunnel's links, read-only, and node binding (tunnel/registry.ts). */
+  live: LiveView;
   clock: Clock;
   config: ControlPlaneConfig;
   log: Logger;
@@ -185,7 +186,7 @@ export class Market implements MarketHooks {
     if (!owner) return;
     // A banned node's machine stays banned: its agents are refused, not served as unbound agents.
     if (owner.status === 'banned') {
-      this.deps.hub.closeLink(link, CloseCode.POLICY_VIOLATION, `node ${owner.id} is banned`);
+      this.#tunnel?.refuse(link, `node ${owner.id} is banned`);
       return;
     }
     if (link.node_id === null) {
@@ -194,9 +195,16 @@ export class Market implements MarketHooks {
         .values({ agent_id: link.reg.agent_id, node_id: owner.id, via: 'ppid', bound_ms: this.now })
         .onConflict((oc) => oc.column('agent_id').doNothing())
         .execute();
-      link.node_id = owner.id;
+      this.deps.live.bindNode(link, owner.id);
       setImmediate(() => void this.refreshRanking());
     }
+  }
+
+  /** The hub: told when the routing order changes and which links the market refuses (it closes them). */
+  #tunnel: MarketListener | null = null;
+  listen(listener: MarketListener): void {
+    if (this.#tunnel !== null) throw new Error('the market has a tunnel listener already');
+    this.#tunnel = listener;
   }
 
   rank(node_id: string): number | undefined {
@@ -227,7 +235,7 @@ export class Market implements MarketHooks {
           .where('agents.last_health_pass_ms', '>=', now - this.deps.config.health_timeout_ms)
           .execute();
         const local = new Set<string>();
-        for (const l of this.deps.hub.links) if (l.reg) local.add(l.reg.agent_id);
+        for (const l of this.deps.live.links) if (l.reg) local.add(l.reg.agent_id);
         const remote = new Map<string, RemoteAgent[]>();
         for (const r of rows) {
           if (local.has(r.agent_id)) continue;
@@ -260,7 +268,7 @@ export class Market implements MarketHooks {
       healthy++;
       apps.add(r.app_name);
     }
-    for (const l of this.deps.hub.links) {
+    for (const l of this.deps.live.links) {
       if (l.node_id !== node_id || l.closed || !l.reg) continue;
       if (app !== undefined && l.reg.app_name !== app) continue;
       agents++;
@@ -373,7 +381,7 @@ export class Market implements MarketHooks {
         }
         this.#ranks = new Map(rankNodes(ok).map((n, i) => [n.node_id, i]));
         this.#refreshedAt = this.now;
-        this.deps.hub.wakeAll();
+        this.#tunnel?.routingChanged();
       } catch (err) {
         this.deps.log.error({ err }, 'market: ranking refresh failed');
       } finally {
@@ -525,8 +533,7 @@ export class Market implements MarketHooks {
     const r = await this.deps.ledger.submit(fraudOp(node_id, reason));
     if (r.outcome === 'banned') {
       logStateChange(this.deps.log, 'node_banned', { node_id, reason });
-      for (const l of [...this.deps.hub.links])
-        if (l.node_id === node_id) this.deps.hub.closeLink(l, CloseCode.POLICY_VIOLATION, 'node banned');
+      for (const l of [...this.deps.live.links]) if (l.node_id === node_id) this.#tunnel?.refuse(l, 'node banned');
       await this.refreshRanking();
     }
     return r;

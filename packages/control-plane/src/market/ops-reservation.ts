@@ -54,6 +54,7 @@ export function stateOf(r: ReservationRow): ReservationState {
     created_ms: Number(r.created_ms),
     expires_ms: Number(r.expires_ms),
     unit_prices: JSON.parse(r.unit_prices) as UnitPrices,
+    token_sha256: r.token_sha256,
   };
 }
 
@@ -120,6 +121,8 @@ export interface NewReservation {
   app_name: string;
   quota: number;
   expires_ms: number;
+  /** SHA-256 (hex) of the bearer token handed to the user once. */
+  token_sha256: string;
   /** Candidate nodes, best first, each with the agent the answer will name and the node's unit prices. */
   candidates: readonly { id: string; provider: string; agent_id: string; unit_prices: UnitPrices }[];
 }
@@ -171,6 +174,7 @@ export function createReservationOp<T>(
           node_id: node.id,
           provider: node.provider,
           agent_id: c.agent_id,
+          token_sha256: n.token_sha256,
           unit_prices: JSON.stringify(c.unit_prices),
           quota: n.quota,
           claimed: 0,

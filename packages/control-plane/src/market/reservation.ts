@@ -39,6 +39,7 @@ export interface ReservationState {
   created_ms: number;
   expires_ms: number;
   unit_prices: UnitPrices;
+  token_sha256: string | null;
 }
 
 export const reservationLockId = (id: string, seq: number) => `rsv:${id}:${seq}`;
@@ -71,6 +72,7 @@ export type ReceiptRefusal =
   | 'from_the_future'
   | 'replay'
   | 'wrong_price'
+  | 'wrong_token'
   | 'over_quota';
 
 /** What the control plane knows about a receipt key: the agent that was attested with it, and since when. */
@@ -104,6 +106,8 @@ export function judgeReceipt(
   if (r.time_ms < key.first_attested_ms) return { ok: false, code: 'not_attested_at_time' };
   if (r.time_ms < rsv.created_ms || r.time_ms >= rsv.expires_ms) return { ok: false, code: 'outside_reservation' };
   if (seen) return { ok: false, code: 'replay' };
+  if (rsv.token_sha256 === null || r.reservation_token_sha256 !== rsv.token_sha256)
+    return { ok: false, code: 'wrong_token' };
   if (!samePrices(r.unit_prices, rsv.unit_prices)) return { ok: false, code: 'wrong_price' };
   const amount = receiptAmount(r.units, r.unit_prices);
   if (amount !== BigInt(r.amount_micro_usd)) return { ok: false, code: 'wrong_price' };

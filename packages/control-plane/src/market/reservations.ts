@@ -24,6 +24,7 @@ import { MAX_RECEIPTS_PER_OP, RECEIPT_GRACE_MS, zeroToleranceReason, type Receip
 import { getReservation, nodeIncidents, RESERVATION_MIGRATIONS } from './store/reservations.js';
 import type { Db } from '../store/database.js';
 import { runMigrations } from '../store/index.js';
+import { SignatureVerifier } from './receipt-verify.js';
 import type { ApplyContext } from '../ledger-store/batch.js';
 
 /** Candidate nodes a reservation re-checks under their row locks, best first. */
@@ -52,6 +53,10 @@ export class Reservations {
   readonly db: Db;
   /** reservation id → the tail of its chain of mutations in this process. */
   #serial = new Map<string, Promise<unknown>>();
+  /** Receipt signatures are checked on worker threads (receipt-verify.ts). */
+  readonly #signatures = new SignatureVerifier();
+  /** Called once per judged receipt with `accepted` or its refusal code (the control plane's metrics). */
+  onOutcome: ((outcome: string) => void) | null = null;
   /** Receipts accepted and refused since start, by outcome (for /metrics and the bench). */
   readonly counts = { accepted: 0, refused: 0 };
 
@@ -132,7 +137,7 @@ export class Reservations {
   async candidates(app: string): Promise<ReservationCandidate[]> {
     const ranked = await this.market.candidates(app);
     const out: ReservationCandidate[] = [];
-    const { hub, config } = this.market.deps;
+    const { live, config } = this.market.deps;
     for (const n of ranked) {
       if (out.length >= MAX_RESERVATION_CANDIDATES) break;
       const prices = await this.unitPrices(n.id);
@@ -147,7 +152,7 @@ export class Reservations {
         .execute();
       const now = this.now;
       const agent = keys.find((k) => {
-        const l = hub.byAgentId.get(k.agent_id);
+        const l = live.byAgentId.get(k.agent_id);
         return (
           l !== undefined &&
           l.keyset?.receipt_public_key === k.receipt_key &&
@@ -168,7 +173,7 @@ export class Reservations {
   }
 
   create<T>(
-    r: { id: string; user_id: string; app_name: string; quota: number; expires_ms: number },
+    r: { id: string; user_id: string; app_name: string; quota: number; expires_ms: number; token_sha256: string },
     candidates: readonly ReservationCandidate[],
     then: (res: CreateReservationResult, ctx: ApplyContext) => T,
   ): Promise<T> {
@@ -198,7 +203,7 @@ export class Reservations {
     if (inputs.length > MAX_RECEIPTS_PER_CLAIM) throw new RangeError(`at most ${MAX_RECEIPTS_PER_CLAIM} receipts`);
     const out: ReceiptClaim[] = [];
     const groups = new Map<string, { index: number; v: VerifiedReceipt }[]>();
-    const checked = await Promise.all(inputs.map((x) => checkReceipt(x)));
+    const checked = await Promise.all(inputs.map((x) => checkReceipt(x, this.#signatures.verify)));
     checked.forEach((c, index) => {
       if (!c.ok) {
         const code = c.reason.split(':')[0] as ReceiptRefusal;
@@ -228,6 +233,7 @@ export class Reservations {
     );
     out.sort((a, b) => a.index - b.index);
     for (const c of out) {
+      this.onOutcome?.(c.outcome.ok ? 'accepted' : c.outcome.code);
       if (c.outcome.ok) {
         this.counts.accepted++;
         continue;
@@ -337,5 +343,10 @@ export class Reservations {
 
   get(id: string) {
     return getReservation(this.db, id);
+  }
+
+  /** Stops the signature workers. */
+  stop(): Promise<unknown> {
+    return this.#signatures.close();
   }
 }

@@ -16,9 +16,17 @@ import {
 } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
 import { requestIdOf } from '../http/request-id.js';
-import type { TunnelHub } from '../tunnel/hub.js';
+import type { ControlPlaneConfig } from '../config.js';
 import { pinnedAgent, pinnedKeyId } from './pinning.js';
 import type { AgentLink } from '../tunnel/link.js';
+import { isRefused, type Router } from '../tunnel/router.js';
+import { refusalError } from './refusals.js';
+
+/** What the proxy uses of the tunnel: the router (it picks the agent), and the limits. */
+export interface Tunnel {
+  readonly router: Router;
+  readonly config: ControlPlaneConfig;
+}
 import type { ProxyMetrics } from '../metrics.js';
 import { BodyLength, clientHead, OUR_REQUEST_ID, trailersForClient, type EntryPolicy } from './response-head.js';
 
@@ -93,13 +101,13 @@ export function openStreamError(err: unknown): ApiError {
 }
 
 export async function forward(
-  hub: TunnelHub,
+  tunnel: Tunnel,
   req: IncomingMessage,
   res: ServerResponse,
   opts: ForwardOptions,
   metrics: ProxyMetrics,
 ): Promise<void> {
-  const { config } = hub.deps;
+  const { config, router } = tunnel;
   const max_body = config.max_body_bytes;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (max_body > 0 && declared > max_body) {
@@ -118,7 +126,7 @@ export async function forward(
     return sendRawError(res, refused);
   }
   const pinned = pinnedKeyId(req.headers['ee-sealed']);
-  if (pinned !== null) return forwardPinned(hub, req, res, opts, metrics, pinned);
+  if (pinned !== null) return forwardPinned(tunnel, req, res, opts, metrics, pinned);
   const replayable = hasNoBody(req);
   const tried = new Set<AgentLink>();
   let last_error: ApiError | null = null;
@@ -127,10 +135,11 @@ export async function forward(
     // (a backend that refused connections is a 502, not a 503 after a wait).
     let link: AgentLink | ApiError;
     if (last_error === null) {
-      const got = hub.acquire(opts.app_name, null);
-      link = got instanceof Promise ? await got : got;
+      const got = router.acquire(opts.app_name, null);
+      const r = got instanceof Promise ? await got : got;
+      link = isRefused(r) ? refusalError(r) : r;
     } else {
-      link = hub.pick(opts.app_name, tried) ?? last_error;
+      link = router.pick(opts.app_name, tried) ?? last_error;
     }
     if (!('session' in link)) {
       metrics.done(link.status);
@@ -139,8 +148,8 @@ export async function forward(
     }
     if (res.destroyed) return; // the client left while we waited
     tried.add(link);
-    const outcome = await attemptOnce(hub, link, req, res, opts, replayable);
-    hub.streamDone(link, opts.app_name);
+    const outcome = await attemptOnce(config, link, req, res, opts, replayable);
+    router.streamDone(link, opts.app_name);
     if (outcome === 'done') {
       metrics.done(res.statusCode);
       return;
@@ -156,21 +165,21 @@ export async function forward(
 
 /** A sealed request goes to the agent holding its key or nowhere: one attempt, no failover (pinning.ts). */
 async function forwardPinned(
-  hub: TunnelHub,
+  tunnel: Tunnel,
   req: IncomingMessage,
   res: ServerResponse,
   opts: ForwardOptions,
   metrics: ProxyMetrics,
   key_id: string,
 ): Promise<void> {
-  const link = pinnedAgent(hub, opts.app_name, key_id);
+  const link = pinnedAgent(tunnel, opts.app_name, key_id);
   if (!('session' in link)) {
     metrics.done(link.status);
     req.resume();
     return sendRawError(res, link);
   }
-  const outcome = await attemptOnce(hub, link, req, res, opts, hasNoBody(req));
-  hub.streamDone(link, opts.app_name);
+  const outcome = await attemptOnce(tunnel.config, link, req, res, opts, hasNoBody(req));
+  tunnel.router.streamDone(link, opts.app_name);
   metrics.done(outcome === 'done' ? res.statusCode : outcome.status);
   if (outcome !== 'done') sendRawError(res, outcome);
 }
@@ -178,14 +187,13 @@ async function forwardPinned(
 type Outcome = 'done' | ApiError;
 
 function attemptOnce(
-  hub: TunnelHub,
+  config: ControlPlaneConfig,
   link: AgentLink,
   req: IncomingMessage,
   res: ServerResponse,
   opts: ForwardOptions,
   replayable: boolean,
 ): Promise<Outcome> {
-  const { config } = hub.deps;
   return new Promise<Outcome>((resolve) => {
     let stream: MuxStream;
     try {

@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import type { ApiError } from '../http-errors.js';
 import type { Keyset } from '@easyenclave/attestation';
-import type { TunnelHub } from '../tunnel/hub.js';
+import type { ControlPlaneConfig } from '../config.js';
+import type { Router } from '../tunnel/router.js';
 import type { AgentLink } from '../tunnel/link.js';
 
 const KEY_PARAM = /^v1(?:;.*)?;\s*key=([0-9a-f]{64})\s*(?:;|$)/;
@@ -32,12 +33,15 @@ function keyIdOf(k: Keyset): string {
 }
 
 /** The agent of `app_name` holding `key_id` if it can take the request now, else the error to answer. */
-export function pinnedAgent(hub: TunnelHub, app_name: string, key_id: string): AgentLink | ApiError {
-  const { health_timeout_ms, max_streams_per_agent } = hub.deps.config;
-  const now = hub.deps.clock.now();
-  const link = (hub.byApp.get(app_name) ?? []).find(
-    (l) => !l.closed && l.keyset !== null && keyIdOf(l.keyset) === key_id,
-  );
+export function pinnedAgent(
+  tunnel: { router: Router; config: ControlPlaneConfig },
+  app_name: string,
+  key_id: string,
+): AgentLink | ApiError {
+  const { health_timeout_ms, max_streams_per_agent } = tunnel.config;
+  const { router } = tunnel;
+  const now = router.now();
+  const link = router.links(app_name).find((l) => !l.closed && l.keyset !== null && keyIdOf(l.keyset) === key_id);
   const gone = (why: string): ApiError => ({
     status: 409,
     code: 'sealed_key_gone',
@@ -46,8 +50,7 @@ export function pinnedAgent(hub: TunnelHub, app_name: string, key_id: string): A
   if (link === undefined) return gone(`no agent of "${app_name}" holds it now`);
   const blocker = link.blocker(now, health_timeout_ms);
   if (blocker === 'offline' || blocker === 'draining' || blocker === 'expired') return gone(`its agent is ${blocker}`);
-  if (link.node_id !== null && hub.market?.rank(link.node_id) === undefined)
-    return gone('its node may not serve traffic now');
+  if (link.node_id !== null && !router.mayServe(link.node_id)) return gone('its node may not serve traffic now');
   if (blocker !== null || link.session.activeStreams >= max_streams_per_agent)
     return {
       status: 503,

@@ -6,8 +6,9 @@ import type { Duplex } from 'node:stream';
 import { ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
 import { rawErrorResponse } from '../http-errors.js';
 import { requestIdOf } from '../http/request-id.js';
-import type { TunnelHub } from '../tunnel/hub.js';
-import { buildHead, openStreamError, targetError, type ForwardOptions } from './forward.js';
+import { isRefused } from '../tunnel/router.js';
+import { buildHead, openStreamError, targetError, type ForwardOptions, type Tunnel } from './forward.js';
+import { refusalError } from './refusals.js';
 import { BodyLength, clientHead, OUR_REQUEST_ID, type HeadRefusal } from './response-head.js';
 
 /** Fields a 101 never passes on: framing (the connection now carries raw bytes) and proxy-to-proxy ones. */
@@ -44,7 +45,7 @@ function upgradeHead(
 }
 
 export async function forwardUpgrade(
-  hub: TunnelHub,
+  tunnel: Tunnel,
   req: IncomingMessage,
   socket: Duplex,
   early: Buffer,
@@ -53,16 +54,17 @@ export async function forwardUpgrade(
   socket.on('error', () => socket.destroy());
   const refused = targetError(opts);
   if (refused) return void socket.end(rawErrorResponse(refused, req));
-  const got = hub.acquire(opts.app_name, null);
+  const { router, config } = tunnel;
+  const got = router.acquire(opts.app_name, null);
   const link = got instanceof Promise ? await got : got;
-  if (!('session' in link)) {
-    socket.end(rawErrorResponse(link, req));
+  if (isRefused(link)) {
+    socket.end(rawErrorResponse(refusalError(link), req));
     return;
   }
   if (socket.destroyed) return;
   let stream: MuxStream;
   try {
-    stream = link.session.openStream(buildHead(req, opts, hub.deps.config.proxy_timeout_ms, true), false);
+    stream = link.session.openStream(buildHead(req, opts, config.proxy_timeout_ms, true), false);
   } catch (err) {
     socket.end(rawErrorResponse(openStreamError(err), req));
     return;
@@ -72,7 +74,7 @@ export async function forwardUpgrade(
     socket.end(
       rawErrorResponse({ status: 504, code: 'agent_timeout', message: 'no response from the agent in time' }, req),
     );
-  }, hub.deps.config.proxy_timeout_ms + 1000);
+  }, config.proxy_timeout_ms + 1000);
   const clear = () => {
     if (timer) clearTimeout(timer);
     timer = null;
@@ -86,7 +88,7 @@ export async function forwardUpgrade(
   socket.on('close', () => {
     clear();
     stream.reset(ResetCode.CANCEL, 'client disconnected');
-    hub.streamDone(link, opts.app_name);
+    router.streamDone(link, opts.app_name);
   });
   let length = new BodyLength(null);
   stream.onHeaders = (head) => {

@@ -1,11 +1,12 @@
 // One connected agent as the control plane sees it: its socket, its stream session, and the live state that
 // decides whether it may receive traffic (registered, attested, healthy, not expired, not draining).
+// Every field is read-only outside this file: its state changes only through the methods below, which the
+// tunnel's controllers call (registration, attestation, health, liveness) and the registry (node binding).
 
 import type { WebSocket } from 'ws';
 import type { MuxSession } from '@easyenclave/protocol';
 import type { Keyset } from '@easyenclave/attestation';
 import type { AttestResponseMessage } from '@easyenclave/protocol';
-import type { ApiError } from '../http-errors.js';
 
 export interface LinkRegistration {
   app_name: string;
@@ -20,11 +21,9 @@ export interface LinkRegistration {
 
 export interface PendingChallenge {
   nonce_hex: string;
-  reason: 'register' | 'interval' | 'policy' | 'client';
+  reason: 'register' | 'interval' | 'policy';
   issued_at_ms: number;
   timer: NodeJS.Timeout;
-  /** For client-relayed challenges: who is waiting for the evidence. */
-  on_evidence?: (quote: Buffer, keyset: Keyset | undefined, ok: boolean, reasons: string[]) => void;
 }
 
 /**
@@ -33,9 +32,13 @@ export interface PendingChallenge {
  * waiting; a timed-out relay moves to the link's late relays (a late answer is dropped quietly).
  */
 export interface PendingRelay {
-  settle: ((r: { ok: true; response: AttestResponseMessage } | { ok: false; error: ApiError }) => void) | null;
+  settle: ((r: RelayOutcome) => void) | null;
   timer: NodeJS.Timeout;
 }
+
+/** Why a relay ended without the agent's answer; the HTTP route maps each to the error catalogue. */
+export type RelayFailure = 'nonce_pending' | 'nonce_in_use' | 'timeout' | 'disconnected';
+export type RelayOutcome = { ok: true; response: AttestResponseMessage } | { ok: false; reason: RelayFailure };
 
 export type HealthStatus = 'pass' | 'fail';
 
@@ -72,44 +75,213 @@ export class TokenBucket {
 }
 
 export class AgentLink {
-  reg: LinkRegistration | null = null;
+  #reg: LinkRegistration | null = null;
+  #session_id: string | null = null;
+  #node_id: string | null = null;
+  #attested = false;
+  #keyset: Keyset | null = null;
+  #contender = false;
+  #last_attest_ms: number | null = null;
+  #attest_failure: string | null = null;
+  #evidence_type: string | null = null;
+  #challenge: PendingChallenge | null = null;
+  #next_attest_at_ms = Number.POSITIVE_INFINITY;
+  #policy_generation = 0;
+  #health: HealthStatus | null = null;
+  #last_health_ms: number | null = null;
+  #last_pass_ms: number | null = null;
+  #health_missed = false;
+  #last_health_persist_ms = 0;
+  #last_seen_wall_ms = Date.now();
+  #draining = false;
+  #closed = false;
+  #in_handshake = false;
+  /** Wall-clock time of the upgrade: the register deadline counts from here. */
+  readonly accepted_wall_ms = Date.now();
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly session: MuxSession,
+    readonly remote_addr: string,
+    readonly connected_at_ms: number,
+  ) {}
+
+  get reg(): LinkRegistration | null {
+    return this.#reg;
+  }
   /** Random per connection, sent in `registered`; every answer to our own challenges is signed over it. */
-  session_id: string | null = null;
+  get session_id(): string | null {
+    return this.#session_id;
+  }
   /** The market node this agent is bound to (by its node token or its verified PPID), or null. */
-  node_id: string | null = null;
-  attested = false;
-  /**
-   * The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over,
-   * and the launcher's jobs seal to it and verify usage with it.
-   */
-  keyset: Keyset | null = null;
+  get node_id(): string | null {
+    return this.#node_id;
+  }
+  get attested(): boolean {
+    return this.#attested;
+  }
+  /** The keyset of the last successful attestation: a reconnect must prove this one to take the agent id over. */
+  get keyset(): Keyset | null {
+    return this.#keyset;
+  }
   /**
    * Registered for an agent id that another live link holds: not indexed, writes no records under that id,
    * and takes the id over only once it attests with the holder's keyset (tunnel/registration.ts).
    */
-  contender = false;
-  last_attest_ms: number | null = null;
-  attest_failure: string | null = null;
-  evidence_type: string | null = null;
-  challenge: PendingChallenge | null = null;
-  next_attest_at_ms = Number.POSITIVE_INFINITY;
+  /** Was this link's last successful attestation made with `k`? */
+  attestedWith(k: Keyset): boolean {
+    const a = this.#keyset;
+    return a !== null && a.hpke_public_key === k.hpke_public_key && a.receipt_public_key === k.receipt_public_key;
+  }
+  get contender(): boolean {
+    return this.#contender;
+  }
+  get last_attest_ms(): number | null {
+    return this.#last_attest_ms;
+  }
+  get attest_failure(): string | null {
+    return this.#attest_failure;
+  }
+  get evidence_type(): string | null {
+    return this.#evidence_type;
+  }
+  get challenge(): PendingChallenge | null {
+    return this.#challenge;
+  }
+  get next_attest_at_ms(): number {
+    return this.#next_attest_at_ms;
+  }
   /** The hub's policy generation when the evidence of the last successful attestation was verified. */
-  policy_generation = 0;
-
-  health: HealthStatus | null = null;
-  last_health_ms: number | null = null;
-  last_pass_ms: number | null = null;
-  health_missed = false;
-  last_health_persist_ms = 0;
-
+  get policy_generation(): number {
+    return this.#policy_generation;
+  }
+  get health(): HealthStatus | null {
+    return this.#health;
+  }
+  get last_health_ms(): number | null {
+    return this.#last_health_ms;
+  }
+  get last_pass_ms(): number | null {
+    return this.#last_pass_ms;
+  }
+  get health_missed(): boolean {
+    return this.#health_missed;
+  }
   /** Wall-clock time of the last message or pong (liveness uses real time, never the injected clock). */
-  last_seen_wall_ms = Date.now();
-  /** Wall-clock time of the upgrade: the register deadline counts from here. */
-  readonly accepted_wall_ms = Date.now();
-  draining = false;
-  closed = false;
+  get last_seen_wall_ms(): number {
+    return this.#last_seen_wall_ms;
+  }
+  get draining(): boolean {
+    return this.#draining;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
   /** Counted against the control plane's cap on concurrent handshakes until its first attestation ends. */
-  in_handshake = false;
+  get in_handshake(): boolean {
+    return this.#in_handshake;
+  }
+  get agent_id(): string | null {
+    return this.#reg?.agent_id ?? null;
+  }
+
+  // ---- Registration (registration.ts) and the registry ----
+
+  register(reg: LinkRegistration, node_id: string | null, session_id: string, contender: boolean): void {
+    if (this.#reg !== null) throw new Error(`link of ${this.#reg.agent_id} is registered already`);
+    this.#reg = reg;
+    this.#node_id = node_id;
+    this.#session_id = session_id;
+    this.#contender = contender;
+  }
+  /** The registry binds a link to a market node (node token at register, or the PPID after attestation). */
+  bindNode(node_id: string): void {
+    this.#node_id = node_id;
+  }
+  /** A contender took its agent id over (the registry indexes it now). */
+  promote(): void {
+    this.#contender = false;
+  }
+
+  // ---- Attestation (attestation-flow.ts) ----
+
+  beginChallenge(c: PendingChallenge): void {
+    if (this.#challenge !== null) throw new Error('a challenge is pending already');
+    this.#challenge = c;
+  }
+  /** Takes the pending challenge (single use: whatever the outcome, it is spent) and stops its timer. */
+  takeChallenge(): PendingChallenge | null {
+    const c = this.#challenge;
+    this.#challenge = null;
+    if (c !== null) clearTimeout(c.timer);
+    return c;
+  }
+  attestOk(a: {
+    keyset: Keyset;
+    evidence_type: string;
+    now_ms: number;
+    policy_generation: number;
+    next_attest_at_ms: number;
+  }): void {
+    this.#attested = true;
+    this.#keyset = a.keyset;
+    this.#attest_failure = null;
+    this.#last_attest_ms = a.now_ms;
+    this.#evidence_type = a.evidence_type;
+    this.#policy_generation = a.policy_generation;
+    this.#next_attest_at_ms = a.next_attest_at_ms;
+  }
+  /** Stops routing at once (before anything else can interleave) and keeps the reasons. */
+  attestFailed(reasons: string): void {
+    this.#attested = false;
+    this.#attest_failure = reasons;
+  }
+
+  // ---- Health and liveness (the hub) ----
+
+  /** A health report; says whether it changed the state (a transition is recorded as an event). */
+  reportHealth(status: HealthStatus, now_ms: number): boolean {
+    const transition = this.#health !== status || this.#health_missed;
+    this.#health = status;
+    this.#last_health_ms = now_ms;
+    if (status === 'pass') {
+      this.#last_pass_ms = now_ms;
+      this.#health_missed = false;
+    }
+    return transition;
+  }
+  /** Whether the health row should be written now (a transition, or `interval_ms` since the last write). */
+  takeHealthPersist(transition: boolean, now_ms: number, interval_ms: number): boolean {
+    if (!transition && now_ms - this.#last_health_persist_ms < interval_ms) return false;
+    this.#last_health_persist_ms = now_ms;
+    return true;
+  }
+  healthMissed(): void {
+    this.#health_missed = true;
+  }
+  seen(now_wall_ms: number): void {
+    this.#last_seen_wall_ms = now_wall_ms;
+  }
+  /** No new streams: the agent sent GOAWAY, or a reconnect replaced this link. */
+  drain(): void {
+    this.#draining = true;
+  }
+  startHandshake(): void {
+    this.#in_handshake = true;
+  }
+  /** Ends the handshake; true when it was still counted. */
+  endHandshake(): boolean {
+    if (!this.#in_handshake) return false;
+    this.#in_handshake = false;
+    return true;
+  }
+  /** Marks the link closed; false when it was already. */
+  markClosed(): boolean {
+    if (this.#closed) return false;
+    this.#closed = true;
+    return true;
+  }
+
   /** Client-relayed challenges by nonce (hex), and their rate: made on the first relay (most agents never get one). */
   private relay_map: Map<string, PendingRelay> | null = null;
   private relay_bucket: TokenBucket | null = null;
@@ -154,17 +326,6 @@ export class AgentLink {
 
   takeControlToken(now_wall_ms: number): boolean {
     return this.control_tokens.take(now_wall_ms);
-  }
-
-  constructor(
-    readonly ws: WebSocket,
-    readonly session: MuxSession,
-    readonly remote_addr: string,
-    readonly connected_at_ms: number,
-  ) {}
-
-  get agent_id(): string | null {
-    return this.reg?.agent_id ?? null;
   }
 
   /** Healthy: a passing heartbeat within the health timeout. */

@@ -27,6 +27,8 @@ export interface MarketReservationsTable {
   provider: string;
   /** The agent chosen at creation, whose keyset the answer carried. */
   agent_id: string;
+  /** SHA-256 (hex) of the reservation's bearer token: only its holder's sealed requests are billed to it. */
+  token_sha256: string | null;
   unit_prices: string;
   quota: number;
   claimed: number;

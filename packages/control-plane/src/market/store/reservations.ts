@@ -79,6 +79,13 @@ export const RESERVATION_MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 211,
+    name: 'market: reservations keep the SHA-256 of their bearer token (receipts must name it)',
+    async up(db) {
+      await db.schema.alterTable('market_reservations').addColumn('token_sha256', 'text').execute();
+    },
+  },
 ];
 
 export const getReservation = (db: Db | Tx, id: string): Promise<MarketReservationsTable | undefined> =>
@@ -144,6 +151,8 @@ export async function nodeIncidents(
     .where('node_id', '=', node_id)
     .where('status', '=', 'authorized')
     .where('period', '>=', from_period)
+    // Authorised since the reservation began: an older ruling was known when it was made.
+    .where('authorized_ms', '>=', since_ms)
     .orderBy('id')
     .limit(8)
     .execute();
