@@ -4,10 +4,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { closeAll, onCleanup, spawnCp, startAgent, waitFor, waitRoutable, type CpProcess } from '../helpers/network.js';
+import { tmpDir } from '../helpers/tmp.js';
 import { call, createAccount } from '../ledger-http/client.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -72,7 +75,10 @@ describe('Request-Id on every response and in every log line of its request', ()
   const apiPort = () => Number(new URL(cp.api_url).port);
 
   before(async () => {
-    cp = await spawnCp({ EE_ACCESS_LOG: 'full', EE_LOG_LEVEL: 'info' });
+    // A configfs-tsm path that is a plain file: every self-quote fails, which is an error line of its request.
+    const tsm = join(tmpDir(), 'not-configfs');
+    writeFileSync(tsm, '');
+    cp = await spawnCp({ EE_ACCESS_LOG: 'full', EE_LOG_LEVEL: 'info', EE_TSM_PATH: tsm });
     startAgent({ control_ws: cp.ws_url, backend_url: await appWithItsOwnRequestId() });
     await waitRoutable(cp);
   });
@@ -97,6 +103,18 @@ describe('Request-Id on every response and in every log line of its request', ()
     );
     // Every line that names this request names it with this id, and no other request's line carries it.
     for (const l of lines().filter((x) => x.transfer_id === r.body.transfer_id)) assert.equal(l.request_id, id);
+  });
+
+  it('an error line of a request names it too', async () => {
+    const res = await fetch(`${cp.api_url}/v1/attestation?nonce=${'ab'.repeat(32)}`);
+    assert.equal(res.status, 503);
+    const id = res.headers.get('request-id')!;
+    const mine = await linesOf(id, 2);
+    const error = mine.find((l) => l.level >= 50 && l.msg === 'control plane could not produce its own quote');
+    assert.ok(error, JSON.stringify(mine));
+    assert.ok(mine.some((l) => l.msg === 'request' && l.status === 503));
+    const unnamed = lines().filter((l) => l.msg === 'control plane could not produce its own quote' && !l.request_id);
+    assert.deepEqual(unnamed, []);
   });
 
   it('an id the caller sends is kept; a malformed one is replaced', async () => {
