@@ -1,7 +1,7 @@
 // Error coverage, driven by the OpenAPI document: every mutating operation that declares a JSON body gets one
 // bad body (a required field missing, or a declared field of the wrong type), and must answer 400 with
 // `{error:{code,message,type:"invalid_request",param}}` naming that field — whichever credential the route
-// takes. A route added with a body but without a schema, or whose errors lose `type`/`param`, fails here.
+// takes; the bodiless ones get a path parameter over its limit, and must name it the same way. A route added with a body but without a schema, or whose errors lose `type`/`param`, fails here.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
@@ -83,9 +83,10 @@ describe('every mutating route answers a bad body with type and param (from the 
   });
   after(closeAll);
 
-  it('400 invalid_request with the field as param, for each one', async () => {
+  it('400 invalid_request with the field (or path parameter) as param, for each one', async () => {
     const checked: string[] = [];
     const failures: string[] = [];
+    const bodiless: { what: string; method: string; path: string; op: any }[] = [];
     for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
       if (path.startsWith('/v1/proxy/')) continue; // the apps' own bodies
       for (const [method, op] of Object.entries<any>(item)) {
@@ -94,6 +95,7 @@ describe('every mutating route answers a bad body with type and param (from the 
         const what = `${method.toUpperCase()} ${path}`;
         if (schema === undefined) {
           if (!BODILESS.has(what)) failures.push(`${what}: mutating, but declares no JSON body schema`);
+          else bodiless.push({ what, method, path, op });
           continue;
         }
         const bad = badBody(schema);
@@ -134,8 +136,30 @@ describe('every mutating route answers a bad body with type and param (from the 
         assert.equal(typeof err.message, 'string');
       }
     }
+    // Bodiless ones take their input from the path: a path parameter one character over its limit.
+    for (const { what, method, path, op } of bodiless) {
+      const param = (op.parameters ?? []).find((p: any) => p.in === 'path' && p.schema?.maxLength !== undefined);
+      if (param === undefined) {
+        failures.push(`${what}: no path parameter with a declared length limit`);
+        continue;
+      }
+      const long = 'x'.repeat(param.schema.maxLength + 1);
+      const url = cp.api_url + path.replace(`{${param.name}}`, long).replace(/\{[^}]+\}/g, 'x0');
+      let answered: { status: number; body: any } | null = null;
+      for (const token of credentials) {
+        const res = await fetch(url, { method: method.toUpperCase(), headers: { authorization: `Bearer ${token}` } });
+        const body = await res.json();
+        if (res.status === 401 || res.status === 403) continue;
+        answered = { status: res.status, body };
+        break;
+      }
+      checked.push(what);
+      const err = answered?.body?.error;
+      if (answered?.status !== 400 || err?.type !== 'invalid_request' || err?.param !== param.name)
+        failures.push(`${what} with a long ${param.name}: ${answered?.status} ${JSON.stringify(answered?.body)}`);
+    }
     assert.deepEqual(failures, []);
-    assert.ok(checked.length >= 14, `only ${checked.length} mutating routes with a body: ${checked.join(', ')}`);
+    assert.ok(checked.length >= 20, `only ${checked.length} mutating routes with a body: ${checked.join(', ')}`);
   });
 
   it('the bad-body maker breaks what it says it breaks', () => {
