@@ -15,11 +15,12 @@ import { call, createAccount } from '../ledger-http/client.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** An app that names its own request id (which must not reach the client) and echoes WebSocket messages. */
+/** An app that answers with the request id it was given, names its own (which must not reach the client), and
+ *  echoes WebSocket messages. */
 async function appWithItsOwnRequestId(): Promise<string> {
-  const server = http.createServer((_req, res) => {
+  const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'request-id': 'chosen-by-the-app' });
-    res.end('hello');
+    res.end(`hello ${String(req.headers['request-id'])}`);
   });
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
@@ -127,12 +128,15 @@ describe('Request-Id on every response and in every log line of its request', ()
     assert.match(bad.headers.get('request-id')!, UUID);
   });
 
-  it("proxied through /v1/proxy/{app}: ours replaces the app's, and the access line names it", async () => {
+  it("proxied through /v1/proxy/{app}: the app is given it, ours replaces the app's, and the access line names it", async () => {
     const res = await fetch(`${cp.api_url}/v1/proxy/demo/hello?x=1`);
     assert.equal(res.status, 200);
-    assert.equal(await res.text(), 'hello');
     const id = res.headers.get('request-id')!;
     assert.match(id, UUID);
+    assert.equal(await res.text(), `hello ${id}`, 'the app was given the same id');
+    const kept = await fetch(`${cp.api_url}/v1/proxy/demo/hello`, { headers: { 'x-request-id': 'edge-42' } });
+    assert.equal(kept.headers.get('request-id'), 'edge-42');
+    assert.equal(await kept.text(), 'hello edge-42');
     const [line] = await linesOf(id);
     assert.equal(line.msg, 'request');
     assert.deepEqual([line.entry, line.app, line.status, line.path], ['path', 'demo', 200, '/v1/proxy/demo/hello']);

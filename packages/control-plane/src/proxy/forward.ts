@@ -66,8 +66,11 @@ export function buildHead(
   const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
     ([k]) =>
       !(k.length > 12 && k.toLowerCase().startsWith('x-forwarded-')) &&
-      !(drop_cookies && k.length === 6 && k.toLowerCase() === 'cookie'),
+      !(drop_cookies && k.length === 6 && k.toLowerCase() === 'cookie') &&
+      !(k.length === 10 && k.toLowerCase() === OUR_REQUEST_ID),
   );
+  // The app sees the id the client gets back and our log lines carry (a well-formed one the client sent).
+  headers.push([OUR_REQUEST_ID, requestIdOf(req)]);
   const xff = req.headers['x-forwarded-for'];
   const peer = req.socket.remoteAddress ?? '';
   headers.push(['x-forwarded-for', xff ? `${xff}, ${peer}` : peer]);
