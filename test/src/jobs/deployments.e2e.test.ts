@@ -10,7 +10,15 @@ import { after, before, describe, it } from 'node:test';
 import { EasyEnclave } from '@easyenclave/sdk';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
-import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testCli, testImage } from '../helpers/podman.js';
+import {
+  PODMAN_SUITE_TIMEOUT_MS,
+  PODMAN_TEST_ENV,
+  podmanSkipReason,
+  removeContainersOf,
+  testCli,
+  testImage,
+  testLauncherConfig,
+} from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
 import { hostGet } from '../lifecycle/util.js';
@@ -32,6 +40,7 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
   let ee: EasyEnclave;
   const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
   const launcherState = tmpDir('ee-launcher-');
+  const home = tmpDir('ee-home-');
 
   const containersOf = async (id: string) =>
     (await testCli().ok(['ps', '--format={{.Names}}', `--filter=name=^ee-${id}-`])).toString().trim();
@@ -71,6 +80,8 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
   after(async () => {
     launcher?.kill('SIGTERM');
     await closeAll();
+    // A failed test may leave a deployment's container running (a stopped launcher leaves its containers).
+    await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: launcherId, EE_LAUNCHER_STATE_DIR: launcherState }));
   });
 
   it('serves HTTP through the proxy, survives an image update with zero failed requests, and stops', async () => {
@@ -125,10 +136,19 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     await waitFor(async () => (await hostGet(cp, '/', app)).status !== 200, 30_000, 'the app to stop serving');
   });
 
-  it('is stopped when its lease ends (one period of the sandbox clock)', async () => {
+  it('ee deploy create|show: is stopped when its lease ends (one period of the sandbox clock)', async () => {
     const app = `once-${randomBytes(3).toString('hex')}`;
-    const d = await ee.deploy({ app, image, command: HTTPD(8081), port: 8081, periods: 1 });
-    assert.equal(d.state, 'running', d.reason);
+    const ee_ = (args: string[]) =>
+      spawnEe(['deploy', args[0]!, '--json', ...args.slice(1)], {
+        EE_CONTROL_URL: cp.api_url,
+        EE_API_KEY: user.key,
+        EE_NETWORK: 'sandbox-1',
+        HOME: home,
+      });
+    const create = ee_(['create', app, image, '--port', '8081', '--periods', '1', '--', ...HTTPD(8081)]);
+    assert.equal(await create.exited, 0, create.output());
+    const d = JSON.parse(create.output().trim().split('\n').at(-1)!) as { deployment_id: string; state: string };
+    assert.equal(d.state, 'running', create.output());
     assert.equal((await hostGet(cp, '/', app)).status, 200);
     const ended = await waitFor(
       async () => {
@@ -141,5 +161,8 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     assert.equal(ended.lease?.status, 'ended');
     assert.match(ended.reason, /the lease ended/);
     assert.equal(await containersOf(d.deployment_id), '');
+    const show = ee_(['show', d.deployment_id]);
+    assert.equal(await show.exited, 0, show.output());
+    assert.match(show.output(), /"state":"stopped"/);
   });
 });
