@@ -248,11 +248,13 @@ export async function startControlPlane(
 
   // `/v1/proxy/{app}` is on the API's origin: see proxy/response-head.ts.
   const pathPolicy = { path_entry: true, path_active_content: config.proxy_path_active_content };
+  const access_log = new AccessLog(config.access_log);
+  const observers = { metrics, log: log as FastifyBaseLogger, access_log };
   const proxyViaPath = (req: IncomingMessage, res: ServerResponse) => {
     const target = parseProxyPath(req.url!);
     if (!target)
       return sendRawError(res, { status: 404, code: 'unknown_app', message: 'expected /v1/proxy/{app}/{path}' });
-    observeProxy(metrics, res, 'path', target.app_name);
+    observeProxy(observers, req, res, 'path', target.app_name);
     void forward(
       tunnel,
       req,
@@ -269,7 +271,7 @@ export async function startControlPlane(
     // Every log line of a request carries its id (pino child logger); the access log is ours (error-handler.ts).
     loggerInstance: log as FastifyBaseLogger,
     genReqId: requestIdOf,
-    logController: new AccessLog(config.access_log),
+    logController: access_log,
     clientErrorHandler: onClientError,
     bodyLimit: API_BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
@@ -287,7 +289,7 @@ export async function startControlPlane(
         if (url === '/v1/tunnel' || url.startsWith('/v1/tunnel?')) {
           apiGuard.release(socket); // an agent's tunnel: the hub bounds those, many may share one address
           const refused = hub.handleUpgrade(req, socket, head);
-          if (refused !== null) socket.end(rawErrorResponse(upgradeRefusalError(refused)));
+          if (refused !== null) socket.end(rawErrorResponse(upgradeRefusalError(refused), req));
           return;
         }
         const target = url.startsWith(PROXY_PREFIX) ? parseProxyPath(url) : null;
@@ -373,7 +375,7 @@ export async function startControlPlane(
         code: 'unknown_host',
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
-    observeProxy(metrics, res, 'host', app_name);
+    observeProxy(observers, req, res, 'host', app_name);
     void forward(
       tunnel,
       req,

@@ -2,15 +2,33 @@
 // every route fastify serves is in it, every operation in it is a route that exists (fastify's or one of the
 // raw routes), and errors are documented with the one error shape.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { RAW_ROUTES } from '@easyenclave/control-plane/http/openapi';
+import Fastify from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { openApiRoutes, RAW_ROUTES, registerOpenApi } from '@easyenclave/control-plane/http/openapi';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { closeAll, startCp } from '../helpers/network.js';
+import { routeMismatch } from './contract.js';
 
-/** fastify's `/v1/nodes/:node` in the document's syntax: `/v1/nodes/{node}`. */
-const openApiPath = (url: string) => url.replace(/:([A-Za-z_]+)/g, '{$1}');
-const key = (method: string, url: string) => `${method.toUpperCase()} ${url}`;
+/** The first line of the answer to a raw HTTP/1.1 request (the connection is closed after it). */
+function statusLine(port: number, head: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(head));
+    let got = '';
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\n')) {
+        s.destroy();
+        resolve(got.split('\r\n')[0]!);
+      }
+    });
+    s.on('end', () => resolve(got.split('\r\n')[0]!));
+    s.on('error', reject);
+  });
+}
 
 describe('OpenAPI document', () => {
   let cp: ControlPlane;
@@ -32,20 +50,71 @@ describe('OpenAPI document', () => {
   });
 
   it('documents every registered route, and every documented route exists', () => {
-    const served = new Set(cp.api_routes.map((r) => key(r.method, openApiPath(r.url))));
-    for (const r of RAW_ROUTES) served.add(key(r.method, r.url));
-    const documented = new Set<string>();
-    for (const [path, item] of Object.entries<Record<string, unknown>>(doc.paths)) {
-      for (const method of Object.keys(item)) {
-        if (['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'].includes(method))
-          documented.add(key(method, path));
+    const m = routeMismatch(cp.api_routes, RAW_ROUTES, doc);
+    assert.ok(m.served > 30, `only ${m.served} routes seen`);
+    assert.deepEqual(m.undocumented, [], 'routes served but not documented');
+    assert.deepEqual(m.phantom, [], 'routes documented but not served');
+  });
+
+  it('the raw routes it documents are answered by their raw handlers, not by "no route"', async () => {
+    const port = Number(new URL(cp.api_url).port);
+    for (const r of RAW_ROUTES) {
+      if (r.url.startsWith('/v1/proxy/')) {
+        const res = await fetch(`${cp.api_url}/v1/proxy/nosuch/x`, { method: r.method });
+        assert.equal(res.status, 404, r.method);
+        if (r.method !== 'HEAD') assert.equal(((await res.json()) as any).error.code, 'unknown_app', r.method);
+      } else {
+        // The tunnel is an upgrade only: a handshake with a malformed key reaches the WebSocket server (400),
+        // where a path with no upgrade handler is a 404.
+        const line = await statusLine(
+          port,
+          `${r.method} ${r.url} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n',
+        );
+        assert.match(line, /^HTTP\/1\.1 400 /, `${r.method} ${r.url}`);
+        const nothing = await statusLine(
+          port,
+          'GET /v1/not-a-tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n',
+        );
+        assert.match(nothing, /^HTTP\/1\.1 404 /);
       }
     }
-    assert.ok(served.size > 30, `only ${served.size} routes seen`);
-    const undocumented = [...served].filter((r) => !documented.has(r));
-    const phantom = [...documented].filter((r) => !served.has(r));
-    assert.deepEqual(undocumented, [], 'routes served but not documented');
-    assert.deepEqual(phantom, [], 'routes documented but not served');
+  });
+
+  it('fails when a route is left out of the document, or a documented one is not served', async () => {
+    // A server built like the control plane's: routes collected by onRoute, the document by @fastify/swagger.
+    const app = Fastify();
+    app.setValidatorCompiler(validatorCompiler);
+    app.setSerializerCompiler(serializerCompiler);
+    const routes: { method: string; url: string }[] = [];
+    app.addHook('onRoute', (r) => {
+      for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+    });
+    await registerOpenApi(app);
+    await app.register(openApiRoutes);
+    const typed = app.withTypeProvider<ZodTypeProvider>();
+    typed.post('/v1/things', { schema: { body: z.object({ name: z.string() }) } }, async () => ({}));
+    typed.post('/v1/secret', { schema: { hide: true, body: z.object({ name: z.string() }) } }, async () => ({}));
+    await app.ready();
+    const small = app.swagger() as any;
+    const m = routeMismatch(routes, RAW_ROUTES, small);
+    assert.deepEqual(m.undocumented, ['POST /v1/secret']);
+    assert.deepEqual(m.phantom, []);
+    // The control plane's document minus one operation, against its real routes.
+    const trimmed = structuredClone(doc);
+    delete trimmed.paths['/v1/credits/transfer'].post;
+    assert.deepEqual(routeMismatch(cp.api_routes, RAW_ROUTES, trimmed).undocumented, ['POST /v1/credits/transfer']);
+    const extra = structuredClone(doc);
+    extra.paths['/v1/nowhere'] = { get: { responses: { '200': { description: 'x' } } } };
+    assert.deepEqual(routeMismatch(cp.api_routes, RAW_ROUTES, extra).phantom, ['GET /v1/nowhere']);
+    await app.close();
+  });
+
+  it('an invalid document fails validation', async () => {
+    const broken = structuredClone(doc);
+    broken.paths['/v1/credits/transfer'].post.responses = 'none';
+    assert.equal((await new Validator().validate(broken)).valid, false);
   });
 
   it('declares request schemas and the error shape with its type and param', () => {

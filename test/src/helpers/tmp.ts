@@ -13,7 +13,15 @@ export function tmpDir(prefix = 'ee-test-'): string {
     hooked = true;
     // 'exit' handlers must be synchronous, hence rmSync.
     process.on('exit', () => {
-      for (const d of created) rmSync(d, { recursive: true, force: true });
+      // A helper process that outlives its test (a browser's) may still be writing: retry, and never let the
+      // clean-up of a temporary directory fail a test file that passed.
+      for (const d of created) {
+        try {
+          rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+        } catch (err) {
+          process.stderr.write(`could not remove ${d}: ${(err as Error).message}\n`);
+        }
+      }
     });
   }
   return dir;

@@ -6,7 +6,20 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { EasyEnclave } from '@easyenclave/sdk';
-import { closeAll, freePort, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
+import type { EvidenceVerifier } from '@easyenclave/attestation';
+import { createVerifier } from '@easyenclave/control-plane/attestation/verifier';
+import { loadControlPlaneConfig } from '@easyenclave/control-plane/config';
+import {
+  closeAll,
+  cpEnv,
+  freePort,
+  quietLogger,
+  spawnEe,
+  startCp,
+  waitFor,
+  wsUrl,
+  type ProcessHandle,
+} from '../helpers/network.js';
 import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testImage } from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
@@ -24,7 +37,17 @@ describe('private jobs: logs and a control-plane restart', { skip, timeout: PODM
   const dbPath = join(tmpDir(), 'cp.db');
   let ports: Record<string, string>;
 
-  const start = () => startCp({ ...ports, EE_DB_PATH: dbPath, EE_HEALTH_TIMEOUT_SEC: '30' });
+  // The real verifier, which a test can make refuse every evidence (a node failing attestation).
+  const real = createVerifier(loadControlPlaneConfig(cpEnv()), quietLogger());
+  let refuse = false;
+  const verifier: EvidenceVerifier = {
+    verify: (input) =>
+      refuse
+        ? Promise.resolve({ ok: false, evidence_type: 'sandbox', reasons: ['refused by the test'] })
+        : real.verify(input),
+  } as EvidenceVerifier;
+  // A long health timeout: only a failed attestation can end a job quickly.
+  const start = () => startCp({ ...ports, EE_DB_PATH: dbPath, EE_HEALTH_TIMEOUT_SEC: '300' }, { verifier });
   const ee = (args: string[]) =>
     spawnEe(['jobs', ...args], {
       EE_CONTROL_URL: cp.api_url,
@@ -107,6 +130,22 @@ describe('private jobs: logs and a control-plane restart', { skip, timeout: PODM
     assert.equal(out.result!.exit_code, 0);
     assert.equal(out.usage_verified, true, 'the usage record was checked against the attested key');
     assert.equal(seen[seen.length - 1], 'succeeded');
+  });
+
+  it('a node whose launcher fails attestation while a job runs gets the job failed and refunded at once', async () => {
+    const run = ee(['run', image, '--max-runtime', '200', '--', 'sleep', '150']);
+    assert.equal(await run.exited, 0, run.output());
+    const id = run.output().trim().split('\n').pop()!;
+    await waitFor(async () => (await job(id)).state === 'running', 30_000, 'the job to run');
+    refuse = true;
+    cp.hub.reattestAll();
+    await waitFor(async () => (await job(id)).state === 'failed', 60_000, 'the job to fail');
+    const j = await job(id);
+    assert.match(j.reason, /failed attestation/);
+    assert.equal(j.settled_micro_usd, 0);
+    assert.equal(j.refunded_micro_usd, j.locked_micro_usd);
+    refuse = false;
+    await placeable();
   });
 
   it('a control plane restarted while a job runs loses nothing: the job ends, settles once, its history is whole', async () => {

@@ -17,8 +17,8 @@ import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-stor
 import { accountFromRow, entryFromJournalRow } from '@easyenclave/control-plane/ledger-store/rows';
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
 import { RESERVATION_MIGRATIONS } from '@easyenclave/control-plane/market/store/reservations';
+import { claimReceiptsOp } from '@easyenclave/control-plane/market/ops-receipts';
 import {
-  claimReceiptsOp,
   closeReservationOp,
   createReservationOp,
   rollReservationOp,

@@ -91,13 +91,24 @@ test(
         '--no-sandbox',
         '--disable-gpu',
         '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
         `--user-data-dir=${tmpDir()}`,
         `http://127.0.0.1:${port}/`,
       ],
-      { stdio: 'ignore' },
+      // Its own process group: Chromium's helper processes go with it, so none writes to the profile afterwards.
+      { stdio: 'ignore', detached: true },
     );
-    onCleanup(() => {
-      child.kill('SIGKILL');
+    onCleanup(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+      await exited;
     });
     await waitFor(() => result, 60_000, 'the page to report');
     const r = result!;

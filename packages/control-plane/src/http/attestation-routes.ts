@@ -104,7 +104,7 @@ export async function attestationRoutes(base: FastifyInstance, opts: Attestation
       try {
         quote = await provider.getQuote(report_data);
       } catch (e) {
-        log.error({ err: (e as Error).message }, 'control plane could not produce its own quote');
+        req.log.error({ err: (e as Error).message }, 'control plane could not produce its own quote');
         throw apiFailure('quote_unavailable');
       } finally {
         inflight--;

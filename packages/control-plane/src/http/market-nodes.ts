@@ -103,7 +103,7 @@ async function nodeDetail(market: Market, n: NodeRow) {
       kind: x.kind,
       ...money('amount', x.amount),
       reason: x.reason,
-      at: iso(x.at_ms),
+      at: iso(x.at_ms)!,
     })),
   };
 }

@@ -136,7 +136,7 @@ const EligibilityFields = {
   eligible: z.boolean(),
   ineligible_reasons: z.array(z.string()),
   trust: z.number(),
-  effective_price_per_vcpu_hour_micro_usd: z.number(),
+  effective_price_per_vcpu_hour_micro_usd: MicroUsd,
 };
 
 export const RegisteredNodeView = z.looseObject({
@@ -151,11 +151,29 @@ export const NodeDetailView = z.looseObject({
   ...NodeSummaryFields,
   ...EligibilityFields,
   stake: z.looseObject({ ...moneyOut('held'), ...moneyOut('required'), per: z.literal('provider') }),
-  live: z.looseObject({ agents: z.number(), attested: z.number(), healthy: z.number(), apps: z.array(z.string()) }),
-  agents: z.array(z.looseObject({ agent_id: z.string(), via: z.string(), connected: z.boolean() })),
+  live: z.looseObject({
+    agents: z.number().int().min(0),
+    attested: z.number().int().min(0),
+    healthy: z.number().int().min(0),
+    apps: z.array(z.string()),
+  }),
+  agents: z.array(
+    z.looseObject({
+      agent_id: z.string(),
+      via: z.string(),
+      bound_at: IsoTime.nullable(),
+      app: z.string().nullable(),
+      connected: z.boolean(),
+      health: z.string().nullable(),
+      attested: z.boolean(),
+      last_attest: IsoTime.nullable(),
+    }),
+  ),
   attestations: z.array(z.looseObject({ agent_id: z.string(), at: IsoTime, ok: z.boolean() })),
   health_events: z.array(z.looseObject({ agent_id: z.string(), at: IsoTime, kind: z.string() })),
-  slashes: z.array(z.looseObject({ id: z.string(), kind: z.string(), ...moneyOut('amount') })),
+  slashes: z.array(
+    z.looseObject({ id: z.string(), kind: z.string(), ...moneyOut('amount'), reason: z.string(), at: IsoTime }),
+  ),
 });
 export const StakeView = z.looseObject({
   node_id: z.string(),

@@ -74,14 +74,24 @@ const Nonce = z
 
 export { Nonce };
 
-const Keyset = z.object({ hpke_public_key: z.string(), receipt_public_key: z.string() });
+// Evidence fields as the agents and the verifier produce them, documented (not re-validated on the way out: an
+// agent's evidence is relayed as produced and the client's verifier judges it).
+const NonceOut = z.string().meta({ description: 'the caller’s nonce, 64 hex characters', pattern: '^[0-9a-f]{64}$' });
+const ReportDataOut = z
+  .string()
+  .meta({ description: 'the quote’s report data, 128 hex characters', pattern: '^[0-9a-f]{128}$' });
+
+const PublicKeyOut = z
+  .string()
+  .meta({ description: 'a 32-byte public key, 64 hex characters', pattern: '^[0-9a-f]{64}$' });
+const Keyset = z.object({ hpke_public_key: PublicKeyOut, receipt_public_key: PublicKeyOut });
 
 export const SelfAttestationView = z.looseObject({
   evidence_type: z.enum(['tdx', 'sandbox']),
   quote: z.string().meta({ description: 'base64' }),
-  report_data: z.string().meta({ description: 'hex' }),
+  report_data: ReportDataOut,
   keyset: Keyset,
-  nonce: z.string(),
+  nonce: NonceOut,
   sandbox: z.boolean(),
   measurements: z.record(z.string(), z.string()),
   repo: z.string(),
@@ -97,9 +107,9 @@ export const AppAttestationView = z.looseObject({
   release_tag: z.string(),
   evidence_type: z.enum(['tdx', 'sandbox']),
   sandbox: z.boolean(),
-  nonce: z.string(),
+  nonce: NonceOut,
   quote: z.string(),
-  report_data: z.string(),
+  report_data: ReportDataOut,
   keyset: Keyset.nullable(),
   measurements: z.record(z.string(), z.string()),
 });

@@ -3,7 +3,8 @@
 // Every decision about state and money is the state machine's and the ledger operation's; this file only
 // decides WHEN to ask: on each launcher state read (registry.ts), and on a sweep for launchers that vanished
 // (failed and refunded after the health timeout) and for jobs long past their max runtime with no report.
-// The jobs table is the truth: a restarted control plane picks every unfinished job up from it.
+// The jobs table is the truth: a restarted control plane picks every unfinished job up from it. (A little over
+// 400 lines: placement, dispatch, reconciliation and the sweep share the set of assignments in flight.)
 import type { Logger } from 'pino';
 import { LAUNCHER_APP, LauncherJob, USAGE_RECORD_DOMAIN, type Assignment } from '@easyenclave/protocol/launcher';
 import { verifyRecord } from '@easyenclave/protocol/signed-record';
@@ -344,8 +345,21 @@ export class JobsService {
         .orderBy('created_ms')
         .limit(MAX_JOBS_PER_RECONCILE)
         .execute()) as JobRow[];
+      const failedAt = new Map<string, { at_ms: number; failure: string } | null>();
       for (const row of rows) {
         if (this.dispatching.has(row.id)) continue;
+        // Zero tolerance: a node whose launcher failed attestation while the job was on it refunds it at once.
+        if (this.deps.registry.link(row.node_id) === null) {
+          if (!failedAt.has(row.node_id)) failedAt.set(row.node_id, await this.attestationFailure(row.node_id, rows));
+          const f = failedAt.get(row.node_id);
+          if (f && f.at_ms >= row.created_ms) {
+            await this.event(row.id, {
+              type: 'lost',
+              reason: `the node's launcher failed attestation: ${f.failure}`.slice(0, 256),
+            });
+            continue;
+          }
+        }
         const missing = this.deps.registry.missingSince(row.node_id);
         if (now - Math.max(missing, row.created_ms) > this.deps.health_timeout_ms) {
           await this.event(row.id, {
@@ -367,6 +381,26 @@ export class JobsService {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /** The latest failed attestation of a launcher bound to the node since its oldest unfinished job, if any. */
+  private async attestationFailure(
+    node_id: string,
+    rows: readonly JobRow[],
+  ): Promise<{ at_ms: number; failure: string } | null> {
+    const since = Math.min(...rows.filter((r) => r.node_id === node_id).map((r) => r.created_ms));
+    const r = await this.db
+      .selectFrom('attestations')
+      .innerJoin('market_node_agents', 'market_node_agents.agent_id', 'attestations.agent_id')
+      .select(['attestations.at_ms', 'attestations.failure'])
+      .where('market_node_agents.node_id', '=', node_id)
+      .where('attestations.app_name', '=', LAUNCHER_APP)
+      .where('attestations.ok', '=', 0)
+      .where('attestations.at_ms', '>=', since)
+      .orderBy('attestations.at_ms', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return r ? { at_ms: Number(r.at_ms), failure: r.failure ?? 'failed' } : null;
   }
 
   /**

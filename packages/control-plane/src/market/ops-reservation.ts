@@ -1,4 +1,4 @@
-// Reservations as ledger operations (like ops.ts for leases): `prepare` reads and locks the reservation row
+// Reservations as ledger operations (like ops.ts for leases; receipts in ops-receipts.ts): `prepare` reads and locks the reservation row
 // (and the node rows at creation) inside the ledger's transaction, `apply` runs the pure core
 // (reservation.ts) and the engine, and the rows are written by `writes.after` in the same transaction, so
 // money, receipts and reservation state commit together or not at all. Transfer ids are deterministic
@@ -10,7 +10,7 @@
 //   roll     void rsv:{id}:k ─┐ at a period boundary: the remainder goes back to the user and,
 //            PENDING the rest ┘ while the reservation lasts, is locked again for the new period
 //   close    void rsv:{id}:k (cancel, end of lifetime, zero tolerance)       rsvrefund:{id}:k
-import type { UnitPrices, UsageReceipt } from '@easyenclave/protocol/receipt';
+import type { UnitPrices } from '@easyenclave/protocol/receipt';
 import { providerEarnings, providerStake } from '../ledger/chart.js';
 import { createTransfers } from '../ledger/engine.js';
 import { transferRefusal } from '../ledger/refusal.js';
@@ -20,21 +20,14 @@ import type { StoreDialect } from '../store/migrations.js';
 import { providerRequirements, stakeHeld, type MarketRefusal, type MarketTiming, type NodeRow } from './ops.js';
 import { periodIndex } from './period.js';
 import {
-  judgeReceipt,
   lockDeadline,
   remaining,
-  reservationClaimId,
   reservationLockId,
   reservationRefundId,
-  zeroToleranceReason,
-  type AttestedKey,
-  type NodeIncidents,
-  type ReceiptRefusal,
   type ReservationState,
 } from './reservation.js';
 import type { Tx } from '../store/database.js';
-import type { MarketReceiptsTable, MarketReservationsTable } from './store/reservation-schema.js';
-import { nodeIncidents } from './store/reservations.js';
+import type { MarketReservationsTable } from './store/reservation-schema.js';
 
 export type ReservationRow = MarketReservationsTable;
 
@@ -58,11 +51,17 @@ export function stateOf(r: ReservationRow): ReservationState {
   };
 }
 
-async function lockReservation(tx: Tx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
+export async function lockReservation(tx: Tx, d: StoreDialect, id: string): Promise<ReservationRow | undefined> {
   return forUpdate(tx.selectFrom('market_reservations').selectAll().where('id', '=', id), d).executeTakeFirst();
 }
 
-function pendingLock(r: ReservationState, seq: number, amount: number, now_ms: number, t: MarketTiming): TransferInput {
+export function pendingLock(
+  r: ReservationState,
+  seq: number,
+  amount: number,
+  now_ms: number,
+  t: MarketTiming,
+): TransferInput {
   return {
     id: reservationLockId(r.id, seq),
     debit_account: r.user_id,
@@ -74,14 +73,14 @@ function pendingLock(r: ReservationState, seq: number, amount: number, now_ms: n
   };
 }
 
-const ok = (r: TransferResult | undefined) => r === 'ok' || r === 'exists';
+export const ok = (r: TransferResult | undefined) => r === 'ok' || r === 'exists';
 
 /** Whether the reservation's current lock is still held (the ledger voids it by itself at its deadline). */
-const lockHeld = (ctx: ApplyContext, r: ReservationState): boolean =>
+export const lockHeld = (ctx: ApplyContext, r: ReservationState): boolean =>
   ctx.state.pending.get(reservationLockId(r.id, r.lock_seq)) === 'pending';
 
 /** Voids the current lock and marks the reservation closed (a lock the ledger already expired is as good). */
-function close(ctx: ApplyContext, r: ReservationState, reason: string): void {
+export function close(ctx: ApplyContext, r: ReservationState, reason: string): void {
   if (lockHeld(ctx, r)) voidLock(ctx, r);
   r.status = 'closed';
   const id = r.id;
@@ -292,160 +291,6 @@ export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled
           .execute();
       });
       return 'rolled';
-    },
-  };
-}
-
-// ---------- Receipts ----------
-
-export interface VerifiedReceipt {
-  receipt: UsageReceipt;
-  /** The canonical JSON of the signed receipt, stored as received. */
-  signed: string;
-}
-
-export type ReceiptOutcome = { ok: true; amount: number } | { ok: false; code: ReceiptRefusal };
-
-/**
- * Claims receipts of ONE reservation (their signatures already checked): each accepted receipt posts exactly
- * its amount from the lock and locks the rest again, and its row is stored with the transfer, atomically.
- * The caller runs at most one such operation per reservation at a time (the reservation row is the unit of
- * serialisation; on PostgreSQL it is also locked FOR UPDATE).
- */
-export function claimReceiptsOp(
-  id: string,
-  receipts: readonly VerifiedReceipt[],
-  t: MarketTiming,
-): LedgerOp<ReceiptOutcome[]> {
-  let row: ReservationRow | undefined;
-  const keys = new Map<string, AttestedKey>();
-  const seen = new Set<string>();
-  let incidents: NodeIncidents | undefined;
-  return {
-    accounts: [],
-    transfers: [],
-    async prepare(anyTx, d) {
-      const tx = anyTx;
-      row = await lockReservation(tx, d, id);
-      keys.clear();
-      seen.clear();
-      incidents = undefined;
-      if (!row) return;
-      const s = stateOf(row);
-      const keyIds = [...new Set(receipts.map((r) => r.receipt.key))];
-      if (keyIds.length > 0) {
-        const rows = await tx.selectFrom('market_agent_keys').selectAll().where('receipt_key', 'in', keyIds).execute();
-        for (const k of rows)
-          keys.set(k.receipt_key, {
-            key: k.receipt_key,
-            agent_id: k.agent_id,
-            node_id: k.node_id,
-            first_attested_ms: Number(k.first_attested_ms),
-          });
-        const used = await tx
-          .selectFrom('market_receipts')
-          .select(['receipt_key', 'seq'])
-          .where('receipt_key', 'in', keyIds)
-          .where(
-            'seq',
-            'in',
-            receipts.map((r) => r.receipt.seq),
-          )
-          .execute();
-        for (const u of used) seen.add(`${u.receipt_key}:${Number(u.seq)}`);
-      }
-      if (s.status === 'open')
-        incidents = await nodeIncidents(tx, s.node_id, s.created_ms, periodIndex(s.created_ms, t.period_ms));
-      const transfers = [reservationRefundId(id, s.lock_seq)];
-      for (let k = 0; k <= receipts.length; k++) {
-        transfers.push(reservationLockId(id, s.lock_seq + k));
-        transfers.push(reservationClaimId(id, s.lock_seq + k));
-        transfers.push(reservationRefundId(id, s.lock_seq + k));
-      }
-      return { accounts: [s.user_id, providerEarnings(s.provider)], transfers };
-    },
-    apply(ctx) {
-      const s = row ? stateOf(row) : undefined;
-      const out: ReceiptOutcome[] = [];
-      if (s && s.status === 'open' && incidents) {
-        const reason = zeroToleranceReason(incidents);
-        if (reason !== null) close(ctx, s, reason);
-        else if (remaining(s) > 0 && !lockHeld(ctx, s)) close(ctx, s, 'lock_expired');
-      }
-      const stored: MarketReceiptsTable[] = [];
-      const startSeq = s?.lock_seq ?? 0;
-      for (const v of receipts) {
-        const r = v.receipt;
-        const tag = `${r.key}:${r.seq}`;
-        const j = judgeReceipt(r, s, keys.get(r.key), seen.has(tag), ctx.now_ms);
-        if (!j.ok) {
-          out.push(j);
-          continue;
-        }
-        const st = s!;
-        const rest = remaining(st) - j.amount;
-        let transfer_id: string | null = null;
-        if (j.amount > 0) {
-          const chain: TransferInput[] = [
-            {
-              id: reservationClaimId(id, st.lock_seq),
-              debit_account: st.user_id,
-              credit_account: providerEarnings(st.provider),
-              pending_id: reservationLockId(id, st.lock_seq),
-              amount: BigInt(j.amount),
-              flags: rest > 0 ? { post_pending: true, linked: true } : { post_pending: true },
-              reference: `receipt:${r.seq}`,
-            },
-          ];
-          if (rest > 0) chain.push(pendingLock(st, st.lock_seq + 1, rest, ctx.now_ms, t));
-          const results = createTransfers(ctx.state, chain, ctx.now_ms);
-          // The lock is held (checked above) and covers the amount: the chain cannot fail.
-          if (!results.every(ok)) throw new Error(`reservation ${id}: claim on lock ${st.lock_seq} failed: ${results}`);
-          transfer_id = chain[0]!.id;
-          st.lock_seq += rest > 0 ? 1 : 0;
-        }
-        st.claimed += j.amount;
-        seen.add(tag);
-        stored.push({
-          receipt_key: r.key,
-          seq: r.seq,
-          reservation_id: id,
-          request_id: r.request_id,
-          amount: j.amount,
-          time_ms: r.time_ms,
-          accepted_ms: ctx.now_ms,
-          transfer_id,
-          signed: v.signed,
-        });
-        out.push({ ok: true, amount: j.amount });
-        if (remaining(st) === 0) {
-          st.status = 'closed';
-          const at = ctx.now_ms;
-          ctx.writes.after.push(async (tx) => {
-            await tx
-              .updateTable('market_reservations')
-              .set({ status: 'closed', end_reason: 'exhausted', closed_ms: at })
-              .where('id', '=', id)
-              .execute();
-          });
-        }
-      }
-      if (s && stored.length > 0) {
-        const claimed = s.claimed;
-        const lock_seq = s.lock_seq;
-        const n = stored.length;
-        if (s.lock_seq < startSeq) throw new Error('reservation: lock sequence went backwards');
-        if (claimed > s.quota) throw new Error(`reservation ${id}: claimed ${claimed} exceeds quota ${s.quota}`);
-        ctx.writes.after.push(async (tx) => {
-          await tx.insertInto('market_receipts').values(stored).execute();
-          await tx
-            .updateTable('market_reservations')
-            .set((eb) => ({ claimed, lock_seq, receipts: eb('receipts', '+', n) }))
-            .where('id', '=', id)
-            .execute();
-        });
-      }
-      return out;
     },
   };
 }

@@ -9,16 +9,14 @@ import type { AgentLink } from '../tunnel/link.js';
 import type { ReceiptVerdict } from '../tunnel/receipts.js';
 import type { Market } from './market.js';
 import {
-  claimReceiptsOp,
   closeReservationOp,
   createReservationOp,
   rollReservationOp,
   stateOf,
   type CloseResult,
   type CreateReservationResult,
-  type ReceiptOutcome,
-  type VerifiedReceipt,
 } from './ops-reservation.js';
+import { claimReceiptsOp, type ReceiptOutcome, type VerifiedReceipt } from './ops-receipts.js';
 import { periodIndex } from './period.js';
 import { MAX_RECEIPTS_PER_OP, RECEIPT_GRACE_MS, zeroToleranceReason, type ReceiptRefusal } from './reservation.js';
 import { getReservation, nodeIncidents, RESERVATION_MIGRATIONS } from './store/reservations.js';

@@ -1,8 +1,10 @@
 // Request-level observation: API latency per route pattern, proxied-request latency per entry point and app,
 // and the request id carried into asynchronous work (correlation.ts) so ledger lines name their request.
-import type { ServerResponse } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { withRequestId } from '../correlation.js';
+import type { AccessLog } from '../http/access-log.js';
+import { requestIdOf } from '../http/request-id.js';
 import type { ControlPlaneMetrics, ProxyEntry } from '../metrics.js';
 
 /** Route label for a request that matched no route (bounded: never the raw path). */
@@ -17,8 +19,32 @@ export function observeApi(app: FastifyInstance, metrics: ControlPlaneMetrics): 
   });
 }
 
-/** Times one proxied request to the end of its response (or to the client going away). */
-export function observeProxy(metrics: ControlPlaneMetrics, res: ServerResponse, entry: ProxyEntry, app: string): void {
+export interface ProxyObservers {
+  metrics: ControlPlaneMetrics;
+  log: FastifyBaseLogger;
+  access_log: AccessLog;
+}
+
+/** Times one proxied request to the end of its response (or to the client going away), and logs its line. */
+export function observeProxy(
+  o: ProxyObservers,
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: ProxyEntry,
+  app: string,
+): void {
   const start_ms = performance.now();
-  res.once('close', () => metrics.proxyRequest(entry, app, res.statusCode, (performance.now() - start_ms) / 1000));
+  res.once('close', () => {
+    const duration_ms = performance.now() - start_ms;
+    o.metrics.proxyRequest(entry, app, res.statusCode, duration_ms / 1000);
+    const request_id = requestIdOf(req);
+    o.access_log.proxied(o.log, req, {
+      request_id,
+      entry,
+      app,
+      status: res.statusCode,
+      duration_ms,
+      aborted: !res.writableFinished,
+    });
+  });
 }

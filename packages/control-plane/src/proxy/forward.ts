@@ -15,6 +15,7 @@ import {
   type RequestHead,
 } from '@easyenclave/protocol';
 import { sendRawError, type ApiError } from '../http-errors.js';
+import { requestIdOf } from '../http/request-id.js';
 import type { ControlPlaneConfig } from '../config.js';
 import { pinnedAgent, pinnedKeyId } from './pinning.js';
 import type { AgentLink } from '../tunnel/link.js';
@@ -27,7 +28,7 @@ export interface Tunnel {
   readonly config: ControlPlaneConfig;
 }
 import type { ProxyMetrics } from '../metrics.js';
-import { BodyLength, clientHead, trailersForClient, type EntryPolicy } from './response-head.js';
+import { BodyLength, clientHead, OUR_REQUEST_ID, trailersForClient, type EntryPolicy } from './response-head.js';
 
 export interface ForwardOptions {
   app_name: string;
@@ -65,8 +66,11 @@ export function buildHead(
   const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
     ([k]) =>
       !(k.length > 12 && k.toLowerCase().startsWith('x-forwarded-')) &&
-      !(drop_cookies && k.length === 6 && k.toLowerCase() === 'cookie'),
+      !(drop_cookies && k.length === 6 && k.toLowerCase() === 'cookie') &&
+      !(k.length === 10 && k.toLowerCase() === OUR_REQUEST_ID),
   );
+  // The app sees the id the client gets back and our log lines carry (a well-formed one the client sent).
+  headers.push([OUR_REQUEST_ID, requestIdOf(req)]);
   const xff = req.headers['x-forwarded-for'];
   const peer = req.socket.remoteAddress ?? '';
   headers.push(['x-forwarded-for', xff ? `${xff}, ${peer}` : peer]);
@@ -277,6 +281,7 @@ function attemptOnce(
       try {
         // Informational statuses never answer a plain request (undici consumes 100-continue at the agent).
         if (head.status < 200) throw new Error(`status ${head.status} on a non-upgrade request`);
+        out.headers.push(OUR_REQUEST_ID, requestIdOf(req)); // the app's own was dropped by clientHead
         res.writeHead(out.status, out.headers);
       } catch (err) {
         stream.reset(ResetCode.PROTOCOL_ERROR, 'invalid response head');

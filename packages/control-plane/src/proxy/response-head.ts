@@ -28,6 +28,8 @@ export interface ClientHead {
 
 export type HeadRefusal = { refused: 'bad_response' | 'content_type_refused'; message: string };
 
+/** The control plane's own field: every response names the request in our logs, whatever the app sends. */
+export const OUR_REQUEST_ID = 'request-id';
 const CONTENT_LENGTH_RE = /^[0-9]{1,16}$/;
 const COOKIE_FIELDS = new Set(['set-cookie', 'set-cookie2']);
 
@@ -70,6 +72,7 @@ export function clientHead(head: ResponseHead, request_method: string, policy: E
   for (const [k, v] of head.headers) {
     const lower = k.toLowerCase();
     if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || named?.has(lower)) continue;
+    if (lower === OUR_REQUEST_ID) continue;
     if (lower === 'content-length') {
       for (const part of v.split(',')) {
         const n = part.trim();

@@ -5,10 +5,11 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ResetCode, resetToHttp, type MuxStream, type ResponseHead } from '@easyenclave/protocol';
 import { rawErrorResponse } from '../http-errors.js';
+import { requestIdOf } from '../http/request-id.js';
 import { isRefused } from '../tunnel/router.js';
 import { buildHead, openStreamError, targetError, type ForwardOptions, type Tunnel } from './forward.js';
 import { refusalError } from './refusals.js';
-import { BodyLength, clientHead, type HeadRefusal } from './response-head.js';
+import { BodyLength, clientHead, OUR_REQUEST_ID, type HeadRefusal } from './response-head.js';
 
 /** Fields a 101 never passes on: framing (the connection now carries raw bytes) and proxy-to-proxy ones. */
 const NOT_ON_101 = new Set(['content-length', 'transfer-encoding', 'te', 'trailer', 'keep-alive']);
@@ -23,21 +24,24 @@ function statusBlock(status: number, headers: readonly string[], extra: string):
 function upgradeHead(
   head: ResponseHead,
   opts: ForwardOptions,
+  request_id: string,
 ): { block: string; body_bytes: number | null } | HeadRefusal {
   if (head.status === 101) {
     const flat: string[] = [];
     const strict = opts.policy?.path_entry === true && !opts.policy.path_active_content;
     for (const [k, v] of head.headers) {
       const lower = k.toLowerCase();
-      if (NOT_ON_101.has(lower) || lower.startsWith('proxy-') || (strict && lower === 'set-cookie')) continue;
+      if (NOT_ON_101.has(lower) || lower.startsWith('proxy-') || lower === OUR_REQUEST_ID) continue;
+      if (strict && lower === 'set-cookie') continue;
       flat.push(k, v);
     }
-    return { block: statusBlock(101, flat, ''), body_bytes: null };
+    return { block: statusBlock(101, flat, `Request-Id: ${request_id}\r\n`), body_bytes: null };
   }
   // Anything but 101 is an ordinary response, after which the connection closes.
   const out = clientHead(head, 'GET', opts.policy ?? { path_entry: false, path_active_content: false });
   if ('refused' in out) return out;
-  return { block: statusBlock(out.status, out.headers, 'Connection: close\r\n'), body_bytes: out.body_bytes };
+  const ours = `Request-Id: ${request_id}\r\nConnection: close\r\n`;
+  return { block: statusBlock(out.status, out.headers, ours), body_bytes: out.body_bytes };
 }
 
 export async function forwardUpgrade(
@@ -49,12 +53,12 @@ export async function forwardUpgrade(
 ): Promise<void> {
   socket.on('error', () => socket.destroy());
   const refused = targetError(opts);
-  if (refused) return void socket.end(rawErrorResponse(refused));
+  if (refused) return void socket.end(rawErrorResponse(refused, req));
   const { router, config } = tunnel;
   const got = router.acquire(opts.app_name, null);
   const link = got instanceof Promise ? await got : got;
   if (isRefused(link)) {
-    socket.end(rawErrorResponse(refusalError(link)));
+    socket.end(rawErrorResponse(refusalError(link), req));
     return;
   }
   if (socket.destroyed) return;
@@ -62,12 +66,14 @@ export async function forwardUpgrade(
   try {
     stream = link.session.openStream(buildHead(req, opts, config.proxy_timeout_ms, true), false);
   } catch (err) {
-    socket.end(rawErrorResponse(openStreamError(err)));
+    socket.end(rawErrorResponse(openStreamError(err), req));
     return;
   }
   let timer: NodeJS.Timeout | null = setTimeout(() => {
     stream.reset(ResetCode.CANCEL, 'response timeout');
-    socket.end(rawErrorResponse({ status: 504, code: 'agent_timeout', message: 'no response from the agent in time' }));
+    socket.end(
+      rawErrorResponse({ status: 504, code: 'agent_timeout', message: 'no response from the agent in time' }, req),
+    );
   }, config.proxy_timeout_ms + 1000);
   const clear = () => {
     if (timer) clearTimeout(timer);
@@ -87,7 +93,7 @@ export async function forwardUpgrade(
   let length = new BodyLength(null);
   stream.onHeaders = (head) => {
     clear();
-    const out = upgradeHead(head, opts);
+    const out = upgradeHead(head, opts, requestIdOf(req));
     if ('refused' in out) {
       stream.reset(ResetCode.CANCEL, out.message);
       const status = out.refused === 'bad_response' ? 502 : 403;
@@ -110,7 +116,7 @@ export async function forwardUpgrade(
     clear();
     if (!stream.head_done && socket.writable) {
       const m = resetToHttp(code);
-      socket.end(rawErrorResponse({ status: m.status, code: m.code, message: reason || m.code }));
+      socket.end(rawErrorResponse({ status: m.status, code: m.code, message: reason || m.code }, req));
     } else {
       socket.destroy();
     }

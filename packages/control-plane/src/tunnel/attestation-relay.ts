@@ -63,7 +63,7 @@ export class RelayDesk {
   /** Sends the client's nonce to the agent and waits (at most `timeout_ms`) for its answer. */
   relay(link: AgentLink, nonce_hex: string, timeout_ms: number): Promise<RelayOutcome> {
     if (this.isPendingChallenge(nonce_hex)) return Promise.resolve({ ok: false, reason: 'nonce_pending' });
-    if ((link.relayCount > 0 && link.relays.has(nonce_hex)) || link.isLateRelay(nonce_hex, Date.now()))
+    if (link.hasRelay(nonce_hex) || link.isLateRelay(nonce_hex, Date.now()))
       return Promise.resolve({ ok: false, reason: 'nonce_in_use' });
     return new Promise<RelayOutcome>((resolve) => {
       const relay: PendingRelay = {
@@ -72,13 +72,13 @@ export class RelayDesk {
           relay.settle = null;
           // It stops counting against the agent's relays now, but its nonce is remembered a while so a late
           // answer is recognised (and dropped) instead of failing the agent.
-          link.relays.delete(nonce_hex);
+          link.takeRelay(nonce_hex);
           link.noteLateRelay(nonce_hex, Date.now() + RELAY_LATE_GRACE_MS, MAX_LATE_RELAYS_PER_AGENT);
           resolve({ ok: false, reason: 'timeout' });
         }, timeout_ms),
       };
       relay.timer.unref();
-      link.relays.set(nonce_hex, relay);
+      link.addRelay(nonce_hex, relay);
       this.send(link, {
         type: 'attest_request',
         nonce: nonce_hex,
@@ -91,10 +91,8 @@ export class RelayDesk {
   /** Takes an attest_response that answers a relayed challenge; false when it is not one (the normal flow runs). */
   take(link: AgentLink, msg: AttestResponseMessage): boolean {
     if (link.takeLateRelay(msg.nonce, Date.now())) return true; // its client gave up: dropped quietly
-    if (link.relayCount === 0) return false;
-    const relay = link.relays.get(msg.nonce);
+    const relay = link.takeRelay(msg.nonce);
     if (relay === undefined) return false;
-    link.relays.delete(msg.nonce);
     clearTimeout(relay.timer);
     relay.settle?.({ ok: true, response: msg });
     return true;
@@ -102,11 +100,9 @@ export class RelayDesk {
 
   /** The link went away: every waiting client gets its answer now. */
   failAll(link: AgentLink): void {
-    if (link.relayCount === 0) return;
-    for (const relay of link.relays.values()) {
+    for (const relay of link.takeAllRelays()) {
       clearTimeout(relay.timer);
       relay.settle?.({ ok: false, reason: 'disconnected' });
     }
-    link.relays.clear();
   }
 }

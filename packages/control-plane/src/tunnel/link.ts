@@ -285,12 +285,28 @@ export class AgentLink {
   /** Client-relayed challenges by nonce (hex), and their rate: made on the first relay (most agents never get one). */
   private relay_map: Map<string, PendingRelay> | null = null;
   private relay_bucket: TokenBucket | null = null;
-  get relays(): Map<string, PendingRelay> {
-    return (this.relay_map ??= new Map());
-  }
   /** Pending relays, without allocating the map. */
   get relayCount(): number {
     return this.relay_map === null ? 0 : this.relay_map.size;
+  }
+  hasRelay(nonce_hex: string): boolean {
+    return this.relay_map?.has(nonce_hex) === true;
+  }
+  addRelay(nonce_hex: string, relay: PendingRelay): void {
+    (this.relay_map ??= new Map()).set(nonce_hex, relay);
+  }
+  /** Takes a pending relay out (it no longer counts), or undefined when there is none for that nonce. */
+  takeRelay(nonce_hex: string): PendingRelay | undefined {
+    const relay = this.relay_map?.get(nonce_hex);
+    if (relay !== undefined) this.relay_map!.delete(nonce_hex);
+    return relay;
+  }
+  /** Takes every pending relay out (the link is going away). */
+  takeAllRelays(): PendingRelay[] {
+    if (this.relay_map === null) return [];
+    const all = [...this.relay_map.values()];
+    this.relay_map.clear();
+    return all;
   }
   /** Relays that timed out, by nonce → wall-clock expiry of their grace; oldest first (insertion order). */
   private late_relays: Map<string, number> | null = null;
