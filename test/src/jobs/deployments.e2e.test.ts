@@ -37,10 +37,26 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
   let image2: string;
   let user: Party;
   let launcher: ProcessHandle;
+  let node_token: string;
   let ee: EasyEnclave;
   const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
   const launcherState = tmpDir('ee-launcher-');
   const home = tmpDir('ee-home-');
+
+  const startLauncher = () =>
+    spawnEe(['node', 'run'], {
+      ...PODMAN_TEST_ENV,
+      EE_CONTROL_WS: wsUrl(cp),
+      EE_NODE_TOKEN: node_token,
+      EE_NETWORK: 'sandbox-1',
+      EE_LAUNCHER_ID: launcherId,
+      EE_LAUNCHER_STATE_DIR: launcherState,
+      EE_AGENT_STATE_DIR: launcherState,
+      EE_LAUNCHER_VCPUS: '2',
+      EE_LAUNCHER_MEMORY_MIB: '1024',
+      EE_HEALTH_INTERVAL_SEC: '1',
+      EE_LOG_LEVEL: 'warn',
+    });
 
   const containersOf = async (id: string) =>
     (await testCli().ok(['ps', '--format={{.Names}}', `--filter=name=^ee-${id}-`])).toString().trim();
@@ -57,19 +73,8 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     user = await funded(cp.api_url, 'user', 'U', '$50');
     const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
     await stake(cp.api_url, provider, n.node_id, PRICE * 2 * 24);
-    launcher = spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: n.node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: launcherId,
-      EE_LAUNCHER_STATE_DIR: launcherState,
-      EE_AGENT_STATE_DIR: launcherState,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
+    node_token = n.node_token;
+    launcher = startLauncher();
     await waitFor(
       async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
       60_000,
@@ -134,6 +139,26 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     assert.equal(stopped.lease?.status, 'ended');
     assert.equal(await containersOf(d.deployment_id), '');
     await waitFor(async () => (await hostGet(cp, '/', app)).status !== 200, 30_000, 'the app to stop serving');
+  });
+
+  it('a restarted launcher gets its deployment back: it serves again, on the same generation', async () => {
+    const app = `back-${randomBytes(3).toString('hex')}`;
+    const d = await ee.deploy({ app, image, command: HTTPD(8082), port: 8082 });
+    assert.equal(d.state, 'running', d.reason);
+    assert.equal((await hostGet(cp, '/', app)).status, 200);
+    launcher.kill('SIGTERM');
+    await launcher.exited;
+    launcher = startLauncher();
+    await waitFor(
+      async () => (await hostGet(cp, '/', app)).status === 200 && (await containersOf(d.deployment_id)) !== '',
+      60_000,
+      'the deployment to serve again after the launcher restarted',
+    );
+    const now = await ee.deployment(d.deployment_id);
+    assert.equal(now.state, 'running');
+    assert.equal(now.generation, 1);
+    assert.equal(await containersOf(d.deployment_id), `ee-${d.deployment_id}-1`);
+    assert.equal((await ee.stopDeployment(d.deployment_id)).state, 'stopped');
   });
 
   it('ee deploy create|show: is stopped when its lease ends (one period of the sandbox clock)', async () => {

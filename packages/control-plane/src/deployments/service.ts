@@ -25,6 +25,8 @@ import type { DeploymentState, DeploymentsTable } from './store/schema.js';
 export const DEPLOYMENT_SWEEP_MS = 500;
 /** Unfinished deployments handled per sweep (the rest on the next). */
 export const MAX_DEPLOYMENTS_PER_SWEEP = 1024;
+/** A running deployment's agent unroutable this long gets its assignment sent again. */
+export const DEPLOYMENT_RESEND_AFTER_MS = 5_000;
 /** Candidate nodes a deployment's lease re-checks under their row locks, best first. */
 export const MAX_DEPLOYMENT_CANDIDATES = 16;
 
@@ -60,6 +62,8 @@ export interface DeploymentsDeps {
 export class DeploymentsService {
   readonly db: Db;
   private readonly busy = new Set<string>();
+  /** deployment id → wall-clock ms since its serving agent was first seen unroutable. */
+  private readonly unroutable = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private sweeping = false;
 
@@ -243,7 +247,7 @@ export class DeploymentsService {
         }
       }
       if (row.state === 'stopping') return void (await this.stopAll(row));
-      if (row.state === 'running') return;
+      if (row.state === 'running') return void (await this.keepServing(row));
       await this.startGeneration(row);
     } catch (err) {
       this.deps.log.warn({ deployment_id: id, err: (err as Error).message }, 'deployments: a step failed; retried');
@@ -298,6 +302,28 @@ export class DeploymentsService {
       .execute();
   }
 
+  /**
+   * A running deployment whose agent has not been routable for a while (its launcher restarted and lost it, or
+   * its container died) gets its assignment again: the launcher answers the running workload as it is, or
+   * starts it afresh.
+   */
+  private async keepServing(row: DeploymentRow): Promise<void> {
+    const agent_id = workloadId(row.id, row.generation);
+    if (this.deps.registry.agentRoutable(row.node_id, row.app, agent_id)) {
+      this.unroutable.delete(row.id);
+      return;
+    }
+    const since = this.unroutable.get(row.id);
+    if (since === undefined) return void this.unroutable.set(row.id, Date.now());
+    if (Date.now() - since < DEPLOYMENT_RESEND_AFTER_MS) return;
+    const link = this.deps.registry.link(row.node_id);
+    if (link === null) return;
+    this.unroutable.set(row.id, Date.now());
+    const r = await launcherRequest(link, 'POST', '/v1/launcher/deployments', this.assignment(row));
+    if (r.status !== 200)
+      this.deps.log.warn({ deployment_id: row.id, status: r.status }, 'deployments: re-sending an assignment failed');
+  }
+
   private async stopWorkload(row: DeploymentRow, generation: number): Promise<boolean> {
     const link = this.deps.registry.link(row.node_id);
     if (link === null) return false;
@@ -309,5 +335,6 @@ export class DeploymentsService {
     const gens = [row.generation, ...(row.retiring_generation !== null ? [row.retiring_generation] : [])];
     for (const g of gens) if (!(await this.stopWorkload(row, g))) return; // retried on the next sweep
     await this.set(row.id, 'stopped', row.reason, { retiring_generation: null });
+    this.unroutable.delete(row.id);
   }
 }

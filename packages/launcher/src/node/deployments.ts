@@ -126,6 +126,18 @@ export class LauncherDeployments {
     return true;
   }
 
+  /**
+   * After a restart: the containers of deployments this launcher no longer tracks (it ran them before it
+   * stopped) are removed. Their agent is gone with the old process, and the container's labels do not carry the
+   * app; the control plane sees the app unroutable and sends the assignment again, which starts it afresh.
+   */
+  async reconcile(): Promise<number> {
+    const stale = this.runtime.list().filter((w) => w.kind === 'deployment' && !this.running.has(w.workload_id));
+    for (const w of stale) await w.remove();
+    if (stale.length > 0) this.log.info({ removed: stale.length }, 'launcher: removed deployments of a previous run');
+    return stale.length;
+  }
+
   /** The launcher stops: agents close; containers keep running (not yet taken back by a restarted launcher). */
   async close(): Promise<void> {
     await Promise.all([...this.running.values()].map((r) => r.agent.stop(0)));

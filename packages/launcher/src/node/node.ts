@@ -69,6 +69,7 @@ export class LauncherNode {
         log,
         opts.quote_provider ? { quote_provider: opts.quote_provider } : {},
       );
+      await deployments.reconcile();
       api = new LauncherApi(jobs, () => agent?.sessionIds() ?? [], log, deployments);
       const url = await api.listen();
       agent = new Agent(loadAgentConfig({ ...agentEnv, EE_BACKEND_URL: url }), {
