@@ -146,6 +146,18 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     const d = await ee.deploy({ app, image, command: HTTPD(8082), port: 8082 });
     assert.equal(d.state, 'running', d.reason);
     assert.equal((await hostGet(cp, '/', app)).status, 200);
+    // The same deployment created again (without an Idempotency-Key) opens no second lease.
+    const again = await call(cp.api_url, 'POST', '/v1/deployments', {
+      token: user.key,
+      body: { app, image, command: HTTPD(8082), port: 8082, deployment_id: d.deployment_id },
+    });
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    const leases = await call(cp.api_url, 'GET', '/v1/leases', { token: user.key });
+    assert.equal(
+      JSON.stringify(leases.body).split(`"app":"${app}"`).length - 1,
+      1,
+      JSON.stringify(leases.body).slice(0, 2000),
+    );
     launcher.kill('SIGTERM');
     await launcher.exited;
     launcher = startLauncher();

@@ -2,7 +2,7 @@
 // deployment its launcher runs), show, update (rolling restart onto a new image), stop. The env is sealed by
 // the client to the launcher's attested key (GET /v1/jobs/placement names it); the control plane stores and
 // forwards only that ciphertext.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { DeploymentRow, DeploymentsService } from '../deployments/service.js';
@@ -100,7 +100,9 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
       return idempotency.handle(req, reply, user, async (run) => {
         const id =
           b.deployment_id ?? run.derivedId('dep_', () => `dep_${randomBytes(10).toString('hex')}`).slice(0, 24);
-        const lease_id = run.derivedId('lease_', () => `lease_${randomBytes(8).toString('hex')}`).slice(0, 22);
+        // The lease's id follows from the deployment's: a second create of the same deployment (another key, or
+        // none) finds its lease in the ledger operation instead of opening a second one.
+        const lease_id = `lease_${createHash('sha256').update(`deployment:${id}`).digest('hex').slice(0, 16)}`;
         return deployments.create(
           {
             id,
