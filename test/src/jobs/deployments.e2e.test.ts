@@ -89,7 +89,7 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: launcherId, EE_LAUNCHER_STATE_DIR: launcherState }));
   });
 
-  it('serves HTTP through the proxy, survives an image update with zero failed requests, and stops', async () => {
+  it('serves HTTP through the proxy, survives an image update with zero failed requests, and stops', async (t) => {
     const app = `web-${randomBytes(3).toString('hex')}`;
     const d = await ee.deploy({ app, image, command: HTTPD(8080), port: 8080, env: { GREETING: 'hi' } });
     assert.equal(d.state, 'running', d.reason);
@@ -103,12 +103,12 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     assert.equal(ev.status, 200, JSON.stringify(ev.body));
     assert.equal(ev.body.release_tag, d.image_id);
 
-    // A request loop through the proxy during the rolling update: every answer must be a 200.
+    // Request loops through the proxy during the rolling update: every answer must be a 200.
     let stop = false;
     const statuses = new Map<number, number>();
     let errors = 0;
     let versionTwo = 0;
-    const loop = (async () => {
+    const loop = async () => {
       while (!stop) {
         try {
           const r = await hostGet(cp, '/', app);
@@ -118,14 +118,17 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
           errors++;
         }
       }
-    })();
+    };
+    /** Concurrent clients: the proxy has requests in flight on the old agent as it is retired. */
+    const loops = Array.from({ length: 4 }, loop);
     const updated = await ee.updateDeployment(d.deployment_id, image2);
     // Keep the loop running past the old container's retirement.
     await waitFor(async () => (await containersOf(d.deployment_id)).split('\n').length === 1, 60_000, 'old retired');
     const before2 = versionTwo;
     await waitFor(async () => versionTwo > before2 + 20, 60_000, 'requests served by the new image');
     stop = true;
-    await loop;
+    await Promise.all(loops);
+    t.diagnostic(`requests during the update: ${JSON.stringify([...statuses])}, errors ${errors}`);
     assert.equal(updated.state, 'running', updated.reason);
     assert.equal(updated.generation, 2);
     assert.notEqual(updated.image_id, d.image_id);
