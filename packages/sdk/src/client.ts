@@ -19,6 +19,7 @@ import * as ledger from './ledger.js';
 import * as market from './market.js';
 import * as reservations from './reservations.js';
 import * as jobs from './jobs.js';
+import * as deployments from './deployments.js';
 import {
   AppAttestationSchema,
   AppsSchema,
@@ -190,22 +191,58 @@ export class EasyEnclave {
     p: jobs.PrivateJobParams & { verify?: boolean | TrustOptions },
     o: CallOptions = {},
   ): Promise<jobs.SubmittedJob> {
-    const place = await this.jobPlacement(p.vcpus ?? 1, p.memory_mib ?? 256, o);
-    let target: { hpke_public_key: string; receipt_public_key: string | null } = {
-      hpke_public_key: place.hpke_public_key,
-      receipt_public_key: null,
-    };
-    if (p.verify !== false) {
-      const v = await this.verifyApp(jobs.LAUNCHER_APP, {
-        ...o,
-        agent: place.launcher.agent_id,
-        ...(typeof p.verify === 'object' ? { trust: p.verify } : {}),
-      });
-      if (v.keyset.hpke_public_key !== place.hpke_public_key)
-        throw new AttestationError(['the placement names a key the launcher did not attest']);
-      target = v.keyset;
-    }
+    const target = await this.launcherTarget(p.vcpus ?? 1, p.memory_mib ?? 256, p.verify, o);
     return jobs.submitJob(this.transport, this.auth, p, target, o);
+  }
+
+  /** The placement's launcher, its evidence verified over our own nonce (unless `verify` is false). */
+  private async launcherTarget(
+    vcpus: number,
+    memory_mib: number,
+    verify: boolean | TrustOptions | undefined,
+    o: CallOptions,
+  ): Promise<{ hpke_public_key: string; receipt_public_key: string | null }> {
+    const place = await this.jobPlacement(vcpus, memory_mib, o);
+    if (verify === false) return { hpke_public_key: place.hpke_public_key, receipt_public_key: null };
+    const v = await this.verifyApp(jobs.LAUNCHER_APP, {
+      ...o,
+      agent: place.launcher.agent_id,
+      ...(typeof verify === 'object' ? { trust: verify } : {}),
+    });
+    if (v.keyset.hpke_public_key !== place.hpke_public_key)
+      throw new AttestationError(['the placement names a key the launcher did not attest']);
+    return v.keyset;
+  }
+
+  // ---- Deployments (docs/workloads.md §3) ----
+
+  /**
+   * Deploys an app: the launcher chosen by placement is verified, the env sealed to its attested key, a lease
+   * created on its node; waits until the app serves through its agent (state running), or failed.
+   */
+  async deploy(
+    p: deployments.DeployParams & { verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<deployments.Deployment> {
+    const target = await this.launcherTarget(p.vcpus ?? 1, p.memory_mib ?? 256, p.verify, o);
+    const d = await deployments.createDeployment(this.transport, this.auth, p, target.hpke_public_key, o);
+    return deployments.waitDeployment(this.transport, this.auth, d.deployment_id, ['running'], o);
+  }
+
+  deployment(id: string, o: CallOptions = {}): Promise<deployments.Deployment> {
+    return deployments.getDeployment(this.transport, this.auth, id, o);
+  }
+
+  /** Rolling restart onto a new image (the env carries over); waits until the new image serves. */
+  async updateDeployment(id: string, image: string, o: CallOptions = {}): Promise<deployments.Deployment> {
+    await deployments.updateDeployment(this.transport, this.auth, id, image, o);
+    return deployments.waitDeployment(this.transport, this.auth, id, ['running'], o);
+  }
+
+  /** Stops it (container and agent) and ends its lease; waits until it is stopped. */
+  async stopDeployment(id: string, o: CallOptions = {}): Promise<deployments.Deployment> {
+    await deployments.stopDeployment(this.transport, this.auth, id, o);
+    return deployments.waitDeployment(this.transport, this.auth, id, ['stopped'], o);
   }
 
   /** `submitPrivateJob`, then waits for the end and opens the sealed result: the decrypted result. */
