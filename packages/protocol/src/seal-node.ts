@@ -1,8 +1,10 @@
-// Node-only primitives for sealed messages (see seal/provider.ts): node:crypto's synchronous HMAC, HKDF and
-// AES-256-GCM under @hpke/core's key schedule, which itself is unchanged (only its HMAC runs here). Not
-// reachable from the browser-safe graph: the agent (and any Node client) opts in with useNodeSealCrypto().
+// Node-only primitives for sealed messages (see seal/provider.ts): node:crypto's synchronous X25519 KEM
+// (seal-node-kem.ts), HMAC, HKDF and AES-256-GCM under @hpke/core's key schedule, which itself is
+// unchanged (only its HMAC runs here). Not reachable from the browser-safe graph: the agent (and any Node
+// client) opts in with useNodeSealCrypto().
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { HkdfSha256 } from '@hpke/core';
+import { NodeDhkemX25519HkdfSha256 } from './seal-node-kem.js';
 import { setSealCrypto, type AesGcmKey, type SealCrypto } from './seal/provider.js';
 
 const HASH_BYTES = 32;
@@ -66,6 +68,7 @@ class NodeAesGcm implements AesGcmKey {
 export const nodeSealCrypto: SealCrypto = {
   name: 'node:crypto',
   hpkeKdf: () => new NodeHkdfSha256(),
+  hpkeKem: () => new NodeDhkemX25519HkdfSha256(),
   aesGcm: async (key) => new NodeAesGcm(createSecretKey(buf(key))),
   hkdf: async (salt, ikm, info, length) => new Uint8Array(hkdfSync('sha256', buf(ikm), buf(salt), buf(info), length)),
 };

@@ -80,3 +80,33 @@ test('the KDFs agree: extract, expand, extract-and-expand; HKDF; AES-GCM', async
   assert.ok(equal(a, b));
   assert.ok(equal(await (await nodeSealCrypto.aesGcm(key)).open(iv, hdr, b), pt));
 });
+
+test('the node:crypto KEM and @hpke/core KEM agree: encap with one, decap with the other, both ways', async () => {
+  const key = await generateRecipientKey();
+  const kems = [webSealCrypto.hpkeKem(), nodeSealCrypto.hpkeKem()];
+  const pk = await kems[0]!.deserializePublicKey(key.publicKey);
+  for (const [a, b] of [kems, [...kems].reverse()]) {
+    for (let i = 0; i < 5; i++) {
+      const e = await a!.encap({ recipientPublicKey: pk });
+      assert.equal(e.enc.byteLength, 32);
+      const ss = await b!.decap({ recipientKey: key.keyPair, enc: e.enc });
+      assert.deepEqual(new Uint8Array(ss), new Uint8Array(e.sharedSecret));
+    }
+  }
+});
+
+test('both KEMs refuse a low-order enc (all-zero X25519 output), and so does opening a request under either', async () => {
+  const key = await generateRecipientKey();
+  // u = 0 and u = 1 are small-order points on Curve25519: X25519 with them is all zeros.
+  const lowOrder = [new Uint8Array(32), Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0))];
+  for (const provider of [webSealCrypto, nodeSealCrypto]) {
+    for (const enc of lowOrder) {
+      await assert.rejects(provider.hpkeKem().decap({ recipientKey: key.keyPair, enc: enc.buffer }));
+      setSealCrypto(provider);
+      const s = await MessageSealer.request(key.publicKey, { aad });
+      const req = concatBytes(await s.end(pattern(10, 1)));
+      req.set(enc, 11 + 32); // the enc follows the common header and the key id
+      await assert.rejects(MessageOpener.request(key, { aad }).push(req), { code: 'auth_failed' });
+    }
+  }
+});

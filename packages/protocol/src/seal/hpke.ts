@@ -1,10 +1,11 @@
 // The HPKE (RFC 9180) part: base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM via @hpke/core
 // (WebCrypto underneath, so the same code runs in Node 20 and browsers). Sealed messages use HPKE for key
 // encapsulation and its secret export (§5.3): the body keys, and the response key, are exported secrets.
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256 } from '@hpke/core';
+import { Aes256Gcm, CipherSuite } from '@hpke/core';
 import { ENC_BYTES } from './constants.js';
 import { bufferOf, copyOf, utf8 } from './bytes.js';
-import { importX25519PublicKey, type RecipientKey } from './keys.js';
+import type { CryptoKey } from './bytes.js';
+import type { RecipientKey } from './keys.js';
 import { SealError } from './errors.js';
 import { sealCrypto, type SealCrypto } from './provider.js';
 
@@ -13,7 +14,7 @@ let suite: { provider: SealCrypto; suite: CipherSuite } | null = null;
 function cipherSuite(): CipherSuite {
   const provider = sealCrypto();
   if (suite?.provider !== provider) {
-    const s = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: provider.hpkeKdf(), aead: new Aes256Gcm() });
+    const s = new CipherSuite({ kem: provider.hpkeKem(), kdf: provider.hpkeKdf(), aead: new Aes256Gcm() });
     suite = { provider, suite: s };
   }
   return suite.suite;
@@ -37,9 +38,8 @@ class ContextExporter implements Exporter {
   }
 }
 
-export async function setupSender(recipientPublicKey: Uint8Array, info: Uint8Array): Promise<Exporter> {
+export async function setupSender(pk: CryptoKey, info: Uint8Array): Promise<Exporter> {
   const s = cipherSuite();
-  const pk = await importX25519PublicKey(recipientPublicKey);
   const ctx = await s.createSenderContext({ recipientPublicKey: pk, info: bufferOf(info) });
   const enc = new Uint8Array(ctx.enc);
   if (enc.length !== ENC_BYTES) throw new Error(`unexpected HPKE enc length ${enc.length}`);

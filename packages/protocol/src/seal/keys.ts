@@ -41,6 +41,28 @@ export async function importX25519PublicKey(raw: Uint8Array): Promise<CryptoKey>
   return subtle().importKey('raw', publicKeyBytes(raw), X25519, true, []);
 }
 
+/** Distinct recipient public keys whose import and key id are remembered (a client seals many requests to
+ *  the same few agents; each import and digest is a WebCrypto round trip). */
+export const PUBLIC_KEY_CACHE_MAX = 64;
+export interface SealTarget {
+  readonly key: CryptoKey;
+  readonly keyId: Uint8Array;
+}
+const targets = new Map<string, Promise<SealTarget>>();
+
+/** The imported public key and key id of a raw X25519 public key, from a small cache. */
+export function sealTarget(raw: Uint8Array): Promise<SealTarget> {
+  const hex = toHex(publicKeyBytes(raw));
+  let t = targets.get(hex);
+  if (t === undefined) {
+    t = Promise.all([importX25519PublicKey(raw), keyIdOf(raw)]).then(([key, keyId]) => ({ key, keyId }));
+    if (targets.size >= PUBLIC_KEY_CACHE_MAX) targets.delete(targets.keys().next().value!);
+    targets.set(hex, t);
+    t.catch(() => targets.delete(hex));
+  }
+  return t;
+}
+
 /** A recipient key from the private key's JWK (`{kty:'OKP', crv:'X25519', d, x}`), e.g. exported from a
  *  Node KeyObject. The private CryptoKey is not extractable. */
 export async function recipientKeyFromJwk(jwk: JsonWebKey): Promise<RecipientKey> {

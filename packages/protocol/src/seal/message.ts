@@ -36,7 +36,7 @@ import { sealCrypto } from './provider.js';
 import { SealError } from './errors.js';
 import { ChunkCipher, FrameParser } from './frames.js';
 import { setupRecipient, setupSender, type Exporter } from './hpke.js';
-import { keyIdOf, publicKeyBytes, type RecipientKey } from './keys.js';
+import { publicKeyBytes, sealTarget, type RecipientKey } from './keys.js';
 
 export interface SealOptions {
   /** Additional data bound into the message's keys (not sent): the opener must give the same bytes. */
@@ -147,9 +147,9 @@ export class MessageSealer {
     const pk = publicKeyBytes(recipientPublicKey);
     const aad = checkAad(o.aad);
     const meta = checkMeta(o.meta);
-    const keyId = await keyIdOf(pk);
+    const { key, keyId } = await sealTarget(pk);
     const prefix = concatBytes([commonHeader(KIND_REQUEST), keyId]);
-    const exporter = await setupSender(pk, labelled(LABEL_REQUEST_INFO, prefix, aad));
+    const exporter = await setupSender(key, labelled(LABEL_REQUEST_INFO, prefix, aad));
     const header = concatBytes([prefix, exporter.enc]);
     return new MessageSealer(await requestCipher(exporter), header, meta, exporter, toHex(keyId));
   }

@@ -3,7 +3,7 @@
 // cuts an agent's cost per sealed request several-fold). The default is WebCrypto: browsers, and Node when
 // nothing is configured. Both give the same bytes (test/src/seal/provider.test.ts checks them against each
 // other); nothing on the wire depends on which one ran.
-import { HkdfSha256 } from '@hpke/core';
+import { DhkemX25519HkdfSha256, HkdfSha256, type KemInterface } from '@hpke/core';
 import { subtle, type CryptoKey } from './bytes.js';
 
 /** AES-256-GCM under one key: `seal` returns ciphertext ‖ 16-byte tag; `open` throws if authentication fails. */
@@ -16,6 +16,8 @@ export interface SealCrypto {
   readonly name: string;
   /** The KDF HPKE's key schedule and exports run on (an @hpke/core HKDF-SHA256). */
   hpkeKdf(): HkdfSha256;
+  /** DHKEM(X25519, HKDF-SHA256) for HPKE's encap/decap (RFC 9180 §4.1). */
+  hpkeKem(): KemInterface;
   aesGcm(key: Uint8Array): Promise<AesGcmKey>;
   /** HKDF-SHA256 (RFC 5869), extract then expand. */
   hkdf(salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number): Promise<Uint8Array>;
@@ -36,6 +38,7 @@ class WebAesGcm implements AesGcmKey {
 export const webSealCrypto: SealCrypto = {
   name: 'webcrypto',
   hpkeKdf: () => new HkdfSha256(),
+  hpkeKem: () => new DhkemX25519HkdfSha256(),
   async aesGcm(key) {
     return new WebAesGcm(await subtle().importKey('raw', key, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']));
   },
