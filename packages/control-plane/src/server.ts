@@ -54,6 +54,8 @@ import { onClientError } from './http/client-error.js';
 import { JobsService } from './jobs/service.js';
 import { LauncherRegistry } from './launchers/registry.js';
 import { jobsRoutes } from './http/jobs-routes.js';
+import { DeploymentsService } from './deployments/service.js';
+import { deploymentsRoutes } from './http/deployments-routes.js';
 import { EdgeGuard, edgeServerOptions } from './http/edge-guard.js';
 import { frameworkErrors, MAX_PATH_PARAM_CHARS } from './http/resolve-gate.js';
 
@@ -78,6 +80,7 @@ export interface ControlPlane {
   readonly scheduler: MarketScheduler;
   /** Jobs on node launchers (docs/workloads.md) and the launchers' view. */
   readonly jobs: JobsService;
+  readonly deployments: DeploymentsService;
   readonly launchers: LauncherRegistry;
   /** Reservations and usage receipts (docs/confidential.md). */
   readonly reservations: Reservations;
@@ -224,6 +227,8 @@ export async function startControlPlane(
     log,
   });
   jobs.start();
+  const deployments = await DeploymentsService.open({ ledger, store, market, registry: launchers, clock, log });
+  deployments.start();
   cpVerifier?.onChange(() => hub.reattestAll());
   await hub.start();
   const started_at_ms = Date.now();
@@ -347,6 +352,14 @@ export async function startControlPlane(
     idempotency,
     admin_token: config.admin_token,
   });
+  await fastify.register(deploymentsRoutes, {
+    deployments,
+    jobs,
+    market,
+    ledger,
+    idempotency,
+    admin_token: config.admin_token,
+  });
   await fastify.register(marketReservationRoutes, { ...marketOpts, relay: { relays: hub.relays, config } });
   await fastify.ready();
   const api_server = fastify.server as http.Server;
@@ -399,6 +412,7 @@ export async function startControlPlane(
   } catch (err) {
     hub.close();
     jobs.stop();
+    deployments.stop();
     cpVerifier?.close();
     clearInterval(pruneTimer);
     storeHealth.close();
@@ -424,6 +438,7 @@ export async function startControlPlane(
     market,
     scheduler,
     jobs,
+    deployments,
     launchers,
     reservations,
     storeHealth,
@@ -444,6 +459,7 @@ export async function startControlPlane(
         log.info('shutting down: draining agents and in-flight requests');
         cpVerifier?.close();
         jobs.stop();
+        deployments.stop();
         const deadline = Date.now() + drain_timeout_ms;
         const closed = Promise.all([stopAccepting(api_server), stopAccepting(proxy_server)]);
         hub.beginDrain(); // GOAWAY: agents dial the successor; our tunnels stay up for our own clients

@@ -5,6 +5,7 @@
 // Secrets never travel in clear: the env is sealed by the client to the launcher's attested key, results and
 // logs are sealed by the launcher to the client's key.
 import { z } from 'zod';
+import { AppName } from './control.js';
 
 export const LAUNCHER_APP = 'ee-launcher';
 export const LAUNCHER_REPO = 'easyenclave/launcher';
@@ -128,3 +129,40 @@ export interface JobResultPlain {
 
 /** An error the launcher answers: `{error: {code, message}}`. */
 export const LauncherError = z.object({ error: z.object({ code: z.string().max(64), message: z.string().max(1024) }) });
+
+// ---------- Deployments (docs/workloads.md §3) ----------
+
+/** The repo a deployment's agent registers with; its release tag is the image id that runs. */
+export const DEPLOYMENT_REPO = 'easyenclave/deployment';
+export const DEPLOYMENT_ID_RE = /^dep_[0-9a-f]{20}$/;
+export const DeploymentId = z.string().regex(DEPLOYMENT_ID_RE, 'a deployment id is dep_ and 20 lowercase hex');
+/** HPKE additional data binding a sealed env to its deployment. */
+export const deploymentEnvAad = (deployment_id: string) =>
+  new TextEncoder().encode(`ee-deployment-env-v1:${deployment_id}`);
+
+export const DeploymentAssignment = z.strictObject({
+  deployment_id: DeploymentId,
+  /** The app its agent registers as (the proxy routes the app's hostname to it). */
+  app: AppName,
+  /** A container per image: a rolling update starts a second one under a new workload id. */
+  workload_id: z.string().regex(/^dep_[0-9a-f]{20}-[0-9]{1,6}$/),
+  image: ImageName,
+  command: JobCommand.nullable(),
+  port: z.number().int().min(1).max(65535),
+  vcpus: z.number().int().min(1).max(256),
+  memory_mib: z.number().int().min(16).max(4_194_304),
+  sealed_env: base64(MAX_SEALED_ENV_BYTES).nullable(),
+});
+export type DeploymentAssignment = z.infer<typeof DeploymentAssignment>;
+
+export const LauncherDeployment = z.strictObject({
+  deployment_id: DeploymentId,
+  workload_id: z.string().max(64),
+  running: z.boolean(),
+  image_id: z.string().max(128),
+  image_digest: z.string().max(128).nullable(),
+  host_port: z.number().int().nullable(),
+  /** The id its agent registers with (the workload id). */
+  agent_id: z.string().max(64),
+});
+export type LauncherDeployment = z.infer<typeof LauncherDeployment>;

@@ -1,11 +1,10 @@
 // EasyEnclave.connect (client.ts): decide whether to verify, verify the app's agent (the reservation's agent
-// when one pays), and build the plain or the confidential app client; the same launcher check before a private job is submitted.
+// when one pays), and build the plain or the confidential app client.
 import { networkPolicy } from '@easyenclave/attestation/network';
 import { AppClient } from './app-client.js';
 import { AttestationError } from './errors.js';
 import type { CallOptions, Transport } from './http.js';
 import type { Auth } from './calls.js';
-import * as jobs from './jobs.js';
 import * as reservations from './reservations.js';
 import type { Resolved } from './schemas.js';
 import type { TrustOptions, VerifiedEvidence } from './trust.js';
@@ -99,33 +98,4 @@ export async function connectApp(h: ConnectHost, app: string, o: ConnectOptions)
 export function checkApp(app: string): string {
   if (typeof app !== 'string' || app === '') throw new TypeError('app must be a non-empty app name');
   return encodeURIComponent(app);
-}
-
-/**
- * Places a job, verifies its launcher's evidence over our own nonce (unless `verify` is false), seals the env
- * to the attested key and submits it (EasyEnclave.submitPrivateJob).
- */
-export async function submitPrivateJob(
-  h: Omit<ConnectHost, 'network' | 'resolve'> & {
-    placement(vcpus: number, memory_mib: number, o: CallOptions): Promise<jobs.Placement>;
-  },
-  p: jobs.PrivateJobParams & { verify?: boolean | TrustOptions },
-  o: CallOptions,
-): Promise<jobs.SubmittedJob> {
-  const place = await h.placement(p.vcpus ?? 1, p.memory_mib ?? 256, o);
-  let target: { hpke_public_key: string; receipt_public_key: string | null } = {
-    hpke_public_key: place.hpke_public_key,
-    receipt_public_key: null,
-  };
-  if (p.verify !== false) {
-    const v = await h.verifyApp(jobs.LAUNCHER_APP, {
-      ...o,
-      agent: place.launcher.agent_id,
-      ...(typeof p.verify === 'object' ? { trust: p.verify } : {}),
-    });
-    if (v.keyset.hpke_public_key !== place.hpke_public_key)
-      throw new AttestationError(['the placement names a key the launcher did not attest']);
-    target = v.keyset;
-  }
-  return jobs.submitJob(h.transport, h.auth, p, target, o);
 }

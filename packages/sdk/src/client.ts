@@ -1,4 +1,4 @@
-// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~410 lines) because it is
+// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~460 lines) because it is
 // the whole public API, one short method per call delegating to ledger.ts, market.ts, jobs.ts, reservations.ts.
 //
 // - connect(app, { verify }): a client for an app behind the control plane's proxy. With verification (the
@@ -10,7 +10,7 @@
 // connect() is in client-connect.ts. Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
 import type { AppClient } from './app-client.js';
 import type { ConfidentialAppClient } from './confidential.js';
-import { checkApp, connectApp, submitPrivateJob, type ConnectOptions } from './client-connect.js';
+import { checkApp, connectApp, type ConnectOptions } from './client-connect.js';
 import { newNonceHex } from './bytes.js';
 import { AttestationError } from './errors.js';
 import { Transport, type CallOptions, type TransportOptions } from './http.js';
@@ -20,6 +20,7 @@ import * as ledger from './ledger.js';
 import * as market from './market.js';
 import * as reservations from './reservations.js';
 import * as jobs from './jobs.js';
+import * as deployments from './deployments.js';
 import {
   AppAttestationSchema,
   AppsSchema,
@@ -166,20 +167,62 @@ export class EasyEnclave {
    * Places a job, verifies its launcher's evidence over our own nonce (unless `verify` is false), seals the env
    * to the attested key and submits it. Keep `result_key` to open the result and the logs.
    */
-  submitPrivateJob(
+  async submitPrivateJob(
     p: jobs.PrivateJobParams & { verify?: boolean | TrustOptions },
     o: CallOptions = {},
   ): Promise<jobs.SubmittedJob> {
-    return submitPrivateJob(
-      {
-        transport: this.transport,
-        auth: this.auth,
-        placement: (v, m, c) => this.jobPlacement(v, m, c),
-        verifyApp: (a, c) => this.verifyApp(a, c),
-      },
-      p,
-      o,
-    );
+    const target = await this.launcherTarget(p.vcpus ?? 1, p.memory_mib ?? 256, p.verify, o);
+    return jobs.submitJob(this.transport, this.auth, p, target, o);
+  }
+
+  /** The placement's launcher, its evidence verified over our own nonce (unless `verify` is false). */
+  private async launcherTarget(
+    vcpus: number,
+    memory_mib: number,
+    verify: boolean | TrustOptions | undefined,
+    o: CallOptions,
+  ): Promise<{ hpke_public_key: string; receipt_public_key: string | null }> {
+    const place = await this.jobPlacement(vcpus, memory_mib, o);
+    if (verify === false) return { hpke_public_key: place.hpke_public_key, receipt_public_key: null };
+    const v = await this.verifyApp(jobs.LAUNCHER_APP, {
+      ...o,
+      agent: place.launcher.agent_id,
+      ...(typeof verify === 'object' ? { trust: verify } : {}),
+    });
+    if (v.keyset.hpke_public_key !== place.hpke_public_key)
+      throw new AttestationError(['the placement names a key the launcher did not attest']);
+    return v.keyset;
+  }
+
+  // ---- Deployments (docs/workloads.md §3) ----
+
+  /**
+   * Deploys an app: the launcher chosen by placement is verified, the env sealed to its attested key, a lease
+   * created on its node; waits until the app serves through its agent (state running), or failed.
+   */
+  async deploy(
+    p: deployments.DeployParams & { verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<deployments.Deployment> {
+    const target = await this.launcherTarget(p.vcpus ?? 1, p.memory_mib ?? 256, p.verify, o);
+    const d = await deployments.createDeployment(this.transport, this.auth, p, target.hpke_public_key, o);
+    return deployments.waitDeployment(this.transport, this.auth, d.deployment_id, ['running'], o);
+  }
+
+  deployment(id: string, o: CallOptions = {}): Promise<deployments.Deployment> {
+    return deployments.getDeployment(this.transport, this.auth, id, o);
+  }
+
+  /** Rolling restart onto a new image (the env carries over); waits until the new image serves. */
+  async updateDeployment(id: string, image: string, o: CallOptions = {}): Promise<deployments.Deployment> {
+    await deployments.updateDeployment(this.transport, this.auth, id, image, o);
+    return deployments.waitDeployment(this.transport, this.auth, id, ['running'], o);
+  }
+
+  /** Stops it (container and agent) and ends its lease; waits until it is stopped. */
+  async stopDeployment(id: string, o: CallOptions = {}): Promise<deployments.Deployment> {
+    await deployments.stopDeployment(this.transport, this.auth, id, o);
+    return deployments.waitDeployment(this.transport, this.auth, id, ['stopped'], o);
   }
 
   /** `submitPrivateJob`, then waits for the end and opens the sealed result: the decrypted result. */

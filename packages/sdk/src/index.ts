@@ -123,3 +123,4 @@ export {
   type PrivateJobParams,
   type SubmittedJob,
 } from './jobs.js';
+export { newDeploymentId, type Deployment, type DeployParams } from './deployments.js';

@@ -134,5 +134,12 @@ describe('OpenAPI document', () => {
       'query:limit',
     ]);
     assert.ok(doc.paths['/v1/proxy/{app}/{path}'].post.description.includes('Raw route'));
+    const deploy = doc.paths['/v1/deployments'].post;
+    const deployBody = deploy.requestBody.content['application/json'].schema;
+    for (const f of ['app', 'image', 'port', 'sealed_env', 'env_key', 'vcpus', 'memory_mib', 'periods'])
+      assert.ok(deployBody.properties[f], `POST /v1/deployments declares ${f}`);
+    assert.ok(deploy.parameters.some((p: any) => p.in === 'header' && p.name === 'idempotency-key'));
+    assert.ok(doc.paths['/v1/deployments/{id}'].patch.requestBody.content['application/json'].schema.properties.image);
+    assert.ok(doc.paths['/v1/deployments/{id}'].delete);
   });
 });

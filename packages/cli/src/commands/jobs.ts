@@ -26,7 +26,7 @@ type JobOptions = GlobalOptions & {
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const JOB_KEY_DIR = join(homedir(), '.easyenclave', 'jobs');
 
-function intOpt(v: string, name: string, min: number, max: number): number {
+export function intOpt(v: string, name: string, min: number, max: number): number {
   if (!/^[0-9]{1,9}$/.test(v) || Number(v) < min || Number(v) > max)
     throw usageError(`${name} must be a whole number from ${min} to ${max}`);
   return Number(v);
@@ -46,12 +46,14 @@ export function parseEnv(items: readonly string[], env: NodeJS.ProcessEnv): Reco
   return out;
 }
 
-const stringifyJson = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x));
+export const stringifyJson = (v: unknown) =>
+  JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x));
 
-async function client(o: JobOptions) {
+export async function client(o: GlobalOptions & { networkName?: string }) {
   const { EasyEnclave } = await import('@easyenclave/sdk');
   const conn = resolveConnection(o);
-  if (conn.api_key === undefined) throw usageError('jobs are paid by a user: give --api-key or EE_API_KEY');
+  if (conn.api_key === undefined)
+    throw usageError('jobs and deployments are paid by a user: give --api-key or EE_API_KEY');
   const network = o.networkName ?? process.env.EE_NETWORK;
   return new EasyEnclave({
     url: conn.base_url.toString().replace(/\/$/, ''),

@@ -87,6 +87,7 @@ export const ERROR_CATALOGUE = {
   unknown_payout: e(404, 'not_found', 'no such payout'),
   unknown_job: e(404, 'not_found', 'no such job (or not yours)'),
   unknown_reservation: e(404, 'not_found', 'no such reservation (or not yours)'),
+  unknown_deployment: e(404, 'not_found', 'no such deployment (or not yours)'),
   // 409: the request is fine; the state it meets refuses it.
   sandbox_clock: e(
     409,
@@ -123,6 +124,7 @@ export const ERROR_CATALOGUE = {
   job_conflict: e(409, 'conflict', 'this Idempotency-Key already created a different job'),
   job_finished: e(409, 'conflict', 'the job already ended'),
   invalid_transition: e(409, 'conflict', 'the job cannot take this step in its state'),
+  deployment_ended: e(409, 'conflict', 'the deployment is stopped or stopping'),
   logs_unavailable: e(409, 'conflict', "the job's logs are not available (it ended: its result holds the tails)"),
   // 408, 413, 415: heads and bodies.
   request_timeout: e(408, 'invalid_request', 'the request did not arrive in time'),

@@ -20,7 +20,7 @@ export const MAX_LEASE_PERIODS_SHOWN = 500;
 /** Candidate nodes a lease creation re-checks under their row locks, best first. */
 const MAX_LEASE_CANDIDATES = 16;
 
-async function leaseView(market: Market, l: LeaseRow) {
+export async function leaseView(market: Market, l: LeaseRow) {
   const [periods, sums] = await Promise.all([
     leasePeriods(market.db, l.id, MAX_LEASE_PERIODS_SHOWN),
     leaseTotals(market.db, l.id),

@@ -68,6 +68,14 @@ export class LauncherRegistry {
     return best;
   }
 
+  /** Whether an agent of `app` with this id is attested, healthy and routable on `node_id` (a deployment's). */
+  agentRoutable(node_id: string, app: string, agent_id: string): boolean {
+    const now = this.clock.now();
+    return (this.hub.byApp.get(app) ?? []).some(
+      (l) => l.node_id === node_id && l.agent_id === agent_id && l.routable(now, this.health_timeout_ms),
+    );
+  }
+
   /** The latest state of the node's launcher, when fresh and read on a link that is still usable. */
   view(node_id: string): LauncherView | null {
     const v = this.views.get(node_id);

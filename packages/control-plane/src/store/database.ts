@@ -4,12 +4,14 @@
 // typed without casts.
 import type { Kysely } from 'kysely';
 import type { LedgerDatabase } from '../ledger-store/schema.js';
+import type { DeploymentsDatabase } from '../deployments/store/schema.js';
 import type { JobsDatabase } from '../jobs/store/schema.js';
 import type { MarketDatabase } from '../market/store/schema.js';
 import type { ReservationDatabase } from '../market/store/reservation-schema.js';
 import type { StoreTables } from './schema.js';
 
-export interface Database extends StoreTables, LedgerDatabase, MarketDatabase, ReservationDatabase, JobsDatabase {}
+export interface Database
+  extends StoreTables, LedgerDatabase, MarketDatabase, ReservationDatabase, JobsDatabase, DeploymentsDatabase {}
 
 export type Db = Kysely<Database>;
 /** A connection inside an open transaction: Kysely's Transaction, or the connection a writer ran BEGIN on (SQLite's

@@ -6,8 +6,9 @@ import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { Assignment, LAUNCHER_SESSION_HEADER, JOB_ID_RE } from '@easyenclave/protocol/launcher';
+import { Assignment, DeploymentAssignment, LAUNCHER_SESSION_HEADER, JOB_ID_RE } from '@easyenclave/protocol/launcher';
 import { SEALED_MEDIA_TYPE } from '@easyenclave/protocol/seal/index';
+import type { LauncherDeployments } from './deployments.js';
 import { AssignmentRefused, type LauncherJobs } from './jobs.js';
 
 /** The largest request body (an assignment with its sealed env). */
@@ -46,6 +47,7 @@ export class LauncherApi {
     private readonly jobs: LauncherJobs,
     private readonly sessions: () => string[],
     private readonly log: Logger,
+    private readonly deployments: LauncherDeployments | null = null,
   ) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
@@ -73,6 +75,10 @@ export class LauncherApi {
   private route(method: string, path: string): { handler: Handler; id: string | null } | null {
     if (method === 'GET' && path === '/v1/launcher/state') return { handler: this.state, id: null };
     if (method === 'POST' && path === '/v1/launcher/jobs') return { handler: this.assign, id: null };
+    if (method === 'GET' && path === '/v1/launcher/deployments') return { handler: this.deploymentList, id: null };
+    if (method === 'POST' && path === '/v1/launcher/deployments') return { handler: this.deploy, id: null };
+    const d = /^\/v1\/launcher\/deployments\/(dep_[0-9a-f]{20}-[0-9]{1,6})$/.exec(path);
+    if (d && method === 'DELETE') return { handler: this.undeploy, id: d[1]! };
     const m = /^\/v1\/launcher\/jobs\/([^/]+)(\/ack|\/logs)?$/.exec(path);
     if (!m || !JOB_ID_RE.test(m[1]!)) return null;
     const id = m[1]!;
@@ -106,6 +112,22 @@ export class LauncherApi {
       return error(res, 400, 'invalid_assignment', parsed.error.issues[0]?.message ?? 'invalid assignment');
     json(res, 200, await this.jobs.assign(parsed.data));
   };
+
+  private deploymentList: Handler = async (_req, res) =>
+    json(res, 200, { deployments: this.deployments?.list() ?? [] });
+
+  private deploy: Handler = async (req, res) => {
+    if (this.deployments === null) return error(res, 404, 'not_found', 'this launcher runs no deployments');
+    const parsed = DeploymentAssignment.safeParse(await readBody(req));
+    if (!parsed.success)
+      return error(res, 400, 'invalid_assignment', parsed.error.issues[0]?.message ?? 'invalid assignment');
+    json(res, 200, await this.deployments.start(parsed.data));
+  };
+
+  private undeploy: Handler = async (_req, res, id) =>
+    (await this.deployments?.stop(id!))
+      ? json(res, 200, { stopped: true })
+      : error(res, 404, 'unknown_deployment', 'no such deployment workload');
 
   private cancel: Handler = async (_req, res, id) =>
     (await this.jobs.cancel(id!)) ? json(res, 200, { cancelled: true }) : error(res, 404, 'unknown_job', 'no such job');

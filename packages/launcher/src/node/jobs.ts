@@ -160,15 +160,15 @@ export class LauncherJobs {
     return this.view(this.track(meta, w));
   }
 
-  private async openEnv(a: Assignment): Promise<Record<string, string>> {
+  private openEnv(a: Assignment): Promise<Record<string, string>> {
+    return this.openSealedEnv(a.sealed_env!, jobEnvAad(a.job_id));
+  }
+
+  /** Opens an env sealed to this boot's attested key with `aad` (jobs and deployments alike). */
+  async openSealedEnv(sealed_b64: string, aad: Uint8Array): Promise<Record<string, string>> {
     let plain: Uint8Array;
     try {
-      plain = await open(
-        await this.recipientKey(),
-        Buffer.from(a.sealed_env!, 'base64'),
-        jobEnvAad(a.job_id),
-        MAX_ENV_TOTAL_BYTES,
-      );
+      plain = await open(await this.recipientKey(), Buffer.from(sealed_b64, 'base64'), aad, MAX_ENV_TOTAL_BYTES);
     } catch (err) {
       throw new AssignmentRefused('env_refused', `the sealed env does not open: ${(err as Error).message}`);
     }

@@ -5,11 +5,12 @@
 // (docs/workloads.md §1); the app, repo and backend are the launcher's own.
 import { Agent, loadAgentConfig, type AgentOptions } from '@easyenclave/agent';
 import { generateKeyset } from '@easyenclave/attestation';
-import { LAUNCHER_APP, LAUNCHER_REPO, LAUNCHER_VERSION } from '@easyenclave/protocol/launcher';
+import { deploymentEnvAad, LAUNCHER_APP, LAUNCHER_REPO, LAUNCHER_VERSION } from '@easyenclave/protocol/launcher';
 import { pino, type Logger } from 'pino';
 import { loadLauncherConfig, type LauncherConfig } from '../config.js';
 import { PodmanRuntime } from '../podman/runtime.js';
 import { LauncherApi } from './api.js';
+import { LauncherDeployments } from './deployments.js';
 import { LauncherJobs } from './jobs.js';
 import { loadLauncherOpsConfig, serveLauncherOps } from '../ops.js';
 import type { OpsServer } from '@easyenclave/protocol/ops/server';
@@ -28,6 +29,7 @@ export class LauncherNode {
     readonly jobs: LauncherJobs,
     readonly api: LauncherApi,
     readonly agent: Agent,
+    readonly deployments: LauncherDeployments,
     /** The operations port (/metrics, /ready) when EE_METRICS_PORT is set. */
     readonly ops: OpsServer | null,
   ) {}
@@ -54,12 +56,21 @@ export class LauncherNode {
     let agent: Agent | null = null;
     let api: LauncherApi | null = null;
     let ops: OpsServer | null = null;
+    let deployments: LauncherDeployments | null = null;
     try {
       // One keyset per boot: the agent attests it, the jobs open sealed envs and sign usage with it.
       const keys = generateKeyset();
       const jobs = new LauncherJobs(runtime, keys, config.state_dir, config.launcher_id, log);
       await jobs.reconcile();
-      api = new LauncherApi(jobs, () => agent?.sessionIds() ?? [], log);
+      deployments = new LauncherDeployments(
+        runtime,
+        { ...env, EE_METRICS_PORT: undefined },
+        (sealed, id) => jobs.openSealedEnv(sealed, deploymentEnvAad(id)),
+        log,
+        opts.quote_provider ? { quote_provider: opts.quote_provider } : {},
+      );
+      await deployments.reconcile();
+      api = new LauncherApi(jobs, () => agent?.sessionIds() ?? [], log, deployments);
       const url = await api.listen();
       agent = new Agent(loadAgentConfig({ ...agentEnv, EE_BACKEND_URL: url }), {
         logger: log,
@@ -73,7 +84,7 @@ export class LauncherNode {
           tunnel.attested ? { ready: true } : { ready: false, reason: 'tunnel not attested' },
         );
       log.info({ api: url, ops: ops?.url, launcher_id: config.launcher_id }, 'launcher started');
-      return new LauncherNode(config, runtime, jobs, api, agent, ops);
+      return new LauncherNode(config, runtime, jobs, api, agent, deployments, ops);
     } catch (err) {
       await agent?.stop(0);
       await api?.close();
@@ -85,6 +96,7 @@ export class LauncherNode {
   async stop(): Promise<void> {
     await this.ops?.close();
     await this.agent.stop(1000);
+    await this.deployments.close();
     await this.api.close();
     await this.jobs.close();
     await this.runtime.close();

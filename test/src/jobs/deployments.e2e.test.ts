@@ -1,0 +1,208 @@
+// Deployments end to end, with real parts: a control plane (SQLite file, real ledger, the sandbox fast
+// settlement clock), a node launcher run as `ee node run` (podman), and the SDK's `ee.deploy`. The deployment is
+// busybox httpd serving /www: it is reached through the host-routed proxy, updated to a second image under a
+// request loop (no request may fail), stopped on request, and stopped by itself when its lease ends.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EasyEnclave } from '@easyenclave/sdk';
+import type { ControlPlane } from '@easyenclave/control-plane/server';
+import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
+import {
+  PODMAN_SUITE_TIMEOUT_MS,
+  PODMAN_TEST_ENV,
+  podmanSkipReason,
+  removeContainersOf,
+  testCli,
+  testImage,
+  testLauncherConfig,
+} from '../helpers/podman.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { call } from '../ledger-http/client.js';
+import { hostGet } from '../lifecycle/util.js';
+import { funded, registerNode, stake, type Party } from '../market/util.js';
+
+const PRICE = 3_600_000;
+/** The sandbox clock's shortest period: a one-period lease ends at the next minute boundary. */
+const PERIOD_MS = 60_000;
+const HTTPD = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/www'];
+
+const skip = podmanSkipReason();
+
+describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, () => {
+  let cp: ControlPlane;
+  let image: string;
+  let image2: string;
+  let user: Party;
+  let launcher: ProcessHandle;
+  let node_token: string;
+  let ee: EasyEnclave;
+  const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
+  const launcherState = tmpDir('ee-launcher-');
+  const home = tmpDir('ee-home-');
+
+  const startLauncher = () =>
+    spawnEe(['node', 'run'], {
+      ...PODMAN_TEST_ENV,
+      EE_CONTROL_WS: wsUrl(cp),
+      EE_NODE_TOKEN: node_token,
+      EE_NETWORK: 'sandbox-1',
+      EE_LAUNCHER_ID: launcherId,
+      EE_LAUNCHER_STATE_DIR: launcherState,
+      EE_AGENT_STATE_DIR: launcherState,
+      EE_LAUNCHER_VCPUS: '2',
+      EE_LAUNCHER_MEMORY_MIB: '1024',
+      EE_HEALTH_INTERVAL_SEC: '1',
+      EE_LOG_LEVEL: 'warn',
+    });
+
+  const containersOf = async (id: string) =>
+    (await testCli().ok(['ps', '--format={{.Names}}', `--filter=name=^ee-${id}-`])).toString().trim();
+
+  before(async () => {
+    image = await testImage();
+    // A second image: the same rootfs serving another page (the update's target).
+    const dir = tmpDir('ee-image2-');
+    writeFileSync(join(dir, 'Containerfile'), `FROM ${image}\nRUN echo version-two > /www/index.html\n`);
+    image2 = `localhost/ee-deployment-test:${randomBytes(4).toString('hex')}`;
+    await testCli().ok(['build', ...PODMAN_TEST_ENV.EE_CONTAINER_RUN_ARGS.split(/\s+/), '-t', image2, dir]);
+    cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '4', EE_SANDBOX_SETTLEMENT_PERIOD_MS: String(PERIOD_MS) });
+    const provider = await funded(cp.api_url, 'provider', 'P', '$500');
+    user = await funded(cp.api_url, 'user', 'U', '$50');
+    const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
+    await stake(cp.api_url, provider, n.node_id, PRICE * 2 * 24);
+    node_token = n.node_token;
+    launcher = startLauncher();
+    await waitFor(
+      async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
+      60_000,
+      'the launcher to be attested and placeable',
+    );
+    ee = new EasyEnclave({ url: cp.api_url, apiKey: user.key, network: 'sandbox-1' });
+  });
+  after(async () => {
+    launcher?.kill('SIGTERM');
+    await closeAll();
+    // A failed test may leave a deployment's container running (a stopped launcher leaves its containers).
+    await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: launcherId, EE_LAUNCHER_STATE_DIR: launcherState }));
+  });
+
+  it('serves HTTP through the proxy, survives an image update with zero failed requests, and stops', async (t) => {
+    const app = `web-${randomBytes(3).toString('hex')}`;
+    const d = await ee.deploy({ app, image, command: HTTPD(8080), port: 8080, env: { GREETING: 'hi' } });
+    assert.equal(d.state, 'running', d.reason);
+    assert.match(d.image_id ?? '', /^sha256:[0-9a-f]{64}$/);
+    assert.equal(d.lease?.status, 'active');
+    const first = await hostGet(cp, '/', app);
+    assert.equal(first.status, 200);
+    assert.match(first.text, /easyenclave/i);
+    // The agent's registration records the image that runs (its release tag).
+    const ev = await call(cp.api_url, 'GET', `/v1/apps/${app}/attestation?nonce=${randomBytes(32).toString('hex')}`);
+    assert.equal(ev.status, 200, JSON.stringify(ev.body));
+    assert.equal(ev.body.release_tag, d.image_id);
+
+    // Request loops through the proxy during the rolling update: every answer must be a 200.
+    let stop = false;
+    const statuses = new Map<number, number>();
+    let errors = 0;
+    let versionTwo = 0;
+    const loop = async () => {
+      while (!stop) {
+        try {
+          const r = await hostGet(cp, '/', app);
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          if (r.text.includes('version-two')) versionTwo++;
+        } catch {
+          errors++;
+        }
+      }
+    };
+    /** Concurrent clients: the proxy has requests in flight on the old agent as it is retired. */
+    const loops = Array.from({ length: 4 }, loop);
+    const updated = await ee.updateDeployment(d.deployment_id, image2);
+    // Keep the loop running past the old container's retirement.
+    await waitFor(async () => (await containersOf(d.deployment_id)).split('\n').length === 1, 60_000, 'old retired');
+    const before2 = versionTwo;
+    await waitFor(async () => versionTwo > before2 + 20, 60_000, 'requests served by the new image');
+    stop = true;
+    await Promise.all(loops);
+    t.diagnostic(`requests during the update: ${JSON.stringify([...statuses])}, errors ${errors}`);
+    assert.equal(updated.state, 'running', updated.reason);
+    assert.equal(updated.generation, 2);
+    assert.notEqual(updated.image_id, d.image_id);
+    assert.equal(errors, 0, `request errors during the update: ${errors}`);
+    assert.deepEqual([...statuses.keys()], [200], JSON.stringify([...statuses]));
+    assert.ok((statuses.get(200) ?? 0) > 50, `too few requests: ${statuses.get(200)}`);
+    assert.equal(await containersOf(d.deployment_id), `ee-${d.deployment_id}-2`);
+
+    const stopped = await ee.stopDeployment(d.deployment_id);
+    assert.equal(stopped.state, 'stopped');
+    assert.equal(stopped.lease?.status, 'ended');
+    assert.equal(await containersOf(d.deployment_id), '');
+    await waitFor(async () => (await hostGet(cp, '/', app)).status !== 200, 30_000, 'the app to stop serving');
+  });
+
+  it('a restarted launcher gets its deployment back: it serves again, on the same generation', async () => {
+    const app = `back-${randomBytes(3).toString('hex')}`;
+    const d = await ee.deploy({ app, image, command: HTTPD(8082), port: 8082 });
+    assert.equal(d.state, 'running', d.reason);
+    assert.equal((await hostGet(cp, '/', app)).status, 200);
+    // The same deployment created again (without an Idempotency-Key) opens no second lease.
+    const again = await call(cp.api_url, 'POST', '/v1/deployments', {
+      token: user.key,
+      body: { app, image, command: HTTPD(8082), port: 8082, deployment_id: d.deployment_id },
+    });
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    const leases = await call(cp.api_url, 'GET', '/v1/leases', { token: user.key });
+    assert.equal(
+      JSON.stringify(leases.body).split(`"app":"${app}"`).length - 1,
+      1,
+      JSON.stringify(leases.body).slice(0, 2000),
+    );
+    launcher.kill('SIGTERM');
+    await launcher.exited;
+    launcher = startLauncher();
+    await waitFor(
+      async () => (await hostGet(cp, '/', app)).status === 200 && (await containersOf(d.deployment_id)) !== '',
+      60_000,
+      'the deployment to serve again after the launcher restarted',
+    );
+    const now = await ee.deployment(d.deployment_id);
+    assert.equal(now.state, 'running');
+    assert.equal(now.generation, 1);
+    assert.equal(await containersOf(d.deployment_id), `ee-${d.deployment_id}-1`);
+    assert.equal((await ee.stopDeployment(d.deployment_id)).state, 'stopped');
+  });
+
+  it('ee deploy create|show: is stopped when its lease ends (one period of the sandbox clock)', async () => {
+    const app = `once-${randomBytes(3).toString('hex')}`;
+    const ee_ = (args: string[]) =>
+      spawnEe(['deploy', args[0]!, '--json', ...args.slice(1)], {
+        EE_CONTROL_URL: cp.api_url,
+        EE_API_KEY: user.key,
+        EE_NETWORK: 'sandbox-1',
+        HOME: home,
+      });
+    const create = ee_(['create', app, image, '--port', '8081', '--periods', '1', '--', ...HTTPD(8081)]);
+    assert.equal(await create.exited, 0, create.output());
+    const d = JSON.parse(create.output().trim().split('\n').at(-1)!) as { deployment_id: string; state: string };
+    assert.equal(d.state, 'running', create.output());
+    assert.equal((await hostGet(cp, '/', app)).status, 200);
+    const ended = await waitFor(
+      async () => {
+        const now = await ee.deployment(d.deployment_id);
+        return now.state === 'stopped' ? now : null;
+      },
+      3 * PERIOD_MS,
+      'the deployment to stop when its lease ends',
+    );
+    assert.equal(ended.lease?.status, 'ended');
+    assert.match(ended.reason, /the lease ended/);
+    assert.equal(await containersOf(d.deployment_id), '');
+    const show = ee_(['show', d.deployment_id]);
+    assert.equal(await show.exited, 0, show.output());
+    assert.match(show.output(), /"state":"stopped"/);
+  });
+});
