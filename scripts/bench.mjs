@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// Long on purpose: one benchmark script whose setups, runs and report share one run's state.
 // The tunnel benchmark (`npm run bench`): direct backend (the limit) vs nginx vs the tunnel through both
 // entry points, measured in the same run on the same machine. Never a timed test: results go to stdout and
 // docs/benchmarks.md.

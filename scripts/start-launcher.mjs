@@ -5,7 +5,7 @@
 // returns the reason it skipped, and `npm start` runs without a launcher.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 /** Local price: $0.10 per vCPU-hour. */
 const PRICE_MICRO = 100_000;
@@ -121,4 +121,51 @@ export async function prepareLauncher({ root, stateDir, api: base, adminToken, c
       EE_HEALTH_INTERVAL_SEC: '2',
     },
   };
+}
+
+/**
+ * Prepares the launcher, starts it through `start(env)` and waits until jobs can be placed on it. Returns the
+ * `ee jobs run` line to print, or null (no launcher: the reason is said).
+ */
+export async function startLauncher({
+  root,
+  stateDir,
+  api,
+  adminToken,
+  controlWs,
+  eeBin,
+  readyTimeoutMs,
+  say,
+  stopping,
+  start,
+}) {
+  let jobsLine = null;
+  try {
+    const l = await prepareLauncher({ root, stateDir, api, adminToken, controlWs });
+    if (l.skip) say(`no local launcher (jobs need one): ${l.skip}`);
+    else {
+      start(l.env);
+      const until = Date.now() + readyTimeoutMs;
+      let placed = false;
+      while (!stopping() && !placed && Date.now() < until) {
+        const r = await fetch(`${api}/v1/jobs/placement`, { headers: { authorization: `Bearer ${l.user_key}` } }).catch(
+          () => null,
+        );
+        placed = r?.status === 200;
+        if (!placed) await new Promise((r2) => setTimeout(r2, 300));
+      }
+      if (!placed) say('the launcher did not become placeable in time (see its log lines above)');
+      const from0 = process.env.INIT_CWD ?? process.cwd();
+      const keyPath = relative(from0, l.user_key_file).startsWith('..')
+        ? l.user_key_file
+        : relative(from0, l.user_key_file);
+      const eePath = relative(from0, eeBin).startsWith('..') ? eeBin : relative(from0, eeBin);
+      jobsLine =
+        `EE_API_KEY=$(cat ${keyPath}) EE_CONTROL_URL=${api} EE_NETWORK=sandbox-1 SECRET=hello node ${eePath} jobs run ${l.image} ` +
+        `--env SECRET --wait -- sh -c 'printf %s "$SECRET" | sha256sum'`;
+    }
+  } catch (err) {
+    say(`no local launcher: setting it up failed: ${err.message}`);
+  }
+  return jobsLine;
 }

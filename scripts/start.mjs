@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm start`: a local sandbox network on this machine, in one command.
+// `npm start`: a local sandbox network on this machine, in one command. One script (~420 lines) because it is
+// one sequence: ports, children in start order, readiness, shutdown; the launcher and log lines have modules.
 //
 //   1. builds the workspace if needed (`tsc -b`, fast when up to date);
 //   2. starts three processes, their output prefixed by role:
@@ -28,7 +29,8 @@ import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { keptTokens, readyText, writeConfig } from './local-network.mjs';
-import { prepareLauncher } from './start-launcher.mjs';
+import { startLauncher } from './start-launcher.mjs';
+import { AGENT_HIDDEN, HIDDEN, readable } from './start-logs.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const STATE_DIR = process.env.EE_STATE_DIR ? resolve(process.env.EE_STATE_DIR) : join(ROOT, '.easyenclave');
@@ -163,35 +165,6 @@ const roles = {
   },
 };
 
-const LEVELS = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
-const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'svc']);
-const AGENT_HIDDEN = new Set([...HIDDEN, 'app', 'agent_id']); // the agent's logger repeats these on every line
-
-/** One pino JSON line → "HH:MM:SS LEVEL message key=value ..."; anything else is printed as it is. */
-function readable(line, hidden) {
-  if (!line.startsWith('{')) return line;
-  let o;
-  try {
-    o = JSON.parse(line);
-  } catch {
-    return line;
-  }
-  if (typeof o.level !== 'number') return line;
-  const time = typeof o.time === 'number' ? new Date(o.time).toTimeString().slice(0, 8) : '';
-  let level = LEVELS[o.level] ?? String(o.level);
-  if (o.level >= 50) level = paint('31', level);
-  else if (o.level >= 40) level = paint('33', level);
-  const extra = [];
-  for (const [k, v] of Object.entries(o)) {
-    if (hidden.has(k) || v === undefined) continue;
-    const value = k === 'err' && v && typeof v === 'object' ? (v.message ?? JSON.stringify(v)) : v;
-    extra.push(
-      `${k}=${typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)}`,
-    );
-  }
-  return `${time} ${level} ${o.msg ?? ''}${extra.length ? `  ${paint('2', extra.join(' '))}` : ''}`;
-}
-
 const children = new Map(); // role → { proc, exited: Promise<{code, signal}>, done }
 let shuttingDown = false;
 
@@ -211,7 +184,7 @@ function startChild(role) {
     createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
       const m = /successor (\d+) is serving/.exec(line);
       if (m) successor = Number(m[1]);
-      process.stdout.write(`${prefix} ${readable(line, hidden)}\n`);
+      process.stdout.write(`${prefix} ${readable(line, hidden, paint)}\n`);
     });
   }
   const child = { proc, done: false, code: null, signal: null };
@@ -400,41 +373,21 @@ if (shuttingDown) await shutdownPromise;
 
 // ---------- the node launcher (when podman is here) ----------
 
-let jobsLine = null;
-try {
-  const l = await prepareLauncher({
-    root: ROOT,
-    stateDir: STATE_DIR,
-    api: API,
-    adminToken: TOKENS.EE_ADMIN_TOKEN,
-    controlWs: `ws://${HOST}:${ports.control.port}/v1/tunnel`,
-  });
-  if (l.skip) say(`no local launcher (jobs need one): ${l.skip}`);
-  else {
-    roles.launcher = { color: '32', args: [EE_BIN, 'node', 'run'], env: { ...baseEnv, ...l.env } };
+const jobsLine = await startLauncher({
+  root: ROOT,
+  stateDir: STATE_DIR,
+  api: API,
+  adminToken: TOKENS.EE_ADMIN_TOKEN,
+  controlWs: `ws://${HOST}:${ports.control.port}/v1/tunnel`,
+  eeBin: EE_BIN,
+  readyTimeoutMs: READY_TIMEOUT_MS,
+  say,
+  stopping: () => shuttingDown,
+  start: (env) => {
+    roles.launcher = { color: '32', args: [EE_BIN, 'node', 'run'], env: { ...baseEnv, ...env } };
     startChild('launcher');
-    const until = Date.now() + READY_TIMEOUT_MS;
-    let placed = false;
-    while (!shuttingDown && !placed && Date.now() < until) {
-      const r = await fetch(`${API}/v1/jobs/placement`, { headers: { authorization: `Bearer ${l.user_key}` } }).catch(
-        () => null,
-      );
-      placed = r?.status === 200;
-      if (!placed) await new Promise((r2) => setTimeout(r2, 300));
-    }
-    if (!placed) say('the launcher did not become placeable in time (see its log lines above)');
-    const from0 = process.env.INIT_CWD ?? process.cwd();
-    const keyPath = relative(from0, l.user_key_file).startsWith('..')
-      ? l.user_key_file
-      : relative(from0, l.user_key_file);
-    const eePath = relative(from0, EE_BIN).startsWith('..') ? EE_BIN : relative(from0, EE_BIN);
-    jobsLine =
-      `EE_API_KEY=$(cat ${keyPath}) EE_CONTROL_URL=${API} EE_NETWORK=sandbox-1 SECRET=hello node ${eePath} jobs run ${l.image} ` +
-      `--env SECRET --wait -- sh -c 'printf %s "$SECRET" | sha256sum'`;
-  }
-} catch (err) {
-  say(`no local launcher: setting it up failed: ${err.message}`);
-}
+  },
+});
 if (shuttingDown) await shutdownPromise;
 
 // ---------- ready ----------

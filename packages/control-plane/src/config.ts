@@ -1,3 +1,4 @@
+// Long (~480 lines) on purpose: one table of settings, each parsed and bounded next to its name.
 // Control-plane configuration from EE_* environment variables (the seed's names and defaults).
 // Pure: reads only the `env` argument, so tests and embedders can pass their own.
 //

@@ -1,3 +1,4 @@
+// Long (~460 lines) on purpose: the one place the parts are assembled and torn down, in order.
 // Assembles the control plane: store, verifier, tunnel hub, the API server (fastify for JSON routes, raw
 // handlers for the proxy and the tunnel) and the host-routed app proxy. Returns a handle for graceful shutdown.
 

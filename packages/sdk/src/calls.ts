@@ -56,6 +56,21 @@ export async function get<S extends z.ZodType>(
   return (await callJson(t, { ...o, method: 'GET', path, headers: mergeHeaders(auth, o) }, schema)).data;
 }
 
+/** A DELETE the server treats as idempotent: the key is only there to let the transport retry it. */
+export function del<S extends z.ZodType>(
+  t: Transport,
+  path: string,
+  auth: AuthHeader,
+  o: CallOptions,
+  schema: S,
+): Promise<z.output<S>> {
+  return callJson(
+    t,
+    { ...o, headers: mergeHeaders(auth, o), method: 'DELETE', path, idempotency_key: newIdempotencyKey() },
+    schema,
+  ).then((r) => r.data);
+}
+
 /** A POST under one Idempotency-Key for all its attempts. */
 export async function post<S extends z.ZodType>(
   t: Transport,

@@ -1,4 +1,5 @@
-// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`.
+// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~460 lines) because it is
+// the whole public API, one short method per call delegating to ledger.ts, market.ts, jobs.ts, reservations.ts.
 //
 // - connect(app, { verify }): a client for an app behind the control plane's proxy. With verification (the
 //   default unless the app is on a sandbox network) it first fetches the app's agent's evidence over a fresh
@@ -6,10 +7,10 @@
 //   the policy; if that fails it throws AttestationError and no request is ever sent to the app.
 // - verifyControlPlane(): the same check of the control plane's own evidence (GET /v1/attestation).
 // - Ledger calls (ledger.ts), market calls (market.ts) and a few read calls (resolve, apps).
-// Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
-import { networkPolicy } from '@easyenclave/attestation/network';
-import { AppClient } from './app-client.js';
+// connect() is in client-connect.ts. Browser-safe except verification, which is loaded lazily from ./verify.js (Node-only; see docs/sdk.md).
+import type { AppClient } from './app-client.js';
 import type { ConfidentialAppClient } from './confidential.js';
+import { checkApp, connectApp, type ConnectOptions } from './client-connect.js';
 import { newNonceHex } from './bytes.js';
 import { AttestationError } from './errors.js';
 import { Transport, type CallOptions, type TransportOptions } from './http.js';
@@ -55,28 +56,7 @@ export interface EasyEnclaveOptions extends Omit<TransportOptions, 'base_url'> {
   account?: string;
 }
 
-export interface ConnectOptions extends CallOptions {
-  /**
-   * true/false, or trust options overriding the client's. Default: on, unless the network (`network` option,
-   * else the app's network from GET /v1/resolve) is a sandbox network.
-   */
-  verify?: boolean | TrustOptions;
-  /** Verify this agent of the app (default: one the control plane picks). */
-  agent?: string;
-  /**
-   * Seal every request to the verified agent's key and open every response (docs/confidential.md). Needs
-   * verification (it is what the key is taken from); the control plane sees only ciphertext.
-   */
-  confidential?: boolean;
-  /**
-   * With `confidential`: the reservation paying for the requests (what createReservation answered, or its id and
-   * token); its agent is the one verified and used. The token travels sealed: only its holder's requests are
-   * billed to the reservation (without it the agent signs no receipt).
-   */
-  reservation?: string | { reservation_id: string; token: string | null };
-  /** The reservation's bearer token, when `reservation` is given as an id. */
-  reservation_token?: string;
-}
+export type { ConnectOptions } from './client-connect.js';
 
 export class EasyEnclave {
   readonly transport: Transport;
@@ -276,56 +256,16 @@ export class EasyEnclave {
   async connect(app: string, o: ConnectOptions & { confidential: true }): Promise<ConfidentialAppClient>;
   async connect(app: string, o?: ConnectOptions): Promise<AppClient>;
   async connect(app: string, o: ConnectOptions = {}): Promise<AppClient> {
-    checkApp(app);
-    const { verify, agent: asked, confidential, reservation: rsv, reservation_token, ...call } = o;
-    const reservation = typeof rsv === 'object' ? rsv.reservation_id : rsv;
-    const token = (typeof rsv === 'object' ? rsv.token : null) ?? reservation_token ?? null;
-    if (reservation !== undefined && confidential !== true)
-      throw new TypeError('a reservation pays for confidential requests: pass confidential: true');
-    let on: boolean;
-    if (confidential === true) {
-      if (verify === false) throw new TypeError('a confidential connection verifies the agent it seals to');
-      on = true;
-    } else if (verify === undefined) {
-      const network = this.#o.network ?? (await this.resolve(app, call)).network;
-      on = networkPolicy(network)?.sealed !== false; // unknown networks count as sealed
-    } else {
-      on = verify !== false;
-    }
-    if (!on) return new AppClient(this.transport, app, null, null);
-    const trust = typeof verify === 'object' ? verify : undefined;
-    // A reservation names its agent: that one is verified, and its keyset must be the reservation's.
-    const held =
-      reservation === undefined
-        ? undefined
-        : await reservations.reservation(this.transport, this.auth, reservation, call);
-    const agent = held?.agent_id ?? asked;
-    const run = async (c: CallOptions) => {
-      const v = await this.verifyApp(app, {
-        ...c,
-        ...(agent !== undefined ? { agent } : {}),
-        ...(trust ? { trust } : {}),
-      });
-      if (
-        held &&
-        (v.keyset.hpke_public_key !== held.keyset?.hpke_public_key ||
-          v.keyset.receipt_public_key !== held.keyset?.receipt_public_key)
-      )
-        throw new AttestationError([
-          `the verified agent's keyset is not the one reservation ${held.reservation_id} names`,
-        ]);
-      return v;
-    };
-    const verified = await run(call);
-    if (confidential !== true) return new AppClient(this.transport, app, verified, run);
-    const { ConfidentialAppClient } = await import('./confidential.js');
-    return new ConfidentialAppClient(
-      this.transport,
+    return connectApp(
+      {
+        transport: this.transport,
+        auth: this.auth,
+        network: this.#o.network,
+        resolve: (a, c) => this.resolve(a, c),
+        verifyApp: (a, c) => this.verifyApp(a, c),
+      },
       app,
-      verified,
-      run,
-      reservation === undefined ? null : { id: reservation, token },
-      this.auth,
+      o,
     );
   }
 
@@ -515,10 +455,4 @@ export class EasyEnclave {
   cancelPayout(id: string, o?: IdempotentOptions) {
     return market.resolvePayout(this.transport, this.auth, id, false, o);
   }
-}
-
-/** The app's path segment; the control plane decides which names exist (404 unknown_app). */
-function checkApp(app: string): string {
-  if (typeof app !== 'string' || app === '') throw new TypeError('app must be a non-empty app name');
-  return encodeURIComponent(app);
 }

@@ -13,8 +13,8 @@
 // bad arguments and a missing credential throw a TypeError synchronously, before any request.
 import {
   bearer,
+  del,
   get,
-  mergeHeaders,
   post,
   paged,
   principal,
@@ -23,9 +23,7 @@ import {
   type IdempotentOptions,
   type Replayable,
 } from './calls.js';
-import { newIdempotencyKey } from './bytes.js';
 import type { CallOptions, Transport } from './http.js';
-import { callJson } from './json.js';
 import { amountFields, type Amount } from './ledger.js';
 import {
   AbuseReportPageSchema,
@@ -223,19 +221,8 @@ export function lease(t: Transport, auth: Auth, id: string, o: CallOptions = {})
 
 /** Stops renewals; the period already locked settles as usual. */
 export function cancelLease(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Lease> {
-  // Cancelling is idempotent on the server (a second DELETE returns the ended lease), so the key is only there
-  // to let the transport retry the DELETE like any idempotent call.
-  return callJson(
-    t,
-    {
-      ...o,
-      headers: mergeHeaders(principal(auth), o),
-      method: 'DELETE',
-      path: leasePath(id),
-      idempotency_key: newIdempotencyKey(),
-    },
-    LeaseSchema,
-  ).then((r) => r.data);
+  // Cancelling is idempotent on the server (a second DELETE returns the ended lease).
+  return del(t, leasePath(id), principal(auth), o, LeaseSchema);
 }
 
 // ---- Settlement (admin) ----

@@ -5,6 +5,7 @@
 //   PUT    /v1/nodes/{node}/unit-prices   (the node's provider) micro-USD per 1,000 units of each kind
 import { z } from 'zod';
 import {
+  del,
   get,
   mergeHeaders,
   post,
@@ -14,7 +15,6 @@ import {
   type IdempotentOptions,
   type Replayable,
 } from './calls.js';
-import { newIdempotencyKey } from './bytes.js';
 import type { CallOptions, Transport } from './http.js';
 import { callJson, MicroUsd } from './json.js';
 import { amountFields, type Amount } from './ledger.js';
@@ -81,17 +81,7 @@ export function reservation(t: Transport, auth: Auth, id: string, o: CallOptions
 }
 
 export function cancelReservation(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Reservation> {
-  return callJson(
-    t,
-    {
-      ...o,
-      headers: mergeHeaders(principal(auth), o),
-      method: 'DELETE',
-      path: path(id),
-      idempotency_key: newIdempotencyKey(),
-    },
-    ReservationSchema,
-  ).then((r) => r.data);
+  return del(t, path(id), principal(auth), o, ReservationSchema);
 }
 
 export const UnitPricesSchema = z.looseObject({

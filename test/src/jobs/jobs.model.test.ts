@@ -9,11 +9,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { createLedgerState } from '@easyenclave/control-plane/ledger/engine';
 import { identityAccountInputs, PLATFORM_ISSUANCE } from '@easyenclave/control-plane/ledger/chart';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
-import { accountFromRow, entryFromJournalRow } from '@easyenclave/control-plane/ledger-store/rows';
 import { stakeOp } from '@easyenclave/control-plane/market/ops';
 import { requiredStake } from '@easyenclave/control-plane/market/policy';
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
@@ -25,6 +23,7 @@ import type { Db as JobsDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations, type StoreOptions } from '@easyenclave/control-plane/store/index';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { loadLedgerState } from '../helpers/ledger-state.js';
 
 const MIN = 60_000;
 const KEY = 'a'.repeat(64);
@@ -70,20 +69,6 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc.record({ t: fc.constant('time' as const), ms: fc.integer({ min: 1, max: 3 * 60 * MIN }) }),
   },
 );
-
-async function loadState(db: JobsDb) {
-  const state = createLedgerState();
-  for (const r of await (db as any).selectFrom('ledger_accounts').selectAll().execute())
-    state.accounts.set(r.id, accountFromRow(r));
-  for (const r of await (db as any).selectFrom('ledger_journal').selectAll().orderBy('seq').execute()) {
-    const e = entryFromJournalRow(r);
-    state.journal.push(e);
-    if (e.kind === 'transfer') state.transfers.set(e.transfer.id, e.transfer);
-  }
-  for (const r of await (db as any).selectFrom('ledger_pending').selectAll().execute())
-    state.pending.set(r.id, r.status);
-  return state;
-}
 
 const seen = { created: 0, settled: 0, refunded: 0, expired: 0, overcap: 0, cancelled: 0, lost: 0 };
 
@@ -221,7 +206,7 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
           }
 
           // ---- invariants after every step ----
-          const state = await loadState(db);
+          const state = await loadLedgerState(db);
           assert.deepEqual(checkInvariants(state), []);
           const jobs = (await db
             .selectFrom('jobs')

@@ -7,11 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { createLedgerState } from '@easyenclave/control-plane/ledger/engine';
 import { identityAccountInputs, PLATFORM_ISSUANCE, PLATFORM_SLASH_POOL } from '@easyenclave/control-plane/ledger/chart';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
-import { accountFromRow, entryFromJournalRow } from '@easyenclave/control-plane/ledger-store/rows';
 import { createLeaseOp, finalizeOp, renewOp, stakeOp } from '@easyenclave/control-plane/market/ops';
 import { fraudOp, slashOp } from '@easyenclave/control-plane/market/ops-penalty';
 import { lockId, periodIndex, refundId, settleId } from '@easyenclave/control-plane/market/period';
@@ -19,6 +17,7 @@ import { requiredStake, type Tier } from '@easyenclave/control-plane/market/poli
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
 import type { Db as MarketDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations } from '@easyenclave/control-plane/store/index';
+import { loadLedgerState } from '../helpers/ledger-state.js';
 
 const HOUR = 3_600_000;
 const timing = { period_ms: HOUR, grace_ms: 6 * HOUR };
@@ -70,20 +69,6 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('fraud' as const), node: fc.nat(2) }) },
 );
-
-async function loadState(db: MarketDb) {
-  const state = createLedgerState();
-  for (const r of await (db as any).selectFrom('ledger_accounts').selectAll().execute())
-    state.accounts.set(r.id, accountFromRow(r));
-  for (const r of await (db as any).selectFrom('ledger_journal').selectAll().orderBy('seq').execute()) {
-    const e = entryFromJournalRow(r);
-    state.journal.push(e);
-    if (e.kind === 'transfer') state.transfers.set(e.transfer.id, e.transfer);
-  }
-  for (const r of await (db as any).selectFrom('ledger_pending').selectAll().execute())
-    state.pending.set(r.id, r.status);
-  return state;
-}
 
 const seen = { leases: 0, renewals: 0, posted: 0, voided: 0, expired: 0, banned: 0, slashed: 0 };
 
@@ -252,7 +237,7 @@ test('market model: money moves only as locks, settlements, refunds, stake and s
           }
 
           // ---- invariants after every step ----
-          const state = await loadState(db);
+          const state = await loadLedgerState(db);
           assert.deepEqual(checkInvariants(state), []);
           const pool = state.accounts.get(PLATFORM_SLASH_POOL)!;
           assert.equal(pool.credits_posted - pool.debits_posted, slashed, 'slash pool = what was slashed');

@@ -10,11 +10,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { Kysely } from 'kysely';
-import { createLedgerState } from '@easyenclave/control-plane/ledger/engine';
 import { identityAccountInputs, PLATFORM_ISSUANCE } from '@easyenclave/control-plane/ledger/chart';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
-import { accountFromRow, entryFromJournalRow } from '@easyenclave/control-plane/ledger-store/rows';
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
 import { RESERVATION_MIGRATIONS } from '@easyenclave/control-plane/market/store/reservations';
 import { claimReceiptsOp } from '@easyenclave/control-plane/market/ops-receipts';
@@ -28,6 +26,7 @@ import { periodIndex } from '@easyenclave/control-plane/market/period';
 import { openStore, runMigrations, type StoreOptions } from '@easyenclave/control-plane/store/index';
 import { receiptAmount, type UsageReceipt } from '@easyenclave/protocol/receipt';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
+import { loadLedgerState } from '../helpers/ledger-state.js';
 
 const HOUR = 3_600_000;
 const timing = { period_ms: HOUR, grace_ms: 6 * HOUR };
@@ -97,19 +96,6 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
     }),
   },
 );
-
-async function loadState(db: Kysely<any>) {
-  const state = createLedgerState();
-  for (const r of await db.selectFrom('ledger_accounts').selectAll().execute())
-    state.accounts.set(r.id, accountFromRow(r as Parameters<typeof accountFromRow>[0]));
-  for (const r of await db.selectFrom('ledger_journal').selectAll().orderBy('seq').execute()) {
-    const e = entryFromJournalRow(r as Parameters<typeof entryFromJournalRow>[0]);
-    state.journal.push(e);
-    if (e.kind === 'transfer') state.transfers.set(e.transfer.id, e.transfer);
-  }
-  for (const r of await db.selectFrom('ledger_pending').selectAll().execute()) state.pending.set(r.id, r.status);
-  return state;
-}
 
 interface ModelRsv {
   id: string;
@@ -385,7 +371,7 @@ async function run(open: () => StoreOptions | Promise<StoreOptions>, cmds: Cmd[]
       }
 
       // ---- invariants after every step ----
-      const state = await loadState(db);
+      const state = await loadLedgerState(db);
       assert.deepEqual(checkInvariants(state), []);
       const rows = await db.selectFrom('market_reservations').selectAll().execute();
       for (const row of rows) {

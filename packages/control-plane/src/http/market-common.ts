@@ -3,7 +3,7 @@ import { formatUsd } from '../ledger/amount.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
 import type { Market } from '../market/market.js';
 import type { Reservations } from '../market/reservations.js';
-import type { PeriodRow } from '../market/ops.js';
+import type { LeaseRow, PeriodRow } from '../market/ops.js';
 import type { MarketAbuseReportsTable, MarketPayoutsTable } from '../market/store/schema.js';
 import { parsePeriod, periodIso } from '../market/period.js';
 import { authHooks, type AuthHooks } from './auth-hooks.js';
@@ -111,5 +111,24 @@ export function rowsOp(
       run.record(ctx.writes, ctx.now_ms, response);
       return response;
     },
+  };
+}
+
+/** A lease as the lists show it; the lease's own view adds its first period, periods and money totals. */
+export function leaseSummary(l: LeaseRow, period_ms: number) {
+  return {
+    lease_id: l.id,
+    user: l.user_id,
+    app: l.app_name,
+    node_id: l.node_id,
+    vcpus: l.vcpus,
+    ...money('price_per_vcpu_hour', l.price_micro),
+    periods: l.periods,
+    periods_locked: l.periods_locked,
+    current_period: periodIso(l.last_period, period_ms),
+    status: l.status,
+    end_reason: l.end_reason,
+    created_at: iso(l.created_ms)!,
+    ended_at: iso(l.ended_ms),
   };
 }

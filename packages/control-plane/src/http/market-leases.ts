@@ -11,7 +11,7 @@ import { cancelLease } from '../market/store/writes.js';
 import { mayActFor, principalOf } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
 import { errorResponse } from './idempotency.js';
-import { iso, marketAuth, money, periodView, tags, type MarketRoutesOptions } from './market-common.js';
+import { leaseSummary, marketAuth, money, periodView, tags, type MarketRoutesOptions } from './market-common.js';
 import { CreatedLeaseView, IdParams, LeaseBody, LeaseView } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
 
@@ -29,20 +29,8 @@ export async function leaseView(market: Market, l: LeaseRow) {
     sums.filter((r) => statuses.includes(r.status)).reduce((a, r) => a + r.amount, 0n);
   const pm = market.timing.period_ms;
   return {
-    lease_id: l.id,
-    user: l.user_id,
-    app: l.app_name,
-    node_id: l.node_id,
-    vcpus: l.vcpus,
-    ...money('price_per_vcpu_hour', l.price_micro),
-    periods: l.periods,
-    periods_locked: l.periods_locked,
+    ...leaseSummary(l, pm),
     first_period: periodIso(l.first_period, pm),
-    current_period: periodIso(l.last_period, pm),
-    status: l.status,
-    end_reason: l.end_reason,
-    created_at: iso(l.created_ms)!,
-    ended_at: iso(l.ended_ms),
     ...money('locked', total('locked')),
     ...money('paid', total('posted')),
     ...money('refunded', total('voided', 'expired')),

@@ -4,12 +4,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { periodIso } from '../market/period.js';
 import { abuseReportsPage, leasesPage, MAX_PAGE_ROWS, payoutsPage, type PageAfter } from '../market/store/lists.js';
 import type { MarketLeasesTable } from '../market/store/schema.js';
 import { principalOf } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
-import { abuseView, iso, marketAuth, money, payoutView, tags, type MarketRoutesOptions } from './market-common.js';
+import {
+  abuseView,
+  leaseSummary as leaseSummaryOf,
+  marketAuth,
+  payoutView,
+  tags,
+  type MarketRoutesOptions,
+} from './market-common.js';
 import { AbuseView, PayoutView } from './market-schemas.js';
 import { BEARER, errorResponses, IsoTime, MicroUsd, pathId, Usd } from './schemas.js';
 
@@ -59,21 +65,7 @@ export async function marketListRoutes(base: FastifyInstance, opts: MarketRoutes
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { market } = opts;
   const auth = marketAuth(opts);
-  const leaseSummary = (l: MarketLeasesTable) => ({
-    lease_id: l.id,
-    user: l.user_id,
-    app: l.app_name,
-    node_id: l.node_id,
-    vcpus: l.vcpus,
-    ...money('price_per_vcpu_hour', l.price_micro),
-    periods: l.periods,
-    periods_locked: l.periods_locked,
-    current_period: periodIso(l.last_period, market.timing.period_ms),
-    status: l.status,
-    end_reason: l.end_reason,
-    created_at: iso(l.created_ms)!,
-    ended_at: iso(l.ended_ms),
-  });
+  const leaseSummary = (l: MarketLeasesTable) => leaseSummaryOf(l, market.timing.period_ms);
   /** Whose rows the caller sees: every one for the admin, else its own identity's. */
   const scope = (req: FastifyRequest): { admin: true } | { admin: false; id: string } => {
     const p = principalOf(req);

@@ -1,7 +1,6 @@
 // The market (issue 5, docs/market.md): nodes, stake, leases, settlement, slashing, routing. This class holds
 // the live view (which nodes' agents are attested and healthy, from the tunnel hub) and the routing cache, and
 // runs the market's operations through the ledger (ops.ts). HTTP routes and the scheduler call it.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
@@ -12,16 +11,16 @@ import { runMigrations, type Store } from '../store/index.js';
 import type { AgentLink } from '../tunnel/link.js';
 import type { MarketHooks, MarketListener } from '../tunnel/ports.js';
 import type { LiveView } from '../tunnel/registry.js';
-import { fraudOp, slashOp, type FraudResult } from './ops-penalty.js';
-import { finalizeOp, renewOp, type FinalizeResult, type MarketTiming, type NodeRow, type PeriodRow } from './ops.js';
-import { periodIndex } from './period.js';
-import { decide } from './settlement.js';
+import { fraudOp, type FraudResult } from './ops-penalty.js';
+import type { MarketTiming, NodeRow, PeriodRow } from './ops.js';
+import { tokenMatches, tokenNodeId } from './node-token.js';
+import { NodeLive, type LiveCounts } from './remote-live.js';
+import * as runs from './settlement-runs.js';
 import {
   effectivePrice,
   eligibility,
   rankNodes,
   requiredStake,
-  slashAmount,
   trust,
   type IneligibleReason,
   type Tier,
@@ -29,7 +28,9 @@ import {
 import { logStateChange } from '../observe/state.js';
 import { MARKET_MIGRATIONS } from './store/migrations.js';
 import type { Db as MarketDb } from '../store/database.js';
-import { gatherEvidence, getNode, trustInputs } from './store/queries.js';
+import { getNode, trustInputs } from './store/queries.js';
+
+export { newNodeToken } from './node-token.js';
 
 export interface MarketDeps {
   ledger: LedgerStore;
@@ -41,16 +42,6 @@ export interface MarketDeps {
   log: Logger;
 }
 
-const sha256hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
-const NODE_TOKEN = /^ee_node_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
-
-/** A node token `ee_node_{16 hex node id}_{secret}`: returned once at registration, only its hash is kept. */
-export function newNodeToken(): { node_id: string; token: string; hash: string } {
-  const hex = randomBytes(8).toString('hex');
-  const secret = randomBytes(32).toString('base64url');
-  return { node_id: `node_${hex}`, token: `ee_node_${hex}_${secret}`, hash: sha256hex(secret) };
-}
-
 export interface NodeState {
   stake_held: bigint;
   stake_required: bigint;
@@ -58,26 +49,15 @@ export interface NodeState {
   reasons: IneligibleReason[];
   trust: number;
   effective_price: number;
-  live: { agents: number; attested: number; healthy: number; apps: string[] };
+  live: LiveCounts;
 }
 
 /** How often the ranking is recomputed even without a known change (trust moves with new records). */
 const RANKING_TTL_MS = 5000;
-/** Lease-periods finalized at once by one finalize run (one ledger operation each). */
-const FINALIZE_SLICE = 1024;
-/** How stale the view of other replicas' agents may get before live() refreshes it in the background. */
-const REMOTE_LIVE_TTL_MS = 2000;
-
 /** Per-call cache of provider figures (stake is per provider, shared by its nodes). */
 interface StateMemo {
   held: Map<string, bigint>;
   required: Map<string, bigint>;
-}
-
-/** An agent held by another replica that its row says is attested and passing health. */
-interface RemoteAgent {
-  agent_id: string;
-  app_name: string;
 }
 
 export class Market implements MarketHooks {
@@ -88,14 +68,19 @@ export class Market implements MarketHooks {
   #trust = new Map<string, number>();
   #refreshing: Promise<void> | null = null;
   #refreshedAt = 0;
-  /** node → live agents of OTHER replicas (PostgreSQL), from the shared `agents` rows. */
-  #remote = new Map<string, RemoteAgent[]>();
-  #remoteRefreshing: Promise<void> | null = null;
-  #remoteAt = 0;
+  readonly #live: NodeLive;
 
   private constructor(readonly deps: MarketDeps) {
     this.db = deps.store.db;
     this.timing = { period_ms: deps.config.settlement_period_ms, grace_ms: deps.config.settlement_grace_ms };
+    this.#live = new NodeLive({
+      db: this.db,
+      store: deps.store,
+      live: deps.live,
+      log: deps.log,
+      health_timeout_ms: deps.config.health_timeout_ms,
+      now: () => this.now,
+    });
   }
 
   static async open(deps: MarketDeps): Promise<Market> {
@@ -115,10 +100,9 @@ export class Market implements MarketHooks {
     a: { agent_id: string; network: string; app_name: string },
     node_token: string,
   ): Promise<{ ok: true; node_id: string } | { ok: false; code: string; message: string }> {
-    const m = NODE_TOKEN.exec(node_token);
-    const node = m ? await getNode(this.db, `node_${m[1]}`) : undefined;
-    const presented = Buffer.from(sha256hex(m?.[2] ?? ''), 'hex');
-    if (!node || node.token_hash === null || !timingSafeEqual(presented, Buffer.from(node.token_hash, 'hex'))) {
+    const token_node = tokenNodeId(node_token);
+    const node = token_node !== undefined ? await getNode(this.db, token_node) : undefined;
+    if (!node || !tokenMatches(node_token, node.token_hash)) {
       return { ok: false, code: 'invalid_node_token', message: 'the node token is not valid' };
     }
     if (node.status === 'banned') return { ok: false, code: 'node_banned', message: `node ${node.id} is banned` };
@@ -214,72 +198,13 @@ export class Market implements MarketHooks {
 
   // ---------- Live state and eligibility ----------
 
-  /**
-   * With several replicas (PostgreSQL) each holds some of a node's agents. The others' agents count as live
-   * when their rows (written by the replica that holds them) say connected, attested and passing health within
-   * the health timeout — a crashed replica's rows go stale and stop counting. This process's own agents are
-   * always judged from its tunnel links, never from rows. SQLite has one control plane: nothing to read.
-   */
+  /** Refreshes the view of the agents other replicas hold (PostgreSQL; see remote-live.ts). */
   refreshRemoteLive(): Promise<void> {
-    if (this.deps.store.dialect !== 'postgres') return Promise.resolve();
-    this.#remoteRefreshing ??= (async () => {
-      try {
-        const now = this.now;
-        const rows = await this.db
-          .selectFrom('agents')
-          .innerJoin('market_node_agents', 'market_node_agents.agent_id', 'agents.agent_id')
-          .select(['agents.agent_id', 'agents.app_name', 'market_node_agents.node_id'])
-          .where('agents.connected', '=', 1)
-          .where('agents.attest_ok', '=', 1)
-          .where('agents.health_status', '=', 'pass')
-          .where('agents.last_health_pass_ms', '>=', now - this.deps.config.health_timeout_ms)
-          .execute();
-        const local = new Set<string>();
-        for (const l of this.deps.live.links) if (l.reg) local.add(l.reg.agent_id);
-        const remote = new Map<string, RemoteAgent[]>();
-        for (const r of rows) {
-          if (local.has(r.agent_id)) continue;
-          const list = remote.get(r.node_id) ?? [];
-          list.push({ agent_id: r.agent_id, app_name: r.app_name });
-          remote.set(r.node_id, list);
-        }
-        this.#remote = remote;
-        this.#remoteAt = now;
-      } catch (err) {
-        this.deps.log.warn({ err }, "market: reading other replicas' agents failed; using this replica's view");
-      } finally {
-        this.#remoteRefreshing = null;
-      }
-    })();
-    return this.#remoteRefreshing;
+    return this.#live.refreshRemote();
   }
 
   live(node_id: string, app?: string): NodeState['live'] {
-    const now = this.now;
-    if (now - this.#remoteAt > REMOTE_LIVE_TTL_MS) void this.refreshRemoteLive();
-    const apps = new Set<string>();
-    let agents = 0;
-    let attested = 0;
-    let healthy = 0;
-    for (const r of this.#remote.get(node_id) ?? []) {
-      if (app !== undefined && r.app_name !== app) continue;
-      agents++;
-      attested++;
-      healthy++;
-      apps.add(r.app_name);
-    }
-    for (const l of this.deps.live.links) {
-      if (l.node_id !== node_id || l.closed || !l.reg) continue;
-      if (app !== undefined && l.reg.app_name !== app) continue;
-      agents++;
-      if (!l.attested) continue;
-      attested++;
-      if (l.healthy(now, this.deps.config.health_timeout_ms)) {
-        healthy++;
-        apps.add(l.reg.app_name);
-      }
-    }
-    return { agents, attested, healthy, apps: [...apps].sort() };
+    return this.#live.counts(node_id, app);
   }
 
   liveEligible = (node_id: string, app?: string): boolean => {
@@ -394,138 +319,27 @@ export class Market implements MarketHooks {
   // ---------- Settlement, renewals, slashing ----------
 
   /** Decides one lease-period from its evidence and posts or voids its lock (idempotent). */
-  async finalize(p: PeriodRow): Promise<FinalizeResult & { lease_id: string; period: number }> {
-    const evidence = await gatherEvidence(this.db, p, this.deps.config.health_timeout_ms);
-    const decision = decide(evidence);
-    const r = await this.deps.ledger.submit(finalizeOp(p.lease_id, p.period, p.user_id, p.provider, decision));
-    return { ...r, lease_id: p.lease_id, period: p.period };
+  finalize(p: PeriodRow): Promise<runs.Finalized> {
+    return runs.finalize(this, p);
   }
 
-  async finalizePeriod(index: number): Promise<(FinalizeResult & { lease_id: string; period: number })[]> {
-    const rows = await this.db
-      .selectFrom('market_lease_periods')
-      .selectAll()
-      .where('period', '=', index)
-      .orderBy('lease_id')
-      .execute();
-    const locked = rows.filter((r) => r.status === 'locked');
-    const out: (FinalizeResult & { lease_id: string; period: number })[] = [];
-    // In slices: each lease-period is one ledger operation, and the writer's queue is bounded.
-    for (let i = 0; i < locked.length; i += FINALIZE_SLICE)
-      out.push(...(await Promise.all(locked.slice(i, i + FINALIZE_SLICE).map((r) => this.finalize(r)))));
-    for (const r of rows.filter((x) => x.status !== 'locked')) {
-      out.push({
-        lease_id: r.lease_id,
-        period: r.period,
-        status: r.status as 'posted' | 'voided' | 'expired',
-        reasons: JSON.parse(r.reasons ?? '[]') as string[],
-        already: true,
-      });
-    }
-    void this.refreshRanking();
-    return out.sort((a, b) => (a.lease_id < b.lease_id ? -1 : 1));
+  finalizePeriod(index: number): Promise<runs.Finalized[]> {
+    return runs.finalizePeriod(this, index);
   }
 
   /** Locks the current period of every active lease that has not locked it yet (or ends the lease). */
-  async renewDue(limit = 500): Promise<number> {
-    const index = periodIndex(this.now, this.timing.period_ms);
-    await this.refreshRemoteLive();
-    const due = (await this.db
-      .selectFrom('market_leases')
-      .innerJoin('market_nodes', 'market_nodes.id', 'market_leases.node_id')
-      .select(['market_leases.id', 'market_leases.user_id', 'market_nodes.provider'])
-      .where('market_leases.status', '=', 'active')
-      .where('market_leases.last_period', '<', index)
-      .limit(limit)
-      .execute()) as { id: string; user_id: string; provider: string }[];
-    await Promise.all(
-      due.map((l) =>
-        this.deps.ledger.submit(renewOp(l.id, l.user_id, l.provider, index, this.timing, this.liveEligible)),
-      ),
-    );
-    return due.length;
+  renewDue(limit = 500): Promise<number> {
+    return runs.renewDue(this, limit);
   }
 
   /** Finalizes every locked lease-period whose period ended more than EE_SETTLEMENT_DELAY ago. */
-  async finalizeDue(limit = 500): Promise<number> {
-    const rows = await this.db
-      .selectFrom('market_lease_periods')
-      .selectAll()
-      .where('status', '=', 'locked')
-      .where('to_ms', '<=', this.now - this.deps.config.settlement_delay_ms)
-      .orderBy('to_ms')
-      .limit(limit)
-      .execute();
-    await Promise.all(rows.map((r) => this.finalize(r)));
-    if (rows.length > 0) void this.refreshRanking();
-    return rows.length;
+  finalizeDue(limit = 500): Promise<number> {
+    return runs.finalizeDue(this, limit);
   }
 
-  /**
-   * Outage slashing: a staked node with an active lease whose agents have all been down (disconnected, or
-   * connected without a passing health report) longer than its tier's threshold is slashed its tier penalty,
-   * once per outage (the id names the outage's start, taken from the records, so every replica agrees).
-   */
-  async slashOutages(): Promise<number> {
-    const nodes = await this.db
-      .selectFrom('market_nodes')
-      .selectAll()
-      .where('status', '=', 'active')
-      .where('id', 'in', (eb) => eb.selectFrom('market_leases').select('node_id').where('status', '=', 'active'))
-      .execute();
-    let slashed = 0;
-    const c = this.deps.config;
-    for (const n of nodes) {
-      if (this.live(n.id).healthy > 0) continue;
-      const agents = (await this.db
-        .selectFrom('market_node_agents')
-        .innerJoin('agents', 'agents.agent_id', 'market_node_agents.agent_id')
-        .select([
-          'agents.connected',
-          'agents.health_status',
-          'agents.last_health_pass_ms',
-          'agents.last_connected_ms',
-          'agents.last_disconnected_ms',
-          'agents.first_seen_ms',
-        ])
-        .where('market_node_agents.node_id', '=', n.id)
-        .execute()) as {
-        connected: number;
-        health_status: string | null;
-        last_health_pass_ms: number | null;
-        last_connected_ms: number;
-        last_disconnected_ms: number | null;
-        first_seen_ms: number;
-      }[];
-      if (agents.length === 0) continue;
-      const since = Math.max(
-        ...agents.map((a) =>
-          a.connected === 1
-            ? Math.max(a.last_health_pass_ms ?? 0, a.last_connected_ms)
-            : (a.last_disconnected_ms ?? a.first_seen_ms),
-        ),
-      );
-      const threshold =
-        n.tier === 'premium'
-          ? c.outage_threshold_premium_ms
-          : n.tier === 'standard'
-            ? c.outage_threshold_standard_ms
-            : c.outage_threshold_economy_ms;
-      if (this.now - since <= threshold) continue;
-      const r = await this.deps.ledger.submit(
-        slashOp(
-          n.id,
-          n.provider,
-          `slash:outage:${n.id}:${since}`,
-          slashAmount(BigInt(n.price_micro), n.vcpus, n.tier as Tier),
-          'outage',
-          `outage since ${new Date(since).toISOString()} exceeded the ${n.tier} threshold of ${Math.round(threshold / 1000)} s`,
-        ),
-      );
-      if (r.outcome === 'slashed') slashed++;
-    }
-    if (slashed > 0) await this.refreshRanking();
-    return slashed;
+  /** Outage slashing (settlement-runs.ts): once per outage, when all of a node's agents are down too long. */
+  slashOutages(): Promise<number> {
+    return runs.slashOutages(this);
   }
 
   /** Attestation fraud: whole stake, permanent ban, every open lock voided — one transaction. */

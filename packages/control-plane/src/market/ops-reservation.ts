@@ -204,6 +204,14 @@ export function createReservationOp<T>(
 
 // ---------- Close, roll ----------
 
+/** What closing (or rolling, which also locks the next link) a locked reservation row touches in the ledger. */
+function reservationNeeds(row: ReservationRow, rolls: boolean): { accounts: string[]; transfers: string[] } {
+  const s = stateOf(row);
+  const transfers = [reservationLockId(row.id, s.lock_seq), reservationRefundId(row.id, s.lock_seq)];
+  if (rolls) transfers.push(reservationLockId(row.id, s.lock_seq + 1));
+  return { accounts: [s.user_id, providerEarnings(s.provider)], transfers };
+}
+
 export type CloseResult = { outcome: 'closed' | 'already_closed' | 'unknown'; row?: ReservationRow };
 
 /** Ends an open reservation and voids what is not claimed (cancel, end of lifetime, zero tolerance). */
@@ -214,12 +222,7 @@ export function closeReservationOp(id: string, reason: string): LedgerOp<CloseRe
     transfers: [],
     async prepare(anyTx, d) {
       row = await lockReservation(anyTx, d, id);
-      if (!row) return;
-      const s = stateOf(row);
-      return {
-        accounts: [s.user_id, providerEarnings(s.provider)],
-        transfers: [reservationLockId(id, s.lock_seq), reservationRefundId(id, s.lock_seq)],
-      };
+      return row && reservationNeeds(row, false);
     },
     apply(ctx) {
       if (!row) return { outcome: 'unknown' };
@@ -242,16 +245,7 @@ export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled
     transfers: [],
     async prepare(anyTx, d) {
       row = await lockReservation(anyTx, d, id);
-      if (!row) return;
-      const s = stateOf(row);
-      return {
-        accounts: [s.user_id, providerEarnings(s.provider)],
-        transfers: [
-          reservationLockId(id, s.lock_seq),
-          reservationRefundId(id, s.lock_seq),
-          reservationLockId(id, s.lock_seq + 1),
-        ],
-      };
+      return row && reservationNeeds(row, true);
     },
     apply(ctx) {
       if (!row || row.status !== 'open') return 'noop';

@@ -1,220 +1,30 @@
 // Every market mutation that moves money is one LedgerOp (ledger-store/batch.ts): `prepare` reads and locks the
 // market rows it depends on inside the ledger's transaction, `apply` runs the pure engine, and the market rows
 // are written by `writes.after` in the same transaction — money and market state commit together or not at all.
+// Leases (create, renew) and settlement live here; the shared pieces are in ops-common.ts and stake in
+// ops-stake.ts, re-exported below so callers keep importing from ops.js.
 import { createTransfers } from '../ledger/engine.js';
 import { providerEarnings, providerStake } from '../ledger/chart.js';
-import { availableBalance } from '../ledger/accounts.js';
-import { transferRefusal, type Refusal, type TransferRefusalCode } from '../ledger/refusal.js';
-import type { LedgerState, TransferInput } from '../ledger/types.js';
+import { transferRefusal } from '../ledger/refusal.js';
+import type { TransferInput } from '../ledger/types.js';
 import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
-import type { StoreDialect } from '../store/migrations.js';
-import { lockFor, lockId, periodEnd, periodIndex, refundId, settleId } from './period.js';
-import { requiredStake, type Tier } from './policy.js';
-import type { Tx } from '../store/database.js';
-import type { MarketLeasePeriodsTable, MarketLeasesTable, MarketNodesTable } from './store/schema.js';
-export type NodeRow = MarketNodesTable;
-export type LeaseRow = MarketLeasesTable;
-export type PeriodRow = MarketLeasePeriodsTable;
+import { lockFor, lockId, periodIndex, refundId, settleId } from './period.js';
+import {
+  forUpdate,
+  lockedPeriodRow,
+  lockInput,
+  lockNodes,
+  providerRequirements,
+  stakeHeld,
+  type LeaseRow,
+  type MarketRefusal,
+  type MarketTiming,
+  type NodeRow,
+  type PeriodRow,
+} from './ops-common.js';
 
-export const forUpdate = <Q extends { forUpdate(): Q }>(q: Q, d: StoreDialect): Q =>
-  d === 'postgres' ? q.forUpdate() : q;
-
-/** What `account` can spend in the batch's working set (0 when it does not exist). */
-export function balance(state: LedgerState, account: string): bigint {
-  const a = state.accounts.get(account);
-  return a ? availableBalance(a) : 0n;
-}
-
-/** The codes the market's operations refuse with (the HTTP layer's catalogue maps them to statuses). */
-export type MarketRefusalCode =
-  | TransferRefusalCode
-  | 'unknown_node'
-  | 'node_banned'
-  | 'open_periods'
-  | 'cooldown'
-  | 'nothing_staked'
-  | 'insufficient_stake'
-  | 'lease_conflict'
-  | 'no_eligible_node'
-  | 'payout_resolved'
-  | 'reservation_conflict';
-export type MarketRefusal = Refusal<MarketRefusalCode>;
-
-export async function lockNodes(tx: Tx, d: StoreDialect, ids: readonly string[]): Promise<Map<string, NodeRow>> {
-  if (ids.length === 0) return new Map();
-  const rows: NodeRow[] = await forUpdate(
-    tx
-      .selectFrom('market_nodes')
-      .selectAll()
-      .where('id', 'in', [...ids])
-      .orderBy('id'),
-    d,
-  ).execute();
-  return new Map(rows.map((r) => [r.id, r]));
-}
-
-/**
- * Stake is held per provider (chart of accounts: provider:{id}:stake), so it must cover the required stake of
- * every active node of the provider together. Read inside the transaction, under the node row locks.
- */
-export async function providerRequirements(tx: Tx, providers: readonly string[]): Promise<Map<string, bigint>> {
-  const out = new Map<string, bigint>();
-  if (providers.length === 0) return out;
-  const rows: NodeRow[] = await tx
-    .selectFrom('market_nodes')
-    .selectAll()
-    .where('provider', 'in', [...new Set(providers)])
-    .where('status', '=', 'active')
-    .execute();
-  for (const r of rows)
-    out.set(r.provider, (out.get(r.provider) ?? 0n) + requiredStake(BigInt(r.price_micro), r.vcpus, r.tier as Tier));
-  return out;
-}
-
-export interface MarketTiming {
-  period_ms: number;
-  grace_ms: number;
-}
-
-/** A pending lock of `amount` from the user to the provider, expiring at the period's end + grace. */
-function lockInput(
-  lease: string,
-  index: number,
-  user: string,
-  provider: string,
-  amount: bigint,
-  now_ms: number,
-  t: MarketTiming,
-): TransferInput {
-  return {
-    id: lockId(lease, index),
-    debit_account: user,
-    credit_account: providerEarnings(provider),
-    amount,
-    flags: { pending: true },
-    timeout_ms: Math.max(1, periodEnd(index, t.period_ms) + t.grace_ms - now_ms),
-    reference: `lease:${lease}`,
-  };
-}
-
-// ---------- Stake / unstake ----------
-
-export type StakeResult = { ok: true; held: bigint; node: NodeRow } | MarketRefusal;
-
-export function stakeOp<T>(
-  node_id: string,
-  provider: string,
-  amount: bigint,
-  transfer_id: string,
-  then: (r: StakeResult, ctx: ApplyContext) => T,
-): LedgerOp<T> {
-  let node: NodeRow | undefined;
-  return {
-    accounts: [providerEarnings(provider), providerStake(provider)],
-    transfers: [transfer_id],
-    async prepare(tx, d) {
-      node = (await lockNodes(tx, d, [node_id])).get(node_id);
-    },
-    apply(ctx) {
-      if (!node) return then({ ok: false, code: 'unknown_node' }, ctx);
-      if (node.status === 'banned') return then({ ok: false, code: 'node_banned' }, ctx);
-      const [r] = createTransfers(
-        ctx.state,
-        [
-          {
-            id: transfer_id,
-            debit_account: providerEarnings(provider),
-            credit_account: providerStake(provider),
-            amount,
-            memo: `stake ${node_id}`,
-          },
-        ],
-        ctx.now_ms,
-      );
-      if (r !== 'ok' && r !== 'exists') return then(transferRefusal(r!), ctx);
-      return then({ ok: true, held: stakeHeld(ctx.state, provider), node }, ctx);
-    },
-  };
-}
-
-export const stakeHeld = (state: LedgerState, provider: string): bigint => balance(state, providerStake(provider));
-
-export function unstakeOp<T>(
-  node_id: string,
-  provider: string,
-  amount: bigint | undefined,
-  transfer_id: string,
-  cooldown_ms: number,
-  then: (r: StakeResult & { amount?: bigint }, ctx: ApplyContext) => T,
-): LedgerOp<T> {
-  let node: NodeRow | undefined;
-  let open = 0;
-  let lastEnd = 0;
-  return {
-    accounts: [providerEarnings(provider), providerStake(provider)],
-    transfers: [transfer_id],
-    async prepare(tx, d) {
-      // Stake is per provider, so a lock made on ANY of the provider's nodes must be seen by the count below:
-      // lock all of them (lease creation and renewal lock their node first). Locking only this node let a lease
-      // on a sibling node commit after the count and before the ledger's account locks: both succeeded.
-      const ids = (await tx.selectFrom('market_nodes').select('id').where('provider', '=', provider).execute()).map(
-        (r: { id: string }) => r.id,
-      );
-      node = (await lockNodes(tx, d, [...new Set([node_id, ...ids])])).get(node_id);
-      const r = await tx
-        .selectFrom('market_lease_periods')
-        .select((eb) => [
-          eb.fn.count<number>('lease_id').filterWhere('status', '=', 'locked').as('open'),
-          eb.fn.max<number>('to_ms').as('last'),
-        ])
-        .where('provider', '=', provider)
-        .executeTakeFirst();
-      open = Number(r?.open ?? 0);
-      lastEnd = Number(r?.last ?? 0);
-    },
-    apply(ctx) {
-      const fail = (code: MarketRefusalCode, message?: string) =>
-        then(message === undefined ? { ok: false, code } : { ok: false, code, message }, ctx);
-      if (!node) return fail('unknown_node');
-      const prior = ctx.state.transfers.get(transfer_id);
-      if (prior) {
-        // A retry of an unstake that committed: same accounts and, when given, the same amount — or a conflict.
-        const same =
-          prior.debit_account === providerStake(provider) &&
-          prior.credit_account === providerEarnings(provider) &&
-          (amount === undefined || prior.amount === amount);
-        if (!same) return fail('transfer_conflict', 'this Idempotency-Key was already used for a different unstake');
-        return then({ ok: true, held: stakeHeld(ctx.state, provider), node, amount: prior.amount }, ctx);
-      }
-      if (open > 0) return fail('open_periods', `the provider has ${open} locked period(s) not yet settled`);
-      if (ctx.now_ms < lastEnd + cooldown_ms) {
-        return fail(
-          'cooldown',
-          `unstake is possible from ${new Date(lastEnd + cooldown_ms).toISOString()} (EE_UNSTAKE_COOLDOWN after the last period)`,
-        );
-      }
-      const held = stakeHeld(ctx.state, provider);
-      const take = amount ?? held;
-      if (take <= 0n) return fail('nothing_staked');
-      if (take > held) return fail('insufficient_stake');
-      const [r] = createTransfers(
-        ctx.state,
-        [
-          {
-            id: transfer_id,
-            debit_account: providerStake(provider),
-            credit_account: providerEarnings(provider),
-            amount: take,
-            memo: `unstake ${node_id}`,
-          },
-        ],
-        ctx.now_ms,
-      );
-      if (r !== 'ok' && r !== 'exists') return then(transferRefusal(r!), ctx);
-      return then({ ok: true, held: stakeHeld(ctx.state, provider), node, amount: take }, ctx);
-    },
-  };
-}
+export * from './ops-common.js';
+export * from './ops-stake.js';
 
 // ---------- Leases ----------
 
@@ -325,20 +135,7 @@ export function createLeaseOp<T>(
           created_ms: ctx.now_ms,
           ended_ms: null,
         };
-        const period: PeriodRow = {
-          lease_id: l.lease_id,
-          period: index,
-          node_id: node.id,
-          provider: node.provider,
-          user_id: l.user_id,
-          app_name: l.app_name,
-          from_ms: lock.from_ms,
-          to_ms: lock.to_ms,
-          amount: Number(lock.amount),
-          status: 'locked',
-          reasons: null,
-          finalized_ms: null,
-        };
+        const period = lockedPeriodRow(lease, index, node, lock);
         ctx.writes.after.push(async (tx) => {
           await tx.insertInto('market_leases').values(lease).execute();
           await tx.insertInto('market_lease_periods').values(period).execute();
@@ -406,20 +203,7 @@ export function renewOp(
       );
       if (r === 'exceeds_credits') return end('insufficient_funds');
       if (r !== 'ok') return { outcome: 'noop' };
-      const period: PeriodRow = {
-        lease_id: l.id,
-        period: index,
-        node_id: node.id,
-        provider: node.provider,
-        user_id: l.user_id,
-        app_name: l.app_name,
-        from_ms: lock.from_ms,
-        to_ms: lock.to_ms,
-        amount: Number(lock.amount),
-        status: 'locked',
-        reasons: null,
-        finalized_ms: null,
-      };
+      const period = lockedPeriodRow(l, index, node, lock);
       ctx.writes.after.push(async (tx) => {
         await tx.insertInto('market_lease_periods').values(period).execute();
         await tx

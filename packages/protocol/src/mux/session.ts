@@ -1,3 +1,4 @@
+// Long (~480 lines) on purpose: one state machine (streams, windows, queues) whose invariants span all of it.
 // A multiplexing session over one WebSocket: many streams, per-stream and per-connection flow control,
 // control frames ahead of data, data round-robin across ready streams, and a bound on bytes buffered in the
 // socket. Transport-agnostic: the owner feeds received binary messages to handleFrame and provides a send
