@@ -12,11 +12,8 @@ export const MAX_RECEIPTS_PER_MESSAGE = 48;
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
 
-export const APP_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-/** App names are DNS labels: they become `{app}.{EE_APP_DOMAIN}` hosts. */
-export const AppName = z
-  .string()
-  .regex(APP_NAME_RE, 'app_name must be a DNS label: a-z, 0-9 and inner hyphens, at most 63 characters');
+import { AppName } from './names.js';
+export { APP_NAME_RE, AppName } from './names.js';
 /** `owner/repo`, as on GitHub. */
 export const RepoName = z
   .string()

@@ -5,7 +5,7 @@
 // Secrets never travel in clear: the env is sealed by the client to the launcher's attested key, results and
 // logs are sealed by the launcher to the client's key.
 import { z } from 'zod';
-import { AppName } from './control.js';
+import { AppName } from './names.js';
 
 export const LAUNCHER_APP = 'ee-launcher';
 export const LAUNCHER_REPO = 'easyenclave/launcher';
