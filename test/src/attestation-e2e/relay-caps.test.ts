@@ -14,7 +14,6 @@ afterEach(() => closeAll());
 
 interface Res {
   status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
 
