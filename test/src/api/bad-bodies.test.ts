@@ -20,6 +20,7 @@ const BODILESS = new Set([
   'POST /v1/payouts/{id}/cancel',
   'DELETE /v1/jobs/{id}',
   'DELETE /v1/reservations/{id}',
+  'DELETE /v1/deployments/{id}',
 ]);
 
 type Schema = { type?: string | string[]; anyOf?: Schema[]; oneOf?: Schema[]; allOf?: Schema[] } & Record<
