@@ -1,7 +1,9 @@
 // The podman command line: spawned with argument arrays (never a shell), the operator's global flags first,
 // a deadline and an output cap on every call. Secrets never appear in an argument.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PODMAN_COMMAND_TIMEOUT_MS, PODMAN_OUTPUT_MAX_BYTES, PODMAN_STDERR_MAX_BYTES } from '../limits.js';
 import { RuntimeError } from '../errors.js';
 
@@ -26,7 +28,19 @@ export interface CallResult {
   stderr: string;
 }
 
+/**
+ * podman's working directory: conmon writes an `oom` marker file into its working directory when a container is
+ * OOM-killed, so podman never runs in the caller's (a repository, a service's home) but in a private one.
+ */
+function podmanWorkDir(): string {
+  const dir = join(tmpdir(), 'ee-podman');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
 export class PodmanCli {
+  private readonly cwd = podmanWorkDir();
+
   constructor(readonly options: PodmanCliOptions) {}
 
   /** The full argument vector of a call (for tests and logs; it never holds a secret). */
@@ -36,7 +50,7 @@ export class PodmanCli {
 
   /** A long-running podman process (events, logs --follow); the caller owns it. */
   spawn(args: readonly string[]): ChildProcess {
-    return spawn(this.options.command, this.argv(args), { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(this.options.command, this.argv(args), { cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   /** Runs podman to completion. Rejects (runtime_failed) on spawn failure, deadline or oversized output. */
@@ -45,6 +59,7 @@ export class PodmanCli {
     const max_stdout = opts.max_stdout_bytes ?? PODMAN_OUTPUT_MAX_BYTES;
     return new Promise((resolve, reject) => {
       const child = spawn(this.options.command, this.argv(args), {
+        cwd: this.cwd,
         stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       });
       const out: Buffer[] = [];
