@@ -183,15 +183,48 @@ export class EasyEnclave {
     o: CallOptions,
   ): Promise<{ hpke_public_key: string; receipt_public_key: string | null }> {
     const place = await this.jobPlacement(vcpus, memory_mib, o);
-    if (verify === false) return { hpke_public_key: place.hpke_public_key, receipt_public_key: null };
+    return this.verifiedLauncher(place.launcher.agent_id, place.hpke_public_key, verify, o);
+  }
+
+  /** A launcher's keys, its evidence verified over our own nonce: it must attest `hpke_public_key`. */
+  private async verifiedLauncher(
+    agent_id: string | null,
+    hpke_public_key: string,
+    verify: boolean | TrustOptions | undefined,
+    o: CallOptions,
+  ): Promise<{ hpke_public_key: string; receipt_public_key: string | null }> {
+    if (verify === false) return { hpke_public_key, receipt_public_key: null };
+    if (agent_id === null) throw new AttestationError(["the job's new launcher is not connected: nothing to verify"]);
     const v = await this.verifyApp(jobs.LAUNCHER_APP, {
       ...o,
-      agent: place.launcher.agent_id,
+      agent: agent_id,
       ...(typeof verify === 'object' ? { trust: verify } : {}),
     });
-    if (v.keyset.hpke_public_key !== place.hpke_public_key)
-      throw new AttestationError(['the placement names a key the launcher did not attest']);
+    if (v.keyset.hpke_public_key !== hpke_public_key)
+      throw new AttestationError(['the control plane names a launcher key the launcher did not attest']);
     return v.keyset;
+  }
+
+  /**
+   * Waits for a submitted job's end. A job retried on another node (`retry_on_node_loss`) waits for its env:
+   * the new launcher is verified like the first, the env sealed to it again, and its receipt key is the one the
+   * usage record is checked against. Returns the ended job with the submission's keys, ready for openJobResult.
+   */
+  async waitPrivateJob(
+    s: jobs.SubmittedJob,
+    p: Pick<jobs.PrivateJobParams, 'env' | 'onState'> & { verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<jobs.SubmittedJob> {
+    let receipt_public_key = s.receipt_public_key;
+    const onEnvRequired = async (job: jobs.Job): Promise<void> => {
+      const need = job.env_required!;
+      if (need.launcher.agent_id === null) return; // its launcher is not connected yet: asked again next poll
+      const target = await this.verifiedLauncher(need.launcher.agent_id, need.hpke_public_key, p.verify, o);
+      await jobs.resealJob(this.transport, this.auth, job.job_id, p.env ?? {}, target.hpke_public_key, o);
+      receipt_public_key = target.receipt_public_key;
+    };
+    const job = await jobs.waitJob(this.transport, this.auth, s.job.job_id, p.onState, o, onEnvRequired);
+    return { ...s, job, receipt_public_key };
   }
 
   // ---- Deployments (docs/workloads.md §3) ----
@@ -231,8 +264,7 @@ export class EasyEnclave {
     o: CallOptions = {},
   ): Promise<jobs.PrivateJobOutcome> {
     const s = await this.submitPrivateJob(p, o);
-    const job = await jobs.waitJob(this.transport, this.auth, s.job.job_id, p.onState, o);
-    return jobs.openJobResult({ ...s, job });
+    return jobs.openJobResult(await this.waitPrivateJob(s, p, o));
   }
 
   job(id: string, o: CallOptions = {}): Promise<jobs.Job> {

@@ -18,6 +18,7 @@ type JobOptions = GlobalOptions & {
   maxRuntime: string;
   network?: boolean;
   wait?: boolean;
+  retry?: boolean;
   verify: boolean;
   json?: boolean;
   networkName?: string;
@@ -95,6 +96,7 @@ const summary = (
     ['Locked', `${String(j.locked_micro_usd)} micro-USD`],
     ['Settled', j.settled_micro_usd === null ? null : String(j.settled_micro_usd)],
     ['Refunded', j.refunded_micro_usd === null ? null : String(j.refunded_micro_usd)],
+    ['Attempt', typeof j.attempt === 'number' && j.attempt > 1 ? `${j.attempt} (earlier ones refunded in full)` : null],
   ]);
 
 export function registerJobs(program: Command): void {
@@ -116,6 +118,10 @@ export function registerJobs(program: Command): void {
     .option('--max-runtime <seconds>', 'stopped and billed at most this long', '60')
     .option('--network', 'give the job a network (none by default)')
     .option('--wait', 'wait for the end and print its output')
+    .option(
+      '--retry',
+      'if its node is lost mid-job: refunded and retried once on another node (with --wait, the env is sealed to the new launcher after verifying it)',
+    )
     .option('--no-verify', "do not verify the launcher's evidence (trusts the control plane with the env)")
     .option('--network-name <name>', 'the network the launcher must attest on (env EE_NETWORK), e.g. sandbox-1');
   addConnectionOptions(run);
@@ -142,6 +148,7 @@ export function registerJobs(program: Command): void {
       memory_mib,
       max_runtime,
       network: o.network === true,
+      ...(o.retry === true ? { retry_on_node_loss: true } : {}),
       verify: o.verify,
       result_key: key,
     });
@@ -151,8 +158,8 @@ export function registerJobs(program: Command): void {
       else process.stdout.write(`${s.job.job_id}\n`);
       return;
     }
-    const job = await ee.waitJob(s.job.job_id);
-    const out = await openJobResult({ ...s, job });
+    const out = await openJobResult(await ee.waitPrivateJob(s, { env, verify: o.verify }));
+    const job = out.job;
     if (o.json) {
       const r = out.result;
       process.stdout.write(
