@@ -3,8 +3,8 @@
 // Every decision about state and money is the state machine's and the ledger operation's; this file only
 // decides WHEN to ask: on each launcher state read (registry.ts), and on a sweep for launchers that vanished
 // (failed and refunded after the health timeout) and for jobs long past their max runtime with no report.
-// The jobs table is the truth: a restarted control plane picks every unfinished job up from it. (A little over
-// 400 lines: placement, dispatch, reconciliation and the sweep share the set of assignments in flight.)
+// The jobs table is the truth: a restarted control plane picks every unfinished job up from it. Placement is
+// placement.ts, a lost node's retry retry.ts; dispatch, reconciliation and the sweep share the assignments in flight.
 import type { Logger } from 'pino';
 import { LAUNCHER_APP, LauncherJob, USAGE_RECORD_DOMAIN, type Assignment } from '@easyenclave/protocol/launcher';
 import { verifyRecord } from '@easyenclave/protocol/signed-record';
