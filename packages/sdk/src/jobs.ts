@@ -83,16 +83,26 @@ export interface PrivateJobParams {
   /** If its node is lost mid-job: refunded in full and retried once on another node (runPrivateJob seals the
    *  env again to the new launcher after verifying it). */
   retry_on_node_loss?: boolean;
+  /** A file the job writes in /ee/output/ (at most 1 MiB): returned, decrypted, in `result.output`. */
+  output_file?: string;
   /** Called with each state the job is seen in. */
   onState?: (job: Job) => void;
   /** The key the result and logs are sealed to (default: a fresh, non-extractable one for this job). */
   result_key?: RecipientKey;
 }
 
+/** The output file in a decrypted result: its bytes, or why there are none. */
+export type JobOutput =
+  | { status: 'ok'; bytes: Uint8Array }
+  | { status: 'missing' | 'not_a_file' }
+  | { status: 'too_large'; size_bytes: number; max_bytes: number };
+
 /** The decrypted result. */
-export interface JobResult extends Omit<JobResultPlain, 'stdout_tail' | 'stderr_tail'> {
+export interface JobResult extends Omit<JobResultPlain, 'stdout_tail' | 'stderr_tail' | 'output'> {
   stdout: Uint8Array;
   stderr: Uint8Array;
+  /** Null when the job asked for no output file. */
+  output: JobOutput | null;
 }
 
 export interface PrivateJobOutcome {
@@ -175,6 +185,7 @@ export async function submitJob(
     max_runtime_s: p.max_runtime,
     network: p.network ?? false,
     ...(p.retry_on_node_loss === true ? { retry_on_node_loss: true } : {}),
+    ...(p.output_file !== undefined ? { output_file: p.output_file } : {}),
   };
   const job = await post(t, '/v1/jobs', body, principal(auth), o, JobSchema);
   return { job, result_key, receipt_public_key: target.receipt_public_key };
@@ -212,8 +223,13 @@ export async function openJobResult(s: {
   if (job.result_sealed !== null) {
     const plain = await open(s.result_key, unb64(job.result_sealed), jobResultAad(job.job_id));
     const r = JSON.parse(new TextDecoder().decode(plain)) as JobResultPlain;
-    const { stdout_tail, stderr_tail, ...rest } = r;
-    result = { ...rest, stdout: unb64(stdout_tail), stderr: unb64(stderr_tail) };
+    const { stdout_tail, stderr_tail, output, ...rest } = r;
+    result = {
+      ...rest,
+      stdout: unb64(stdout_tail),
+      stderr: unb64(stderr_tail),
+      output: output == null ? null : output.status === 'ok' ? { status: 'ok', bytes: unb64(output.bytes) } : output,
+    };
   }
   let usage_verified = false;
   if (job.usage !== null && s.receipt_public_key !== null) {

@@ -68,6 +68,7 @@ export function jobView(j: JobRow, agent_id: string | null = null) {
         ? null
         : (JSON.parse(j.usage_record) as { record: Record<string, unknown>; signature: string }),
     created_at: iso(j.created_ms)!,
+    output_file: j.output_file,
     retry_on_node_loss: j.retry_on_node_loss === 1,
     attempt: j.attempt,
     attempts: (JSON.parse(j.attempts ?? '[]') as JobAttempt[]).map((a) => ({
@@ -181,6 +182,7 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
             env_key: b.env_key ?? null,
             result_key: b.result_key,
             retry_on_node_loss: b.retry_on_node_loss,
+            output_file: b.output_file ?? null,
           },
           candidates,
           (r, ctx) => {

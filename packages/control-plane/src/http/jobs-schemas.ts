@@ -1,6 +1,12 @@
 // Request and response schemas of the jobs API (docs/workloads.md §2).
 import { z } from 'zod';
-import { ImageName, JobCommand, MAX_SEALED_ENV_BYTES } from '@easyenclave/protocol/launcher';
+import {
+  ImageName,
+  JOB_OUTPUT_MAX_BYTES,
+  JobCommand,
+  JobOutputFile,
+  MAX_SEALED_ENV_BYTES,
+} from '@easyenclave/protocol/launcher';
 import { JOB_STATES } from '../jobs/state.js';
 import { coded, IsoTime, MicroUsd, Usd } from './schemas.js';
 
@@ -53,6 +59,9 @@ export const JobBody = z.strictObject({
   memory_mib: z.number().int().min(16).max(MAX_JOB_MEMORY_MIB).default(DEFAULT_JOB_MEMORY_MIB),
   max_runtime_s: z.number().int().min(1).max(MAX_JOB_RUNTIME_S),
   network: z.boolean().default(false),
+  output_file: JobOutputFile.optional().meta({
+    description: `a file the job writes in /ee/output/ (at most ${JOB_OUTPUT_MAX_BYTES / 1024 / 1024} MiB), returned in its sealed result`,
+  }),
   retry_on_node_loss: z.boolean().default(false).meta({
     description:
       'if its node is lost mid-job: refunded in full and retried once on another node (a job with an env waits for it sealed to the new launcher: PUT /v1/jobs/{id}/env)',
@@ -95,6 +104,7 @@ export const JobView = z.object({
   result_sealed: z.string().nullable().meta({ description: "base64 of the result sealed to the client's key" }),
   usage: z.object({ record: z.record(z.string(), z.unknown()), signature: z.string() }).nullable(),
   created_at: IsoTime,
+  output_file: z.string().nullable(),
   retry_on_node_loss: z.boolean(),
   attempt: z.number().int().meta({ description: '1, or 2 once retried on another node' }),
   attempts: z

@@ -41,6 +41,7 @@ export interface NewJob {
   sealed_env: string | null;
   env_key: string | null;
   result_key: string;
+  output_file?: string | null;
   /** One retry on another node if this one is lost mid-job. */
   retry_on_node_loss?: boolean;
 }
@@ -125,6 +126,7 @@ export function createJobOp<T>(
         attempt: 1,
         env_pending: 0,
         attempts: null,
+        output_file: j.output_file ?? null,
       };
       batchView(ctx.writes).rows.set(job.id, job);
       ctx.writes.after.push(async (tx) => {

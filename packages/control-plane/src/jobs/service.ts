@@ -162,6 +162,7 @@ export class JobsService {
       network: job.network === 1,
       sealed_env: job.sealed_env,
       result_key: job.result_key,
+      ...(job.output_file !== null ? { output_file: job.output_file } : {}),
     };
   }
 

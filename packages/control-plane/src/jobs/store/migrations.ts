@@ -54,7 +54,7 @@ export const JOBS_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 301,
-    name: 'jobs: a retry on another node when the first is lost (opt-in), and the earlier attempts',
+    name: 'jobs: a retry on another node when the first is lost (opt-in), the earlier attempts, an output file',
     async up(db) {
       await db.schema
         .alterTable('jobs')
@@ -69,6 +69,7 @@ export const JOBS_MIGRATIONS: readonly Migration[] = [
         .addColumn('env_pending', 'integer', (c) => c.notNull().defaultTo(0))
         .execute();
       await db.schema.alterTable('jobs').addColumn('attempts', 'text').execute();
+      await db.schema.alterTable('jobs').addColumn('output_file', 'text').execute();
     },
   },
 ];

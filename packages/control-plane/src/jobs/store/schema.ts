@@ -54,6 +54,8 @@ export interface JobsTable {
   env_pending: number;
   /** JSON array of JobAttempt: the earlier attempts, each refunded in full. */
   attempts: string | null;
+  /** The file the job writes in /ee/output/, returned in its sealed result; null for none. */
+  output_file: string | null;
 }
 
 export interface JobsDatabase {
