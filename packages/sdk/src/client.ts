@@ -246,9 +246,31 @@ export class EasyEnclave {
     return deployments.getDeployment(this.transport, this.auth, id, o);
   }
 
-  /** Rolling restart onto a new image (the env carries over); waits until the new image serves. */
-  async updateDeployment(id: string, image: string, o: CallOptions = {}): Promise<deployments.Deployment> {
-    await deployments.updateDeployment(this.transport, this.auth, id, image, o);
+  /**
+   * Rolling restart onto a new image and/or a new env (what is not given carries over); waits until the new
+   * generation serves. A new env is sealed to the deployment's launcher after verifying its evidence (unless
+   * `verify` is false), exactly as at creation.
+   */
+  async updateDeployment(
+    id: string,
+    update: string | { image?: string; env?: Record<string, string>; verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<deployments.Deployment> {
+    const u = typeof update === 'string' ? { image: update } : update;
+    const patch: deployments.DeploymentPatch = u.image !== undefined ? { image: u.image } : {};
+    if (u.env !== undefined) {
+      const l = (await this.deployment(id, o)).launcher;
+      if (!l) throw new AttestationError(["the deployment's launcher is not connected: nothing to seal the env to"]);
+      const target = await this.verifiedLauncher(
+        l.agent_id,
+        l.hpke_public_key,
+        'verify' in u ? u.verify : undefined,
+        o,
+      );
+      patch.sealed_env = await deployments.sealDeploymentEnv(u.env, target.hpke_public_key, id);
+      patch.env_key = target.hpke_public_key;
+    }
+    await deployments.updateDeployment(this.transport, this.auth, id, patch, o);
     return deployments.waitDeployment(this.transport, this.auth, id, ['running'], o);
   }
 

@@ -33,6 +33,9 @@ export const MAX_DEPLOYMENT_CANDIDATES = 16;
 export type DeploymentRow = DeploymentsTable;
 const UNFINISHED: readonly DeploymentState[] = ['starting', 'running', 'updating', 'stopping'];
 
+/** Nothing retiring: the update finished or was refused. */
+const RETIRED = { retiring_image: null, retiring_sealed_env: null, retiring_env_key: null } as const;
+
 export const workloadId = (id: string, generation: number) => `${id}-${generation}`;
 
 export interface NewDeployment {
@@ -134,6 +137,7 @@ export class DeploymentsService {
               reason: 'lease created; starting on the node',
               generation: 1,
               retiring_generation: null,
+              ...RETIRED,
               image_id: null,
               image_digest: null,
               created_ms: ctx.now_ms,
@@ -155,19 +159,27 @@ export class DeploymentsService {
     return out;
   }
 
-  /** A new image (the env carries over): the next generation starts beside the serving one. */
-  async update(id: string, image: string): Promise<DeploymentRow> {
+  /** A new image and/or env: the next generation starts beside the serving one. */
+  async update(id: string, next: Pick<DeploymentRow, 'image' | 'sealed_env' | 'env_key'>): Promise<DeploymentRow> {
     const row = (await this.get(id))!;
     if (row.state === 'running' || row.state === 'updating') {
+      const what = [
+        next.image !== row.image ? next.image : null,
+        next.sealed_env !== row.sealed_env ? 'a new env' : null,
+      ];
       await this.db
         .updateTable('deployments')
         .set({
-          image,
+          ...next,
           state: 'updating',
-          reason: `updating to ${image}`,
+          reason: `updating to ${what.filter((w) => w !== null).join(' with ') || 'the same image and env'}`,
           generation: row.generation + 1,
-          // Updating again mid-update: the unfinished generation is dropped, the serving one keeps serving.
+          // Updating again mid-update: the unfinished generation is dropped, the serving one keeps serving (and
+          // what it runs is kept, to return to should the launcher refuse the update).
           retiring_generation: row.state === 'updating' ? row.retiring_generation : row.generation,
+          ...(row.state === 'updating'
+            ? {}
+            : { retiring_image: row.image, retiring_sealed_env: row.sealed_env, retiring_env_key: row.env_key }),
           updated_ms: this.now,
         })
         .where('id', '=', id)
@@ -278,6 +290,11 @@ export class DeploymentsService {
             reason: `update refused: ${reason}`.slice(0, 256),
             generation: row.retiring_generation!,
             retiring_generation: null,
+            // What the serving generation runs: a resent assignment must start that, not the refused update.
+            image: row.retiring_image ?? row.image,
+            sealed_env: row.retiring_image !== null ? row.retiring_sealed_env : row.sealed_env,
+            env_key: row.retiring_image !== null ? row.retiring_env_key : row.env_key,
+            ...RETIRED,
             updated_ms: this.now,
           })
           .where('id', '=', row.id)
@@ -296,7 +313,14 @@ export class DeploymentsService {
     if (row.retiring_generation !== null) await this.stopWorkload(row, row.retiring_generation);
     await this.db
       .updateTable('deployments')
-      .set({ ...facts, state: 'running', reason: 'serving', retiring_generation: null, updated_ms: this.now })
+      .set({
+        ...facts,
+        ...RETIRED,
+        state: 'running',
+        reason: 'serving',
+        retiring_generation: null,
+        updated_ms: this.now,
+      })
       .where('id', '=', row.id)
       .where('generation', '=', row.generation)
       .execute();

@@ -34,7 +34,8 @@ export const PlacementView = z.object({
   price_per_vcpu_hour_usd: Usd,
 });
 
-const SealedEnv = coded(
+/** A sealed env in JSON (jobs and deployments): base64, bounded. */
+export const SealedEnv = coded(
   z
     .string()
     .max(Math.ceil(MAX_SEALED_ENV_BYTES / 3) * 4)
