@@ -344,6 +344,14 @@ export class EasyEnclave {
     return ledger.accounts(this.transport, this.auth, p, o);
   }
 
+  /**
+   * A new API key for the account (default: the API key's own), shown once; the older keys keep working for
+   * `grace_ms` (default 24 h, 0: refused at once). Uses the API key, else the admin token.
+   */
+  rotateApiKey(account?: string, p?: { grace_ms?: number }, o?: IdempotentOptions) {
+    return ledger.rotateApiKey(this.transport, this.auth, this.accountFor(account, 'rotateApiKey()'), p, o);
+  }
+
   /** The account an API key belongs to: keys are `ee_{kind}_{20 hex id}_{secret}`. */
   get keyAccount(): string | undefined {
     const m = /^ee_(user|provider)_([0-9a-f]{20})_/.exec(this.#o.apiKey ?? '');
