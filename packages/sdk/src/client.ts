@@ -388,9 +388,9 @@ export class EasyEnclave {
     return market.node(this.transport, this.auth, id, o);
   }
 
-  /** Every node (admin token), or with `{ mine: true }` the provider's own (its API key). */
-  nodes(o?: CallOptions & { mine?: boolean }) {
-    return market.nodes(this.transport, this.auth, o);
+  /** Nodes, newest first, every page: all (admin token), or with `{ mine: true }` the provider's own (its API key). */
+  nodes(p?: { limit?: number; mine?: boolean }, o?: CallOptions) {
+    return market.nodes(this.transport, this.auth, p, o);
   }
 
   /** Leases, newest first, every page: a user's own, those on a provider's nodes, or all (admin). */
