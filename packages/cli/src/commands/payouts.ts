@@ -7,7 +7,7 @@ import { PayoutPageSchema, PayoutSchema, type Payout } from '@easyenclave/sdk';
 import { apiRequest, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
 import { idArg, textArg } from '../market-args.js';
-import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin } from '../mutations.js';
+import { addIdempotencyOption, AMOUNT, amountBody, amountOptions, idempotentPost, keyOrAdmin } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult } from '../output.js';
 import { addPageOptions, fetchPages, moreLine, type PageOptions } from '../pages.js';
@@ -79,13 +79,11 @@ export function registerPayouts(program: Command): void {
 }
 
 function registerPayoutChanges(payouts: Command): void {
-  const create = addIdempotencyOption(
+  const create = amountOptions(
     payouts
       .command('create')
       .description("start a payout of a provider's earnings (admin); they stay locked until confirm or cancel")
       .requiredOption('--provider <account>', 'the provider account (provider:…)')
-      .option('--amount <dollars>', 'dollars, exactly: "$200", 200, 12.50 (at most 6 decimals)')
-      .option('--micro-usd <n>', 'an integer amount in micro-USD (1 USD = 1000000)')
       .option('--reference <ref>', "your payment system's id for the transfer (A-Z a-z 0-9 : _ . @ / -)"),
   );
   addJsonOption(addConnectionOptions(create));

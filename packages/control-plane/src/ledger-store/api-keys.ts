@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../store/database.js';
 import type { StoreDialect } from '../store/migrations.js';
 import type { ApplyContext, LedgerOp } from './batch.js';
-import { getIdentity, parseApiKey, type Identity } from './identities.js';
+import { getIdentity, parseApiKey, perDbLru, type Identity } from './identities.js';
 
 /** How long this process trusts what it read of an account's keys: the bound on a revocation's delay elsewhere. */
 export const API_KEY_CACHE_MS = 5_000;
@@ -33,15 +33,7 @@ interface KeySet {
   keys: StoredKey[];
 }
 
-const caches = new WeakMap<object, Map<string, KeySet>>();
-function cacheOf(db: Db): Map<string, KeySet> {
-  let cache = caches.get(db);
-  if (!cache) {
-    cache = new Map();
-    caches.set(db, cache);
-  }
-  return cache;
-}
+const cache = perDbLru<KeySet>(KEY_CACHE_ACCOUNTS);
 
 async function readKeys(db: Db, identity: Identity): Promise<KeySet> {
   const rows = await db
@@ -57,10 +49,7 @@ async function readKeys(db: Db, identity: Identity): Promise<KeySet> {
   if (!rows.some((r) => r.key_hash === identity.key_hash))
     keys.push({ hash: Buffer.from(identity.key_hash, 'hex'), expires_ms: null });
   const set = { read_at_ms: Date.now(), keys };
-  const cache = cacheOf(db);
-  cache.delete(identity.id);
-  cache.set(identity.id, set);
-  if (cache.size > KEY_CACHE_ACCOUNTS) cache.delete(cache.keys().next().value!);
+  cache.set(db, identity.id, set);
   return set;
 }
 
@@ -78,7 +67,7 @@ export async function authenticate(db: Db, key: string, now_ms: number): Promise
   if (!parsed) return undefined;
   const identity = await getIdentity(db, parsed.id);
   if (!identity) return undefined;
-  const cached = cacheOf(db).get(identity.id);
+  const cached = cache.get(db, identity.id);
   const fresh = cached === undefined || Date.now() - cached.read_at_ms > API_KEY_CACHE_MS;
   let k = match(fresh ? await readKeys(db, identity) : cached, parsed.hash);
   // Unknown here but perhaps just issued by another replica.
@@ -88,7 +77,7 @@ export async function authenticate(db: Db, key: string, now_ms: number): Promise
 
 /** This process forgets what it read of an account's keys (after it rotated them itself). */
 export function forgetKeys(db: Db, account_id: string): void {
-  cacheOf(db).delete(account_id);
+  cache.delete(db, account_id);
 }
 
 export interface Rotation {
