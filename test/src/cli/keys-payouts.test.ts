@@ -151,4 +151,36 @@ describe('ee accounts keys rotate / ee payouts', () => {
     for (const [args, err] of cases) failsWith(await ee(args, admin), 2, err);
     assert.equal((await earnings()).debits_pending, 0n, 'nothing was locked');
   });
+
+  it('--help of each new command names its options and has an example', async () => {
+    const COMMANDS: Array<[string[], string[]]> = [
+      [
+        ['accounts', 'keys', 'rotate'],
+        ['<account>', '--grace', '--idempotency-key', '--api-key', '--json'],
+      ],
+      [
+        ['payouts', 'create'],
+        ['--provider', '--amount', '--micro-usd', '--reference', '--idempotency-key'],
+      ],
+      [
+        ['payouts', 'confirm'],
+        ['<payout>', '--idempotency-key', '--admin-token', '--json'],
+      ],
+      [
+        ['payouts', 'cancel'],
+        ['<payout>', '--idempotency-key', '--admin-token', '--json'],
+      ],
+      [
+        ['nodes', 'list'],
+        ['--mine', '--limit', '--cursor', '--all', '--json'],
+      ],
+    ];
+    for (const [path, options] of COMMANDS) {
+      const r = await ee([...path, '--help']);
+      assert.equal(r.code, 0, show(r));
+      for (const o of options) assert.ok(r.stdout.includes(o), `ee ${path.join(' ')} --help lacks ${o}\n${r.stdout}`);
+      const examples = r.stdout.split('\nExamples:\n')[1] ?? '';
+      assert.ok(examples.includes(`ee ${path.join(' ')} `), `no example of ee ${path.join(' ')}\n${r.stdout}`);
+    }
+  });
 });
