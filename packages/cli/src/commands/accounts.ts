@@ -16,7 +16,9 @@ import { addPageOptions, fetchPages, moreLine, type PageOptions } from '../pages
 type CreateOptions = GlobalOptions & { kind: string; name: string; idempotencyKey?: string; json?: boolean };
 
 export function registerAccounts(program: Command): void {
-  const accounts = program.command('accounts').description('user and provider accounts (admin)');
+  const accounts = program
+    .command('accounts')
+    .description('user and provider accounts (admin); API key rotation (the account itself, or admin)');
   const create = accounts
     .command('create')
     .description('create an account; prints its API key once')
