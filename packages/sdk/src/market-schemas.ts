@@ -41,7 +41,10 @@ const Eligibility = {
   effective_price_per_vcpu_hour_micro_usd: MicroUsd,
 };
 
-export const NodeListSchema = z.looseObject({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
+export const NodeListSchema = z.looseObject({
+  nodes: z.array(NodeSummarySchema.extend(Eligibility)),
+  next_cursor: z.string().nullable(),
+});
 
 const StakeView = z.looseObject({
   held_micro_usd: MicroUsd,

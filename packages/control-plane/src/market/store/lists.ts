@@ -1,8 +1,9 @@
-// Cursor-paged lists of the market's rows (GET /v1/leases, /v1/payouts, /v1/abuse/reports), newest first.
+// Cursor-paged lists of the market's rows (GET /v1/leases, /v1/payouts, /v1/abuse/reports, /v1/nodes), newest
+// first.
 // Keyset paging on (time, id): a page starts strictly after the last row of the previous one, so rows added
 // meanwhile never shift a page and the cost of a page does not grow with its depth.
 import type { Db as MarketDb } from '../../store/database.js';
-import type { MarketAbuseReportsTable, MarketLeasesTable, MarketPayoutsTable } from './schema.js';
+import type { MarketAbuseReportsTable, MarketLeasesTable, MarketNodesTable, MarketPayoutsTable } from './schema.js';
 
 /** Rows per page at most (the routes' `limit` is bounded by it). */
 export const MAX_PAGE_ROWS = 200;
@@ -59,27 +60,37 @@ export async function leasesPage(
   return page(rows, limit, (r) => ({ ms: r.created_ms, id: r.id }));
 }
 
-/** Payouts, newest first: a provider's, or all (admin). */
-export async function payoutsPage(
+/** Rows of a table keyed by (created_ms, id) with a `provider` column, newest first: a provider's, or all. */
+async function providerRowsPage<R extends { created_ms: number; id: string }>(
   db: MarketDb,
+  table: 'market_payouts' | 'market_nodes',
   provider: string | undefined,
   limit: number,
   after: PageAfter | undefined,
-): Promise<Page<MarketPayoutsTable>> {
+): Promise<Page<R>> {
   checkLimit(limit);
-  let q = db.selectFrom('market_payouts').selectAll();
+  // Both tables have the columns used here; the row type is the caller's.
+  let q = db.selectFrom(table as 'market_payouts').selectAll();
   if (provider !== undefined) q = q.where('provider', '=', provider);
   if (after !== undefined)
     q = q.where((eb) =>
       eb.or([eb('created_ms', '<', after.ms), eb.and([eb('created_ms', '=', after.ms), eb('id', '<', after.id)])]),
     );
-  const rows = await q
+  const rows = (await q
     .orderBy('created_ms', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
-    .execute();
+    .execute()) as unknown as R[];
   return page(rows, limit, (r) => ({ ms: r.created_ms, id: r.id }));
 }
+
+/** Payouts, newest first: a provider's, or all (admin). */
+export const payoutsPage = (db: MarketDb, provider: string | undefined, limit: number, after: PageAfter | undefined) =>
+  providerRowsPage<MarketPayoutsTable>(db, 'market_payouts', provider, limit, after);
+
+/** Nodes, newest first: a provider's, or all (admin). */
+export const nodesPage = (db: MarketDb, provider: string | undefined, limit: number, after: PageAfter | undefined) =>
+  providerRowsPage<MarketNodesTable>(db, 'market_nodes', provider, limit, after);
 
 /** Abuse reports, newest first (admin), optionally of one node. */
 export async function abuseReportsPage(
