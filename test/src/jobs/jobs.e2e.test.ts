@@ -210,21 +210,13 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     assert.equal(await containersOf(id), '', 'no container was created');
   });
 
+  /** `ee jobs run --wait` of a shell script that writes the output file `name`, written back to `file`. */
+  const runWithOutput = (name: string, file: string, script: string) =>
+    ee(['run', image, '--output-file', name, '--output', file, '--wait', '--', 'sh', '-c', script]);
+
   it('an output file: returned sealed with the result; ee jobs run --output and ee jobs show --output write it', async () => {
     const file = join(home, 'out.bin');
-    const run = ee([
-      'run',
-      image,
-      '--output-file',
-      'out.bin',
-      '--output',
-      file,
-      '--wait',
-      '--',
-      'sh',
-      '-c',
-      'seq 1 20000 > /ee/output/out.bin',
-    ]);
+    const run = runWithOutput('out.bin', file, 'seq 1 20000 > /ee/output/out.bin');
     assert.equal(await run.exited, 0, run.output());
     const expected = Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join('');
     assert.equal(readFileSync(file, 'utf8'), expected);
@@ -251,19 +243,7 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
 
   it('an output file over 1 MiB fails the job with a clear reason; the CLI says so and exits 1', async () => {
     const file = join(home, 'big.bin');
-    const run = ee([
-      'run',
-      image,
-      '--output-file',
-      'big',
-      '--output',
-      file,
-      '--wait',
-      '--',
-      'sh',
-      '-c',
-      'dd if=/dev/zero of=/ee/output/big bs=1024 count=1100',
-    ]);
+    const run = runWithOutput('big', file, 'dd if=/dev/zero of=/ee/output/big bs=1024 count=1100');
     assert.equal(await run.exited, 1, run.output());
     assert.match(run.output(), /output file too large: 1126400 bytes, the limit is 1 MiB/);
     assert.ok(!existsSync(file));

@@ -137,6 +137,21 @@ export function createJobOp<T>(
   };
 }
 
+/** Writes a job as an operation left it (after the batch's transfers), if it is still in the state it read. */
+export function writeJob(
+  ctx: ApplyContext,
+  job: JobRow,
+  from: JobRow['state'],
+): { ok: true; job: JobRow; changed: boolean } {
+  batchView(ctx.writes).rows.set(job.id, job);
+  ctx.writes.after.push(async (tx) => {
+    // cancel_requested is the cancel route's alone: an event must not write back a value it read earlier.
+    const { id: _id, cancel_requested: _cancel, ...set } = job;
+    await tx.updateTable('jobs').set(set).where('id', '=', job.id).where('state', '=', from).execute();
+  });
+  return { ok: true, job, changed: true };
+}
+
 /** Reads and locks a job's node row, then the job row (the market's lock order). */
 export async function lockJob(tx: Tx, d: StoreDialect, job_id: string): Promise<JobRow | undefined> {
   const node_id = (await tx.selectFrom('jobs').select('node_id').where('id', '=', job_id).executeTakeFirst())?.node_id;
@@ -245,14 +260,7 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
       // Secrets have no use once the job ended: drop the sealed env.
       if (r.billing.kind !== 'none') job.sealed_env = null;
       job.updated_ms = ctx.now_ms;
-      batch.rows.set(job_id, job);
-      const from = prev.state;
-      ctx.writes.after.push(async (tx) => {
-        // cancel_requested is the cancel route's alone: an event must not write back a value it read earlier.
-        const { id: _id, cancel_requested: _cancel, ...set } = job;
-        await tx.updateTable('jobs').set(set).where('id', '=', job_id).where('state', '=', from).execute();
-      });
-      return { ok: true, job, changed: true };
+      return writeJob(ctx, job, prev.state);
     },
   };
 }

@@ -5,7 +5,7 @@
 // again (`resealJobOp`); the control plane never holds the plaintext. A job without env is dispatched at once.
 import { providerEarnings, providerStake } from '../ledger/chart.js';
 import type { LedgerOp } from '../ledger-store/batch.js';
-import { attemptDeclared, lockJob, resolveLock, type JobEventResult, type JobRow } from './ops.js';
+import { attemptDeclared, lockJob, resolveLock, writeJob, type JobEventResult, type JobRow } from './ops.js';
 import { batchView, loadPlacing, pickNode, type JobCandidate, type Placing } from './placing.js';
 import { jobLockId } from './money.js';
 import { transition, type JobStep } from './state.js';
@@ -122,19 +122,13 @@ export function retryJobOp(
         history.push({ ...r.step, reason: job.reason });
       }
       job.history = JSON.stringify(history);
-      batch.rows.set(job_id, job);
-      const from = prev.state;
-      ctx.writes.after.push(async (tx) => {
-        const { id: _id, cancel_requested: _cancel, ...set } = job;
-        await tx.updateTable('jobs').set(set).where('id', '=', job_id).where('state', '=', from).execute();
-      });
-      return { ok: true, job, changed: true };
+      return writeJob(ctx, job, prev.state);
     },
   };
 }
 
 export type ResealResult =
-  | { ok: true; job: JobRow }
+  | { ok: true; job: JobRow; changed: boolean }
   | { ok: false; code: 'unknown_job' | 'env_not_pending' | 'invalid_env_key'; message?: string };
 
 /** The client's env, sealed again to the new launcher of a retried job: stored, and the job may be dispatched. */
@@ -154,17 +148,7 @@ export function resealJobOp(job_id: string, sealed_env: string, env_key: string)
         return { ok: false, code: 'env_not_pending', message: `the job (${prev.state}) waits for no env` };
       if (prev.env_key !== env_key)
         return { ok: false, code: 'invalid_env_key', message: "seal the env to the key the job's env_required names" };
-      const job: JobRow = { ...prev, sealed_env, env_pending: 0, updated_ms: ctx.now_ms };
-      batch.rows.set(job_id, job);
-      ctx.writes.after.push(async (tx) => {
-        await tx
-          .updateTable('jobs')
-          .set({ sealed_env, env_pending: 0, updated_ms: ctx.now_ms })
-          .where('id', '=', job_id)
-          .where('state', '=', 'queued')
-          .execute();
-      });
-      return { ok: true, job };
+      return writeJob(ctx, { ...prev, sealed_env, env_pending: 0, updated_ms: ctx.now_ms }, prev.state);
     },
   };
 }
