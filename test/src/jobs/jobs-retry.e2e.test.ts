@@ -24,6 +24,8 @@ describe('a job retried on another node when its node is lost', { skip, timeout:
   const providers: Party[] = [];
   const nodes: string[] = [];
   const launchers: ProcessHandle[] = [];
+  const tokens: string[] = [];
+  const home = tmpDir('ee-home-');
 
   const launch = (i: number, node_token: string) => {
     const state = tmpDir('ee-launcher-');
@@ -45,6 +47,22 @@ describe('a job retried on another node when its node is lost', { skip, timeout:
   const available = async (account: string) =>
     (await call(cp.api_url, 'GET', `/v1/balances/${account}`)).body.available_micro_usd as number;
 
+  const bothPlaceable = () =>
+    waitFor(
+      async () => {
+        const r = await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key });
+        return r.status === 200 && r.body.node_id === nodes[0] && cp.hub.byApp.get('ee-launcher')?.length === 2;
+      },
+      60_000,
+      'both launchers to be attested, the cheap one placed first',
+    );
+  /** The first node dies while a job runs there: its launcher and its container (the machine is gone). */
+  const loseFirstNode = async (job_id: string) => {
+    launchers[0]!.kill('SIGKILL');
+    await launchers[0]!.exited;
+    await testCli().ok(['rm', '--force', `ee-${job_id}`]);
+  };
+
   before(async () => {
     image = await testImage();
     cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '4' });
@@ -56,16 +74,10 @@ describe('a job retried on another node when its node is lost', { skip, timeout:
       await stake(cp.api_url, p, n.node_id, price * 2 * 24);
       providers.push(p);
       nodes.push(n.node_id);
+      tokens.push(n.node_token);
       launchers.push(launch(i, n.node_token));
     }
-    await waitFor(
-      async () => {
-        const r = await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key });
-        return r.status === 200 && r.body.node_id === nodes[0] && cp.hub.byApp.get('ee-launcher')?.length === 2;
-      },
-      60_000,
-      'both launchers to be attested, the cheap one placed first',
-    );
+    await bothPlaceable();
   });
   after(async () => {
     for (const l of launchers) l.kill('SIGTERM');
@@ -92,8 +104,7 @@ describe('a job retried on another node when its node is lost', { skip, timeout:
         // The first node dies while the job runs there: its launcher and its container.
         if (j.state === 'running' && j.node_id === nodes[0] && !killed) {
           killed = true;
-          launchers[0]!.kill('SIGKILL');
-          void testCli().ok(['rm', '--force', `ee-${j.job_id}`]);
+          void loseFirstNode(j.job_id);
         }
       },
     });
@@ -126,5 +137,56 @@ describe('a job retried on another node when its node is lost', { skip, timeout:
     assert.equal(earningsAfter[1]! - earningsBefore[1]!, j.settled_micro_usd);
     // The control plane held only ciphertext: the plaintext is in no response it gave.
     assert.ok(!JSON.stringify(j).includes(secret));
+  });
+
+  it('ee jobs run --retry --wait: the CLI seals the env to the new launcher; PUT /v1/jobs/{id}/env refuses once it runs', async () => {
+    launchers[0] = launch(0, tokens[0]!);
+    await bothPlaceable();
+    const secret = `cli-${randomBytes(8).toString('hex')}`;
+    const run = spawnEe(
+      [
+        'jobs',
+        'run',
+        image,
+        '--env',
+        'SECRET',
+        '--retry',
+        '--max-runtime',
+        '60',
+        '--wait',
+        '--',
+        'sh',
+        '-c',
+        'sleep 3; printf %s "$SECRET" | sha256sum',
+      ],
+      { EE_CONTROL_URL: cp.api_url, EE_API_KEY: user.key, EE_NETWORK: 'sandbox-1', HOME: home, SECRET: secret },
+    );
+    // The CLI prints the job id at the end: find the job in the control plane's table.
+    const id = await waitFor(
+      async () => {
+        const last = await cp.jobs.db
+          .selectFrom('jobs')
+          .select(['id', 'state', 'node_id'])
+          .where('user_id', '=', user.id)
+          .orderBy('created_ms', 'desc')
+          .executeTakeFirst();
+        return last && last.state === 'running' && last.node_id === nodes[0] ? last.id : null;
+      },
+      60_000,
+      'the job to run on the first node',
+    );
+    await loseFirstNode(id);
+    assert.equal(await run.exited, 0, run.output());
+    assert.match(run.output(), new RegExp(createHash('sha256').update(secret).digest('hex')));
+    assert.match(run.output(), /Attempt\s+2 \(earlier ones refunded in full\)/);
+    const j = await job(id);
+    assert.equal(j.node_id, nodes[1]);
+    assert.equal(j.attempts[0].refunded_micro_usd, j.attempts[0].locked_micro_usd);
+    const late = await call(cp.api_url, 'PUT', `/v1/jobs/${id}/env`, {
+      token: user.key,
+      body: { sealed_env: 'AAAA', env_key: 'ab'.repeat(32) },
+    });
+    assert.equal(late.status, 409);
+    assert.equal(late.body.error.code, 'env_not_pending');
   });
 });

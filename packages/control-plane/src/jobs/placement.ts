@@ -6,7 +6,7 @@ import type { Market } from '../market/market.js';
 import type { LauncherRegistry, LauncherView } from '../launchers/registry.js';
 import type { Db } from '../store/database.js';
 import { usedByNode } from './capacity.js';
-import type { JobCandidate } from './ops.js';
+import type { JobCandidate } from './placing.js';
 
 /** Candidate nodes a job creation re-checks under their row locks, best first. */
 export const MAX_JOB_CANDIDATES = 16;
