@@ -1,4 +1,4 @@
-// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~470 lines) because it is
+// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~520 lines) because it is
 // the whole public API, one short method per call delegating to ledger.ts, market.ts, jobs.ts, reservations.ts.
 //
 // - connect(app, { verify }): a client for an app behind the control plane's proxy. With verification (the
