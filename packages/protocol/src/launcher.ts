@@ -115,6 +115,8 @@ export const LauncherState = z.strictObject({
     memory_mib_free: z.number().int(),
   }),
   jobs: z.array(LauncherJob).max(MAX_LAUNCHER_JOBS_LISTED),
+  /** The deployment workloads it runs (the control plane stops those it no longer wants). */
+  deployments: z.lazy(() => z.array(LauncherDeployment).max(MAX_LAUNCHER_JOBS_LISTED)).optional(),
 });
 export type LauncherState = z.infer<typeof LauncherState>;
 

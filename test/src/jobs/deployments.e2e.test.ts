@@ -223,8 +223,19 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     assert.equal(now.state, 'running');
     assert.equal(now.generation, 1);
     assert.equal(await containersOf(d.deployment_id), `ee-${d.deployment_id}-1`);
-    // Adopted, it is stopped like any other: agent drained, container removed.
-    assert.equal((await ee.stopDeployment(d.deployment_id)).state, 'stopped');
+    // The deployment ends while its launcher is away (its row says so; its lease is ended): the launcher adopts
+    // the container at its restart, and the control plane, seeing a workload no deployment wants, stops it.
+    launcher.kill('SIGKILL');
+    await launcher.exited;
+    await cp.store.db
+      .updateTable('deployments')
+      .set({ state: 'stopped', reason: 'ended while its launcher was away' })
+      .where('id', '=', d.deployment_id)
+      .execute();
+    const ended = await call(cp.api_url, 'DELETE', `/v1/leases/${now.lease!.lease_id}`, { token: user.key });
+    assert.equal(ended.status, 200, JSON.stringify(ended.body));
+    launcher = startLauncher();
+    await waitFor(async () => (await containersOf(d.deployment_id)) === '', 60_000, 'the stray container to go');
   });
 
   it('ee deploy create|show: is stopped when its lease ends (one period of the sandbox clock)', async () => {

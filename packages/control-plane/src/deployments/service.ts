@@ -15,7 +15,7 @@ import { createLeaseOp, type LeaseResult } from '../market/ops.js';
 import { getLease } from '../market/store/reads.js';
 import { cancelLease } from '../market/store/writes.js';
 import { launcherRequest } from '../launchers/client.js';
-import type { LauncherRegistry } from '../launchers/registry.js';
+import type { LauncherRegistry, LauncherView } from '../launchers/registry.js';
 import { runMigrations, type Store } from '../store/index.js';
 import type { Db } from '../store/database.js';
 import { DEPLOYMENTS_MIGRATIONS } from './store/migrations.js';
@@ -65,6 +65,8 @@ export interface DeploymentsDeps {
 export class DeploymentsService {
   readonly db: Db;
   private readonly busy = new Set<string>();
+  /** Workloads being stopped because no deployment wants them (one request at a time each). */
+  private readonly strays = new Set<string>();
   /** deployment id → wall-clock ms since its serving agent was first seen unroutable. */
   private readonly unroutable = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
@@ -76,7 +78,9 @@ export class DeploymentsService {
 
   static async open(deps: DeploymentsDeps): Promise<DeploymentsService> {
     await runMigrations(deps.store.db, deps.store.dialect, DEPLOYMENTS_MIGRATIONS);
-    return new DeploymentsService(deps);
+    const s = new DeploymentsService(deps);
+    deps.registry.onDeployments = (v) => s.reconcileLauncher(v);
+    return s;
   }
 
   start(): void {
@@ -346,6 +350,33 @@ export class DeploymentsService {
     const r = await launcherRequest(link, 'POST', '/v1/launcher/deployments', this.assignment(row));
     if (r.status !== 200)
       this.deps.log.warn({ deployment_id: row.id, status: r.status }, 'deployments: re-sending an assignment failed');
+  }
+
+  /**
+   * One launcher state read: a workload the launcher runs (an adopted one after its restart included) that is
+   * neither the current nor the retiring generation of an unfinished deployment on that node — the deployment
+   * ended, or moved on, while the launcher could not be told — is stopped.
+   */
+  async reconcileLauncher(view: LauncherView): Promise<void> {
+    for (const ld of view.state.deployments ?? []) {
+      if (this.strays.has(ld.workload_id)) continue;
+      const row = await this.get(ld.deployment_id);
+      if (row && this.busy.has(row.id)) continue;
+      const generation = Number(ld.workload_id.slice(ld.workload_id.lastIndexOf('-') + 1));
+      const wanted =
+        row !== undefined &&
+        row.node_id === view.node_id &&
+        UNFINISHED.includes(row.state) &&
+        (generation === row.generation || generation === row.retiring_generation);
+      if (wanted) continue;
+      this.strays.add(ld.workload_id);
+      void launcherRequest(view.link, 'DELETE', `/v1/launcher/deployments/${ld.workload_id}`)
+        .then((r) =>
+          this.deps.log.info({ workload_id: ld.workload_id, status: r.status }, 'deployments: stray stopped'),
+        )
+        .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'deployments: stopping a stray'))
+        .finally(() => this.strays.delete(ld.workload_id));
+    }
   }
 
   private async stopWorkload(row: DeploymentRow, generation: number): Promise<boolean> {
