@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { EasyEnclave } from '@easyenclave/sdk';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
 import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
-import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testCli, testImage } from '../helpers/podman.js';
+import { PODMAN_SUITE_TIMEOUT_MS, podmanSkipReason, testCli, testImage, testLauncherEnv } from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
 import { funded, registerNode, stake, type Party } from '../market/util.js';
@@ -27,22 +27,11 @@ describe('a job retried on another node when its node is lost', { skip, timeout:
   const tokens: string[] = [];
   const home = tmpDir('ee-home-');
 
-  const launch = (i: number, node_token: string) => {
-    const state = tmpDir('ee-launcher-');
-    return spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: `retry${i}-${randomBytes(4).toString('hex')}`,
-      EE_LAUNCHER_STATE_DIR: state,
-      EE_AGENT_STATE_DIR: state,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
-  };
+  const launch = (i: number, node_token: string) =>
+    spawnEe(
+      ['node', 'run'],
+      testLauncherEnv(wsUrl(cp), node_token, `retry${i}-${randomBytes(4).toString('hex')}`, tmpDir('ee-launcher-')),
+    );
   const job = async (id: string) => (await call(cp.api_url, 'GET', `/v1/jobs/${id}`, { token: user.key })).body;
   const available = async (account: string) =>
     (await call(cp.api_url, 'GET', `/v1/balances/${account}`)).body.available_micro_usd as number;

@@ -224,6 +224,44 @@ export type JobEventResult = { ok: true; job: JobRow; changed: boolean } | JobRe
  * was down far past the job's end) counts as refunded in full. A terminal job refuses every event.
  */
 export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): LedgerOp<JobEventResult> {
+  return jobRowOp(job_id, (ctx, prev, row) => {
+    if (!prev) return { ok: false, code: 'unknown_job' };
+    if (ev.type === 'retry') return { ok: false, code: 'invalid_transition', message: 'a retry is retryJobOp' };
+    const r = transition(prev.state, ev, ctx.now_ms);
+    if (!r.ok) return r;
+    // Money needs the accounts prepare declared from the stored row (a job created in this very batch has none).
+    if (r.billing.kind !== 'none' && (!row || row.attempt !== prev.attempt))
+      return { ok: false, code: 'invalid_transition', message: 'the job was placed in this batch' };
+    const job: JobRow = { ...prev };
+    if (r.billing.kind !== 'none') {
+      Object.assign(job, resolveLock(ctx, prev, r.billing));
+      job.finished_ms = ctx.now_ms;
+    }
+    job.state = r.state;
+    job.reason = r.step.reason;
+    job.history = JSON.stringify([...(JSON.parse(prev.history) as JobStep[]), r.step]);
+    if (facts.image_id !== undefined) job.image_id = facts.image_id;
+    if (facts.image_digest !== undefined) job.image_digest = facts.image_digest;
+    if (facts.exit_code !== undefined) job.exit_code = facts.exit_code;
+    if (facts.started_ms !== undefined) job.started_ms = facts.started_ms;
+    if (facts.result_sealed !== undefined) job.result_sealed = facts.result_sealed;
+    if (facts.usage_record !== undefined) job.usage_record = facts.usage_record;
+    if (r.state === 'running' && job.started_ms === null) job.started_ms = ctx.now_ms;
+    // Secrets have no use once the job ended: drop the sealed env.
+    if (r.billing.kind !== 'none') job.sealed_env = null;
+    job.updated_ms = ctx.now_ms;
+    return writeJob(ctx, job, prev.state);
+  });
+}
+
+/**
+ * An operation on one job row: its node's and its own rows locked, the current attempt's lock and accounts
+ * declared; `apply` gets the row as the batch left it (`prev`) and as stored (`row`, whose accounts are declared).
+ */
+export function jobRowOp<T>(
+  job_id: string,
+  apply: (ctx: ApplyContext, prev: JobRow | undefined, row: JobRow | undefined) => T,
+): LedgerOp<T> {
   let row: JobRow | undefined;
   return {
     accounts: [],
@@ -232,35 +270,6 @@ export function jobEventOp(job_id: string, ev: JobEvent, facts: JobFacts = {}): 
       row = await lockJob(tx, d, job_id);
       return row ? attemptDeclared(row) : undefined;
     },
-    apply(ctx) {
-      const batch = batchView(ctx.writes);
-      const prev = batch.rows.get(job_id) ?? row;
-      if (!prev) return { ok: false, code: 'unknown_job' };
-      if (ev.type === 'retry') return { ok: false, code: 'invalid_transition', message: 'a retry is retryJobOp' };
-      const r = transition(prev.state, ev, ctx.now_ms);
-      if (!r.ok) return r;
-      // Money needs the accounts prepare declared from the stored row (a job created in this very batch has none).
-      if (r.billing.kind !== 'none' && (!row || row.attempt !== prev.attempt))
-        return { ok: false, code: 'invalid_transition', message: 'the job was placed in this batch' };
-      const job: JobRow = { ...prev };
-      if (r.billing.kind !== 'none') {
-        Object.assign(job, resolveLock(ctx, prev, r.billing));
-        job.finished_ms = ctx.now_ms;
-      }
-      job.state = r.state;
-      job.reason = r.step.reason;
-      job.history = JSON.stringify([...(JSON.parse(prev.history) as JobStep[]), r.step]);
-      if (facts.image_id !== undefined) job.image_id = facts.image_id;
-      if (facts.image_digest !== undefined) job.image_digest = facts.image_digest;
-      if (facts.exit_code !== undefined) job.exit_code = facts.exit_code;
-      if (facts.started_ms !== undefined) job.started_ms = facts.started_ms;
-      if (facts.result_sealed !== undefined) job.result_sealed = facts.result_sealed;
-      if (facts.usage_record !== undefined) job.usage_record = facts.usage_record;
-      if (r.state === 'running' && job.started_ms === null) job.started_ms = ctx.now_ms;
-      // Secrets have no use once the job ended: drop the sealed env.
-      if (r.billing.kind !== 'none') job.sealed_env = null;
-      job.updated_ms = ctx.now_ms;
-      return writeJob(ctx, job, prev.state);
-    },
+    apply: (ctx) => apply(ctx, batchView(ctx.writes).rows.get(job_id) ?? row, row),
   };
 }

@@ -5,7 +5,7 @@
 // again (`resealJobOp`); the control plane never holds the plaintext. A job without env is dispatched at once.
 import { providerEarnings, providerStake } from '../ledger/chart.js';
 import type { LedgerOp } from '../ledger-store/batch.js';
-import { attemptDeclared, lockJob, resolveLock, writeJob, type JobEventResult, type JobRow } from './ops.js';
+import { attemptDeclared, jobRowOp, lockJob, resolveLock, writeJob, type JobEventResult, type JobRow } from './ops.js';
 import { batchView, loadPlacing, pickNode, type JobCandidate, type Placing } from './placing.js';
 import { jobLockId } from './money.js';
 import { transition, type JobStep } from './state.js';
@@ -133,22 +133,12 @@ export type ResealResult =
 
 /** The client's env, sealed again to the new launcher of a retried job: stored, and the job may be dispatched. */
 export function resealJobOp(job_id: string, sealed_env: string, env_key: string): LedgerOp<ResealResult> {
-  let row: JobRow | undefined;
-  return {
-    accounts: [],
-    transfers: [],
-    async prepare(tx, d) {
-      row = await lockJob(tx, d, job_id);
-    },
-    apply(ctx) {
-      const batch = batchView(ctx.writes);
-      const prev = batch.rows.get(job_id) ?? row;
-      if (!prev) return { ok: false, code: 'unknown_job' };
-      if (prev.state !== 'queued' || prev.env_pending !== 1)
-        return { ok: false, code: 'env_not_pending', message: `the job (${prev.state}) waits for no env` };
-      if (prev.env_key !== env_key)
-        return { ok: false, code: 'invalid_env_key', message: "seal the env to the key the job's env_required names" };
-      return writeJob(ctx, { ...prev, sealed_env, env_pending: 0, updated_ms: ctx.now_ms }, prev.state);
-    },
-  };
+  return jobRowOp(job_id, (ctx, prev): ResealResult => {
+    if (!prev) return { ok: false, code: 'unknown_job' };
+    if (prev.state !== 'queued' || prev.env_pending !== 1)
+      return { ok: false, code: 'env_not_pending', message: `the job (${prev.state}) waits for no env` };
+    if (prev.env_key !== env_key)
+      return { ok: false, code: 'invalid_env_key', message: "seal the env to the key the job's env_required names" };
+    return writeJob(ctx, { ...prev, sealed_env, env_pending: 0, updated_ms: ctx.now_ms }, prev.state);
+  });
 }
