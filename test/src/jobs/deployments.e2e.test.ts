@@ -154,6 +154,12 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     const d = await ee.deploy({ app, image, command: serveGreeting, port: 8083, env: { GREETING: 'hello-one' } });
     assert.equal(d.state, 'running', d.reason);
     assert.match((await hostGet(cp, '/', app)).text, /hello-one/);
+    // Placement (of jobs and deployments alike) counts the deployment's 1 vCPU and 256 MiB of the node's 2 and 1024.
+    const place = async (q: string) =>
+      (await call(cp.api_url, 'GET', `/v1/jobs/placement?${q}`, { token: user.key })).status;
+    assert.equal(await place('vcpus=1&memory_mib=256'), 200);
+    assert.equal(await place('vcpus=2&memory_mib=256'), 409, 'the deployment holds one of the 2 vCPUs');
+    assert.equal(await place('vcpus=1&memory_mib=800'), 409, 'the deployment holds 256 of the 1024 MiB');
     const greeting = `hello-${randomBytes(6).toString('hex')}`;
     const update = spawnEe(['deploy', 'update', d.deployment_id, '--env', 'GREETING', '--json'], {
       EE_CONTROL_URL: cp.api_url,
