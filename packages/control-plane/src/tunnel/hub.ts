@@ -24,6 +24,7 @@ import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
 import type { Store } from '../store/index.js';
 import type { ProxyMetrics } from '../metrics.js';
+import { HandshakeCaps, type UpgradeRefusal } from './admission.js';
 import { AgentLink } from './link.js';
 import { AttestationFlow } from './attestation-flow.js';
 import { RelayDesk } from './attestation-relay.js';
@@ -50,8 +51,7 @@ export interface HubDeps {
   receipts?: ReceiptSink | null;
 }
 
-/** Why an upgrade on /v1/tunnel is refused (the server answers it in HTTP, proxy/refusals.ts). */
-export type UpgradeRefusal = 'draining' | 'too_many_handshakes';
+export type { UpgradeRefusal } from './admission.js';
 
 const SWEEP_INTERVAL_MS = 1000;
 /** How often lapsed app claims and old health events are pruned (upkeep.ts). */
@@ -78,11 +78,8 @@ export class TunnelHub implements LinkEvents {
   readonly #attestation: AttestationFlow;
   readonly #registrar: Registrar;
   readonly #upkeep: Upkeep;
-  /** Links between their upgrade and the end of their first attestation, in all and per remote address. A
-   *  link counts only while it is in that handshake: the register deadline, the attestation deadline or its
-   *  close ends it (endHandshake). */
-  #handshakes = 0;
-  readonly #handshakesByAddr = new Map<string, number>();
+  /** Links between their upgrade and the end of their first attestation (admission.ts). */
+  readonly #handshakes: HandshakeCaps;
   #sweeper: NodeJS.Timeout | null = null;
   #pruner: NodeJS.Timeout | null = null;
   draining = false;
@@ -91,6 +88,7 @@ export class TunnelHub implements LinkEvents {
     const { config, clock, log, metrics, store } = deps;
     const market = deps.market ?? null;
     const registry = (this.registry = deps.registry ?? new LinkRegistry());
+    this.#handshakes = new HandshakeCaps(config);
     this.budget = new QueueBudget(config.max_buffered_stream_bytes);
     const send = (link: AgentLink, msg: ControlToAgent) => this.send(link, msg);
     const close = (link: AgentLink, code: number, reason: string) => this.closeLink(link, code, reason);
@@ -190,12 +188,7 @@ export class TunnelHub implements LinkEvents {
   /** HTTP upgrade on /v1/tunnel: null when taken, or why not (the server answers that in HTTP). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): UpgradeRefusal | null {
     if (this.draining) return 'draining';
-    const { max_handshakes, max_handshakes_per_address } = this.deps.config;
-    if (
-      this.#handshakes >= max_handshakes ||
-      (this.#handshakesByAddr.get(remoteAddress(req)) ?? 0) >= max_handshakes_per_address
-    )
-      return 'too_many_handshakes';
+    if (this.#handshakes.full(remoteAddress(req))) return 'too_many_handshakes';
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
     return null;
   }
@@ -206,8 +199,7 @@ export class TunnelHub implements LinkEvents {
     const link = new AgentLink(ws, new MuxSession(channel), remoteAddress(req), clock.now());
     channel.link = link;
     this.registry.add(link);
-    this.#handshakes++;
-    this.#handshakesByAddr.set(link.remote_addr, (this.#handshakesByAddr.get(link.remote_addr) ?? 0) + 1);
+    this.#handshakes.begin(link.remote_addr);
     link.startHandshake();
     // Its message, pong, error and close events now reach onMessage / onClosed (see AgentSocket).
     (ws as AgentSocket).link = link;
@@ -323,11 +315,7 @@ export class TunnelHub implements LinkEvents {
 
   /** The link finished its first attestation (or went away): it no longer counts against the handshake caps. */
   private endHandshake(link: AgentLink): void {
-    if (!link.endHandshake()) return;
-    this.#handshakes--;
-    const n = (this.#handshakesByAddr.get(link.remote_addr) ?? 0) - 1;
-    if (n > 0) this.#handshakesByAddr.set(link.remote_addr, n);
-    else this.#handshakesByAddr.delete(link.remote_addr);
+    if (link.endHandshake()) this.#handshakes.end(link.remote_addr);
   }
 
   /** Closes an agent's socket (the only place that does) and takes the link out of routing. */
