@@ -52,6 +52,17 @@ export function marketFields<M extends z.ZodType, U extends z.ZodType, T extends
       trust: z.number(),
       effective_price_per_vcpu_hour_micro_usd: c.micro_usd,
     },
+    /** A lease's terms; `status` is the caller's (as for a node). */
+    leaseTerms: <S extends z.ZodType>(status: S) => ({
+      lease_id: z.string(),
+      user: z.string(),
+      app: z.string(),
+      node_id: z.string(),
+      vcpus: z.number().int(),
+      periods: z.number().int().nullable(),
+      status,
+      ...money('price_per_vcpu_hour'),
+    }),
     /** One lease-period: its lock, and after finalization its outcome and the reasons a period failed. */
     leasePeriod: {
       lease_id: z.string(),

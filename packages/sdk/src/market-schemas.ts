@@ -86,17 +86,7 @@ export const StakeResultSchema = z.looseObject({
 /** One lease-period: its lock, and after finalization its outcome and the reasons a period failed. */
 export const LeasePeriodSchema = z.looseObject(wire.leasePeriod);
 
-const LeaseCommon = {
-  lease_id: z.string(),
-  user: z.string(),
-  app: z.string(),
-  node_id: z.string(),
-  vcpus: z.number().int(),
-  periods: z.number().int().nullable(),
-  status: z.string(),
-  price_per_vcpu_hour_micro_usd: MicroUsd,
-  price_per_vcpu_hour_usd: z.string(),
-};
+const LeaseCommon = wire.leaseTerms(z.string());
 
 /** POST /v1/leases: the lease and the lock of its (prorated) first period. */
 export const CreatedLeaseSchema = z.looseObject({ ...LeaseCommon, lock: LeasePeriodSchema });

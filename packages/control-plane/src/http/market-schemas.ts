@@ -170,17 +170,7 @@ export const FraudView = z.looseObject({
 
 export const PeriodView = z.looseObject(wire.leasePeriod).meta({ id: 'LeasePeriod' });
 
-export const CreatedLeaseView = z.looseObject({
-  lease_id: z.string(),
-  user: z.string(),
-  app: z.string(),
-  node_id: z.string(),
-  vcpus: z.number().int(),
-  periods: z.number().int().nullable(),
-  status: z.literal('active'),
-  ...moneyOut('price_per_vcpu_hour'),
-  lock: PeriodView,
-});
+export const CreatedLeaseView = z.looseObject({ ...wire.leaseTerms(z.literal('active')), lock: PeriodView });
 export const LeaseView = z.looseObject({
   lease_id: z.string(),
   user: z.string(),
