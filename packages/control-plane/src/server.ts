@@ -29,6 +29,7 @@ import { observeLedger } from './observe/ledger.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
+import { accountKeyRoutes } from './http/account-keys.js';
 import { accountListRoutes } from './http/account-list.js';
 import { ledgerRoutes } from './http/ledger-routes.js';
 import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
@@ -331,6 +332,7 @@ export async function startControlPlane(
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
   await fastify.register(accountListRoutes, { ledger, admin_token: config.admin_token });
+  await fastify.register(accountKeyRoutes, { ledger, idempotency, admin_token: config.admin_token });
   await fastify.register(appAttestationRoutes, { hub });
   const marketOpts = {
     market,

@@ -21,7 +21,10 @@ export const RegisteredNodeSchema = NodeSummarySchema.extend({
 
 const Eligibility = wire.eligibility;
 
-export const NodeListSchema = z.looseObject({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
+export const NodeListSchema = z.looseObject({
+  nodes: z.array(NodeSummarySchema.extend(Eligibility)),
+  next_cursor: z.string().nullable(),
+});
 
 const StakeView = z.looseObject({
   held_micro_usd: MicroUsd,

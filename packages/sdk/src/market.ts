@@ -139,10 +139,18 @@ export function node(t: Transport, auth: Auth, id: string, o: CallOptions = {}):
   return get(t, nodePath(id), principal(auth), o, NodeDetailSchema);
 }
 
-/** Every node (admin token), or with `mine` the provider's own (its API key). */
-export function nodes(t: Transport, auth: Auth, o: CallOptions & { mine?: boolean } = {}): Promise<NodeSummary[]> {
-  const { mine, ...call } = o;
-  return get(t, '/v1/nodes', mine === true ? principal(auth) : admin(auth), call, NodeListSchema).then((r) => r.nodes);
+/** Nodes, newest first, every page: all (admin token), or with `mine` the provider's own (its API key). */
+export function nodes(
+  t: Transport,
+  auth: Auth,
+  p: { limit?: number; mine?: boolean } = {},
+  o: CallOptions = {},
+): AsyncGenerator<NodeSummary, void, undefined> {
+  const { mine, ...page } = p;
+  return paged(t, '/v1/nodes', mine === true ? principal(auth) : admin(auth), page, o, NodeListSchema, (r) => ({
+    rows: r.nodes,
+    next_cursor: r.next_cursor,
+  }));
 }
 
 /** Leases, newest first: the caller's own (a user's; a provider's are those on its nodes), or all (admin). */

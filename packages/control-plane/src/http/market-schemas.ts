@@ -123,6 +123,7 @@ export const RegisteredNodeView = z.looseObject({
 });
 export const NodeListView = z.looseObject({
   nodes: z.array(z.looseObject({ ...NodeSummaryFields, ...EligibilityFields })),
+  next_cursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next page; null at the end' }),
 });
 export const NodeDetailView = z.looseObject({
   ...NodeSummaryFields,
