@@ -1,8 +1,8 @@
-// The tunnel hub: the socket shell of the tunnel. It accepts agent WebSockets (capping handshakes), dispatches
-// their messages to the controllers (registration.ts, attestation-flow.ts, attestation-relay.ts, receipts.ts),
-// keeps liveness and health, sweeps, drains, and is the one place that closes agent sockets. The links live
-// in the registry (pure data), and the router picks one for each proxied request: the proxy asks the router,
-// never the hub. Controllers get narrow ports built here, not the hub.
+// The tunnel hub: the socket shell of the tunnel. It accepts agent WebSockets (capping handshakes: admission.ts),
+// hands their control messages to dispatch.ts for the controllers (registration.ts, attestation-flow.ts,
+// attestation-relay.ts, receipts.ts), keeps liveness and health, sweeps, drains, and is the one place that closes
+// agent sockets. The links live in the registry (pure data), and the router picks one for each proxied request:
+// the proxy asks the router, never the hub. Controllers get narrow ports built here, not the hub.
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -16,7 +16,6 @@ import {
   MuxSession,
   QueueBudget,
   ResetCode,
-  parseAgentMessage,
   type ControlToAgent,
 } from '@easyenclave/protocol';
 import type { EvidenceVerifier, Keyset } from '@easyenclave/attestation';
@@ -29,7 +28,8 @@ import { AgentLink } from './link.js';
 import { AttestationFlow } from './attestation-flow.js';
 import { RelayDesk } from './attestation-relay.js';
 import type { MarketHooks } from './ports.js';
-import { handleReceipts, type ReceiptSink } from './receipts.js';
+import { dispatchControl, type DispatchPort } from './dispatch.js';
+import type { ReceiptSink } from './receipts.js';
 import { Registrar } from './registration.js';
 import { LinkRegistry } from './registry.js';
 import { Router } from './router.js';
@@ -78,6 +78,7 @@ export class TunnelHub implements LinkEvents {
   readonly #attestation: AttestationFlow;
   readonly #registrar: Registrar;
   readonly #upkeep: Upkeep;
+  readonly #dispatch: DispatchPort;
   /** Links between their upgrade and the end of their first attestation (admission.ts). */
   readonly #handshakes: HandshakeCaps;
   #sweeper: NodeJS.Timeout | null = null;
@@ -148,6 +149,15 @@ export class TunnelHub implements LinkEvents {
       policyGeneration: () => this.#attestation.policyGeneration,
       wake: (app) => this.router.wake(app),
     });
+    this.#dispatch = {
+      registrar: this.#registrar,
+      attestation: this.#attestation,
+      upkeep: this.#upkeep,
+      receipts: deps.receipts ?? null,
+      send,
+      close,
+      log,
+    };
     market?.listen({
       routingChanged: () => this.router.wakeAll(),
       refuse: (link, reason) => close(link, CloseCode.POLICY_VIOLATION, reason),
@@ -223,34 +233,7 @@ export class TunnelHub implements LinkEvents {
     }
     if (!link.takeControlToken(Date.now()))
       return this.closeLink(link, CloseCode.POLICY_VIOLATION, 'too many control messages');
-    void this.onControl(link, data.toString('utf8'));
-  }
-
-  private async onControl(link: AgentLink, text: string): Promise<void> {
-    try {
-      const parsed = parseAgentMessage(text);
-      if (!parsed.ok) {
-        // Tell an agent that has not registered yet why, so its operator sees it in the agent's log.
-        if (link.reg === null) this.send(link, { type: 'error', code: 'invalid_message', message: parsed.error });
-        return this.closeLink(link, CloseCode.PROTOCOL_ERROR, parsed.error);
-      }
-      const msg = parsed.message;
-      if (msg.type === 'register') {
-        if (link.reg !== null) return this.closeLink(link, CloseCode.PROTOCOL_ERROR, 'already registered');
-        await this.#registrar.register(link, msg);
-      } else if (link.reg === null) {
-        this.closeLink(link, CloseCode.NOT_REGISTERED, `send register before ${msg.type}`);
-      } else if (msg.type === 'attest_response') {
-        await this.#attestation.onResponse(link, msg);
-      } else if (msg.type === 'receipts') {
-        await handleReceipts(this.deps.receipts ?? null, (l, m) => this.send(l, m), link, msg);
-      } else {
-        await this.#upkeep.onHealth(link, msg.status, msg.detail);
-      }
-    } catch (err) {
-      this.deps.log.error({ err, agent_id: link.agent_id }, 'control message handling failed');
-      this.closeLink(link, CloseCode.INTERNAL, 'internal error');
-    }
+    void dispatchControl(this.#dispatch, link, data.toString('utf8'));
   }
 
   onSocketError(link: AgentLink, err: Error): void {
