@@ -193,7 +193,9 @@ export async function startControlPlane(
   let reservations: Reservations;
   try {
     market = await Market.open({ ledger, store, live: registry, clock, config, log });
-    reservations = await Reservations.open(market);
+    reservations = await Reservations.open(market, {
+      onOutcome: (outcome) => metrics.receipts.labels(outcome).inc(),
+    });
   } catch (err) {
     clearInterval(pruneTimer);
     cpVerifier?.close();
@@ -201,7 +203,6 @@ export async function startControlPlane(
     await store.close();
     throw err;
   }
-  market.attestedListener = (link) => reservations.recordKey(link);
   const hub = new TunnelHub({
     store,
     verifier: timedVerifier(verifier, metrics),
@@ -214,7 +215,6 @@ export async function startControlPlane(
     receipts: (receipts, source) => reservations.verdicts(receipts, source),
   });
   const tunnel = { router: hub.router, config };
-  reservations.onOutcome = (outcome) => metrics.receipts.labels(outcome).inc();
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);

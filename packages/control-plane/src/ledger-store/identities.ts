@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { Db } from '../store/database.js';
+import { keysetPage, type PageAfter } from '../store/paging.js';
 import { createAccounts } from '../ledger/engine.js';
 import { identityAccountInputs, ownedAccounts, type IdentityKind } from '../ledger/chart.js';
 import type { ApplyContext, LedgerOp } from './batch.js';
@@ -115,30 +116,17 @@ export async function getIdentity(db: Db, id: string): Promise<Identity | undefi
 export const MAX_IDENTITIES_PAGE = 200;
 
 /**
- * Identities, newest first, keyset-paged on (created_ms, id): at most `limit`, strictly after `after`; `next`
+ * Identities, newest first, keyset-paged on (created_ms, id) (store/paging.ts): at most `limit`, strictly after `after`; `next`
  * is the last row's key when there may be more. Key hashes are never part of what this returns.
  */
 export async function identitiesPage(
   db: Db,
   limit: number,
-  after: { ms: number; id: string } | undefined,
+  after: PageAfter | undefined,
   kind?: IdentityKind,
-): Promise<{ rows: Array<Omit<Identity, 'key_hash'>>; next: { ms: number; id: string } | null }> {
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_IDENTITIES_PAGE)
-    throw new RangeError(`page limit ${limit} outside 1..${MAX_IDENTITIES_PAGE}`);
+): Promise<{ rows: Array<Omit<Identity, 'key_hash'>>; next: PageAfter | null }> {
   let q = db.selectFrom('ee_accounts').select(['id', 'kind', 'name', 'created_ms']);
   if (kind !== undefined) q = q.where('kind', '=', kind);
-  if (after !== undefined)
-    q = q.where((eb) =>
-      eb.or([eb('created_ms', '<', after.ms), eb.and([eb('created_ms', '=', after.ms), eb('id', '<', after.id)])]),
-    );
-  const rows = await q
-    .orderBy('created_ms', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-    .execute();
-  const more = rows.length > limit;
-  const shown = more ? rows.slice(0, limit) : rows;
-  const last = shown[shown.length - 1];
-  return { rows: shown, next: more && last ? { ms: last.created_ms, id: last.id } : null };
+  const key = (r: { created_ms: number; id: string }) => ({ ms: r.created_ms, id: r.id });
+  return keysetPage(q, { time: 'created_ms', id: 'id' }, limit, after, key, MAX_IDENTITIES_PAGE);
 }
