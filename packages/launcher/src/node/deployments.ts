@@ -170,7 +170,9 @@ export class LauncherDeployments {
           adopted++;
           continue;
         } catch (err) {
+          // serve() removed the container and its facts: the control plane will send the assignment again.
           this.log.warn({ workload_id: w.workload_id, err: (err as Error).message }, 'launcher: adopting failed');
+          continue;
         }
       }
       await w.remove();
