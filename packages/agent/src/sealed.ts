@@ -213,6 +213,10 @@ export class SealedHttp implements SealedRequests {
   }
 }
 
+function flushExchange(x: SealedExchange): void {
+  x.flush();
+}
+
 /** The backend exchange of a sealed request: the request body is opened frame by frame as undici pulls it;
  *  the response is sealed chunk by chunk as it arrives (an SSE event is sealed and sent at once). */
 class SealedExchange extends BackendExchange {
@@ -225,6 +229,8 @@ class SealedExchange extends BackendExchange {
   readonly request = new Digest();
   private readonly response = new Digest();
   private usage: UsageScanner | null = null;
+  private pending: Uint8Array[] = [];
+  private flush_scheduled = false;
   /** SHA-256 of the reservation token sent sealed with the request; without one no receipt is signed. */
   token_sha256: string | null = null;
 
@@ -304,13 +310,27 @@ class SealedExchange extends BackendExchange {
     );
   }
 
+  /** Queues sealed frames; they leave as one write at the end of this event-loop turn (or with the end of
+   *  the message), so a small response's prelude, body and FINAL frames travel as one tunnel DATA frame
+   *  rather than one each (every DATA frame costs the control plane a relay write). */
   private send(frames: Uint8Array[]): void {
-    let ok = true;
     for (const f of frames) {
       this.response.update(f);
-      ok = this.stream.write(asBuffer(f)) && ok;
+      this.pending.push(f);
     }
-    if (!ok) this.controller?.pause();
+    if (!this.flush_scheduled && this.pending.length > 0) {
+      this.flush_scheduled = true;
+      setImmediate(flushExchange, this);
+    }
+  }
+
+  /** @internal Writes what send() queued. */
+  flush(): void {
+    this.flush_scheduled = false;
+    if (this.pending.length === 0 || this.stream.closed) return;
+    const out = this.pending.length === 1 ? this.pending[0]! : concatBytes(this.pending);
+    this.pending = [];
+    if (!this.stream.write(asBuffer(out))) this.controller?.pause();
   }
 
   override onResponseStart(
@@ -368,6 +388,7 @@ class SealedExchange extends BackendExchange {
     this.enqueue(async () => {
       if (this.sealer !== null) this.send(await this.sealer.end());
       const receipt = await this.receipt();
+      this.flush(); // in the same turn as the end: the mux sends both in one DATA frame when there is no trailer
       this.stream.end(receipt !== null && this.sealer !== null ? [[RECEIPT_TRAILER, receipt]] : undefined);
     });
   }
