@@ -190,6 +190,15 @@ describe('reservations and receipts', () => {
       got.map((o) => (o.ok ? o.amount : o.code)),
       [1200, 1200, 1200, 1200, 1200, 1200],
     );
+    // One ledger claim for the whole batch, of exactly its sum, and the rest locked again once.
+    const batchClaim = await cp.ledger.transfer(`rsvclaim:${id}:1`);
+    assert.ok(batchClaim?.kind === 'transfer');
+    assert.equal(batchClaim.transfer.amount, 7200n);
+    assert.equal(batchClaim.transfer.pending_id, `rsv:${id}:1`);
+    const relock = await cp.ledger.transfer(`rsv:${id}:2`);
+    assert.ok(relock?.kind === 'transfer');
+    assert.equal(relock.transfer.amount, BigInt(10_000 - 1350 - 7200));
+    assert.equal(await cp.ledger.transfer(`rsvclaim:${id}:2`), undefined, 'no claim per receipt');
     const rest = 10_000 - 1350 - 7200; // 1,450
     const last = await receipt(signer.A!, id, t, { tokens_out: 3000 }); // 1,800
     assert.deepEqual(await claim(last), [{ ok: false, code: 'over_quota' }]);
