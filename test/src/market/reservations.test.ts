@@ -5,6 +5,7 @@
 // a failed re-attestation and an authorised abuse report refund the unclaimed rest; a period boundary rolls
 // the lock over without moving money.
 import assert from 'node:assert/strict';
+import { canonicalRecordJson } from '@easyenclave/protocol/signed-record';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SandboxQuoteProvider, type QuoteProvider } from '@easyenclave/attestation';
@@ -181,6 +182,13 @@ describe('reservations and receipts', () => {
     assert.equal(v.remaining_micro_usd, 10_000 - 1350);
     assert.equal(v.receipts_total, 1);
     assert.deepEqual(v.receipts[0].signed, good);
+    // Stored byte for byte as the canonical JSON of what the agent sent.
+    const stored = await cp.ledger.db
+      .selectFrom('market_receipts')
+      .select('signed')
+      .where('reservation_id', '=', id)
+      .executeTakeFirstOrThrow();
+    assert.equal(stored.signed, canonicalRecordJson(good));
 
     // Several in one batch, in order, up to the quota exactly: the last one that fits ends the reservation.
     const many = [];
