@@ -310,8 +310,8 @@ class SealedExchange extends BackendExchange {
     );
   }
 
-  /** Queues sealed frames; they leave as one write at the end of this event-loop turn (or with the end of
-   *  the message), so a small response's prelude, body and FINAL frames travel as one tunnel DATA frame
+  /** Queues sealed frames; they are written together at the end of this event-loop turn (or with the end
+   *  of the message), so a small response's prelude, body and FINAL frames travel as one tunnel DATA frame
    *  rather than one each (every DATA frame costs the control plane a relay write). */
   private send(frames: Uint8Array[]): void {
     for (const f of frames) {
@@ -328,9 +328,11 @@ class SealedExchange extends BackendExchange {
   flush(): void {
     this.flush_scheduled = false;
     if (this.pending.length === 0 || this.stream.closed) return;
-    const out = this.pending.length === 1 ? this.pending[0]! : concatBytes(this.pending);
+    // Written together, in one synchronous run: the mux joins them into its DATA frames (no copy here).
+    let ok = true;
+    for (const f of this.pending) ok = this.stream.write(asBuffer(f)) && ok;
     this.pending = [];
-    if (!this.stream.write(asBuffer(out))) this.controller?.pause();
+    if (!ok) this.controller?.pause();
   }
 
   override onResponseStart(

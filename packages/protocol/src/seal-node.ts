@@ -10,6 +10,12 @@ import { setSealCrypto, type AesGcmKey, type SealCrypto } from './seal/provider.
 
 const HASH_BYTES = 32;
 const TAG_BYTES = 16;
+/** Remembered psk_id_hash / info_hash results (distinct request paths and keys in use at once). */
+const MAX_PUBLIC_HASHES = 256;
+/** Longer inputs (a request with large additional data) are hashed each time, not kept. */
+const MAX_PUBLIC_HASH_INPUT_BYTES = 1024;
+const PUBLIC_LABELS = [Buffer.from('psk_id_hash'), Buffer.from('info_hash')];
+const isPublicLabel = (label: Uint8Array): boolean => PUBLIC_LABELS.some((l) => l.equals(buf(label)));
 
 const buf = (b: ArrayBuffer | Uint8Array): Buffer =>
   b instanceof Uint8Array ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : Buffer.from(b);
@@ -23,6 +29,24 @@ const arrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.b
  */
 class NodeHkdfSha256 extends HkdfSha256 {
   private readonly prks = new WeakMap<ArrayBuffer, { salt: Buffer; ikm: Buffer; prk: Buffer }>();
+
+  private readonly publicHashes = new Map<string, ArrayBuffer>();
+
+  /** psk_id_hash and info_hash (RFC 9180 §5.1) hash public inputs (the PSK id, empty here, and the info,
+   *  which repeats for every request to one path and key): their results are remembered, a few hundred. */
+  override async labeledExtract(salt: ArrayBuffer, label: Uint8Array, ikm: Uint8Array): Promise<ArrayBuffer> {
+    if (salt.byteLength !== 0 || ikm.length > MAX_PUBLIC_HASH_INPUT_BYTES || !isPublicLabel(label)) {
+      return super.labeledExtract(salt, label, ikm);
+    }
+    const k = `${label.length}:${buf(label).toString('latin1')}${buf(ikm).toString('latin1')}`;
+    let h = this.publicHashes.get(k);
+    if (h === undefined) {
+      h = await super.labeledExtract(salt, label, ikm);
+      if (this.publicHashes.size >= MAX_PUBLIC_HASHES) this.publicHashes.delete(this.publicHashes.keys().next().value!);
+      this.publicHashes.set(k, h);
+    }
+    return h.slice(0);
+  }
 
   override async extract(salt: ArrayBuffer, ikm: ArrayBuffer): Promise<ArrayBuffer> {
     const s = buf(salt);
