@@ -1,4 +1,4 @@
-// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~460 lines) because it is
+// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~470 lines) because it is
 // the whole public API, one short method per call delegating to ledger.ts, market.ts, jobs.ts, reservations.ts.
 //
 // - connect(app, { verify }): a client for an app behind the control plane's proxy. With verification (the
@@ -344,6 +344,14 @@ export class EasyEnclave {
     return ledger.accounts(this.transport, this.auth, p, o);
   }
 
+  /**
+   * A new API key for the account (default: the API key's own), shown once; the older keys keep working for
+   * `grace_ms` (default 24 h, 0: refused at once). Uses the API key, else the admin token.
+   */
+  rotateApiKey(account?: string, p?: { grace_ms?: number }, o?: IdempotentOptions) {
+    return ledger.rotateApiKey(this.transport, this.auth, this.accountFor(account, 'rotateApiKey()'), p, o);
+  }
+
   /** The account an API key belongs to: keys are `ee_{kind}_{20 hex id}_{secret}`. */
   get keyAccount(): string | undefined {
     const m = /^ee_(user|provider)_([0-9a-f]{20})_/.exec(this.#o.apiKey ?? '');
@@ -380,9 +388,9 @@ export class EasyEnclave {
     return market.node(this.transport, this.auth, id, o);
   }
 
-  /** Every node (admin token), or with `{ mine: true }` the provider's own (its API key). */
-  nodes(o?: CallOptions & { mine?: boolean }) {
-    return market.nodes(this.transport, this.auth, o);
+  /** Nodes, newest first, every page: all (admin token), or with `{ mine: true }` the provider's own (its API key). */
+  nodes(p?: { limit?: number; mine?: boolean }, o?: CallOptions) {
+    return market.nodes(this.transport, this.auth, p, o);
   }
 
   /** Leases, newest first, every page: a user's own, those on a provider's nodes, or all (admin). */

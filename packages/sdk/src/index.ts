@@ -39,8 +39,10 @@ export {
   HistoryEntrySchema,
   HistoryPageSchema,
   PurchaseSchema,
+  RotatedKeySchema,
   TransferSchema,
   type HistoryPage,
+  type RotatedKey,
 } from './ledger.js';
 export {
   AbuseReportSchema,

@@ -4,7 +4,13 @@
 // the tests skip with a warning, except under CI or EE_REQUIRE_PODMAN=1, where they fail — like PostgreSQL.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { PodmanCli, PodmanRuntime, loadLauncherConfig, type LauncherConfig } from '@easyenclave/launcher';
+import {
+  PodmanCli,
+  PodmanRuntime,
+  loadLauncherConfig,
+  type LauncherConfig,
+  type WorkloadSpecInput,
+} from '@easyenclave/launcher';
 import { TEST_PODMAN_ENV, ensureTestImage } from '@easyenclave/launcher/testing/test-image';
 import { onCleanup, quietLogger } from './network.js';
 import { tmpDir } from './tmp.js';
@@ -74,4 +80,22 @@ let image: Promise<string> | null = null;
 export function testImage(): Promise<string> {
   image ??= ensureTestImage(testCli());
   return image;
+}
+
+/** A job on the test image (1 vCPU, 64 MiB, a minute at most), its id `{prefix}-` and random hex; `extra` wins. */
+export async function testJob(
+  prefix: string,
+  assignment_seq: number,
+  extra: Partial<WorkloadSpecInput> = {},
+): Promise<WorkloadSpecInput> {
+  return {
+    workload_id: `${prefix}-${randomBytes(6).toString('hex')}`,
+    kind: 'job',
+    assignment_seq,
+    image: await testImage(),
+    vcpus: 1,
+    memory_mib: 64,
+    max_runtime_ms: 60_000,
+    ...extra,
+  };
 }

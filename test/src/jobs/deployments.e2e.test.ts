@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EasyEnclave } from '@easyenclave/sdk';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
+import { launcherPlaceable, stakedNode, TestLauncher } from '../helpers/launcher.js';
+import { closeAll, spawnEe, startCp, waitFor, type ProcessHandle } from '../helpers/network.js';
 import {
   PODMAN_SUITE_TIMEOUT_MS,
   PODMAN_TEST_ENV,
@@ -22,7 +23,7 @@ import {
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
 import { hostGet } from '../lifecycle/util.js';
-import { funded, registerNode, stake, type Party } from '../market/util.js';
+import type { Party } from '../market/util.js';
 
 const PRICE = 3_600_000;
 /** The sandbox clock's shortest period: a one-period lease ends at the next minute boundary. */
@@ -39,24 +40,10 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
   let launcher: ProcessHandle;
   let node_token: string;
   let ee: EasyEnclave;
-  const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
-  const launcherState = tmpDir('ee-launcher-');
+  const node = new TestLauncher();
   const home = tmpDir('ee-home-');
 
-  const startLauncher = () =>
-    spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: launcherId,
-      EE_LAUNCHER_STATE_DIR: launcherState,
-      EE_AGENT_STATE_DIR: launcherState,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
+  const startLauncher = () => node.start(cp, node_token);
 
   const containersOf = async (id: string) =>
     (await testCli().ok(['ps', '--format={{.Names}}', `--filter=name=^ee-${id}-`])).toString().trim();
@@ -69,24 +56,16 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     image2 = `localhost/ee-deployment-test:${randomBytes(4).toString('hex')}`;
     await testCli().ok(['build', ...PODMAN_TEST_ENV.EE_CONTAINER_RUN_ARGS.split(/\s+/), '-t', image2, dir]);
     cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '4', EE_SANDBOX_SETTLEMENT_PERIOD_MS: String(PERIOD_MS) });
-    const provider = await funded(cp.api_url, 'provider', 'P', '$500');
-    user = await funded(cp.api_url, 'user', 'U', '$50');
-    const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
-    await stake(cp.api_url, provider, n.node_id, PRICE * 2 * 24);
-    node_token = n.node_token;
+    ({ user, node_token } = await stakedNode(cp, PRICE));
     launcher = startLauncher();
-    await waitFor(
-      async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
-      60_000,
-      'the launcher to be attested and placeable',
-    );
+    await launcherPlaceable(cp, user);
     ee = new EasyEnclave({ url: cp.api_url, apiKey: user.key, network: 'sandbox-1' });
   });
   after(async () => {
     launcher?.kill('SIGTERM');
     await closeAll();
     // A failed test may leave a deployment's container running (a stopped launcher leaves its containers).
-    await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: launcherId, EE_LAUNCHER_STATE_DIR: launcherState }));
+    await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: node.id, EE_LAUNCHER_STATE_DIR: node.state_dir }));
   });
 
   it('serves HTTP through the proxy, survives an image update with zero failed requests, and stops', async (t) => {

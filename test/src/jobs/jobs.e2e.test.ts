@@ -13,11 +13,12 @@ import { EasyEnclave } from '@easyenclave/sdk';
 import { jobEnvAad } from '@easyenclave/protocol/launcher';
 import { seal, generateRecipientKey, toHex } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
-import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testCli, testImage } from '../helpers/podman.js';
+import { launcherPlaceable, stakedNode, TestLauncher } from '../helpers/launcher.js';
+import { closeAll, spawnEe, startCp, waitFor, type ProcessHandle } from '../helpers/network.js';
+import { PODMAN_SUITE_TIMEOUT_MS, podmanSkipReason, testCli, testImage } from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
-import { funded, registerNode, stake, type Party } from '../market/util.js';
+import type { Party } from '../market/util.js';
 
 /** 1 micro-USD per vCPU-ms: what settles equals the signed vCPU-ms exactly. */
 const PRICE = 3_600_000;
@@ -30,36 +31,16 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
   let image: string;
   let user: Party;
   let provider: Party;
-  let node_id: string;
   let node_token: string;
   let launcher: ProcessHandle;
-  const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
-  const launcherState = tmpDir('ee-launcher-');
+  const node = new TestLauncher();
   const home = tmpDir('ee-home-');
   const logLines: string[] = [];
   let dbPath: string;
 
-  const startLauncher = () =>
-    spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: launcherId,
-      EE_LAUNCHER_STATE_DIR: launcherState,
-      EE_AGENT_STATE_DIR: launcherState,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
+  const startLauncher = () => node.start(cp, node_token);
 
-  const launcherReady = () =>
-    waitFor(
-      async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
-      60_000,
-      'the launcher to be attested and placeable',
-    );
+  const launcherReady = () => launcherPlaceable(cp, user);
 
   const ee = (args: string[], extra: Record<string, string> = {}) =>
     spawnEe(['jobs', ...args], {
@@ -93,12 +74,7 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
       { EE_HEALTH_TIMEOUT_SEC: String(HEALTH_TIMEOUT_SEC), EE_DB_PATH: dbPath },
       { logger: pino({ level: 'debug' }, sink) },
     );
-    provider = await funded(cp.api_url, 'provider', 'P', '$500');
-    user = await funded(cp.api_url, 'user', 'U', '$50');
-    const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
-    node_id = n.node_id;
-    node_token = n.node_token;
-    await stake(cp.api_url, provider, node_id, PRICE * 2 * 24);
+    ({ provider, user, node_token } = await stakedNode(cp, PRICE));
     launcher = startLauncher();
     await launcherReady();
   });

@@ -24,6 +24,7 @@ import { openStore, runMigrations, type StoreOptions } from '@easyenclave/contro
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { loadLedgerState } from '../helpers/ledger-state.js';
+import { insertNode, mintTransfers } from '../helpers/market-rows.js';
 
 const MIN = 60_000;
 const KEY = 'a'.repeat(64);
@@ -95,36 +96,11 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
       }));
       try {
         for (const id of [...users, ...providers]) await ledger.createAccounts(identityAccountInputs(id));
-        await ledger.createTransfers(
-          [...users, ...providers].map((id, i) => ({
-            id: `mint:${tag}:${i}`,
-            debit_account: PLATFORM_ISSUANCE,
-            credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
-            // The second user is poor: some jobs are refused for want of funds.
-            amount: i === 1 ? 3_000n : 100_000_000n,
-          })),
-        );
+        // The second user is poor: some jobs are refused for want of funds.
+        const amount = (i: number) => (i === 1 ? 3_000n : 100_000_000n);
+        await ledger.createTransfers(mintTransfers([...users, ...providers], (i) => `mint:${tag}:${i}`, amount));
         for (const n of nodes) {
-          await db
-            .insertInto('market_nodes')
-            .values({
-              id: n.id,
-              provider: n.provider,
-              name: n.id,
-              region: 'r',
-              tier: 'economy',
-              network: 'sandbox-1',
-              vcpus: n.vcpus,
-              capacity_months: 1,
-              price_micro: n.price,
-              ppid: null,
-              token_hash: null,
-              status: 'active',
-              banned_reason: null,
-              banned_ms: null,
-              created_ms: now,
-            })
-            .execute();
+          await insertNode(db, n, now);
           await ledger.submit(
             stakeOp(n.id, n.provider, requiredStake(BigInt(n.price), n.vcpus, 'economy'), `stake:${n.id}`, (r) => r),
           );
@@ -295,26 +271,7 @@ describe('job money model', () => {
           amount: 100_000_000n,
         })),
       );
-      await db
-        .insertInto('market_nodes')
-        .values({
-          id: 'node_0000000000000000',
-          provider,
-          name: 'n',
-          region: 'r',
-          tier: 'economy',
-          network: 'sandbox-1',
-          vcpus: 4,
-          capacity_months: 1,
-          price_micro: 1000,
-          ppid: null,
-          token_hash: null,
-          status: 'active',
-          banned_reason: null,
-          banned_ms: null,
-          created_ms: now,
-        })
-        .execute();
+      await insertNode(db, { id: 'node_0000000000000000', provider, name: 'n', vcpus: 4, price: 1000 }, now);
       await ledger.submit(
         stakeOp('node_0000000000000000', provider, requiredStake(1000n, 4, 'economy'), 's', (r) => r),
       );

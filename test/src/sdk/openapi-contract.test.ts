@@ -186,6 +186,7 @@ describe('the SDK against the OpenAPI document', () => {
     purchaseCredits: (ee) => ee.purchaseCredits({ account: 'user:alice', amount: '$1', payment_ref: 'p1' }),
     transferCredits: (ee) => ee.transferCredits({ to: 'user:bob', amount: '$1' }),
     accounts: (ee) => ee.accounts({ limit: 1, kind: 'user' }),
+    rotateApiKey: (ee) => ee.rotateApiKey('user:alice', { grace_ms: 0 }),
     balance: (ee) => ee.balance('user:alice'),
     transfers: (ee) => ee.transfers({ account: 'user:alice', limit: 1 }),
     registerNode: (ee) => ee.registerNode({ region: 'eu', tier: 'standard', vcpus: 4, price_per_vcpu_hour: '$0.10' }),

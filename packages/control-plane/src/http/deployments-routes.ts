@@ -33,7 +33,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export async function deploymentsRoutes(base: FastifyInstance, opts: DeploymentsRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { deployments, idempotency, market } = opts;
-  const auth = authHooks({ db: opts.ledger.db, admin_token: opts.admin_token });
+  const auth = authHooks({ db: opts.ledger.db, now: opts.ledger.now, admin_token: opts.admin_token });
 
   const view = async (d: DeploymentRow) => {
     const lease = await getLease(market.db, d.lease_id);

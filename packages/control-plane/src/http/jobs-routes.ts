@@ -72,7 +72,7 @@ export function jobView(j: JobRow) {
 export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { jobs, idempotency } = opts;
-  const auth = authHooks({ db: opts.ledger.db, admin_token: opts.admin_token });
+  const auth = authHooks({ db: opts.ledger.db, now: opts.ledger.now, admin_token: opts.admin_token });
 
   const userOf = (req: FastifyRequest): string => {
     const p = principalOf(req);
