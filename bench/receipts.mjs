@@ -88,6 +88,8 @@ const market = {
   get now() {
     return now;
   },
+  // The bench records its agents' keys itself (above); no tunnel attests them here.
+  onAgentAttested() {},
 };
 const reservations = await Reservations.open(market);
 
