@@ -1399,7 +1399,7 @@ async function benchConfidential() {
         table(['mode', 'req/s', 'p50 ms', 'p99 ms', 'agent CPU µs/req', 'control plane CPU µs/req', 'failed'], rows) +
         `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
         table(['transfer', 'plain GB/s', 'sealed GB/s', 'sealed / plain'], tRows) +
-        `\n\nUsage receipts (\`bench/receipts.mjs\`, its own process): ${rc.receipts} receipts signed beforehand by ${16} agent keys over ${64} reservations, claimed through the control plane's receipt path (shape, amount and Ed25519 checks, signatures on worker threads; per reservation one ledger operation per batch posting each receipt's exact amount and storing it) in batches of ${rc.batch}, ${rc.in_flight} batches in flight, SQLite with synchronous=FULL: **${f0(rc.rate)} receipts/s**; afterwards claimed = the receipts' sum (${rc.claimed_equals_sum}) and the ledger verifies (${rc.verify_ok}).`,
+        `\n\nUsage receipts (\`bench/receipts.mjs\`, its own process): ${rc.receipts} receipts signed beforehand by ${16} agent keys over ${64} reservations, claimed through the control plane's receipt path (shape, amount and Ed25519 checks, signatures on worker threads; per reservation one ledger operation per batch, posting the exact sum of its accepted receipts as one claim and storing each receipt) in batches of ${rc.batch}, ${rc.in_flight} batches in flight, SQLite with synchronous=FULL: **${f0(rc.rate)} receipts/s**, ${f0(rc.cpu_us_per_receipt)} µs of process CPU per receipt (all threads); afterwards claimed = the receipts' sum (${rc.claimed_equals_sum}) and the ledger verifies (${rc.verify_ok}).`,
     );
     return { rps, xfer, receipts: rc };
   } finally {
