@@ -357,6 +357,7 @@ export async function startControlPlane(
   await fastify.register(deploymentsRoutes, {
     deployments,
     jobs,
+    registry: launchers,
     market,
     ledger,
     idempotency,

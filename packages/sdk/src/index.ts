@@ -120,6 +120,7 @@ export {
   newJobId,
   type Job,
   type JobResult,
+  type JobOutput,
   type Placement,
   type PrivateJobOutcome,
   type PrivateJobParams,

@@ -17,6 +17,23 @@ import { tmpDir } from './tmp.js';
 
 export const PODMAN_TEST_ENV = TEST_PODMAN_ENV;
 
+/** The environment of `ee node run` on the sandbox network as the jobs tests run it: 2 vCPUs, 1 GiB. */
+export function testLauncherEnv(control_ws: string, node_token: string, launcher_id: string, state_dir: string) {
+  return {
+    ...PODMAN_TEST_ENV,
+    EE_CONTROL_WS: control_ws,
+    EE_NODE_TOKEN: node_token,
+    EE_NETWORK: 'sandbox-1',
+    EE_LAUNCHER_ID: launcher_id,
+    EE_LAUNCHER_STATE_DIR: state_dir,
+    EE_AGENT_STATE_DIR: state_dir,
+    EE_LAUNCHER_VCPUS: '2',
+    EE_LAUNCHER_MEMORY_MIB: '1024',
+    EE_HEALTH_INTERVAL_SEC: '1',
+    EE_LOG_LEVEL: 'warn',
+  };
+}
+
 /** A suite that hangs (a lost container exit) fails after this instead of blocking the run. */
 export const PODMAN_SUITE_TIMEOUT_MS = 10 * 60_000;
 

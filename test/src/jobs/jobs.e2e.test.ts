@@ -186,6 +186,54 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     assert.equal(await containersOf(id), '', 'no container was created');
   });
 
+  /** `ee jobs run --wait` of a shell script that writes the output file `name`, written back to `file`. */
+  const runWithOutput = (name: string, file: string, script: string) =>
+    ee(['run', image, '--output-file', name, '--output', file, '--wait', '--', 'sh', '-c', script]);
+
+  it('an output file: returned sealed with the result; ee jobs run --output and ee jobs show --output write it', async () => {
+    const file = join(home, 'out.bin');
+    const run = runWithOutput('out.bin', file, 'seq 1 20000 > /ee/output/out.bin');
+    assert.equal(await run.exited, 0, run.output());
+    const expected = Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join('');
+    assert.equal(readFileSync(file, 'utf8'), expected);
+    const id = /Job\s+(job_[0-9a-f]{20})/.exec(run.output())![1]!;
+    const j = await job(id);
+    assert.equal(j.output_file, 'out.bin');
+    // The control plane holds it only sealed: the plaintext is not in its view.
+    assert.ok(!JSON.stringify(j).includes('19999\n20000'));
+    const again = join(home, 'again.bin');
+    const show = ee(['show', id, '--output', again]);
+    assert.equal(await show.exited, 0, show.output());
+    assert.equal(readFileSync(again, 'utf8'), expected);
+    // The SDK returns the decrypted bytes.
+    const sdk = new EasyEnclave({ url: cp.api_url, apiKey: user.key, network: 'sandbox-1' });
+    const out = await sdk.runPrivateJob({
+      image,
+      command: ['sh', '-c', 'printf sdk-bytes > /ee/output/o'],
+      output_file: 'o',
+      max_runtime: 30,
+    });
+    assert.equal(out.result?.output?.status, 'ok');
+    assert.equal(Buffer.from((out.result!.output as { bytes: Uint8Array }).bytes).toString(), 'sdk-bytes');
+  });
+
+  it('an output file over 1 MiB fails the job with a clear reason; the CLI says so and exits 1', async () => {
+    const file = join(home, 'big.bin');
+    const run = runWithOutput('big', file, 'dd if=/dev/zero of=/ee/output/big bs=1024 count=1100');
+    assert.equal(await run.exited, 1, run.output());
+    assert.match(run.output(), /output file too large: 1126400 bytes, the limit is 1 MiB/);
+    assert.ok(!existsSync(file));
+    const id = /Job\s+(job_[0-9a-f]{20})/.exec(run.output())![1]!;
+    const j = await job(id);
+    assert.equal(j.state, 'failed');
+    assert.equal(j.exit_code, 0);
+    assert.match(j.reason, /output file too large/);
+    assert.equal(j.settled_micro_usd + j.refunded_micro_usd, j.locked_micro_usd, 'it paid what it ran');
+    const show = ee(['show', id, '--output', file]);
+    assert.equal(await show.exited, 1);
+    assert.match(show.output(), /over the 1048576-byte limit/);
+  });
+
   it('a job asking for more than any node has is refused with a clear 4xx', async () => {
     const r = await call(cp.api_url, 'GET', '/v1/jobs/placement?vcpus=64', { token: user.key });
     assert.equal(r.status, 400);

@@ -29,6 +29,8 @@ const NOT_JSON_CALLS: Record<string, string> = {
   waitJob: 'polls until a final state (tested end to end in jobs/)',
   jobLogs: 'a byte stream, not JSON',
   launcherTarget: 'internal',
+  verifiedLauncher: 'internal',
+  waitPrivateJob: "polls, seals a retried job's env again (tested end to end in jobs/)",
   deploy: 'seals to a placement key, then polls until it serves (tested end to end in jobs/)',
   updateDeployment: 'polls until the new image serves (tested end to end in jobs/)',
   stopDeployment: 'polls until stopped (tested end to end in jobs/)',
