@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { identityAccountInputs, PLATFORM_ISSUANCE } from '@easyenclave/control-plane/ledger/chart';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
-import { stakeOp } from '@easyenclave/control-plane/market/ops';
+import { createLeaseOp, stakeOp } from '@easyenclave/control-plane/market/ops';
 import { requiredStake } from '@easyenclave/control-plane/market/policy';
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
 import { createJobOp, jobEventOp, type JobRow } from '@easyenclave/control-plane/jobs/ops';
@@ -438,6 +438,43 @@ describe('job money model', () => {
       assert.equal(results.filter((r) => r.ok).length, 3, 'exactly the 3 vCPUs the deployment left were placed');
       const seqs = results.flatMap((r) => (r.ok ? [r.job.assignment_seq] : []));
       assert.equal(new Set(seqs).size, seqs.length, 'assignment sequence numbers are unique');
+    } finally {
+      await close();
+    }
+  });
+
+  it('plain leases created in one group-commit batch never overcommit a node', async () => {
+    const { ledger, db, user, close } = await openBatchFixture();
+    try {
+      // Six leases of 1 vCPU race in one batch for a 4-vCPU node: each reads the node's active leases before
+      // any of the batch's rows are written, so only the batch's own count keeps them to 4.
+      const racing = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          ledger.submit(
+            createLeaseOp(
+              {
+                lease_id: leaseOf(20 + i),
+                user_id: user,
+                app_name: 'web',
+                vcpus: 1,
+                periods: 1,
+                candidates: [{ id: NODE_A, provider: PROVIDER }],
+              },
+              TIMING,
+              () => true,
+              (x) => x,
+            ),
+          ),
+        ),
+      );
+      assert.equal(racing.filter((r) => r.ok).length, 4, 'exactly the 4 vCPUs of the node were leased');
+      for (const r of racing) if (!r.ok) assert.equal(r.code, 'no_eligible_node');
+      const rows = await db.selectFrom('market_leases').select(['vcpus']).where('node_id', '=', NODE_A).execute();
+      assert.equal(rows.length, 4, 'a lease row per placed lease only');
+      for (const [i, r] of racing.entries()) {
+        const lock = await ledger.transfer(lockId(leaseOf(20 + i), periodIndex(NOW, TIMING.period_ms)));
+        assert.equal(lock !== undefined, r.ok, 'a lock exists exactly for each placed lease');
+      }
     } finally {
       await close();
     }
