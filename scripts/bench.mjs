@@ -1332,6 +1332,9 @@ async function benchConfidential() {
         rps[mode].push(r);
       }
     }
+    // The cryptographic floor of one sealed small POST (bench/confidential.mjs, cryptoFloor), in this run.
+    log('confidential: crypto floor per sealed request (in-process loop)');
+    const floor = await runConfidential({ ...base, kind: 'floor', iterations: quick ? 1000 : 3000, body_bytes: 100 });
     const xfer = { plain: { upload: [], download: [] }, sealed: { upload: [], download: [] } };
     for (let rep = 0; rep < LARGE_REPS; rep++) {
       for (const mode of ['plain', 'sealed']) {
@@ -1360,6 +1363,26 @@ async function benchConfidential() {
       f0(m(rps[mode], 'client_us')),
       String(rps[mode].reduce((a, r) => a + r.failed, 0)),
     ]);
+    const totalUs = (mode) => median(rps[mode].map((r) => r.client_us + r.agent_us + r.cp_us));
+    const plainUs = totalUs('plain');
+    const sealedUs = totalUs('sealed');
+    const cryptoUs = floor.client_us + floor.agent_us;
+    const floorRows = [
+      [
+        'crypto floor of one sealed request (client / agent / total)',
+        `${f0(floor.client_us)} / ${f0(floor.agent_us)} / ${f0(cryptoUs)}`,
+      ],
+      ['the bare node:crypto primitives under it (both sides)', f0(floor.primitives_us)],
+      ['plain request, all processes (measured)', f0(plainUs)],
+      ['sealed request, all processes (measured)', f0(sealedUs)],
+      ['sealed overhead above plain + floor', f0(sealedUs - plainUs - cryptoUs)],
+      ['ceiling sealed / plain = plain / (plain + floor)', pct(plainUs / (plainUs + cryptoUs))],
+      [
+        'ceiling with the bare primitives = plain / (plain + primitives)',
+        pct(plainUs / (plainUs + floor.primitives_us)),
+      ],
+      ['predicted from measured CPU = plain / sealed', pct(plainUs / sealedUs)],
+    ];
     const gb = (mode, dir) => median(xfer[mode][dir]);
     const tRows = ['download', 'upload'].map((dir) => [
       `100 MiB ${dir}`,
@@ -1410,11 +1433,13 @@ async function benchConfidential() {
           ],
           rows,
         ) +
-        `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
+        `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\nCPU µs per small request, same run. The floor is the cryptography alone (\`bench/confidential.mjs\` cryptoFloor: ${floor.iterations} requests in a loop, no I/O, process.cpuUsage; client: HPKE setup to the agent key, seal meta and body, derive the response key, open its frames; agent: HPKE open, seal the response; these requests carry no reservation, so no receipt is signed or verified). With all processes sharing the cores, req/s ∝ 1 / total CPU per request:\n\n` +
+        table(['CPU per request', 'µs or ratio'], floorRows) +
+        `\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
         table(['transfer', 'plain GB/s', 'sealed GB/s', 'sealed / plain'], tRows) +
         `\n\nUsage receipts (\`bench/receipts.mjs\`, its own process): ${rc.receipts} receipts signed beforehand by ${16} agent keys over ${64} reservations, claimed through the control plane's receipt path (shape, amount and Ed25519 checks, signatures on worker threads; per reservation one ledger operation per batch, posting the exact sum of its accepted receipts as one claim and storing each receipt) in batches of ${rc.batch}, ${rc.in_flight} batches in flight, SQLite with synchronous=FULL: **${f0(rc.rate)} receipts/s**, ${f0(rc.cpu_us_per_receipt)} µs of process CPU per receipt (all threads); afterwards claimed = the receipts' sum (${rc.claimed_equals_sum}) and the ledger verifies (${rc.verify_ok}).`,
     );
-    return { rps, xfer, receipts: rc };
+    return { rps, xfer, receipts: rc, floor };
   } finally {
     await stopProc(agent, 'SIGKILL');
     await stopProc(cp, 'SIGKILL');
