@@ -2,8 +2,9 @@
 //   import { runConfidential } from './confidential.mjs'
 //   node bench/confidential.mjs '<json>' → one JSON line
 // Options: { code_root, url (…/v1/proxy/demo), public_key (hex, or null for plain), kind: 'rps' | 'transfer' }
-//   rps:      { connections, duration_s, body_bytes }: POST /sink with a small body, one at a time per
-//             connection over an undici keep-alive pool; req/s and latency percentiles over 2xx answers.
+//   rps:      { connections, duration_s, body_bytes, warm_s?, cpu_pids? }: POST /sink with a small body, one at
+//             a time per connection over an undici keep-alive pool, after warm_s of the same; req/s and
+//             latency percentiles over 2xx answers, CPU per request of this process and of cpu_pids.
 //   transfer: { dir: 'upload' | 'download', bytes }: one body of `bytes` streamed to /sink or from /bytes/N.
 //   floor:    { iterations, body_bytes }: no I/O; the CPU of the cryptography one sealed small POST needs on
 //             each side, through the same seal code the client and agent run (see cryptoFloor below).
@@ -14,12 +15,13 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { runJsonChild } from './json-child.mjs';
 import { percentile } from './load.mjs';
+import { cpuMs } from './procs.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 1024 * 1024;
 
 export function runConfidential(opts) {
-  const limit_ms = ((opts.duration_s ?? 0) + 120) * 1000;
+  const limit_ms = ((opts.duration_s ?? 0) + (opts.warm_s ?? 0) + 120) * 1000;
   return runJsonChild(SELF, opts, limit_ms, 'confidential child');
 }
 
@@ -60,24 +62,44 @@ async function main() {
     const body = new Uint8Array(o.body_bytes ?? 100).fill(0x61);
     const lat = [];
     let failed = 0;
-    const until = Date.now() + o.duration_s * 1000;
+    // Warm-up in this process (`warm_s`), then the measured window: the client's JIT and first-call costs
+    // stay out of its CPU per request, as the long-running agent's and control plane's do.
+    const warm_until = Date.now() + (o.warm_s ?? 0) * 1000;
+    const until = warm_until + o.duration_s * 1000;
+    let measuring = false;
     const worker = async () => {
       while (Date.now() < until) {
         const t0 = performance.now();
         try {
           const r = await call('POST', '/sink', body);
+          if (!measuring) continue;
           if (r.status >= 200 && r.status < 300) lat.push(performance.now() - t0);
           else failed++;
         } catch {
-          failed++;
+          if (measuring) failed++;
         }
       }
     };
-    const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
+    const pids = o.cpu_pids ?? [];
+    const pidMs = (pid) => {
+      const c = cpuMs(pid);
+      return c.u + c.s;
+    };
+    let t0 = 0;
+    let cpu0 = null;
+    let pid0 = [];
+    const start = () => {
+      measuring = true;
+      t0 = performance.now();
+      cpu0 = process.cpuUsage();
+      pid0 = pids.map(pidMs);
+    };
+    const started = o.warm_s ? setTimeout(start, warm_until - Date.now()) : (start(), null);
     await Promise.all(Array.from({ length: o.connections }, worker));
+    clearTimeout(started);
     const secs = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const pid_us = pids.map((pid, i) => ((pidMs(pid) - pid0[i]) * 1000) / Math.max(1, lat.length));
     lat.sort((a, b) => a - b);
     await pool.close();
     return {
@@ -88,6 +110,8 @@ async function main() {
       failed,
       // This process's CPU per answered request: the client's own sealing and opening, plus its HTTP.
       client_us: (cpu.user + cpu.system) / Math.max(1, lat.length),
+      // The same for each of `cpu_pids` (the agent and the control plane) over the same window.
+      pid_us,
     };
   }
 
