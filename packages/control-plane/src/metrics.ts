@@ -19,6 +19,7 @@ const statusClass = (status: number) => {
 };
 
 export type ProxyEntry = 'path' | 'host';
+type HistogramSeries = ReturnType<Histogram['labels']>;
 
 export class ControlPlaneMetrics {
   readonly registry = new Registry();
@@ -122,12 +123,26 @@ export class ControlPlaneMetrics {
     return app;
   }
 
+  // The labelled series of the two per-request histograms, bound once: `labels()` builds, validates and hashes
+  // a label object and two closures on every call. The keys are bounded like the series (see the header).
+  readonly #api_series = new Map<string, HistogramSeries>();
+  readonly #proxy_series = new Map<string, HistogramSeries>();
+
   apiRequest(method: string, route: string, status: number, duration_s: number): void {
-    this.api_duration.labels(method, route, statusClass(status)).observe(duration_s);
+    const cls = statusClass(status);
+    const key = `${method} ${cls} ${route}`;
+    let series = this.#api_series.get(key);
+    if (series === undefined) this.#api_series.set(key, (series = this.api_duration.labels(method, route, cls)));
+    series.observe(duration_s);
   }
 
   proxyRequest(entry: ProxyEntry, app: string, status: number, duration_s: number): void {
-    this.proxy_duration.labels(entry, this.appLabel(app), statusClass(status)).observe(duration_s);
+    const cls = statusClass(status);
+    const label = this.appLabel(app);
+    const key = `${entry} ${cls} ${label}`;
+    let series = this.#proxy_series.get(key);
+    if (series === undefined) this.#proxy_series.set(key, (series = this.proxy_duration.labels(entry, label, cls)));
+    series.observe(duration_s);
   }
 }
 

@@ -17,6 +17,7 @@ import { errorResponse, type IdempotencyKeys } from './idempotency.js';
 import { leaseView } from './market-leases.js';
 import { IdParams } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
+import { withRequestId } from '../correlation.js';
 
 export interface DeploymentsRoutesOptions {
   deployments: DeploymentsService;
@@ -103,49 +104,51 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
         // The lease's id follows from the deployment's: a second create of the same deployment (another key, or
         // none) finds its lease in the ledger operation instead of opening a second one.
         const lease_id = `lease_${createHash('sha256').update(`deployment:${id}`).digest('hex').slice(0, 16)}`;
-        return deployments.create(
-          {
-            id,
-            lease_id,
-            user_id: user,
-            app: b.app,
-            image: b.image,
-            command: b.command ?? null,
-            port: b.port,
-            vcpus: b.vcpus,
-            memory_mib: b.memory_mib,
-            periods: b.periods ?? null,
-            sealed_env: b.sealed_env ?? null,
-            env_key: b.env_key ?? null,
-          },
-          candidates,
-          (r, ctx) => {
-            const out = r.ok
-              ? {
-                  status: 201,
-                  body: {
-                    deployment_id: id,
-                    user,
-                    app: b.app,
-                    node_id: r.lease.node_id,
-                    image: b.image,
-                    image_id: null,
-                    image_digest: null,
-                    port: b.port,
-                    vcpus: b.vcpus,
-                    memory_mib: b.memory_mib,
-                    state: 'starting',
-                    reason: 'lease created; starting on the node',
-                    generation: 1,
-                    created_at: iso(ctx.now_ms),
-                    updated_at: iso(ctx.now_ms),
-                    lease: null,
-                  },
-                }
-              : errorResponse(r);
-            run.record(ctx.writes, ctx.now_ms, out);
-            return out;
-          },
+        return withRequestId(req.id, () =>
+          deployments.create(
+            {
+              id,
+              lease_id,
+              user_id: user,
+              app: b.app,
+              image: b.image,
+              command: b.command ?? null,
+              port: b.port,
+              vcpus: b.vcpus,
+              memory_mib: b.memory_mib,
+              periods: b.periods ?? null,
+              sealed_env: b.sealed_env ?? null,
+              env_key: b.env_key ?? null,
+            },
+            candidates,
+            (r, ctx) => {
+              const out = r.ok
+                ? {
+                    status: 201,
+                    body: {
+                      deployment_id: id,
+                      user,
+                      app: b.app,
+                      node_id: r.lease.node_id,
+                      image: b.image,
+                      image_id: null,
+                      image_digest: null,
+                      port: b.port,
+                      vcpus: b.vcpus,
+                      memory_mib: b.memory_mib,
+                      state: 'starting',
+                      reason: 'lease created; starting on the node',
+                      generation: 1,
+                      created_at: iso(ctx.now_ms),
+                      updated_at: iso(ctx.now_ms),
+                      lease: null,
+                    },
+                  }
+                : errorResponse(r);
+              run.record(ctx.writes, ctx.now_ms, out);
+              return out;
+            },
+          ),
         );
       });
     },
@@ -183,7 +186,7 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
       const d = await own(req, req.params.id);
       if (d.state !== 'running' && d.state !== 'updating')
         throw apiFailure('deployment_ended', `the deployment is ${d.state}`);
-      return view(await deployments.update(d.id, req.body.image));
+      return view(await withRequestId(req.id, () => deployments.update(d.id, req.body.image)));
     },
   );
 
@@ -199,6 +202,9 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
         response: { 200: DeploymentView, ...errorResponses(400, 401, 404) },
       },
     },
-    async (req) => view(await deployments.stopDeployment((await own(req, req.params.id)).id, 'stopped on request')),
+    async (req) => {
+      const { id } = await own(req, req.params.id);
+      return view(await withRequestId(req.id, () => deployments.stopDeployment(id, 'stopped on request')));
+    },
   );
 }
