@@ -4,6 +4,7 @@
 // number of series stays bounded whatever clients send.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { buildInfoGauge } from '@easyenclave/protocol/ops/build-info';
+import { RequestHistogram } from './observe/request-histogram.js';
 
 /** Distinct app names given their own label; later apps are counted under "other". */
 export const MAX_APP_LABELS = 200;
@@ -19,7 +20,6 @@ const statusClass = (status: number) => {
 };
 
 export type ProxyEntry = 'path' | 'host';
-type HistogramSeries = ReturnType<Histogram['labels']>;
 
 export class ControlPlaneMetrics {
   readonly registry = new Registry();
@@ -52,20 +52,20 @@ export class ControlPlaneMetrics {
     buckets: ATTESTATION_BUCKETS_S,
     registers: [this.registry],
   });
-  readonly api_duration = new Histogram({
-    name: 'ee_api_request_duration_seconds',
-    help: 'API requests: time to the response, by method, route pattern and status class',
-    labelNames: ['method', 'route', 'status'],
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
-  readonly proxy_duration = new Histogram({
-    name: 'ee_proxy_request_duration_seconds',
-    help: 'Proxied requests: time to the end of the response, by entry point (path, host), app and status class',
-    labelNames: ['entry', 'app', 'status'],
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
+  /** API requests, by method, route pattern and status class (observed per request: request-histogram.ts). */
+  readonly api_duration = new RequestHistogram(
+    'ee_api_request_duration_seconds',
+    'API requests: time to the response, by method, route pattern and status class',
+    LATENCY_BUCKETS_S,
+    this.registry,
+  );
+  /** Proxied requests, by entry point (path, host), app and status class. */
+  readonly proxy_duration = new RequestHistogram(
+    'ee_proxy_request_duration_seconds',
+    'Proxied requests: time to the end of the response, by entry point (path, host), app and status class',
+    LATENCY_BUCKETS_S,
+    this.registry,
+  );
   /** Usage receipts judged, by outcome: `accepted` or the refusal code (a closed set: market/reservation.ts). */
   readonly receipts = new Counter({
     name: 'ee_receipts_total',
@@ -123,26 +123,17 @@ export class ControlPlaneMetrics {
     return app;
   }
 
-  // The labelled series of the two per-request histograms, bound once: `labels()` builds, validates and hashes
-  // a label object and two closures on every call. The keys are bounded like the series (see the header).
-  readonly #api_series = new Map<string, HistogramSeries>();
-  readonly #proxy_series = new Map<string, HistogramSeries>();
-
   apiRequest(method: string, route: string, status: number, duration_s: number): void {
     const cls = statusClass(status);
-    const key = `${method} ${cls} ${route}`;
-    let series = this.#api_series.get(key);
-    if (series === undefined) this.#api_series.set(key, (series = this.api_duration.labels(method, route, cls)));
-    series.observe(duration_s);
+    this.api_duration.series(`${method} ${cls} ${route}`, () => ({ method, route, status: cls })).observe(duration_s);
   }
 
   proxyRequest(entry: ProxyEntry, app: string, status: number, duration_s: number): void {
     const cls = statusClass(status);
     const label = this.appLabel(app);
-    const key = `${entry} ${cls} ${label}`;
-    let series = this.#proxy_series.get(key);
-    if (series === undefined) this.#proxy_series.set(key, (series = this.proxy_duration.labels(entry, label, cls)));
-    series.observe(duration_s);
+    this.proxy_duration
+      .series(`${entry} ${cls} ${label}`, () => ({ entry, app: label, status: cls }))
+      .observe(duration_s);
   }
 }
 
