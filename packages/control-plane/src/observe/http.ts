@@ -31,7 +31,8 @@ export function observeProxy(
   app: string,
 ): void {
   const start_ms = performance.now();
-  res.once('close', () => {
+  // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure of its own.
+  res.on('close', () => {
     const duration_ms = performance.now() - start_ms;
     o.metrics.proxyRequest(entry, app, res.statusCode, duration_ms / 1000);
     const request_id = requestIdOf(req);
