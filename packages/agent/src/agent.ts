@@ -3,7 +3,6 @@
 // backoff, and on the control plane's GOAWAY it dials a fresh connection at once while the old one drains.
 
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import { WebSocket } from 'ws';
 import { pino, type Logger } from 'pino';
 import type { Pool } from 'undici';
@@ -23,17 +22,11 @@ import {
   type RequestHead,
   type MuxStream,
 } from '@easyenclave/protocol';
-import {
-  computeReportData,
-  generateKeyset,
-  publicKeyset,
-  REPORT_DATA_DOMAINS,
-  signPossession,
-  type AgentKeys,
-  type QuoteProvider,
-} from '@easyenclave/attestation';
+import { generateKeyset, type AgentKeys, type QuoteProvider } from '@easyenclave/attestation';
 import type { AgentConfig } from './config.js';
 import { fullJitterDelay } from './backoff.js';
+import { checkBackend, type BackendHealth } from './backend-health.js';
+import { answerChallenge } from './challenge.js';
 import { forwardToBackend, newBackendPool } from './forwarder.js';
 import { SealedHttp } from './sealed.js';
 import { ReceiptSigner } from './receipts.js';
@@ -46,7 +39,6 @@ export const AGENT_VERSION = '0.1.0';
 const BINARY = { binary: true } as const;
 const zeroMask = (mask: Buffer) => void mask.fill(0); // masking protects browsers' intermediaries, not us: skip the XOR
 const LIVENESS_TICK_MS = 5_000;
-const HEALTH_CHECK_TIMEOUT_MS = 2_000;
 
 interface Conn {
   ws: WebSocket;
@@ -320,70 +312,16 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /**
-   * A client's relayed nonce is quoted in the relay domain and never signed for this connection; the control
-   * plane's own challenges in the tunnel domain, with a proof of possession over this connection's session id.
-   * So evidence a client obtains can never answer a control-plane challenge, here or on another connection.
-   */
+  /** Quotes the challenge (challenge.ts: relayed ones in the relay domain, the control plane's with a proof of
+   *  possession over this connection's session id) and answers on the connection it came on. */
   private async answerChallenge(conn: Conn, req: AttestRequestMessage): Promise<void> {
-    const relayed = req.reason === 'client';
-    const session_id = conn.session_id;
-    if (!relayed && session_id === null) {
-      this.log.error('attest_request before registered: no session id to prove possession with');
-      return;
-    }
-    const keyset = publicKeyset(this.keys);
-    const domain = relayed ? REPORT_DATA_DOMAINS.relay : REPORT_DATA_DOMAINS.tunnel;
-    const report_data = computeReportData(domain, Buffer.from(req.nonce, 'hex'), keyset);
-    try {
-      const quote = await this.provider.getQuote(report_data);
-      const m = (this.provider as { measurements?: Record<string, string> }).measurements ?? {};
-      this.send(conn, {
-        type: 'attest_response',
-        nonce: req.nonce,
-        quote: quote.toString('base64'),
-        report_data: report_data.toString('hex'),
-        measurements: { ...m },
-        keyset,
-        ...(session_id !== null && !relayed ? { pop_signature: signPossession(this.keys, req.nonce, session_id) } : {}),
-      });
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'could not produce a quote');
-    }
+    const res = await answerChallenge(this.keys, this.provider, req, conn.session_id, this.log);
+    if (res !== null) this.send(conn, res);
   }
 
   /** Backend reachability decides pass/fail: an HTTP GET of EE_HEALTH_PATH (< 500), else a TCP connect. */
-  async checkBackend(): Promise<{ ok: boolean; detail?: string }> {
-    const url = new URL(this.config.backend_url);
-    if (this.config.health_path) {
-      try {
-        const res = await this.pool.request({
-          method: 'GET',
-          path: this.config.health_path,
-          headersTimeout: HEALTH_CHECK_TIMEOUT_MS,
-          bodyTimeout: HEALTH_CHECK_TIMEOUT_MS,
-        });
-        await res.body.dump();
-        return res.statusCode < 500 ? { ok: true } : { ok: false, detail: `backend health answered ${res.statusCode}` };
-      } catch (err) {
-        return { ok: false, detail: `backend unreachable: ${(err as Error).message}` };
-      }
-    }
-    return new Promise((resolve) => {
-      const sock = net.connect({
-        host: url.hostname,
-        port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-      });
-      const done = (r: { ok: boolean; detail?: string }) => {
-        sock.destroy();
-        resolve(r);
-      };
-      sock.setTimeout(HEALTH_CHECK_TIMEOUT_MS, () => done({ ok: false, detail: 'backend connect timeout' }));
-      sock.once('connect', () => done({ ok: true }));
-      sock.once('error', (err: Error & { code?: string }) =>
-        done({ ok: false, detail: `backend unreachable: ${err.code ?? err.message}` }),
-      );
-    });
+  checkBackend(): Promise<BackendHealth> {
+    return checkBackend(this.pool, this.config.backend_url, this.config.health_path);
   }
 
   private async sendHealth(): Promise<void> {

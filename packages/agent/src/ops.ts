@@ -1,8 +1,7 @@
 // The agent's operations port (EE_METRICS_PORT, off by default; EE_METRICS_BIND, loopback by default):
 // Prometheus metrics and readiness. Ready = the tunnel is open and the control plane accepted the agent's
 // attestation, i.e. the control plane may route traffic here.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { buildInfoGauge } from '@easyenclave/protocol/ops/build-info';
+import { MetricSet } from '@easyenclave/protocol/ops/metrics';
 import { startOpsServer, type OpsServer, type Readiness } from '@easyenclave/protocol/ops/server';
 
 /** What the metrics read of the agent (its events and two fields), so this module does not import agent.ts. */
@@ -12,53 +11,27 @@ export interface ObservedAgent {
   on(event: 'connected' | 'disconnected' | 'attested' | 'attest_failed', listener: () => void): unknown;
 }
 
-export class AgentMetrics {
-  readonly registry = new Registry();
+export class AgentMetrics extends MetricSet {
   connected = false;
-  readonly connects = new Counter({
-    name: 'ee_agent_tunnel_connects_total',
-    help: 'Tunnel connections opened to the control plane',
-    registers: [this.registry],
-  });
-  readonly disconnects = new Counter({
-    name: 'ee_agent_tunnel_disconnects_total',
-    help: 'Tunnel connections closed',
-    registers: [this.registry],
-  });
-  readonly attestations = new Counter({
-    name: 'ee_agent_attestations_total',
-    help: "The control plane's attestation verdicts on this agent (ok, refused)",
-    labelNames: ['result'],
-    registers: [this.registry],
-  });
+  readonly connects = this.counter('ee_agent_tunnel_connects_total', 'Tunnel connections opened to the control plane');
+  readonly disconnects = this.counter('ee_agent_tunnel_disconnects_total', 'Tunnel connections closed');
+  readonly attestations = this.counter(
+    'ee_agent_attestations_total',
+    "The control plane's attestation verdicts on this agent (ok, refused)",
+    ['result'],
+  );
 
   constructor(agent: ObservedAgent) {
-    collectDefaultMetrics({ register: this.registry });
-    buildInfoGauge(this.registry, 'agent');
+    super('agent', true);
     const up = () => this.connected;
-    new Gauge({
-      name: 'ee_agent_tunnel_up',
-      help: '1 while the tunnel to the control plane is open',
-      registers: [this.registry],
-      collect() {
-        this.set(up() ? 1 : 0);
-      },
+    this.gauge('ee_agent_tunnel_up', '1 while the tunnel to the control plane is open', function () {
+      this.set(up() ? 1 : 0);
     });
-    new Gauge({
-      name: 'ee_agent_attested',
-      help: "1 while the control plane accepts this agent's attestation",
-      registers: [this.registry],
-      collect() {
-        this.set(agent.attested ? 1 : 0);
-      },
+    this.gauge('ee_agent_attested', "1 while the control plane accepts this agent's attestation", function () {
+      this.set(agent.attested ? 1 : 0);
     });
-    new Gauge({
-      name: 'ee_agent_streams_active',
-      help: 'Proxied requests in flight through this agent',
-      registers: [this.registry],
-      collect() {
-        this.set(agent.activeStreams);
-      },
+    this.gauge('ee_agent_streams_active', 'Proxied requests in flight through this agent', function () {
+      this.set(agent.activeStreams);
     });
     agent.on('connected', () => {
       this.connected = true;

@@ -27,6 +27,19 @@ export function intArg(value: string, flag: string, min: number, max: number): n
   return Number(value);
 }
 
+const DURATION_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: HOUR_MS, d: 24 * HOUR_MS };
+
+/** A duration flag as the control plane's configuration spells one ("0s", "90s", "5m", "24h", "7d"), in ms. */
+export function durationArg(value: string, flag: string, max_ms: number): number {
+  const m = /^([0-9]{1,9})([smhd])$/.exec(value);
+  const ms = m ? Number(m[1]) * DURATION_UNIT_MS[m[2]!]! : NaN;
+  if (!(ms <= max_ms))
+    throw usageError(
+      `${flag} must be a duration like 0s, 90s, 5m, 24h or 7d (at most ${max_ms / HOUR_MS}h), got ${quoted(value)}`,
+    );
+  return ms;
+}
+
 /**
  * A settlement period: its start in ISO-8601 or its index. Periods are whole hours (EE_SETTLEMENT_PERIOD), so
  * a start that is not on the hour names no period whatever the server's setting; the server checks the rest

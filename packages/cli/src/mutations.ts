@@ -60,6 +60,14 @@ export function addIdempotencyOption(cmd: Command): Command {
   return cmd.option('--idempotency-key <key>', 'reuse to retry safely after an error (default: a fresh one)');
 }
 
+/** --amount / --micro-usd (read with amountBody and AMOUNT) and --idempotency-key, for a command that POSTs money. */
+export const amountOptions = (cmd: Command): Command =>
+  addIdempotencyOption(
+    cmd
+      .option('--amount <dollars>', 'dollars, exactly: "$200", 200, 12.50 (at most 6 decimals)')
+      .option('--micro-usd <n>', 'an integer amount in micro-USD (1 USD = 1000000)'),
+  );
+
 /** Failures after which the request may or may not have been applied: retrying with the same key is safe. */
 const RETRYABLE_CODES = new Set(['unreachable', 'timeout', 'bad_response', 'internal', 'busy', 'shutting_down']);
 

@@ -1,4 +1,4 @@
-// The list commands' paging (`ee leases list`, `ee payouts list`, `ee abuse list`): --limit per page, --cursor
+// The list commands' paging (`ee leases list`, `ee payouts list`, `ee abuse list`, `ee nodes list`): --limit per page, --cursor
 // to continue, --all to follow every page; the merged pages print as one list with the last next_cursor.
 import type { Command } from 'commander';
 import type { z } from 'zod';

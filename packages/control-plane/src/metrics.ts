@@ -2,8 +2,7 @@
 // control plane instance so tests can run several in one process. Label values come from closed sets (status
 // classes, route patterns, ledger movement kinds) or are capped (apps: MAX_APP_LABELS, then "other"), so the
 // number of series stays bounded whatever clients send.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { buildInfoGauge } from '@easyenclave/protocol/ops/build-info';
+import { MetricSet } from '@easyenclave/protocol/ops/metrics';
 import { RequestHistogram } from './observe/request-histogram.js';
 
 /** Distinct app names given their own label; later apps are counted under "other". */
@@ -21,37 +20,17 @@ const statusClass = (status: number) => {
 
 export type ProxyEntry = 'path' | 'host';
 
-export class ControlPlaneMetrics {
-  readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'ee_proxy_requests_total',
-    help: 'Proxied requests by HTTP status class',
-    labelNames: ['status'],
-    registers: [this.registry],
-  });
-  readonly agents = new Gauge({
-    name: 'ee_agents_connected',
-    help: 'Agent tunnels currently connected',
-    registers: [this.registry],
-  });
-  readonly streams = new Gauge({
-    name: 'ee_streams_active',
-    help: 'Proxied streams in flight over agent tunnels',
-    registers: [this.registry],
-  });
-  readonly attestations = new Counter({
-    name: 'ee_attestations_total',
-    help: 'Attestation verdicts',
-    labelNames: ['result'],
-    registers: [this.registry],
-  });
-  readonly attestation_duration = new Histogram({
-    name: 'ee_attestation_duration_seconds',
-    help: 'Time to verify one piece of evidence, by verdict (ok, failed)',
-    labelNames: ['result'],
-    buckets: ATTESTATION_BUCKETS_S,
-    registers: [this.registry],
-  });
+export class ControlPlaneMetrics extends MetricSet {
+  readonly requests = this.counter('ee_proxy_requests_total', 'Proxied requests by HTTP status class', ['status']);
+  readonly agents = this.gauge('ee_agents_connected', 'Agent tunnels currently connected');
+  readonly streams = this.gauge('ee_streams_active', 'Proxied streams in flight over agent tunnels');
+  readonly attestations = this.counter('ee_attestations_total', 'Attestation verdicts', ['result']);
+  readonly attestation_duration = this.histogram(
+    'ee_attestation_duration_seconds',
+    'Time to verify one piece of evidence, by verdict (ok, failed)',
+    ATTESTATION_BUCKETS_S,
+    ['result'],
+  );
   /** API requests, by method, route pattern and status class (observed per request: request-histogram.ts). */
   readonly api_duration = new RequestHistogram(
     'ee_api_request_duration_seconds',
@@ -67,47 +46,37 @@ export class ControlPlaneMetrics {
     this.registry,
   );
   /** Usage receipts judged, by outcome: `accepted` or the refusal code (a closed set: market/reservation.ts). */
-  readonly receipts = new Counter({
-    name: 'ee_receipts_total',
-    help: 'Usage receipts of sealed requests judged by the control plane, by outcome (accepted or the refusal)',
-    labelNames: ['outcome'],
-    registers: [this.registry],
-  });
-  readonly ledger_commit_duration = new Histogram({
-    name: 'ee_ledger_commit_duration_seconds',
-    help: 'Ledger group commits: time of one committed transaction',
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
-  readonly ledger_operations = new Counter({
-    name: 'ee_ledger_operations_total',
-    help: 'Ledger operations committed',
-    registers: [this.registry],
-  });
-  readonly ledger_movements = new Counter({
-    name: 'ee_ledger_movements_total',
-    help: 'Committed journal entries by kind (mint, transfer, lock, settle, refund, expire, stake, unstake, slash, payout_lock, payout, payout_cancel)',
-    labelNames: ['kind'],
-    registers: [this.registry],
-  });
-  readonly ledger_moved = new Counter({
-    name: 'ee_ledger_moved_micro_usd_total',
-    help: 'Money moved by committed journal entries, by kind, micro-USD',
-    labelNames: ['kind'],
-    registers: [this.registry],
-  });
-  readonly settlements = new Counter({
-    name: 'ee_settlement_periods_total',
-    help: 'Lease-period locks resolved, by outcome (posted, voided, expired)',
-    labelNames: ['outcome'],
-    registers: [this.registry],
-  });
+  readonly receipts = this.counter(
+    'ee_receipts_total',
+    'Usage receipts of sealed requests judged by the control plane, by outcome (accepted or the refusal)',
+    ['outcome'],
+  );
+  readonly ledger_commit_duration = this.histogram(
+    'ee_ledger_commit_duration_seconds',
+    'Ledger group commits: time of one committed transaction',
+    LATENCY_BUCKETS_S,
+  );
+  readonly ledger_operations = this.counter('ee_ledger_operations_total', 'Ledger operations committed');
+  readonly ledger_movements = this.counter(
+    'ee_ledger_movements_total',
+    'Committed journal entries by kind (mint, transfer, lock, settle, refund, expire, stake, unstake, slash, payout_lock, payout, payout_cancel)',
+    ['kind'],
+  );
+  readonly ledger_moved = this.counter(
+    'ee_ledger_moved_micro_usd_total',
+    'Money moved by committed journal entries, by kind, micro-USD',
+    ['kind'],
+  );
+  readonly settlements = this.counter(
+    'ee_settlement_periods_total',
+    'Lease-period locks resolved, by outcome (posted, voided, expired)',
+    ['outcome'],
+  );
   private readonly by_class = STATUS_CLASSES.map((c) => this.requests.labels(c));
   readonly #apps = new Set<string>();
 
   constructor(default_metrics = false) {
-    if (default_metrics) collectDefaultMetrics({ register: this.registry });
-    buildInfoGauge(this.registry, 'control-plane');
+    super('control-plane', default_metrics);
   }
 
   done(status: number): void {

@@ -29,6 +29,7 @@ import { observeLedger } from './observe/ledger.js';
 import { ConnectionTracker } from './http/connection-drain.js';
 import { createVerifier, type ControlPlaneVerifier, type ReloadResult } from './attestation/verifier.js';
 import { attestationRoutes } from './http/attestation-routes.js';
+import { accountKeyRoutes } from './http/account-keys.js';
 import { accountListRoutes } from './http/account-list.js';
 import { ledgerRoutes } from './http/ledger-routes.js';
 import { captureReceivedBody, IdempotencyKeys } from './http/idempotency.js';
@@ -192,7 +193,9 @@ export async function startControlPlane(
   let reservations: Reservations;
   try {
     market = await Market.open({ ledger, store, live: registry, clock, config, log });
-    reservations = await Reservations.open(market);
+    reservations = await Reservations.open(market, {
+      onOutcome: (outcome) => metrics.receipts.labels(outcome).inc(),
+    });
   } catch (err) {
     clearInterval(pruneTimer);
     cpVerifier?.close();
@@ -200,7 +203,6 @@ export async function startControlPlane(
     await store.close();
     throw err;
   }
-  market.attestedListener = (link) => reservations.recordKey(link);
   const hub = new TunnelHub({
     store,
     verifier: timedVerifier(verifier, metrics),
@@ -213,7 +215,6 @@ export async function startControlPlane(
     receipts: (receipts, source) => reservations.verdicts(receipts, source),
   });
   const tunnel = { router: hub.router, config };
-  reservations.onOutcome = (outcome) => metrics.receipts.labels(outcome).inc();
   const scheduler = new MarketScheduler(market, reservations);
   scheduler.start();
   const launchers = new LauncherRegistry(hub, clock, config.health_timeout_ms, log);
@@ -331,6 +332,7 @@ export async function startControlPlane(
   await fastify.register(attestationRoutes, { config, log });
   await fastify.register(ledgerRoutes, { ledger, idempotency, clock, admin_token: config.admin_token });
   await fastify.register(accountListRoutes, { ledger, admin_token: config.admin_token });
+  await fastify.register(accountKeyRoutes, { ledger, idempotency, admin_token: config.admin_token });
   await fastify.register(appAttestationRoutes, { hub });
   const marketOpts = {
     market,
@@ -355,6 +357,7 @@ export async function startControlPlane(
   await fastify.register(deploymentsRoutes, {
     deployments,
     jobs,
+    registry: launchers,
     market,
     ledger,
     idempotency,

@@ -2,8 +2,8 @@
 // same server as the agent's (@easyenclave/protocol/ops/server): GET /metrics with the runtime's capacity and
 // workloads, GET /ready while the runtime is open (the launcher can start work). Read from the runtime at
 // scrape time, so nothing in the runtime has to report to it.
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { buildInfoGauge } from '@easyenclave/protocol/ops/build-info';
+import type { Registry } from 'prom-client';
+import { MetricSet } from '@easyenclave/protocol/ops/metrics';
 import { OPS_DEFAULT_BIND, startOpsServer, type OpsServer, type Readiness } from '@easyenclave/protocol/ops/server';
 import { LauncherConfigError } from './config.js';
 import type { ContainerRuntime } from './runtime.js';
@@ -29,38 +29,29 @@ export function loadLauncherOpsConfig(env: Record<string, string | undefined>): 
 }
 
 export function launcherMetrics(runtime: Pick<ContainerRuntime, 'capacity'>): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  buildInfoGauge(registry, 'launcher');
-  new Gauge({
-    name: 'ee_launcher_workloads',
-    help: 'Workloads (jobs and deployments) the launcher tracks',
-    registers: [registry],
-    collect() {
-      this.set(runtime.capacity().workloads);
-    },
+  const m = new MetricSet('launcher', true);
+  m.gauge('ee_launcher_workloads', 'Workloads (jobs and deployments) the launcher tracks', function () {
+    this.set(runtime.capacity().workloads);
   });
-  new Gauge({
-    name: 'ee_launcher_vcpus',
-    help: 'vCPUs offered (total), reserved by workloads (allocated) and free',
-    labelNames: ['state'],
-    registers: [registry],
-    collect() {
+  m.gauge(
+    'ee_launcher_vcpus',
+    'vCPUs offered (total), reserved by workloads (allocated) and free',
+    function () {
       const c = runtime.capacity();
       for (const state of STATES) this.labels(state).set(c[state].vcpus);
     },
-  });
-  new Gauge({
-    name: 'ee_launcher_memory_bytes',
-    help: 'Memory offered (total), reserved by workloads (allocated) and free, bytes',
-    labelNames: ['state'],
-    registers: [registry],
-    collect() {
+    ['state'],
+  );
+  m.gauge(
+    'ee_launcher_memory_bytes',
+    'Memory offered (total), reserved by workloads (allocated) and free, bytes',
+    function () {
       const c = runtime.capacity();
       for (const state of STATES) this.labels(state).set(c[state].memory_mib * MIB_BYTES);
     },
-  });
-  return registry;
+    ['state'],
+  );
+  return m.registry;
 }
 
 /** Serves /metrics and /ready for `runtime`; `ready` says whether the launcher can take work now. */

@@ -2,6 +2,7 @@
 // trusts these types: names cannot start with "-" (never parsed as podman flags), env values fit podman's
 // line-based env file, and every number is bounded (limits.ts).
 import { z } from 'zod';
+import { JobOutputFile } from '@easyenclave/protocol/launcher';
 import {
   DEFAULT_PIDS_LIMIT,
   MAX_COMMAND_ARGS,
@@ -49,10 +50,7 @@ const EnvValue = z
 const Arg = z.string().refine((v) => !v.includes('\0'), 'must not contain NUL');
 
 /** A file name (no directory) inside the job's output directory. */
-export const OutputFileName = z
-  .string()
-  .max(128)
-  .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, 'a file name without "/"');
+export const OutputFileName = JobOutputFile;
 
 export const WorkloadSpec = z
   .strictObject({

@@ -23,7 +23,10 @@ export const USAGE_RECORD_DOMAIN = 'ee-job-usage-v1';
 
 /** Sealed bytes in JSON: standard base64, bounded. */
 export const MAX_SEALED_ENV_BYTES = 384 * 1024;
-export const MAX_SEALED_RESULT_BYTES = 1024 * 1024;
+/** A job's output file, at most (copied out of the container after it exits, sealed in its result). */
+export const JOB_OUTPUT_MAX_BYTES = 1024 * 1024;
+/** The sealed result: the output file and both 64 KiB tails in base64 inside a JSON object, and HPKE's few bytes. */
+export const MAX_SEALED_RESULT_BYTES = 2 * 1024 * 1024;
 const base64 = (max_bytes: number) =>
   z
     .string()
@@ -39,6 +42,11 @@ export const ImageName = z
   .max(255)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, 'an image is a local name or id like localhost/app:1');
 export const JobCommand = z.array(z.string().max(16 * 1024)).max(256);
+/** A job's output file: a file name (no directory) the job writes in `/ee/output/`. */
+export const JobOutputFile = z
+  .string()
+  .max(128)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, 'a file name without "/" (the job writes it in /ee/output/)');
 
 export const Assignment = z.strictObject({
   job_id: JobId,
@@ -53,6 +61,8 @@ export const Assignment = z.strictObject({
   sealed_env: base64(MAX_SEALED_ENV_BYTES).nullable(),
   /** The client's X25519 key: result and logs are sealed to it. */
   result_key: hex32,
+  /** A file the job writes in /ee/output/, returned in the sealed result (absent: none). */
+  output_file: JobOutputFile.optional(),
 });
 export type Assignment = z.infer<typeof Assignment>;
 
@@ -105,6 +115,8 @@ export const LauncherState = z.strictObject({
     memory_mib_free: z.number().int(),
   }),
   jobs: z.array(LauncherJob).max(MAX_LAUNCHER_JOBS_LISTED),
+  /** The deployment workloads it runs (the control plane stops those it no longer wants). */
+  deployments: z.lazy(() => z.array(LauncherDeployment).max(MAX_LAUNCHER_JOBS_LISTED)).optional(),
 });
 export type LauncherState = z.infer<typeof LauncherState>;
 
@@ -125,7 +137,14 @@ export interface JobResultPlain {
   stderr_tail: string;
   stdout_truncated: boolean;
   stderr_truncated: boolean;
+  /** The output file the job asked for (null: none asked). `bytes` is base64. */
+  output?: JobOutputPlain | null;
 }
+
+export type JobOutputPlain =
+  | { status: 'ok'; bytes: string }
+  | { status: 'missing' | 'not_a_file' }
+  | { status: 'too_large'; size_bytes: number; max_bytes: number };
 
 /** An error the launcher answers: `{error: {code, message}}`. */
 export const LauncherError = z.object({ error: z.object({ code: z.string().max(64), message: z.string().max(1024) }) });

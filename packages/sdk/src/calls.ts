@@ -93,6 +93,24 @@ export async function post<S extends z.ZodType>(
   return { ...data, replayed } as Replayable<z.output<S>>;
 }
 
+/** The request fields that are set: an optional field left undefined is not sent. */
+export function defined<T extends Record<string, unknown>>(fields: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}
+
+/** Reading and ending one resource of the caller's (a lease, a reservation) by id, as its principal: GET and
+ *  DELETE on its path (ending is idempotent on the server: a second DELETE answers the ended resource). */
+export function ownedResource<S extends z.ZodType>(pathOf: (id: string) => string, schema: S) {
+  return {
+    read: (t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<z.output<S>> =>
+      get(t, pathOf(id), principal(auth), o, schema),
+    end: (t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<z.output<S>> =>
+      del(t, pathOf(id), principal(auth), o, schema),
+  };
+}
+
 /** An account id the caller gives (user:…, provider:… or a ledger account): a TypeError naming `what` when it
  *  is missing or not a bounded string, before any request. */
 export function checkAccount(value: unknown, what: string): string {

@@ -1,4 +1,4 @@
-// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~460 lines) because it is
+// The SDK's entry point: `new EasyEnclave({ url, apiKey?, adminToken?, policy? })`. Long (~520 lines) because it is
 // the whole public API, one short method per call delegating to ledger.ts, market.ts, jobs.ts, reservations.ts.
 //
 // - connect(app, { verify }): a client for an app behind the control plane's proxy. With verification (the
@@ -183,15 +183,48 @@ export class EasyEnclave {
     o: CallOptions,
   ): Promise<{ hpke_public_key: string; receipt_public_key: string | null }> {
     const place = await this.jobPlacement(vcpus, memory_mib, o);
-    if (verify === false) return { hpke_public_key: place.hpke_public_key, receipt_public_key: null };
+    return this.verifiedLauncher(place.launcher.agent_id, place.hpke_public_key, verify, o);
+  }
+
+  /** A launcher's keys, its evidence verified over our own nonce: it must attest `hpke_public_key`. */
+  private async verifiedLauncher(
+    agent_id: string | null,
+    hpke_public_key: string,
+    verify: boolean | TrustOptions | undefined,
+    o: CallOptions,
+  ): Promise<{ hpke_public_key: string; receipt_public_key: string | null }> {
+    if (verify === false) return { hpke_public_key, receipt_public_key: null };
+    if (agent_id === null) throw new AttestationError(["the job's new launcher is not connected: nothing to verify"]);
     const v = await this.verifyApp(jobs.LAUNCHER_APP, {
       ...o,
-      agent: place.launcher.agent_id,
+      agent: agent_id,
       ...(typeof verify === 'object' ? { trust: verify } : {}),
     });
-    if (v.keyset.hpke_public_key !== place.hpke_public_key)
-      throw new AttestationError(['the placement names a key the launcher did not attest']);
+    if (v.keyset.hpke_public_key !== hpke_public_key)
+      throw new AttestationError(['the control plane names a launcher key the launcher did not attest']);
     return v.keyset;
+  }
+
+  /**
+   * Waits for a submitted job's end. A job retried on another node (`retry_on_node_loss`) waits for its env:
+   * the new launcher is verified like the first, the env sealed to it again, and its receipt key is the one the
+   * usage record is checked against. Returns the ended job with the submission's keys, ready for openJobResult.
+   */
+  async waitPrivateJob(
+    s: jobs.SubmittedJob,
+    p: Pick<jobs.PrivateJobParams, 'env' | 'onState'> & { verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<jobs.SubmittedJob> {
+    let receipt_public_key = s.receipt_public_key;
+    const onEnvRequired = async (job: jobs.Job): Promise<void> => {
+      const need = job.env_required!;
+      if (need.launcher.agent_id === null) return; // its launcher is not connected yet: asked again next poll
+      const target = await this.verifiedLauncher(need.launcher.agent_id, need.hpke_public_key, p.verify, o);
+      await jobs.resealJob(this.transport, this.auth, job.job_id, p.env ?? {}, target.hpke_public_key, o);
+      receipt_public_key = target.receipt_public_key;
+    };
+    const job = await jobs.waitJob(this.transport, this.auth, s.job.job_id, p.onState, o, onEnvRequired);
+    return { ...s, job, receipt_public_key };
   }
 
   // ---- Deployments (docs/workloads.md §3) ----
@@ -213,9 +246,31 @@ export class EasyEnclave {
     return deployments.getDeployment(this.transport, this.auth, id, o);
   }
 
-  /** Rolling restart onto a new image (the env carries over); waits until the new image serves. */
-  async updateDeployment(id: string, image: string, o: CallOptions = {}): Promise<deployments.Deployment> {
-    await deployments.updateDeployment(this.transport, this.auth, id, image, o);
+  /**
+   * Rolling restart onto a new image and/or a new env (what is not given carries over); waits until the new
+   * generation serves. A new env is sealed to the deployment's launcher after verifying its evidence (unless
+   * `verify` is false), exactly as at creation.
+   */
+  async updateDeployment(
+    id: string,
+    update: string | { image?: string; env?: Record<string, string>; verify?: boolean | TrustOptions },
+    o: CallOptions = {},
+  ): Promise<deployments.Deployment> {
+    const u = typeof update === 'string' ? { image: update } : update;
+    const patch: deployments.DeploymentPatch = u.image !== undefined ? { image: u.image } : {};
+    if (u.env !== undefined) {
+      const l = (await this.deployment(id, o)).launcher;
+      if (!l) throw new AttestationError(["the deployment's launcher is not connected: nothing to seal the env to"]);
+      const target = await this.verifiedLauncher(
+        l.agent_id,
+        l.hpke_public_key,
+        'verify' in u ? u.verify : undefined,
+        o,
+      );
+      patch.sealed_env = await deployments.sealDeploymentEnv(u.env, target.hpke_public_key, id);
+      patch.env_key = target.hpke_public_key;
+    }
+    await deployments.updateDeployment(this.transport, this.auth, id, patch, o);
     return deployments.waitDeployment(this.transport, this.auth, id, ['running'], o);
   }
 
@@ -231,8 +286,7 @@ export class EasyEnclave {
     o: CallOptions = {},
   ): Promise<jobs.PrivateJobOutcome> {
     const s = await this.submitPrivateJob(p, o);
-    const job = await jobs.waitJob(this.transport, this.auth, s.job.job_id, p.onState, o);
-    return jobs.openJobResult({ ...s, job });
+    return jobs.openJobResult(await this.waitPrivateJob(s, p, o));
   }
 
   job(id: string, o: CallOptions = {}): Promise<jobs.Job> {
@@ -344,6 +398,14 @@ export class EasyEnclave {
     return ledger.accounts(this.transport, this.auth, p, o);
   }
 
+  /**
+   * A new API key for the account (default: the API key's own), shown once; the older keys keep working for
+   * `grace_ms` (default 24 h, 0: refused at once). Uses the API key, else the admin token.
+   */
+  rotateApiKey(account?: string, p?: { grace_ms?: number }, o?: IdempotentOptions) {
+    return ledger.rotateApiKey(this.transport, this.auth, this.accountFor(account, 'rotateApiKey()'), p, o);
+  }
+
   /** The account an API key belongs to: keys are `ee_{kind}_{20 hex id}_{secret}`. */
   get keyAccount(): string | undefined {
     const m = /^ee_(user|provider)_([0-9a-f]{20})_/.exec(this.#o.apiKey ?? '');
@@ -380,9 +442,9 @@ export class EasyEnclave {
     return market.node(this.transport, this.auth, id, o);
   }
 
-  /** Every node (admin token), or with `{ mine: true }` the provider's own (its API key). */
-  nodes(o?: CallOptions & { mine?: boolean }) {
-    return market.nodes(this.transport, this.auth, o);
+  /** Nodes, newest first, every page: all (admin token), or with `{ mine: true }` the provider's own (its API key). */
+  nodes(p?: { limit?: number; mine?: boolean }, o?: CallOptions) {
+    return market.nodes(this.transport, this.auth, p, o);
   }
 
   /** Leases, newest first, every page: a user's own, those on a provider's nodes, or all (admin). */

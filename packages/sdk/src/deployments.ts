@@ -22,6 +22,8 @@ export const DeploymentSchema = z.looseObject({
   reason: z.string(),
   generation: z.number(),
   lease: z.looseObject({ lease_id: z.string(), status: z.string() }).nullable(),
+  /** Its node's launcher while connected: a new env is sealed to its key (after verifying it). */
+  launcher: z.looseObject({ app: z.string(), agent_id: z.string(), hpke_public_key: z.string() }).nullable().optional(),
 });
 export type Deployment = z.infer<typeof DeploymentSchema>;
 
@@ -51,10 +53,12 @@ const b64 = (bytes: Uint8Array): string => {
   return btoa(s);
 };
 
+/** The env sealed to a launcher's key for this deployment (base64). */
+export const sealDeploymentEnv = async (env: Record<string, string>, key: string, id: string) =>
+  b64(await seal(key, new TextEncoder().encode(JSON.stringify(env)), deploymentEnvAad(id)));
+
 const sealEnv = async (env: Record<string, string> | undefined, key: string, id: string) =>
-  env === undefined || Object.keys(env).length === 0
-    ? null
-    : b64(await seal(key, new TextEncoder().encode(JSON.stringify(env)), deploymentEnvAad(id)));
+  env === undefined || Object.keys(env).length === 0 ? null : sealDeploymentEnv(env, key, id);
 
 /** Seals the env to `hpke_public_key` and creates the deployment (it starts on that launcher's node). */
 export async function createDeployment(
@@ -94,9 +98,16 @@ async function send(t: Transport, auth: Auth, method: string, id: string, body: 
   ).data;
 }
 
-/** A new image (the env carries over): a rolling restart onto it. */
-export const updateDeployment = (t: Transport, auth: Auth, id: string, image: string, o: CallOptions = {}) =>
-  send(t, auth, 'PATCH', id, { image }, o);
+/** What an update changes: the image, the env (sealed to the deployment's launcher), or both. */
+export interface DeploymentPatch {
+  image?: string;
+  sealed_env?: string;
+  env_key?: string;
+}
+
+/** A new image and/or env (what is not given carries over): a rolling restart onto it. */
+export const updateDeployment = (t: Transport, auth: Auth, id: string, patch: DeploymentPatch, o: CallOptions = {}) =>
+  send(t, auth, 'PATCH', id, patch, o);
 
 export const stopDeployment = (t: Transport, auth: Auth, id: string, o: CallOptions = {}) =>
   send(t, auth, 'DELETE', id, undefined, o);

@@ -51,55 +51,25 @@ export class EasyEnclaveError extends Error {
   }
 }
 
-export class BadRequestError extends EasyEnclaveError {
-  override name = 'BadRequestError';
-  constructor(d: ErrorDetails) {
-    super('bad_request', d);
-  }
+/** The error class of one HTTP answer's kind: its instances carry `name` and the fixed `kind`. */
+function httpErrorClass(kind: ErrorKind, name: string) {
+  return class extends EasyEnclaveError {
+    override name = name;
+    constructor(d: ErrorDetails) {
+      super(kind, d);
+    }
+  };
 }
-export class UnauthorizedError extends EasyEnclaveError {
-  override name = 'UnauthorizedError';
-  constructor(d: ErrorDetails) {
-    super('unauthorized', d);
-  }
-}
+
+export class BadRequestError extends httpErrorClass('bad_request', 'BadRequestError') {}
+export class UnauthorizedError extends httpErrorClass('unauthorized', 'UnauthorizedError') {}
 /** 402: the account cannot cover it (e.g. `insufficient_funds` for a transfer, a stake, a lease's lock). */
-export class PaymentRequiredError extends EasyEnclaveError {
-  override name = 'PaymentRequiredError';
-  constructor(d: ErrorDetails) {
-    super('payment_required', d);
-  }
-}
-export class ForbiddenError extends EasyEnclaveError {
-  override name = 'ForbiddenError';
-  constructor(d: ErrorDetails) {
-    super('forbidden', d);
-  }
-}
-export class NotFoundError extends EasyEnclaveError {
-  override name = 'NotFoundError';
-  constructor(d: ErrorDetails) {
-    super('not_found', d);
-  }
-}
-export class ConflictError extends EasyEnclaveError {
-  override name = 'ConflictError';
-  constructor(d: ErrorDetails) {
-    super('conflict', d);
-  }
-}
-export class UnavailableError extends EasyEnclaveError {
-  override name = 'UnavailableError';
-  constructor(d: ErrorDetails) {
-    super('unavailable', d);
-  }
-}
-export class GatewayTimeoutError extends EasyEnclaveError {
-  override name = 'GatewayTimeoutError';
-  constructor(d: ErrorDetails) {
-    super('gateway_timeout', d);
-  }
-}
+export class PaymentRequiredError extends httpErrorClass('payment_required', 'PaymentRequiredError') {}
+export class ForbiddenError extends httpErrorClass('forbidden', 'ForbiddenError') {}
+export class NotFoundError extends httpErrorClass('not_found', 'NotFoundError') {}
+export class ConflictError extends httpErrorClass('conflict', 'ConflictError') {}
+export class UnavailableError extends httpErrorClass('unavailable', 'UnavailableError') {}
+export class GatewayTimeoutError extends httpErrorClass('gateway_timeout', 'GatewayTimeoutError') {}
 
 /** The SDK's own deadline (`timeout_ms`) passed before an answer. */
 export class TimeoutError extends EasyEnclaveError {

@@ -39,8 +39,10 @@ export {
   HistoryEntrySchema,
   HistoryPageSchema,
   PurchaseSchema,
+  RotatedKeySchema,
   TransferSchema,
   type HistoryPage,
+  type RotatedKey,
 } from './ledger.js';
 export {
   AbuseReportSchema,
@@ -118,6 +120,7 @@ export {
   newJobId,
   type Job,
   type JobResult,
+  type JobOutput,
   type Placement,
   type PrivateJobOutcome,
   type PrivateJobParams,

@@ -52,6 +52,15 @@ export const JobSchema = z.looseObject({
   refunded_micro_usd: MicroUsd.nullable(),
   result_sealed: z.string().nullable(),
   usage: z.looseObject({ record: z.record(z.string(), z.unknown()), signature: z.string() }).nullable(),
+  attempt: z.number().optional(),
+  /** A retried job waits for its env sealed to this launcher (on its new node). */
+  env_required: z
+    .looseObject({
+      launcher: z.looseObject({ app: z.string(), agent_id: z.string().nullable() }),
+      hpke_public_key: z.string(),
+    })
+    .nullable()
+    .optional(),
 });
 export type Job = z.infer<typeof JobSchema>;
 
@@ -71,16 +80,29 @@ export interface PrivateJobParams {
   /** Seconds. */
   max_runtime: number;
   network?: boolean;
+  /** If its node is lost mid-job: refunded in full and retried once on another node (runPrivateJob seals the
+   *  env again to the new launcher after verifying it). */
+  retry_on_node_loss?: boolean;
+  /** A file the job writes in /ee/output/ (at most 1 MiB): returned, decrypted, in `result.output`. */
+  output_file?: string;
   /** Called with each state the job is seen in. */
   onState?: (job: Job) => void;
   /** The key the result and logs are sealed to (default: a fresh, non-extractable one for this job). */
   result_key?: RecipientKey;
 }
 
+/** The output file in a decrypted result: its bytes, or why there are none. */
+export type JobOutput =
+  | { status: 'ok'; bytes: Uint8Array }
+  | { status: 'missing' | 'not_a_file' }
+  | { status: 'too_large'; size_bytes: number; max_bytes: number };
+
 /** The decrypted result. */
-export interface JobResult extends Omit<JobResultPlain, 'stdout_tail' | 'stderr_tail'> {
+export interface JobResult extends Omit<JobResultPlain, 'stdout_tail' | 'stderr_tail' | 'output'> {
   stdout: Uint8Array;
   stderr: Uint8Array;
+  /** Null when the job asked for no output file. */
+  output: JobOutput | null;
 }
 
 export interface PrivateJobOutcome {
@@ -122,6 +144,24 @@ export async function cancelJob(t: Transport, auth: Auth, id: string, o: CallOpt
     .data;
 }
 
+const sealEnv = (env: Record<string, string>, hpke_public_key: string, job_id: string) =>
+  seal(hpke_public_key, new TextEncoder().encode(JSON.stringify(env)), jobEnvAad(job_id));
+
+/** Seals the env of a retried job to its new launcher's key (its `env_required`) and hands it over. */
+export async function resealJob(
+  t: Transport,
+  auth: Auth,
+  job_id: string,
+  env: Record<string, string>,
+  hpke_public_key: string,
+  o: CallOptions = {},
+): Promise<Job> {
+  const body = { sealed_env: b64(await sealEnv(env, hpke_public_key, job_id)), env_key: hpke_public_key };
+  const path = `/v1/jobs/${segment(job_id, 'job id')}/env`;
+  return (await callJson(t, { ...o, method: 'PUT', path, body, headers: mergeHeaders(principal(auth), o) }, JobSchema))
+    .data;
+}
+
 /** Seals the env to `hpke_public_key` and submits the job. */
 export async function submitJob(
   t: Transport,
@@ -133,10 +173,7 @@ export async function submitJob(
   const job_id = newJobId();
   const result_key = p.result_key ?? (await generateRecipientKey());
   const env = p.env ?? {};
-  const sealed =
-    Object.keys(env).length === 0
-      ? null
-      : await seal(target.hpke_public_key, new TextEncoder().encode(JSON.stringify(env)), jobEnvAad(job_id));
+  const sealed = Object.keys(env).length === 0 ? null : await sealEnv(env, target.hpke_public_key, job_id);
   const body = {
     image: p.image,
     ...(p.command !== undefined ? { command: p.command } : {}),
@@ -147,25 +184,30 @@ export async function submitJob(
     memory_mib: p.memory_mib ?? 256,
     max_runtime_s: p.max_runtime,
     network: p.network ?? false,
+    ...(p.retry_on_node_loss === true ? { retry_on_node_loss: true } : {}),
+    ...(p.output_file !== undefined ? { output_file: p.output_file } : {}),
   };
   const job = await post(t, '/v1/jobs', body, principal(auth), o, JobSchema);
   return { job, result_key, receipt_public_key: target.receipt_public_key };
 }
 
-/** Polls a job until it ends. */
+/** Polls a job until it ends; `onEnvRequired` is called when a retried job waits for its env (then polled on). */
 export async function waitJob(
   t: Transport,
   auth: Auth,
   id: string,
   onState?: (job: Job) => void,
   o: CallOptions = {},
+  onEnvRequired?: (job: Job) => Promise<void>,
 ): Promise<Job> {
   let last = '';
   for (;;) {
     const job = await getJob(t, auth, id, o);
-    if (job.state !== last) onState?.(job);
-    last = job.state;
+    const seen = `${job.state}/${job.attempt ?? 1}`;
+    if (seen !== last) onState?.(job);
+    last = seen;
     if (ENDED.has(job.state)) return job;
+    if (job.env_required && onEnvRequired) await onEnvRequired(job);
     await new Promise((r) => setTimeout(r, JOB_POLL_MS));
   }
 }
@@ -181,8 +223,13 @@ export async function openJobResult(s: {
   if (job.result_sealed !== null) {
     const plain = await open(s.result_key, unb64(job.result_sealed), jobResultAad(job.job_id));
     const r = JSON.parse(new TextDecoder().decode(plain)) as JobResultPlain;
-    const { stdout_tail, stderr_tail, ...rest } = r;
-    result = { ...rest, stdout: unb64(stdout_tail), stderr: unb64(stderr_tail) };
+    const { stdout_tail, stderr_tail, output, ...rest } = r;
+    result = {
+      ...rest,
+      stdout: unb64(stdout_tail),
+      stderr: unb64(stderr_tail),
+      output: output == null ? null : output.status === 'ok' ? { status: 'ok', bytes: unb64(output.bytes) } : output,
+    };
   }
   let usage_verified = false;
   if (job.usage !== null && s.receipt_public_key !== null) {

@@ -4,6 +4,7 @@
 //   POST /v1/credits/transfer               (source API key) {from?, to, amount | amount_micro_usd, memo?}
 //   GET  /v1/balances/{account}
 //   GET  /v1/accounts/{account}/transfers?limit=&cursor=  → {transfers, next_cursor}
+//   POST /v1/accounts/{account}/keys        (its API key or admin) {grace_ms?} → 201 {api_key, previous_keys_expire_at}
 // Every POST carries an Idempotency-Key made once per logical call (calls.ts).
 import { z } from 'zod';
 import {
@@ -13,6 +14,7 @@ import {
   optionalPrincipal,
   paged,
   post,
+  principal,
   type Auth,
   type IdempotentOptions,
   type Replayable,
@@ -159,6 +161,30 @@ export function createAccount(
     o,
     AccountSchema,
   );
+}
+
+/** POST /v1/accounts/{account}/keys: the new key is shown once (null when an idempotent retry replays the answer). */
+export const RotatedKeySchema = z.looseObject({
+  account_id: z.string(),
+  api_key: z.string().nullable(),
+  created_at: z.string(),
+  previous_keys_expire_at: z.string(),
+});
+export type RotatedKey = z.infer<typeof RotatedKeySchema>;
+
+/** A new API key for `account` (its current key or the admin token); older keys end after `grace_ms`. */
+export function rotateApiKey(
+  t: Transport,
+  auth: Auth,
+  account: string,
+  p: { grace_ms?: number } = {},
+  o: IdempotentOptions = {},
+): Promise<Replayable<RotatedKey>> {
+  if (p.grace_ms !== undefined && (!Number.isSafeInteger(p.grace_ms) || p.grace_ms < 0))
+    throw new TypeError('grace_ms must be a non-negative integer of milliseconds');
+  const body = p.grace_ms === undefined ? {} : { grace_ms: p.grace_ms };
+  const path = `/v1/accounts/${encodeURIComponent(checkAccount(account, 'account'))}/keys`;
+  return post(t, path, body, principal(auth), o, RotatedKeySchema);
 }
 
 export function purchaseCredits(

@@ -1,31 +1,16 @@
 // zod schemas of the market's answers (docs/market.md, control plane http/market-*.ts), shared by the SDK and
 // the `ee` command. Money is exact: every `*_micro_usd` field is a bigint (json.ts parses them losslessly). Objects are loose: fields the SDK does
 // not type pass through, so a control plane that adds a field does not break older clients.
+// The fields of the answers the control plane also documents are shared with it (protocol/market-wire.ts).
 import { z } from 'zod';
+import { marketFields } from '@easyenclave/protocol/market-wire';
 import { MicroUsd } from './json.js';
 
 const Iso = z.string();
 const IsoOrNull = z.string().nullable();
+const wire = marketFields({ micro_usd: MicroUsd, usd: z.string(), time: Iso });
 
-export const NodeSummarySchema = z.looseObject({
-  node_id: z.string(),
-  provider: z.string(),
-  name: z.string(),
-  region: z.string(),
-  tier: z.enum(['premium', 'standard', 'economy']),
-  network: z.string(),
-  vcpus: z.number().int(),
-  capacity_months: z.number().int(),
-  machine_months: z.number().int(),
-  price_per_vcpu_hour_micro_usd: MicroUsd,
-  price_per_vcpu_hour_usd: z.string(),
-  binding: z.enum(['ppid', 'node_token']),
-  ppid: z.string().nullable(),
-  status: z.string(),
-  banned_reason: z.string().nullable(),
-  banned_at: IsoOrNull,
-  created_at: Iso,
-});
+export const NodeSummarySchema = z.looseObject(wire.nodeSummary(z.string()));
 
 /** POST /v1/nodes/register: the node, and its token (null on sealed networks and on an idempotent replay). */
 export const RegisteredNodeSchema = NodeSummarySchema.extend({
@@ -34,14 +19,12 @@ export const RegisteredNodeSchema = NodeSummarySchema.extend({
   node_token_note: z.string().optional(),
 });
 
-const Eligibility = {
-  eligible: z.boolean(),
-  ineligible_reasons: z.array(z.string()),
-  trust: z.number(),
-  effective_price_per_vcpu_hour_micro_usd: MicroUsd,
-};
+const Eligibility = wire.eligibility;
 
-export const NodeListSchema = z.looseObject({ nodes: z.array(NodeSummarySchema.extend(Eligibility)) });
+export const NodeListSchema = z.looseObject({
+  nodes: z.array(NodeSummarySchema.extend(Eligibility)),
+  next_cursor: z.string().nullable(),
+});
 
 const StakeView = z.looseObject({
   held_micro_usd: MicroUsd,
@@ -104,34 +87,9 @@ export const StakeResultSchema = z.looseObject({
 });
 
 /** One lease-period: its lock, and after finalization its outcome and the reasons a period failed. */
-export const LeasePeriodSchema = z.looseObject({
-  lease_id: z.string(),
-  period: Iso,
-  period_index: z.number().int(),
-  node_id: z.string(),
-  provider: z.string(),
-  user: z.string(),
-  app: z.string(),
-  from: Iso,
-  to: Iso,
-  amount_micro_usd: MicroUsd,
-  amount_usd: z.string(),
-  status: z.enum(['locked', 'posted', 'voided', 'expired']),
-  reasons: z.array(z.string()),
-  finalized_at: IsoOrNull,
-});
+export const LeasePeriodSchema = z.looseObject(wire.leasePeriod);
 
-const LeaseCommon = {
-  lease_id: z.string(),
-  user: z.string(),
-  app: z.string(),
-  node_id: z.string(),
-  vcpus: z.number().int(),
-  periods: z.number().int().nullable(),
-  status: z.string(),
-  price_per_vcpu_hour_micro_usd: MicroUsd,
-  price_per_vcpu_hour_usd: z.string(),
-};
+const LeaseCommon = wire.leaseTerms(z.string());
 
 /** POST /v1/leases: the lease and the lock of its (prorated) first period. */
 export const CreatedLeaseSchema = z.looseObject({ ...LeaseCommon, lock: LeasePeriodSchema });
@@ -161,30 +119,9 @@ export const SettlementSchema = z.looseObject({
 });
 
 /** POST /v1/settlements/{period}/finalize: counts and per-lease outcomes (`already`: finalized before). */
-export const FinalizeSchema = z.looseObject({
-  period: Iso,
-  period_index: z.number().int(),
-  lease_periods: z.number().int(),
-  posted: z.number().int(),
-  voided: z.number().int(),
-  expired: z.number().int(),
-  already_finalized: z.number().int(),
-  results: z.array(
-    z.looseObject({ lease_id: z.string(), status: z.string(), reasons: z.array(z.string()), already: z.boolean() }),
-  ),
-});
+export const FinalizeSchema = z.looseObject(wire.finalize);
 
-export const AbuseReportSchema = z.looseObject({
-  report_id: z.string(),
-  node_id: z.string(),
-  lease_id: z.string().nullable(),
-  period: Iso,
-  period_index: z.number().int(),
-  reason: z.string(),
-  status: z.enum(['filed', 'authorized']),
-  filed_at: Iso,
-  authorized_at: IsoOrNull,
-});
+export const AbuseReportSchema = z.looseObject(wire.abuseReport);
 
 /** One lease in GET /v1/leases (no lease-periods: GET /v1/leases/{id} has them). */
 export const LeaseSummarySchema = z.looseObject({
@@ -209,24 +146,9 @@ export const AbuseReportPageSchema = z.looseObject({
 });
 
 /** POST /v1/usage/report (the uptime reporter). */
-export const UsageReportSchema = z.looseObject({
-  report_id: z.string(),
-  node_id: z.string(),
-  period: Iso,
-  units: z.number().int(),
-  missed_checks: z.number().int(),
-});
+export const UsageReportSchema = z.looseObject(wire.usageReport);
 
-export const PayoutSchema = z.looseObject({
-  payout_id: z.string(),
-  provider: z.string(),
-  amount_micro_usd: MicroUsd,
-  amount_usd: z.string(),
-  status: z.enum(['pending', 'confirmed', 'cancelled']),
-  reference: z.string().nullable(),
-  created_at: Iso,
-  resolved_at: IsoOrNull,
-});
+export const PayoutSchema = z.looseObject(wire.payout);
 
 export type NodeSummary = z.infer<typeof NodeListSchema>['nodes'][number];
 export type RegisteredNode = z.infer<typeof RegisteredNodeSchema>;

@@ -13,8 +13,9 @@
 // bad arguments and a missing credential throw a TypeError synchronously, before any request.
 import {
   bearer,
-  del,
+  defined,
   get,
+  ownedResource,
   post,
   paged,
   principal,
@@ -110,7 +111,7 @@ function checkPeriod(p: Period): string | number {
 
 const periodPath = (p: Period) => `/v1/settlements/${encodeURIComponent(String(checkPeriod(p)))}`;
 const nodePath = (node: string) => `/v1/nodes/${segment(node, 'node')}`;
-const leasePath = (id: string) => `/v1/leases/${segment(id, 'lease id')}`;
+const leaseById = ownedResource((id) => `/v1/leases/${segment(id, 'lease id')}`, LeaseSchema);
 const reportPath = (id: string) => `/v1/abuse/reports/${segment(id, 'report id')}`;
 const payoutPath = (id: string) => `/v1/payouts/${segment(id, 'payout id')}`;
 
@@ -138,10 +139,18 @@ export function node(t: Transport, auth: Auth, id: string, o: CallOptions = {}):
   return get(t, nodePath(id), principal(auth), o, NodeDetailSchema);
 }
 
-/** Every node (admin token), or with `mine` the provider's own (its API key). */
-export function nodes(t: Transport, auth: Auth, o: CallOptions & { mine?: boolean } = {}): Promise<NodeSummary[]> {
-  const { mine, ...call } = o;
-  return get(t, '/v1/nodes', mine === true ? principal(auth) : admin(auth), call, NodeListSchema).then((r) => r.nodes);
+/** Nodes, newest first, every page: all (admin token), or with `mine` the provider's own (its API key). */
+export function nodes(
+  t: Transport,
+  auth: Auth,
+  p: { limit?: number; mine?: boolean } = {},
+  o: CallOptions = {},
+): AsyncGenerator<NodeSummary, void, undefined> {
+  const { mine, ...page } = p;
+  return paged(t, '/v1/nodes', mine === true ? principal(auth) : admin(auth), page, o, NodeListSchema, (r) => ({
+    rows: r.nodes,
+    next_cursor: r.next_cursor,
+  }));
 }
 
 /** Leases, newest first: the caller's own (a user's; a provider's are those on its nodes), or all (admin). */
@@ -206,23 +215,18 @@ export function createLease(
   p: CreateLeaseParams,
   o: IdempotentOptions = {},
 ): Promise<Replayable<CreatedLease>> {
-  const body = {
-    app: p.app,
-    vcpus: p.vcpus,
-    ...(p.periods !== undefined ? { periods: p.periods } : {}),
-    ...(p.user !== undefined ? { user: p.user } : {}),
-  };
+  const body = defined({ app: p.app, vcpus: p.vcpus, periods: p.periods, user: p.user });
   return post(t, '/v1/leases', body, principal(auth), o, CreatedLeaseSchema);
 }
 
 export function lease(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Lease> {
-  return get(t, leasePath(id), principal(auth), o, LeaseSchema);
+  return leaseById.read(t, auth, id, o);
 }
 
 /** Stops renewals; the period already locked settles as usual. */
 export function cancelLease(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Lease> {
   // Cancelling is idempotent on the server (a second DELETE returns the ended lease).
-  return del(t, leasePath(id), principal(auth), o, LeaseSchema);
+  return leaseById.end(t, auth, id, o);
 }
 
 // ---- Settlement (admin) ----

@@ -5,9 +5,9 @@
 //   PUT    /v1/nodes/{node}/unit-prices   (the node's provider) micro-USD per 1,000 units of each kind
 import { z } from 'zod';
 import {
-  del,
-  get,
+  defined,
   mergeHeaders,
+  ownedResource,
   post,
   principal,
   segment,
@@ -58,7 +58,7 @@ export interface CreateReservationParams {
   user?: string;
 }
 
-const path = (id: string) => `/v1/reservations/${segment(id, 'reservation id')}`;
+const reservationById = ownedResource((id) => `/v1/reservations/${segment(id, 'reservation id')}`, ReservationSchema);
 
 export function createReservation(
   t: Transport,
@@ -66,22 +66,22 @@ export function createReservation(
   p: CreateReservationParams,
   o: IdempotentOptions = {},
 ): Promise<Replayable<CreatedReservation>> {
-  const body = {
+  const body = defined({
     app: p.app,
     ...amountFields(p.quota, 'quota'),
     lifetime_s: p.lifetime_s,
-    ...(p.nonce !== undefined ? { nonce: p.nonce } : {}),
-    ...(p.user !== undefined ? { user: p.user } : {}),
-  };
+    nonce: p.nonce,
+    user: p.user,
+  });
   return post(t, '/v1/reservations', body, principal(auth), o, CreatedReservationSchema);
 }
 
 export function reservation(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Reservation> {
-  return get(t, path(id), principal(auth), o, ReservationSchema);
+  return reservationById.read(t, auth, id, o);
 }
 
 export function cancelReservation(t: Transport, auth: Auth, id: string, o: CallOptions = {}): Promise<Reservation> {
-  return del(t, path(id), principal(auth), o, ReservationSchema);
+  return reservationById.end(t, auth, id, o);
 }
 
 export const UnitPricesSchema = z.looseObject({

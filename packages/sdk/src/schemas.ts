@@ -3,6 +3,7 @@
 // its shape). Objects are loose: a field the server adds later passes through instead of breaking older
 // clients. Ledger answers are in ledger.ts, market answers in market-schemas.ts.
 import { z } from 'zod';
+import { attestationFields } from '@easyenclave/protocol/attestation-wire';
 
 const hex = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `must be ${bytes} bytes of lowercase hex`);
@@ -14,39 +15,18 @@ const base64 = z
   .max(MAX_QUOTE_BASE64_CHARS)
   .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
 
-export const KeysetSchema = z.object({ hpke_public_key: hex(32), receipt_public_key: hex(32) });
+/** The evidence fields are shared with the control plane (protocol/attestation-wire.ts), here checked in form. */
+const evidence = attestationFields({ nonce: hex(32), quote: base64, report_data: hex(64), public_key: hex(32) });
+
+export const KeysetSchema = evidence.keyset;
 export type Keyset = z.infer<typeof KeysetSchema>;
 
 /** GET /v1/apps/{app}/attestation: an agent's fresh evidence over the caller's nonce, relayed as produced. */
-export const AppAttestationSchema = z.object({
-  app: z.string(),
-  agent_id: z.string(),
-  network: z.string(),
-  sealed: z.boolean(),
-  repo: z.string(),
-  release_tag: z.string(),
-  evidence_type: z.enum(['tdx', 'sandbox']),
-  sandbox: z.boolean(),
-  nonce: hex(32),
-  quote: base64,
-  report_data: hex(64),
-  keyset: KeysetSchema.nullable(),
-  measurements: z.record(z.string(), z.string()),
-});
+export const AppAttestationSchema = z.object(evidence.app);
 export type AppAttestation = z.infer<typeof AppAttestationSchema>;
 
 /** GET /v1/attestation: the control plane's own evidence over the caller's nonce. */
-export const SelfAttestationSchema = z.object({
-  evidence_type: z.enum(['tdx', 'sandbox']),
-  quote: base64,
-  report_data: hex(64),
-  keyset: KeysetSchema,
-  nonce: hex(32),
-  sandbox: z.boolean(),
-  measurements: z.record(z.string(), z.string()),
-  repo: z.string(),
-  release_tag: z.string(),
-});
+export const SelfAttestationSchema = z.object(evidence.self);
 export type SelfAttestation = z.infer<typeof SelfAttestationSchema>;
 
 /** GET /v1/resolve/{app} (public). */

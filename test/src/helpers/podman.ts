@@ -4,12 +4,35 @@
 // the tests skip with a warning, except under CI or EE_REQUIRE_PODMAN=1, where they fail — like PostgreSQL.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { PodmanCli, PodmanRuntime, loadLauncherConfig, type LauncherConfig } from '@easyenclave/launcher';
+import {
+  PodmanCli,
+  PodmanRuntime,
+  loadLauncherConfig,
+  type LauncherConfig,
+  type WorkloadSpecInput,
+} from '@easyenclave/launcher';
 import { TEST_PODMAN_ENV, ensureTestImage } from '@easyenclave/launcher/testing/test-image';
 import { onCleanup, quietLogger } from './network.js';
 import { tmpDir } from './tmp.js';
 
 export const PODMAN_TEST_ENV = TEST_PODMAN_ENV;
+
+/** The environment of `ee node run` on the sandbox network as the jobs tests run it: 2 vCPUs, 1 GiB. */
+export function testLauncherEnv(control_ws: string, node_token: string, launcher_id: string, state_dir: string) {
+  return {
+    ...PODMAN_TEST_ENV,
+    EE_CONTROL_WS: control_ws,
+    EE_NODE_TOKEN: node_token,
+    EE_NETWORK: 'sandbox-1',
+    EE_LAUNCHER_ID: launcher_id,
+    EE_LAUNCHER_STATE_DIR: state_dir,
+    EE_AGENT_STATE_DIR: state_dir,
+    EE_LAUNCHER_VCPUS: '2',
+    EE_LAUNCHER_MEMORY_MIB: '1024',
+    EE_HEALTH_INTERVAL_SEC: '1',
+    EE_LOG_LEVEL: 'warn',
+  };
+}
 
 /** A suite that hangs (a lost container exit) fails after this instead of blocking the run. */
 export const PODMAN_SUITE_TIMEOUT_MS = 10 * 60_000;
@@ -74,4 +97,22 @@ let image: Promise<string> | null = null;
 export function testImage(): Promise<string> {
   image ??= ensureTestImage(testCli());
   return image;
+}
+
+/** A job on the test image (1 vCPU, 64 MiB, a minute at most), its id `{prefix}-` and random hex; `extra` wins. */
+export async function testJob(
+  prefix: string,
+  assignment_seq: number,
+  extra: Partial<WorkloadSpecInput> = {},
+): Promise<WorkloadSpecInput> {
+  return {
+    workload_id: `${prefix}-${randomBytes(6).toString('hex')}`,
+    kind: 'job',
+    assignment_seq,
+    image: await testImage(),
+    vcpus: 1,
+    memory_mib: 64,
+    max_runtime_ms: 60_000,
+    ...extra,
+  };
 }

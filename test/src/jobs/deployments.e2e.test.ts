@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EasyEnclave } from '@easyenclave/sdk';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
+import { launcherPlaceable, stakedNode, TestLauncher } from '../helpers/launcher.js';
+import { closeAll, spawnEe, startCp, waitFor, type ProcessHandle } from '../helpers/network.js';
 import {
   PODMAN_SUITE_TIMEOUT_MS,
   PODMAN_TEST_ENV,
@@ -22,7 +23,7 @@ import {
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
 import { hostGet } from '../lifecycle/util.js';
-import { funded, registerNode, stake, type Party } from '../market/util.js';
+import type { Party } from '../market/util.js';
 
 const PRICE = 3_600_000;
 /** The sandbox clock's shortest period: a one-period lease ends at the next minute boundary. */
@@ -39,24 +40,10 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
   let launcher: ProcessHandle;
   let node_token: string;
   let ee: EasyEnclave;
-  const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
-  const launcherState = tmpDir('ee-launcher-');
+  const node = new TestLauncher();
   const home = tmpDir('ee-home-');
 
-  const startLauncher = () =>
-    spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: launcherId,
-      EE_LAUNCHER_STATE_DIR: launcherState,
-      EE_AGENT_STATE_DIR: launcherState,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
+  const startLauncher = () => node.start(cp, node_token);
 
   const containersOf = async (id: string) =>
     (await testCli().ok(['ps', '--format={{.Names}}', `--filter=name=^ee-${id}-`])).toString().trim();
@@ -69,24 +56,16 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     image2 = `localhost/ee-deployment-test:${randomBytes(4).toString('hex')}`;
     await testCli().ok(['build', ...PODMAN_TEST_ENV.EE_CONTAINER_RUN_ARGS.split(/\s+/), '-t', image2, dir]);
     cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '4', EE_SANDBOX_SETTLEMENT_PERIOD_MS: String(PERIOD_MS) });
-    const provider = await funded(cp.api_url, 'provider', 'P', '$500');
-    user = await funded(cp.api_url, 'user', 'U', '$50');
-    const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
-    await stake(cp.api_url, provider, n.node_id, PRICE * 2 * 24);
-    node_token = n.node_token;
+    ({ user, node_token } = await stakedNode(cp, PRICE));
     launcher = startLauncher();
-    await waitFor(
-      async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
-      60_000,
-      'the launcher to be attested and placeable',
-    );
+    await launcherPlaceable(cp, user);
     ee = new EasyEnclave({ url: cp.api_url, apiKey: user.key, network: 'sandbox-1' });
   });
   after(async () => {
     launcher?.kill('SIGTERM');
     await closeAll();
     // A failed test may leave a deployment's container running (a stopped launcher leaves its containers).
-    await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: launcherId, EE_LAUNCHER_STATE_DIR: launcherState }));
+    await removeContainersOf(testLauncherConfig({ EE_LAUNCHER_ID: node.id, EE_LAUNCHER_STATE_DIR: node.state_dir }));
   });
 
   it('serves HTTP through the proxy, survives an image update with zero failed requests, and stops', async (t) => {
@@ -144,7 +123,54 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     await waitFor(async () => (await hostGet(cp, '/', app)).status !== 200, 30_000, 'the app to stop serving');
   });
 
-  it('a restarted launcher gets its deployment back: it serves again, on the same generation', async () => {
+  it('ee deploy update --env: a new env sealed to its launcher, a rolling restart onto it, the image unchanged', async () => {
+    const app = `env-${randomBytes(3).toString('hex')}`;
+    const serveGreeting = [
+      'sh',
+      '-c',
+      'mkdir /tmp/w && echo "$GREETING" > /tmp/w/index.html && exec httpd -f -p 8083 -h /tmp/w',
+    ];
+    const d = await ee.deploy({ app, image, command: serveGreeting, port: 8083, env: { GREETING: 'hello-one' } });
+    assert.equal(d.state, 'running', d.reason);
+    assert.match((await hostGet(cp, '/', app)).text, /hello-one/);
+    // Placement (of jobs and deployments alike) counts the deployment's 1 vCPU and 256 MiB of the node's 2 and 1024.
+    const place = async (q: string) =>
+      (await call(cp.api_url, 'GET', `/v1/jobs/placement?${q}`, { token: user.key })).status;
+    assert.equal(await place('vcpus=1&memory_mib=256'), 200);
+    assert.equal(await place('vcpus=2&memory_mib=256'), 409, 'the deployment holds one of the 2 vCPUs');
+    assert.equal(await place('vcpus=1&memory_mib=800'), 409, 'the deployment holds 256 of the 1024 MiB');
+    const greeting = `hello-${randomBytes(6).toString('hex')}`;
+    const update = spawnEe(['deploy', 'update', d.deployment_id, '--env', 'GREETING', '--json'], {
+      EE_CONTROL_URL: cp.api_url,
+      EE_API_KEY: user.key,
+      EE_NETWORK: 'sandbox-1',
+      HOME: home,
+      GREETING: greeting,
+    });
+    assert.equal(await update.exited, 0, update.output());
+    const updated = JSON.parse(update.output().trim().split('\n').at(-1)!) as Record<string, unknown>;
+    assert.equal(updated.state, 'running', update.output());
+    assert.equal(updated.generation, 2);
+    assert.equal(updated.image_id, d.image_id, 'the same image, a new env');
+    await waitFor(async () => (await hostGet(cp, '/', app)).text.includes(greeting), 30_000, 'the new env to serve');
+    await waitFor(
+      async () => (await containersOf(d.deployment_id)) === `ee-${d.deployment_id}-2`,
+      30_000,
+      'old retired',
+    );
+    const shown = await call(cp.api_url, 'GET', `/v1/deployments/${d.deployment_id}`, { token: user.key });
+    assert.ok(!JSON.stringify(shown.body).includes(greeting), 'the env is only sealed');
+    // An env sealed to another key is refused before anything changes.
+    const bad = await call(cp.api_url, 'PATCH', `/v1/deployments/${d.deployment_id}`, {
+      token: user.key,
+      body: { sealed_env: 'AAAA', env_key: 'ab'.repeat(32) },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'invalid_env_key');
+    assert.equal((await ee.stopDeployment(d.deployment_id)).state, 'stopped');
+  });
+
+  it('a restarted launcher adopts its deployment: the same container serves again through the proxy', async () => {
     const app = `back-${randomBytes(3).toString('hex')}`;
     const d = await ee.deploy({ app, image, command: HTTPD(8082), port: 8082 });
     assert.equal(d.state, 'running', d.reason);
@@ -161,19 +187,40 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
       1,
       JSON.stringify(leases.body).slice(0, 2000),
     );
-    launcher.kill('SIGTERM');
+    const containerId = async () =>
+      (await testCli().ok(['ps', '--no-trunc', '--format={{.ID}}', `--filter=name=^ee-${d.deployment_id}-1$`]))
+        .toString()
+        .trim();
+    const before = await containerId();
+    assert.match(before, /^[0-9a-f]{64}$/);
+    // The launcher dies (its agents with it); the container runs on.
+    launcher.kill('SIGKILL');
     await launcher.exited;
+    await waitFor(async () => (await hostGet(cp, '/', app)).status !== 200, 30_000, 'the app to be unroutable');
     launcher = startLauncher();
     await waitFor(
-      async () => (await hostGet(cp, '/', app)).status === 200 && (await containersOf(d.deployment_id)) !== '',
+      async () => (await hostGet(cp, '/', app)).status === 200,
       60_000,
       'the deployment to serve again after the launcher restarted',
     );
+    assert.equal(await containerId(), before, 'the same container: adopted, not recreated');
     const now = await ee.deployment(d.deployment_id);
     assert.equal(now.state, 'running');
     assert.equal(now.generation, 1);
     assert.equal(await containersOf(d.deployment_id), `ee-${d.deployment_id}-1`);
-    assert.equal((await ee.stopDeployment(d.deployment_id)).state, 'stopped');
+    // The deployment ends while its launcher is away (its row says so; its lease is ended): the launcher adopts
+    // the container at its restart, and the control plane, seeing a workload no deployment wants, stops it.
+    launcher.kill('SIGKILL');
+    await launcher.exited;
+    await cp.store.db
+      .updateTable('deployments')
+      .set({ state: 'stopped', reason: 'ended while its launcher was away' })
+      .where('id', '=', d.deployment_id)
+      .execute();
+    const ended = await call(cp.api_url, 'DELETE', `/v1/leases/${now.lease!.lease_id}`, { token: user.key });
+    assert.equal(ended.status, 200, JSON.stringify(ended.body));
+    launcher = startLauncher();
+    await waitFor(async () => (await containersOf(d.deployment_id)) === '', 60_000, 'the stray container to go');
   });
 
   it('ee deploy create|show: is stopped when its lease ends (one period of the sandbox clock)', async () => {

@@ -9,6 +9,7 @@ import { EasyEnclave } from '@easyenclave/sdk';
 import type { EvidenceVerifier } from '@easyenclave/attestation';
 import { createVerifier } from '@easyenclave/control-plane/attestation/verifier';
 import { loadControlPlaneConfig } from '@easyenclave/control-plane/config';
+import { launcherPlaceable, stakedNode, TestLauncher } from '../helpers/launcher.js';
 import {
   closeAll,
   cpEnv,
@@ -17,13 +18,12 @@ import {
   spawnEe,
   startCp,
   waitFor,
-  wsUrl,
   type ProcessHandle,
 } from '../helpers/network.js';
-import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testImage } from '../helpers/podman.js';
+import { PODMAN_SUITE_TIMEOUT_MS, podmanSkipReason, testImage } from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
-import { funded, registerNode, stake, type Party } from '../market/util.js';
+import type { Party } from '../market/util.js';
 
 const PRICE = 3_600_000;
 const skip = podmanSkipReason();
@@ -56,35 +56,15 @@ describe('private jobs: logs and a control-plane restart', { skip, timeout: PODM
       HOME: home,
     });
   const job = async (id: string) => (await call(cp.api_url, 'GET', `/v1/jobs/${id}`, { token: user.key })).body;
-  const placeable = () =>
-    waitFor(
-      async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
-      60_000,
-      'the launcher to be placeable',
-    );
+  const placeable = () => launcherPlaceable(cp, user);
 
   before(async () => {
     image = await testImage();
     ports = { EE_CONTROL_PORT: String(await freePort()), EE_PROXY_PORT: String(await freePort()) };
     cp = await start();
-    const provider = await funded(cp.api_url, 'provider', 'P', '$500');
-    user = await funded(cp.api_url, 'user', 'U', '$50');
-    const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
-    await stake(cp.api_url, provider, n.node_id, PRICE * 2 * 24);
-    const state = tmpDir('ee-launcher-');
-    launcher = spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: n.node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: `restart-${process.pid}`,
-      EE_LAUNCHER_STATE_DIR: state,
-      EE_AGENT_STATE_DIR: state,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
+    const n = await stakedNode(cp, PRICE);
+    user = n.user;
+    launcher = new TestLauncher(`restart-${process.pid}`).start(cp, n.node_token);
     await placeable();
   });
   after(async () => {

@@ -13,11 +13,12 @@ import { EasyEnclave } from '@easyenclave/sdk';
 import { jobEnvAad } from '@easyenclave/protocol/launcher';
 import { seal, generateRecipientKey, toHex } from '@easyenclave/protocol/seal/index';
 import type { ControlPlane } from '@easyenclave/control-plane/server';
-import { closeAll, spawnEe, startCp, waitFor, wsUrl, type ProcessHandle } from '../helpers/network.js';
-import { PODMAN_SUITE_TIMEOUT_MS, PODMAN_TEST_ENV, podmanSkipReason, testCli, testImage } from '../helpers/podman.js';
+import { launcherPlaceable, stakedNode, TestLauncher } from '../helpers/launcher.js';
+import { closeAll, spawnEe, startCp, waitFor, type ProcessHandle } from '../helpers/network.js';
+import { PODMAN_SUITE_TIMEOUT_MS, podmanSkipReason, testCli, testImage } from '../helpers/podman.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { call } from '../ledger-http/client.js';
-import { funded, registerNode, stake, type Party } from '../market/util.js';
+import type { Party } from '../market/util.js';
 
 /** 1 micro-USD per vCPU-ms: what settles equals the signed vCPU-ms exactly. */
 const PRICE = 3_600_000;
@@ -30,36 +31,16 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
   let image: string;
   let user: Party;
   let provider: Party;
-  let node_id: string;
   let node_token: string;
   let launcher: ProcessHandle;
-  const launcherId = `e2e-${randomBytes(5).toString('hex')}`;
-  const launcherState = tmpDir('ee-launcher-');
+  const node = new TestLauncher();
   const home = tmpDir('ee-home-');
   const logLines: string[] = [];
   let dbPath: string;
 
-  const startLauncher = () =>
-    spawnEe(['node', 'run'], {
-      ...PODMAN_TEST_ENV,
-      EE_CONTROL_WS: wsUrl(cp),
-      EE_NODE_TOKEN: node_token,
-      EE_NETWORK: 'sandbox-1',
-      EE_LAUNCHER_ID: launcherId,
-      EE_LAUNCHER_STATE_DIR: launcherState,
-      EE_AGENT_STATE_DIR: launcherState,
-      EE_LAUNCHER_VCPUS: '2',
-      EE_LAUNCHER_MEMORY_MIB: '1024',
-      EE_HEALTH_INTERVAL_SEC: '1',
-      EE_LOG_LEVEL: 'warn',
-    });
+  const startLauncher = () => node.start(cp, node_token);
 
-  const launcherReady = () =>
-    waitFor(
-      async () => (await call(cp.api_url, 'GET', '/v1/jobs/placement', { token: user.key })).status === 200,
-      60_000,
-      'the launcher to be attested and placeable',
-    );
+  const launcherReady = () => launcherPlaceable(cp, user);
 
   const ee = (args: string[], extra: Record<string, string> = {}) =>
     spawnEe(['jobs', ...args], {
@@ -93,12 +74,7 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
       { EE_HEALTH_TIMEOUT_SEC: String(HEALTH_TIMEOUT_SEC), EE_DB_PATH: dbPath },
       { logger: pino({ level: 'debug' }, sink) },
     );
-    provider = await funded(cp.api_url, 'provider', 'P', '$500');
-    user = await funded(cp.api_url, 'user', 'U', '$50');
-    const n = await registerNode(cp.api_url, provider, { price_per_vcpu_hour_micro_usd: PRICE, vcpus: 2 });
-    node_id = n.node_id;
-    node_token = n.node_token;
-    await stake(cp.api_url, provider, node_id, PRICE * 2 * 24);
+    ({ provider, user, node_token } = await stakedNode(cp, PRICE));
     launcher = startLauncher();
     await launcherReady();
   });
@@ -210,6 +186,54 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     assert.equal(await containersOf(id), '', 'no container was created');
   });
 
+  /** `ee jobs run --wait` of a shell script that writes the output file `name`, written back to `file`. */
+  const runWithOutput = (name: string, file: string, script: string) =>
+    ee(['run', image, '--output-file', name, '--output', file, '--wait', '--', 'sh', '-c', script]);
+
+  it('an output file: returned sealed with the result; ee jobs run --output and ee jobs show --output write it', async () => {
+    const file = join(home, 'out.bin');
+    const run = runWithOutput('out.bin', file, 'seq 1 20000 > /ee/output/out.bin');
+    assert.equal(await run.exited, 0, run.output());
+    const expected = Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join('');
+    assert.equal(readFileSync(file, 'utf8'), expected);
+    const id = /Job\s+(job_[0-9a-f]{20})/.exec(run.output())![1]!;
+    const j = await job(id);
+    assert.equal(j.output_file, 'out.bin');
+    // The control plane holds it only sealed: the plaintext is not in its view.
+    assert.ok(!JSON.stringify(j).includes('19999\n20000'));
+    const again = join(home, 'again.bin');
+    const show = ee(['show', id, '--output', again]);
+    assert.equal(await show.exited, 0, show.output());
+    assert.equal(readFileSync(again, 'utf8'), expected);
+    // The SDK returns the decrypted bytes.
+    const sdk = new EasyEnclave({ url: cp.api_url, apiKey: user.key, network: 'sandbox-1' });
+    const out = await sdk.runPrivateJob({
+      image,
+      command: ['sh', '-c', 'printf sdk-bytes > /ee/output/o'],
+      output_file: 'o',
+      max_runtime: 30,
+    });
+    assert.equal(out.result?.output?.status, 'ok');
+    assert.equal(Buffer.from((out.result!.output as { bytes: Uint8Array }).bytes).toString(), 'sdk-bytes');
+  });
+
+  it('an output file over 1 MiB fails the job with a clear reason; the CLI says so and exits 1', async () => {
+    const file = join(home, 'big.bin');
+    const run = runWithOutput('big', file, 'dd if=/dev/zero of=/ee/output/big bs=1024 count=1100');
+    assert.equal(await run.exited, 1, run.output());
+    assert.match(run.output(), /output file too large: 1126400 bytes, the limit is 1 MiB/);
+    assert.ok(!existsSync(file));
+    const id = /Job\s+(job_[0-9a-f]{20})/.exec(run.output())![1]!;
+    const j = await job(id);
+    assert.equal(j.state, 'failed');
+    assert.equal(j.exit_code, 0);
+    assert.match(j.reason, /output file too large/);
+    assert.equal(j.settled_micro_usd + j.refunded_micro_usd, j.locked_micro_usd, 'it paid what it ran');
+    const show = ee(['show', id, '--output', file]);
+    assert.equal(await show.exited, 1);
+    assert.match(show.output(), /over the 1048576-byte limit/);
+  });
+
   it('a job asking for more than any node has is refused with a clear 4xx', async () => {
     const r = await call(cp.api_url, 'GET', '/v1/jobs/placement?vcpus=64', { token: user.key });
     assert.equal(r.status, 400);
@@ -238,7 +262,13 @@ describe('private jobs end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, 
     assert.match(out, /^\s*lo\s*$/m, out);
     assert.doesNotMatch(out, /eth0|ens|wlan/, out);
     assert.match(out, /CapEff:\s+0000000000000000/, out);
-    assert.match(out, /killed-at-the-limit/, 'a process over the memory limit is killed');
+    // The kernel's OOM killer picks its victim: `tail` alone (the shell goes on and says so), or the whole
+    // container (the job then fails with the launcher's out-of-memory reason). Either proves the limit applies.
+    assert.match(
+      out,
+      /killed-at-the-limit|out of memory \(limit 64 MiB\)/,
+      'a process over the memory limit is killed',
+    );
     assert.doesNotMatch(out, /survived/, 'the job exceeded its memory limit');
   });
 

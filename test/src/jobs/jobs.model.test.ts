@@ -19,20 +19,23 @@ import { createJobOp, jobEventOp, type JobRow } from '@easyenclave/control-plane
 import { jobLockId, jobSettleId, jobRefundId } from '@easyenclave/control-plane/jobs/money';
 import { isTerminal, type JobEvent, type JobStep, type TerminalState } from '@easyenclave/control-plane/jobs/state';
 import { JOBS_MIGRATIONS } from '@easyenclave/control-plane/jobs/store/migrations';
+import { retryJobOp, type JobAttempt } from '@easyenclave/control-plane/jobs/retry';
+import { DEPLOYMENTS_MIGRATIONS } from '@easyenclave/control-plane/deployments/store/migrations';
 import type { Db as JobsDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations, type StoreOptions } from '@easyenclave/control-plane/store/index';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { loadLedgerState } from '../helpers/ledger-state.js';
+import { insertNode, mintTransfers } from '../helpers/market-rows.js';
 
 const MIN = 60_000;
 const KEY = 'a'.repeat(64);
 
 type Cmd =
-  | { t: 'create'; user: number; vcpus: number; memory_mib: number; max_min: number }
+  | { t: 'create'; user: number; vcpus: number; memory_mib: number; max_min: number; retry: boolean }
   | { t: 'accept' | 'start'; pick: number }
   | { t: 'finish'; pick: number; state: TerminalState; billed_pct: number }
-  | { t: 'cancel' | 'refuse' | 'lost' | 'deadline'; pick: number }
+  | { t: 'cancel' | 'refuse' | 'lost' | 'deadline' | 'node_lost'; pick: number }
   | { t: 'time'; ms: number };
 
 const pick = fc.nat(40);
@@ -45,6 +48,7 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
       vcpus: fc.integer({ min: 1, max: 3 }),
       memory_mib: fc.constantFrom(64, 512, 2048),
       max_min: fc.integer({ min: 1, max: 90 }),
+      retry: fc.boolean(),
     }),
   },
   { weight: 3, arbitrary: fc.record({ t: fc.constantFrom('accept' as const, 'start' as const), pick }) },
@@ -60,7 +64,13 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.record({
-      t: fc.constantFrom('cancel' as const, 'refuse' as const, 'lost' as const, 'deadline' as const),
+      t: fc.constantFrom(
+        'cancel' as const,
+        'refuse' as const,
+        'lost' as const,
+        'deadline' as const,
+        'node_lost' as const,
+      ),
       pick,
     }),
   },
@@ -70,7 +80,7 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   },
 );
 
-const seen = { created: 0, settled: 0, refunded: 0, expired: 0, overcap: 0, cancelled: 0, lost: 0 };
+const seen = { created: 0, settled: 0, refunded: 0, expired: 0, overcap: 0, cancelled: 0, lost: 0, retried: 0 };
 
 async function runModel(open: () => Promise<StoreOptions>, runs: number): Promise<void> {
   let run = 0;
@@ -83,6 +93,7 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
       const ledger = await LedgerStore.open(store.db, store.dialect, () => now);
       await runMigrations(store.db, store.dialect, MARKET_MIGRATIONS);
       await runMigrations(store.db, store.dialect, JOBS_MIGRATIONS);
+      await runMigrations(store.db, store.dialect, DEPLOYMENTS_MIGRATIONS);
       const db = store.db as unknown as JobsDb;
       const users = [`user:${tag}00000001`, `user:${tag}00000002`];
       const providers = [`provider:${tag}0000000a`, `provider:${tag}0000000b`];
@@ -95,36 +106,11 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
       }));
       try {
         for (const id of [...users, ...providers]) await ledger.createAccounts(identityAccountInputs(id));
-        await ledger.createTransfers(
-          [...users, ...providers].map((id, i) => ({
-            id: `mint:${tag}:${i}`,
-            debit_account: PLATFORM_ISSUANCE,
-            credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
-            // The second user is poor: some jobs are refused for want of funds.
-            amount: i === 1 ? 3_000n : 100_000_000n,
-          })),
-        );
+        // The second user is poor: some jobs are refused for want of funds.
+        const amount = (i: number) => (i === 1 ? 3_000n : 100_000_000n);
+        await ledger.createTransfers(mintTransfers([...users, ...providers], (i) => `mint:${tag}:${i}`, amount));
         for (const n of nodes) {
-          await db
-            .insertInto('market_nodes')
-            .values({
-              id: n.id,
-              provider: n.provider,
-              name: n.id,
-              region: 'r',
-              tier: 'economy',
-              network: 'sandbox-1',
-              vcpus: n.vcpus,
-              capacity_months: 1,
-              price_micro: n.price,
-              ppid: null,
-              token_hash: null,
-              status: 'active',
-              banned_reason: null,
-              banned_ms: null,
-              created_ms: now,
-            })
-            .execute();
+          await insertNode(db, n, now);
           await ledger.submit(
             stakeOp(n.id, n.provider, requiredStake(BigInt(n.price), n.vcpus, 'economy'), `stake:${n.id}`, (r) => r),
           );
@@ -141,13 +127,15 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
         // Every run starts by filling both nodes (the third job finds no room), cancelling one job before it
         // starts, losing the other's node, and ending a short job only after its lock has expired, so each kind
         // of step is reached; the random steps do the rest.
-        const fill: Cmd = { t: 'create', user: 0, vcpus: 3, memory_mib: 64, max_min: 30 };
-        const short: Cmd = { t: 'create', user: 0, vcpus: 1, memory_mib: 64, max_min: 1 };
+        const fill: Cmd = { t: 'create', user: 0, vcpus: 3, memory_mib: 64, max_min: 30, retry: false };
+        const short: Cmd = { t: 'create', user: 0, vcpus: 1, memory_mib: 64, max_min: 1, retry: true };
         const late: Cmd[] = [short, { t: 'accept', pick: 2 }, { t: 'start', pick: 2 }, { t: 'time', ms: 3 * 60 * MIN }];
         const end: Cmd = { t: 'finish', pick: 2, state: 'succeeded', billed_pct: 50 };
         const settles: Cmd[] = [short, { t: 'accept', pick: 3 }, { t: 'start', pick: 3 }, { ...end, pick: 3 }];
+        // A retried job: lost on its node, queued on the other with a fresh lock, then settled there.
+        const retried: Cmd[] = [short, { t: 'start', pick: 4 }, { t: 'node_lost', pick: 4 }, { ...end, pick: 4 }];
         const opening: Cmd[] = [fill, fill, fill, { t: 'cancel', pick: 0 }, { t: 'lost', pick: 1 }, ...late, end];
-        const steps: Cmd[] = [...opening, ...settles, ...cmds];
+        const steps: Cmd[] = [...opening, ...settles, ...retried, ...cmds];
         for (const c of steps) {
           seq++;
           if (c.t === 'create') {
@@ -165,6 +153,7 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
                   sealed_env: 'c2VhbGVk',
                   env_key: KEY,
                   result_key: KEY,
+                  retry_on_node_loss: c.retry,
                 },
                 candidates,
                 () => true,
@@ -183,6 +172,18 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
             const id = ids[c.pick % Math.max(1, ids.length)];
             if (id === undefined) continue;
             const row = await db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+            if (c.t === 'node_lost') {
+              const r = await ledger.submit(retryJobOp(id, 'model', candidates, () => true));
+              assert.equal(r.ok, !isTerminal(row.state), JSON.stringify(r));
+              if (r.ok && r.job.state === 'queued') {
+                seen.retried++;
+                assert.equal(r.job.attempt, 2);
+                assert.notEqual(r.job.node_id, row.node_id, 'never retried on the lost node');
+                assert.equal(r.job.env_pending, 1, 'an env sealed to the lost launcher waits to be sealed again');
+              } else if (r.ok) assert.equal(r.job.state, 'failed');
+              if (r.ok) seen.lost++;
+              continue;
+            }
             let ev: JobEvent;
             if (c.t === 'accept') ev = { type: 'accepted' };
             else if (c.t === 'start') ev = { type: 'started' };
@@ -214,12 +215,22 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
             .where('id', 'in', ids.length ? ids : ['-'])
             .execute()) as JobRow[];
           for (const j of jobs) {
-            const lock = state.transfers.get(jobLockId(j.id));
+            // Every earlier attempt was refunded in full, its lock voided.
+            const earlier = JSON.parse(j.attempts ?? '[]') as JobAttempt[];
+            assert.equal(earlier.length, j.attempt - 1);
+            for (const a of earlier) {
+              const l = state.transfers.get(jobLockId(j.id, a.attempt));
+              assert.ok(l && l.amount === BigInt(a.lock_micro));
+              assert.equal(a.settled_micro + a.refunded_micro, a.lock_micro, 'locked = settled + refunded (attempt)');
+              assert.equal(a.settled_micro, 0);
+              assert.ok(['voided', 'expired'].includes(state.pending.get(l.id)!));
+            }
+            const lock = state.transfers.get(jobLockId(j.id, j.attempt));
             assert.ok(lock && lock.flags.pending && lock.amount === BigInt(j.lock_micro), 'every job has its lock');
             assert.equal(lock.debit_account, j.user_id);
             const status = state.pending.get(lock.id);
-            const settle = state.transfers.get(jobSettleId(j.id));
-            const refund = state.transfers.get(jobRefundId(j.id));
+            const settle = state.transfers.get(jobSettleId(j.id, j.attempt));
+            const refund = state.transfers.get(jobRefundId(j.id, j.attempt));
             const history = JSON.parse(j.history) as JobStep[];
             assert.equal(history[history.length - 1]!.state, j.state, 'history ends in the state');
             for (let i = 1; i < history.length; i++) assert.ok(history[i]!.at_ms >= history[i - 1]!.at_ms);
@@ -272,16 +283,17 @@ describe('job money model', () => {
     const dir = tmpDir('ee-jobs-model-');
     let n = 0;
     await runModel(async () => ({ db_path: join(dir, `m${++n}.db`) }), Number(process.env.EE_MODEL_RUNS ?? 60));
-    for (const k of ['created', 'settled', 'refunded', 'expired', 'overcap', 'cancelled', 'lost'] as const)
+    for (const k of ['created', 'settled', 'refunded', 'expired', 'overcap', 'cancelled', 'lost', 'retried'] as const)
       assert.ok(seen[k] > 0, `no ${k} in any run: ${JSON.stringify(seen)}`);
   });
 
-  it('jobs placed in one group-commit batch never overcommit a node', async () => {
+  it("jobs placed in one group-commit batch never overcommit a node, counting its deployments' containers", async () => {
     const now = Date.UTC(2026, 0, 1);
     const store = await openStore({ db_path: join(tmpDir('ee-jobs-batch-'), 'b.db') });
     const ledger = await LedgerStore.open(store.db, store.dialect, () => now);
     await runMigrations(store.db, store.dialect, MARKET_MIGRATIONS);
     await runMigrations(store.db, store.dialect, JOBS_MIGRATIONS);
+    await runMigrations(store.db, store.dialect, DEPLOYMENTS_MIGRATIONS);
     const db = store.db as unknown as JobsDb;
     try {
       const user = 'user:00000000000000000001';
@@ -295,29 +307,59 @@ describe('job money model', () => {
           amount: 100_000_000n,
         })),
       );
-      await db
-        .insertInto('market_nodes')
-        .values({
-          id: 'node_0000000000000000',
-          provider,
-          name: 'n',
-          region: 'r',
-          tier: 'economy',
-          network: 'sandbox-1',
-          vcpus: 4,
-          capacity_months: 1,
-          price_micro: 1000,
-          ppid: null,
-          token_hash: null,
-          status: 'active',
-          banned_reason: null,
-          banned_ms: null,
-          created_ms: now,
-        })
-        .execute();
+      await insertNode(db, { id: 'node_0000000000000000', provider, name: 'n', vcpus: 4, price: 1000 }, now);
       await ledger.submit(
         stakeOp('node_0000000000000000', provider, requiredStake(1000n, 4, 'economy'), 's', (r) => r),
       );
+      // A running deployment holds 1 vCPU of the node's 4, a stopped one nothing.
+      await db
+        .insertInto('market_leases')
+        .values({
+          id: 'lease_1',
+          user_id: user,
+          app_name: 'web',
+          node_id: 'node_0000000000000000',
+          vcpus: 1,
+          price_micro: 1000,
+          periods: null,
+          periods_locked: 1,
+          first_period: 0,
+          last_period: 0,
+          status: 'active',
+          end_reason: null,
+          created_ms: now,
+          ended_ms: null,
+        })
+        .execute();
+      for (const [id, state] of [
+        ['dep_1', 'running'],
+        ['dep_2', 'stopped'],
+      ] as const)
+        await db
+          .insertInto('deployments')
+          .values({
+            id,
+            user_id: user,
+            app: 'web',
+            lease_id: 'lease_1',
+            node_id: 'node_0000000000000000',
+            image: 'img',
+            command: null,
+            port: 8080,
+            vcpus: 1,
+            memory_mib: 64,
+            sealed_env: null,
+            env_key: null,
+            state,
+            reason: '',
+            generation: 1,
+            retiring_generation: null,
+            image_id: null,
+            image_digest: null,
+            created_ms: now,
+            updated_ms: now,
+          })
+          .execute();
       const candidate = {
         id: 'node_0000000000000000',
         provider,
@@ -349,7 +391,7 @@ describe('job money model', () => {
           ),
         ),
       );
-      assert.equal(results.filter((r) => r.ok).length, 4, "exactly the node's 4 vCPUs were placed");
+      assert.equal(results.filter((r) => r.ok).length, 3, 'exactly the 3 vCPUs the deployment left were placed');
       const seqs = results.flatMap((r) => (r.ok ? [r.job.assignment_seq] : []));
       assert.equal(new Set(seqs).size, seqs.length, 'assignment sequence numbers are unique');
     } finally {

@@ -1,29 +1,17 @@
 // What a job cannot do, on real podman: reach the host's network, exceed its memory (it is OOM-killed and
 // reported so), hold capabilities, fork past its pids limit, write its root filesystem.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import { after, afterEach, describe, test } from 'node:test';
 import type { PodmanRuntime, WorkloadSpecInput } from '@easyenclave/launcher';
 import { closeAll, onCleanup } from '../helpers/network.js';
-import { openRuntime, podmanSkipReason, testImage, PODMAN_SUITE_TIMEOUT_MS } from '../helpers/podman.js';
+import { openRuntime, podmanSkipReason, testJob, PODMAN_SUITE_TIMEOUT_MS } from '../helpers/podman.js';
 
 const skip = podmanSkipReason();
 
-async function job(command: string, extra: Partial<WorkloadSpecInput> = {}): Promise<WorkloadSpecInput> {
-  return {
-    workload_id: `iso-${randomBytes(6).toString('hex')}`,
-    kind: 'job',
-    assignment_seq: 1,
-    image: await testImage(),
-    command: ['/bin/sh', '-c', command],
-    vcpus: 1,
-    memory_mib: 64,
-    max_runtime_ms: 60_000,
-    ...extra,
-  };
-}
+const job = (command: string, extra: Partial<WorkloadSpecInput> = {}) =>
+  testJob('iso', 1, { command: ['/bin/sh', '-c', command], ...extra });
 
 /** A TCP server on every host address; counts the connections that reach it. */
 async function hostServer(): Promise<{ port: number; addresses: string[]; accepted: () => number }> {

@@ -18,6 +18,7 @@ import {
   podmanSkipReason,
   testCli,
   testImage,
+  testJob,
   testLauncherConfig,
   PODMAN_SUITE_TIMEOUT_MS,
 } from '../helpers/podman.js';
@@ -27,18 +28,7 @@ const skip = podmanSkipReason();
 const STOP_SLACK_MS = 10_000;
 
 let seq = 0;
-async function job(extra: Partial<WorkloadSpecInput> & { command: string[] }): Promise<WorkloadSpecInput> {
-  return {
-    workload_id: `job-${randomBytes(6).toString('hex')}`,
-    kind: 'job',
-    assignment_seq: ++seq,
-    image: await testImage(),
-    vcpus: 1,
-    memory_mib: 64,
-    max_runtime_ms: 60_000,
-    ...extra,
-  };
-}
+const job = (extra: Partial<WorkloadSpecInput> & { command: string[] }) => testJob('job', ++seq, extra);
 
 /** Every file under dir, recursively (the launcher's state and env directories). */
 function filesUnder(dir: string): string[] {

@@ -2,7 +2,6 @@
 // containers by label, collects the ones that exited while it was away, watches the running ones again
 // (their max runtime still counts from their start) and holds their capacity.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, afterEach, describe, test } from 'node:test';
 import { STOP_GRACE_MS, type WorkloadSpecInput } from '@easyenclave/launcher';
 import { closeAll, waitFor } from '../helpers/network.js';
@@ -10,26 +9,15 @@ import {
   openRuntime,
   podmanSkipReason,
   testCli,
-  testImage,
+  testJob,
   testLauncherConfig,
   PODMAN_SUITE_TIMEOUT_MS,
 } from '../helpers/podman.js';
 
 const skip = podmanSkipReason();
 
-async function job(command: string, extra: Partial<WorkloadSpecInput> = {}): Promise<WorkloadSpecInput> {
-  return {
-    workload_id: `rec-${randomBytes(6).toString('hex')}`,
-    kind: 'job',
-    assignment_seq: 41,
-    image: await testImage(),
-    command: ['/bin/sh', '-c', command],
-    vcpus: 1,
-    memory_mib: 64,
-    max_runtime_ms: 60_000,
-    ...extra,
-  };
-}
+const job = (command: string, extra: Partial<WorkloadSpecInput> = {}) =>
+  testJob('rec', 41, { command: ['/bin/sh', '-c', command], ...extra });
 
 async function exitedInPodman(container_id: string): Promise<boolean> {
   const state = (await testCli().json(['container', 'inspect', container_id])) as any[];

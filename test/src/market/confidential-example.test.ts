@@ -3,36 +3,13 @@
 // node token and unit prices, and the example client (SDK): reserve $1, verify, sealed chat (plain and
 // streamed), receipts, and the balance moving by exactly the receipts' sum.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ADMIN_TOKEN, closeAll, onCleanup, REPO_ROOT, spawnAgent, spawnCp } from '../helpers/network.js';
+import { runExample } from '../helpers/examples.js';
+import { ADMIN_TOKEN, closeAll, spawnAgent, spawnCp } from '../helpers/network.js';
 
 after(() => closeAll());
 
-const EXAMPLE = join(REPO_ROOT, 'examples/confidential-inference');
-
-function run(script: string, env: Record<string, string>) {
-  const child = spawn(process.execPath, [join(EXAMPLE, script)], {
-    cwd: EXAMPLE,
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  onCleanup(() => child.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  let resolveLine: (l: string) => void;
-  const firstLine = new Promise<string>((r) => (resolveLine = r));
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('\n')) resolveLine(out.split('\n')[0]!);
-  });
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const done = new Promise<{ code: number | null; out: string; err: string }>((r) =>
-    child.on('exit', (code) => r({ code, out, err })),
-  );
-  return { done, firstLine };
-}
+const run = (script: string, env: Record<string, string>) => runExample('confidential-inference', script, env);
 
 const lines = (out: string) =>
   out

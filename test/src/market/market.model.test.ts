@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { identityAccountInputs, PLATFORM_ISSUANCE, PLATFORM_SLASH_POOL } from '@easyenclave/control-plane/ledger/chart';
+import { identityAccountInputs, PLATFORM_SLASH_POOL } from '@easyenclave/control-plane/ledger/chart';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
 import { createLeaseOp, finalizeOp, renewOp, stakeOp } from '@easyenclave/control-plane/market/ops';
@@ -18,6 +18,7 @@ import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migra
 import type { Db as MarketDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations } from '@easyenclave/control-plane/store/index';
 import { loadLedgerState } from '../helpers/ledger-state.js';
+import { insertNode, mintTransfers } from '../helpers/market-rows.js';
 
 const HOUR = 3_600_000;
 const timing = { period_ms: HOUR, grace_ms: 6 * HOUR };
@@ -83,34 +84,14 @@ test('market model: money moves only as locks, settlements, refunds, stake and s
       try {
         for (const id of [...USERS, ...PROVIDERS]) await ledger.createAccounts(identityAccountInputs(id));
         await ledger.createTransfers(
-          [...USERS, ...PROVIDERS].map((id, i) => ({
-            id: `mint:${i}`,
-            debit_account: PLATFORM_ISSUANCE,
-            credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
-            amount: 100_000_000n,
-          })),
+          mintTransfers(
+            [...USERS, ...PROVIDERS],
+            (i) => `mint:${i}`,
+            () => 100_000_000n,
+          ),
         );
         for (const n of NODES) {
-          await db
-            .insertInto('market_nodes')
-            .values({
-              id: n.id,
-              provider: n.provider,
-              name: n.id,
-              region: 'r',
-              tier: n.tier,
-              network: 'sandbox-1',
-              vcpus: n.vcpus,
-              capacity_months: 1,
-              price_micro: n.price,
-              ppid: null,
-              token_hash: null,
-              status: 'active',
-              banned_reason: null,
-              banned_ms: null,
-              created_ms: now,
-            })
-            .execute();
+          await insertNode(db, n, now);
         }
         const live = new Set<string>(NODES.map((n) => n.id));
         let slashed = 0n;

@@ -27,6 +27,7 @@ import { openStore, runMigrations, type StoreOptions } from '@easyenclave/contro
 import { receiptAmount, type UsageReceipt } from '@easyenclave/protocol/receipt';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
 import { loadLedgerState } from '../helpers/ledger-state.js';
+import { insertNode } from '../helpers/market-rows.js';
 
 const HOUR = 3_600_000;
 const timing = { period_ms: HOUR, grace_ms: 6 * HOUR };
@@ -166,26 +167,7 @@ async function run(open: () => StoreOptions | Promise<StoreOptions>, cmds: Cmd[]
         .execute();
     const start = now;
     for (const [i, n] of NODES.entries()) {
-      await db
-        .insertInto('market_nodes')
-        .values({
-          id: n.id,
-          provider: n.provider,
-          name: n.id,
-          region: 'r',
-          tier: 'economy',
-          network: 'sandbox-1',
-          vcpus: 1,
-          capacity_months: 1,
-          price_micro: 1,
-          ppid: null,
-          token_hash: null,
-          status: 'active',
-          banned_reason: null,
-          banned_ms: null,
-          created_ms: now,
-        })
-        .execute();
+      await insertNode(db, { ...n, vcpus: 1, price: 1 }, now);
       for (const k of [i, ...(i === 0 ? [3] : [])])
         await db
           .insertInto('market_node_agents')

@@ -1,36 +1,15 @@
 // examples/private-api end to end over loopback: the example backend as its own process behind a real agent,
 // a real control plane, and the example client (the SDK) as its own process, as a user would run them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
-import { closeAll, onCleanup, REPO_ROOT, startAgent, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
+import { runExample } from '../helpers/examples.js';
+import { closeAll, startAgent, startCp, waitRoutable, wsUrl } from '../helpers/network.js';
 
 afterEach(() => closeAll());
 
-const EXAMPLE = join(REPO_ROOT, 'examples/private-api');
-
-function run(
-  script: string,
-  env: Record<string, string>,
-): { done: Promise<{ code: number | null; out: string }>; firstLine: Promise<string> } {
-  const child = spawn(process.execPath, [join(EXAMPLE, script)], {
-    cwd: EXAMPLE,
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  onCleanup(() => child.kill('SIGKILL'));
-  let out = '';
-  let resolveLine: (l: string) => void;
-  const firstLine = new Promise<string>((r) => (resolveLine = r));
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('\n')) resolveLine(out.split('\n')[0]!);
-  });
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise<{ code: number | null; out: string }>((r) => child.on('exit', (code) => r({ code, out })));
-  return { done, firstLine };
-}
+// stderr goes into `out`, as the client's error report is checked there.
+const run = (script: string, env: Record<string, string>) =>
+  runExample('private-api', script, env, { merge_stderr: true });
 
 const lines = (out: string) =>
   out

@@ -125,7 +125,9 @@ describe('SDK market calls against the control plane (real agent, manual clock)'
     const held = (await provider.ee.balance()).stake_micro_usd;
     assert.equal(typeof held, 'bigint', "a provider's balance carries its stake as a bigint");
     assert.equal(held, REQUIRED);
-    const listed = (await admin.nodes()).find((n) => n.node_id === node_id);
+    const all = [];
+    for await (const n of admin.nodes({ limit: 1 })) all.push(n);
+    const listed = all.find((n) => n.node_id === node_id);
     assert.equal(listed?.eligible, true);
     assert.throws(() => provider.ee.nodes(), /adminToken is required/);
   });

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { apiRequest, resolveConnection, type GlobalOptions } from '../client.js';
 import { usageError } from '../errors.js';
-import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin } from '../mutations.js';
+import { AMOUNT, amountBody, amountOptions, idempotentPost, keyOrAdmin } from '../mutations.js';
 import { BalanceSchema, HistoryPageSchema, PurchaseSchema, TransferSchema, type HistoryPage } from '@easyenclave/sdk';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
 import { formatFields, formatTable, printResult } from '../output.js';
@@ -30,13 +30,6 @@ function accountArg(value: string | undefined, o: GlobalOptions, what: string): 
     throw usageError(`"${account.slice(0, 80)}" is not an account id (like user:0123456789abcdef0123)`);
   return account;
 }
-
-const amountOptions = (cmd: Command) =>
-  addIdempotencyOption(
-    cmd
-      .option('--amount <dollars>', 'dollars, exactly: "$200", 200, 12.50 (at most 6 decimals)')
-      .option('--micro-usd <n>', 'an integer amount in micro-USD (1 USD = 1000000)'),
-  );
 
 export function registerCredits(program: Command): void {
   const credits = program.command('credits').description('USD credits: purchase (admin), transfer, balance, history');

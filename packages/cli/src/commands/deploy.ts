@@ -102,13 +102,30 @@ export function registerDeploy(program: Command): void {
   });
 
   const update = deploy
-    .command('update <deployment> <image>')
-    .description('rolling restart onto a new image; waits until it serves');
+    .command('update <deployment> [image]')
+    .description('rolling restart onto a new image and/or a new env (sealed to its launcher); waits until it serves')
+    .option(
+      '--env <K=V|K>',
+      'the new env, whole (K alone: its value from this environment); repeatable; omitted: the env carries over',
+      (v: string, a: string[]) => [...a, v],
+      [],
+    )
+    .option('--no-verify', "do not verify the launcher's evidence (trusts the control plane with the env)")
+    .option('--network-name <name>', 'the network the launcher must attest on (env EE_NETWORK), e.g. sandbox-1');
   addConnectionOptions(update);
   addJsonOption(update);
-  update.action(async (id: string, image: string, _o: unknown, cmd: Command) => {
+  addExamples(update, [
+    'ee deploy update dep_0123456789abcdef0123 localhost/web:2',
+    'ee deploy update dep_0123456789abcdef0123 --env SECRET',
+  ]);
+  update.action(async (id: string, image: string | undefined, _o: unknown, cmd: Command) => {
     const o = optsOf<DeployOptions>(cmd);
-    print(o, await (await client(o)).updateDeployment(deploymentId(id), image));
+    if (image === undefined && o.env.length === 0) throw usageError('give a new image, --env, or both');
+    const env = o.env.length > 0 ? { env: parseEnv(o.env, process.env), verify: o.verify } : {};
+    print(
+      o,
+      await (await client(o)).updateDeployment(deploymentId(id), { ...(image !== undefined ? { image } : {}), ...env }),
+    );
   });
 
   const stop = deploy.command('stop <deployment>').description('stop it (container and agent) and end its lease');

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { JobResult } from '@easyenclave/sdk';
 import { resolveConnection, type GlobalOptions } from '../client.js';
 import { CliError, usageError } from '../errors.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
@@ -18,6 +19,9 @@ type JobOptions = GlobalOptions & {
   maxRuntime: string;
   network?: boolean;
   wait?: boolean;
+  retry?: boolean;
+  outputFile?: string;
+  output?: string;
   verify: boolean;
   json?: boolean;
   networkName?: string;
@@ -82,6 +86,26 @@ const jobId = (v: string): string => {
   return v;
 };
 
+/** A result as JSON: stdout and stderr as text, the output file's bytes as base64. */
+const resultJson = (r: JobResult | null) =>
+  r && {
+    ...r,
+    stdout: Buffer.from(r.stdout).toString('utf8'),
+    stderr: Buffer.from(r.stderr).toString('utf8'),
+    output:
+      r.output?.status === 'ok' ? { status: 'ok', base64: Buffer.from(r.output.bytes).toString('base64') } : r.output,
+  };
+
+/** Writes the job's output file (mode 600), or says why there is none. */
+function writeOutput(r: JobResult, path: string): void {
+  const o = r.output;
+  if (o === null) throw new CliError('the job asked for no output file (--output-file)', 1, 'no_output');
+  if (o.status === 'too_large')
+    throw new CliError(`the output file was ${o.size_bytes} bytes, over the ${o.max_bytes}-byte limit`, 1, 'no_output');
+  if (o.status !== 'ok') throw new CliError(`the job left no output file (${o.status})`, 1, 'no_output');
+  writeFileSync(path, o.bytes, { mode: 0o600 });
+}
+
 const summary = (
   j: { job_id: string; state: string; reason: string; node_id: string; image: string } & Record<string, unknown>,
 ) =>
@@ -95,6 +119,7 @@ const summary = (
     ['Locked', `${String(j.locked_micro_usd)} micro-USD`],
     ['Settled', j.settled_micro_usd === null ? null : String(j.settled_micro_usd)],
     ['Refunded', j.refunded_micro_usd === null ? null : String(j.refunded_micro_usd)],
+    ['Attempt', typeof j.attempt === 'number' && j.attempt > 1 ? `${j.attempt} (earlier ones refunded in full)` : null],
   ]);
 
 export function registerJobs(program: Command): void {
@@ -116,6 +141,12 @@ export function registerJobs(program: Command): void {
     .option('--max-runtime <seconds>', 'stopped and billed at most this long', '60')
     .option('--network', 'give the job a network (none by default)')
     .option('--wait', 'wait for the end and print its output')
+    .option('--output-file <name>', 'a file the job writes in /ee/output/ (at most 1 MiB), returned sealed')
+    .option('--output <path>', 'with --wait: write the returned output file here')
+    .option(
+      '--retry',
+      'if its node is lost mid-job: refunded and retried once on another node (with --wait, the env is sealed to the new launcher after verifying it)',
+    )
     .option('--no-verify', "do not verify the launcher's evidence (trusts the control plane with the env)")
     .option('--network-name <name>', 'the network the launcher must attest on (env EE_NETWORK), e.g. sandbox-1');
   addConnectionOptions(run);
@@ -130,6 +161,8 @@ export function registerJobs(program: Command): void {
     const vcpus = intOpt(o.vcpus, '--vcpus', 1, 256);
     const memory_mib = intOpt(o.memoryMib, '--memory-mib', 16, 4_194_304);
     const max_runtime = intOpt(o.maxRuntime, '--max-runtime', 1, 7 * 24 * 3600);
+    if (o.output !== undefined && (o.outputFile === undefined || !o.wait))
+      throw usageError('--output needs --output-file (which file the job writes) and --wait');
     const ee = await client(o);
     const { generateRecipientKey } = await import('@easyenclave/protocol/seal/index');
     const { openJobResult } = await import('@easyenclave/sdk');
@@ -142,6 +175,8 @@ export function registerJobs(program: Command): void {
       memory_mib,
       max_runtime,
       network: o.network === true,
+      ...(o.retry === true ? { retry_on_node_loss: true } : {}),
+      ...(o.outputFile !== undefined ? { output_file: o.outputFile } : {}),
       verify: o.verify,
       result_key: key,
     });
@@ -151,20 +186,11 @@ export function registerJobs(program: Command): void {
       else process.stdout.write(`${s.job.job_id}\n`);
       return;
     }
-    const job = await ee.waitJob(s.job.job_id);
-    const out = await openJobResult({ ...s, job });
+    const out = await openJobResult(await ee.waitPrivateJob(s, { env, verify: o.verify }));
+    const job = out.job;
     if (o.json) {
-      const r = out.result;
       process.stdout.write(
-        `${stringifyJson({
-          job,
-          usage_verified: out.usage_verified,
-          result: r && {
-            ...r,
-            stdout: Buffer.from(r.stdout).toString('utf8'),
-            stderr: Buffer.from(r.stderr).toString('utf8'),
-          },
-        })}\n`,
+        `${stringifyJson({ job, usage_verified: out.usage_verified, result: resultJson(out.result) })}\n`,
       );
     } else {
       if (out.result) {
@@ -174,9 +200,11 @@ export function registerJobs(program: Command): void {
       process.stderr.write(`${summary(job)}\n`);
     }
     if (job.state !== 'succeeded') throw new CliError(`job ${job.job_id} ${job.state}: ${job.reason}`, 1, 'job_failed');
+    if (o.output !== undefined && out.result) writeOutput(out.result, o.output);
   });
 
   const show = jobs.command('show <job>').description("a job's state, money and (with its key here) its result");
+  show.option('--output <path>', 'write the output file of its result here');
   addConnectionOptions(show);
   addJsonOption(show);
   show.action(async (id: string, _o: unknown, cmd: Command) => {
@@ -189,11 +217,12 @@ export function registerJobs(program: Command): void {
       key && job.result_sealed !== null
         ? await openJobResult({ job, result_key: key, receipt_public_key: null })
         : null;
+    if (o.output !== undefined) {
+      if (!out?.result) throw new CliError(`job ${job.job_id} has no result that opens here yet`, 1, 'no_result');
+      writeOutput(out.result, o.output);
+    }
     if (o.json) {
-      const r = out?.result ?? null;
-      process.stdout.write(
-        `${stringifyJson({ job, result: r && { ...r, stdout: Buffer.from(r.stdout).toString('utf8'), stderr: Buffer.from(r.stderr).toString('utf8') } })}\n`,
-      );
+      process.stdout.write(`${stringifyJson({ job, result: resultJson(out?.result ?? null) })}\n`);
       return;
     }
     process.stdout.write(`${summary(job)}\n`);

@@ -19,6 +19,7 @@ import {
 } from '@easyenclave/sdk';
 import { addIdempotencyOption, AMOUNT, amountBody, idempotentPost, keyOrAdmin, type AmountSpec } from '../mutations.js';
 import { addConnectionOptions, addExamples, addJsonOption, optsOf } from '../options.js';
+import { addPageOptions, fetchPages, moreLine, type PageOptions } from '../pages.js';
 import { formatFields, formatTable, printResult, section, type Cell } from '../output.js';
 
 type ReadOptions = GlobalOptions & { json?: boolean };
@@ -115,7 +116,7 @@ const listTable = (d: NodeList): string =>
       { header: 'eligible', value: (n) => eligibleText(n.eligible, n.ineligible_reasons) },
     ],
     '(no nodes registered)',
-  );
+  ) + moreLine(d.next_cursor);
 
 const showTable = (d: NodeDetail): string =>
   formatFields([
@@ -260,23 +261,22 @@ export function registerNodes(program: Command): void {
     printResult(r, { json: o.json, table: registeredTable });
   });
 
-  const list = nodes
-    .command('list')
-    .description("every node with its eligibility, trust and price (admin), or with --mine a provider's own")
-    .option('--mine', "the provider's own nodes, with its API key (EE_API_KEY) instead of the admin token");
-  addJsonOption(addConnectionOptions(list));
+  const list = addPageOptions(
+    nodes
+      .command('list')
+      .description("nodes, newest first, with eligibility, trust and price (admin), or with --mine a provider's own")
+      .option('--mine', "the provider's own nodes, with its API key (EE_API_KEY) instead of the admin token"),
+  );
   addExamples(list, [
     'EE_ADMIN_TOKEN=$(cat .easyenclave/admin-token) ee nodes list',
     'EE_API_KEY=ee_provider_… ee nodes list --mine',
-    'ee nodes list --json',
+    'ee nodes list --all --json',
   ]);
   list.action(async (_o: unknown, cmd: Command) => {
-    const o = optsOf<ReadOptions & { mine?: boolean }>(cmd);
+    const o = optsOf<PageOptions & { mine?: boolean }>(cmd);
     const auth = o.mine === true ? 'api-key' : 'admin';
-    printResult(await apiRequest({ path: '/v1/nodes', auth, schema: NodeListSchema }, o), {
-      json: o.json,
-      table: listTable,
-    });
+    const r = await fetchPages(o, { path: '/v1/nodes', auth, schema: NodeListSchema }, (p) => p.nodes);
+    printResult({ nodes: r.rows, next_cursor: r.next_cursor }, { json: o.json, table: listTable });
   });
 
   const show = nodes

@@ -13,31 +13,33 @@
 //   and the one in force stays. Each change bumps `generation` and tells the listeners (the tunnel hub re-attests
 //   every connected agent, reason 'policy'). SIGHUP restarts the process instead (see handoff.ts); the successor
 //   reads the policy at start-up, and a bad one makes it fail while this process keeps serving.
-import { createHash } from 'node:crypto';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+// Reading the configuration at start-up is verifier-sources.ts; watching the files, policy-watch.ts.
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
   DcapVerifier,
   EvidenceRouter,
-  INTEL_PCS_URL,
-  INTEL_SGX_ROOT_CA_DER,
-  normalizeCollateral,
-  parsePolicy,
-  PccsCollateralSource,
   SandboxVerifier,
-  StaticCollateralSource,
-  type CollateralSource,
   type EvidenceVerifier,
   type Policy,
   type Verdict,
   type VerifyRequest,
 } from '@easyenclave/attestation';
-import { certificateDer, x509 } from '@easyenclave/attestation/x509';
-import { ConfigError, type ControlPlaneConfig } from '../config.js';
+import type { ControlPlaneConfig } from '../config.js';
+import { PolicyWatch } from './policy-watch.js';
+import {
+  collateralFromText,
+  loadCollateral,
+  loadPolicyFile,
+  loadRootOfTrust,
+  NO_POLICY_REASON,
+  parsePolicyText,
+  type Collateral,
+  type RootOfTrust,
+} from './verifier-sources.js';
 
-export const NO_POLICY_REASON = 'no allowlist policy loaded';
+export { NO_POLICY_REASON, readCertificateFile } from './verifier-sources.js';
 /** How long file changes must settle before a reload (editors write in several steps). */
 export const POLICY_WATCH_DEBOUNCE_MS = 200;
 
@@ -56,33 +58,6 @@ export interface VerifierFactoryOptions {
   debounce_ms?: number;
 }
 
-interface Source {
-  text: string;
-  value: CollateralSource;
-}
-
-const sha256hex = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-
-/** A DER or PEM file holding exactly one certificate, as DER. */
-export function readCertificateFile(path: string): Buffer {
-  return certificateDer(readFileSync(path));
-}
-
-function readCollateralFile(path: string): Source {
-  const text = readFileSync(path, 'utf8');
-  return { text, value: new StaticCollateralSource(normalizeCollateral(JSON.parse(text))) };
-}
-
-function parsePolicyText(text: string): Policy {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`not valid JSON: ${(err as Error).message}`);
-  }
-  return parsePolicy(json);
-}
-
 /** Rejects everything on TDX: the stand-in for the DCAP verifier while no policy is loaded. */
 const noPolicyVerifier: EvidenceVerifier = {
   verify: async (): Promise<Verdict> => ({ ok: false, evidence_type: 'unknown', reasons: [NO_POLICY_REASON] }),
@@ -94,25 +69,23 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
   /** Bumped on every change of policy or collateral. */
   generation = 0;
   readonly #log: Logger;
-  readonly #root: { der: Buffer; intel: boolean };
+  readonly #root: RootOfTrust;
   #policy: Policy | null;
   #policyText: string | null;
-  #collateral: Source;
+  #collateral: Collateral;
   #router: EvidenceRouter;
   readonly #listeners: Array<(r: ReloadResult) => void> = [];
-  readonly #watchers: FSWatcher[] = [];
-  #debounce: NodeJS.Timeout | null = null;
+  #watch: PolicyWatch | null = null;
   #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, changed: false, policy_version: null });
-  #closed = false;
   #lastFailure: string | null = null;
 
   private constructor(init: {
     log: Logger;
-    root: { der: Buffer; intel: boolean };
+    root: RootOfTrust;
     policy_path: string;
     policy: Policy | null;
     policy_text: string | null;
-    collateral: Source;
+    collateral: Collateral;
     collateral_path: string | undefined;
   }) {
     this.#log = init.log;
@@ -127,105 +100,23 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
 
   /** Builds the verifier from the configuration; configuration problems throw ConfigError naming the variable. */
   static create(config: ControlPlaneConfig, log: Logger, opts: VerifierFactoryOptions = {}): ControlPlaneVerifier {
-    // Root of trust.
-    let root: { der: Buffer; intel: boolean } = { der: INTEL_SGX_ROOT_CA_DER, intel: true };
-    if (config.attest_root_ca_file !== undefined) {
-      let der: Buffer;
-      try {
-        der = readCertificateFile(config.attest_root_ca_file);
-      } catch (err) {
-        throw new ConfigError(
-          'EE_ATTEST_ROOT_CA_FILE',
-          `EE_ATTEST_ROOT_CA_FILE must be a DER or PEM certificate file: ${config.attest_root_ca_file}: ${(err as Error).message}`,
-        );
-      }
-      const intel = der.equals(INTEL_SGX_ROOT_CA_DER);
-      if (!intel && !config.attest_allow_non_intel_root) {
-        throw new ConfigError(
-          'EE_ATTEST_ALLOW_NON_INTEL_ROOT',
-          `EE_ATTEST_ALLOW_NON_INTEL_ROOT must be 1 to use EE_ATTEST_ROOT_CA_FILE=${config.attest_root_ca_file}: it is not Intel's SGX Root CA ` +
-            "(only Intel's root proves real TDX hardware; a non-Intel root is for tests only)",
-        );
-      }
-      root = { der, intel };
-      if (!intel) {
-        const cert = new x509.X509Certificate(der);
-        log.warn(
-          {
-            root_ca_file: config.attest_root_ca_file,
-            subject: cert.subject,
-            sha256: sha256hex(der),
-            EE_ATTEST_ALLOW_NON_INTEL_ROOT: '1',
-          },
-          "!!! ATTESTATION OVERRIDE: DCAP quotes are verified against a root CA that is NOT Intel's SGX Root CA. " +
-            'TDX evidence accepted by this control plane proves nothing about real hardware. Tests only: never run production like this. !!!',
-        );
-      }
-    }
-
-    // Collateral: a file (offline) or a PCCS (Intel's PCS by default). Never from agents.
-    let collateral: Source;
-    if (config.collateral_file !== undefined) {
-      try {
-        collateral = readCollateralFile(config.collateral_file);
-      } catch (err) {
-        throw new ConfigError(
-          'EE_COLLATERAL_FILE',
-          `EE_COLLATERAL_FILE must be a DCAP collateral JSON file: ${config.collateral_file}: ${(err as Error).message}`,
-        );
-      }
-      log.info({ collateral_file: config.collateral_file }, 'DCAP collateral from a file (offline)');
-    } else {
-      const url = config.pccs_url ?? INTEL_PCS_URL;
-      collateral = { text: '', value: new PccsCollateralSource({ url, logger: { warn: (m) => log.warn(m) } }) };
-      log.info({ pccs_url: url }, 'DCAP collateral from a PCCS');
-    }
-
-    // Policy.
-    const policy_path = resolve(config.allowlist_asset);
-    let policy: Policy | null = null;
-    let policy_text: string | null = null;
-    try {
-      policy_text = readFileSync(policy_path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new ConfigError(
-          'EE_ALLOWLIST_ASSET',
-          `EE_ALLOWLIST_ASSET must be a readable attestation policy file: ${policy_path}: ${(err as Error).message}`,
-        );
-      }
-    }
-    if (policy_text !== null) {
-      try {
-        policy = parsePolicyText(policy_text);
-      } catch (err) {
-        throw new ConfigError(
-          'EE_ALLOWLIST_ASSET',
-          `EE_ALLOWLIST_ASSET must be a valid attestation policy: ${policy_path}: ${(err as Error).message}`,
-        );
-      }
-      log.info(
-        { policy_file: policy_path, policy_version: policy.version, releases: policy.measurements.length },
-        'attestation policy loaded',
-      );
-    } else {
-      log.warn(
-        { policy_file: policy_path },
-        `${NO_POLICY_REASON}: ${policy_path} does not exist, so sealed networks (forge-1) reject every agent; the sandbox network still works. ` +
-          'Create the file (it is picked up when written) or set EE_ALLOWLIST_ASSET.',
-      );
-    }
-
+    const root = loadRootOfTrust(config, log);
+    const collateral = loadCollateral(config, log);
+    const policy = loadPolicyFile(config, log);
     const v = new ControlPlaneVerifier({
       log,
       root,
-      policy_path,
-      policy,
-      policy_text,
+      policy_path: policy.path,
+      policy: policy.policy,
+      policy_text: policy.text,
       collateral,
       collateral_path: config.collateral_file,
     });
-    if (opts.watch !== false) v.#watch(opts.debounce_ms ?? POLICY_WATCH_DEBOUNCE_MS);
+    if (opts.watch !== false) {
+      const files = [v.policy_path, ...(v.collateral_path !== undefined ? [resolve(v.collateral_path)] : [])];
+      const debounce_ms = opts.debounce_ms ?? POLICY_WATCH_DEBOUNCE_MS;
+      v.#watch = new PolicyWatch(files, debounce_ms, () => void v.reload('file change'), log);
+    }
     return v;
   }
 
@@ -310,8 +201,7 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
     if (this.collateral_path !== undefined) {
       try {
         const ctext = await readFile(this.collateral_path, 'utf8');
-        if (ctext !== collateral.text)
-          collateral = { text: ctext, value: new StaticCollateralSource(normalizeCollateral(JSON.parse(ctext))) };
+        if (ctext !== collateral.text) collateral = collateralFromText(ctext);
       } catch (err) {
         return failed(`collateral file ${this.collateral_path} cannot be used: ${(err as Error).message}`);
       }
@@ -360,52 +250,8 @@ export class ControlPlaneVerifier implements EvidenceVerifier {
     return result;
   }
 
-  #watch(debounce_ms: number): void {
-    const files = [this.policy_path, ...(this.collateral_path !== undefined ? [resolve(this.collateral_path)] : [])];
-    // Directories, not files: editors replace files by rename, the policy file may not exist yet, and mounted
-    // Kubernetes config maps swap a `..data` symlink rather than the file. A reload does nothing when the
-    // contents are unchanged.
-    const names = new Set(files.map((f) => basename(f)));
-    const relevant = (f: string | Buffer | null) =>
-      f === null || names.has(f.toString()) || f.toString().startsWith('..');
-    for (const dir of new Set(files.map((f) => dirname(f)))) {
-      let w: FSWatcher;
-      try {
-        w = watch(dir, { persistent: false }, (_event, filename) => {
-          if (relevant(filename)) this.#schedule(debounce_ms);
-        });
-      } catch (err) {
-        this.#log.warn(
-          { dir, err: (err as Error).message },
-          'cannot watch the attestation policy directory: changes apply after a restart (SIGHUP)',
-        );
-        continue;
-      }
-      w.on('error', (err) =>
-        this.#log.warn(
-          { dir, err: err.message },
-          'attestation policy watcher failed: changes apply after a restart (SIGHUP)',
-        ),
-      );
-      this.#watchers.push(w);
-    }
-  }
-
-  #schedule(debounce_ms: number): void {
-    if (this.#closed) return;
-    if (this.#debounce !== null) clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      this.#debounce = null;
-      if (!this.#closed) void this.reload('file change');
-    }, debounce_ms);
-    this.#debounce.unref();
-  }
-
   close(): void {
-    this.#closed = true;
-    if (this.#debounce !== null) clearTimeout(this.#debounce);
-    for (const w of this.#watchers) w.close();
-    this.#watchers.length = 0;
+    this.#watch?.close();
   }
 }
 

@@ -15,7 +15,7 @@ import { createLeaseOp, type LeaseResult } from '../market/ops.js';
 import { getLease } from '../market/store/reads.js';
 import { cancelLease } from '../market/store/writes.js';
 import { launcherRequest } from '../launchers/client.js';
-import type { LauncherRegistry } from '../launchers/registry.js';
+import type { LauncherRegistry, LauncherView } from '../launchers/registry.js';
 import { runMigrations, type Store } from '../store/index.js';
 import type { Db } from '../store/database.js';
 import { DEPLOYMENTS_MIGRATIONS } from './store/migrations.js';
@@ -32,6 +32,9 @@ export const MAX_DEPLOYMENT_CANDIDATES = 16;
 
 export type DeploymentRow = DeploymentsTable;
 const UNFINISHED: readonly DeploymentState[] = ['starting', 'running', 'updating', 'stopping'];
+
+/** Nothing retiring: the update finished or was refused. */
+const RETIRED = { retiring_image: null, retiring_sealed_env: null, retiring_env_key: null } as const;
 
 export const workloadId = (id: string, generation: number) => `${id}-${generation}`;
 
@@ -62,6 +65,8 @@ export interface DeploymentsDeps {
 export class DeploymentsService {
   readonly db: Db;
   private readonly busy = new Set<string>();
+  /** Workloads being stopped because no deployment wants them (one request at a time each). */
+  private readonly strays = new Set<string>();
   /** deployment id → wall-clock ms since its serving agent was first seen unroutable. */
   private readonly unroutable = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
@@ -73,7 +78,9 @@ export class DeploymentsService {
 
   static async open(deps: DeploymentsDeps): Promise<DeploymentsService> {
     await runMigrations(deps.store.db, deps.store.dialect, DEPLOYMENTS_MIGRATIONS);
-    return new DeploymentsService(deps);
+    const s = new DeploymentsService(deps);
+    deps.registry.onDeployments = (v) => s.reconcileLauncher(v);
+    return s;
   }
 
   start(): void {
@@ -134,6 +141,7 @@ export class DeploymentsService {
               reason: 'lease created; starting on the node',
               generation: 1,
               retiring_generation: null,
+              ...RETIRED,
               image_id: null,
               image_digest: null,
               created_ms: ctx.now_ms,
@@ -155,19 +163,27 @@ export class DeploymentsService {
     return out;
   }
 
-  /** A new image (the env carries over): the next generation starts beside the serving one. */
-  async update(id: string, image: string): Promise<DeploymentRow> {
+  /** A new image and/or env: the next generation starts beside the serving one. */
+  async update(id: string, next: Pick<DeploymentRow, 'image' | 'sealed_env' | 'env_key'>): Promise<DeploymentRow> {
     const row = (await this.get(id))!;
     if (row.state === 'running' || row.state === 'updating') {
+      const what = [
+        next.image !== row.image ? next.image : null,
+        next.sealed_env !== row.sealed_env ? 'a new env' : null,
+      ];
       await this.db
         .updateTable('deployments')
         .set({
-          image,
+          ...next,
           state: 'updating',
-          reason: `updating to ${image}`,
+          reason: `updating to ${what.filter((w) => w !== null).join(' with ') || 'the same image and env'}`,
           generation: row.generation + 1,
-          // Updating again mid-update: the unfinished generation is dropped, the serving one keeps serving.
+          // Updating again mid-update: the unfinished generation is dropped, the serving one keeps serving (and
+          // what it runs is kept, to return to should the launcher refuse the update).
           retiring_generation: row.state === 'updating' ? row.retiring_generation : row.generation,
+          ...(row.state === 'updating'
+            ? {}
+            : { retiring_image: row.image, retiring_sealed_env: row.sealed_env, retiring_env_key: row.env_key }),
           updated_ms: this.now,
         })
         .where('id', '=', id)
@@ -278,6 +294,11 @@ export class DeploymentsService {
             reason: `update refused: ${reason}`.slice(0, 256),
             generation: row.retiring_generation!,
             retiring_generation: null,
+            // What the serving generation runs: a resent assignment must start that, not the refused update.
+            image: row.retiring_image ?? row.image,
+            sealed_env: row.retiring_image !== null ? row.retiring_sealed_env : row.sealed_env,
+            env_key: row.retiring_image !== null ? row.retiring_env_key : row.env_key,
+            ...RETIRED,
             updated_ms: this.now,
           })
           .where('id', '=', row.id)
@@ -296,7 +317,14 @@ export class DeploymentsService {
     if (row.retiring_generation !== null) await this.stopWorkload(row, row.retiring_generation);
     await this.db
       .updateTable('deployments')
-      .set({ ...facts, state: 'running', reason: 'serving', retiring_generation: null, updated_ms: this.now })
+      .set({
+        ...facts,
+        ...RETIRED,
+        state: 'running',
+        reason: 'serving',
+        retiring_generation: null,
+        updated_ms: this.now,
+      })
       .where('id', '=', row.id)
       .where('generation', '=', row.generation)
       .execute();
@@ -322,6 +350,33 @@ export class DeploymentsService {
     const r = await launcherRequest(link, 'POST', '/v1/launcher/deployments', this.assignment(row));
     if (r.status !== 200)
       this.deps.log.warn({ deployment_id: row.id, status: r.status }, 'deployments: re-sending an assignment failed');
+  }
+
+  /**
+   * One launcher state read: a workload the launcher runs (an adopted one after its restart included) that is
+   * neither the current nor the retiring generation of an unfinished deployment on that node — the deployment
+   * ended, or moved on, while the launcher could not be told — is stopped.
+   */
+  async reconcileLauncher(view: LauncherView): Promise<void> {
+    for (const ld of view.state.deployments ?? []) {
+      if (this.strays.has(ld.workload_id)) continue;
+      const row = await this.get(ld.deployment_id);
+      if (row && this.busy.has(row.id)) continue;
+      const generation = Number(ld.workload_id.slice(ld.workload_id.lastIndexOf('-') + 1));
+      const wanted =
+        row !== undefined &&
+        row.node_id === view.node_id &&
+        UNFINISHED.includes(row.state) &&
+        (generation === row.generation || generation === row.retiring_generation);
+      if (wanted) continue;
+      this.strays.add(ld.workload_id);
+      void launcherRequest(view.link, 'DELETE', `/v1/launcher/deployments/${ld.workload_id}`)
+        .then((r) =>
+          this.deps.log.info({ workload_id: ld.workload_id, status: r.status }, 'deployments: stray stopped'),
+        )
+        .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'deployments: stopping a stray'))
+        .finally(() => this.strays.delete(ld.workload_id));
+    }
   }
 
   private async stopWorkload(row: DeploymentRow, generation: number): Promise<boolean> {

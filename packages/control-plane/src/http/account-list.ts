@@ -46,7 +46,7 @@ export async function accountListRoutes(
   opts: { ledger: LedgerStore; admin_token: string | undefined },
 ): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
-  const auth = authHooks({ db: opts.ledger.db, admin_token: opts.admin_token });
+  const auth = authHooks({ db: opts.ledger.db, now: opts.ledger.now, admin_token: opts.admin_token });
   app.get(
     '/v1/accounts',
     {

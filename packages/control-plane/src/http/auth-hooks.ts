@@ -6,7 +6,8 @@
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { bearerToken, tokensEqual } from '../auth.js';
 import { ownerOf } from '../ledger/chart.js';
-import { authenticate, type Identity } from '../ledger-store/identities.js';
+import { authenticate } from '../ledger-store/api-keys.js';
+import type { Identity } from '../ledger-store/identities.js';
 import type { Db } from '../store/database.js';
 import { apiFailure } from './error-catalogue.js';
 
@@ -21,6 +22,8 @@ declare module 'fastify' {
 
 export interface AuthDeps {
   db: Db;
+  /** The ledger's clock: a rotated-out API key is refused from its expiry on. */
+  now: () => number;
   admin_token: string | undefined;
 }
 
@@ -28,7 +31,7 @@ async function resolve(req: FastifyRequest, deps: AuthDeps): Promise<Principal> 
   const token = bearerToken(req.headers.authorization);
   if (token === null) throw apiFailure('unauthorized', 'missing Authorization: Bearer <API key or admin token>');
   if (deps.admin_token !== undefined && tokensEqual(token, deps.admin_token)) return { kind: 'admin', id: 'admin' };
-  const identity = await authenticate(deps.db, token);
+  const identity = await authenticate(deps.db, token, deps.now());
   if (identity) return { kind: 'identity', id: identity.id, identity };
   throw apiFailure('unauthorized', 'invalid API key or admin token');
 }

@@ -7,6 +7,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { DeploymentRow, DeploymentsService } from '../deployments/service.js';
 import type { JobsService } from '../jobs/service.js';
+import type { LauncherRegistry } from '../launchers/registry.js';
+import { LAUNCHER_APP } from '@easyenclave/protocol/launcher';
 import type { LedgerStore } from '../ledger-store/ledger-store.js';
 import type { Market } from '../market/market.js';
 import { getLease } from '../market/store/reads.js';
@@ -22,6 +24,7 @@ import { withRequestId } from '../correlation.js';
 export interface DeploymentsRoutesOptions {
   deployments: DeploymentsService;
   jobs: JobsService;
+  registry: LauncherRegistry;
   market: Market;
   ledger: LedgerStore;
   idempotency: IdempotencyKeys;
@@ -34,7 +37,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export async function deploymentsRoutes(base: FastifyInstance, opts: DeploymentsRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { deployments, idempotency, market } = opts;
-  const auth = authHooks({ db: opts.ledger.db, admin_token: opts.admin_token });
+  const auth = authHooks({ db: opts.ledger.db, now: opts.ledger.now, admin_token: opts.admin_token });
 
   const view = async (d: DeploymentRow) => {
     const lease = await getLease(market.db, d.lease_id);
@@ -55,7 +58,13 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
       created_at: iso(d.created_ms),
       updated_at: iso(d.updated_ms),
       lease: lease ? await leaseView(market, lease) : null,
+      launcher: launcherOf(d.node_id),
     };
+  };
+
+  const launcherOf = (node_id: string) => {
+    const v = opts.registry.view(node_id);
+    return v === null ? null : { app: LAUNCHER_APP, agent_id: v.agent_id, hpke_public_key: v.hpke_public_key };
   };
 
   const userOf = (req: FastifyRequest): string => {
@@ -93,11 +102,16 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
         throw apiFailure('invalid_request', 'a sealed env is sealed for a deployment_id: send it', {
           param: 'deployment_id',
         });
-      const placed = await opts.jobs.placement(b.vcpus, b.memory_mib);
-      if (!placed.ok) throw apiFailure(placed.code, placed.message);
+      // The same deployment created again finds its lease in the ledger operation: its node need not have room
+      // (placement counts the deployment itself).
+      const again = b.deployment_id !== undefined && (await deployments.get(b.deployment_id)) !== undefined;
+      const placed = again ? null : await opts.jobs.placement(b.vcpus, b.memory_mib);
+      if (placed && !placed.ok) throw apiFailure(placed.code, placed.message);
       // With a sealed env, only the node whose launcher holds the key it is sealed to can open it.
-      const candidates = placed.candidates.filter((c) => b.env_key === undefined || c.hpke_public_key === b.env_key);
-      if (candidates.length === 0) throw apiFailure('sealed_key_gone');
+      const candidates = (placed?.candidates ?? []).filter(
+        (c) => b.env_key === undefined || c.hpke_public_key === b.env_key,
+      );
+      if (candidates.length === 0 && !again) throw apiFailure('sealed_key_gone');
       return idempotency.handle(req, reply, user, async (run) => {
         const id =
           b.deployment_id ?? run.derivedId('dep_', () => `dep_${randomBytes(10).toString('hex')}`).slice(0, 24);
@@ -142,6 +156,7 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
                       created_at: iso(ctx.now_ms),
                       updated_at: iso(ctx.now_ms),
                       lease: null,
+                      launcher: launcherOf(r.lease.node_id),
                     },
                   }
                 : errorResponse(r);
@@ -175,7 +190,8 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
       onRequest: auth.caller,
       schema: {
         tags,
-        summary: 'Update to a new image: rolling restart (the old container serves until the new one is routable)',
+        summary:
+          'Update the image and/or the sealed env: rolling restart (the old container serves until the new one is routable)',
         security: BEARER,
         params: IdParams,
         body: DeploymentPatch,
@@ -186,7 +202,23 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
       const d = await own(req, req.params.id);
       if (d.state !== 'running' && d.state !== 'updating')
         throw apiFailure('deployment_ended', `the deployment is ${d.state}`);
-      return view(await withRequestId(req.id, () => deployments.update(d.id, req.body.image)));
+      const b = req.body;
+      if (b.image === undefined && b.sealed_env === undefined)
+        throw apiFailure('invalid_request', 'give a new image, a new sealed env, or both', { param: 'image' });
+      if ((b.sealed_env === undefined) !== (b.env_key === undefined))
+        throw apiFailure('invalid_request', 'sealed_env and env_key go together', { param: 'env_key' });
+      // The env must open on this deployment's node: sealed to the key its launcher attests now.
+      if (b.env_key !== undefined && b.env_key !== launcherOf(d.node_id)?.hpke_public_key)
+        throw apiFailure('invalid_env_key', "the env is not sealed to the deployment's launcher");
+      return view(
+        await withRequestId(req.id, () =>
+          deployments.update(d.id, {
+            image: b.image ?? d.image,
+            sealed_env: b.sealed_env ?? d.sealed_env,
+            env_key: b.env_key ?? d.env_key,
+          }),
+        ),
+      );
     },
   );
 

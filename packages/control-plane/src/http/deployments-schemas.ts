@@ -1,20 +1,15 @@
 // Request and response schemas of the deployments API (docs/workloads.md §3).
 import { z } from 'zod';
 import { AppName } from '@easyenclave/protocol';
-import { DeploymentId, ImageName, JobCommand, MAX_SEALED_ENV_BYTES } from '@easyenclave/protocol/launcher';
-import { DEFAULT_JOB_MEMORY_MIB, MAX_JOB_MEMORY_MIB, MAX_JOB_VCPUS } from './jobs-schemas.js';
-import { coded, IsoTime } from './schemas.js';
+import { DeploymentId, ImageName, JobCommand } from '@easyenclave/protocol/launcher';
+import { DEFAULT_JOB_MEMORY_MIB, MAX_JOB_MEMORY_MIB, MAX_JOB_VCPUS, SealedEnv } from './jobs-schemas.js';
+import { IsoTime } from './schemas.js';
 import { LeaseView, MAX_LEASE_PERIODS } from './market-schemas.js';
 
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes of lowercase hex');
-const SealedEnv = coded(
-  z
-    .string()
-    .max(Math.ceil(MAX_SEALED_ENV_BYTES / 3) * 4)
-    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
-    .optional(),
-  'invalid_request',
-).meta({ description: 'a JSON object of env variables sealed (HPKE) to env_key, with the deployment env aad' });
+const DeploymentEnv = SealedEnv.optional().meta({
+  description: 'a JSON object of env variables sealed (HPKE) to env_key, with the deployment env aad',
+});
 
 export const DeploymentBody = z.strictObject({
   app: AppName.meta({ description: "the app its agent registers: the proxy serves it at the app's hostname" }),
@@ -22,7 +17,7 @@ export const DeploymentBody = z.strictObject({
   command: JobCommand.optional().meta({ description: "arguments after the image's entrypoint; the CMD when absent" }),
   port: z.number().int().min(1).max(65535).meta({ description: 'the container port the app listens on' }),
   deployment_id: DeploymentId.optional().meta({ description: 'the id the env was sealed for; generated otherwise' }),
-  sealed_env: SealedEnv,
+  sealed_env: DeploymentEnv,
   env_key: hex32
     .optional()
     .meta({ description: 'the attested launcher key the env is sealed to (GET /v1/jobs/placement)' }),
@@ -34,7 +29,12 @@ export const DeploymentBody = z.strictObject({
 });
 
 export const DeploymentPatch = z.strictObject({
-  image: ImageName.meta({ description: 'the new image: a rolling restart onto it (the env carries over)' }),
+  image: ImageName.optional().meta({ description: 'the new image (omitted: the same); a rolling restart onto it' }),
+  sealed_env: DeploymentEnv.meta({
+    description:
+      "a new env sealed to the deployment's launcher (its `launcher.hpke_public_key`); omitted: it carries over",
+  }),
+  env_key: hex32.optional().meta({ description: "the deployment's launcher key the new env is sealed to" }),
 });
 
 export const DeploymentView = z.object({
@@ -54,4 +54,8 @@ export const DeploymentView = z.object({
   created_at: IsoTime,
   updated_at: IsoTime,
   lease: LeaseView.nullable(),
+  launcher: z
+    .object({ app: z.string(), agent_id: z.string(), hpke_public_key: z.string() })
+    .nullable()
+    .meta({ description: "its node's launcher while connected: verify it, then seal a new env to its key (update)" }),
 });

@@ -125,6 +125,7 @@ export const ERROR_CATALOGUE = {
   job_finished: e(409, 'conflict', 'the job already ended'),
   invalid_transition: e(409, 'conflict', 'the job cannot take this step in its state'),
   deployment_ended: e(409, 'conflict', 'the deployment is stopped or stopping'),
+  env_not_pending: e(409, 'conflict', 'the job waits for no env (only a retried job on a new node does)'),
   logs_unavailable: e(409, 'conflict', "the job's logs are not available (it ended: its result holds the tails)"),
   // 408, 413, 415: heads and bodies.
   request_timeout: e(408, 'invalid_request', 'the request did not arrive in time'),

@@ -10,6 +10,7 @@ import { formatUsd } from '../ledger/amount.js';
 import type { JobRow } from '../jobs/ops.js';
 import type { JobsService } from '../jobs/service.js';
 import { isTerminal, type JobStep } from '../jobs/state.js';
+import type { JobAttempt } from '../jobs/retry.js';
 import { openLauncherStream } from '../launchers/client.js';
 import type { LauncherRegistry } from '../launchers/registry.js';
 import type { LedgerStore } from '../ledger-store/ledger-store.js';
@@ -18,7 +19,7 @@ import { apiFailure } from './error-catalogue.js';
 import { errorResponse, type IdempotencyKeys } from './idempotency.js';
 import { IdParams } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
-import { JobBody, JobView, PlacementQuery, PlacementView } from './jobs-schemas.js';
+import { JobBody, JobView, PlacementQuery, PlacementView, ResealBody } from './jobs-schemas.js';
 import { withRequestId } from '../correlation.js';
 
 export interface JobsRoutesOptions {
@@ -34,7 +35,8 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /** A log stream idle this long (no output) is closed; the client reconnects if it still wants it. */
 export const LOG_STREAM_TIMEOUT_MS = 24 * 3600 * 1000;
 
-export function jobView(j: JobRow) {
+/** A job as the API shows it; `agent_id` names the launcher a retried job's env waits to be sealed to. */
+export function jobView(j: JobRow, agent_id: string | null = null) {
   return {
     job_id: j.id,
     user: j.user_id,
@@ -67,13 +69,29 @@ export function jobView(j: JobRow) {
         ? null
         : (JSON.parse(j.usage_record) as { record: Record<string, unknown>; signature: string }),
     created_at: iso(j.created_ms)!,
+    output_file: j.output_file,
+    retry_on_node_loss: j.retry_on_node_loss === 1,
+    attempt: j.attempt,
+    attempts: (JSON.parse(j.attempts ?? '[]') as JobAttempt[]).map((a) => ({
+      attempt: a.attempt,
+      node_id: a.node_id,
+      locked_micro_usd: Number(a.lock_micro),
+      settled_micro_usd: Number(a.settled_micro),
+      refunded_micro_usd: Number(a.refunded_micro),
+      reason: a.reason,
+      ended_at: iso(a.ended_ms)!,
+    })),
+    env_required:
+      j.env_pending === 1 && j.env_key !== null && j.state === 'queued'
+        ? { launcher: { app: LAUNCHER_APP, agent_id }, hpke_public_key: j.env_key }
+        : null,
   };
 }
 
 export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { jobs, idempotency } = opts;
-  const auth = authHooks({ db: opts.ledger.db, admin_token: opts.admin_token });
+  const auth = authHooks({ db: opts.ledger.db, now: opts.ledger.now, admin_token: opts.admin_token });
 
   const userOf = (req: FastifyRequest): string => {
     const p = principalOf(req);
@@ -81,6 +99,9 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
       throw apiFailure('not_a_user', 'jobs are paid from user accounts: use a user API key');
     return p.id;
   };
+
+  const view = (j: JobRow) =>
+    jobView(j, j.env_pending === 1 ? (opts.registry.view(j.node_id)?.agent_id ?? null) : null);
 
   const ownJob = async (req: FastifyRequest, id: string): Promise<JobRow> => {
     const job = await jobs.get(id);
@@ -162,6 +183,8 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
               sealed_env: b.sealed_env ?? null,
               env_key: b.env_key ?? null,
               result_key: b.result_key,
+              retry_on_node_loss: b.retry_on_node_loss,
+              output_file: b.output_file ?? null,
             },
             candidates,
             (r, ctx) => {
@@ -186,7 +209,28 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
   app.get(
     '/v1/jobs/:id',
     { onRequest: auth.caller, schema: jobSchema('A job: its state and history, money, and its sealed result') },
-    async (req) => jobView(await ownJob(req, req.params.id)),
+    async (req) => view(await ownJob(req, req.params.id)),
+  );
+
+  app.put(
+    '/v1/jobs/:id/env',
+    {
+      onRequest: auth.caller,
+      schema: {
+        tags,
+        summary: "A retried job's env, sealed again to the launcher of its new node (env_required); then it runs",
+        security: BEARER,
+        params: IdParams,
+        body: ResealBody,
+        response: { 200: JobView, ...errorResponses(400, 401, 404, 409) },
+      },
+    },
+    async (req) => {
+      await ownJob(req, req.params.id);
+      const r = await jobs.reseal(req.params.id, req.body.sealed_env, req.body.env_key);
+      if (!r.ok) throw apiFailure(r.code, r.message);
+      return view(r.job);
+    },
   );
 
   app.delete(
@@ -197,7 +241,7 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
     },
     async (req) => {
       await ownJob(req, req.params.id);
-      return jobView(await withRequestId(req.id, () => jobs.cancel(req.params.id)));
+      return view(await withRequestId(req.id, () => jobs.cancel(req.params.id)));
     },
   );
 

@@ -50,7 +50,7 @@ const noAccount = (id: string) => apiFailure('unknown_account', `no account ${JS
 export async function ledgerRoutes(base: FastifyInstance, opts: LedgerRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const { ledger, clock, idempotency } = opts;
-  const auth = authHooks({ db: ledger.db, admin_token: opts.admin_token });
+  const auth = authHooks({ db: ledger.db, now: ledger.now, admin_token: opts.admin_token });
   const tags = ['ledger'];
 
   /** An identity id (`user:…`, `provider:…`) → its primary ledger account, if the identity exists. */

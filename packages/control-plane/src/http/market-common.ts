@@ -22,7 +22,7 @@ export interface MarketRoutesOptions {
 }
 
 export const marketAuth = (o: MarketRoutesOptions): AuthHooks =>
-  authHooks({ db: o.market.deps.ledger.db, admin_token: o.admin_token });
+  authHooks({ db: o.market.deps.ledger.db, now: o.market.deps.ledger.now, admin_token: o.admin_token });
 
 export const tags = ['market'];
 

@@ -1,10 +1,17 @@
 // The market's self-service lists, cursor-paged and newest first: GET /v1/leases (a user's own, the leases on
 // a provider's nodes, or all for the admin), GET /v1/payouts (a provider's own, or all), GET /v1/abuse/reports
-// (admin). The SQL is in market/store/lists.ts; a cursor is the last row's (time, id), opaque to clients.
+// (admin), GET /v1/nodes (a provider's own, or all, with eligibility, trust and effective price). The SQL is in market/store/lists.ts; a cursor is the last row's (time, id), opaque to clients.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { abuseReportsPage, leasesPage, MAX_PAGE_ROWS, payoutsPage, type PageAfter } from '../market/store/lists.js';
+import {
+  abuseReportsPage,
+  leasesPage,
+  MAX_PAGE_ROWS,
+  nodesPage,
+  payoutsPage,
+  type PageAfter,
+} from '../market/store/lists.js';
 import type { MarketLeasesTable } from '../market/store/schema.js';
 import { principalOf } from './auth-hooks.js';
 import { apiFailure } from './error-catalogue.js';
@@ -16,7 +23,8 @@ import {
   tags,
   type MarketRoutesOptions,
 } from './market-common.js';
-import { AbuseView, PayoutView } from './market-schemas.js';
+import { nodeSummary } from './market-nodes.js';
+import { AbuseView, NodeListView, PayoutView } from './market-schemas.js';
 import { BEARER, errorResponses, IsoTime, MicroUsd, pathId, Usd } from './schemas.js';
 
 /** Rows per page unless the caller asks otherwise. */
@@ -137,6 +145,44 @@ export async function marketListRoutes(base: FastifyInstance, opts: MarketRoutes
         reports: page.rows.map((r) => abuseView(r, market.timing.period_ms)),
         next_cursor: encodeCursor(page.next),
       };
+    },
+  );
+
+  app.get(
+    '/v1/nodes',
+    {
+      onRequest: auth.caller,
+      schema: {
+        tags,
+        summary:
+          "Nodes, newest first, with eligibility, trust and effective price: every one (admin), or a provider's own",
+        security: BEARER,
+        querystring: ListQuery,
+        response: { 200: NodeListView, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const s = scope(req);
+      if (!s.admin && !s.id.startsWith('provider:'))
+        throw apiFailure('forbidden', 'nodes belong to provider accounts; this API key is a user');
+      const page = await nodesPage(
+        market.db,
+        s.admin ? undefined : s.id,
+        req.query.limit,
+        decodeCursor(req.query.cursor),
+      );
+      const nodes = [];
+      for (const n of page.rows) {
+        const state = await market.nodeState(n);
+        nodes.push({
+          ...nodeSummary(n),
+          eligible: state.eligible,
+          ineligible_reasons: state.reasons,
+          trust: state.trust,
+          effective_price_per_vcpu_hour_micro_usd: Math.round(state.effective_price),
+        });
+      }
+      return { nodes, next_cursor: encodeCursor(page.next) };
     },
   );
 }

@@ -1,5 +1,5 @@
-// Market nodes over HTTP: register (provider key), list (admin), detail (admin or owner), stake, unstake,
-// fraud ruling (admin). Reads come from market/store/reads.ts; money moves only through market/ops.ts.
+// Market nodes over HTTP: register (provider key), detail (admin or owner), stake, unstake,
+// fraud ruling (admin); the list is in market-lists.ts. Reads come from market/store/reads.ts; money moves only through market/ops.ts.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -12,7 +12,6 @@ import { stakeOp, unstakeOp, type NodeRow, type StakeResult } from '../market/op
 import { getNode } from '../market/store/queries.js';
 import {
   activeNodeCount,
-  listNodes,
   nodeAgents,
   nodeByPpid,
   nodeSlashes,
@@ -28,7 +27,6 @@ import {
   FraudBody,
   FraudView,
   NodeDetailView,
-  NodeListView,
   NodeParams,
   RegisteredNodeView,
   RegisterNodeBody,
@@ -226,36 +224,6 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
           ? response
           : { status: response.status, body: { ...(response.body as object), node_token: token } };
       });
-    },
-  );
-
-  app.get(
-    '/v1/nodes',
-    {
-      onRequest: auth.caller,
-      schema: {
-        tags,
-        summary: "Nodes with their eligibility, trust and effective price: every one (admin), or a provider's own",
-        security: BEARER,
-        response: { 200: NodeListView, ...errorResponses(401, 403) },
-      },
-    },
-    async (req) => {
-      const p = principalOf(req);
-      if (p.kind !== 'admin' && !p.id.startsWith('provider:'))
-        throw apiFailure('forbidden', 'nodes belong to provider accounts; this API key is a user');
-      const out = [];
-      for (const n of await listNodes(market.db, p.kind === 'admin' ? undefined : p.id)) {
-        const s = await market.nodeState(n);
-        out.push({
-          ...nodeSummary(n),
-          eligible: s.eligible,
-          ineligible_reasons: s.reasons,
-          trust: s.trust,
-          effective_price_per_vcpu_hour_micro_usd: Math.round(s.effective_price),
-        });
-      }
-      return { nodes: out };
     },
   );
 

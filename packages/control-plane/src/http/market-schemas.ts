@@ -3,6 +3,7 @@
 // check its type, and a field added later does not break an older schema.
 import { z } from 'zod';
 import { AppName } from '@easyenclave/protocol';
+import { marketFields } from '@easyenclave/protocol/market-wire';
 import { IDENTITY_ID_PATTERN } from '../ledger/chart.js';
 import { TIERS } from '../market/policy.js';
 import { amountFields, withAmount } from './ledger-views.js';
@@ -29,12 +30,10 @@ const MAX_REFERENCE_CHARS = 128;
 
 const Identity = z.string().regex(IDENTITY_ID_PATTERN, 'must be an account id like user:0123… or provider:0123…');
 
+/** The answers' fields, shared with the SDK (protocol/market-wire.ts), on the wire's codecs. */
+const wire = marketFields({ micro_usd: MicroUsd, usd: Usd, time: IsoTime });
 /** `{name}_micro_usd` and `{name}_usd` in a response. */
-function moneyOut<N extends string>(name: N) {
-  const out = {} as Record<`${N}_micro_usd`, typeof MicroUsd> & Record<`${N}_usd`, typeof Usd>;
-  Object.assign(out, { [`${name}_micro_usd`]: MicroUsd, [`${name}_usd`]: Usd });
-  return out;
-}
+const moneyOut = wire.money;
 
 // ---------- Requests ----------
 
@@ -114,30 +113,8 @@ export const PayoutBody = withAmount(
 
 // ---------- Responses ----------
 
-const NodeSummaryFields = {
-  node_id: z.string(),
-  provider: z.string(),
-  name: z.string(),
-  region: z.string(),
-  tier: z.enum(TIERS),
-  network: z.string(),
-  vcpus: z.number().int(),
-  capacity_months: z.number().int(),
-  machine_months: z.number().int(),
-  ...moneyOut('price_per_vcpu_hour'),
-  binding: z.enum(['ppid', 'node_token']),
-  ppid: z.string().nullable(),
-  status: z.enum(['active', 'banned']),
-  banned_reason: z.string().nullable(),
-  banned_at: IsoTime.nullable(),
-  created_at: IsoTime,
-};
-const EligibilityFields = {
-  eligible: z.boolean(),
-  ineligible_reasons: z.array(z.string()),
-  trust: z.number(),
-  effective_price_per_vcpu_hour_micro_usd: MicroUsd,
-};
+const NodeSummaryFields = wire.nodeSummary(z.enum(['active', 'banned']));
+const EligibilityFields = wire.eligibility;
 
 export const RegisteredNodeView = z.looseObject({
   ...NodeSummaryFields,
@@ -146,6 +123,7 @@ export const RegisteredNodeView = z.looseObject({
 });
 export const NodeListView = z.looseObject({
   nodes: z.array(z.looseObject({ ...NodeSummaryFields, ...EligibilityFields })),
+  next_cursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next page; null at the end' }),
 });
 export const NodeDetailView = z.looseObject({
   ...NodeSummaryFields,
@@ -191,35 +169,9 @@ export const FraudView = z.looseObject({
   voided: z.array(z.looseObject({ lease_id: z.string(), period_index: z.number().int(), ...moneyOut('amount') })),
 });
 
-export const PeriodView = z
-  .looseObject({
-    lease_id: z.string(),
-    period: IsoTime,
-    period_index: z.number().int(),
-    node_id: z.string(),
-    provider: z.string(),
-    user: z.string(),
-    app: z.string(),
-    from: IsoTime,
-    to: IsoTime,
-    ...moneyOut('amount'),
-    status: z.enum(['locked', 'posted', 'voided', 'expired']),
-    reasons: z.array(z.string()),
-    finalized_at: IsoTime.nullable(),
-  })
-  .meta({ id: 'LeasePeriod' });
+export const PeriodView = z.looseObject(wire.leasePeriod).meta({ id: 'LeasePeriod' });
 
-export const CreatedLeaseView = z.looseObject({
-  lease_id: z.string(),
-  user: z.string(),
-  app: z.string(),
-  node_id: z.string(),
-  vcpus: z.number().int(),
-  periods: z.number().int().nullable(),
-  status: z.literal('active'),
-  ...moneyOut('price_per_vcpu_hour'),
-  lock: PeriodView,
-});
+export const CreatedLeaseView = z.looseObject({ ...wire.leaseTerms(z.literal('active')), lock: PeriodView });
 export const LeaseView = z.looseObject({
   lease_id: z.string(),
   user: z.string(),
@@ -242,47 +194,12 @@ export const LeaseView = z.looseObject({
   lease_periods: z.array(PeriodView),
 });
 
-export const FinalizeView = z.looseObject({
-  period: IsoTime,
-  period_index: z.number().int(),
-  lease_periods: z.number().int(),
-  posted: z.number().int(),
-  voided: z.number().int(),
-  expired: z.number().int(),
-  already_finalized: z.number().int(),
-  results: z.array(
-    z.looseObject({ lease_id: z.string(), status: z.string(), reasons: z.array(z.string()), already: z.boolean() }),
-  ),
-});
+export const FinalizeView = z.looseObject(wire.finalize);
 export const SettlementView = z.looseObject({
   period: IsoTime,
   period_index: z.number().int(),
   lease_periods: z.array(PeriodView),
 });
-export const UsageView = z.looseObject({
-  report_id: z.string(),
-  node_id: z.string(),
-  period: IsoTime,
-  units: z.number().int(),
-  missed_checks: z.number().int(),
-});
-export const AbuseView = z.looseObject({
-  report_id: z.string(),
-  node_id: z.string(),
-  lease_id: z.string().nullable(),
-  period: IsoTime,
-  period_index: z.number().int(),
-  reason: z.string(),
-  status: z.enum(['filed', 'authorized']),
-  filed_at: IsoTime,
-  authorized_at: IsoTime.nullable(),
-});
-export const PayoutView = z.looseObject({
-  payout_id: z.string(),
-  provider: z.string(),
-  ...moneyOut('amount'),
-  status: z.enum(['pending', 'confirmed', 'cancelled']),
-  reference: z.string().nullable(),
-  created_at: IsoTime,
-  resolved_at: IsoTime.nullable(),
-});
+export const UsageView = z.looseObject(wire.usageReport);
+export const AbuseView = z.looseObject(wire.abuseReport);
+export const PayoutView = z.looseObject(wire.payout);

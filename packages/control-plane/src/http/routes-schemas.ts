@@ -1,5 +1,6 @@
 // Response schemas of the operator API (routes.ts) and of the attestation endpoints, for /openapi.json.
 import { z } from 'zod';
+import { attestationFields } from '@easyenclave/protocol/attestation-wire';
 import { IsoTime } from './schemas.js';
 
 const AppStatus = z.enum(['active', 'expiring', 'offline', 'draining', 'unattested', 'expired', 'unhealthy']);
@@ -84,32 +85,14 @@ const ReportDataOut = z
 const PublicKeyOut = z
   .string()
   .meta({ description: 'a 32-byte public key, 64 hex characters', pattern: '^[0-9a-f]{64}$' });
-const Keyset = z.object({ hpke_public_key: PublicKeyOut, receipt_public_key: PublicKeyOut });
-
-export const SelfAttestationView = z.looseObject({
-  evidence_type: z.enum(['tdx', 'sandbox']),
+/** The evidence fields, shared with the SDK (protocol/attestation-wire.ts), documented on the way out. */
+const evidence = attestationFields({
+  nonce: NonceOut,
   quote: z.string().meta({ description: 'base64' }),
   report_data: ReportDataOut,
-  keyset: Keyset,
-  nonce: NonceOut,
-  sandbox: z.boolean(),
-  measurements: z.record(z.string(), z.string()),
-  repo: z.string(),
-  release_tag: z.string(),
+  public_key: PublicKeyOut,
 });
 
-export const AppAttestationView = z.looseObject({
-  app: z.string(),
-  agent_id: z.string(),
-  network: z.string(),
-  sealed: z.boolean(),
-  repo: z.string(),
-  release_tag: z.string(),
-  evidence_type: z.enum(['tdx', 'sandbox']),
-  sandbox: z.boolean(),
-  nonce: NonceOut,
-  quote: z.string(),
-  report_data: ReportDataOut,
-  keyset: Keyset.nullable(),
-  measurements: z.record(z.string(), z.string()),
-});
+export const SelfAttestationView = z.looseObject(evidence.self);
+
+export const AppAttestationView = z.looseObject({ ...evidence.app, quote: z.string() });

@@ -7,9 +7,12 @@ import { HOUR_MS } from '../market/period.js';
  *  control plane settles or refunds long before). Covers the launcher's start, its stop grace and a slow report. */
 export const JOB_LOCK_SLACK_MS = 60 * 60_000;
 
-export const jobLockId = (job_id: string) => `lock:${job_id}`;
-export const jobSettleId = (job_id: string) => `settle:${job_id}`;
-export const jobRefundId = (job_id: string) => `refund:${job_id}`;
+/** The transfers of a job's attempt: the first has none of the `:n` suffix (the ids before retries existed). */
+const attemptId = (kind: string, job_id: string, attempt: number) =>
+  attempt === 1 ? `${kind}:${job_id}` : `${kind}:${job_id}:${attempt}`;
+export const jobLockId = (job_id: string, attempt = 1) => attemptId('lock', job_id, attempt);
+export const jobSettleId = (job_id: string, attempt = 1) => attemptId('settle', job_id, attempt);
+export const jobRefundId = (job_id: string, attempt = 1) => attemptId('refund', job_id, attempt);
 
 /** micro-USD locked for a job: ceil(price × vcpus × max_runtime_ms / 1 h). */
 export function jobLockAmount(price_micro: bigint, vcpus: number, max_runtime_ms: number): bigint {

@@ -3,8 +3,8 @@
 // Every decision about state and money is the state machine's and the ledger operation's; this file only
 // decides WHEN to ask: on each launcher state read (registry.ts), and on a sweep for launchers that vanished
 // (failed and refunded after the health timeout) and for jobs long past their max runtime with no report.
-// The jobs table is the truth: a restarted control plane picks every unfinished job up from it. (A little over
-// 400 lines: placement, dispatch, reconciliation and the sweep share the set of assignments in flight.)
+// The jobs table is the truth: a restarted control plane picks every unfinished job up from it. Placement is
+// placement.ts, a lost node's retry retry.ts; dispatch, reconciliation and the sweep share the assignments in flight.
 import type { Logger } from 'pino';
 import { LAUNCHER_APP, LauncherJob, USAGE_RECORD_DOMAIN, type Assignment } from '@easyenclave/protocol/launcher';
 import { verifyRecord } from '@easyenclave/protocol/signed-record';
@@ -27,6 +27,8 @@ import {
 } from './ops.js';
 import { isTerminal, type JobEvent } from './state.js';
 import { JOBS_MIGRATIONS } from './store/migrations.js';
+import { place, type PlacementResult } from './placement.js';
+import { mayRetry, placedMs, resealJobOp, retryJobOp, type ResealResult } from './retry.js';
 import type { Db as JobsDb } from '../store/database.js';
 
 /** How often lost launchers and overdue jobs are looked for. */
@@ -35,22 +37,10 @@ export const JOB_SWEEP_MS = 1000;
  *  times the job out itself (refunded in full: nothing bills without a usage record). */
 export const JOB_DEADLINE_SLACK_MS = 60_000;
 export const LAUNCHER_STOP_GRACE_MS = 5_000;
-/** Candidate nodes a job creation re-checks under their row locks, best first. */
-export const MAX_JOB_CANDIDATES = 16;
+/** How long a retried job waits for the client to seal its env to the new launcher before it fails (refunded). */
+export const JOB_RESEAL_TIMEOUT_MS = 5 * 60_000;
 /** Unfinished jobs read per node per reconciliation (bounded; the rest on the next read). */
 export const MAX_JOBS_PER_RECONCILE = 4096;
-
-export interface Placement {
-  node_id: string;
-  agent_id: string;
-  hpke_public_key: string;
-  receipt_public_key: string;
-  price_micro: number;
-}
-
-export type PlacementResult =
-  | { ok: true; placements: Placement[]; candidates: JobCandidate[] }
-  | { ok: false; code: 'job_too_large' | 'no_node_with_capacity'; message: string };
 
 export interface JobsDeps {
   ledger: LedgerStore;
@@ -105,69 +95,34 @@ export class JobsService {
     return this.deps.ledger.submit(jobEventOp(id, ev, facts));
   }
 
+  /**
+   * The job's node is lost (attestation, health, the job gone): failed and refunded in full, or, when the user
+   * asked for it, refunded and retried once on another node (retry.ts).
+   */
+  async lose(row: JobRow, reason: string): Promise<JobEventResult> {
+    if (!mayRetry(row)) return this.event(row.id, { type: 'lost', reason });
+    const placed = await this.placement(row.vcpus, row.memory_mib, new Set([row.node_id]));
+    const r = await this.deps.ledger.submit(
+      retryJobOp(row.id, reason, placed.ok ? placed.candidates : [], (id) =>
+        this.deps.market.liveEligible(id, LAUNCHER_APP),
+      ),
+    );
+    if (r.ok && r.job.state === 'queued' && r.job.env_pending === 0) void this.dispatch(r.job);
+    return r;
+  }
+
+  /** The env of a retried job, sealed by the client to its new launcher: stored, then the job is dispatched. */
+  async reseal(id: string, sealed_env: string, env_key: string): Promise<ResealResult> {
+    const r = await this.deps.ledger.submit(resealJobOp(id, sealed_env, env_key));
+    if (r.ok) void this.dispatch(r.job);
+    return r;
+  }
+
   // ---------- Placement ----------
 
   /** Eligible nodes with a launcher that can take `vcpus` and `memory_mib` now, cheapest effective price first. */
-  async placement(vcpus: number, memory_mib: number): Promise<PlacementResult> {
-    const ranked = await this.deps.market.candidates(LAUNCHER_APP);
-    const views = ranked
-      .map((n) => ({ n, v: this.deps.registry.view(n.id) }))
-      .filter((x): x is { n: (typeof ranked)[number]; v: LauncherView } => x.v !== null);
-    if (
-      !views.some(({ v }) => v.state.capacity.vcpus_total >= vcpus && v.state.capacity.memory_mib_total >= memory_mib)
-    )
-      return {
-        ok: false,
-        code: 'job_too_large',
-        message:
-          views.length === 0
-            ? 'no eligible node has a launcher connected'
-            : `no eligible node offers ${vcpus} vCPUs and ${memory_mib} MiB (the largest offers ${Math.max(...views.map(({ v }) => v.state.capacity.vcpus_total))} vCPUs)`,
-      };
-    const used = await this.usedByNode(views.map(({ n }) => n.id));
-    const placements: Placement[] = [];
-    const candidates: JobCandidate[] = [];
-    for (const { n, v } of views) {
-      const u = used.get(n.id) ?? { vcpus: 0, memory_mib: 0 };
-      const c = v.state.capacity;
-      if (u.vcpus + vcpus > c.vcpus_total || u.memory_mib + memory_mib > c.memory_mib_total) continue;
-      placements.push({
-        node_id: n.id,
-        agent_id: v.agent_id,
-        hpke_public_key: v.hpke_public_key,
-        receipt_public_key: v.receipt_public_key,
-        price_micro: n.price_micro,
-      });
-      candidates.push({
-        id: n.id,
-        provider: n.provider,
-        vcpus_total: c.vcpus_total,
-        memory_mib_total: c.memory_mib_total,
-        hpke_public_key: v.hpke_public_key,
-      });
-      if (candidates.length >= MAX_JOB_CANDIDATES) break;
-    }
-    if (candidates.length === 0)
-      return {
-        ok: false,
-        code: 'no_node_with_capacity',
-        message: `no eligible node has ${vcpus} vCPUs and ${memory_mib} MiB free now`,
-      };
-    return { ok: true, placements, candidates };
-  }
-
-  private async usedByNode(ids: string[]): Promise<Map<string, { vcpus: number; memory_mib: number }>> {
-    const out = new Map<string, { vcpus: number; memory_mib: number }>();
-    if (ids.length === 0) return out;
-    const rows = await this.db
-      .selectFrom('jobs')
-      .select(['node_id', (eb) => eb.fn.sum<number>('vcpus').as('v'), (eb) => eb.fn.sum<number>('memory_mib').as('m')])
-      .where('node_id', 'in', ids)
-      .where('state', 'in', [...ACTIVE_STATES])
-      .groupBy('node_id')
-      .execute();
-    for (const r of rows) out.set(r.node_id, { vcpus: Number(r.v), memory_mib: Number(r.m) });
-    return out;
+  placement(vcpus: number, memory_mib: number, exclude?: ReadonlySet<string>): Promise<PlacementResult> {
+    return place({ db: this.db, market: this.deps.market, registry: this.deps.registry }, vcpus, memory_mib, exclude);
   }
 
   /** Places and locks a job (one ledger operation), then sends its assignment. */
@@ -207,12 +162,13 @@ export class JobsService {
       network: job.network === 1,
       sealed_env: job.sealed_env,
       result_key: job.result_key,
+      ...(job.output_file !== null ? { output_file: job.output_file } : {}),
     };
   }
 
   /** Sends a queued job to its node's launcher; the launcher's answer moves it on (or refuses it). */
   private async dispatch(job: JobRow): Promise<void> {
-    if (this.dispatching.has(job.id)) return;
+    if (this.dispatching.has(job.id) || job.env_pending === 1) return;
     const link = this.deps.registry.link(job.node_id);
     if (link === null) return; // the sweep fails it if its launcher stays away
     this.dispatching.add(job.id);
@@ -308,7 +264,7 @@ export class JobsService {
           void this.dispatch(row);
         } else if (row.updated_ms < view.requested_ms) {
           // The launcher was asked after the job was last seen moving, and no longer has it.
-          await this.event(row.id, { type: 'lost', reason: 'the launcher no longer has the job' });
+          await this.lose(row, 'the launcher no longer has the job');
         }
       } catch (err) {
         this.deps.log.warn({ job_id: row.id, err: (err as Error).message }, 'jobs: reconciling a job failed');
@@ -319,7 +275,8 @@ export class JobsService {
       if (this.dispatching.has(lj.job_id)) continue;
       try {
         const row = await this.get(lj.job_id);
-        if (row && !isTerminal(row.state)) continue;
+        // Still this node's: reconciled above. A job retried elsewhere is a stray here too.
+        if (row && !isTerminal(row.state) && row.node_id === view.node_id) continue;
         if (lj.usage !== null) await this.ack(view, lj.job_id);
         else await launcherRequest(view.link, 'DELETE', `/v1/launcher/jobs/${lj.job_id}`);
       } catch (err) {
@@ -352,19 +309,22 @@ export class JobsService {
         if (this.deps.registry.link(row.node_id) === null) {
           if (!failedAt.has(row.node_id)) failedAt.set(row.node_id, await this.attestationFailure(row.node_id, rows));
           const f = failedAt.get(row.node_id);
-          if (f && f.at_ms >= row.created_ms) {
-            await this.event(row.id, {
-              type: 'lost',
-              reason: `the node's launcher failed attestation: ${f.failure}`.slice(0, 256),
-            });
+          if (f && f.at_ms >= placedMs(row)) {
+            await this.lose(row, `the node's launcher failed attestation: ${f.failure}`.slice(0, 256));
             continue;
           }
         }
         const missing = this.deps.registry.missingSince(row.node_id);
-        if (now - Math.max(missing, row.created_ms) > this.deps.health_timeout_ms) {
+        if (now - Math.max(missing, placedMs(row)) > this.deps.health_timeout_ms) {
+          const secs = Math.round(this.deps.health_timeout_ms / 1000);
+          await this.lose(row, `the node's launcher was unreachable for more than ${secs} s`);
+          continue;
+        }
+        if (row.env_pending === 1 && now - row.updated_ms > JOB_RESEAL_TIMEOUT_MS) {
+          const mins = JOB_RESEAL_TIMEOUT_MS / 60_000;
           await this.event(row.id, {
             type: 'lost',
-            reason: `the node's launcher was unreachable for more than ${Math.round(this.deps.health_timeout_ms / 1000)} s`,
+            reason: `the env was not sealed to the new launcher in ${mins} min`,
           });
           continue;
         }
@@ -388,7 +348,7 @@ export class JobsService {
     node_id: string,
     rows: readonly JobRow[],
   ): Promise<{ at_ms: number; failure: string } | null> {
-    const since = Math.min(...rows.filter((r) => r.node_id === node_id).map((r) => r.created_ms));
+    const since = Math.min(...rows.filter((r) => r.node_id === node_id).map(placedMs));
     const r = await this.db
       .selectFrom('attestations')
       .innerJoin('market_node_agents', 'market_node_agents.agent_id', 'attestations.agent_id')

@@ -29,6 +29,8 @@ export interface JobStep {
  *   running job is stopped by its launcher and ends by `finished` (state cancelled, billed what it ran);
  * - `refused`: the launcher refused the assignment (tampered sealed env, no capacity, unknown image);
  * - `lost`: its node failed attestation or health, or its launcher vanished: failed, refunded in full;
+ * - `retry`: as `lost`, for a job whose user asked for one retry on another node: this attempt is refunded in
+ *   full and the job is queued again (on another node, with a fresh lock);
  * - `deadline`: the control plane's own check found it unfinished long past its max runtime with no signed
  *   usage: timed out, refunded in full (nothing runs unpaid for the user, nothing bills without a record).
  */
@@ -39,6 +41,7 @@ export type JobEvent =
   | { type: 'cancel'; reason: string }
   | { type: 'refused'; reason: string }
   | { type: 'lost'; reason: string }
+  | { type: 'retry'; reason: string }
   | { type: 'deadline'; reason: string };
 
 export type Billing = { kind: 'none' } | { kind: 'settle'; billed_vcpu_ms: number } | { kind: 'refund' };
@@ -78,6 +81,8 @@ export function transition(from: JobState, ev: JobEvent, now_ms: number): Transi
       return from === 'running' ? invalid() : to('failed', ev.reason, { kind: 'refund' });
     case 'lost':
       return to('failed', ev.reason, { kind: 'refund' });
+    case 'retry':
+      return to('queued', ev.reason, { kind: 'refund' });
     case 'deadline':
       return to('timed_out', ev.reason, { kind: 'refund' });
   }

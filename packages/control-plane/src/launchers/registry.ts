@@ -37,6 +37,8 @@ export class LauncherRegistry {
   private readonly started_ms: number;
   /** Called after each poll of a launcher (the jobs service reconciles its jobs against the state). */
   onState: ((view: LauncherView) => Promise<void>) | null = null;
+  /** Called after each poll too (the deployments service stops workloads it no longer wants). */
+  onDeployments: ((view: LauncherView) => Promise<void>) | null = null;
 
   constructor(
     private readonly hub: TunnelHub,
@@ -136,6 +138,7 @@ export class LauncherRegistry {
       this.views.set(node_id, view);
       this.seen.set(node_id, this.clock.now());
       await this.onState?.(view);
+      await this.onDeployments?.(view);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, node_id }, 'launchers: reading a launcher state failed');
     }

@@ -44,7 +44,8 @@ export class LedgerStore {
   private constructor(
     readonly db: Db,
     readonly dialect: StoreDialect,
-    now: () => number,
+    /** The ledger's clock (batches' now_ms; API keys' expiry is checked against it). */
+    readonly now: () => number,
   ) {
     this.writer = ledgerWriter(db, dialect, now, (entries, ops) => this.#committed(entries, ops));
   }

@@ -159,4 +159,19 @@ export const LEDGER_MIGRATIONS: readonly Migration[] = [
       await appendOnlyTriggers(db, d);
     },
   },
+  {
+    version: 101,
+    name: 'ledger: rotated API keys',
+    async up(db, d) {
+      const i64 = int64Type(d);
+      await db.schema
+        .createTable('ee_api_keys')
+        .addColumn('account_id', 'text', (c) => c.notNull().references('ee_accounts.id'))
+        .addColumn('key_hash', 'text', (c) => c.notNull())
+        .addColumn('created_ms', i64, (c) => c.notNull())
+        .addColumn('expires_ms', i64)
+        .addPrimaryKeyConstraint('ee_api_keys_pk', ['account_id', 'key_hash'])
+        .execute();
+    },
+  },
 ];

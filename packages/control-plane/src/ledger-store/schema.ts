@@ -75,6 +75,19 @@ export interface EeAccountsTable {
   created_ms: number;
 }
 
+/**
+ * An account's API keys beyond the one it was created with (docs/security.md, key rotation). The creation key
+ * stays in `ee_accounts` (its row is in the audit chain and never changes); it is valid until a row here with
+ * the same hash gives it an expiry. `expires_ms` null: valid until the next rotation.
+ */
+export interface EeApiKeysTable {
+  account_id: string;
+  /** sha256(secret) hex, as in ee_accounts. */
+  key_hash: string;
+  created_ms: number;
+  expires_ms: number | null;
+}
+
 /** Stripe-style idempotency records: the first response to (principal, key) is replayed for its retries. */
 export interface EeIdempotencyTable {
   principal: string;
@@ -94,4 +107,5 @@ export interface LedgerDatabase {
   ledger_audit_head: LedgerAuditHeadTable;
   ee_accounts: EeAccountsTable;
   ee_idempotency: EeIdempotencyTable;
+  ee_api_keys: EeApiKeysTable;
 }

@@ -147,11 +147,15 @@ export class Market implements MarketHooks {
    */
   async onAttested(link: AgentLink, ppid: string | undefined): Promise<void> {
     await this.bindByPpid(link, ppid);
-    if (this.attestedListener !== null && !link.closed) await this.attestedListener(link);
+    for (const fn of this.#attested) if (!link.closed) await fn(link);
   }
 
-  /** Runs after each successful attestation, once the agent is bound (reservations record its receipt key). */
-  attestedListener: ((link: AgentLink) => Promise<void>) | null = null;
+  readonly #attested: Array<(link: AgentLink) => Promise<void>> = [];
+  /** Runs `fn` after each successful attestation, once the agent is bound. Subscribed by a room at its own
+   *  construction (reservations record the agent's receipt key), so nothing is bound late. */
+  onAgentAttested(fn: (link: AgentLink) => Promise<void>): void {
+    this.#attested.push(fn);
+  }
 
   private async bindByPpid(link: AgentLink, ppid: string | undefined): Promise<void> {
     if (!link.reg?.sealed || ppid === undefined) return;

@@ -212,25 +212,35 @@ function reservationNeeds(row: ReservationRow, rolls: boolean): { accounts: stri
   return { accounts: [s.user_id, providerEarnings(s.provider)], transfers };
 }
 
-export type CloseResult = { outcome: 'closed' | 'already_closed' | 'unknown'; row?: ReservationRow };
-
-/** Ends an open reservation and voids what is not claimed (cancel, end of lifetime, zero tolerance). */
-export function closeReservationOp(id: string, reason: string): LedgerOp<CloseResult> {
+/** An operation on one reservation: prepare locks its row and declares what it touches (with the next lock when
+ *  it `rolls`); `apply` gets the row (undefined when there is none). */
+function reservationOp<T>(
+  id: string,
+  rolls: boolean,
+  apply: (row: ReservationRow | undefined, ctx: ApplyContext) => T,
+): LedgerOp<T> {
   let row: ReservationRow | undefined;
   return {
     accounts: [],
     transfers: [],
     async prepare(anyTx, d) {
       row = await lockReservation(anyTx, d, id);
-      return row && reservationNeeds(row, false);
+      return row && reservationNeeds(row, rolls);
     },
-    apply(ctx) {
-      if (!row) return { outcome: 'unknown' };
-      if (row.status !== 'open') return { outcome: 'already_closed', row };
-      close(ctx, stateOf(row), reason);
-      return { outcome: 'closed', row };
-    },
+    apply: (ctx) => apply(row, ctx),
   };
+}
+
+export type CloseResult = { outcome: 'closed' | 'already_closed' | 'unknown'; row?: ReservationRow };
+
+/** Ends an open reservation and voids what is not claimed (cancel, end of lifetime, zero tolerance). */
+export function closeReservationOp(id: string, reason: string): LedgerOp<CloseResult> {
+  return reservationOp(id, false, (row, ctx): CloseResult => {
+    if (!row) return { outcome: 'unknown' };
+    if (row.status !== 'open') return { outcome: 'already_closed', row };
+    close(ctx, stateOf(row), reason);
+    return { outcome: 'closed', row };
+  });
 }
 
 /**
@@ -239,52 +249,43 @@ export function closeReservationOp(id: string, reason: string): LedgerOp<CloseRe
  * nothing is claimable in between and no lock outlives its period plus the receipt grace.
  */
 export function rollReservationOp(id: string, t: MarketTiming): LedgerOp<'rolled' | 'closed' | 'noop'> {
-  let row: ReservationRow | undefined;
-  return {
-    accounts: [],
-    transfers: [],
-    async prepare(anyTx, d) {
-      row = await lockReservation(anyTx, d, id);
-      return row && reservationNeeds(row, true);
-    },
-    apply(ctx) {
-      if (!row || row.status !== 'open') return 'noop';
-      const s = stateOf(row);
-      const index = periodIndex(ctx.now_ms, t.period_ms);
-      if (index <= s.lock_period) return 'noop';
-      if (ctx.now_ms >= s.expires_ms || remaining(s) === 0) {
-        close(ctx, s, ctx.now_ms >= s.expires_ms ? 'expired' : 'exhausted');
-        return 'closed';
-      }
-      if (!lockHeld(ctx, s)) {
-        // The ledger expired the lock at its deadline (no control plane rolled it in time): the rest is back.
-        close(ctx, s, 'lock_expired');
-        return 'closed';
-      }
-      const results = createTransfers(
-        ctx.state,
-        [
-          {
-            id: reservationRefundId(id, s.lock_seq),
-            debit_account: s.user_id,
-            credit_account: providerEarnings(s.provider),
-            pending_id: reservationLockId(id, s.lock_seq),
-            flags: { void_pending: true, linked: true },
-          },
-          pendingLock(s, s.lock_seq + 1, remaining(s), ctx.now_ms, t),
-        ],
-        ctx.now_ms,
-      );
-      if (!results.every(ok)) throw new Error(`reservation ${id}: roll of lock ${s.lock_seq} failed: ${results}`);
-      const seq = s.lock_seq + 1;
-      ctx.writes.after.push(async (tx) => {
-        await tx
-          .updateTable('market_reservations')
-          .set({ lock_seq: seq, lock_period: index })
-          .where('id', '=', id)
-          .execute();
-      });
-      return 'rolled';
-    },
-  };
+  return reservationOp(id, true, (row, ctx): 'rolled' | 'closed' | 'noop' => {
+    if (!row || row.status !== 'open') return 'noop';
+    const s = stateOf(row);
+    const index = periodIndex(ctx.now_ms, t.period_ms);
+    if (index <= s.lock_period) return 'noop';
+    if (ctx.now_ms >= s.expires_ms || remaining(s) === 0) {
+      close(ctx, s, ctx.now_ms >= s.expires_ms ? 'expired' : 'exhausted');
+      return 'closed';
+    }
+    if (!lockHeld(ctx, s)) {
+      // The ledger expired the lock at its deadline (no control plane rolled it in time): the rest is back.
+      close(ctx, s, 'lock_expired');
+      return 'closed';
+    }
+    const results = createTransfers(
+      ctx.state,
+      [
+        {
+          id: reservationRefundId(id, s.lock_seq),
+          debit_account: s.user_id,
+          credit_account: providerEarnings(s.provider),
+          pending_id: reservationLockId(id, s.lock_seq),
+          flags: { void_pending: true, linked: true },
+        },
+        pendingLock(s, s.lock_seq + 1, remaining(s), ctx.now_ms, t),
+      ],
+      ctx.now_ms,
+    );
+    if (!results.every(ok)) throw new Error(`reservation ${id}: roll of lock ${s.lock_seq} failed: ${results}`);
+    const seq = s.lock_seq + 1;
+    ctx.writes.after.push(async (tx) => {
+      await tx
+        .updateTable('market_reservations')
+        .set({ lock_seq: seq, lock_period: index })
+        .where('id', '=', id)
+        .execute();
+    });
+    return 'rolled';
+  });
 }

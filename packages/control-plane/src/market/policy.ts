@@ -1,8 +1,10 @@
 // Tiers, stake, eligibility, trust and routing order (docs/design.md §4–5, docs/market.md). Pure functions: the
 // callers gather the inputs (ledger balances, live tunnel state, records) and pass the time in.
+import { TIERS } from '@easyenclave/protocol/market-wire';
 import { HOUR_MS } from './period.js';
 
-export const TIERS = ['premium', 'standard', 'economy'] as const;
+/** The tiers are part of the market's wire vocabulary (protocol/market-wire.ts). */
+export { TIERS };
 export type Tier = (typeof TIERS)[number];
 
 /** The slashing penalty of a tier, in hours of the node's revenue at its posted price. */

@@ -47,24 +47,34 @@ export interface ReservationCandidate {
   keyset: { hpke_public_key: string; receipt_public_key: string };
 }
 
+export interface ReservationsOptions {
+  /** Called once per judged receipt with `accepted` or its refusal code (the control plane's metrics). */
+  onOutcome?: (outcome: string) => void;
+}
+
 export class Reservations {
   readonly db: Db;
   /** reservation id → the tail of its chain of mutations in this process. */
   #serial = new Map<string, Promise<unknown>>();
   /** Receipt signatures are checked on worker threads (receipt-verify.ts). */
   readonly #signatures = new SignatureVerifier();
-  /** Called once per judged receipt with `accepted` or its refusal code (the control plane's metrics). */
-  onOutcome: ((outcome: string) => void) | null = null;
+  readonly onOutcome: ((outcome: string) => void) | null;
   /** Receipts accepted and refused since start, by outcome (for /metrics and the bench). */
   readonly counts = { accepted: 0, refused: 0 };
 
-  private constructor(readonly market: Market) {
+  private constructor(
+    readonly market: Market,
+    opts: ReservationsOptions,
+  ) {
     this.db = market.db;
+    this.onOutcome = opts.onOutcome ?? null;
+    // Each attested agent's receipt key is recorded once the market has bound it to its node.
+    market.onAgentAttested((link) => this.recordKey(link));
   }
 
-  static async open(market: Market): Promise<Reservations> {
+  static async open(market: Market, opts: ReservationsOptions = {}): Promise<Reservations> {
     await runMigrations(market.deps.store.db, market.deps.store.dialect, RESERVATION_MIGRATIONS);
-    return new Reservations(market);
+    return new Reservations(market, opts);
   }
 
   get now(): number {

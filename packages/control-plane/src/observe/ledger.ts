@@ -1,7 +1,6 @@
 // Ledger observation: a log line and counters per committed movement (money.ts), commit latency and size from
 // the writer, and, read at scrape time from the database (so every replica reports the network's totals), the
 // stake held by providers and what the slash pool has received.
-import { Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import { PLATFORM_SLASH_POOL } from '../ledger/chart.js';
 import type { LedgerStore } from '../ledger-store/ledger-store.js';
@@ -14,19 +13,13 @@ export function observeLedger(ledger: LedgerStore, log: Logger, metrics: Control
     metrics.ledger_operations.inc(ops);
     metrics.ledger_commit_duration.observe(duration_ms / 1000);
   };
-  new Gauge({
-    name: 'ee_ledger_queue_depth',
-    help: 'Ledger operations waiting for the writer',
-    registers: [metrics.registry],
-    collect() {
-      this.set(ledger.writer.queued);
-    },
+  metrics.gauge('ee_ledger_queue_depth', 'Ledger operations waiting for the writer', function () {
+    this.set(ledger.writer.queued);
   });
-  new Gauge({
-    name: 'ee_stake_held_micro_usd',
-    help: 'Stake held by all providers (sum of provider stake accounts), micro-USD',
-    registers: [metrics.registry],
-    async collect() {
+  metrics.gauge(
+    'ee_stake_held_micro_usd',
+    'Stake held by all providers (sum of provider stake accounts), micro-USD',
+    async function () {
       const row = await ledger.db
         .selectFrom('ledger_accounts')
         .select((eb) =>
@@ -36,14 +29,13 @@ export function observeLedger(ledger: LedgerStore, log: Logger, metrics: Control
         .executeTakeFirst();
       this.set(Number(row?.held ?? 0));
     },
-  });
-  new Gauge({
-    name: 'ee_slashed_micro_usd',
-    help: 'Stake slashed so far (everything the slash pool has received), micro-USD',
-    registers: [metrics.registry],
-    async collect() {
+  );
+  metrics.gauge(
+    'ee_slashed_micro_usd',
+    'Stake slashed so far (everything the slash pool has received), micro-USD',
+    async function () {
       const a = await ledger.account(PLATFORM_SLASH_POOL);
       this.set(Number(a?.credits_posted ?? 0n));
     },
-  });
+  );
 }

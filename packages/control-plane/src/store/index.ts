@@ -3,7 +3,10 @@
 import type { Kysely } from 'kysely';
 import { runMigrations, STORE_MIGRATIONS, type StoreDialect } from './migrations.js';
 import { openPostgres } from './postgres.js';
-import * as q from './queries.js';
+import * as apps from './apps.js';
+import * as agents from './agents.js';
+import type { AppClaim, RegisterAgentInput, RegisterRefusal, RegistrationInput } from './apps.js';
+import type { AgentConnection, AttestationRecord, EventQuery, HealthReport } from './agents.js';
 import { GroupCommitter } from './group-commit.js';
 import type { Database } from './database.js';
 import type { AgentRow, AppRow, AttestationRow, HealthEventRow, RegistrationRow } from './schema.js';
@@ -21,7 +24,8 @@ export type {
 } from './schema.js';
 export { runMigrations, STORE_MIGRATIONS, type Migration, type StoreDialect } from './migrations.js';
 export { parseInt8 } from './postgres.js';
-export type { EventQuery, RegisterRefusal } from './queries.js';
+export type { AppClaim, RegisterAgentInput, RegisterRefusal, RegistrationInput } from './apps.js';
+export type { AgentConnection, AttestationRecord, EventQuery, HealthReport } from './agents.js';
 
 export type StoreOptions = { db_path: string } | { database_url: string };
 
@@ -32,86 +36,39 @@ export interface Store {
   /** Idempotent. */
   close(): Promise<void>;
   /** Atomically claims app_name for repo if unclaimed. `ok:false` with owner_repo when another repo owns it. */
-  claimApp(a: {
-    app_name: string;
-    repo: string;
-    network: string;
-    now_ms: number;
-  }): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
+  claimApp(a: AppClaim): Promise<{ ok: true; app: AppRow } | { ok: false; owner_repo: string }>;
   /** claimApp + ensureRegistration + upsertAgentConnected (unless connect is false) in one write. `ok:false`
    *  with the owning app row when another repo owns the name or it lives on another network, or with
    *  agent_bound_to when the agent id belongs to another app or repo (nothing is written then). */
-  registerAgent(a: {
-    agent_id: string;
-    app_name: string;
-    repo: string;
-    release_tag: string;
-    network: string;
-    remote_addr: string | null;
-    now_ms: number;
-    ttl_ms: number;
-    connect?: boolean;
-    takeover?: (held: AppRow, live_attested_agent: boolean) => boolean;
-  }): Promise<{ ok: true; app: AppRow; registration: RegistrationRow; taken_from?: AppRow } | q.RegisterRefusal>;
+  registerAgent(
+    a: RegisterAgentInput,
+  ): Promise<{ ok: true; app: AppRow; registration: RegistrationRow; taken_from?: AppRow } | RegisterRefusal>;
   /** Deletes lapsed never-attested claims made before `created_before_ms` (none with an agent connected), with
    *  their agents' rows and records; at most `limit`. Returns the app names deleted. */
   pruneUnattestedClaims(created_before_ms: number, limit: number): Promise<string[]>;
   /** Deletes health events before `before_ms` except each agent's newest connection event. Returns the count. */
   pruneHealthEvents(before_ms: number): Promise<number>;
   /** Inserts (app_name, release_tag) if absent (created=now, expires=now+ttl_ms); returns the stored row, an existing one unchanged. The app must be claimed. */
-  ensureRegistration(r: {
-    app_name: string;
-    release_tag: string;
-    repo: string;
-    network: string;
-    now_ms: number;
-    ttl_ms: number;
-  }): Promise<RegistrationRow>;
+  ensureRegistration(r: RegistrationInput): Promise<RegistrationRow>;
   getApp(app_name: string): Promise<AppRow | undefined>;
   listApps(): Promise<AppRow[]>;
   listRegistrations(app_name: string): Promise<RegistrationRow[]>;
   /** Creates or refreshes the agent row (new session: attest_ok=false, health_status=null) and writes a 'connected' event. The app must be claimed. */
-  upsertAgentConnected(a: {
-    agent_id: string;
-    app_name: string;
-    repo: string;
-    release_tag: string;
-    network: string;
-    remote_addr: string | null;
-    now_ms: number;
-  }): Promise<void>;
+  upsertAgentConnected(a: AgentConnection): Promise<void>;
   /** Marks the agent disconnected and writes a 'disconnected' event; no-op if unknown or already disconnected. */
   markAgentDisconnected(agent_id: string, now_ms: number, detail?: string): Promise<void>;
   /** At start-up: nothing is connected to a fresh process. Returns how many agents were marked (each gets an event). */
   markAllAgentsDisconnected(now_ms: number): Promise<number>;
   /** Updates the agent row; inserts a health_events row only when event=true. A miss sets health_status='fail' without touching last_health_ms. Throws for an unknown agent. */
-  recordHealth(h: {
-    agent_id: string;
-    app_name: string;
-    status: 'pass' | 'fail' | 'missed';
-    now_ms: number;
-    detail?: string;
-    event: boolean;
-  }): Promise<void>;
+  recordHealth(h: HealthReport): Promise<void>;
   /** Inserts an attestations row and updates the agent (last_attest_ms only when ok). Throws for an unknown agent or ok && missed. */
-  recordAttestation(a: {
-    agent_id: string;
-    app_name: string;
-    now_ms: number;
-    reason: string;
-    ok: boolean;
-    missed: boolean;
-    evidence_type: string;
-    evidence_hash: string | null;
-    policy_version: string | null;
-    failure: string | null;
-  }): Promise<void>;
+  recordAttestation(a: AttestationRecord): Promise<void>;
   getAgent(agent_id: string): Promise<AgentRow | undefined>;
   listAgents(app_name?: string): Promise<AgentRow[]>;
   /** Newest first. */
-  listAttestations(f: q.EventQuery): Promise<AttestationRow[]>;
+  listAttestations(f: EventQuery): Promise<AttestationRow[]>;
   /** Newest first. */
-  listHealthEvents(f: q.EventQuery): Promise<HealthEventRow[]>;
+  listHealthEvents(f: EventQuery): Promise<HealthEventRow[]>;
 }
 
 class KyselyStore implements Store {
@@ -130,56 +87,56 @@ class KyselyStore implements Store {
     this.#closed ??= this.#writes.close().then(() => this.db.destroy());
     return this.#closed;
   }
-  claimApp(a: Parameters<Store['claimApp']>[0]) {
-    return this.#writes.submit((tx) => q.claimApp(tx, a));
+  claimApp(a: AppClaim) {
+    return this.#writes.submit((tx) => apps.claimApp(tx, a));
   }
-  registerAgent(a: Parameters<Store['registerAgent']>[0]) {
-    return this.#writes.submit((tx) => q.registerAgent(tx, a));
+  registerAgent(a: RegisterAgentInput) {
+    return this.#writes.submit((tx) => apps.registerAgent(tx, a));
   }
   pruneUnattestedClaims(created_before_ms: number, limit: number) {
-    return this.#writes.submit((tx) => q.pruneUnattestedClaims(tx, created_before_ms, limit));
+    return this.#writes.submit((tx) => apps.pruneUnattestedClaims(tx, created_before_ms, limit));
   }
   pruneHealthEvents(before_ms: number) {
-    return this.#writes.submit((tx) => q.pruneHealthEvents(tx, before_ms));
+    return this.#writes.submit((tx) => agents.pruneHealthEvents(tx, before_ms));
   }
-  ensureRegistration(r: Parameters<Store['ensureRegistration']>[0]) {
-    return this.#writes.submit((tx) => q.ensureRegistration(tx, r));
+  ensureRegistration(r: RegistrationInput) {
+    return this.#writes.submit((tx) => apps.ensureRegistration(tx, r));
   }
   getApp(app_name: string) {
-    return q.getApp(this.db, app_name);
+    return apps.getApp(this.db, app_name);
   }
   listApps() {
-    return q.listApps(this.db);
+    return apps.listApps(this.db);
   }
   listRegistrations(app_name: string) {
-    return q.listRegistrations(this.db, app_name);
+    return apps.listRegistrations(this.db, app_name);
   }
-  upsertAgentConnected(a: Parameters<Store['upsertAgentConnected']>[0]) {
-    return this.#writes.submit((tx) => q.upsertAgentConnected(tx, a));
+  upsertAgentConnected(a: AgentConnection) {
+    return this.#writes.submit((tx) => agents.upsertAgentConnected(tx, a));
   }
   markAgentDisconnected(agent_id: string, now_ms: number, detail?: string) {
-    return this.#writes.submit((tx) => q.markAgentDisconnected(tx, agent_id, now_ms, detail));
+    return this.#writes.submit((tx) => agents.markAgentDisconnected(tx, agent_id, now_ms, detail));
   }
   markAllAgentsDisconnected(now_ms: number) {
-    return q.markAllAgentsDisconnected(this.db, now_ms);
+    return agents.markAllAgentsDisconnected(this.db, now_ms);
   }
-  recordHealth(h: Parameters<Store['recordHealth']>[0]) {
-    return this.#writes.submit((tx) => q.recordHealth(tx, h));
+  recordHealth(h: HealthReport) {
+    return this.#writes.submit((tx) => agents.recordHealth(tx, h));
   }
-  recordAttestation(a: Parameters<Store['recordAttestation']>[0]) {
-    return this.#writes.submit((tx) => q.recordAttestation(tx, a));
+  recordAttestation(a: AttestationRecord) {
+    return this.#writes.submit((tx) => agents.recordAttestation(tx, a));
   }
   getAgent(agent_id: string) {
-    return q.getAgent(this.db, agent_id);
+    return agents.getAgent(this.db, agent_id);
   }
   listAgents(app_name?: string) {
-    return q.listAgents(this.db, app_name);
+    return agents.listAgents(this.db, app_name);
   }
-  listAttestations(f: q.EventQuery) {
-    return q.listAttestations(this.db, f);
+  listAttestations(f: EventQuery) {
+    return agents.listAttestations(this.db, f);
   }
-  listHealthEvents(f: q.EventQuery) {
-    return q.listHealthEvents(this.db, f);
+  listHealthEvents(f: EventQuery) {
+    return agents.listHealthEvents(this.db, f);
   }
 }
 

@@ -1,8 +1,8 @@
-// The tunnel hub: the socket shell of the tunnel. It accepts agent WebSockets (capping handshakes), dispatches
-// their messages to the controllers (registration.ts, attestation-flow.ts, attestation-relay.ts, receipts.ts),
-// keeps liveness and health, sweeps, drains, and is the one place that closes agent sockets. The links live
-// in the registry (pure data), and the router picks one for each proxied request: the proxy asks the router,
-// never the hub. Controllers get narrow ports built here, not the hub.
+// The tunnel hub: the socket shell of the tunnel. It accepts agent WebSockets (capping handshakes: admission.ts),
+// hands their control messages to dispatch.ts for the controllers (registration.ts, attestation-flow.ts,
+// attestation-relay.ts, receipts.ts), keeps liveness and health, sweeps, drains, and is the one place that closes
+// agent sockets. The links live in the registry (pure data), and the router picks one for each proxied request:
+// the proxy asks the router, never the hub. Controllers get narrow ports built here, not the hub.
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -16,7 +16,6 @@ import {
   MuxSession,
   QueueBudget,
   ResetCode,
-  parseAgentMessage,
   type ControlToAgent,
 } from '@easyenclave/protocol';
 import type { EvidenceVerifier, Keyset } from '@easyenclave/attestation';
@@ -24,11 +23,13 @@ import type { Clock } from '../clock.js';
 import type { ControlPlaneConfig } from '../config.js';
 import type { Store } from '../store/index.js';
 import type { ProxyMetrics } from '../metrics.js';
+import { HandshakeCaps, type UpgradeRefusal } from './admission.js';
 import { AgentLink } from './link.js';
 import { AttestationFlow } from './attestation-flow.js';
 import { RelayDesk } from './attestation-relay.js';
 import type { MarketHooks } from './ports.js';
-import { handleReceipts, type ReceiptSink } from './receipts.js';
+import { dispatchControl, type DispatchPort } from './dispatch.js';
+import type { ReceiptSink } from './receipts.js';
 import { Registrar } from './registration.js';
 import { LinkRegistry } from './registry.js';
 import { Router } from './router.js';
@@ -50,8 +51,7 @@ export interface HubDeps {
   receipts?: ReceiptSink | null;
 }
 
-/** Why an upgrade on /v1/tunnel is refused (the server answers it in HTTP, proxy/refusals.ts). */
-export type UpgradeRefusal = 'draining' | 'too_many_handshakes';
+export type { UpgradeRefusal } from './admission.js';
 
 const SWEEP_INTERVAL_MS = 1000;
 /** How often lapsed app claims and old health events are pruned (upkeep.ts). */
@@ -78,11 +78,9 @@ export class TunnelHub implements LinkEvents {
   readonly #attestation: AttestationFlow;
   readonly #registrar: Registrar;
   readonly #upkeep: Upkeep;
-  /** Links between their upgrade and the end of their first attestation, in all and per remote address. A
-   *  link counts only while it is in that handshake: the register deadline, the attestation deadline or its
-   *  close ends it (endHandshake). */
-  #handshakes = 0;
-  readonly #handshakesByAddr = new Map<string, number>();
+  readonly #dispatch: DispatchPort;
+  /** Links between their upgrade and the end of their first attestation (admission.ts). */
+  readonly #handshakes: HandshakeCaps;
   #sweeper: NodeJS.Timeout | null = null;
   #pruner: NodeJS.Timeout | null = null;
   draining = false;
@@ -91,6 +89,7 @@ export class TunnelHub implements LinkEvents {
     const { config, clock, log, metrics, store } = deps;
     const market = deps.market ?? null;
     const registry = (this.registry = deps.registry ?? new LinkRegistry());
+    this.#handshakes = new HandshakeCaps(config);
     this.budget = new QueueBudget(config.max_buffered_stream_bytes);
     const send = (link: AgentLink, msg: ControlToAgent) => this.send(link, msg);
     const close = (link: AgentLink, code: number, reason: string) => this.closeLink(link, code, reason);
@@ -150,6 +149,15 @@ export class TunnelHub implements LinkEvents {
       policyGeneration: () => this.#attestation.policyGeneration,
       wake: (app) => this.router.wake(app),
     });
+    this.#dispatch = {
+      registrar: this.#registrar,
+      attestation: this.#attestation,
+      upkeep: this.#upkeep,
+      receipts: deps.receipts ?? null,
+      send,
+      close,
+      log,
+    };
     market?.listen({
       routingChanged: () => this.router.wakeAll(),
       refuse: (link, reason) => close(link, CloseCode.POLICY_VIOLATION, reason),
@@ -190,12 +198,7 @@ export class TunnelHub implements LinkEvents {
   /** HTTP upgrade on /v1/tunnel: null when taken, or why not (the server answers that in HTTP). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): UpgradeRefusal | null {
     if (this.draining) return 'draining';
-    const { max_handshakes, max_handshakes_per_address } = this.deps.config;
-    if (
-      this.#handshakes >= max_handshakes ||
-      (this.#handshakesByAddr.get(remoteAddress(req)) ?? 0) >= max_handshakes_per_address
-    )
-      return 'too_many_handshakes';
+    if (this.#handshakes.full(remoteAddress(req))) return 'too_many_handshakes';
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
     return null;
   }
@@ -206,8 +209,7 @@ export class TunnelHub implements LinkEvents {
     const link = new AgentLink(ws, new MuxSession(channel), remoteAddress(req), clock.now());
     channel.link = link;
     this.registry.add(link);
-    this.#handshakes++;
-    this.#handshakesByAddr.set(link.remote_addr, (this.#handshakesByAddr.get(link.remote_addr) ?? 0) + 1);
+    this.#handshakes.begin(link.remote_addr);
     link.startHandshake();
     // Its message, pong, error and close events now reach onMessage / onClosed (see AgentSocket).
     (ws as AgentSocket).link = link;
@@ -231,34 +233,7 @@ export class TunnelHub implements LinkEvents {
     }
     if (!link.takeControlToken(Date.now()))
       return this.closeLink(link, CloseCode.POLICY_VIOLATION, 'too many control messages');
-    void this.onControl(link, data.toString('utf8'));
-  }
-
-  private async onControl(link: AgentLink, text: string): Promise<void> {
-    try {
-      const parsed = parseAgentMessage(text);
-      if (!parsed.ok) {
-        // Tell an agent that has not registered yet why, so its operator sees it in the agent's log.
-        if (link.reg === null) this.send(link, { type: 'error', code: 'invalid_message', message: parsed.error });
-        return this.closeLink(link, CloseCode.PROTOCOL_ERROR, parsed.error);
-      }
-      const msg = parsed.message;
-      if (msg.type === 'register') {
-        if (link.reg !== null) return this.closeLink(link, CloseCode.PROTOCOL_ERROR, 'already registered');
-        await this.#registrar.register(link, msg);
-      } else if (link.reg === null) {
-        this.closeLink(link, CloseCode.NOT_REGISTERED, `send register before ${msg.type}`);
-      } else if (msg.type === 'attest_response') {
-        await this.#attestation.onResponse(link, msg);
-      } else if (msg.type === 'receipts') {
-        await handleReceipts(this.deps.receipts ?? null, (l, m) => this.send(l, m), link, msg);
-      } else {
-        await this.#upkeep.onHealth(link, msg.status, msg.detail);
-      }
-    } catch (err) {
-      this.deps.log.error({ err, agent_id: link.agent_id }, 'control message handling failed');
-      this.closeLink(link, CloseCode.INTERNAL, 'internal error');
-    }
+    void dispatchControl(this.#dispatch, link, data.toString('utf8'));
   }
 
   onSocketError(link: AgentLink, err: Error): void {
@@ -323,11 +298,7 @@ export class TunnelHub implements LinkEvents {
 
   /** The link finished its first attestation (or went away): it no longer counts against the handshake caps. */
   private endHandshake(link: AgentLink): void {
-    if (!link.endHandshake()) return;
-    this.#handshakes--;
-    const n = (this.#handshakesByAddr.get(link.remote_addr) ?? 0) - 1;
-    if (n > 0) this.#handshakesByAddr.set(link.remote_addr, n);
-    else this.#handshakesByAddr.delete(link.remote_addr);
+    if (link.endHandshake()) this.#handshakes.end(link.remote_addr);
   }
 
   /** Closes an agent's socket (the only place that does) and takes the link out of routing. */

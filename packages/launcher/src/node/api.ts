@@ -104,7 +104,8 @@ export class LauncherApi {
     }
   }
 
-  private state: Handler = async (_req, res) => json(res, 200, this.jobs.state());
+  private state: Handler = async (_req, res) =>
+    json(res, 200, { ...this.jobs.state(), deployments: this.deployments?.list() ?? [] });
 
   private assign: Handler = async (req, res) => {
     const parsed = Assignment.safeParse(await readBody(req));

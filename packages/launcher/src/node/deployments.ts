@@ -4,8 +4,13 @@
 // hand-started agent does. The agent registers the image id that runs as its release tag, so the registration
 // records what runs. One container and one agent per workload id: a rolling update starts a second workload of
 // the same deployment, and the control plane stops the old one once the new one is routable.
+// Each workload's public facts (the assignment without its env) are kept in `{state dir}/deployments/{id}.json`,
+// as a job's are: a restarted launcher finds its running containers by label and adopts them, with a new agent
+// (its own new keyset) for each, without touching the container.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Agent, loadAgentConfig, type AgentOptions } from '@easyenclave/agent';
-import { DEPLOYMENT_REPO, type DeploymentAssignment, type LauncherDeployment } from '@easyenclave/protocol/launcher';
+import { DEPLOYMENT_REPO, DeploymentAssignment, type LauncherDeployment } from '@easyenclave/protocol/launcher';
 import type { Logger } from 'pino';
 import { RuntimeError } from '../errors.js';
 import type { ContainerRuntime, Workload } from '../runtime.js';
@@ -30,6 +35,8 @@ export class LauncherDeployments {
 
   constructor(
     private readonly runtime: ContainerRuntime,
+    /** The launcher's state directory: the workloads' facts live in its `deployments/`. */
+    private readonly state_dir: string,
     /** The launcher's agent settings (control plane, network, node token); app, repo and backend are replaced. */
     private readonly agent_env: Env,
     private readonly openEnv: (sealed_b64: string, deployment_id: string) => Promise<Record<string, string>>,
@@ -67,8 +74,19 @@ export class LauncherDeployments {
     return p;
   }
 
+  private get dir(): string {
+    return join(this.state_dir, 'deployments');
+  }
+
+  private factsFile(workload_id: string): string {
+    return join(this.dir, `${workload_id}.json`);
+  }
+
   private async startWorkload(a: DeploymentAssignment): Promise<LauncherDeployment> {
     const env = a.sealed_env === null ? {} : await this.openEnv(a.sealed_env, a.deployment_id);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // Public facts only: the env stays in podman's container configuration (docs/workloads.md §1).
+    await writeFile(this.factsFile(a.workload_id), JSON.stringify({ ...a, sealed_env: null }), { mode: 0o600 });
     let workload: Workload;
     try {
       workload = await this.runtime.start({
@@ -83,9 +101,15 @@ export class LauncherDeployments {
         port: a.port,
       });
     } catch (err) {
+      await rm(this.factsFile(a.workload_id), { force: true });
       if (err instanceof RuntimeError) throw new AssignmentRefused(err.code, err.message);
       throw err;
     }
+    return this.view(await this.serve(a, workload));
+  }
+
+  /** Starts the agent in front of a running workload's loopback port. */
+  private async serve(a: DeploymentAssignment, workload: Workload): Promise<Running> {
     if (workload.host_port === null) throw new Error('a deployment has a published port');
     let agent: Agent;
     try {
@@ -105,13 +129,14 @@ export class LauncherDeployments {
       );
     } catch (err) {
       await workload.remove();
+      await rm(this.factsFile(a.workload_id), { force: true });
       throw err;
     }
     agent.start();
     const r: Running = { a, workload, agent };
     this.running.set(a.workload_id, r);
-    this.log.info({ workload_id: a.workload_id, app: a.app, image_id: workload.image.id }, 'deployment started');
-    return this.view(r);
+    this.log.info({ workload_id: a.workload_id, app: a.app, image_id: workload.image.id }, 'deployment serving');
+    return r;
   }
 
   /** Stops one workload: its agent drains (GOAWAY, in-flight requests finish), then the container stops. */
@@ -122,23 +147,52 @@ export class LauncherDeployments {
     this.running.delete(workload_id);
     await r.agent.stop(DEPLOYMENT_DRAIN_MS);
     await r.workload.remove();
+    await rm(this.factsFile(workload_id), { force: true });
     this.log.info({ workload_id }, 'deployment stopped');
     return true;
   }
 
   /**
-   * After a restart: the containers of deployments this launcher no longer tracks (it ran them before it
-   * stopped) are removed. Their agent is gone with the old process, and the container's labels do not carry the
-   * app; the control plane sees the app unroutable and sends the assignment again, which starts it afresh.
+   * After a restart (the runtime has reconciled its containers by label): each running deployment container
+   * whose facts are on disk is adopted as it is — same container, a new agent in front of it, which registers
+   * and attests again under the same agent id, so the control plane finds the app routable again and sends
+   * nothing. A container that exited, or whose facts are missing, is removed (the control plane then sends
+   * the assignment again, which starts it afresh). Returns how many were adopted and removed.
    */
-  async reconcile(): Promise<number> {
-    const stale = this.runtime.list().filter((w) => w.kind === 'deployment' && !this.running.has(w.workload_id));
-    for (const w of stale) await w.remove();
-    if (stale.length > 0) this.log.info({ removed: stale.length }, 'launcher: removed deployments of a previous run');
-    return stale.length;
+  async reconcile(): Promise<{ adopted: number; removed: number }> {
+    const found = this.runtime.list().filter((w) => w.kind === 'deployment' && !this.running.has(w.workload_id));
+    let adopted = 0;
+    for (const w of found) {
+      const a = w.running ? await this.readFacts(w.workload_id) : null;
+      if (a !== null && w.host_port !== null) {
+        try {
+          await this.serve(a, w);
+          adopted++;
+          continue;
+        } catch (err) {
+          // serve() removed the container and its facts: the control plane will send the assignment again.
+          this.log.warn({ workload_id: w.workload_id, err: (err as Error).message }, 'launcher: adopting failed');
+          continue;
+        }
+      }
+      await w.remove();
+      await rm(this.factsFile(w.workload_id), { force: true });
+    }
+    const removed = found.length - adopted;
+    if (found.length > 0) this.log.info({ adopted, removed }, 'launcher: deployments of a previous run');
+    return { adopted, removed };
   }
 
-  /** The launcher stops: agents close; containers keep running (not yet taken back by a restarted launcher). */
+  private async readFacts(workload_id: string): Promise<DeploymentAssignment | null> {
+    try {
+      const r = DeploymentAssignment.safeParse(JSON.parse(await readFile(this.factsFile(workload_id), 'utf8')));
+      return r.success && r.data.workload_id === workload_id ? r.data : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The launcher stops: agents close; containers keep running (a restarted launcher adopts them). */
   async close(): Promise<void> {
     await Promise.all([...this.running.values()].map((r) => r.agent.stop(0)));
   }

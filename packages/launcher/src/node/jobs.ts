@@ -35,6 +35,7 @@ import { importSigningKey, signRecord } from '@easyenclave/protocol/signed-recor
 import { z } from 'zod';
 import { RuntimeError } from '../errors.js';
 import { MAX_ENV_TOTAL_BYTES } from '../limits.js';
+import { jobOutput, withOutput } from './job-output.js';
 import type { ContainerRuntime, Workload, WorkloadResult } from '../runtime.js';
 
 /** Why an assignment was refused, as the control plane records it (a code and a few words). */
@@ -151,6 +152,7 @@ export class LauncherJobs {
         memory_mib: a.memory_mib,
         max_runtime_ms: a.max_runtime_ms,
         network: a.network,
+        ...(a.output_file !== undefined ? { output_file: a.output_file } : {}),
       });
     } catch (err) {
       await rm(join(this.dir, `${a.job_id}.json`), { force: true });
@@ -196,7 +198,9 @@ export class LauncherJobs {
   }
 
   /** The end of a job: its result sealed to the client, its usage signed. */
-  private async report(t: Tracked, r: WorkloadResult): Promise<LauncherJob> {
+  private async report(t: Tracked, workload_result: WorkloadResult): Promise<LauncherJob> {
+    const output = jobOutput(workload_result.output);
+    const r = { ...workload_result, ...withOutput(workload_result, output) };
     const plain: JobResultPlain = {
       job_id: t.meta.job_id,
       state: r.state,
@@ -212,6 +216,7 @@ export class LauncherJobs {
       stderr_tail: r.stderr_tail.toString('base64'),
       stdout_truncated: r.stdout_truncated,
       stderr_truncated: r.stderr_truncated,
+      output,
     };
     const sealed = await seal(
       t.meta.result_key,

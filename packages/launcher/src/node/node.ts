@@ -64,6 +64,7 @@ export class LauncherNode {
       await jobs.reconcile();
       deployments = new LauncherDeployments(
         runtime,
+        config.state_dir,
         { ...env, EE_METRICS_PORT: undefined },
         (sealed, id) => jobs.openSealedEnv(sealed, deploymentEnvAad(id)),
         log,

@@ -37,4 +37,12 @@ export const DEPLOYMENTS_MIGRATIONS: readonly Migration[] = [
       await db.schema.createIndex('deployments_user').on('deployments').columns(['user_id', 'created_ms']).execute();
     },
   },
+  {
+    version: 401,
+    name: 'deployments: what the serving generation runs during an update (an update may change the env)',
+    async up(db) {
+      for (const column of ['retiring_image', 'retiring_sealed_env', 'retiring_env_key'])
+        await db.schema.alterTable('deployments').addColumn(column, 'text').execute();
+    },
+  },
 ];

@@ -24,6 +24,10 @@ export interface DeploymentsTable {
   generation: number;
   /** During an update: the generation still serving until the new one is routable. */
   retiring_generation: number | null;
+  /** During an update: the image, sealed env and its key the serving (retiring) generation runs. */
+  retiring_image: string | null;
+  retiring_sealed_env: string | null;
+  retiring_env_key: string | null;
   image_id: string | null;
   image_digest: string | null;
   created_ms: number;

@@ -52,4 +52,24 @@ export const JOBS_MIGRATIONS: readonly Migration[] = [
       await db.schema.createIndex('jobs_state').on('jobs').column('state').execute();
     },
   },
+  {
+    version: 301,
+    name: 'jobs: a retry on another node when the first is lost (opt-in), the earlier attempts, an output file',
+    async up(db) {
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('retry_on_node_loss', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('env_pending', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('jobs').addColumn('attempts', 'text').execute();
+      await db.schema.alterTable('jobs').addColumn('output_file', 'text').execute();
+    },
+  },
 ];

@@ -46,6 +46,16 @@ export interface JobsTable {
   usage_record: string | null;
   created_ms: number;
   updated_ms: number;
+  /** 1 when the user asked for one retry on another node should the node be lost mid-job. */
+  retry_on_node_loss: number;
+  /** 1, or 2 once retried: the lock, settle and refund transfers of attempt n > 1 carry `:n`. */
+  attempt: number;
+  /** 1 while a retried job waits for the client to seal its env to the new launcher (`env_key`). */
+  env_pending: number;
+  /** JSON array of JobAttempt: the earlier attempts, each refunded in full. */
+  attempts: string | null;
+  /** The file the job writes in /ee/output/, returned in its sealed result; null for none. */
+  output_file: string | null;
 }
 
 export interface JobsDatabase {

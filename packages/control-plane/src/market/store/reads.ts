@@ -11,8 +11,6 @@ import type {
   PeriodStatus,
 } from './schema.js';
 
-/** Nodes listed by GET /v1/nodes (id order). */
-export const MAX_NODES_LISTED = 1000;
 /** Attestations and health events shown in a node's detail. */
 export const NODE_RECENT_EVENTS = 20;
 
@@ -27,13 +25,6 @@ export async function activeNodeCount(db: MarketDb, provider: string): Promise<n
     .where('status', '=', 'active')
     .executeTakeFirstOrThrow();
   return Number(r.n);
-}
-
-/** Every node (id order), or one provider's. */
-export function listNodes(db: MarketDb, provider?: string, limit = MAX_NODES_LISTED): Promise<MarketNodesTable[]> {
-  let q = db.selectFrom('market_nodes').selectAll();
-  if (provider !== undefined) q = q.where('provider', '=', provider);
-  return q.orderBy('id').limit(limit).execute();
 }
 
 export interface NodeAgentRow {
