@@ -88,6 +88,8 @@ const market = {
   get now() {
     return now;
   },
+  // The bench records its agents' keys itself (above); no tunnel attests them here.
+  onAgentAttested() {},
 };
 const reservations = await Reservations.open(market);
 
@@ -183,6 +185,7 @@ let accepted = 0;
 let refused = 0;
 let next = 0;
 const t0 = process.hrtime.bigint();
+const cpu0 = process.cpuUsage();
 await Promise.all(
   Array.from({ length: IN_FLIGHT }, async () => {
     while (next < batches.length) {
@@ -195,6 +198,9 @@ await Promise.all(
   }),
 );
 const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+const cpu = process.cpuUsage(cpu0);
+/** Process CPU (every thread: the main one and the signature workers) per accepted receipt. */
+const cpu_us_per_receipt = (cpu.user + cpu.system) / Math.max(1, accepted);
 const claimed = await db
   .selectFrom('market_reservations')
   .select((eb) => eb.fn.sum('claimed').as('s'))
@@ -209,12 +215,13 @@ const result = {
   refused,
   seconds: secs,
   rate: accepted / secs,
+  cpu_us_per_receipt,
   batch: MAX_RECEIPTS_PER_MESSAGE,
   in_flight: IN_FLIGHT,
   claimed_equals_sum: Number(claimed?.s ?? 0) === expected,
   verify_ok: verify.ok,
 };
 log(
-  `receipts: ${accepted} accepted, ${refused} refused in ${secs.toFixed(2)} s = ${result.rate.toFixed(0)}/s; claimed = sum: ${result.claimed_equals_sum}; ledger verifies: ${verify.ok}`,
+  `receipts: ${accepted} accepted, ${refused} refused in ${secs.toFixed(2)} s = ${result.rate.toFixed(0)}/s, ${cpu_us_per_receipt.toFixed(0)} µs CPU each; claimed = sum: ${result.claimed_equals_sum}; ledger verifies: ${verify.ok}`,
 );
 process.stdout.write(`${JSON.stringify(result)}\n`);

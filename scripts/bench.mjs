@@ -1357,6 +1357,7 @@ async function benchConfidential() {
       f2(m(rps[mode], 'p99_ms')),
       f0(m(rps[mode], 'agent_us')),
       f0(m(rps[mode], 'cp_us')),
+      f0(m(rps[mode], 'client_us')),
       String(rps[mode].reduce((a, r) => a + r.failed, 0)),
     ]);
     const gb = (mode, dir) => median(xfer[mode][dir]);
@@ -1395,11 +1396,23 @@ async function benchConfidential() {
     });
     section(
       'Confidential (sealed) traffic',
-      `Sealed requests (HPKE to the agent's attested X25519 key, docs/confidential.md) against plain ones through the same control plane and agent (\`/v1/proxy/demo\`), with the same client code (\`bench/confidential.mjs\`, undici keep-alive pool, its own process); a sealed request is sealed and its response opened and authenticated by that client, so the client's crypto is part of the cost, and every process shares the 2 cores. Small POSTs: 100-byte body to \`/sink\`, ${CONNS} connections, ${rounds} round(s) of ${SMALL_DUR} s after a ${WARM} s warm-up, plain and sealed alternating; medians over rounds (the ratio is the median of per-round ratios). CPU per request: user + system time of the agent and control-plane processes over the measured window, divided by the requests served.\n\n` +
-        table(['mode', 'req/s', 'p50 ms', 'p99 ms', 'agent CPU µs/req', 'control plane CPU µs/req', 'failed'], rows) +
+      `Sealed requests (HPKE to the agent's attested X25519 key, docs/confidential.md) against plain ones through the same control plane and agent (\`/v1/proxy/demo\`), with the same client code (\`bench/confidential.mjs\`, undici keep-alive pool, its own process); a sealed request is sealed and its response opened and authenticated by that client, so the client's crypto is part of the cost, and every process shares the 2 cores. Small POSTs: 100-byte body to \`/sink\`, ${CONNS} connections, ${rounds} round(s) of ${SMALL_DUR} s after a ${WARM} s warm-up, plain and sealed alternating; medians over rounds (the ratio is the median of per-round ratios). CPU per request: user + system time of the agent and control-plane processes over the measured window, and of the client process over its run, divided by the requests served.\n\n` +
+        table(
+          [
+            'mode',
+            'req/s',
+            'p50 ms',
+            'p99 ms',
+            'agent CPU µs/req',
+            'control plane CPU µs/req',
+            'client CPU µs/req',
+            'failed',
+          ],
+          rows,
+        ) +
         `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
         table(['transfer', 'plain GB/s', 'sealed GB/s', 'sealed / plain'], tRows) +
-        `\n\nUsage receipts (\`bench/receipts.mjs\`, its own process): ${rc.receipts} receipts signed beforehand by ${16} agent keys over ${64} reservations, claimed through the control plane's receipt path (shape, amount and Ed25519 checks, signatures on worker threads; per reservation one ledger operation per batch posting each receipt's exact amount and storing it) in batches of ${rc.batch}, ${rc.in_flight} batches in flight, SQLite with synchronous=FULL: **${f0(rc.rate)} receipts/s**; afterwards claimed = the receipts' sum (${rc.claimed_equals_sum}) and the ledger verifies (${rc.verify_ok}).`,
+        `\n\nUsage receipts (\`bench/receipts.mjs\`, its own process): ${rc.receipts} receipts signed beforehand by ${16} agent keys over ${64} reservations, claimed through the control plane's receipt path (shape, amount and Ed25519 checks, signatures on worker threads; per reservation one ledger operation per batch, posting the exact sum of its accepted receipts as one claim and storing each receipt) in batches of ${rc.batch}, ${rc.in_flight} batches in flight, SQLite with synchronous=FULL: **${f0(rc.rate)} receipts/s**, ${f0(rc.cpu_us_per_receipt)} µs of process CPU per receipt (all threads); afterwards claimed = the receipts' sum (${rc.claimed_equals_sum}) and the ledger verifies (${rc.verify_ok}).`,
     );
     return { rps, xfer, receipts: rc };
   } finally {

@@ -3,10 +3,11 @@
 // DH, the HKDF) as a WebCrypto job on the thread pool: six round trips per sealed request, the largest cost
 // of a small one. Same bytes on the wire: test/src/seal/provider.test.ts seals with either KEM and opens
 // with the other. Node-only (seal-node.ts opts in); anything outside base mode goes to @hpke/core's KEM.
-import { createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, KeyObject } from 'node:crypto';
+import { createPublicKey, diffieHellman, generateKeyPairSync, KeyObject } from 'node:crypto';
 import { DhkemX25519HkdfSha256, type KemInterface, type RecipientContextParams } from '@hpke/core';
 import type { SenderContextParams } from '@hpke/core';
 import type { CryptoKey, CryptoKeyPair, JsonWebKey } from './seal/bytes.js';
+import { hkdfSha256 } from './seal-node-hkdf.js';
 
 const X25519_BYTES = 32;
 const SECRET_BYTES = 32;
@@ -68,7 +69,7 @@ function arrayBuffer(b: Buffer): ArrayBuffer {
 function sharedSecret(dh: Buffer, enc: Buffer, pkRm: Buffer): ArrayBuffer {
   const ikm = Buffer.concat([HPKE_V1, KEM_SUITE_ID, LABEL_EAE_PRK, dh]);
   const info = Buffer.concat([SHARED_SECRET_INFO_PREFIX, enc, pkRm]);
-  return hkdfSync('sha256', ikm, EMPTY, info, SECRET_BYTES);
+  return arrayBuffer(hkdfSha256(EMPTY, ikm, info, SECRET_BYTES));
 }
 
 export class NodeDhkemX25519HkdfSha256 implements KemInterface {

@@ -56,7 +56,15 @@ export function recordSigningBytes(domain: string, record: unknown): Uint8Array 
   if (typeof domain !== 'string' || !DOMAIN_RE.test(domain)) {
     throw new TypeError('a record domain is 1-64 characters of [a-z0-9._-], starting with a letter or digit');
   }
-  const json = utf8(canonicalRecordJson(record));
+  return signingBytesOfCanonical(domain, canonicalRecordJson(record));
+}
+
+/** recordSigningBytes from a record's canonical JSON (canonicalRecordJson's output), when it is at hand. */
+export function signingBytesOfCanonical(domain: string, canonical: string): Uint8Array {
+  if (typeof domain !== 'string' || !DOMAIN_RE.test(domain)) {
+    throw new TypeError('a record domain is 1-64 characters of [a-z0-9._-], starting with a letter or digit');
+  }
+  const json = utf8(canonical);
   if (json.length > MAX_RECORD_BYTES) throw new TypeError(`record over ${MAX_RECORD_BYTES} bytes`);
   const label = utf8(`${RECORD_SIGNATURE_LABEL}\u0000${domain}\u0000`);
   const out = new Uint8Array(label.length + json.length);

@@ -26,8 +26,14 @@ import {
   type ReportDataDomain,
   type Verdict,
 } from '@easyenclave/attestation';
+import { useNodeSealCrypto } from '@easyenclave/protocol/seal-node';
 import { AttestationError } from './errors.js';
 import type { TrustOptions, VerifiedEvidence } from './trust.js';
+
+// A client that verifies in Node (this module loads only there) also seals there: node:crypto's synchronous
+// HKDF and AES-GCM under HPKE instead of WebCrypto's per-call promises (the agent does the same). The bytes are
+// identical either way (test/src/seal/provider.test.ts); only the CPU per sealed request changes.
+useNodeSealCrypto();
 
 /** Evidence as received, plus what the client itself knows (its nonce, the network it was configured for). */
 export interface EvidenceInput {

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { identityAccountInputs, PLATFORM_ISSUANCE } from '@easyenclave/control-plane/ledger/chart';
 import { checkInvariants } from '@easyenclave/control-plane/ledger/invariants';
 import { LedgerStore } from '@easyenclave/control-plane/ledger-store/ledger-store';
-import { stakeOp } from '@easyenclave/control-plane/market/ops';
+import { createLeaseOp, stakeOp } from '@easyenclave/control-plane/market/ops';
 import { requiredStake } from '@easyenclave/control-plane/market/policy';
 import { MARKET_MIGRATIONS } from '@easyenclave/control-plane/market/store/migrations';
 import { createJobOp, jobEventOp, type JobRow } from '@easyenclave/control-plane/jobs/ops';
@@ -21,6 +21,8 @@ import { isTerminal, type JobEvent, type JobStep, type TerminalState } from '@ea
 import { JOBS_MIGRATIONS } from '@easyenclave/control-plane/jobs/store/migrations';
 import { retryJobOp, type JobAttempt } from '@easyenclave/control-plane/jobs/retry';
 import { DEPLOYMENTS_MIGRATIONS } from '@easyenclave/control-plane/deployments/store/migrations';
+import { createDeploymentOp } from '@easyenclave/control-plane/deployments/ops';
+import { lockId, periodIndex } from '@easyenclave/control-plane/market/period';
 import type { Db as JobsDb } from '@easyenclave/control-plane/store/database';
 import { openStore, runMigrations, type StoreOptions } from '@easyenclave/control-plane/store/index';
 import { pgSkipReason, withTempPgDatabase } from '../helpers/pg.js';
@@ -276,6 +278,97 @@ async function runModel(open: () => Promise<StoreOptions>, runs: number): Promis
   );
 }
 
+const NOW = Date.UTC(2026, 0, 1);
+const NODE_A = 'node_0000000000000000';
+const NODE_B = 'node_0000000000000001';
+const PROVIDER = 'provider:0000000000000000000a';
+const TIMING = { period_ms: 60 * MIN, grace_ms: 6 * 60 * MIN };
+
+/** Launchers of 4 vCPUs and 4096 MiB on two staked 4-vCPU nodes, and a funded user. */
+async function openBatchFixture() {
+  const store = await openStore({ db_path: join(tmpDir('ee-jobs-batch-'), 'b.db') });
+  const ledger = await LedgerStore.open(store.db, store.dialect, () => NOW);
+  await runMigrations(store.db, store.dialect, MARKET_MIGRATIONS);
+  await runMigrations(store.db, store.dialect, JOBS_MIGRATIONS);
+  await runMigrations(store.db, store.dialect, DEPLOYMENTS_MIGRATIONS);
+  const db = store.db as unknown as JobsDb;
+  const user = 'user:00000000000000000001';
+  for (const id of [user, PROVIDER]) await ledger.createAccounts(identityAccountInputs(id));
+  await ledger.createTransfers(
+    [user, PROVIDER].map((id, i) => ({
+      id: `mint:${i}`,
+      debit_account: PLATFORM_ISSUANCE,
+      credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
+      amount: 100_000_000n,
+    })),
+  );
+  for (const id of [NODE_A, NODE_B]) {
+    await insertNode(db, { id, provider: PROVIDER, name: id, vcpus: 4, price: 1000 }, NOW);
+    await ledger.submit(stakeOp(id, PROVIDER, requiredStake(1000n, 4, 'economy'), `s${id}`, (r) => r));
+  }
+  const close = async () => {
+    await ledger.close();
+    await store.close();
+  };
+  return { now: NOW, store, ledger, db, user, close };
+}
+
+const candidateOf = (id: string) => ({
+  id,
+  provider: PROVIDER,
+  vcpus_total: 4,
+  memory_mib_total: 4096,
+  hpke_public_key: KEY,
+});
+
+function jobOp(i: number, user: string, vcpus: number, memory_mib: number, c: ReturnType<typeof candidateOf>) {
+  const job = {
+    id: `job_${String(i).padStart(20, '0')}`,
+    user_id: user,
+    image: 'img',
+    command: null,
+    vcpus,
+    memory_mib,
+    max_runtime_ms: MIN,
+    network: false,
+    sealed_env: null,
+    env_key: null,
+    result_key: KEY,
+  };
+  return createJobOp(
+    job,
+    [c],
+    () => true,
+    (x) => x,
+  );
+}
+
+const leaseOf = (i: number) => `lease_${String(i).padStart(16, '0')}`;
+
+function deploymentOp(i: number, user: string, vcpus: number, memory_mib: number, c: ReturnType<typeof candidateOf>) {
+  const d = {
+    id: `dep_${String(i).padStart(20, '0')}`,
+    lease_id: leaseOf(i),
+    user_id: user,
+    app: 'web',
+    image: 'img',
+    command: null,
+    port: 8080,
+    vcpus,
+    memory_mib,
+    periods: null,
+    sealed_env: null,
+    env_key: null,
+  };
+  return createDeploymentOp(
+    d,
+    [c],
+    TIMING,
+    () => true,
+    (x) => x,
+  );
+}
+
 const pgSkip = await pgSkipReason();
 
 describe('job money model', () => {
@@ -288,29 +381,8 @@ describe('job money model', () => {
   });
 
   it("jobs placed in one group-commit batch never overcommit a node, counting its deployments' containers", async () => {
-    const now = Date.UTC(2026, 0, 1);
-    const store = await openStore({ db_path: join(tmpDir('ee-jobs-batch-'), 'b.db') });
-    const ledger = await LedgerStore.open(store.db, store.dialect, () => now);
-    await runMigrations(store.db, store.dialect, MARKET_MIGRATIONS);
-    await runMigrations(store.db, store.dialect, JOBS_MIGRATIONS);
-    await runMigrations(store.db, store.dialect, DEPLOYMENTS_MIGRATIONS);
-    const db = store.db as unknown as JobsDb;
+    const { now, ledger, db, user, close } = await openBatchFixture();
     try {
-      const user = 'user:00000000000000000001';
-      const provider = 'provider:0000000000000000000a';
-      for (const id of [user, provider]) await ledger.createAccounts(identityAccountInputs(id));
-      await ledger.createTransfers(
-        [user, provider].map((id, i) => ({
-          id: `mint:${i}`,
-          debit_account: PLATFORM_ISSUANCE,
-          credit_account: id.startsWith('provider') ? `${id}:earnings` : id,
-          amount: 100_000_000n,
-        })),
-      );
-      await insertNode(db, { id: 'node_0000000000000000', provider, name: 'n', vcpus: 4, price: 1000 }, now);
-      await ledger.submit(
-        stakeOp('node_0000000000000000', provider, requiredStake(1000n, 4, 'economy'), 's', (r) => r),
-      );
       // A running deployment holds 1 vCPU of the node's 4, a stopped one nothing.
       await db
         .insertInto('market_leases')
@@ -360,43 +432,81 @@ describe('job money model', () => {
             updated_ms: now,
           })
           .execute();
-      const candidate = {
-        id: 'node_0000000000000000',
-        provider,
-        vcpus_total: 4,
-        memory_mib_total: 4096,
-        hpke_public_key: KEY,
-      };
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) =>
+        Array.from({ length: 10 }, (_, i) => ledger.submit(jobOp(i, user, 1, 64, candidateOf(NODE_A)))),
+      );
+      assert.equal(results.filter((r) => r.ok).length, 3, 'exactly the 3 vCPUs the deployment left were placed');
+      const seqs = results.flatMap((r) => (r.ok ? [r.job.assignment_seq] : []));
+      assert.equal(new Set(seqs).size, seqs.length, 'assignment sequence numbers are unique');
+    } finally {
+      await close();
+    }
+  });
+
+  it('plain leases created in one group-commit batch never overcommit a node', async () => {
+    const { ledger, db, user, close } = await openBatchFixture();
+    try {
+      // Six leases of 1 vCPU race in one batch for a 4-vCPU node: each reads the node's active leases before
+      // any of the batch's rows are written, so only the batch's own count keeps them to 4.
+      const racing = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
           ledger.submit(
-            createJobOp(
+            createLeaseOp(
               {
-                id: `job_${String(i).padStart(20, '0')}`,
+                lease_id: leaseOf(20 + i),
                 user_id: user,
-                image: 'img',
-                command: null,
+                app_name: 'web',
                 vcpus: 1,
-                memory_mib: 64,
-                max_runtime_ms: MIN,
-                network: false,
-                sealed_env: null,
-                env_key: null,
-                result_key: KEY,
+                periods: 1,
+                candidates: [{ id: NODE_A, provider: PROVIDER }],
               },
-              [candidate],
+              TIMING,
               () => true,
               (x) => x,
             ),
           ),
         ),
       );
-      assert.equal(results.filter((r) => r.ok).length, 3, 'exactly the 3 vCPUs the deployment left were placed');
-      const seqs = results.flatMap((r) => (r.ok ? [r.job.assignment_seq] : []));
-      assert.equal(new Set(seqs).size, seqs.length, 'assignment sequence numbers are unique');
+      assert.equal(racing.filter((r) => r.ok).length, 4, 'exactly the 4 vCPUs of the node were leased');
+      for (const r of racing) if (!r.ok) assert.equal(r.code, 'no_eligible_node');
+      const rows = await db.selectFrom('market_leases').select(['vcpus']).where('node_id', '=', NODE_A).execute();
+      assert.equal(rows.length, 4, 'a lease row per placed lease only');
+      for (const [i, r] of racing.entries()) {
+        const lock = await ledger.transfer(lockId(leaseOf(20 + i), periodIndex(NOW, TIMING.period_ms)));
+        assert.equal(lock !== undefined, r.ok, 'a lock exists exactly for each placed lease');
+      }
     } finally {
-      await ledger.close();
-      await store.close();
+      await close();
+    }
+  });
+
+  it('a deployment created beside jobs counts their vCPUs and memory under the row lock; refused, it locks nothing', async () => {
+    const { ledger, db, user, close } = await openBatchFixture();
+    try {
+      // One batch: 4 jobs and 2 deployments of 1 vCPU each race for a 4-vCPU launcher.
+      const racing = await Promise.all([
+        ...Array.from({ length: 4 }, (_, i) => ledger.submit(jobOp(i, user, 1, 64, candidateOf(NODE_A)))),
+        ...[0, 1].map((i) => ledger.submit(deploymentOp(i, user, 1, 64, candidateOf(NODE_A)))),
+      ]);
+      assert.equal(racing.filter((r) => r.ok).length, 4, 'exactly the 4 vCPUs of the node were given out');
+      for (const r of racing) if (!r.ok) assert.match(r.code, /^(no_eligible_node|no_node_with_capacity)$/);
+      const deps = await db.selectFrom('deployments').select(['vcpus']).where('node_id', '=', NODE_A).execute();
+      assert.equal(deps.length, racing.slice(4).filter((r) => r.ok).length, 'a row per created deployment only');
+      // Memory: a job holds 4000 of NODE_B's 4096 MiB (3 vCPUs free); a deployment needing 512 MiB is refused.
+      const held = await ledger.submit(jobOp(9, user, 1, 4000, candidateOf(NODE_B)));
+      assert.ok(held.ok);
+      const before = await ledger.account(user);
+      const refused = await ledger.submit(deploymentOp(9, user, 1, 512, candidateOf(NODE_B)));
+      assert.equal(refused.ok, false);
+      assert.equal(refused.ok ? '' : refused.code, 'no_eligible_node');
+      assert.deepEqual(await ledger.account(user), before, "the user's money is unchanged");
+      assert.equal(await ledger.transfer(lockId(leaseOf(9), periodIndex(NOW, TIMING.period_ms))), undefined);
+      for (const t of ['market_leases', 'deployments'] as const)
+        assert.equal((await db.selectFrom(t).select('id').where('node_id', '=', NODE_B).execute()).length, 0);
+      // A deployment that fits beside the job is taken.
+      assert.ok((await ledger.submit(deploymentOp(8, user, 1, 64, candidateOf(NODE_B)))).ok);
+    } finally {
+      await close();
     }
   });
 

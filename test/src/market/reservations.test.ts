@@ -5,6 +5,7 @@
 // a failed re-attestation and an authorised abuse report refund the unclaimed rest; a period boundary rolls
 // the lock over without moving money.
 import assert from 'node:assert/strict';
+import { canonicalRecordJson } from '@easyenclave/protocol/signed-record';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SandboxQuoteProvider, type QuoteProvider } from '@easyenclave/attestation';
@@ -181,6 +182,13 @@ describe('reservations and receipts', () => {
     assert.equal(v.remaining_micro_usd, 10_000 - 1350);
     assert.equal(v.receipts_total, 1);
     assert.deepEqual(v.receipts[0].signed, good);
+    // Stored byte for byte as the canonical JSON of what the agent sent.
+    const stored = await cp.ledger.db
+      .selectFrom('market_receipts')
+      .select('signed')
+      .where('reservation_id', '=', id)
+      .executeTakeFirstOrThrow();
+    assert.equal(stored.signed, canonicalRecordJson(good));
 
     // Several in one batch, in order, up to the quota exactly: the last one that fits ends the reservation.
     const many = [];
@@ -190,6 +198,15 @@ describe('reservations and receipts', () => {
       got.map((o) => (o.ok ? o.amount : o.code)),
       [1200, 1200, 1200, 1200, 1200, 1200],
     );
+    // One ledger claim for the whole batch, of exactly its sum, and the rest locked again once.
+    const batchClaim = await cp.ledger.transfer(`rsvclaim:${id}:1`);
+    assert.ok(batchClaim?.kind === 'transfer');
+    assert.equal(batchClaim.transfer.amount, 7200n);
+    assert.equal(batchClaim.transfer.pending_id, `rsv:${id}:1`);
+    const relock = await cp.ledger.transfer(`rsv:${id}:2`);
+    assert.ok(relock?.kind === 'transfer');
+    assert.equal(relock.transfer.amount, BigInt(10_000 - 1350 - 7200));
+    assert.equal(await cp.ledger.transfer(`rsvclaim:${id}:2`), undefined, 'no claim per receipt');
     const rest = 10_000 - 1350 - 7200; // 1,450
     const last = await receipt(signer.A!, id, t, { tokens_out: 3000 }); // 1,800
     assert.deepEqual(await claim(last), [{ ok: false, code: 'over_quota' }]);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
+import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import {
   MessageOpener,
   MessageSealer,
@@ -65,6 +66,20 @@ test('the KDFs agree: extract, expand, extract-and-expand; HKDF; AES-GCM', async
       new Uint8Array(await nd.extractAndExpand(s32, ikm, info, len)),
       new Uint8Array(await w.extractAndExpand(s32, ikm, info, len)),
     );
+    // The node KDF keeps the PRK of a (salt buffer, ikm) pair: the same salt buffer with another ikm (or
+    // changed in place) must not reuse it.
+    const ikm2 = ab(randomBytes(9 + i));
+    for (const k of [ikm, ikm2, ikm]) {
+      assert.deepEqual(
+        new Uint8Array(await nd.extractAndExpand(s32, k, info, len)),
+        new Uint8Array(await w.extractAndExpand(s32, k, info, len)),
+      );
+    }
+    new Uint8Array(s32)[0]! ^= 1;
+    assert.deepEqual(
+      new Uint8Array(await nd.extractAndExpand(s32, ikm, info, len)),
+      new Uint8Array(await w.extractAndExpand(s32, ikm, info, len)),
+    );
     const u = (x: ArrayBuffer) => new Uint8Array(x);
     assert.deepEqual(
       await nodeSealCrypto.hkdf(u(s32), u(ikm), u(info), len),
@@ -75,10 +90,18 @@ test('the KDFs agree: extract, expand, extract-and-expand; HKDF; AES-GCM', async
   const iv = randomBytes(12);
   const hdr = randomBytes(4);
   const pt = randomBytes(1000);
-  const a = await (await nodeSealCrypto.aesGcm(key)).seal(iv, hdr, pt);
-  const b = await (await webSealCrypto.aesGcm(key)).seal(iv, hdr, pt);
+  const a = await (await nodeSealCrypto.aesGcm(key)).sealFrame(iv, hdr, pt);
+  const b = await (await webSealCrypto.aesGcm(key)).sealFrame(iv, hdr, pt);
   assert.ok(equal(a, b));
-  assert.ok(equal(await (await nodeSealCrypto.aesGcm(key)).open(iv, hdr, b), pt));
+  assert.ok(equal(a.subarray(0, 4), hdr));
+  assert.ok(equal(await (await nodeSealCrypto.aesGcm(key)).open(iv, hdr, b.subarray(4)), pt));
+  assert.ok(equal(await (await webSealCrypto.aesGcm(key)).open(iv, hdr, a.subarray(4)), pt));
+  // A flipped bit fails either way (node:crypto throws, WebCrypto rejects).
+  const bad = Uint8Array.from(a.subarray(4));
+  bad[0]! ^= 1;
+  const nk = await nodeSealCrypto.aesGcm(key);
+  assert.throws(() => nk.open(iv, hdr, bad));
+  await assert.rejects(async () => (await webSealCrypto.aesGcm(key)).open(iv, hdr, bad));
 });
 
 test('the node:crypto KEM and @hpke/core KEM agree: encap with one, decap with the other, both ways', async () => {
@@ -107,6 +130,42 @@ test('both KEMs refuse a low-order enc (all-zero X25519 output), and so does ope
       const req = concatBytes(await s.end(pattern(10, 1)));
       req.set(enc, 11 + 32); // the enc follows the common header and the key id
       await assert.rejects(MessageOpener.request(key, { aad }).push(req), { code: 'auth_failed' });
+    }
+  }
+});
+
+test("our HPKE suite (node:crypto KEM and KDF under @hpke/core's key schedule) equals the stock @hpke/core suite, both ways", async () => {
+  const stock = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+  const ours = new CipherSuite({ kem: nodeSealCrypto.hpkeKem(), kdf: nodeSealCrypto.hpkeKdf(), aead: new Aes256Gcm() });
+  const key = await generateRecipientKey();
+  const pk = await stock.kem.deserializePublicKey(key.publicKey);
+  const ab = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
+  for (const [sender, recipient] of [
+    [stock, ours],
+    [ours, stock],
+  ] as const) {
+    for (const infoBytes of [0, 33, 300, 33, 2000]) {
+      // The same info in both directions and twice each: the node KDF's remembered info_hash is used too.
+      const info = ab(Buffer.alloc(infoBytes, infoBytes & 0xff));
+      const s = await sender.createSenderContext({ recipientPublicKey: pk, info });
+      const r = await recipient.createRecipientContext({ recipientKey: key.keyPair, enc: s.enc, info });
+      // The exporter secret: exports of any label and length agree.
+      for (const [label, len] of [
+        ['ee-seal-v1 request keys', 44],
+        ['ee-seal-v1 response', 32],
+        ['', 1],
+        ['long', 100],
+      ] as const) {
+        const l = ab(new TextEncoder().encode(label));
+        assert.deepEqual(new Uint8Array(await s.export(l, len)), new Uint8Array(await r.export(l, len)));
+      }
+      // The key and base nonce of the schedule: the context's own AEAD opens across suites, twice (seq 0, 1).
+      for (let i = 0; i < 2; i++) {
+        const pt = randomBytes(50 + i);
+        const aadBytes = ab(randomBytes(7));
+        const ct = await s.seal(ab(pt), aadBytes);
+        assert.ok(equal(new Uint8Array(await r.open(ct, aadBytes)), pt));
+      }
     }
   }
 });

@@ -11,13 +11,15 @@ import type { Clock } from '../clock.js';
 import type { LedgerStore } from '../ledger-store/ledger-store.js';
 import type { ApplyContext } from '../ledger-store/batch.js';
 import type { Market } from '../market/market.js';
-import { createLeaseOp, type LeaseResult } from '../market/ops.js';
+import type { LeaseResult } from '../market/ops.js';
 import { getLease } from '../market/store/reads.js';
 import { cancelLease } from '../market/store/writes.js';
+import type { JobCandidate } from '../jobs/placing.js';
 import { launcherRequest } from '../launchers/client.js';
 import type { LauncherRegistry, LauncherView } from '../launchers/registry.js';
 import { runMigrations, type Store } from '../store/index.js';
 import type { Db } from '../store/database.js';
+import { createDeploymentOp, RETIRED, type NewDeployment } from './ops.js';
 import { DEPLOYMENTS_MIGRATIONS } from './store/migrations.js';
 import type { DeploymentState, DeploymentsTable } from './store/schema.js';
 
@@ -33,25 +35,9 @@ export const MAX_DEPLOYMENT_CANDIDATES = 16;
 export type DeploymentRow = DeploymentsTable;
 const UNFINISHED: readonly DeploymentState[] = ['starting', 'running', 'updating', 'stopping'];
 
-/** Nothing retiring: the update finished or was refused. */
-const RETIRED = { retiring_image: null, retiring_sealed_env: null, retiring_env_key: null } as const;
-
 export const workloadId = (id: string, generation: number) => `${id}-${generation}`;
 
-export interface NewDeployment {
-  id: string;
-  lease_id: string;
-  user_id: string;
-  app: string;
-  image: string;
-  command: string[] | null;
-  port: number;
-  vcpus: number;
-  memory_mib: number;
-  periods: number | null;
-  sealed_env: string | null;
-  env_key: string | null;
-}
+export type { NewDeployment } from './ops.js';
 
 export interface DeploymentsDeps {
   ledger: LedgerStore;
@@ -102,61 +88,22 @@ export class DeploymentsService {
   }
 
   /**
-   * Creates the lease (first period locked) on the first candidate still eligible under its row lock, and the
-   * deployment row with it, in one ledger operation; then starts it on the node.
+   * Creates the lease (first period locked) on the first candidate still eligible under its row lock, its
+   * launcher with room beside the node's jobs and deployments, and the deployment row with it, in one ledger
+   * operation; then starts it on the node.
    */
   async create<T>(
     d: NewDeployment,
-    candidates: readonly { id: string; provider: string }[],
+    candidates: readonly JobCandidate[],
     then: (r: LeaseResult, ctx: ApplyContext) => T,
   ): Promise<T> {
     const out = await this.deps.ledger.submit(
-      createLeaseOp(
-        {
-          lease_id: d.lease_id,
-          user_id: d.user_id,
-          app_name: d.app,
-          vcpus: d.vcpus,
-          periods: d.periods,
-          candidates: candidates.slice(0, MAX_DEPLOYMENT_CANDIDATES),
-        },
+      createDeploymentOp(
+        d,
+        candidates.slice(0, MAX_DEPLOYMENT_CANDIDATES),
         this.deps.market.timing,
         (node_id) => this.deps.market.liveEligible(node_id, LAUNCHER_APP),
-        (r, ctx) => {
-          if (r.ok) {
-            const row: DeploymentRow = {
-              id: d.id,
-              user_id: d.user_id,
-              app: d.app,
-              lease_id: d.lease_id,
-              node_id: r.lease.node_id,
-              image: d.image,
-              command: d.command === null ? null : JSON.stringify(d.command),
-              port: d.port,
-              vcpus: d.vcpus,
-              memory_mib: d.memory_mib,
-              sealed_env: d.sealed_env,
-              env_key: d.env_key,
-              state: 'starting',
-              reason: 'lease created; starting on the node',
-              generation: 1,
-              retiring_generation: null,
-              ...RETIRED,
-              image_id: null,
-              image_digest: null,
-              created_ms: ctx.now_ms,
-              updated_ms: ctx.now_ms,
-            };
-            ctx.writes.after.push(async (tx) => {
-              await tx
-                .insertInto('deployments')
-                .values(row)
-                .onConflict((oc) => oc.column('id').doNothing())
-                .execute();
-            });
-          }
-          return then(r, ctx);
-        },
+        then,
       ),
     );
     void this.drive(d.id);

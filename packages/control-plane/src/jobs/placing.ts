@@ -1,16 +1,16 @@
 // Placing a job (or a retried attempt) inside a ledger operation: `loadPlacing` reads and locks the candidate
 // nodes and what they hold (prepare), `pickNode` takes the first candidate still active, staked, live and with
 // room, and locks vCPUs × price × max runtime from the user toward its provider (apply). Lock order as the
-// market's: node rows first.
+// market's: node rows first. `launcherRoom` is the same room check for a deployment's lease.
 import { createTransfers } from '../ledger/engine.js';
 import { providerEarnings } from '../ledger/chart.js';
 import { transferRefusal, type Refusal, type TransferRefusalCode } from '../ledger/refusal.js';
 import type { TransferInput } from '../ledger/types.js';
 import type { ApplyContext, ExtraWrites } from '../ledger-store/batch.js';
-import { lockNodes, providerRequirements, stakeHeld, type NodeRow } from '../market/ops.js';
+import { lockNodes, providerRequirements, stakeHeld, type LeaseRoom, type NodeRow } from '../market/ops.js';
 import type { StoreDialect as Dialect } from '../store/index.js';
 import type { Tx } from '../store/database.js';
-import { usedByNode } from './capacity.js';
+import { usedByNode, type Used } from './capacity.js';
 import { JOB_LOCK_SLACK_MS, jobLockAmount, jobLockId } from './money.js';
 import type { JobsTable } from './store/schema.js';
 
@@ -31,13 +31,47 @@ export interface JobCandidate {
  */
 interface BatchView {
   placed: Map<string, { vcpus: number; memory_mib: number; seq: number }>;
+  /** Deployments' leases placed earlier in the batch (their rows too are written at its end). */
+  deployed: Map<string, Used>;
   rows: Map<string, JobsTable>;
 }
 const batches = new WeakMap<ExtraWrites, BatchView>();
 export function batchView(writes: ExtraWrites): BatchView {
   let b = batches.get(writes);
-  if (b === undefined) batches.set(writes, (b = { placed: new Map(), rows: new Map() }));
+  if (b === undefined) batches.set(writes, (b = { placed: new Map(), deployed: new Map(), rows: new Map() }));
   return b;
+}
+
+/** What a node holds: in the database, plus the jobs and deployments earlier operations of the batch placed. */
+function heldInBatch(batch: BatchView, node_id: string, inDb: Used | undefined): Used {
+  const u = inDb ?? { vcpus: 0, memory_mib: 0 };
+  const j = batch.placed.get(node_id) ?? { vcpus: 0, memory_mib: 0 };
+  const d = batch.deployed.get(node_id) ?? { vcpus: 0, memory_mib: 0 };
+  return { vcpus: u.vcpus + j.vcpus + d.vcpus, memory_mib: u.memory_mib + j.memory_mib + d.memory_mib };
+}
+
+/**
+ * A deployment's lease checks, under its candidates' row locks, the room its launcher has: what `usedByNode`
+ * counts plus the batch's earlier placements, against the launcher's capacity as placement saw it.
+ */
+export function launcherRoom(candidates: readonly JobCandidate[], vcpus: number, memory_mib: number): LeaseRoom {
+  const capacity = new Map(candidates.map((c) => [c.id, c]));
+  let held = new Map<string, Used>();
+  return {
+    async load(tx, node_ids) {
+      held = await usedByNode(tx, node_ids);
+    },
+    fits(ctx, node_id) {
+      const c = capacity.get(node_id);
+      const u = heldInBatch(batchView(ctx.writes), node_id, held.get(node_id));
+      return c !== undefined && u.vcpus + vcpus <= c.vcpus_total && u.memory_mib + memory_mib <= c.memory_mib_total;
+    },
+    took(ctx, node_id) {
+      const deployed = batchView(ctx.writes).deployed;
+      const d = deployed.get(node_id) ?? { vcpus: 0, memory_mib: 0 };
+      deployed.set(node_id, { vcpus: d.vcpus + vcpus, memory_mib: d.memory_mib + memory_mib });
+    },
+  };
 }
 
 /** The candidate nodes, locked, with their providers' stake requirements and what they hold. */
@@ -103,9 +137,7 @@ export function pickNode(
     if (stakeHeld(ctx.state, node.provider) < (p.required.get(node.provider) ?? 0n)) continue;
     const inDb = p.used.get(node.id) ?? { vcpus: 0, memory_mib: 0, seq: -1 };
     const earlier = batch.placed.get(node.id);
-    const u = earlier
-      ? { vcpus: inDb.vcpus + earlier.vcpus, memory_mib: inDb.memory_mib + earlier.memory_mib, seq: earlier.seq }
-      : inDb;
+    const u = { ...heldInBatch(batch, node.id, inDb), seq: earlier?.seq ?? inDb.seq };
     if (u.vcpus + j.vcpus > c.vcpus_total || u.memory_mib + j.memory_mib > c.memory_mib_total) continue;
     if (j.env_key !== null && j.env_key !== c.hpke_public_key) continue; // sealed to another launcher
     const lock = jobLockAmount(BigInt(node.price_micro), j.vcpus, j.max_runtime_ms);

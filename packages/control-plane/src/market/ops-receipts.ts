@@ -1,7 +1,7 @@
 // Claiming usage receipts from a reservation's escrow (docs/confidential.md, Money flow): one ledger operation per
-// reservation and batch. Each accepted receipt posts exactly its amount from the current lock and locks the rest
-// again (one linked chain), and its row is stored in the same transaction; the shared pieces (the reservation
-// row and its lock) are in ops-reservation.ts.
+// reservation and batch. The batch's accepted receipts post exactly the sum of their amounts from the current
+// lock and lock the rest again (one linked chain), and their rows are stored in the same transaction; the
+// shared pieces (the reservation row and its lock) are in ops-reservation.ts.
 import type { UsageReceipt } from '@easyenclave/protocol/receipt';
 import { providerEarnings } from '../ledger/chart.js';
 import { createTransfers } from '../ledger/engine.js';
@@ -33,8 +33,9 @@ export interface VerifiedReceipt {
 export type ReceiptOutcome = { ok: true; amount: number } | { ok: false; code: ReceiptRefusal };
 
 /**
- * Claims receipts of ONE reservation (their signatures already checked): each accepted receipt posts exactly
- * its amount from the lock and locks the rest again, and its row is stored with the transfer, atomically.
+ * Claims receipts of ONE reservation (their signatures already checked): the accepted ones post exactly the
+ * sum of their amounts from the lock and lock the rest again, and their rows are stored with the transfer,
+ * atomically.
  * The caller runs at most one such operation per reservation at a time (the reservation row is the unit of
  * serialisation; on PostgreSQL it is also locked FOR UPDATE).
  */
@@ -100,6 +101,11 @@ export function claimReceiptsOp(
       }
       const stored: MarketReceiptsTable[] = [];
       const startSeq = s?.lock_seq ?? 0;
+      // The batch's accepted amounts are judged one by one against what is left, then posted from the lock
+      // as ONE claim (their exact sum) that locks the rest again: the journal grows by two transfers per
+      // batch, not per receipt. A refused receipt adds nothing to the sum.
+      let batch_amount = 0;
+      let exhausted = false;
       for (const v of receipts) {
         const r = v.receipt;
         const tag = `${r.key}:${r.seq}`;
@@ -109,28 +115,8 @@ export function claimReceiptsOp(
           continue;
         }
         const st = s!;
-        const rest = remaining(st) - j.amount;
-        let transfer_id: string | null = null;
-        if (j.amount > 0) {
-          const chain: TransferInput[] = [
-            {
-              id: reservationClaimId(id, st.lock_seq),
-              debit_account: st.user_id,
-              credit_account: providerEarnings(st.provider),
-              pending_id: reservationLockId(id, st.lock_seq),
-              amount: BigInt(j.amount),
-              flags: rest > 0 ? { post_pending: true, linked: true } : { post_pending: true },
-              reference: `receipt:${r.seq}`,
-            },
-          ];
-          if (rest > 0) chain.push(pendingLock(st, st.lock_seq + 1, rest, ctx.now_ms, t));
-          const results = createTransfers(ctx.state, chain, ctx.now_ms);
-          // The lock is held (checked above) and covers the amount: the chain cannot fail.
-          if (!results.every(ok)) throw new Error(`reservation ${id}: claim on lock ${st.lock_seq} failed: ${results}`);
-          transfer_id = chain[0]!.id;
-          st.lock_seq += rest > 0 ? 1 : 0;
-        }
         st.claimed += j.amount;
+        batch_amount += j.amount;
         seen.add(tag);
         stored.push({
           receipt_key: r.key,
@@ -140,21 +126,43 @@ export function claimReceiptsOp(
           amount: j.amount,
           time_ms: r.time_ms,
           accepted_ms: ctx.now_ms,
-          transfer_id,
+          transfer_id: j.amount > 0 ? reservationClaimId(id, startSeq) : null,
           signed: v.signed,
         });
         out.push({ ok: true, amount: j.amount });
         if (remaining(st) === 0) {
-          st.status = 'closed';
-          const at = ctx.now_ms;
-          ctx.writes.after.push(async (tx) => {
-            await tx
-              .updateTable('market_reservations')
-              .set({ status: 'closed', end_reason: 'exhausted', closed_ms: at })
-              .where('id', '=', id)
-              .execute();
-          });
+          st.status = 'closed'; // exhausted: the receipts after this one are refused (reservation_closed)
+          exhausted = true;
         }
+      }
+      if (s && batch_amount > 0) {
+        const rest = remaining(s);
+        const chain: TransferInput[] = [
+          {
+            id: reservationClaimId(id, startSeq),
+            debit_account: s.user_id,
+            credit_account: providerEarnings(s.provider),
+            pending_id: reservationLockId(id, startSeq),
+            amount: BigInt(batch_amount),
+            flags: rest > 0 ? { post_pending: true, linked: true } : { post_pending: true },
+            reference: `receipts:${stored.length}`,
+          },
+        ];
+        if (rest > 0) chain.push(pendingLock(s, startSeq + 1, rest, ctx.now_ms, t));
+        const results = createTransfers(ctx.state, chain, ctx.now_ms);
+        // The lock is held (checked above) and covers the sum (each amount was judged against what was left).
+        if (!results.every(ok)) throw new Error(`reservation ${id}: claim on lock ${startSeq} failed: ${results}`);
+        s.lock_seq += rest > 0 ? 1 : 0;
+      }
+      if (exhausted) {
+        const at = ctx.now_ms;
+        ctx.writes.after.push(async (tx) => {
+          await tx
+            .updateTable('market_reservations')
+            .set({ status: 'closed', end_reason: 'exhausted', closed_ms: at })
+            .where('id', '=', id)
+            .execute();
+        });
       }
       if (s && stored.length > 0) {
         const claimed = s.claimed;

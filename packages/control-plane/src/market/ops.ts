@@ -7,7 +7,8 @@ import { createTransfers } from '../ledger/engine.js';
 import { providerEarnings, providerStake } from '../ledger/chart.js';
 import { transferRefusal } from '../ledger/refusal.js';
 import type { TransferInput } from '../ledger/types.js';
-import type { ApplyContext, LedgerOp } from '../ledger-store/batch.js';
+import type { ApplyContext, ExtraWrites, LedgerOp } from '../ledger-store/batch.js';
+import type { Tx } from '../store/database.js';
 import { lockFor, lockId, periodIndex, refundId, settleId } from './period.js';
 import {
   forUpdate,
@@ -40,12 +41,38 @@ export interface NewLease {
 
 export type LeaseResult = { ok: true; lease: LeaseRow; period: PeriodRow } | MarketRefusal;
 
+/**
+ * A check the caller adds to the lease's own vCPU count, made under the candidates' row locks in the same
+ * transaction (a deployment: its launcher's room beside the node's jobs and deployments).
+ */
+export interface LeaseRoom {
+  /** Reads what the locked candidate nodes hold (inside the transaction, after their rows are locked). */
+  load(tx: Tx, node_ids: readonly string[]): Promise<void>;
+  /** Whether the node has room for the lease now, counting earlier operations of the same batch. */
+  fits(ctx: ApplyContext, node_id: string): boolean;
+  /** The lease was placed on the node: later operations of the batch count it. */
+  took(ctx: ApplyContext, node_id: string): void;
+}
+
+/**
+ * vCPUs leased per node by earlier operations of the same group-commit batch. Their lease rows are written only
+ * at the batch's end, so the per-node sum `prepare` reads does not see them; without this, leases created in
+ * one batch could overcommit a node. One batch has one `writes` object.
+ */
+const leasedInBatch = new WeakMap<ExtraWrites, Map<string, number>>();
+function batchLeases(ctx: ApplyContext): Map<string, number> {
+  let m = leasedInBatch.get(ctx.writes);
+  if (m === undefined) leasedInBatch.set(ctx.writes, (m = new Map()));
+  return m;
+}
+
 /** Creates a lease and locks its first (prorated) period, re-checking each candidate node under its row lock. */
 export function createLeaseOp<T>(
   l: NewLease,
   t: MarketTiming,
   liveEligible: (node_id: string) => boolean,
   then: (r: LeaseResult, ctx: ApplyContext) => T,
+  room?: LeaseRoom,
 ): LedgerOp<T> {
   let nodes = new Map<string, NodeRow>();
   let required = new Map<string, bigint>();
@@ -86,6 +113,7 @@ export function createLeaseOp<T>(
         .groupBy('node_id')
         .execute();
       for (const r of rows) used.set(r.node_id, Number(r.vcpus));
+      await room?.load(tx, [...nodes.keys()]);
       // The first period's lock: its id names the period `apply` will see (the batch's clock).
       return { transfers: [lockId(l.lease_id, periodIndex(now_ms, t.period_ms))] };
     },
@@ -106,7 +134,9 @@ export function createLeaseOp<T>(
         const node = nodes.get(c.id);
         if (!node || node.status !== 'active' || !liveEligible(node.id)) continue;
         if (stakeHeld(ctx.state, node.provider) < (required.get(node.provider) ?? 0n)) continue;
-        if ((used.get(node.id) ?? 0) + l.vcpus > node.vcpus) continue;
+        const inBatch = batchLeases(ctx);
+        if ((used.get(node.id) ?? 0) + (inBatch.get(node.id) ?? 0) + l.vcpus > node.vcpus) continue;
+        if (room && !room.fits(ctx, node.id)) continue;
         const index = periodIndex(ctx.now_ms, t.period_ms);
         const lock = lockFor(BigInt(node.price_micro), l.vcpus, index, t.period_ms, ctx.now_ms);
         const [r] = createTransfers(
@@ -136,6 +166,8 @@ export function createLeaseOp<T>(
           ended_ms: null,
         };
         const period = lockedPeriodRow(lease, index, node, lock);
+        room?.took(ctx, node.id);
+        inBatch.set(node.id, (inBatch.get(node.id) ?? 0) + l.vcpus);
         ctx.writes.after.push(async (tx) => {
           await tx.insertInto('market_leases').values(lease).execute();
           await tx.insertInto('market_lease_periods').values(period).execute();

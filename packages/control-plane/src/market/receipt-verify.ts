@@ -4,7 +4,7 @@
 // runs here, synchronously: the same answer, only slower. Used as checkReceipt's `verify` (reservations.ts).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { recordSigningBytes } from '@easyenclave/protocol/signed-record';
+import { canonicalRecordJson, signingBytesOfCanonical } from '@easyenclave/protocol/signed-record';
 import { verifySignature } from './receipt-verify-core.js';
 
 /** Signatures per worker message; more wait for the next. */
@@ -24,6 +24,13 @@ export class SignatureVerifier {
   #waiting = new Map<number, { w: Worker; batch: Pending[] }>();
   #queue: Pending[] = [];
   #scheduled = false;
+  /** The canonical JSON of each record verify() saw, for as long as the record lives (claim stores it). */
+  #canonical = new WeakMap<object, string>();
+
+  /** The canonical JSON verify() computed for this record object (undefined if it saw another). */
+  canonicalOf(record: object): string | undefined {
+    return this.#canonical.get(record);
+  }
 
   constructor(workers = Math.min(MAX_WORKERS, Math.max(0, availableParallelism() - 1))) {
     for (let i = 0; i < workers; i++) {
@@ -42,7 +49,9 @@ export class SignatureVerifier {
 
   /** checkReceipt's `verify`: the record's signing bytes are made here, the signature checked on a worker. */
   verify = (key_hex: string, record: unknown, sig_hex: string, domain: string): Promise<boolean> => {
-    const bytes = recordSigningBytes(domain, record);
+    const canonical = canonicalRecordJson(record);
+    if (typeof record === 'object' && record !== null) this.#canonical.set(record, canonical);
+    const bytes = signingBytesOfCanonical(domain, canonical);
     return new Promise((resolve) => {
       this.#queue.push({ item: [key_hex, bytes, sig_hex], resolve });
       if (!this.#scheduled) {

@@ -219,7 +219,12 @@ export class Reservations {
         return;
       }
       const list = groups.get(c.receipt.reservation_id) ?? [];
-      list.push({ index, v: { receipt: c.receipt, signed: canonicalRecordJson(inputs[index]) } });
+      // The stored form is the canonical JSON of {receipt, signature} as received (strict schema: nothing else
+      // in it); its receipt part was canonicalized once already, for the signature check.
+      const canonical = this.#signatures.canonicalOf(c.receipt) ?? canonicalRecordJson(c.receipt);
+      const signature = (inputs[index] as { signature: string }).signature;
+      const signed = `{"receipt":${canonical},"signature":${JSON.stringify(signature)}}`;
+      list.push({ index, v: { receipt: c.receipt, signed } });
       groups.set(c.receipt.reservation_id, list);
     });
     await Promise.all(

@@ -62,30 +62,38 @@ export class ChunkCipher {
     return n;
   }
 
-  /** One frame, header included. */
-  async seal(plaintext: Uint8Array, flags: number): Promise<Uint8Array> {
+  /** One frame, header included (synchronous when the provider is). */
+  seal(plaintext: Uint8Array, flags: number): Uint8Array | Promise<Uint8Array> {
     if (plaintext.length > MAX_CHUNK_PLAINTEXT_BYTES) throw new Error('chunk over the frame limit');
     if ((flags & ~KNOWN_FLAGS) !== 0) throw new Error('unknown frame flag');
     const len = plaintext.length + AEAD_TAG_BYTES;
     const header = new Uint8Array([flags, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff]);
-    const iv = this.nextNonce();
-    const ct = await this.key.seal(iv, header, plaintext);
-    if (ct.length !== len) throw new Error('unexpected AES-GCM output length');
-    const out = new Uint8Array(SEAL_FRAME_HEADER_BYTES + len);
-    out.set(header, 0);
-    out.set(ct, SEAL_FRAME_HEADER_BYTES);
-    return out;
+    const frame = this.key.sealFrame(this.nextNonce(), header, plaintext);
+    return frame instanceof Promise ? frame.then((f) => checkFrame(f, len)) : checkFrame(frame, len);
   }
 
-  async open(frame: Frame): Promise<Uint8Array> {
+  /** One frame's plaintext (synchronous when the provider is); SealError auth_failed if it does not open. */
+  open(frame: Frame): Uint8Array | Promise<Uint8Array> {
     const seq = this.seq;
     const iv = this.nextNonce();
+    const failed = () => new SealError('auth_failed', `frame ${seq} failed authentication`);
+    let pt: Uint8Array | Promise<Uint8Array>;
     try {
-      return await this.key.open(iv, frame.header, frame.sealed);
+      pt = this.key.open(iv, frame.header, frame.sealed);
     } catch {
-      throw new SealError('auth_failed', `frame ${seq} failed authentication`);
+      throw failed();
     }
+    return pt instanceof Promise
+      ? pt.catch(() => {
+          throw failed();
+        })
+      : pt;
   }
+}
+
+function checkFrame(frame: Uint8Array, len: number): Uint8Array {
+  if (frame.length !== SEAL_FRAME_HEADER_BYTES + len) throw new Error('unexpected AES-GCM output length');
+  return frame;
 }
 
 /**

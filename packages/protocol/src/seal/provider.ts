@@ -6,10 +6,12 @@
 import { DhkemX25519HkdfSha256, HkdfSha256, type KemInterface } from '@hpke/core';
 import { subtle, type CryptoKey } from './bytes.js';
 
-/** AES-256-GCM under one key: `seal` returns ciphertext ‖ 16-byte tag; `open` throws if authentication fails. */
+/** AES-256-GCM under one key. `sealFrame` returns header ‖ ciphertext ‖ 16-byte tag, the header being the
+ *  additional data; `open` takes ciphertext ‖ tag and throws (or rejects) if authentication fails. A provider
+ *  may answer synchronously (node:crypto does), saving a promise per frame. */
 export interface AesGcmKey {
-  seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array>;
-  open(iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Promise<Uint8Array>;
+  sealFrame(iv: Uint8Array, header: Uint8Array, plaintext: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  open(iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | Promise<Uint8Array>;
 }
 
 export interface SealCrypto {
@@ -25,9 +27,13 @@ export interface SealCrypto {
 
 class WebAesGcm implements AesGcmKey {
   constructor(private readonly key: CryptoKey) {}
-  async seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
-    const p = { name: 'AES-GCM', iv, additionalData: aad, tagLength: 128 };
-    return new Uint8Array(await subtle().encrypt(p, this.key, plaintext));
+  async sealFrame(iv: Uint8Array, header: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+    const p = { name: 'AES-GCM', iv, additionalData: header, tagLength: 128 };
+    const ct = new Uint8Array(await subtle().encrypt(p, this.key, plaintext));
+    const out = new Uint8Array(header.length + ct.length);
+    out.set(header, 0);
+    out.set(ct, header.length);
+    return out;
   }
   async open(iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
     const p = { name: 'AES-GCM', iv, additionalData: aad, tagLength: 128 };
