@@ -9,7 +9,8 @@
 # (node-gyp builds better-sqlite3 against the local headers). It is imported once as $EE_CHECK_BASE_IMAGE and
 # passed as --build-arg NODE_IMAGE. The builds still reach the npm registry and Debian's packages (npm ci,
 # apt-get) through the host network. Prints one line `RESULT {json}` with build times and image sizes.
-# Settings: EE_CHECK_BASE_IMAGE, EE_CHECK_REBUILD_BASE=1 (rebuild the stand-in), EE_CHECK_LAUNCHER=0 (skip
+# Settings: EE_CHECK_BASE_IMAGE, EE_CHECK_REBUILD_BASE=1 (rebuild the stand-in), EE_CHECK_NO_CACHE=1 (build
+# without podman's layer cache, for cold build times), EE_CHECK_LAUNCHER=0 (skip
 # the launcher target), EE_CHECK_PORT (host port for the control plane, default 18788), and the podman
 # arguments of the tests: EE_TEST_CONTAINER_GLOBAL_ARGS, EE_TEST_CONTAINER_RUN_ARGS.
 set -euo pipefail
@@ -20,10 +21,13 @@ TAG=check
 PORT=${EE_CHECK_PORT:-18788}
 # Word-split on purpose: these are argument lists.
 read -r -a G <<<"${EE_TEST_CONTAINER_GLOBAL_ARGS:---runtime runc}"
+CACHE=()
+[ "${EE_CHECK_NO_CACHE:-0}" = 1 ] && CACHE=(--no-cache)
 read -r -a R <<<"${EE_TEST_CONTAINER_RUN_ARGS:---ulimit nofile=1024:1024 --ulimit nproc=1000:1000}"
 ADMIN_TOKEN=check-images-admin-token-0123456789
 CP=ee-check-cp-$$
 AGENT=ee-check-agent-$$
+BODY=$(mktemp /tmp/ee-check-body.XXXXXX)
 HEALTH_WAIT_S=60
 REGISTER_WAIT_S=90
 
@@ -38,6 +42,7 @@ now_s() { date +%s; }
 cleanup() {
   pm rm -f -t 5 "$AGENT" "$CP" >/dev/null 2>&1 || true
   if [ -n "${ROOTFS:-}" ]; then rm -rf "$ROOTFS"; fi
+  rm -f "$BODY"
 }
 trap cleanup EXIT
 
@@ -71,6 +76,19 @@ make_base() {
   ROOTFS=
 }
 
+# wait_200 <seconds> <url> <container>: polls until the URL answers 200 (its body in $BODY), or shows the
+# container's log and fails.
+wait_200() {
+  local code=000
+  for _ in $(seq "$1"); do
+    code=$(curl -s -o "$BODY" -w '%{http_code}' "$2" || true)
+    [ "$code" = 200 ] && return 0
+    sleep 1
+  done
+  pm logs "$3" >&2 || true
+  die "$2 answered $code: $(cat "$BODY" 2>/dev/null)"
+}
+
 size_mb() { pm image inspect --format '{{.Size}}' "$1" | awk '{ printf "%.1f", $1 / 1e6 }'; }
 
 build() { # <name> <dockerfile> [--target t]
@@ -79,7 +97,7 @@ build() { # <name> <dockerfile> [--target t]
   t0=$(now_s)
   log "building $name ($file $*)"
   # docker format keeps HEALTHCHECK (OCI drops it); the base exists only locally.
-  pm build --format docker --pull=never --network host "${R[@]}" --build-arg "NODE_IMAGE=$BASE" \
+  pm build --format docker --pull=never --network host "${CACHE[@]}" "${R[@]}" --build-arg "NODE_IMAGE=$BASE" \
     -f "$REPO/$file" "$@" -t "localhost/easyenclave/$name:$TAG" "$REPO" >"/tmp/ee-check-build-$name.log" 2>&1 ||
     die "build of $name failed: /tmp/ee-check-build-$name.log"
   echo $(($(now_s) - t0))
@@ -106,16 +124,8 @@ log "running the control plane on 127.0.0.1:$PORT"
 pm run -d --name "$CP" "${R[@]}" --health-interval disable --network slirp4netns -p "127.0.0.1:$PORT:8088" \
   -e EE_CONTROL_BIND=0.0.0.0 -e EE_PROXY_BIND=0.0.0.0 -e EE_ADMIN_TOKEN=$ADMIN_TOKEN \
   localhost/easyenclave/control-plane:$TAG >/dev/null
-health=000
-for _ in $(seq "$HEALTH_WAIT_S"); do
-  health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health" || true)
-  [ "$health" = 200 ] && break
-  sleep 1
-done
-[ "$health" = 200 ] || {
-  pm logs "$CP" >&2 || true
-  die "/health answered $health"
-}
+wait_200 "$HEALTH_WAIT_S" "http://127.0.0.1:$PORT/health" "$CP"
+health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")
 pm healthcheck run "$CP" >/dev/null || die "the image's HEALTHCHECK (GET /ready) fails"
 cp_uid=$(pm exec "$CP" node -p 'process.getuid()')
 cp_user=$(pm exec "$CP" node -p 'require("os").userInfo().username')
@@ -131,22 +141,13 @@ pm run -d --name "$AGENT" "${R[@]}" --network host \
   localhost/easyenclave/agent:$TAG >/dev/null
 agent_uid=$(pm exec "$AGENT" node -p 'process.getuid()')
 [ "$agent_uid" != 0 ] || die "the agent runs as root"
-resolve=000
-for _ in $(seq "$REGISTER_WAIT_S"); do
-  resolve=$(curl -s -o /tmp/ee-check-resolve.json -w '%{http_code}' "http://127.0.0.1:$PORT/v1/resolve/check-images" || true)
-  [ "$resolve" = 200 ] && break
-  sleep 1
-done
-[ "$resolve" = 200 ] || {
-  pm logs "$AGENT" >&2 || true
-  die "/v1/resolve/check-images answered $resolve: $(cat /tmp/ee-check-resolve.json 2>/dev/null)"
-}
+wait_200 "$REGISTER_WAIT_S" "http://127.0.0.1:$PORT/v1/resolve/check-images" "$AGENT"
 # Through the tunnel: the proxy route reaches the agent's backend (the control plane's /health).
 proxied=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/proxy/check-images/health" || true)
 [ "$proxied" = 200 ] || die "/v1/proxy/check-images/health answered $proxied"
 # The agent keeps its generated id in the image's state volume, as the node user.
 agent_state=$(pm exec "$AGENT" stat -c %U /var/lib/easyenclave/agent/check-images.agent-id)
-agents=$(node -p 'JSON.parse(require("fs").readFileSync("/tmp/ee-check-resolve.json","utf8")).agents')
+agents=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).agents' "$BODY")
 
 # --- 4. a clean stop: SIGTERM drains and exits 0 ---------------------------------------------------------
 pm stop -t 30 "$AGENT" >/dev/null
