@@ -3,6 +3,7 @@
 // classes, route patterns, ledger movement kinds) or are capped (apps: MAX_APP_LABELS, then "other"), so the
 // number of series stays bounded whatever clients send.
 import { MetricSet } from '@easyenclave/protocol/ops/metrics';
+import { RequestHistogram } from './observe/request-histogram.js';
 
 /** Distinct app names given their own label; later apps are counted under "other". */
 export const MAX_APP_LABELS = 200;
@@ -30,17 +31,19 @@ export class ControlPlaneMetrics extends MetricSet {
     ATTESTATION_BUCKETS_S,
     ['result'],
   );
-  readonly api_duration = this.histogram(
+  /** API requests, by method, route pattern and status class (observed per request: request-histogram.ts). */
+  readonly api_duration = new RequestHistogram(
     'ee_api_request_duration_seconds',
     'API requests: time to the response, by method, route pattern and status class',
     LATENCY_BUCKETS_S,
-    ['method', 'route', 'status'],
+    this.registry,
   );
-  readonly proxy_duration = this.histogram(
+  /** Proxied requests, by entry point (path, host), app and status class. */
+  readonly proxy_duration = new RequestHistogram(
     'ee_proxy_request_duration_seconds',
     'Proxied requests: time to the end of the response, by entry point (path, host), app and status class',
     LATENCY_BUCKETS_S,
-    ['entry', 'app', 'status'],
+    this.registry,
   );
   /** Usage receipts judged, by outcome: `accepted` or the refusal code (a closed set: market/reservation.ts). */
   readonly receipts = this.counter(
@@ -90,11 +93,16 @@ export class ControlPlaneMetrics extends MetricSet {
   }
 
   apiRequest(method: string, route: string, status: number, duration_s: number): void {
-    this.api_duration.labels(method, route, statusClass(status)).observe(duration_s);
+    const cls = statusClass(status);
+    this.api_duration.series(`${method} ${cls} ${route}`, () => ({ method, route, status: cls })).observe(duration_s);
   }
 
   proxyRequest(entry: ProxyEntry, app: string, status: number, duration_s: number): void {
-    this.proxy_duration.labels(entry, this.appLabel(app), statusClass(status)).observe(duration_s);
+    const cls = statusClass(status);
+    const label = this.appLabel(app);
+    this.proxy_duration
+      .series(`${entry} ${cls} ${label}`, () => ({ entry, app: label, status: cls }))
+      .observe(duration_s);
   }
 }
 

@@ -21,6 +21,7 @@ import {
   wsUrl,
 } from '../helpers/network.js';
 import { call, createAccount } from '../ledger-http/client.js';
+import { funded, registerNode } from '../market/util.js';
 
 class LogLines extends Writable {
   readonly lines: any[] = [];
@@ -117,6 +118,34 @@ describe('observability: money log lines, request ids, metrics', () => {
     assert.equal(await metric(base, transfers), before + 1);
     const all = JSON.stringify(logs.lines);
     for (const secret of [bob.key, carol.key, ADMIN_TOKEN]) assert.ok(!all.includes(secret), 'a secret was logged');
+  });
+
+  it('money moved through a service (a fraud ruling) names its request, like money a route moves itself', async () => {
+    const provider = await funded(base, 'provider', 'obs-provider', '$100');
+    const { node_id } = await registerNode(base, provider, { price_per_vcpu_hour_micro_usd: 50_000 });
+    const staked = await call(base, 'POST', `/v1/nodes/${node_id}/stake`, {
+      token: provider.key,
+      body: { amount_micro_usd: 7_000_000 },
+    });
+    assert.equal(staked.status, 200, JSON.stringify(staked.body));
+    const stake_request = staked.headers.get('request-id');
+    const ruling = await call(base, 'POST', `/v1/nodes/${node_id}/fraud`, { body: { reason: 'observability test' } });
+    assert.equal(ruling.status, 200, JSON.stringify(ruling.body));
+    const fraud_request = ruling.headers.get('request-id');
+    assert.ok(stake_request && fraud_request && stake_request !== fraud_request);
+    const of = (request_id: string, kind: string) =>
+      logs.lines.filter((x) => x.event === 'money' && x.kind === kind && x.request_id === request_id);
+    const slashes = await waitFor(() =>
+      of(fraud_request, 'slash').length > 0 ? of(fraud_request, 'slash') : undefined,
+    );
+    assert.equal(slashes.length, 1, JSON.stringify(slashes));
+    assert.equal(slashes[0].amount_micro_usd, 7_000_000);
+    assert.equal(of(stake_request, 'stake').length, 1);
+    const banned = logs.lines.filter((x) => x.event === 'state' && x.change === 'node_banned');
+    assert.deepEqual(
+      banned.map((x) => x.request_id),
+      [fraud_request],
+    );
   });
 
   it('/metrics has API latency per route, ledger commit latency and build_info', async () => {

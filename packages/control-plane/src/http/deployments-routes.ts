@@ -19,6 +19,7 @@ import { errorResponse, type IdempotencyKeys } from './idempotency.js';
 import { leaseView } from './market-leases.js';
 import { IdParams } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
+import { withRequestId } from '../correlation.js';
 
 export interface DeploymentsRoutesOptions {
   deployments: DeploymentsService;
@@ -117,50 +118,52 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
         // The lease's id follows from the deployment's: a second create of the same deployment (another key, or
         // none) finds its lease in the ledger operation instead of opening a second one.
         const lease_id = `lease_${createHash('sha256').update(`deployment:${id}`).digest('hex').slice(0, 16)}`;
-        return deployments.create(
-          {
-            id,
-            lease_id,
-            user_id: user,
-            app: b.app,
-            image: b.image,
-            command: b.command ?? null,
-            port: b.port,
-            vcpus: b.vcpus,
-            memory_mib: b.memory_mib,
-            periods: b.periods ?? null,
-            sealed_env: b.sealed_env ?? null,
-            env_key: b.env_key ?? null,
-          },
-          candidates,
-          (r, ctx) => {
-            const out = r.ok
-              ? {
-                  status: 201,
-                  body: {
-                    deployment_id: id,
-                    user,
-                    app: b.app,
-                    node_id: r.lease.node_id,
-                    image: b.image,
-                    image_id: null,
-                    image_digest: null,
-                    port: b.port,
-                    vcpus: b.vcpus,
-                    memory_mib: b.memory_mib,
-                    state: 'starting',
-                    reason: 'lease created; starting on the node',
-                    generation: 1,
-                    created_at: iso(ctx.now_ms),
-                    updated_at: iso(ctx.now_ms),
-                    lease: null,
-                    launcher: launcherOf(r.lease.node_id),
-                  },
-                }
-              : errorResponse(r);
-            run.record(ctx.writes, ctx.now_ms, out);
-            return out;
-          },
+        return withRequestId(req.id, () =>
+          deployments.create(
+            {
+              id,
+              lease_id,
+              user_id: user,
+              app: b.app,
+              image: b.image,
+              command: b.command ?? null,
+              port: b.port,
+              vcpus: b.vcpus,
+              memory_mib: b.memory_mib,
+              periods: b.periods ?? null,
+              sealed_env: b.sealed_env ?? null,
+              env_key: b.env_key ?? null,
+            },
+            candidates,
+            (r, ctx) => {
+              const out = r.ok
+                ? {
+                    status: 201,
+                    body: {
+                      deployment_id: id,
+                      user,
+                      app: b.app,
+                      node_id: r.lease.node_id,
+                      image: b.image,
+                      image_id: null,
+                      image_digest: null,
+                      port: b.port,
+                      vcpus: b.vcpus,
+                      memory_mib: b.memory_mib,
+                      state: 'starting',
+                      reason: 'lease created; starting on the node',
+                      generation: 1,
+                      created_at: iso(ctx.now_ms),
+                      updated_at: iso(ctx.now_ms),
+                      lease: null,
+                      launcher: launcherOf(r.lease.node_id),
+                    },
+                  }
+                : errorResponse(r);
+              run.record(ctx.writes, ctx.now_ms, out);
+              return out;
+            },
+          ),
         );
       });
     },
@@ -208,11 +211,13 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
       if (b.env_key !== undefined && b.env_key !== launcherOf(d.node_id)?.hpke_public_key)
         throw apiFailure('invalid_env_key', "the env is not sealed to the deployment's launcher");
       return view(
-        await deployments.update(d.id, {
-          image: b.image ?? d.image,
-          sealed_env: b.sealed_env ?? d.sealed_env,
-          env_key: b.env_key ?? d.env_key,
-        }),
+        await withRequestId(req.id, () =>
+          deployments.update(d.id, {
+            image: b.image ?? d.image,
+            sealed_env: b.sealed_env ?? d.sealed_env,
+            env_key: b.env_key ?? d.env_key,
+          }),
+        ),
       );
     },
   );
@@ -229,6 +234,9 @@ export async function deploymentsRoutes(base: FastifyInstance, opts: Deployments
         response: { 200: DeploymentView, ...errorResponses(400, 401, 404) },
       },
     },
-    async (req) => view(await deployments.stopDeployment((await own(req, req.params.id)).id, 'stopped on request')),
+    async (req) => {
+      const { id } = await own(req, req.params.id);
+      return view(await withRequestId(req.id, () => deployments.stopDeployment(id, 'stopped on request')));
+    },
   );
 }

@@ -20,6 +20,7 @@ import { errorResponse, type IdempotencyKeys } from './idempotency.js';
 import { IdParams } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
 import { JobBody, JobView, PlacementQuery, PlacementView, ResealBody } from './jobs-schemas.js';
+import { withRequestId } from '../correlation.js';
 
 export interface JobsRoutesOptions {
   jobs: JobsService;
@@ -168,28 +169,30 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
             return errorResponse({ code: 'invalid_env_key' });
         }
         if (!placed.ok && placed.code === 'job_too_large') return errorResponse(placed);
-        return jobs.create(
-          {
-            id: job_id,
-            user_id: user,
-            image: b.image,
-            command: b.command ?? null,
-            vcpus: b.vcpus,
-            memory_mib: b.memory_mib,
-            max_runtime_ms: b.max_runtime_s * 1000,
-            network: b.network,
-            sealed_env: b.sealed_env ?? null,
-            env_key: b.env_key ?? null,
-            result_key: b.result_key,
-            retry_on_node_loss: b.retry_on_node_loss,
-            output_file: b.output_file ?? null,
-          },
-          candidates,
-          (r, ctx) => {
-            const out = r.ok ? { status: 201, body: jobView(r.job) } : errorResponse(r);
-            run.record(ctx.writes, ctx.now_ms, out);
-            return out;
-          },
+        return withRequestId(req.id, () =>
+          jobs.create(
+            {
+              id: job_id,
+              user_id: user,
+              image: b.image,
+              command: b.command ?? null,
+              vcpus: b.vcpus,
+              memory_mib: b.memory_mib,
+              max_runtime_ms: b.max_runtime_s * 1000,
+              network: b.network,
+              sealed_env: b.sealed_env ?? null,
+              env_key: b.env_key ?? null,
+              result_key: b.result_key,
+              retry_on_node_loss: b.retry_on_node_loss,
+              output_file: b.output_file ?? null,
+            },
+            candidates,
+            (r, ctx) => {
+              const out = r.ok ? { status: 201, body: jobView(r.job) } : errorResponse(r);
+              run.record(ctx.writes, ctx.now_ms, out);
+              return out;
+            },
+          ),
         );
       });
     },
@@ -238,7 +241,7 @@ export async function jobsRoutes(base: FastifyInstance, opts: JobsRoutesOptions)
     },
     async (req) => {
       await ownJob(req, req.params.id);
-      return view(await jobs.cancel(req.params.id));
+      return view(await withRequestId(req.id, () => jobs.cancel(req.params.id)));
     },
   );
 

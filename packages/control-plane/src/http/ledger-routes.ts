@@ -64,6 +64,7 @@ export async function ledgerRoutes(base: FastifyInstance, opts: LedgerRoutesOpti
    * transfer already existed (a payment_ref minted before, a late retry) nothing moved: `replayed` says so.
    */
   const runTransfers = (
+    req: FastifyRequest,
     run: IdempotentRun,
     inputs: TransferInput[],
     view: (ctx: ApplyContext, replayed: boolean) => object,
@@ -84,6 +85,7 @@ export async function ledgerRoutes(base: FastifyInstance, opts: LedgerRoutesOpti
         run.record(ctx.writes, ctx.now_ms, response);
         return response;
       }),
+      req.id,
     );
 
   const balanceIn = (ctx: ApplyContext, account: string): Account => ctx.state.accounts.get(account)!;
@@ -122,6 +124,7 @@ export async function ledgerRoutes(base: FastifyInstance, opts: LedgerRoutesOpti
             });
             return { status: 201, body: { ...summary, api_key: created.api_key } };
           }),
+          req.id,
         ),
       );
     },
@@ -155,6 +158,7 @@ export async function ledgerRoutes(base: FastifyInstance, opts: LedgerRoutesOpti
       };
       return idempotency.handle(req, reply, principalOf(req).id, (run) =>
         runTransfers(
+          req,
           run,
           [input],
           (ctx, replayed) => ({
@@ -207,7 +211,7 @@ export async function ledgerRoutes(base: FastifyInstance, opts: LedgerRoutesOpti
           amount,
           ...(body.memo !== undefined ? { memo: body.memo } : {}),
         };
-        return runTransfers(run, [input], (ctx, replayed) => ({
+        return runTransfers(req, run, [input], (ctx, replayed) => ({
           transfer_id: id,
           from: fromId,
           to: body.to,

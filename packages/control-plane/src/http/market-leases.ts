@@ -118,6 +118,7 @@ export async function marketLeaseRoutes(base: FastifyInstance, opts: MarketRoute
               return out;
             },
           ),
+          req.id,
         );
       });
     },

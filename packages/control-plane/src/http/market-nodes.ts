@@ -35,6 +35,7 @@ import {
   UnstakeBody,
 } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
+import { withRequestId } from '../correlation.js';
 
 /** Bounds the work and rows one provider key can create (routing and stake checks scan a provider's nodes). */
 export const MAX_NODES_PER_PROVIDER = 256;
@@ -216,6 +217,7 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
             };
             return { response: { status: 201, body: stored }, write: (tx) => insertNode(tx, row) };
           }),
+          req.id,
         );
         void market.refreshRanking();
         return token === null
@@ -272,7 +274,7 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
       const op = unstake
         ? unstakeOp(node.id, node.provider, amount, id, market.deps.config.unstake_cooldown_ms, respond)
         : stakeOp(node.id, node.provider, amount!, id, respond);
-      const response = await market.deps.ledger.submit(op);
+      const response = await market.deps.ledger.submit(op, req.id);
       await market.refreshRanking();
       if (response.status === 200) {
         const s = await market.nodeState(node);
@@ -325,10 +327,10 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
     async (req, reply) => {
       const node_id = req.params.node;
       return idempotency.handle(req, reply, principalOf(req).id, async (run) => {
-        const r = await market.fraud(node_id, `admin fraud ruling: ${req.body.reason}`);
+        const r = await withRequestId(req.id, () => market.fraud(node_id, `admin fraud ruling: ${req.body.reason}`));
         if (r.outcome === 'unknown_node') return errorResponse({ code: 'unknown_node' });
         // The node is banned: its open reservations refund what is not claimed, now (zero tolerance).
-        if (r.outcome === 'banned') await opts.reservations?.checkNode(node_id);
+        if (r.outcome === 'banned') await withRequestId(req.id, () => opts.reservations?.checkNode(node_id));
         if (r.outcome === 'already_banned')
           return errorResponse({ code: 'node_banned', message: 'the node is already banned' });
         const response = {
@@ -346,7 +348,10 @@ export async function marketNodeRoutes(base: FastifyInstance, opts: MarketRoutes
         };
         // Stored right after the ruling committed (it is idempotent by its ids: were this record lost, a retry
         // would answer node_banned and change nothing).
-        return market.deps.ledger.submit(rowsOp(run, () => ({ response })));
+        return market.deps.ledger.submit(
+          rowsOp(run, () => ({ response })),
+          req.id,
+        );
       });
     },
   );

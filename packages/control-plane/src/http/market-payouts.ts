@@ -55,6 +55,7 @@ export async function marketPayoutRoutes(base: FastifyInstance, opts: MarketRout
             run.record(ctx.writes, ctx.now_ms, out);
             return out;
           }),
+          req.id,
         );
       });
     },
@@ -90,6 +91,7 @@ export async function marketPayoutRoutes(base: FastifyInstance, opts: MarketRout
               run.record(ctx.writes, ctx.now_ms, out);
               return out;
             }),
+            req.id,
           ),
         );
       },

@@ -24,6 +24,7 @@ import { iso, marketAuth, money, tags, type MarketRoutesOptions } from './market
 import { IdParams, NodeParams } from './market-schemas.js';
 import { AppAttestationView, Nonce } from './routes-schemas.js';
 import { BEARER, coded, errorResponses, IdempotencyHeaders, IsoTime, MicroUsd, Usd } from './schemas.js';
+import { withRequestId } from '../correlation.js';
 
 /** Receipts listed in a reservation's view (the newest); the totals always cover all of them. */
 export const MAX_RECEIPTS_SHOWN = 100;
@@ -220,32 +221,34 @@ export async function marketReservationRoutes(
         // client sends it sealed, so neither the network nor the control plane can bill a reservation.
         const token = `rsvtok_${randomBytes(32).toString('base64url')}`;
         const token_sha256 = createHash('sha256').update(token, 'utf8').digest('hex');
-        return reservations.create(
-          {
-            id,
-            user_id: user,
-            app_name: body.app,
-            quota,
-            expires_ms: market.now + body.lifetime_s * 1000,
-            token_sha256,
-          },
-          candidates,
-          (r, ctx) => {
-            const c = r.ok ? candidates.find((x) => x.id === r.row.node_id) : undefined;
-            if (!r.ok) {
-              const refused = errorResponse(r);
-              run.record(ctx.writes, ctx.now_ms, refused);
-              return refused;
-            }
-            const body201 = {
-              ...rowView(r.row, c?.keyset ?? null, { total: 0, rows: [] }),
-              evidence: evidence !== null && evidence.agent_id === r.row.agent_id ? evidence : null,
-            };
-            run.record(ctx.writes, ctx.now_ms, { status: 201, body: { ...body201, token: null } });
-            // A retry that finds the reservation made earlier does not learn its token either.
-            const fresh = r.row.token_sha256 === token_sha256;
-            return { status: 201, body: { ...body201, token: fresh ? token : null } };
-          },
+        return withRequestId(req.id, () =>
+          reservations.create(
+            {
+              id,
+              user_id: user,
+              app_name: body.app,
+              quota,
+              expires_ms: market.now + body.lifetime_s * 1000,
+              token_sha256,
+            },
+            candidates,
+            (r, ctx) => {
+              const c = r.ok ? candidates.find((x) => x.id === r.row.node_id) : undefined;
+              if (!r.ok) {
+                const refused = errorResponse(r);
+                run.record(ctx.writes, ctx.now_ms, refused);
+                return refused;
+              }
+              const body201 = {
+                ...rowView(r.row, c?.keyset ?? null, { total: 0, rows: [] }),
+                evidence: evidence !== null && evidence.agent_id === r.row.agent_id ? evidence : null,
+              };
+              run.record(ctx.writes, ctx.now_ms, { status: 201, body: { ...body201, token: null } });
+              // A retry that finds the reservation made earlier does not learn its token either.
+              const fresh = r.row.token_sha256 === token_sha256;
+              return { status: 201, body: { ...body201, token: fresh ? token : null } };
+            },
+          ),
         );
       });
     },
@@ -270,7 +273,7 @@ export async function marketReservationRoutes(
     { onRequest: auth.caller, schema: rsvSchema('End a reservation: what its receipts have not claimed is refunded') },
     async (req) => {
       const row = await own(req, req.params.id);
-      if (row.status === 'open') await reservations.close(row.id, 'cancelled');
+      if (row.status === 'open') await withRequestId(req.id, () => reservations.close(row.id, 'cancelled'));
       return view(reservations, (await reservations.get(row.id))!);
     },
   );

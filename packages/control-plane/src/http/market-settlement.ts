@@ -32,6 +32,7 @@ import {
   UsageView,
 } from './market-schemas.js';
 import { BEARER, errorResponses, IdempotencyHeaders } from './schemas.js';
+import { withRequestId } from '../correlation.js';
 
 export async function marketSettlementRoutes(base: FastifyInstance, opts: MarketRoutesOptions): Promise<void> {
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -62,7 +63,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
       if (market.now < periodEnd(index, pm()))
         throw apiFailure('period_not_ended', `period ${periodIso(index, pm())} has not ended yet`);
       return idempotency.handle(req, reply, principalOf(req).id, async (run) => {
-        const results = await market.finalizePeriod(index);
+        const results = await withRequestId(req.id, () => market.finalizePeriod(index));
         const count = (s: string) => results.filter((r) => r.status === s).length;
         // Stored after every lease-period committed; finalize is idempotent by its transfer ids, so a lost record
         // only means a retry answers with already_finalized counts.
@@ -87,6 +88,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
               },
             },
           })),
+          req.id,
         );
       });
     },
@@ -159,6 +161,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
               write: (tx) => insertUsageReport(tx, row),
             };
           }),
+          req.id,
         );
       });
     },
@@ -210,6 +213,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
             };
             return { response: { status: 201, body: abuseView(row) }, write: (tx) => insertAbuseReport(tx, row) };
           }),
+          req.id,
         );
       });
     },
@@ -260,6 +264,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
               write: (tx) => authorizeAbuseReport(tx, id, authorized_ms),
             };
           }),
+          req.id,
         );
         if (row.status !== 'authorized')
           logStateChange(req.log, 'abuse_authorised', {
@@ -270,7 +275,7 @@ export async function marketSettlementRoutes(base: FastifyInstance, opts: Market
           });
         void market.refreshRanking();
         // Zero tolerance: the node's open reservations refund what is not claimed yet, now.
-        await opts.reservations?.checkNode(row.node_id);
+        await withRequestId(req.id, () => opts.reservations?.checkNode(row.node_id));
         return response;
       });
     },

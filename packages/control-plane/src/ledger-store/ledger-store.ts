@@ -60,8 +60,8 @@ export class LedgerStore {
     return ledger;
   }
 
-  submit<T>(op: LedgerOp<T>): Promise<T> {
-    const request_id = currentRequestId();
+  /** `request_id`: the request the operation is submitted for (its money lines name it); a route passes its own. */
+  submit<T>(op: LedgerOp<T>, request_id: string | undefined = currentRequestId()): Promise<T> {
     if (request_id !== undefined) this.#requestOf.set(op, request_id);
     return this.writer.submit<T>(op);
   }

@@ -1,8 +1,7 @@
-// Request-level observation: API latency per route pattern, proxied-request latency per entry point and app,
-// and the request id carried into asynchronous work (correlation.ts) so ledger lines name their request.
+// Request-level observation: API latency per route pattern, proxied-request latency per entry point and app.
+// (Ledger lines name their request through LedgerStore.submit and correlation.ts, not here.)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { withRequestId } from '../correlation.js';
 import type { AccessLog } from '../http/access-log.js';
 import { requestIdOf } from '../http/request-id.js';
 import type { ControlPlaneMetrics, ProxyEntry } from '../metrics.js';
@@ -11,8 +10,6 @@ import type { ControlPlaneMetrics, ProxyEntry } from '../metrics.js';
 const UNMATCHED_ROUTE = 'unmatched';
 
 export function observeApi(app: FastifyInstance, metrics: ControlPlaneMetrics): void {
-  // Callback style on purpose: the rest of the request's life runs inside `done`, so inside the id's context.
-  app.addHook('onRequest', (req, _reply, done) => withRequestId(req.id, done));
   app.addHook('onResponse', (req, reply, done) => {
     metrics.apiRequest(req.method, req.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode, reply.elapsedTime / 1000);
     done();
@@ -34,7 +31,8 @@ export function observeProxy(
   app: string,
 ): void {
   const start_ms = performance.now();
-  res.once('close', () => {
+  // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure of its own.
+  res.on('close', () => {
     const duration_ms = performance.now() - start_ms;
     o.metrics.proxyRequest(entry, app, res.statusCode, duration_ms / 1000);
     const request_id = requestIdOf(req);

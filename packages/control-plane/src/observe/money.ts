@@ -3,10 +3,13 @@
 // payout_cancel), with its ids and amount and the id of the request that caused it — never a key or a token
 // (a journal entry holds none). Written after COMMIT, so a line means the money moved.
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { PLATFORM_ISSUANCE, PLATFORM_PAYOUTS, PLATFORM_SLASH_POOL } from '../ledger/chart.js';
 import type { JournalEntry } from '../ledger/types.js';
 import type { CommittedMovement } from '../ledger-store/ledger-store.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
+
+type CounterSeries = ReturnType<Counter['labels']>;
 
 export type MovementKind =
   | 'mint'
@@ -72,6 +75,17 @@ export function moneyObserver(
   log: Logger,
   metrics: ControlPlaneMetrics,
 ): (movements: readonly CommittedMovement[]) => void {
+  // Each kind's two counter series, bound once (`labels()` builds and checks a label object on every call).
+  const series = new Map<MovementKind, { movements: CounterSeries; moved: CounterSeries }>();
+  const seriesOf = (kind: MovementKind) => {
+    let s = series.get(kind);
+    if (s === undefined)
+      series.set(
+        kind,
+        (s = { movements: metrics.ledger_movements.labels(kind), moved: metrics.ledger_moved.labels(kind) }),
+      );
+    return s;
+  };
   return (movements) => {
     // Checked once per commit: at warn level (benchmarks, quiet deployments) no line is even built.
     const logging = log.isLevelEnabled('info');
@@ -79,8 +93,9 @@ export function moneyObserver(
       const kind = movementKind(entry);
       const amount = entry.kind === 'expiry' ? entry.amount : entry.transfer.amount;
       if (logging) log.info({ event: 'money', kind, ...fields(entry), request_id }, `money: ${kind}`);
-      metrics.ledger_movements.labels(kind).inc();
-      metrics.ledger_moved.labels(kind).inc(Number(amount));
+      const s = seriesOf(kind);
+      s.movements.inc();
+      s.moved.inc(Number(amount));
       const outcome = settlementOutcome(entry, kind);
       if (outcome !== undefined) metrics.settlements.labels(outcome).inc();
     }
