@@ -11,7 +11,8 @@
 # apt-get) through the host network. Prints one line `RESULT {json}` with build times and image sizes.
 # Settings: EE_CHECK_BASE_IMAGE, EE_CHECK_REBUILD_BASE=1 (rebuild the stand-in), EE_CHECK_NO_CACHE=1 (build
 # without podman's layer cache, for cold build times), EE_CHECK_LAUNCHER=0 (skip
-# the launcher target), EE_CHECK_PORT (host port for the control plane, default 18788), and the podman
+# the launcher target), EE_CHECK_PG=0 (skip the run on this machine's PostgreSQL), EE_CHECK_PORT (host port for
+# the control plane, default 18788; the PostgreSQL run uses the next two), and the podman
 # arguments of the tests: EE_TEST_CONTAINER_GLOBAL_ARGS, EE_TEST_CONTAINER_RUN_ARGS.
 set -euo pipefail
 
@@ -40,9 +41,10 @@ pm() { podman "${G[@]}" "$@"; }
 now_s() { date +%s; }
 
 cleanup() {
-  pm rm -f -t 5 "$AGENT" "$CP" >/dev/null 2>&1 || true
+  pm rm -f -t 5 "$AGENT" "$CP" "$CP-pg" >/dev/null 2>&1 || true
   if [ -n "${ROOTFS:-}" ]; then rm -rf "$ROOTFS"; fi
   rm -f "$BODY"
+  if [ -n "${PGDB:-}" ]; then psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGDB" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -155,10 +157,32 @@ pm stop -t 30 "$CP" >/dev/null
 cp_exit=$(pm inspect --format '{{.State.ExitCode}}' "$CP")
 [ "$cp_exit" = 0 ] || die "the control plane exited $cp_exit on SIGTERM"
 
+# --- 5. the same image on PostgreSQL (this machine's, 127.0.0.1:5432 as postgres), when it is up ----------
+pg=skipped
+if [ "${EE_CHECK_PG:-1}" = 1 ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  PGDB=ee_check_images_$$
+  psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PGDB" >/dev/null
+  log "running the control plane on PostgreSQL ($PGDB)"
+  pm run -d --name "$CP-pg" "${R[@]}" --health-interval disable --network host \
+    -e EE_CONTROL_PORT=$((PORT + 1)) -e EE_PROXY_PORT=$((PORT + 2)) \
+    -e EE_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$PGDB" -e EE_ADMIN_TOKEN=$ADMIN_TOKEN \
+    localhost/easyenclave/control-plane:$TAG >/dev/null
+  wait_200 "$HEALTH_WAIT_S" "http://127.0.0.1:$((PORT + 1))/ready" "$CP-pg"
+  tables=$(psql -tA -h 127.0.0.1 -U postgres -d "$PGDB" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+  [ "$tables" -gt 0 ] || die "the control plane made no tables in $PGDB"
+  pm stop -t 30 "$CP-pg" >/dev/null
+  pg_exit=$(pm inspect --format '{{.State.ExitCode}}' "$CP-pg")
+  pm rm -f "$CP-pg" >/dev/null
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $PGDB" >/dev/null
+  PGDB=
+  [ "$pg_exit" = 0 ] || die "the control plane on PostgreSQL exited $pg_exit on SIGTERM"
+  pg="ready, $tables tables"
+fi
+
 launcher_mb=null
 [ "${EE_CHECK_LAUNCHER:-1}" = 1 ] && launcher_mb=$(size_mb localhost/easyenclave/launcher:$TAG)
-printf 'RESULT {"base_image":"%s","base_build_s":%s,"control_plane_build_s":%s,"agent_build_s":%s,"launcher_build_s":%s,"base_mb":%s,"control_plane_mb":%s,"agent_mb":%s,"launcher_mb":%s,"health":%s,"control_plane_uid":%s,"control_plane_user":"%s","db":"%s","agent_uid":%s,"agent_state_owner":"%s","agents_routable":%s,"proxied":%s,"control_plane_exit":%s}\n' \
+printf 'RESULT {"base_image":"%s","base_build_s":%s,"control_plane_build_s":%s,"agent_build_s":%s,"launcher_build_s":%s,"base_mb":%s,"control_plane_mb":%s,"agent_mb":%s,"launcher_mb":%s,"health":%s,"control_plane_uid":%s,"control_plane_user":"%s","db":"%s","agent_uid":%s,"agent_state_owner":"%s","agents_routable":%s,"proxied":%s,"control_plane_exit":%s,"postgres":"%s"}\n' \
   "$BASE" "$base_s" "$cp_s" "$agent_s" "$launcher_s" "$(size_mb "$BASE")" \
   "$(size_mb localhost/easyenclave/control-plane:$TAG)" "$(size_mb localhost/easyenclave/agent:$TAG)" \
   "$launcher_mb" "$health" "$cp_uid" "$cp_user" "$(echo "$db" | tr '\n' ' ' | sed 's/ $//')" "$agent_uid" \
-  "$agent_state" "$agents" "$proxied" "$cp_exit"
+  "$agent_state" "$agents" "$proxied" "$cp_exit" "$pg"

@@ -1,7 +1,7 @@
 // The images of deploy/ built and run for real with podman (deploy/check-images.sh): the control plane image
 // answers /health as a non-root user on SQLite with sandbox attestation, an agent from the agent image
-// registers to it and serves its app through the tunnel, the launcher image has podman, and SIGTERM stops the
-// control plane cleanly. Opt-in (EE_TEST_IMAGES=1): it takes minutes (debootstrap for the stand-in base image
+// registers to it and serves its app through the tunnel, the launcher image has podman, SIGTERM stops the
+// control plane cleanly, and the same image runs on PostgreSQL. Opt-in (EE_TEST_IMAGES=1): it takes minutes (debootstrap for the stand-in base image
 // the first time, npm ci and a better-sqlite3 compile per image) and needs root, podman and debootstrap.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -39,6 +39,7 @@ interface Result {
   agents_routable: number;
   proxied: number;
   control_plane_exit: number;
+  postgres: string;
 }
 
 describe('deploy images (podman)', { skip: skipReason(), timeout: IMAGES_TIMEOUT_MS }, () => {
@@ -62,6 +63,8 @@ describe('deploy images (podman)', { skip: skipReason(), timeout: IMAGES_TIMEOUT
     assert.ok(res.agents_routable >= 1);
     assert.equal(res.proxied, 200);
     assert.equal(res.control_plane_exit, 0);
+    // On this machine's PostgreSQL when it is up (the script fails if that run does).
+    assert.match(res.postgres, /^(ready, \d+ tables|skipped)$/);
     for (const [name, mb] of [
       ['control plane', res.control_plane_mb],
       ['agent', res.agent_mb],
