@@ -41,7 +41,7 @@ pm() { podman "${G[@]}" "$@"; }
 now_s() { date +%s; }
 
 cleanup() {
-  pm rm -f -t 5 "$AGENT" "$CP" "$CP-pg" >/dev/null 2>&1 || true
+  pm rm -f -i -t 5 "$AGENT" "$CP" "$CP-pg" >/dev/null 2>&1 || true
   if [ -n "${ROOTFS:-}" ]; then rm -rf "$ROOTFS"; fi
   rm -f "$BODY"
   if [ -n "${PGDB:-}" ]; then psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGDB" >/dev/null 2>&1 || true; fi
