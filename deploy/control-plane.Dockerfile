@@ -16,11 +16,15 @@ COPY packages ./packages
 RUN npm ci --no-audit --no-fund \
  && npx tsc -b packages/cli \
  && npm prune --omit=dev --no-audit --no-fund
-# Only what runs: each package's manifest and compiled output, the CLI's bin shim, production node_modules.
+# Only what runs: each package's manifest and compiled output, the CLI's bin shim, production node_modules,
+# and of better-sqlite3 its compiled addon (its SQLite sources and object files are some 30 MB).
 RUN mkdir -p /out/packages \
  && for p in packages/*; do mkdir -p "/out/$p" && cp -r "$p/package.json" "$p/dist" "/out/$p/"; done \
  && cp -r packages/cli/bin /out/packages/cli/ \
- && cp -r package.json node_modules /out/
+ && cp -r package.json node_modules /out/ \
+ && cd /out/node_modules/better-sqlite3 \
+ && mv build/Release/better_sqlite3.node . && rm -rf build deps src \
+ && mkdir -p build/Release && mv better_sqlite3.node build/Release/
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \

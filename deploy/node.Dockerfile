@@ -17,13 +17,18 @@ RUN apt-get update \
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.base.json ./
 COPY packages ./packages
+# The same steps as control-plane.Dockerfile's build stage (the CLI references every package, the launcher
+# too), so a builder with both images shares its layers and compiles better-sqlite3 once.
 RUN npm ci --no-audit --no-fund \
- && npx tsc -b packages/cli packages/launcher \
+ && npx tsc -b packages/cli \
  && npm prune --omit=dev --no-audit --no-fund
 RUN mkdir -p /out/packages \
  && for p in packages/*; do mkdir -p "/out/$p" && cp -r "$p/package.json" "$p/dist" "/out/$p/"; done \
  && cp -r packages/cli/bin /out/packages/cli/ \
- && cp -r package.json node_modules /out/
+ && cp -r package.json node_modules /out/ \
+ && cd /out/node_modules/better-sqlite3 \
+ && mv build/Release/better_sqlite3.node . && rm -rf build deps src \
+ && mkdir -p build/Release && mv better_sqlite3.node build/Release/
 
 FROM ${NODE_IMAGE} AS agent
 ENV NODE_ENV=production \

@@ -2,7 +2,7 @@
 // control plane or the agent reads, their example settings load (and pass the production start check), the
 // images build from paths that exist, run as a non-root user and are multi-stage, and the systemd units
 // pass `systemd-analyze verify` where systemd is installed. (nginx's and Caddy's files run for real in
-// front-proxies.test.ts; the images themselves need a registry for their base image, which tests do not have.)
+// front-proxies.test.ts; the images are built and run by images.test.ts, opt-in with EE_TEST_IMAGES=1.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
@@ -122,6 +122,13 @@ describe('deploy/ files', () => {
         assert.ok(users.at(-1) === 'node' || (inherited && users.length === 0), `${file}: final user of a stage`);
       }
     }
+  });
+
+  it('the build context leaves out host build output and dependencies (.dockerignore)', () => {
+    const ignored = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n');
+    // A host dist/ or tsbuildinfo would let `tsc -b` in the image skip compiling; node_modules holds host binaries.
+    for (const pattern of ['**/node_modules', '**/dist', '**/*.tsbuildinfo', '.git'])
+      assert.ok(ignored.includes(pattern), `.dockerignore: ${pattern}`);
   });
 
   it('systemd units verify', { skip: !existsSync('/usr/bin/systemd-analyze') && 'no systemd-analyze' }, () => {
