@@ -1301,37 +1301,29 @@ async function benchConfidential() {
     const CONNS = 32;
     const rounds = quick ? 1 : 3;
     const rps = { plain: [], sealed: [] };
-    const cpu = (pid) => {
-      const c = cpuMs(pid);
-      return c.u + c.s;
-    };
     for (let round = 0; round < rounds; round++) {
       for (const mode of round % 2 ? ['sealed', 'plain'] : ['plain', 'sealed']) {
         log(`confidential: small POSTs, round ${round + 1}/${rounds}, ${mode}`);
         const public_key = mode === 'sealed' ? pk : null;
-        await runConfidential({
-          ...base,
-          public_key,
-          kind: 'rps',
-          connections: CONNS,
-          duration_s: WARM,
-          body_bytes: 100,
-        });
-        const a0 = cpu(agent.pid);
-        const c0 = cpu(cp.pid);
         const r = await runConfidential({
           ...base,
           public_key,
           kind: 'rps',
           connections: CONNS,
+          warm_s: WARM,
           duration_s: SMALL_DUR,
           body_bytes: 100,
+          cpu_pids: [agent.pid, cp.pid],
         });
-        r.agent_us = ((cpu(agent.pid) - a0) * 1000) / Math.max(1, r.ok);
-        r.cp_us = ((cpu(cp.pid) - c0) * 1000) / Math.max(1, r.ok);
+        [r.agent_us, r.cp_us] = r.pid_us;
         rps[mode].push(r);
       }
     }
+    // The cryptographic floor of one sealed small POST (bench/confidential.mjs, cryptoFloor), in this run.
+    log('confidential: crypto floor per sealed request (in-process loop)');
+    const floorOpts = { ...base, kind: 'floor', iterations: quick ? 1000 : 3000, body_bytes: 100 };
+    // A second try if the child fails (it once stalled before its loop on a loaded machine).
+    const floor = await runConfidential(floorOpts).catch(() => runConfidential(floorOpts));
     const xfer = { plain: { upload: [], download: [] }, sealed: { upload: [], download: [] } };
     for (let rep = 0; rep < LARGE_REPS; rep++) {
       for (const mode of ['plain', 'sealed']) {
@@ -1360,6 +1352,26 @@ async function benchConfidential() {
       f0(m(rps[mode], 'client_us')),
       String(rps[mode].reduce((a, r) => a + r.failed, 0)),
     ]);
+    const totalUs = (mode) => median(rps[mode].map((r) => r.client_us + r.agent_us + r.cp_us));
+    const plainUs = totalUs('plain');
+    const sealedUs = totalUs('sealed');
+    const cryptoUs = floor.client_us + floor.agent_us;
+    const floorRows = [
+      [
+        'crypto floor of one sealed request (client / agent / total)',
+        `${f0(floor.client_us)} / ${f0(floor.agent_us)} / ${f0(cryptoUs)}`,
+      ],
+      ['the bare node:crypto primitives under it (both sides)', f0(floor.primitives_us)],
+      ['plain request, all processes (measured)', f0(plainUs)],
+      ['sealed request, all processes (measured)', f0(sealedUs)],
+      ['sealed overhead above plain + floor', f0(sealedUs - plainUs - cryptoUs)],
+      ['ceiling sealed / plain = plain / (plain + floor)', pct(plainUs / (plainUs + cryptoUs))],
+      [
+        'ceiling with the bare primitives = plain / (plain + primitives)',
+        pct(plainUs / (plainUs + floor.primitives_us)),
+      ],
+      ['predicted from measured CPU = plain / sealed', pct(plainUs / sealedUs)],
+    ];
     const gb = (mode, dir) => median(xfer[mode][dir]);
     const tRows = ['download', 'upload'].map((dir) => [
       `100 MiB ${dir}`,
@@ -1396,7 +1408,7 @@ async function benchConfidential() {
     });
     section(
       'Confidential (sealed) traffic',
-      `Sealed requests (HPKE to the agent's attested X25519 key, docs/confidential.md) against plain ones through the same control plane and agent (\`/v1/proxy/demo\`), with the same client code (\`bench/confidential.mjs\`, undici keep-alive pool, its own process); a sealed request is sealed and its response opened and authenticated by that client, so the client's crypto is part of the cost, and every process shares the 2 cores. Small POSTs: 100-byte body to \`/sink\`, ${CONNS} connections, ${rounds} round(s) of ${SMALL_DUR} s after a ${WARM} s warm-up, plain and sealed alternating; medians over rounds (the ratio is the median of per-round ratios). CPU per request: user + system time of the agent and control-plane processes over the measured window, and of the client process over its run, divided by the requests served.\n\n` +
+      `Sealed requests (HPKE to the agent's attested X25519 key, docs/confidential.md) against plain ones through the same control plane and agent (\`/v1/proxy/demo\`), with the same client code (\`bench/confidential.mjs\`, undici keep-alive pool, its own process); a sealed request is sealed and its response opened and authenticated by that client, so the client's crypto is part of the cost, and every process shares the 2 cores. Small POSTs: 100-byte body to \`/sink\`, ${CONNS} connections, ${rounds} round(s) of ${SMALL_DUR} s after a ${WARM} s warm-up, plain and sealed alternating; medians over rounds (the ratio is the median of per-round ratios). CPU per request: user + system time of the agent, control-plane and client processes over the measured window (the client warms up in the same process first), divided by the requests served.\n\n` +
         table(
           [
             'mode',
@@ -1410,11 +1422,13 @@ async function benchConfidential() {
           ],
           rows,
         ) +
-        `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
+        `\n\nSealed / plain req/s: **${pct(ratioRps)}**.\n\nCPU µs per small request, same run. The floor is the cryptography alone (\`bench/confidential.mjs\` cryptoFloor: ${floor.iterations} requests in a loop, no I/O, process.cpuUsage; client: HPKE setup to the agent key, seal meta and body, derive the response key, open its frames; agent: HPKE open, seal the response; these requests carry no reservation, so no receipt is signed or verified). With all processes sharing the cores, req/s ∝ 1 / total CPU per request:\n\n` +
+        table(['CPU per request', 'µs or ratio'], floorRows) +
+        `\n\n100 MiB bodies, one at a time, median of ${LARGE_REPS}:\n\n` +
         table(['transfer', 'plain GB/s', 'sealed GB/s', 'sealed / plain'], tRows) +
         `\n\nUsage receipts (\`bench/receipts.mjs\`, its own process): ${rc.receipts} receipts signed beforehand by ${16} agent keys over ${64} reservations, claimed through the control plane's receipt path (shape, amount and Ed25519 checks, signatures on worker threads; per reservation one ledger operation per batch, posting the exact sum of its accepted receipts as one claim and storing each receipt) in batches of ${rc.batch}, ${rc.in_flight} batches in flight, SQLite with synchronous=FULL: **${f0(rc.rate)} receipts/s**, ${f0(rc.cpu_us_per_receipt)} µs of process CPU per receipt (all threads); afterwards claimed = the receipts' sum (${rc.claimed_equals_sum}) and the ledger verifies (${rc.verify_ok}).`,
     );
-    return { rps, xfer, receipts: rc };
+    return { rps, xfer, receipts: rc, floor };
   } finally {
     await stopProc(agent, 'SIGKILL');
     await stopProc(cp, 'SIGKILL');

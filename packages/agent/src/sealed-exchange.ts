@@ -68,9 +68,9 @@ export class SealedExchange extends BackendExchange {
   private in_flight = 0;
   private seal_failure: SealError | null = null;
   private opener: MessageOpener | null = null;
-  /** The sealed bytes each way, for the usage receipt. */
-  readonly request = new Digest();
-  private readonly response = new Digest();
+  /** The sealed bytes each way, for the usage receipt (hashed only under a reservation). */
+  readonly request: Digest | null;
+  private readonly response: Digest | null;
   private usage: UsageScanner | null = null;
   private pending: Uint8Array[] = [];
   private flush_scheduled = false;
@@ -84,6 +84,8 @@ export class SealedExchange extends BackendExchange {
     private readonly metering: { signer: ReceiptSigner; reservation: string } | null,
   ) {
     super(stream, deadline_ms);
+    this.request = metering !== null ? new Digest() : null;
+    this.response = metering !== null ? new Digest() : null;
     stream.onDrain = () => this.maybeResume();
   }
 
@@ -121,7 +123,7 @@ export class SealedExchange extends BackendExchange {
           this.opener!.end();
           return;
         }
-        this.request.update(r.value);
+        this.request?.update(r.value);
         for (const p of await this.opener!.push(r.value)) yield asBuffer(p);
       }
     } catch (err) {
@@ -158,7 +160,7 @@ export class SealedExchange extends BackendExchange {
    *  rather than one each (every DATA frame costs the control plane a relay write). */
   private send(frames: Uint8Array[]): void {
     for (const f of frames) {
-      this.response.update(f);
+      this.response?.update(f);
       this.pending.push(f);
     }
     if (!this.flush_scheduled && this.pending.length > 0) {
@@ -195,7 +197,7 @@ export class SealedExchange extends BackendExchange {
       this.enqueue(async () => {
         const s = await MessageSealer.response(exporter, { meta });
         const envelope = concatBytes([...(await s.start()), ...(await s.end())]);
-        this.response.update(envelope);
+        this.response?.update(envelope);
         this.stream.respond({ status, headers: [[SEALED_HEADER, formatSealedHeader({ envelope })]] });
       });
       return;
@@ -241,7 +243,7 @@ export class SealedExchange extends BackendExchange {
   /** The signed usage receipt of this request under its reservation (null without one). */
   private async receipt(): Promise<string | null> {
     const m = this.metering;
-    if (m === null || this.token_sha256 === null) return null;
+    if (m === null || this.token_sha256 === null || this.request === null || this.response === null) return null;
     return m.signer.sign({
       reservation_id: m.reservation,
       reservation_token_sha256: this.token_sha256,

@@ -120,7 +120,7 @@ export class SealedHttp implements SealedRequests {
     const early: Uint8Array[] = [];
     let source: AsyncIterator<Buffer> | null = null;
     if (envelope !== null) {
-      exchange.request.update(envelope);
+      exchange.request?.update(envelope);
       early.push(...(await opener.push(envelope)));
       opener.end();
     } else {
@@ -131,7 +131,7 @@ export class SealedHttp implements SealedRequests {
           opener.end();
           break;
         }
-        exchange.request.update(r.value);
+        exchange.request?.update(r.value);
         early.push(...(await opener.push(r.value)));
       }
     }
@@ -154,6 +154,16 @@ export class SealedHttp implements SealedRequests {
         headers.push(k, v);
     }
     let body: Dispatcher.DispatchOptions['body'] = null;
+    if (source !== null && opener.finished) {
+      // The whole message came with its first chunks (a small request): wait for the stream's end (any byte
+      // after the FINAL frame is refused here, before the backend sees anything) and forward one buffer,
+      // not the frame-by-frame generator (a promise per hop, and a chunked body).
+      for (let r = await source.next(); !r.done; r = await source.next()) {
+        exchange.request?.update(r.value);
+        await opener.push(r.value);
+      }
+      source = null;
+    }
     if (source !== null) body = exchange.plaintext(early, source) as unknown as Dispatcher.DispatchOptions['body'];
     else if (early.length > 0) body = asBuffer(concatBytes(early));
     if (exchange.stopped) return; // reset or timed out while the prelude was read

@@ -26,6 +26,12 @@ const EMPTY = Buffer.alloc(0);
 
 type KeyLike = Parameters<typeof KeyObject.from>[0];
 
+/** generateKeyPairSync with only the public half encoded (as a JWK); @types/node's overloads want both. */
+const generateEphemeral = generateKeyPairSync as unknown as (
+  type: 'x25519',
+  options: { publicKeyEncoding: { format: 'jwk' } },
+) => { publicKey: { x?: string }; privateKey: KeyObject };
+
 // A CryptoKey's KeyObject and raw public key never change: look them up once (recipient keys are reused).
 const keyObjects = new WeakMap<object, KeyObject>();
 const rawPublicKeys = new WeakMap<object, Buffer>();
@@ -84,8 +90,12 @@ export class NodeDhkemX25519HkdfSha256 implements KemInterface {
     // Auth mode and fixed test ephemerals are not used here: the library's code handles them.
     if (params.senderKey !== undefined || params.ekm !== undefined) return this.web.encap(params);
     const pkR = keyObjectOf(params.recipientPublicKey);
-    const ephemeral = generateKeyPairSync('x25519');
-    const enc = rawPublic(ephemeral.publicKey);
+    // The public half comes back as a JWK from the key-generation job itself. Exporting it afterwards from
+    // its KeyObject deadlocked Node 20 now and then: the export holds the key's mutex while it allocates, and
+    // a GC there runs the finished job's destructor, which takes the same mutex.
+    const ephemeral = generateEphemeral('x25519', { publicKeyEncoding: { format: 'jwk' } });
+    const enc = Buffer.from(ephemeral.publicKey.x ?? '', 'base64url');
+    if (enc.length !== X25519_BYTES) throw new Error('unexpected X25519 public key length');
     const dh = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: pkR });
     return { enc: arrayBuffer(enc), sharedSecret: sharedSecret(dh, enc, rawPublicOf(params.recipientPublicKey)) };
   }

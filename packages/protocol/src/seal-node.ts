@@ -2,7 +2,7 @@
 // (seal-node-kem.ts), HMAC, HKDF and AES-256-GCM under @hpke/core's key schedule, which itself is
 // unchanged (only its HMAC runs here). Not reachable from the browser-safe graph: the agent (and any Node
 // client) opts in with useNodeSealCrypto().
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { HkdfSha256 } from '@hpke/core';
 import { NodeDhkemX25519HkdfSha256 } from './seal-node-kem.js';
 import { expandSync, extractSync, hkdfSha256 } from './seal-node-hkdf.js';
@@ -79,9 +79,10 @@ class NodeHkdfSha256 extends HkdfSha256 {
 }
 
 /** Synchronous (no promise per frame) and with one copy per frame: the header, ciphertext and tag are
- *  joined once. */
+ *  joined once. The key stays a private Buffer copy: a KeyObject per message (four per request) cost more
+ *  than the frames it keys. */
 class NodeAesGcm implements AesGcmKey {
-  constructor(private readonly key: KeyObject) {}
+  constructor(private readonly key: Buffer) {}
 
   sealFrame(iv: Uint8Array, header: Uint8Array, plaintext: Uint8Array): Uint8Array {
     const c = createCipheriv('aes-256-gcm', this.key, iv, { authTagLength: TAG_BYTES });
@@ -106,7 +107,7 @@ export const nodeSealCrypto: SealCrypto = {
   name: 'node:crypto',
   hpkeKdf: () => new NodeHkdfSha256(),
   hpkeKem: () => new NodeDhkemX25519HkdfSha256(),
-  aesGcm: async (key) => new NodeAesGcm(createSecretKey(buf(key))),
+  aesGcm: async (key) => new NodeAesGcm(Buffer.from(key)),
   hkdf: async (salt, ikm, info, length) => {
     const b = hkdfSha256(salt, ikm, info, length);
     return new Uint8Array(b.buffer, b.byteOffset, b.length);

@@ -67,6 +67,9 @@ describe('sealed HTTP through the tunnel', () => {
     assert.equal(seen.headers.authorization, CANARY_AUTH);
     assert.equal(seen.headers['ee-sealed'], undefined);
     assert.ok(seen.body.toString('utf8').includes(CANARY));
+    // It came whole in one piece: the agent forwards it as one buffer with its length, not chunked.
+    assert.equal(seen.headers['content-length'], String(body.length));
+    assert.equal(seen.headers['transfer-encoding'], undefined);
     for (const [name, cap] of [
       ['client ↔ control plane', net.client],
       ['control plane ↔ agent', net.tunnel],
@@ -161,7 +164,7 @@ describe('sealed HTTP through the tunnel', () => {
     assert.equal(net.backend.seen.length, before_n, 'the backend saw nothing');
   });
 
-  test('a tampered or truncated sealed body never reaches the backend whole; the client gets 400', async () => {
+  test('a tampered, truncated or overlong sealed body never reaches the backend whole; the client gets 400', async () => {
     const keyId = net.agent.sealed.keyIdHex;
     const send = (body: Uint8Array) =>
       fetch(`${net.app_url}/chat`, {
@@ -182,7 +185,8 @@ describe('sealed HTTP through the tunnel', () => {
     // Small (refused before the backend is called) and large (refused mid-body: the backend's request aborts).
     for (const n of [100, 3_000_000]) {
       const good = await sealed(n);
-      for (const bad of [flipBit(good, good.length - 30), good.subarray(0, good.length - 40)]) {
+      const trailing = n === 100 ? [concatBytes([good, new Uint8Array([0])])] : [];
+      for (const bad of [flipBit(good, good.length - 30), good.subarray(0, good.length - 40), ...trailing]) {
         const res = await send(bad);
         assert.equal(res.status, 400, `${n} bytes`);
         assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'bad_sealed_request');

@@ -180,7 +180,7 @@ function webStream(src: ByteSource): ReadableStream<Uint8Array> {
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     start(c) {
-      c.enqueue(bytes);
+      if (bytes.length > 0) c.enqueue(bytes);
       c.close();
     },
   });
@@ -197,6 +197,12 @@ async function openedBody(opener: MessageOpener, src: ByteSource): Promise<Reada
         break;
       }
       early.push(...(await opener.push(r.value)));
+    }
+    if (opener.finished) {
+      // The whole message came with its first reads (a small response): the body must end here, and its
+      // plaintext is handed on as one queued chunk, without a pull per read.
+      for (let r = await src.read(); !r.done; r = await src.read()) await opener.push(r.value);
+      return bytesStream(early.length === 1 ? early[0]! : concatBytes(early));
     }
   } catch (err) {
     await src.cancel().catch(() => {});

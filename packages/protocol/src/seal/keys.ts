@@ -50,11 +50,13 @@ export interface SealTarget {
 }
 const targets = new Map<string, Promise<SealTarget>>();
 
-/** The imported public key and key id of a raw X25519 public key, from a small cache. */
-export function sealTarget(raw: Uint8Array): Promise<SealTarget> {
-  const hex = toHex(publicKeyBytes(raw));
+/** The imported public key and key id of a raw X25519 public key (bytes, or its lowercase hex), from a
+ *  small cache: a client names the same key for every request, so hex in, no conversion per request. */
+export function sealTarget(publicKey: Uint8Array | string): Promise<SealTarget> {
+  const hex = typeof publicKey === 'string' ? publicKey : toHex(publicKeyBytes(publicKey));
   let t = targets.get(hex);
   if (t === undefined) {
+    const raw = publicKeyBytes(publicKey);
     t = Promise.all([importX25519PublicKey(raw), keyIdOf(raw)]).then(([key, keyId]) => ({ key, keyId }));
     if (targets.size >= PUBLIC_KEY_CACHE_MAX) targets.delete(targets.keys().next().value!);
     targets.set(hex, t);

@@ -36,7 +36,7 @@ import { sealCrypto } from './provider.js';
 import { SealError } from './errors.js';
 import { ChunkCipher, FrameParser } from './frames.js';
 import { setupRecipient, setupSender, type Exporter } from './hpke.js';
-import { publicKeyBytes, sealTarget, type RecipientKey } from './keys.js';
+import { sealTarget, type RecipientKey } from './keys.js';
 
 export interface SealOptions {
   /** Additional data bound into the message's keys (not sent): the opener must give the same bytes. */
@@ -144,10 +144,9 @@ export class MessageSealer {
 
   /** A message sealed to a recipient's X25519 public key (32 raw bytes, or 64 lowercase hex characters). */
   static async request(recipientPublicKey: Uint8Array | string, o: SealOptions = {}): Promise<MessageSealer> {
-    const pk = publicKeyBytes(recipientPublicKey);
     const aad = checkAad(o.aad);
     const meta = checkMeta(o.meta);
-    const { key, keyId } = await sealTarget(pk);
+    const { key, keyId } = await sealTarget(recipientPublicKey);
     const prefix = concatBytes([commonHeader(KIND_REQUEST), keyId]);
     const exporter = await setupSender(key, labelled(LABEL_REQUEST_INFO, prefix, aad));
     const header = concatBytes([prefix, exporter.enc]);
