@@ -28,6 +28,13 @@ import type { Party } from '../market/util.js';
 const PRICE = 3_600_000;
 /** The sandbox clock's shortest period: a one-period lease ends at the next minute boundary. */
 const PERIOD_MS = 60_000;
+
+/** Waits, if need be, until at least `left_ms` of the current settlement period remain (periods start at
+ *  multiples of PERIOD_MS since the epoch, market/period.ts). */
+async function startEarlyInPeriod(left_ms: number): Promise<void> {
+  const remaining_ms = PERIOD_MS - (Date.now() % PERIOD_MS);
+  if (remaining_ms < left_ms) await new Promise((r) => setTimeout(r, remaining_ms + 100));
+}
 const HTTPD = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/www'];
 
 const skip = podmanSkipReason();
@@ -193,6 +200,9 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
         .trim();
     const before = await containerId();
     assert.match(before, /^[0-9a-f]{64}$/);
+    // The outages below must not cross a settlement boundary of the fast clock: a period with an outage fails
+    // (zero tolerance) and ends the lease and its deployment, which is right but not what this test is about.
+    await startEarlyInPeriod(PERIOD_MS / 2);
     // The launcher dies (its agents with it); the container runs on.
     launcher.kill('SIGKILL');
     await launcher.exited;
@@ -232,6 +242,7 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
         EE_NETWORK: 'sandbox-1',
         HOME: home,
       });
+    await launcherPlaceable(cp, user); // the previous test restarted the launcher
     const create = ee_(['create', app, image, '--port', '8081', '--periods', '1', '--', ...HTTPD(8081)]);
     assert.equal(await create.exited, 0, create.output());
     const d = JSON.parse(create.output().trim().split('\n').at(-1)!) as { deployment_id: string; state: string };
