@@ -62,7 +62,9 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     writeFileSync(join(dir, 'Containerfile'), `FROM ${image}\nRUN echo version-two > /www/index.html\n`);
     image2 = `localhost/ee-deployment-test:${randomBytes(4).toString('hex')}`;
     await testCli().ok(['build', ...PODMAN_TEST_ENV.EE_CONTAINER_RUN_ARGS.split(/\s+/), '-t', image2, dir]);
-    cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '4', EE_SANDBOX_SETTLEMENT_PERIOD_MS: String(PERIOD_MS) });
+    // The health timeout is far longer than a launcher restart: a node missing its health checks that long fails
+    // its leases (zero tolerance), which would end the deployments the restart tests expect to be adopted.
+    cp = await startCp({ EE_HEALTH_TIMEOUT_SEC: '30', EE_SANDBOX_SETTLEMENT_PERIOD_MS: String(PERIOD_MS) });
     ({ user, node_token } = await stakedNode(cp, PRICE));
     launcher = startLauncher();
     await launcherPlaceable(cp, user);
@@ -215,7 +217,7 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
     );
     assert.equal(await containerId(), before, 'the same container: adopted, not recreated');
     const now = await ee.deployment(d.deployment_id);
-    assert.equal(now.state, 'running');
+    assert.equal(now.state, 'running', now.reason);
     assert.equal(now.generation, 1);
     assert.equal(await containersOf(d.deployment_id), `ee-${d.deployment_id}-1`);
     // The deployment ends while its launcher is away (its row says so; its lease is ended): the launcher adopts
