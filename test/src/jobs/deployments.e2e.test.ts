@@ -29,11 +29,16 @@ const PRICE = 3_600_000;
 /** The sandbox clock's shortest period: a one-period lease ends at the next minute boundary. */
 const PERIOD_MS = 60_000;
 
-/** Waits, if need be, until at least `left_ms` of the current settlement period remain (periods start at
- *  multiples of PERIOD_MS since the epoch, market/period.ts). */
+/** Periods start at multiples of PERIOD_MS since the epoch (market/period.ts); a lease is renewed, or ended
+ *  if its node is not eligible then, by the scheduler shortly after each start. */
+const RENEWAL_SETTLED_MS = 10_000; // the scheduler ticks every 2 s (market/scheduler.ts)
+
+/** Waits, if need be, until this period's renewal is past and at least `left_ms` of the period remain. */
 async function startEarlyInPeriod(left_ms: number): Promise<void> {
-  const remaining_ms = PERIOD_MS - (Date.now() % PERIOD_MS);
-  if (remaining_ms < left_ms) await new Promise((r) => setTimeout(r, remaining_ms + 100));
+  const into_ms = Date.now() % PERIOD_MS;
+  if (into_ms >= RENEWAL_SETTLED_MS && PERIOD_MS - into_ms >= left_ms) return;
+  const wait_ms = (into_ms < RENEWAL_SETTLED_MS ? 0 : PERIOD_MS) - into_ms + RENEWAL_SETTLED_MS;
+  await new Promise((r) => setTimeout(r, wait_ms));
 }
 const HTTPD = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/www'];
 
@@ -202,8 +207,8 @@ describe('deployments end to end', { skip, timeout: PODMAN_SUITE_TIMEOUT_MS }, (
         .trim();
     const before = await containerId();
     assert.match(before, /^[0-9a-f]{64}$/);
-    // The outages below must not cross a settlement boundary of the fast clock: a period with an outage fails
-    // (zero tolerance) and ends the lease and its deployment, which is right but not what this test is about.
+    // The outage below must not meet a period's start on the fast clock: a lease whose node is not eligible at
+    // its renewal ends (zero tolerance), with its deployment, which is right but not what this test is about.
     await startEarlyInPeriod(PERIOD_MS / 2);
     // The launcher dies (its agents with it); the container runs on.
     launcher.kill('SIGKILL');
