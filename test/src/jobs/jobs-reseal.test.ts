@@ -80,6 +80,14 @@ describe('a retried job whose env is never sealed again', () => {
     assert.equal(retried.job.node_id, candidates[1]!.id);
     assert.ok((await available(cp.api_url, user.id)) < before, "the retry's lock is held");
 
+    // While it waits, only its owner may supply the env: another user's key and no key are refused.
+    const other = await funded(cp.api_url, 'user', 'O', '$1');
+    const body = { sealed_env: 'c2VhbGVk', env_key: KEYS[1] };
+    const foreign = await call(cp.api_url, 'PUT', `/v1/jobs/${JOB}/env`, { token: other.key, body });
+    assert.equal(foreign.status, 404, JSON.stringify(foreign.body));
+    assert.equal((await call(cp.api_url, 'PUT', `/v1/jobs/${JOB}/env`, { token: null, body })).status, 401);
+    assert.ok((await job()).env_required, 'still waiting for its owner');
+
     // Just before the deadline, sweeps leave it waiting.
     clock.advance(JOB_RESEAL_TIMEOUT_MS - 1_000);
     await sleep(2 * JOB_SWEEP_MS + 200);
