@@ -73,3 +73,9 @@ export function redact(text: string): string {
   for (const s of secrets) out = out.split(s).join('[redacted]');
   return out;
 }
+
+/** Strips control characters (terminal escape sequences from a hostile server) and keeps text on one line. */
+export function sanitize(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?').replace(/\n/g, ' ');
+}

@@ -1,28 +1,8 @@
 #!/usr/bin/env node
 // The `ee` command. Exit codes: 0 ok, 1 failure, 2 usage or configuration error (docs/cli.md).
 import { Command, CommanderError } from 'commander';
-import { registerControlPlane } from './commands/control-plane.js';
-import { registerAgent } from './commands/agent.js';
-import { registerNode } from './commands/node.js';
-import { registerJobs } from './commands/jobs.js';
-import { registerDeploy } from './commands/deploy.js';
-import { registerQuote } from './commands/quote.js';
-import { registerHealth } from './commands/health.js';
-import { registerApps } from './commands/apps.js';
-import { registerAttestation } from './commands/attestation.js';
-import { registerAccounts } from './commands/accounts.js';
-import { registerCredits } from './commands/credits.js';
-import { registerLedger } from './commands/ledger.js';
-import { registerNodes } from './commands/nodes.js';
-import { registerLeases } from './commands/leases.js';
-import { registerSettle } from './commands/settle.js';
-import { registerAbuse } from './commands/abuse.js';
-import { registerCompletion } from './commands/completion.js';
-import { registerPolicy } from './commands/policy.js';
-import { registerPayouts } from './commands/payouts.js';
-import { registerReceipts } from './commands/receipts.js';
-import { CliError, collectSecrets, redact, setSecrets } from './errors.js';
-import { sanitize } from './output.js';
+import { loadCommands } from './commands.js';
+import { CliError, collectSecrets, redact, sanitize, setSecrets } from './errors.js';
 
 // Everything written to stderr by commander or by us passes through redact(): a secret given on the command
 // line or in the environment never appears in an error, even one that echoes an argument.
@@ -46,26 +26,7 @@ program
   .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) })
   .exitOverride()
   .showHelpAfterError();
-registerControlPlane(program);
-registerAgent(program);
-registerNode(program);
-registerJobs(program);
-registerDeploy(program);
-registerQuote(program);
-registerHealth(program);
-registerApps(program);
-registerAttestation(program);
-registerAccounts(program);
-registerCredits(program);
-registerLedger(program);
-registerNodes(program);
-registerLeases(program);
-registerSettle(program);
-registerAbuse(program);
-registerPayouts(program);
-registerPolicy(program);
-registerCompletion(program);
-registerReceipts(program);
+for (const register of await loadCommands(process.argv[2])) register(program);
 program.addHelpText(
   'after',
   [

@@ -2,6 +2,9 @@
 // table (the default). Progress goes to stderr, only on a terminal, so pipes and --json stay clean. Money
 // arrives from the SDK as bigint and is printed as exact JSON integers.
 import { stringifyJson } from '@easyenclave/sdk';
+import { sanitize } from './errors.js';
+
+export { sanitize };
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -23,12 +26,6 @@ export function printResult<T>(data: T, opts: PrintOptions<T>): void {
   process.stdout.write(
     opts.json === true ? `${stringifyJson(data, 2)}\n` : `${opts.table(data).replace(/\n*$/, '')}\n`,
   );
-}
-
-/** Strips control characters (terminal escape sequences from a hostile server) and keeps text on one line. */
-export function sanitize(text: string): string {
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?').replace(/\n/g, ' ');
 }
 
 /** The text of a cell: '-' for null/undefined/empty, yes/no for booleans. */

@@ -3,7 +3,7 @@
 // classes, route patterns, ledger movement kinds) or are capped (apps: MAX_APP_LABELS, then "other"), so the
 // number of series stays bounded whatever clients send.
 import { MetricSet } from '@easyenclave/protocol/ops/metrics';
-import { RequestHistogram } from './observe/request-histogram.js';
+import { RequestHistogram, type HistogramSeries } from './observe/request-histogram.js';
 
 /** Distinct app names given their own label; later apps are counted under "other". */
 export const MAX_APP_LABELS = 200;
@@ -13,10 +13,11 @@ export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 export const ATTESTATION_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-const statusClass = (status: number) => {
+const classIndex = (status: number) => {
   const i = Math.floor(status / 100) - 1;
-  return STATUS_CLASSES[i >= 0 && i < 5 ? i : 4]!;
+  return i >= 0 && i < 5 ? i : 4;
 };
+const statusClass = (status: number) => STATUS_CLASSES[classIndex(status)]!;
 
 export type ProxyEntry = 'path' | 'host';
 
@@ -79,9 +80,14 @@ export class ControlPlaneMetrics extends MetricSet {
     super('control-plane', default_metrics);
   }
 
+  /** Per entry point, per app label: the series of each status class (found without building a key string). */
+  readonly #proxy_series: Record<ProxyEntry, Map<string, (HistogramSeries | undefined)[]>> = {
+    path: new Map(),
+    host: new Map(),
+  };
+
   done(status: number): void {
-    const i = Math.floor(status / 100) - 1;
-    this.by_class[i >= 0 && i < 5 ? i : 4]!.inc();
+    this.by_class[classIndex(status)]!.inc();
   }
 
   /** The app's own label while fewer than MAX_APP_LABELS apps have one, else "other". */
@@ -98,11 +104,26 @@ export class ControlPlaneMetrics extends MetricSet {
   }
 
   proxyRequest(entry: ProxyEntry, app: string, status: number, duration_s: number): void {
-    const cls = statusClass(status);
-    const label = this.appLabel(app);
-    this.proxy_duration
-      .series(`${entry} ${cls} ${label}`, () => ({ entry, app: label, status: cls }))
-      .observe(duration_s);
+    const by_app = this.#proxy_series[entry];
+    let row = by_app.get(app);
+    if (row === undefined) {
+      // Bounded like the labels: one row per labelled app, and apps past the cap share the row of "other".
+      const label = this.appLabel(app);
+      row = by_app.get(label);
+      if (row === undefined) by_app.set(label, (row = []));
+    }
+    const i = classIndex(status);
+    let series = row[i];
+    if (series === undefined) {
+      const label = this.appLabel(app);
+      const cls = STATUS_CLASSES[i]!;
+      row[i] = series = this.proxy_duration.series(`${entry} ${cls} ${label}`, () => ({
+        entry,
+        app: label,
+        status: cls,
+      }));
+    }
+    series.observe(duration_s);
   }
 }
 

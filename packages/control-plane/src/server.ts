@@ -17,7 +17,7 @@ import { openStore, type Store } from './store/index.js';
 import { TunnelHub } from './tunnel/hub.js';
 import { LinkRegistry } from './tunnel/registry.js';
 import { upgradeRefusalError } from './proxy/refusals.js';
-import { forward } from './proxy/forward.js';
+import { forward, forwardOptions, HOST_ENTRY } from './proxy/forward.js';
 import { forwardUpgrade } from './proxy/upgrade.js';
 import { appFromHost, parseProxyPath, PROXY_PREFIX } from './http/proxy-routing.js';
 import { routes } from './http/routes.js';
@@ -261,7 +261,7 @@ export async function startControlPlane(
       tunnel,
       req,
       res,
-      { ...target, forwarded_host: req.headers.host, forwarded_proto: forwarded(req), policy: pathPolicy },
+      forwardOptions(target.app_name, target.path, req, forwarded(req), pathPolicy),
       metrics,
     ).catch((err) => {
       log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
@@ -299,12 +299,13 @@ export async function startControlPlane(
           return void socket.end(
             rawErrorResponse({ status: 404, code: 'not_found', message: 'no upgrade handler for this path' }, req),
           );
-        void forwardUpgrade(tunnel, req, socket, head, {
-          ...target,
-          forwarded_host: req.headers.host,
-          forwarded_proto: forwarded(req),
-          policy: pathPolicy,
-        });
+        void forwardUpgrade(
+          tunnel,
+          req,
+          socket,
+          head,
+          forwardOptions(target.app_name, target.path, req, forwarded(req), pathPolicy),
+        );
       });
       apiGuard.attach(server, tls !== null);
       return server;
@@ -380,16 +381,12 @@ export async function startControlPlane(
         message: config.app_domain ? `host must be {app}.${config.app_domain}` : 'EE_APP_DOMAIN is not configured',
       });
     observeProxy(observers, req, res, 'host', app_name);
-    void forward(
-      tunnel,
-      req,
-      res,
-      { app_name, path: req.url!, forwarded_host: req.headers.host, forwarded_proto: forwarded(req) },
-      metrics,
-    ).catch((err) => {
-      log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
-      sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
-    });
+    void forward(tunnel, req, res, forwardOptions(app_name, req.url!, req, forwarded(req), HOST_ENTRY), metrics).catch(
+      (err) => {
+        log.error({ err, request_id: requestIdOf(req) }, 'proxy failure');
+        sendRawError(res, { status: 502, code: 'proxy_error', message: 'internal proxy error' });
+      },
+    );
   });
   connections.track(proxy_server);
   proxyGuard.attach(proxy_server, tls !== null);
@@ -399,12 +396,7 @@ export async function startControlPlane(
     const app_name = appFromHost(req.headers.host, config.app_domain);
     if (!app_name)
       return void socket.end(rawErrorResponse({ status: 404, code: 'unknown_host', message: 'unknown host' }, req));
-    void forwardUpgrade(tunnel, req, socket, head, {
-      app_name,
-      path: req.url!,
-      forwarded_host: req.headers.host,
-      forwarded_proto: forwarded(req),
-    });
+    void forwardUpgrade(tunnel, req, socket, head, forwardOptions(app_name, req.url!, req, forwarded(req), HOST_ENTRY));
   });
 
   let api_port: number;

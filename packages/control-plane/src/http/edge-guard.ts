@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ControlPlaneConfig } from '../config.js';
 import { rawErrorResponse, type ApiError } from '../http-errors.js';
+import { TaggedIncomingMessage } from './request-id.js';
 
 /** Node checks header deadlines on an interval (30 s by default): at most this coarse. */
 const MAX_DEADLINE_CHECK_INTERVAL_MS = 1000;
@@ -27,6 +28,7 @@ export function edgeServerOptions(
     Math.min(MAX_DEADLINE_CHECK_INTERVAL_MS, Math.floor(config.headers_timeout_ms / 4)),
   );
   return {
+    IncomingMessage: TaggedIncomingMessage,
     maxHeaderSize: config.max_header_bytes,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // No deadline on a whole request: a body streams for as long as it keeps flowing (EdgeGuard watches it).

@@ -21,14 +21,14 @@ import { pinnedAgent, pinnedKeyId } from './pinning.js';
 import type { AgentLink } from '../tunnel/link.js';
 import { isRefused, type Router } from '../tunnel/router.js';
 import { refusalError } from './refusals.js';
+import type { ProxyMetrics } from '../metrics.js';
+import { BodyLength, clientHead, OUR_REQUEST_ID, trailersForClient, type EntryPolicy } from './response-head.js';
 
 /** What the proxy uses of the tunnel: the router (it picks the agent), and the limits. */
 export interface Tunnel {
   readonly router: Router;
   readonly config: ControlPlaneConfig;
 }
-import type { ProxyMetrics } from '../metrics.js';
-import { BodyLength, clientHead, OUR_REQUEST_ID, trailersForClient, type EntryPolicy } from './response-head.js';
 
 export interface ForwardOptions {
   app_name: string;
@@ -37,11 +37,23 @@ export interface ForwardOptions {
   /** How the request arrived, for X-Forwarded-* headers. */
   forwarded_host: string | undefined;
   forwarded_proto: string;
-  /** Which entry the request came through (default: the host entry, its own origin). */
-  policy?: EntryPolicy;
+  /** Which entry the request came through. */
+  policy: EntryPolicy;
 }
 
-const HOST_ENTRY: EntryPolicy = { path_entry: false, path_active_content: false };
+/** The host entry: each app on its own origin. */
+export const HOST_ENTRY: EntryPolicy = { path_entry: false, path_active_content: false };
+
+/** A request's forwarding options, built in one place so every entry point hands over objects of one shape. */
+export function forwardOptions(
+  app_name: string,
+  path: string,
+  req: IncomingMessage,
+  forwarded_proto: string,
+  policy: EntryPolicy,
+): ForwardOptions {
+  return { app_name, path, forwarded_host: req.headers.host, forwarded_proto, policy };
+}
 
 const MAX_ATTEMPTS = 3;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -60,7 +72,7 @@ export function buildHead(
 ): RequestHead {
   // The client's own X-Forwarded-* are claims we cannot check: drop them all and state what we saw.
   // X-Forwarded-For keeps the client's chain with the peer we saw appended (the usual proxy convention).
-  const policy = opts.policy ?? HOST_ENTRY;
+  const policy = opts.policy;
   // On the API's origin the browser's cookies are the API origin's, never the app's (response-head.ts).
   const drop_cookies = policy.path_entry && !policy.path_active_content;
   const headers: HeaderList = headersFromRaw(req.rawHeaders, upgrade ? KEEP_FOR_UPGRADE : undefined).filter(
@@ -270,7 +282,7 @@ function attemptOnce(
     };
 
     stream.onHeaders = (head) => {
-      const out = clientHead(head, req.method ?? 'GET', opts.policy ?? HOST_ENTRY);
+      const out = clientHead(head, req.method ?? 'GET', opts.policy);
       if ('refused' in out) {
         stream.reset(ResetCode.CANCEL, out.message);
         const status = out.refused === 'bad_response' ? 502 : 403;

@@ -28,7 +28,7 @@ function upgradeHead(
 ): { block: string; body_bytes: number | null } | HeadRefusal {
   if (head.status === 101) {
     const flat: string[] = [];
-    const strict = opts.policy?.path_entry === true && !opts.policy.path_active_content;
+    const strict = opts.policy.path_entry && !opts.policy.path_active_content;
     for (const [k, v] of head.headers) {
       const lower = k.toLowerCase();
       if (NOT_ON_101.has(lower) || lower.startsWith('proxy-') || lower === OUR_REQUEST_ID) continue;
@@ -38,7 +38,7 @@ function upgradeHead(
     return { block: statusBlock(101, flat, `Request-Id: ${request_id}\r\n`), body_bytes: null };
   }
   // Anything but 101 is an ordinary response, after which the connection closes.
-  const out = clientHead(head, 'GET', opts.policy ?? { path_entry: false, path_active_content: false });
+  const out = clientHead(head, 'GET', opts.policy);
   if ('refused' in out) return out;
   const ours = `Request-Id: ${request_id}\r\nConnection: close\r\n`;
   return { block: statusBlock(out.status, out.headers, ours), body_bytes: out.body_bytes };
