@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Control-plane CPU per proxied request, alone: one backend, one control plane and one agent of this
+// Control-plane and agent CPU per proxied request, alone: one backend, one control plane and one agent of this
 // checkout (or of CODE_ROOT given as the first argument), 50 connections for 5 s after a 2 s warm-up, through
-// each entry point twice; the control plane's user + system time (/proc/<pid>/stat) over the measured window
-// divided by the requests answered. Run it in two checkouts alternately for an A/B:
+// each entry point twice; the user + system time (/proc/<pid>/stat) of the control plane and of the
+// agent over the measured window, each divided by the requests answered. Run it in two checkouts alternately for an A/B:
 //   node bench/cp-cpu.mjs            # this checkout
 //   node bench/cp-cpu.mjs ../old     # another checkout, built with npx tsc -b
 import autocannon from 'autocannon';
@@ -21,7 +21,7 @@ import {
 if (process.argv[2]) setCodeRoot(resolve(process.argv[2]));
 const backend = await startBackend();
 const cp = await spawnControlPlane();
-spawnAgent({ ws_url: cp.ws_url, backend_url: backend.url });
+const agent = spawnAgent({ ws_url: cp.ws_url, backend_url: backend.url });
 await waitRoutable(cp.api_url);
 const cpuOf = (h) => {
   const c = cpuMs(h.pid);
@@ -29,9 +29,15 @@ const cpuOf = (h) => {
 };
 async function measure(url, headers = {}) {
   await autocannon({ url, connections: 50, duration: 2, headers });
-  const before_ms = cpuOf(cp);
+  const cp_before_ms = cpuOf(cp);
+  const agent_before_ms = cpuOf(agent);
   const r = await autocannon({ url, connections: 50, duration: 5, headers });
-  return { req_s: Math.round(r.requests.average), cp_us_per_req: ((cpuOf(cp) - before_ms) * 1000) / r.requests.total };
+  const per_req = (ms) => Math.round((ms * 1000) / r.requests.total);
+  return {
+    req_s: Math.round(r.requests.average),
+    cp_us_per_req: per_req(cpuOf(cp) - cp_before_ms),
+    agent_us_per_req: per_req(cpuOf(agent) - agent_before_ms),
+  };
 }
 try {
   for (let i = 0; i < 2; i++) {
