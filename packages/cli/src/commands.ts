@@ -1,10 +1,9 @@
 // Which command modules `ee` loads. A long-running role (the control plane, an agent, a node's launcher) loads
-// only its own: every other command's modules (the SDK, the sealing client, twenty commander definitions)
-// would otherwise stay in the server's heap for its whole life. In the control plane that extra heap made V8
-// promote several times more of each proxied request's short-lived objects into the old generation and
-// tripled its GC time under load (docs/benchmarks.md, "The control plane's heap and GC"). Any other
-// invocation (a tool command, help, an unknown or misspelt name) loads them all, so help and suggestions
-// stay complete.
+// only its own: the server's process then holds server code only, not the CLI's other commands nor the SDK
+// client, schemas and sealing client they import, for its whole life. (Its garbage collection under load
+// proved sensitive to what else sits in its heap: docs/benchmarks.md, "The control plane's garbage
+// collection".) Any other invocation (a tool command, help, an unknown or misspelt name) loads them all, so
+// help and suggestions stay complete.
 import type { Command } from 'commander';
 
 export type Register = (program: Command) => void;
