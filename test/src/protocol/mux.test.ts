@@ -150,6 +150,24 @@ describe('mux: reset', () => {
     assert.equal(p.opener.activeStreams + p.acceptor.activeStreams, 0);
   });
 
+  it('a detached stream holds none of its owner: callbacks and context dropped, later events ignored', async () => {
+    const p = pair({ onStream: (s) => s.reset(ResetCode.BACKEND_UNREACHABLE, 'gone') });
+    const s = p.opener.openStream(REQ, true);
+    let heard = 0;
+    s.onHeaders = s.onEnd = s.onDrain = () => heard++;
+    s.onData = () => heard++;
+    s.onTrailers = () => heard++;
+    s.onReset = () => heard++;
+    s.context = { request: 'owner state' };
+    s.detach();
+    for (const k of ['onHeaders', 'onData', 'onTrailers', 'onEnd', 'onReset', 'onDrain', 'context'] as const)
+      assert.equal(s[k], null, k);
+    await until(() => p.opener.activeStreams === 0, 'the peer reset freed the stream');
+    await settle(p);
+    assert.equal(heard, 0);
+    assert.deepEqual(p.errors, { opener: [], acceptor: [] });
+  });
+
   it('data crossing a reset returns connection credit: after many resets a 40 MiB transfer completes', async () => {
     let round = 0;
     const p = pair({

@@ -244,6 +244,7 @@ function attemptOnce(
       if (timer) clearTimeout(timer);
       timer = null;
       cleanup();
+      stream.detach(); // reset or ended by now: nothing more to hear (MuxStream.detach says why)
       resolve(o);
     };
 
