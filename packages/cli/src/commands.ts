@@ -1,9 +1,7 @@
 // Which command modules `ee` loads. A long-running role (the control plane, an agent, a node's launcher) loads
 // only its own: the server's process then holds server code only, not the CLI's other commands nor the SDK
-// client, schemas and sealing client they import, for its whole life. (Its garbage collection under load
-// proved sensitive to what else sits in its heap: docs/benchmarks.md, "The control plane's garbage
-// collection".) Any other invocation (a tool command, help, an unknown or misspelt name) loads them all, so
-// help and suggestions stay complete.
+// client, schemas and sealing client they import, for its whole life. Any other invocation (a tool command,
+// help, an unknown or misspelt name) loads them all, so help and suggestions stay complete.
 import type { Command } from 'commander';
 
 export type Register = (program: Command) => void;
