@@ -4,8 +4,6 @@
 import { stringifyJson } from '@easyenclave/sdk';
 import { sanitize } from './errors.js';
 
-export { sanitize };
-
 export type Cell = string | number | boolean | null | undefined;
 
 export interface Column<Row> {

@@ -21,6 +21,12 @@ const statusClass = (status: number) => STATUS_CLASSES[classIndex(status)]!;
 
 export type ProxyEntry = 'path' | 'host';
 
+/** One app's proxied-latency series, one per status class, created on first use. */
+interface ProxyRow {
+  label: string;
+  by_class: (HistogramSeries | undefined)[];
+}
+
 export class ControlPlaneMetrics extends MetricSet {
   readonly requests = this.counter('ee_proxy_requests_total', 'Proxied requests by HTTP status class', ['status']);
   readonly agents = this.gauge('ee_agents_connected', 'Agent tunnels currently connected');
@@ -81,10 +87,7 @@ export class ControlPlaneMetrics extends MetricSet {
   }
 
   /** Per entry point, per app label: the series of each status class (found without building a key string). */
-  readonly #proxy_series: Record<ProxyEntry, Map<string, (HistogramSeries | undefined)[]>> = {
-    path: new Map(),
-    host: new Map(),
-  };
+  readonly #proxy_rows: Record<ProxyEntry, Map<string, ProxyRow>> = { path: new Map(), host: new Map() };
 
   done(status: number): void {
     this.by_class[classIndex(status)]!.inc();
@@ -104,24 +107,21 @@ export class ControlPlaneMetrics extends MetricSet {
   }
 
   proxyRequest(entry: ProxyEntry, app: string, status: number, duration_s: number): void {
-    const by_app = this.#proxy_series[entry];
-    let row = by_app.get(app);
+    const rows = this.#proxy_rows[entry];
+    let row = rows.get(app);
     if (row === undefined) {
-      // Bounded like the labels: one row per labelled app, and apps past the cap share the row of "other".
+      // Bounded like the labels: one row per labelled app; apps past the cap find the row of "other".
       const label = this.appLabel(app);
-      row = by_app.get(label);
-      if (row === undefined) by_app.set(label, (row = []));
+      row = rows.get(label);
+      if (row === undefined) rows.set(label, (row = { label, by_class: [] }));
     }
     const i = classIndex(status);
-    let series = row[i];
+    let series = row.by_class[i];
     if (series === undefined) {
-      const label = this.appLabel(app);
+      const { label } = row;
       const cls = STATUS_CLASSES[i]!;
-      row[i] = series = this.proxy_duration.series(`${entry} ${cls} ${label}`, () => ({
-        entry,
-        app: label,
-        status: cls,
-      }));
+      series = this.proxy_duration.series(`${entry} ${cls} ${label}`, () => ({ entry, app: label, status: cls }));
+      row.by_class[i] = series;
     }
     series.observe(duration_s);
   }
