@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Histogram, Registry } from 'prom-client';
 import { RequestHistogram } from '@easyenclave/control-plane/observe/request-histogram';
+import { ControlPlaneMetrics, MAX_APP_LABELS } from '@easyenclave/control-plane/metrics';
 
 const BUCKETS = [0.001, 0.01, 0.1, 1];
 const OBSERVED: [string, string, number][] = [
@@ -56,5 +57,28 @@ describe('request histogram', () => {
     h.series('k', labels).observe(0.5);
     assert.equal(built, 1);
     assert.equal(h.series('k', labels).count, 2);
+  });
+
+  it('proxied latency: one series per entry, app and status class; apps past the label cap count as "other"', async () => {
+    const m = new ControlPlaneMetrics();
+    for (let i = 0; i < MAX_APP_LABELS + 2; i++) m.proxyRequest('path', `app${i}`, 200, 0.002);
+    m.proxyRequest('path', 'app0', 503, 0.002);
+    m.proxyRequest('path', 'app0', 204, 0.002);
+    m.proxyRequest('host', 'app0', 200, 0.002);
+    m.proxyRequest('path', `app${MAX_APP_LABELS + 1}`, 404, 0.002);
+    const text = await m.registry.metrics();
+    const count = (labels: string) =>
+      Number(new RegExp(`^ee_proxy_request_duration_seconds_count\\{${labels}\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    assert.equal(count('entry="path",app="app0",status="2xx"'), 2);
+    assert.equal(count('entry="path",app="app0",status="5xx"'), 1);
+    assert.equal(count('entry="host",app="app0",status="2xx"'), 1);
+    assert.equal(count(`entry="path",app="app${MAX_APP_LABELS - 1}",status="2xx"`), 1);
+    assert.equal(count('entry="path",app="other",status="2xx"'), 2);
+    assert.equal(count('entry="path",app="other",status="4xx"'), 1);
+    assert.ok(!text.includes(`app="app${MAX_APP_LABELS}"`), 'no label past the cap');
+    const apps = new Set(
+      [...text.matchAll(/ee_proxy_request_duration_seconds_count\{[^}]*app="([^"]+)"/g)].map((x) => x[1]),
+    );
+    assert.equal(apps.size, MAX_APP_LABELS + 1);
   });
 });
